@@ -1,2 +1,31 @@
 #![doc = include_str!("../README.md")]
+#![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod codes;
+mod deframer;
+mod error;
+mod frame;
+mod message;
+mod tlv;
+mod value;
+
+pub use codes::{AuthType, CertificateType, Command, Curve, HashAlgorithm, KeyType, Reason, Tag};
+pub use deframer::Deframer;
+pub use error::{Error, ErrorPolicy, Layer, ServerAction};
+pub use frame::{
+    Frame, HEADER_LEN, Header, MAX_BODY_LEN, MAX_MESSAGE_LEN, PROTOCOL_ID, Strictness,
+};
+pub use message::{
+    AuthRequest, AuthResponse, DeleteCertificateRequest, DeleteCertificateResponse, EndSession,
+    FetchCertificateRequest, FetchCertificateResponse, KeyGenRequest, KeyGenResponse, Message,
+    PHONE_ORDER, Payload, RawMessage, RequestInProgress, SERVER_ORDER, StoreCertificateRequest,
+    StoreCertificateResponse,
+};
+pub use tlv::{ELEMENT_HEADER_LEN, ElementOrder, Elements, MAX_ELEMENTS, RawElement, TagSet};
+pub use value::{
+    CERTIFICATE_HEADER_LEN, CertificateValue, MAX_DEVICE_NAME_LEN, MAX_PASSWORD_LEN,
+    MAX_REASON_INFO_LEN, MAX_VALUE_LEN, Sha2SignedData, SudiBlock, SudiData, Value,
+};

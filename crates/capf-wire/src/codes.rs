@@ -1,0 +1,241 @@
+//! Wire numbers as open newtypes with named constants (spec sections 3, 4 and 5).
+//!
+//! Unknown values are representable, so they survive a decode/encode round trip; whether a value
+//! is acceptable is the decoder's (or the session's) decision, not the type's.
+
+use core::fmt;
+
+macro_rules! wire_u8 {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $konst:ident = $value:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub u8);
+
+        impl $name {
+            $( $(#[$vmeta])* pub const $konst: Self = Self($value); )*
+
+            /// The spec's name for this value, or `None` for a value the spec does not name.
+            pub const fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $( $value => Some(stringify!($konst)), )*
+                    _ => None,
+                }
+            }
+
+            /// Whether the spec names this value.
+            pub const fn is_known(self) -> bool {
+                self.name().is_some()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.name() {
+                    Some(name) => f.write_str(name),
+                    None => write!(f, "{}({})", stringify!($name), self.0),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self, f)
+            }
+        }
+
+        impl From<u8> for $name {
+            fn from(value: u8) -> Self {
+                Self(value)
+            }
+        }
+
+        impl From<$name> for u8 {
+            fn from(value: $name) -> u8 {
+                value.0
+            }
+        }
+    };
+}
+
+wire_u8! {
+    /// The command byte of the header (spec section 3). Codes 1-23 are named; the strict decoder
+    /// rejects every other code.
+    Command {
+        /// Server -> phone, first message of every session.
+        AUTH_REQUEST = 1,
+        /// Phone -> server: who the phone is and its proof.
+        AUTH_RESPONSE = 2,
+        /// Server -> phone: generate a key pair (RSA size or EC curve).
+        KEY_GEN_REQUEST = 3,
+        /// Phone -> server: the new public key, or a failure reason.
+        KEY_GEN_RESPONSE = 4,
+        /// Named only (direction and body unknown).
+        ENCRYPT_RESPONSE = 5,
+        /// Named only.
+        ENCRYPT_REQUEST = 6,
+        /// Named only.
+        DECRYPT_REQUEST = 7,
+        /// Named only.
+        DECRYPT_RESPONSE = 8,
+        /// Server -> phone: the issued LSC.
+        STORE_CERT_REQUEST = 9,
+        /// Phone -> server: whether the LSC was stored.
+        STORE_CERT_RESPONSE = 10,
+        /// Server -> phone: send your certificate back (Troubleshoot).
+        FETCH_CERT_REQUEST = 11,
+        /// Phone -> server: the certificate, or a failure reason.
+        FETCH_CERT_RESPONSE = 12,
+        /// Server -> phone: delete your LSC.
+        DELETE_CERT_REQUEST = 13,
+        /// Phone -> server: whether the LSC was deleted.
+        DELETE_CERT_RESPONSE = 14,
+        /// Server -> phone: the session is over, with a REASON.
+        END_SESSION = 15,
+        /// Named only (inferred: server -> phone with RETRY_DELAY).
+        RETRY_LATER = 16,
+        /// Phone -> server: key generation has started.
+        REQUEST_IN_PROGRESS = 17,
+        /// Named only.
+        STATUS_REQUEST = 18,
+        /// Named only.
+        STATUS_RESPONSE = 19,
+        /// Named only.
+        ABORT_REQUEST = 20,
+        /// Named only.
+        ABORT_RESPONSE = 21,
+        /// Named only.
+        SIGN_CERT_REQUEST = 22,
+        /// Named only.
+        SIGN_CERT_RESPONSE = 23,
+    }
+}
+
+impl Command {
+    /// Whether the command is one of the recorded ones with a typed message (spec section 3):
+    /// the others are only named, and decode as raw messages.
+    pub const fn is_recorded(self) -> bool {
+        matches!(self.0, 1..=4 | 9..=15 | 17)
+    }
+}
+
+wire_u8! {
+    /// An element tag (spec section 4.1). Tags 1-13 and 16-20 are named; 0, 14, 15 and 21-255
+    /// are not assigned, and the strict decoder rejects them.
+    Tag {
+        /// u8, [`Reason`].
+        REASON = 1,
+        /// NUL-terminated text (inferred).
+        REASON_INFO = 2,
+        /// u8, [`CertificateType`].
+        CERTIFICATE_TYPE = 3,
+        /// 5-byte inner header + DER certificate (spec 4.3).
+        CERTIFICATE = 4,
+        /// Named only; kept opaque.
+        CERTIFICATE_ID = 5,
+        /// Opaque signature over device name + NUL + certificate DER (spec 6.2).
+        SIGNED_DATA = 6,
+        /// u8 protocol version.
+        VERSION = 7,
+        /// u8, [`AuthType`].
+        AUTH_TYPE = 8,
+        /// DER SubjectPublicKeyInfo (spec 4.5).
+        PUBLIC_KEY = 9,
+        /// u16 RSA modulus bits.
+        KEY_SIZE = 10,
+        /// NUL-terminated authentication string.
+        PASSWORD = 11,
+        /// Named only; kept opaque.
+        RETRY_DELAY = 12,
+        /// NUL-terminated device name.
+        DEVICE_NAME = 13,
+        /// Three length-prefixed blocks (spec 6.4).
+        SUDI_DATA = 16,
+        /// u8, [`KeyType`].
+        KEY_TYPE = 17,
+        /// u8, [`Curve`].
+        CURVE = 18,
+        /// Named only; kept opaque.
+        DIGEST_TYPE = 19,
+        /// Hash id + u16 length + signature (spec 6.3).
+        SHA2_SIGNED_DATA = 20,
+    }
+}
+
+wire_u8! {
+    /// REASON values (spec 5.1). Unknown values are never an error.
+    Reason {
+        /// No operation pending; also ends every fetch.
+        NO_ACTION = 0,
+        /// Operation finished; from a phone: success (and the AUTH_RESPONSE marker).
+        UPDATE_CERTIFICATE = 1,
+        /// Catch-all refusal (malformed, failed authentication, ...); from a phone: failure.
+        INVALID_ELEMENT = 7,
+        /// The DEVICE_NAME is not known to the server.
+        UNKNOWN_DEVICE = 9,
+    }
+}
+
+wire_u8! {
+    /// AUTH_TYPE values (spec 5.2). Unknown values are never an error.
+    AuthType {
+        /// What capfd always sends.
+        NONE = 0,
+        /// By Authentication String.
+        PASSWORD = 1,
+        /// By Null String.
+        NO_PASSWORD = 2,
+        /// By Existing Certificate (Precedence to LSC).
+        LSC = 3,
+        /// By Existing Certificate (Precedence to MIC).
+        MIC = 4,
+    }
+}
+
+wire_u8! {
+    /// KEY_TYPE values (spec 5.4).
+    KeyType {
+        /// RSA, with KEY_SIZE.
+        RSA = 0,
+        /// Elliptic curve, with CURVE.
+        EC = 1,
+    }
+}
+
+wire_u8! {
+    /// CURVE values (spec 5.5). Value 0 is P-256, not secp256k1.
+    Curve {
+        /// NIST P-256.
+        SECP256R1 = 0,
+        /// NIST P-384.
+        SECP384R1 = 1,
+        /// NIST P-521.
+        SECP521R1 = 2,
+    }
+}
+
+wire_u8! {
+    /// CERTIFICATE_TYPE values and the CERTIFICATE inner type byte (spec 4.4, 5.7).
+    CertificateType {
+        /// Locally Significant Certificate.
+        LSC = 1,
+        /// Manufacturer Installed Certificate.
+        MIC = 2,
+    }
+}
+
+wire_u8! {
+    /// Hash identifiers inside SHA2_SIGNED_DATA and SUDI_DATA (spec 5.6).
+    HashAlgorithm {
+        /// SHA-1 (lead byte of the second SUDI block).
+        SHA1 = 1,
+        /// SHA-256 (defined, never used).
+        SHA256 = 2,
+        /// SHA-512 (SHA2_SIGNED_DATA and the third SUDI block).
+        SHA512 = 3,
+    }
+}

@@ -1,0 +1,138 @@
+//! Streaming deframer: splits a byte stream (TLS reads of any size) into whole messages.
+
+use alloc::vec::Vec;
+
+use crate::error::Error;
+use crate::frame::{Frame, HEADER_LEN, Header, MAX_MESSAGE_LEN, Strictness};
+
+/// Splits a byte stream into [`Frame`]s, whatever the chunking: a header split across reads,
+/// several messages in one read (spec section 1: a receiver must reassemble, unlike capfd).
+///
+/// A message that arrives whole in one input is returned borrowed from it, without copying; only
+/// a message split across inputs is copied, and never more than one message of at most
+/// [`MAX_MESSAGE_LEN`] bytes is buffered: the header is checked (protocol id, size cap, command)
+/// as soon as its 8 bytes are in, before any body byte is kept.
+///
+/// Every error is final for the stream.
+///
+/// ```
+/// use capf_wire::{Deframer, Message, Strictness};
+///
+/// let stream = [
+///     &hex("5511000123450000")[..], // REQUEST_IN_PROGRESS
+///     &hex("550400012345000401000107")[..], // KEY_GEN_RESPONSE failure
+/// ]
+/// .concat();
+/// let mut deframer = Deframer::new(Strictness::Strict);
+/// let mut commands = Vec::new();
+/// // Feed it one byte at a time, the worst chunking there is.
+/// for chunk in stream.chunks(1) {
+///     let mut input = chunk;
+///     while !input.is_empty() {
+///         let (used, frame) = deframer.push(input)?;
+///         input = &input[used..];
+///         if let Some(frame) = frame {
+///             commands.push(Message::from_frame(&frame)?.command().0);
+///         }
+///     }
+/// }
+/// deframer.finish()?;
+/// assert_eq!(commands, [17, 4]);
+/// # fn hex(s: &str) -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() }
+/// # Ok::<(), capf_wire::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Deframer {
+    buf: Vec<u8>,
+    strictness: Strictness,
+    /// The buffer holds a message already returned; clear it before the next input.
+    returned: bool,
+}
+
+impl Deframer {
+    /// A deframer judging headers with `strictness`.
+    pub fn new(strictness: Strictness) -> Self {
+        Deframer {
+            buf: Vec::new(),
+            strictness,
+            returned: false,
+        }
+    }
+
+    /// Takes bytes from `input`: returns how many it used and the message they completed, if any.
+    /// Call again with the rest of the input until it is used up.
+    pub fn push<'a>(&'a mut self, input: &'a [u8]) -> Result<(usize, Option<Frame<'a>>), Error> {
+        if self.returned {
+            self.buf.clear();
+            self.returned = false;
+        }
+        if self.buf.is_empty() {
+            if input.len() >= HEADER_LEN {
+                let header = Header::parse(input, self.strictness)?;
+                let len = header.message_len();
+                if input.len() >= len {
+                    // The whole message is here: hand it out without copying.
+                    return Ok((
+                        len,
+                        Some(Frame {
+                            header,
+                            body: &input[HEADER_LEN..len],
+                            strictness: self.strictness,
+                        }),
+                    ));
+                }
+            } else if input.is_empty() {
+                return Ok((0, None));
+            }
+        }
+        let mut used = 0;
+        if self.buf.len() < HEADER_LEN {
+            let take = (HEADER_LEN - self.buf.len()).min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
+            used = take;
+            if self.buf.len() < HEADER_LEN {
+                return Ok((used, None));
+            }
+        }
+        let header = Header::parse(&self.buf, self.strictness)?;
+        let len = header.message_len();
+        let take = (len - self.buf.len()).min(input.len() - used);
+        self.buf.extend_from_slice(&input[used..used + take]);
+        used += take;
+        if self.buf.len() < len {
+            return Ok((used, None));
+        }
+        self.returned = true;
+        Ok((
+            used,
+            Some(Frame {
+                header,
+                body: &self.buf[HEADER_LEN..len],
+                strictness: self.strictness,
+            }),
+        ))
+    }
+
+    /// Bytes of an incomplete message held.
+    pub fn buffered(&self) -> usize {
+        if self.returned { 0 } else { self.buf.len() }
+    }
+
+    /// The stream has ended: an error if it ended inside a message (framing broken, spec 9.3).
+    pub fn finish(&self) -> Result<(), Error> {
+        let have = self.buffered();
+        if have == 0 {
+            return Ok(());
+        }
+        if have < HEADER_LEN {
+            return Err(Error::TruncatedHeader { have });
+        }
+        let header = Header::parse(&self.buf, self.strictness)?;
+        Err(Error::TruncatedBody {
+            declared: usize::from(header.length),
+            available: have - HEADER_LEN,
+        })
+    }
+}
+
+const _: () = assert!(MAX_MESSAGE_LEN <= u16::MAX as usize);
