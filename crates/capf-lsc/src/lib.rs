@@ -1,2 +1,49 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+mod capf;
+pub mod cert_info;
+mod csr;
+mod device;
+mod error;
+mod issue;
+mod keys;
+mod oid;
+mod pem;
+mod policy;
+mod signer;
+mod validity;
+mod verify;
+
+pub use capf::{
+    CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
+    check_capf_certificate,
+};
+pub use csr::{VerifiedCsr, capf_csr};
+pub use device::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
+pub use error::Error;
+pub use issue::{
+    CaCertificateParams, CaProfile, Issuer, LscParams, LscProfile, SerialSource, ca_key_usage,
+    is_capf_common_name, lsc_key_usage, serial_from_bytes,
+};
+pub use keys::{Curve, KeySpec, PhonePublicKey, RsaBits};
+pub use pem::{
+    certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,
+    csr_to_pem, public_key_from_pem_or_der,
+};
+pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
+pub use signer::{IssuerKey, LscSigner, SignatureHash};
+pub use validity::ValidityDays;
+pub use verify::{verify_signature, verify_signed_data};
+
+// Re-exported so users name the same versions of the types in our API.
+pub use der;
+pub use spki;
+pub use x509_cert;
+
+/// `2026-11-25T18:00:00Z`, for messages.
+pub(crate) fn format_time(t: std::time::SystemTime) -> String {
+    der::DateTime::from_system_time(t)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| format!("{t:?}"))
+}

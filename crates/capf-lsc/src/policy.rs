@@ -1,0 +1,159 @@
+//! Which key to ask a phone for, and the constraints of an online CA.
+
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::KeyUsage;
+
+use crate::keys::{Curve, KeySpec, RsaBits};
+use crate::{Error, cert_info};
+
+/// The CAPF "Key Order" setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KeyOrder {
+    /// Always ask for an RSA key (UCM's default).
+    #[default]
+    RsaOnly,
+    /// Always ask for an EC key; a client that cannot do EC gets no certificate.
+    EcOnly,
+    /// Ask for EC first; after the phone reported an EC key-generation failure, or for a
+    /// client that cannot be asked for EC, ask for RSA.
+    EcPreferredRsaBackup,
+}
+
+/// The key settings of a certificate operation: key order, RSA size and EC curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyPolicy {
+    /// The key order.
+    pub order: KeyOrder,
+    /// The RSA size to ask for.
+    pub rsa: RsaBits,
+    /// The curve to ask for.
+    pub curve: Curve,
+}
+
+/// UCM's defaults: RSA only, 2048 bits (P-256 when EC is chosen).
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        KeyPolicy {
+            order: KeyOrder::RsaOnly,
+            rsa: RsaBits::B2048,
+            curve: Curve::P256,
+        }
+    }
+}
+
+impl KeyPolicy {
+    /// The key to ask for in this session's single KEY_GEN_REQUEST.
+    ///
+    /// `previous_ec_failure`: the phone reported an EC key-generation failure in an earlier
+    /// session of this operation. `client_can_do_ec`: the client can be asked for an EC key
+    /// (a client that sends protocol version 2, such as Jabber, only understands KEY_SIZE).
+    /// `None` means no acceptable key can be asked for (EC only, client without EC).
+    pub fn key_to_request(
+        &self,
+        previous_ec_failure: bool,
+        client_can_do_ec: bool,
+    ) -> Option<KeySpec> {
+        match self.order {
+            KeyOrder::RsaOnly => Some(KeySpec::Rsa(self.rsa)),
+            // EC only: a phone that failed once is asked again, there is nothing else to ask.
+            KeyOrder::EcOnly => client_can_do_ec.then_some(KeySpec::Ec(self.curve)),
+            KeyOrder::EcPreferredRsaBackup => {
+                if client_can_do_ec && !previous_ec_failure {
+                    Some(KeySpec::Ec(self.curve))
+                } else {
+                    Some(KeySpec::Rsa(self.rsa))
+                }
+            }
+        }
+    }
+}
+
+/// The guide's constraints when an online CA (EST, Microsoft AD CS) signs LSCs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnlineCaPolicy;
+
+impl OnlineCaPolicy {
+    /// The guide: "Online CA does not support CAPF operations with ECDSA key sizes."
+    ///
+    /// # Errors
+    /// [`Error::OnlineCaRejectsEc`] for an EC key spec.
+    pub fn check_key(&self, spec: KeySpec) -> Result<(), Error> {
+        if spec.is_ec() {
+            Err(Error::OnlineCaRejectsEc { spec })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The guide: an online-CA LSC without KeyUsage "Digital signature" and "key
+    /// encipherment" makes device secure registration fail.
+    ///
+    /// # Errors
+    /// [`Error::OnlineCaKeyUsage`] when either bit (or the extension) is missing.
+    pub fn check_lsc(&self, lsc: &Certificate) -> Result<(), Error> {
+        let ku: Option<KeyUsage> = cert_info::extension(lsc)?;
+        match ku {
+            Some(ku) if ku.digital_signature() && ku.key_encipherment() => Ok(()),
+            _ => Err(Error::OnlineCaKeyUsage),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_preferred_falls_back_to_rsa_after_failure_or_for_clients_without_ec() {
+        let p = KeyPolicy {
+            order: KeyOrder::EcPreferredRsaBackup,
+            rsa: RsaBits::B3072,
+            curve: Curve::P384,
+        };
+        assert_eq!(
+            p.key_to_request(false, true),
+            Some(KeySpec::Ec(Curve::P384))
+        );
+        assert_eq!(
+            p.key_to_request(true, true),
+            Some(KeySpec::Rsa(RsaBits::B3072))
+        );
+        assert_eq!(
+            p.key_to_request(false, false),
+            Some(KeySpec::Rsa(RsaBits::B3072))
+        );
+    }
+
+    #[test]
+    fn rsa_only_and_ec_only_never_switch() {
+        let rsa = KeyPolicy::default();
+        for (fail, ec) in [(false, false), (false, true), (true, false), (true, true)] {
+            assert_eq!(
+                rsa.key_to_request(fail, ec),
+                Some(KeySpec::Rsa(RsaBits::B2048))
+            );
+        }
+        let ec = KeyPolicy {
+            order: KeyOrder::EcOnly,
+            ..KeyPolicy::default()
+        };
+        assert_eq!(
+            ec.key_to_request(true, true),
+            Some(KeySpec::Ec(Curve::P256))
+        );
+        assert_eq!(ec.key_to_request(false, false), None);
+    }
+
+    #[test]
+    fn online_ca_rejects_ec_keys() {
+        assert!(
+            OnlineCaPolicy
+                .check_key(KeySpec::Rsa(RsaBits::B2048))
+                .is_ok()
+        );
+        assert!(matches!(
+            OnlineCaPolicy.check_key(KeySpec::Ec(Curve::P256)),
+            Err(Error::OnlineCaRejectsEc { .. })
+        ));
+    }
+}

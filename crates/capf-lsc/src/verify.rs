@@ -1,0 +1,149 @@
+//! Signature verification of certificates and other signed structures.
+
+use der::Encode;
+use der::referenced::OwnedToRef;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use signature::Verifier;
+use signature::hazmat::PrehashVerifier;
+use spki::{
+    AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef,
+};
+use x509_cert::Certificate;
+
+use crate::keys::Curve;
+use crate::{Error, oid};
+
+/// Verifies that `cert` was signed by the key `issuer_spki` (the issuing certificate's
+/// SubjectPublicKeyInfo).
+///
+/// Supported: RSA PKCS#1 v1.5 with SHA-1, SHA-256, SHA-384, SHA-512 (SHA-1 because MICs and
+/// old CA certificates still use it); ECDSA with SHA-256/384/512 on P-256 and P-384 keys.
+/// The certificate's outer and TBS signature algorithms must agree (RFC 5280 4.1.1.2).
+///
+/// # Errors
+/// [`Error::BadSignature`] when the signature does not verify, or an error naming the
+/// unsupported algorithm, the key/algorithm mismatch or the malformed part.
+pub fn verify_signature(
+    cert: &Certificate,
+    issuer_spki: &SubjectPublicKeyInfoOwned,
+) -> Result<(), Error> {
+    let tbs = cert.tbs_certificate();
+    if tbs.signature() != cert.signature_algorithm() {
+        return Err(Error::SignatureAlgorithmsDiffer);
+    }
+    let tbs_der = tbs.to_der().map_err(|source| Error::Der {
+        what: "TBSCertificate",
+        source,
+    })?;
+    let signature = cert.signature().as_bytes().ok_or(Error::BadSignature)?;
+    verify_signed_data(
+        &tbs_der,
+        cert.signature_algorithm(),
+        signature,
+        issuer_spki.owned_to_ref(),
+    )
+}
+
+/// Verifies `signature` over `data` under `algorithm` with the public key `key`: the
+/// building block of [`verify_signature`], also used for PKCS#10 requests and CRLs.
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_signed_data(
+    data: &[u8],
+    algorithm: &AlgorithmIdentifierOwned,
+    signature: &[u8],
+    key: SubjectPublicKeyInfoRef<'_>,
+) -> Result<(), Error> {
+    let alg = algorithm.oid;
+    match alg {
+        oid::SHA1_WITH_RSA | oid::SHA256_WITH_RSA | oid::SHA384_WITH_RSA | oid::SHA512_WITH_RSA => {
+            // RFC 4055: NULL parameters; absent ones are tolerated as many verifiers do.
+            if algorithm.parameters.as_ref().is_some_and(|p| !p.is_null()) {
+                return Err(Error::UnsupportedSignatureAlgorithm { oid: alg });
+            }
+            if key.algorithm.oid != oid::RSA_ENCRYPTION {
+                return Err(Error::SignatureKeyMismatch {
+                    algorithm: alg,
+                    key: key.algorithm.oid,
+                });
+            }
+            let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
+                what: "RSA public key of the signer",
+                source,
+            })?;
+            let sig =
+                rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+            let ok = match alg {
+                oid::SHA1_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<sha1::Sha1>::new(public)
+                    .verify(data, &sig)
+                    .is_ok(),
+                oid::SHA256_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public)
+                    .verify(data, &sig)
+                    .is_ok(),
+                oid::SHA384_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<Sha384>::new(public)
+                    .verify(data, &sig)
+                    .is_ok(),
+                _ => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(public)
+                    .verify(data, &sig)
+                    .is_ok(),
+            };
+            ok.then_some(()).ok_or(Error::BadSignature)
+        }
+        oid::ECDSA_WITH_SHA256 | oid::ECDSA_WITH_SHA384 | oid::ECDSA_WITH_SHA512 => {
+            // RFC 5758 3.2: the parameters MUST be absent.
+            if algorithm.parameters.is_some() {
+                return Err(Error::UnsupportedSignatureAlgorithm { oid: alg });
+            }
+            if key.algorithm.oid != oid::EC_PUBLIC_KEY {
+                return Err(Error::SignatureKeyMismatch {
+                    algorithm: alg,
+                    key: key.algorithm.oid,
+                });
+            }
+            let curve_oid = key
+                .algorithm
+                .parameters
+                .ok_or(Error::MalformedPublicKey {
+                    reason: "id-ecPublicKey without namedCurve parameters",
+                })?
+                .decode_as::<ObjectIdentifier>()
+                .map_err(|source| Error::Der {
+                    what: "EC namedCurve parameters",
+                    source,
+                })?;
+            let digest = match alg {
+                oid::ECDSA_WITH_SHA256 => Sha256::digest(data).to_vec(),
+                oid::ECDSA_WITH_SHA384 => Sha384::digest(data).to_vec(),
+                _ => Sha512::digest(data).to_vec(),
+            };
+            let point = key
+                .subject_public_key
+                .as_bytes()
+                .ok_or(Error::MalformedPublicKey {
+                    reason: "the key BIT STRING has unused bits",
+                })?;
+            let ok = match Curve::from_oid(curve_oid)? {
+                Curve::P256 => {
+                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P256 })?;
+                    let sig = p256::ecdsa::DerSignature::try_from(signature)
+                        .map_err(|_| Error::BadSignature)?;
+                    vk.verify_prehash(&digest, &sig).is_ok()
+                }
+                Curve::P384 => {
+                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P384 })?;
+                    let sig = p384::ecdsa::DerSignature::try_from(signature)
+                        .map_err(|_| Error::BadSignature)?;
+                    vk.verify_prehash(&digest, &sig).is_ok()
+                }
+                Curve::P521 => {
+                    return Err(Error::UnsupportedSignatureAlgorithm { oid: alg });
+                }
+            };
+            ok.then_some(()).ok_or(Error::BadSignature)
+        }
+        other => Err(Error::UnsupportedSignatureAlgorithm { oid: other }),
+    }
+}
