@@ -17,7 +17,8 @@ use crate::{Error, oid};
 /// SubjectPublicKeyInfo).
 ///
 /// Supported: RSA PKCS#1 v1.5 with SHA-1, SHA-256, SHA-384, SHA-512 (SHA-1 because MICs and
-/// old CA certificates still use it); ECDSA with SHA-256/384/512 on P-256 and P-384 keys.
+/// old CA certificates still use it); ECDSA with SHA-256/384/512 on P-256, P-384 and P-521
+/// keys.
 /// The certificate's outer and TBS signature algorithms must agree (RFC 5280 4.1.1.2).
 ///
 /// # Errors
@@ -139,7 +140,11 @@ pub fn verify_signed_data(
                     vk.verify_prehash(&digest, &sig).is_ok()
                 }
                 Curve::P521 => {
-                    return Err(Error::UnsupportedSignatureAlgorithm { oid: alg });
+                    let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P521 })?;
+                    let sig = p521::ecdsa::DerSignature::try_from(signature)
+                        .map_err(|_| Error::BadSignature)?;
+                    vk.verify_prehash(&digest, &sig).is_ok()
                 }
             };
             ok.then_some(()).ok_or(Error::BadSignature)
