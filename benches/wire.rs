@@ -26,8 +26,14 @@ const MESSAGES: [(&str, &str); 4] = [
         "auth_response_certificate",
         "AUTH_RESPONSE with RSA LSC + SIGNED_DATA + SHA2_SIGNED_DATA + SUDI_DATA",
     ),
-    ("key_gen_response_rsa2048", "KEY_GEN_RESPONSE with RSA 2048 public key"),
-    ("store_cert_request_1k", "STORE_CERT_REQUEST with LSC (RSA 2048, DER)"),
+    (
+        "key_gen_response_rsa2048",
+        "KEY_GEN_RESPONSE with RSA 2048 public key",
+    ),
+    (
+        "store_cert_request_1k",
+        "STORE_CERT_REQUEST with LSC (RSA 2048, DER)",
+    ),
 ];
 
 fn codec(c: &mut Criterion) {

@@ -239,3 +239,43 @@ wire_u8! {
         SHA512 = 3,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_every_value_of_the_spec_tables_and_none_other() {
+        let commands = (0..=255u8).filter(|c| Command(*c).is_known()).count();
+        assert_eq!(commands, 23);
+        let tags: alloc::vec::Vec<u8> = (0..=255u8).filter(|t| Tag(*t).is_known()).collect();
+        assert_eq!(
+            tags,
+            [
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20
+            ]
+        );
+        assert_eq!(
+            Curve(0).name(),
+            Some("SECP256R1"),
+            "0 is P-256, not secp256k1 (spec 5.5)"
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_kept_and_shown_with_their_number() {
+        assert_eq!(alloc::format!("{}", Reason(42)), "Reason(42)");
+        assert_eq!(u8::from(Reason::from(42)), 42);
+        assert_eq!(
+            alloc::format!("{}", Reason::UNKNOWN_DEVICE),
+            "UNKNOWN_DEVICE"
+        );
+    }
+
+    #[test]
+    fn only_recorded_commands_have_typed_messages() {
+        let recorded: alloc::vec::Vec<u8> =
+            (0..=255u8).filter(|c| Command(*c).is_recorded()).collect();
+        assert_eq!(recorded, [1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 17]);
+    }
+}

@@ -136,3 +136,85 @@ impl Deframer {
 }
 
 const _: () = assert!(MAX_MESSAGE_LEN <= u16::MAX as usize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IN_PROGRESS: [u8; 8] = [0x55, 0x11, 0, 1, 0x23, 0x45, 0, 0];
+    const END_SESSION_1: [u8; 12] = [0x55, 0x0f, 0, 1, 0x23, 0x45, 0, 4, 1, 0, 1, 1];
+
+    #[test]
+    fn returns_whole_messages_borrowed_from_the_input() {
+        let stream = [&IN_PROGRESS[..], &END_SESSION_1[..]].concat();
+        let mut d = Deframer::new(Strictness::Strict);
+        let (used, frame) = d.push(&stream).unwrap();
+        assert_eq!(used, 8);
+        assert_eq!(frame.unwrap().body, &[] as &[u8]);
+        let (used, frame) = d.push(&stream[8..]).unwrap();
+        assert_eq!(used, 12);
+        assert_eq!(frame.unwrap().body, &END_SESSION_1[8..]);
+        assert_eq!(d.buffered(), 0);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn reassembles_a_header_split_across_reads() {
+        let mut d = Deframer::new(Strictness::Strict);
+        assert_eq!(d.push(&END_SESSION_1[..5]).unwrap(), (5, None));
+        assert_eq!(d.buffered(), 5);
+        assert_eq!(d.push(&END_SESSION_1[5..10]).unwrap(), (5, None));
+        let (used, frame) = d.push(&END_SESSION_1[10..]).unwrap();
+        assert_eq!(used, 2);
+        assert_eq!(frame.unwrap().header.command, crate::Command::END_SESSION);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn takes_only_what_completes_the_buffered_message() {
+        let mut d = Deframer::new(Strictness::Strict);
+        d.push(&END_SESSION_1[..3]).unwrap();
+        let rest = [&END_SESSION_1[3..], &IN_PROGRESS[..]].concat();
+        let (used, frame) = d.push(&rest).unwrap();
+        assert_eq!(used, 9);
+        assert!(frame.is_some());
+        let (used, frame) = d.push(&rest[9..]).unwrap();
+        assert_eq!((used, frame.map(|f| f.header.length)), (8, Some(0)));
+    }
+
+    #[test]
+    fn rejects_an_oversized_header_before_buffering_its_body() {
+        let mut d = Deframer::new(Strictness::Strict);
+        let header = [0x55, 0x02, 0, 1, 0x23, 0x45, 0x3f, 0xf9];
+        assert_eq!(
+            d.push(&header).unwrap_err(),
+            Error::MessageTooLarge { total: 16385 }
+        );
+    }
+
+    #[test]
+    fn end_of_stream_inside_a_message_is_framing_broken() {
+        let mut d = Deframer::new(Strictness::Strict);
+        d.push(&END_SESSION_1[..10]).unwrap();
+        let err = d.finish().unwrap_err();
+        assert_eq!(
+            err,
+            Error::TruncatedBody {
+                declared: 4,
+                available: 2
+            }
+        );
+        assert!(err.is_framing_broken());
+        let mut d = Deframer::new(Strictness::Strict);
+        d.push(&END_SESSION_1[..3]).unwrap();
+        assert_eq!(d.finish().unwrap_err(), Error::TruncatedHeader { have: 3 });
+    }
+
+    #[test]
+    fn lenient_deframer_accepts_unknown_command_codes() {
+        let msg = [0x55, 24, 0, 0, 0, 1, 0, 0];
+        assert!(Deframer::new(Strictness::Strict).push(&msg).is_err());
+        let mut d = Deframer::new(Strictness::Lenient);
+        assert!(d.push(&msg).unwrap().1.is_some());
+    }
+}

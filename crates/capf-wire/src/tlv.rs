@@ -217,3 +217,64 @@ impl ElementOrder {
         self.len += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::PHONE_ORDER;
+
+    #[test]
+    fn insert_places_tags_in_reference_order() {
+        let mut order = ElementOrder::default();
+        for tag in [Tag::DEVICE_NAME, Tag::REASON, Tag::PASSWORD, Tag::VERSION] {
+            order.insert(tag, PHONE_ORDER);
+        }
+        assert_eq!(
+            order.as_slice(),
+            [Tag::REASON, Tag::VERSION, Tag::PASSWORD, Tag::DEVICE_NAME]
+        );
+        order.insert(Tag::PASSWORD, PHONE_ORDER);
+        assert_eq!(
+            order.as_slice().len(),
+            4,
+            "a present tag is not added twice"
+        );
+    }
+
+    #[test]
+    fn tag_set_detects_repeats_across_all_256_tags() {
+        let mut set = TagSet::default();
+        for t in 0..=255u8 {
+            assert!(set.insert(Tag(t)));
+        }
+        for t in 0..=255u8 {
+            assert!(set.contains(Tag(t)));
+            assert!(!set.insert(Tag(t)));
+        }
+    }
+
+    #[test]
+    fn rejects_more_elements_than_the_limit() {
+        let mut body = alloc::vec::Vec::new();
+        for t in 0..=MAX_ELEMENTS as u8 {
+            RawElement::new(Tag(100 + t), &[][..]).encode(&mut body);
+        }
+        let err = Elements::new(&body, Strictness::Lenient)
+            .find_map(Result::err)
+            .unwrap();
+        assert_eq!(
+            err,
+            Error::TooManyElements {
+                offset: 8 + 3 * MAX_ELEMENTS
+            }
+        );
+    }
+
+    #[test]
+    fn stops_after_the_first_error() {
+        let body = [0x0e, 0, 0, 0x0e];
+        let mut it = Elements::new(&body, Strictness::Strict);
+        assert!(matches!(it.next(), Some(Err(Error::UnknownTag { .. }))));
+        assert!(it.next().is_none());
+    }
+}

@@ -1,5 +1,4 @@
 //! Decoding a valid message borrows the input and allocates nothing (the zero-copy promise).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use capf_wire::{Deframer, Message, Strictness};
 

@@ -1,5 +1,4 @@
 //! Every vector of `spec/capf-test-vectors.json` against the codec.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::borrow::Cow;
 

@@ -1,5 +1,4 @@
 //! Property tests: round trips of built messages, and arbitrary bytes never panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use capf_wire::{
     AuthRequest, AuthResponse, AuthType, CertificateType, CertificateValue, Curve, Deframer,
