@@ -860,3 +860,225 @@ impl<'a> Message<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Layer;
+    use alloc::vec;
+
+    /// A message of `command` whose body is the given (tag, value) elements.
+    fn raw(command: u8, elements: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (tag, value) in elements {
+            RawElement::new(Tag(*tag), *value).encode(&mut body);
+        }
+        let mut m = vec![0x55, command, 0, 1, 0x23, 0x45];
+        m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        m.extend_from_slice(&body);
+        m
+    }
+
+    const NAME: (u8, &[u8]) = (13, b"SEP001A2B3C4D5E\0");
+
+    #[test]
+    fn rejects_a_nul_inside_a_string() {
+        let m = raw(2, &[(13, b"SEP\0X\0")]);
+        assert_eq!(
+            Message::decode(&m).unwrap_err(),
+            Error::EmbeddedNul {
+                offset: 14,
+                tag: Tag::DEVICE_NAME
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_strings_outside_their_length_limits() {
+        let long = [b'1'; 65];
+        let password = [&long[..], b"\0"].concat();
+        let err = Message::decode(&raw(2, &[NAME, (11, &password)])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::StringLength {
+                    len: 65,
+                    max: 64,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = Message::decode(&raw(2, &[(13, b"\0")])).unwrap_err();
+        assert!(
+            matches!(err, Error::StringLength { len: 0, min: 1, .. }),
+            "{err}"
+        );
+        let err = Message::decode(&raw(2, &[(13, b"\xff\xfe\0")])).unwrap_err();
+        assert!(matches!(err, Error::InvalidUtf8 { .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_nested_lengths() {
+        // SHA2_SIGNED_DATA claims 4 signature bytes, has 3.
+        let err = Message::decode(&raw(2, &[NAME, (20, &[3, 0, 4, 1, 2, 3])])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NestedLength {
+                    declared: 4,
+                    available: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // ... or has one too many.
+        let err = Message::decode(&raw(2, &[NAME, (20, &[3, 0, 1, 1, 2])])).unwrap_err();
+        assert!(
+            matches!(err, Error::TrailingValueBytes { extra: 1, .. }),
+            "{err}"
+        );
+        // SUDI_DATA with only two blocks.
+        let err = Message::decode(&raw(2, &[NAME, (16, &[0, 0, 1, 0x30, 1, 0, 0])])).unwrap_err();
+        assert!(matches!(err, Error::TruncatedValue { .. }), "{err}");
+        assert_eq!(err.layer(), Layer::Value);
+        // CERTIFICATE shorter than its inner header.
+        let err = Message::decode(&raw(9, &[(4, &[1, 0, 2])])).unwrap_err();
+        assert!(
+            matches!(err, Error::TruncatedValue { need: 5, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_certificate_marker_other_than_one_when_strict() {
+        let m = raw(9, &[(4, &[2, 0, 3, 0, 1, 0x30])]);
+        assert!(matches!(
+            Message::decode(&m).unwrap_err(),
+            Error::CertificateMarker { found: 2, .. }
+        ));
+        let lenient = Message::decode_with(&m, Strictness::Lenient).unwrap();
+        assert_eq!(lenient.to_bytes(), m);
+    }
+
+    #[test]
+    fn requires_the_elements_a_command_cannot_do_without() {
+        let err = Message::decode(&raw(15, &[])).unwrap_err();
+        assert_eq!(
+            err,
+            Error::MissingElement {
+                command: Command::END_SESSION,
+                tag: Tag::REASON
+            }
+        );
+        assert_eq!(err.layer(), Layer::Message);
+        assert!(Message::decode(&raw(2, &[(1, &[1]), (7, &[3])])).is_err());
+    }
+
+    #[test]
+    fn keeps_known_but_unexpected_elements_and_checks_them() {
+        // KEY_SIZE in an AUTH_RESPONSE: ignored by the typed message, kept for re-encoding.
+        let m = raw(2, &[NAME, (10, &[8, 0])]);
+        let decoded = Message::decode(&m).unwrap();
+        let Payload::AuthResponse(a) = &decoded.payload else {
+            panic!()
+        };
+        assert_eq!(a.extra_elements().len(), 1);
+        assert_eq!(decoded.to_bytes(), m);
+        // ... but a malformed one is still malformed.
+        let bad = raw(2, &[NAME, (10, &[8])]);
+        assert!(matches!(
+            Message::decode(&bad).unwrap_err(),
+            Error::WrongLength { .. }
+        ));
+    }
+
+    #[test]
+    fn named_only_commands_decode_as_raw_messages() {
+        let m = raw(16, &[(12, &[0, 30])]);
+        let decoded = Message::decode(&m).unwrap();
+        let Payload::Raw(r) = &decoded.payload else {
+            panic!()
+        };
+        assert_eq!(r.command(), Command::RETRY_LATER);
+        assert_eq!(decoded.to_bytes(), m);
+    }
+
+    #[test]
+    fn constructors_refuse_what_cannot_be_encoded() {
+        assert!(matches!(
+            AuthResponse::new("", 3),
+            Err(Error::StringLength { .. })
+        ));
+        assert!(matches!(
+            AuthResponse::new("SEP\0", 3),
+            Err(Error::EmbeddedNul { .. })
+        ));
+        assert!(AuthResponse::new("x".repeat(65), 3).is_err());
+        let auth = AuthResponse::new("SEP001A2B3C4D5E", 3).unwrap();
+        assert!(auth.clone().with_password("1".repeat(65)).is_err());
+        let big = vec![0u8; MAX_BODY_LEN];
+        assert!(matches!(
+            KeyGenResponse::with_public_key(big.as_slice()),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        // Two values that fit alone but not together.
+        let half = vec![0u8; MAX_BODY_LEN / 2];
+        let auth = auth.with_signed_data(half.as_slice()).unwrap();
+        let cert = CertificateValue::lsc(half.as_slice()).unwrap();
+        assert!(matches!(
+            auth.with_certificate(cert),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        assert!(
+            RawMessage::new(
+                Command::STATUS_REQUEST,
+                vec![
+                    RawElement::new(Tag::REASON, &[1][..]),
+                    RawElement::new(Tag::REASON, &[1][..])
+                ]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn built_messages_match_the_spec_worked_examples() {
+        // Spec section 12.
+        let hex = |m: Message<'_>| {
+            m.to_bytes()
+                .iter()
+                .map(|b| alloc::format!("{b:02x}"))
+                .collect::<alloc::string::String>()
+        };
+        let auth = AuthResponse::new("SEP001A2B3C4D5E", 3)
+            .unwrap()
+            .with_password("123456")
+            .unwrap();
+        assert_eq!(
+            hex(Message::new(0x12345, auth)),
+            "550200012345002501000101070001030b00073132333435360\
+             00d001053455030303141324233433444354500"
+        );
+        assert_eq!(
+            hex(Message::new(0x12345, KeyGenRequest::rsa(2048))),
+            "55030001234500090a0002080011000100"
+        );
+        assert_eq!(
+            hex(Message::new(0x12345, KeyGenRequest::ec(Curve::SECP256R1))),
+            "55030001234500081100010112000100"
+        );
+        assert_eq!(
+            hex(Message::new(0x12345, RequestInProgress::new())),
+            "5511000123450000"
+        );
+        assert_eq!(
+            hex(Message::new(
+                0x12345,
+                StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE)
+            )),
+            "550a00012345000401000101"
+        );
+    }
+}
