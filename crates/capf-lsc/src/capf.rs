@@ -12,6 +12,9 @@ use crate::Error;
 use crate::cert_info;
 use crate::keys::KeySpec;
 
+/// The guide's reason for the CAPF certificate profile, for messages.
+pub const CAPF_PROFILE_RULE: &str = "from UCM 14SU2 a CAPF certificate needs BasicConstraints CA:TRUE pathlen:0 and KeyUsage digitalSignature + keyCertSign, or TLS with phones fails";
+
 /// One way a certificate fails the CAPF certificate profile. From UCM 14SU2 a CAPF
 /// certificate without CA:TRUE pathlen:0 and digitalSignature + keyCertSign breaks TLS
 /// with phones (the guide; spec T3).
@@ -52,23 +55,19 @@ pub enum CapfCertificateProblem {
 
 impl fmt::Display for CapfCertificateProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fix = "(from 14SU2 a CAPF certificate needs CA:TRUE pathlen:0 and digitalSignature + keyCertSign, or TLS fails)";
         match self {
-            Self::BasicConstraintsMissing => write!(f, "no BasicConstraints extension {fix}"),
-            Self::NotCa => write!(f, "BasicConstraints is CA:FALSE {fix}"),
+            Self::BasicConstraintsMissing => write!(f, "no BasicConstraints extension"),
+            Self::NotCa => write!(f, "BasicConstraints is CA:FALSE"),
             Self::PathLenNotZero { path_len: None } => {
                 write!(
                     f,
-                    "BasicConstraints has no path length, pathlen:0 is required {fix}"
+                    "BasicConstraints has no path length, pathlen:0 is required"
                 )
             }
             Self::PathLenNotZero { path_len: Some(n) } => {
-                write!(
-                    f,
-                    "BasicConstraints has pathlen:{n}, pathlen:0 is required {fix}"
-                )
+                write!(f, "BasicConstraints has pathlen:{n}, pathlen:0 is required")
             }
-            Self::KeyUsageMissing => write!(f, "no KeyUsage extension {fix}"),
+            Self::KeyUsageMissing => write!(f, "no KeyUsage extension"),
             Self::KeyUsageLacks {
                 digital_signature,
                 key_cert_sign,
@@ -78,7 +77,7 @@ impl fmt::Display for CapfCertificateProblem {
                     (true, false) => "digitalSignature",
                     _ => "keyCertSign",
                 };
-                write!(f, "KeyUsage lacks {missing} {fix}")
+                write!(f, "KeyUsage lacks {missing}")
             }
             Self::KeyMismatch => f.write_str("the certificate does not match the private key"),
             Self::Expired { not_after } => {

@@ -114,7 +114,7 @@ pub enum Error {
     #[error("the issuer certificate is not a CA (BasicConstraints CA:TRUE is missing)")]
     IssuerNotCa,
     /// A certificate that fails the CAPF certificate profile.
-    #[error("not a valid CAPF certificate: {0}")]
+    #[error("not a valid CAPF certificate: {0} ({rule})", rule = crate::capf::CAPF_PROFILE_RULE)]
     CapfCertificate(CapfCertificateProblem),
     /// A subject attribute that cannot be encoded.
     #[error("subject attribute {attribute} {reason}")]
@@ -169,6 +169,12 @@ pub enum Error {
         /// The label found.
         found: String,
     },
+    /// A PEM input without a block it needs.
+    #[error("no PEM {label} block found")]
+    MissingPemBlock {
+        /// The missing label.
+        label: &'static str,
+    },
     /// A malformed or repeated certificate extension.
     #[error("malformed or repeated extension {oid}")]
     Extension {
@@ -217,6 +223,9 @@ pub enum Error {
     /// RSA key generation or use failed.
     #[error("RSA operation failed")]
     Rsa(#[from] rsa::Error),
+    /// The random source failed.
+    #[error("the random number source failed")]
+    RandomSource,
     /// The signer failed.
     #[error("signing failed")]
     Signing(#[source] signature::Error),

@@ -25,7 +25,7 @@ use x509_cert::time::{Time, Validity};
 use crate::cert_info::{self, key_identifier};
 use crate::device::DeviceName;
 use crate::keys::{KeySpec, PhonePublicKey};
-use crate::signer::{BuilderSigner, LscSigner, check_issuer_spec};
+use crate::signer::{BuilderSigner, IssuerKey, LscSigner, check_issuer_spec};
 use crate::validity::ValidityDays;
 use crate::{Error, oid};
 
@@ -559,6 +559,49 @@ impl Issuer {
         })
     }
 
+    /// An issuer from PEM text holding its `CERTIFICATE` and its PKCS#8 `PRIVATE KEY`, in
+    /// any order (one bundle file, or two files' contents concatenated). With a chain, the
+    /// first certificate is the issuer's.
+    ///
+    /// # Errors
+    /// [`Error::MissingPemBlock`] when either is absent, else as [`Issuer::new`] and
+    /// [`IssuerKey::from_pkcs8_der`].
+    pub fn from_pem(pem: &str) -> Result<Self, Error> {
+        let mut cert = None;
+        let mut key = None;
+        for block in pem_blocks(pem) {
+            let (label, der) =
+                der::pem::decode_vec(block.as_bytes()).map_err(|source| Error::Pem {
+                    what: "issuer PEM block",
+                    source,
+                })?;
+            let der = der::zeroize::Zeroizing::new(der);
+            match label {
+                "CERTIFICATE" if cert.is_none() => {
+                    cert = Some(
+                        Certificate::from_der(&der)
+                            .map_err(Error::from_der("issuer certificate"))?,
+                    );
+                }
+                "PRIVATE KEY" if key.is_none() => key = Some(IssuerKey::from_pkcs8_der(&der)?),
+                "ENCRYPTED PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
+                    return Err(Error::UnexpectedPemLabel {
+                        expected: "PRIVATE KEY",
+                        found: label.to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let cert = cert.ok_or(Error::MissingPemBlock {
+            label: "CERTIFICATE",
+        })?;
+        let key = key.ok_or(Error::MissingPemBlock {
+            label: "PRIVATE KEY",
+        })?;
+        Issuer::new(cert, Box::new(key))
+    }
+
     /// The issuing certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.certificate
@@ -626,4 +669,22 @@ impl Issuer {
         })?;
         Ok(builder.assemble(signature, &BuilderSigner(self.signer.as_ref()))?)
     }
+}
+
+/// The `-----BEGIN ...-----` to `-----END ...-----` blocks of `text`.
+fn pem_blocks(text: &str) -> Vec<&str> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start..];
+        let Some(end) = after.find("-----END ") else {
+            break;
+        };
+        let tail = &after[end + 9..];
+        let close = tail.find("-----").map_or(tail.len(), |i| i + 5);
+        let len = end + 9 + close;
+        blocks.push(&after[..len]);
+        rest = &after[len..];
+    }
+    blocks
 }

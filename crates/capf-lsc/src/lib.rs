@@ -16,7 +16,7 @@ mod validity;
 mod verify;
 
 pub use capf::{
-    CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
+    CAPF_PROFILE_RULE, CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
     check_capf_certificate,
 };
 pub use csr::{VerifiedCsr, capf_csr};

@@ -5,7 +5,7 @@ use core::fmt;
 use der::Decode;
 use der::asn1::Any;
 use pkcs8::{EncodePrivateKey, LineEnding, PrivateKeyInfoRef};
-use rsa::rand_core::CryptoRng;
+use rsa::rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use signature::hazmat::PrehashSigner;
 use signature::{SignatureEncoding, Signer};
@@ -241,11 +241,13 @@ impl IssuerKey {
         Self::from_pkcs8_der(&der)
     }
 
-    /// Generates a key for `spec` (RSA 2048/3072/4096, P-256 or P-384).
+    /// Generates a key for `spec` (RSA 2048/3072/4096, P-256 or P-384) from `rng` (for
+    /// example `getrandom::SysRng`).
     ///
     /// # Errors
-    /// [`Error::IssuerKeyNotAllowed`] for other specs, [`Error::Rsa`] if RSA generation fails.
-    pub fn generate<R: CryptoRng + ?Sized>(spec: KeySpec, rng: &mut R) -> Result<Self, Error> {
+    /// [`Error::IssuerKeyNotAllowed`] for other specs, [`Error::Rsa`] if RSA generation fails,
+    /// [`Error::RandomSource`] if `rng` fails.
+    pub fn generate<R: TryCryptoRng + ?Sized>(spec: KeySpec, rng: &mut R) -> Result<Self, Error> {
         check_issuer_spec(spec)?;
         let hash = SignatureHash::Sha256;
         match spec {
@@ -254,11 +256,13 @@ impl IssuerKey {
                 Self::from_rsa(key, hash)
             }
             KeySpec::Ec(Curve::P256) => Self::from_p256(
-                <p256::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(rng),
+                <p256::ecdsa::SigningKey as rsa::Generate>::try_generate_from_rng(rng)
+                    .map_err(|_| Error::RandomSource)?,
                 hash,
             ),
             KeySpec::Ec(Curve::P384) => Self::from_p384(
-                <p384::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(rng),
+                <p384::ecdsa::SigningKey as rsa::Generate>::try_generate_from_rng(rng)
+                    .map_err(|_| Error::RandomSource)?,
                 hash,
             ),
             KeySpec::Ec(Curve::P521) => Err(Error::IssuerKeyNotAllowed { spec }),
