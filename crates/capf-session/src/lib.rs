@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod error;
+mod phone;
+mod server;
+mod types;
+
+pub use error::{Error, Outcome, State};
+pub use phone::{PHONE_VERSION, PhoneConfig, PhoneEvent, PhoneSession};
+pub use server::{
+    DEFAULT_MAX_REQUESTS_IN_PROGRESS, SERVER_VERSION, ServerConfig, ServerEvent, ServerSession,
+};
+pub use types::{Authentication, Certificate, Decision, KeyRequest, Timeouts};

@@ -1,0 +1,310 @@
+//! Values that travel between a session and its application: key requests, decisions,
+//! certificates, the phone's proof of identity, deadlines.
+
+use core::fmt;
+use std::time::Duration;
+
+use capf_wire::{
+    AuthResponse, CertificateType, CertificateValue, Curve, KeyGenRequest, KeyType, Reason,
+    Sha2SignedData, SudiData,
+};
+
+/// How long a session waits for its peer (spec section 1 project rule). Waits on the application
+/// (device lookup, issuance, key generation on the phone) have no session deadline: the driver
+/// owns those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Between messages: 30 s by default.
+    pub message: Duration,
+    /// From KEY_GEN_REQUEST (and from each REQUEST_IN_PROGRESS) to the phone's next message:
+    /// 60 minutes by default, since old phones generate keys at low priority.
+    pub key_generation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            message: Duration::from_secs(30),
+            key_generation: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// The key pair a server asks a phone to generate (KEY_GEN_REQUEST, spec 5.4 and 5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRequest {
+    /// RSA with this modulus size: KEY_SIZE and KEY_TYPE=0, as capfd sends it.
+    Rsa(u16),
+    /// An EC key on this curve: KEY_TYPE=1 and CURVE.
+    Ec(Curve),
+    /// RSA with KEY_SIZE only and no KEY_TYPE, as UCM asks Jabber-style (version 2) clients
+    /// (spec 8.11). A phone reads a missing KEY_TYPE as RSA.
+    RsaKeySizeOnly(u16),
+}
+
+impl KeyRequest {
+    /// The key type (RSA for both RSA forms).
+    pub fn key_type(self) -> KeyType {
+        match self {
+            KeyRequest::Rsa(_) | KeyRequest::RsaKeySizeOnly(_) => KeyType::RSA,
+            KeyRequest::Ec(_) => KeyType::EC,
+        }
+    }
+
+    /// The RSA modulus size, for either RSA form.
+    pub fn rsa_bits(self) -> Option<u16> {
+        match self {
+            KeyRequest::Rsa(bits) | KeyRequest::RsaKeySizeOnly(bits) => Some(bits),
+            KeyRequest::Ec(_) => None,
+        }
+    }
+
+    /// The KEY_GEN_REQUEST message asking for this key.
+    pub fn to_message(self) -> KeyGenRequest<'static> {
+        match self {
+            KeyRequest::Rsa(bits) => KeyGenRequest::rsa(bits),
+            KeyRequest::Ec(curve) => KeyGenRequest::ec(curve),
+            KeyRequest::RsaKeySizeOnly(bits) => KeyGenRequest::rsa_key_size_only(bits),
+        }
+    }
+
+    /// Reads a KEY_GEN_REQUEST as a phone does: a missing KEY_TYPE means RSA (spec 5.4 project
+    /// rule; stock capfc fails there instead).
+    pub fn from_message(m: &KeyGenRequest<'_>) -> Result<KeyRequest, crate::Error> {
+        match m.key_type() {
+            None => m.key_size().map(KeyRequest::RsaKeySizeOnly).ok_or(
+                crate::Error::IncompleteKeyGenRequest {
+                    key_type: KeyType::RSA,
+                    missing: capf_wire::Tag::KEY_SIZE,
+                },
+            ),
+            Some(KeyType::RSA) => {
+                m.key_size()
+                    .map(KeyRequest::Rsa)
+                    .ok_or(crate::Error::IncompleteKeyGenRequest {
+                        key_type: KeyType::RSA,
+                        missing: capf_wire::Tag::KEY_SIZE,
+                    })
+            }
+            Some(KeyType::EC) => {
+                m.curve()
+                    .map(KeyRequest::Ec)
+                    .ok_or(crate::Error::IncompleteKeyGenRequest {
+                        key_type: KeyType::EC,
+                        missing: capf_wire::Tag::CURVE,
+                    })
+            }
+            Some(key_type) => Err(crate::Error::UnknownKeyType { key_type }),
+        }
+    }
+}
+
+/// What the server application decided after [`crate::ServerEvent::Authenticate`]: the device
+/// lookup and authentication of spec section 7 (steps 4-6), in one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The device name is not known: END_SESSION 9 (spec 7 step 4; phones depend on getting 9).
+    UnknownDevice,
+    /// The proof does not match the device's authentication mode: END_SESSION 7 (step 5).
+    AuthenticationFailed,
+    /// Authenticated, nothing scheduled: END_SESSION 0 (spec 8.6).
+    NoPendingOperation,
+    /// Install/Upgrade: KEY_GEN_REQUEST for this key (spec 8.2, 8.3).
+    Install(KeyRequest),
+    /// Troubleshoot: FETCH_CERT_REQUEST (spec 8.4).
+    Fetch,
+    /// Delete: DELETE_CERT_REQUEST (spec 8.5).
+    Delete,
+    /// Refuse with END_SESSION and this REASON (for example 7 when the key-generation queue is
+    /// full, or UCM's "certificate already issued").
+    Refuse(Reason),
+}
+
+/// A certificate as it travels in a CERTIFICATE element: its type byte and its DER.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// 1 = LSC, 2 = MIC (the inner type byte, spec 4.3; not reliable for authentication).
+    pub certificate_type: CertificateType,
+    /// The DER X.509 certificate.
+    pub der: Vec<u8>,
+}
+
+impl Certificate {
+    /// An LSC.
+    pub fn lsc(der: impl Into<Vec<u8>>) -> Self {
+        Certificate {
+            certificate_type: CertificateType::LSC,
+            der: der.into(),
+        }
+    }
+
+    pub(crate) fn from_value(v: &CertificateValue<'_>) -> Self {
+        Certificate {
+            certificate_type: v.certificate_type(),
+            der: v.der().to_vec(),
+        }
+    }
+
+    pub(crate) fn to_value(&self) -> Result<CertificateValue<'_>, capf_wire::Error> {
+        CertificateValue::new(self.certificate_type, self.der.as_slice())
+    }
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("certificate_type", &self.certificate_type)
+            .field("der_len", &self.der.len())
+            .finish()
+    }
+}
+
+/// Who the phone says it is and its proof, from AUTH_RESPONSE (spec 8.1, 8.9), owned so the
+/// application can look the device up and verify the proof at its own pace.
+///
+/// The session checks nothing here beyond the codec and VERSION: the device lookup, the
+/// authentication string (compare in constant time) and the signatures (spec 6) are the
+/// application's. `Debug` does not show the authentication string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// The session id the server assigned: the challenge in the SUDI signatures (spec 6.4).
+    pub session_id: u32,
+    /// DEVICE_NAME (SEP + MAC for phones, CSF... for Jabber).
+    pub device_name: String,
+    /// The VERSION the phone sent (1-3; below 3 it can only be asked for RSA, KEY_SIZE only).
+    pub version: u8,
+    /// REASON (phones send 1; meaning unknown, spec 5.1).
+    pub reason: Option<Reason>,
+    /// PASSWORD: the authentication string (empty is what capfc sends for none).
+    pub password: Option<String>,
+    /// CERTIFICATE: the LSC or MIC the phone authenticates with.
+    pub certificate: Option<Certificate>,
+    /// SIGNED_DATA: SHA-1 signature over [`Authentication::signed_content`] (spec 6.2).
+    pub signed_data: Option<Vec<u8>>,
+    /// SHA2_SIGNED_DATA: hash id and signature over the same content (spec 6.3).
+    pub sha2_signed_data: Option<Sha2SignedData<'static>>,
+    /// SUDI_DATA: the SUDI certificate and its two signatures over
+    /// [`Authentication::sudi_signed_content`] (spec 6.4).
+    pub sudi_data: Option<SudiData<'static>>,
+}
+
+impl Authentication {
+    pub(crate) fn from_message(session_id: u32, version: u8, m: &AuthResponse<'_>) -> Self {
+        Authentication {
+            session_id,
+            device_name: m.device_name().to_owned(),
+            version,
+            reason: m.reason(),
+            password: m.password().map(str::to_owned),
+            certificate: m.certificate().map(Certificate::from_value),
+            signed_data: m.signed_data().map(<[u8]>::to_vec),
+            sha2_signed_data: m
+                .sha2_signed_data()
+                .cloned()
+                .map(Sha2SignedData::into_owned),
+            sudi_data: m.sudi_data().cloned().map(SudiData::into_owned),
+        }
+    }
+
+    /// What SIGNED_DATA and SHA2_SIGNED_DATA sign (spec 6.1): the device name, its NUL, then the
+    /// DER of the certificate in CERTIFICATE. `None` without a certificate.
+    pub fn signed_content(&self) -> Option<Vec<u8>> {
+        let cert = self.certificate.as_ref()?;
+        let mut blob = Vec::with_capacity(self.device_name.len() + 1 + cert.der.len());
+        blob.extend_from_slice(self.device_name.as_bytes());
+        blob.push(0);
+        blob.extend_from_slice(&cert.der);
+        Some(blob)
+    }
+
+    /// What the SUDI signatures sign (spec 6.4): this session's id, **little-endian**, then the
+    /// SUDI certificate DER. Built from the id the server assigned, never from the phone's
+    /// message. `None` without SUDI_DATA.
+    pub fn sudi_signed_content(&self) -> Option<Vec<u8>> {
+        let sudi = self.sudi_data.as_ref()?;
+        let der = &sudi.certificate().data;
+        let mut blob = Vec::with_capacity(4 + der.len());
+        blob.extend_from_slice(&self.session_id.to_le_bytes());
+        blob.extend_from_slice(der);
+        Some(blob)
+    }
+}
+
+impl fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The authentication string is a secret: log only whether one was sent.
+        let password = self.password.as_ref().map(|p| {
+            if p.is_empty() {
+                "<empty>"
+            } else {
+                "<redacted>"
+            }
+        });
+        f.debug_struct("Authentication")
+            .field("session_id", &self.session_id)
+            .field("device_name", &self.device_name)
+            .field("version", &self.version)
+            .field("reason", &self.reason)
+            .field("password", &password)
+            .field("certificate", &self.certificate)
+            .field("signed_data_len", &self.signed_data.as_ref().map(Vec::len))
+            .field(
+                "sha2_signed_data",
+                &self.sha2_signed_data.as_ref().map(|s| s.hash_algorithm()),
+            )
+            .field("sudi_data", &self.sudi_data.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_key_type_reads_as_rsa_key_size_only() {
+        let m = KeyGenRequest::rsa_key_size_only(2048);
+        assert_eq!(
+            KeyRequest::from_message(&m).unwrap(),
+            KeyRequest::RsaKeySizeOnly(2048)
+        );
+        assert_eq!(KeyRequest::RsaKeySizeOnly(2048).key_type(), KeyType::RSA);
+    }
+
+    #[test]
+    fn key_requests_round_trip_through_their_messages() {
+        for k in [
+            KeyRequest::Rsa(2048),
+            KeyRequest::Ec(Curve::SECP384R1),
+            KeyRequest::RsaKeySizeOnly(1024),
+        ] {
+            assert_eq!(KeyRequest::from_message(&k.to_message()).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn signed_content_is_name_nul_der_and_sudi_content_is_little_endian_id() {
+        let auth = Authentication {
+            session_id: 0x0001_2345,
+            device_name: "SEP001A2B3C4D5E".into(),
+            version: 3,
+            reason: None,
+            password: Some("123456".into()),
+            certificate: Some(Certificate::lsc(vec![0x30, 0x03, 1, 2, 3])),
+            signed_data: None,
+            sha2_signed_data: None,
+            sudi_data: Some(SudiData::new(vec![0x30, 0x00], vec![1], vec![2]).unwrap()),
+        };
+        assert_eq!(
+            auth.signed_content().unwrap(),
+            b"SEP001A2B3C4D5E\0\x30\x03\x01\x02\x03"
+        );
+        assert_eq!(
+            auth.sudi_signed_content().unwrap(),
+            [0x45, 0x23, 0x01, 0x00, 0x30, 0x00]
+        );
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("123456"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}
