@@ -49,6 +49,7 @@ pub struct Header {
 impl Header {
     /// Parses and checks a header from the first 8 bytes of `bytes`: protocol id, size cap and
     /// (strict only) command code.
+    #[inline]
     pub fn parse(bytes: &[u8], strictness: Strictness) -> Result<Header, Error> {
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             return Err(Error::TruncatedHeader { have: bytes.len() });
@@ -99,6 +100,7 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     /// Splits `bytes`, which must hold exactly one message, into header and body.
+    #[inline]
     pub fn parse(bytes: &'a [u8], strictness: Strictness) -> Result<Frame<'a>, Error> {
         let header = Header::parse(bytes, strictness)?;
         let len = header.message_len();
@@ -122,6 +124,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Walks the body's elements (the TLV layer).
+    #[inline]
     pub fn elements(&self) -> Elements<'a> {
         Elements::new(self.body, self.strictness)
     }

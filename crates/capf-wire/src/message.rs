@@ -103,34 +103,39 @@ macro_rules! message {
                 $name { $($rfield,)* $($ofield: None,)* layout }
             }
 
+            /// Decodes the body straight into a [`Payload`], so the large enum is built once, in place.
             #[allow(clippy::match_single_binding, unused_mut)]
-            fn decode_frame(frame: &Frame<'a>) -> Result<Self, Error> {
+            #[inline]
+            fn decode_payload(frame: &Frame<'a>) -> Result<Payload<'a>, Error> {
                 $(let mut $rfield: Option<$rty> = None;)*
                 $(let mut $ofield: Option<$oty> = None;)*
                 let mut layout = Layout::default();
-                for el in frame.elements() {
-                    let el = el?;
+                let mut elements = frame.elements();
+                while let Some(el) = elements.step()? {
                     layout.order.push(el.tag);
                     match el.tag {
-                        $(Tag::$rtag => $rfield = Some(FieldValue::decode(&el, frame.strictness)?),)*
-                        $(Tag::$otag => $ofield = Some(FieldValue::decode(&el, frame.strictness)?),)*
+                        $(Tag::$rtag => $rfield = Some(FieldValue::decode(el, frame.strictness)?),)*
+                        $(Tag::$otag => $ofield = Some(FieldValue::decode(el, frame.strictness)?),)*
                         _ => {
                             if el.tag.is_known() {
                                 // Known but unexpected here: ignored (spec 2.2), yet still well-formed.
-                                Value::decode(&el, frame.strictness)?;
+                                Value::decode_slot(el, frame.strictness)?;
                             }
-                            layout.extra.push(el);
+                            layout.extra.push(el.into_raw());
                         }
                     }
                 }
-                Ok($name {
-                    $($rfield: $rfield.ok_or(Error::MissingElement {
+                $(let Some($rfield) = $rfield else {
+                    return Err(Error::MissingElement {
                         command: Command::$command,
                         tag: Tag::$rtag,
-                    })?,)*
+                    });
+                };)*
+                Ok(Payload::$name($name {
+                    $($rfield,)*
                     $($ofield,)*
                     layout,
-                })
+                }))
             }
 
             #[allow(clippy::match_single_binding)]
@@ -619,12 +624,12 @@ impl<'a> RawMessage<'a> {
 
     fn decode_frame(frame: &Frame<'a>) -> Result<Self, Error> {
         let mut elements = Vec::new();
-        for el in frame.elements() {
-            let el = el?;
+        let mut walk = frame.elements();
+        while let Some(el) = walk.step()? {
             if el.tag.is_known() {
-                Value::decode(&el, frame.strictness)?;
+                Value::decode_slot(el, frame.strictness)?;
             }
-            elements.push(el);
+            elements.push(el.into_raw());
         }
         Ok(RawMessage {
             command: frame.header.command,
@@ -760,22 +765,23 @@ impl<'a> Payload<'a> {
     }
 
     /// Decodes the frame's body according to its command (element and value layers).
+    #[inline]
     pub fn decode(frame: &Frame<'a>) -> Result<Payload<'a>, Error> {
-        Ok(match frame.header.command {
-            Command::AUTH_REQUEST => AuthRequest::decode_frame(frame)?.into(),
-            Command::AUTH_RESPONSE => AuthResponse::decode_frame(frame)?.into(),
-            Command::KEY_GEN_REQUEST => KeyGenRequest::decode_frame(frame)?.into(),
-            Command::KEY_GEN_RESPONSE => KeyGenResponse::decode_frame(frame)?.into(),
-            Command::STORE_CERT_REQUEST => StoreCertificateRequest::decode_frame(frame)?.into(),
-            Command::STORE_CERT_RESPONSE => StoreCertificateResponse::decode_frame(frame)?.into(),
-            Command::FETCH_CERT_REQUEST => FetchCertificateRequest::decode_frame(frame)?.into(),
-            Command::FETCH_CERT_RESPONSE => FetchCertificateResponse::decode_frame(frame)?.into(),
-            Command::DELETE_CERT_REQUEST => DeleteCertificateRequest::decode_frame(frame)?.into(),
-            Command::DELETE_CERT_RESPONSE => DeleteCertificateResponse::decode_frame(frame)?.into(),
-            Command::END_SESSION => EndSession::decode_frame(frame)?.into(),
-            Command::REQUEST_IN_PROGRESS => RequestInProgress::decode_frame(frame)?.into(),
-            _ => RawMessage::decode_frame(frame)?.into(),
-        })
+        match frame.header.command {
+            Command::AUTH_REQUEST => AuthRequest::decode_payload(frame),
+            Command::AUTH_RESPONSE => AuthResponse::decode_payload(frame),
+            Command::KEY_GEN_REQUEST => KeyGenRequest::decode_payload(frame),
+            Command::KEY_GEN_RESPONSE => KeyGenResponse::decode_payload(frame),
+            Command::STORE_CERT_REQUEST => StoreCertificateRequest::decode_payload(frame),
+            Command::STORE_CERT_RESPONSE => StoreCertificateResponse::decode_payload(frame),
+            Command::FETCH_CERT_REQUEST => FetchCertificateRequest::decode_payload(frame),
+            Command::FETCH_CERT_RESPONSE => FetchCertificateResponse::decode_payload(frame),
+            Command::DELETE_CERT_REQUEST => DeleteCertificateRequest::decode_payload(frame),
+            Command::DELETE_CERT_RESPONSE => DeleteCertificateResponse::decode_payload(frame),
+            Command::END_SESSION => EndSession::decode_payload(frame),
+            Command::REQUEST_IN_PROGRESS => RequestInProgress::decode_payload(frame),
+            _ => RawMessage::decode_frame(frame).map(Payload::Raw),
+        }
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) {
@@ -807,16 +813,19 @@ impl<'a> Message<'a> {
     }
 
     /// Decodes exactly one message from `bytes`, strictly.
+    #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Message<'a>, Error> {
         Self::decode_with(bytes, Strictness::Strict)
     }
 
     /// Decodes exactly one message from `bytes` with the given strictness.
+    #[inline]
     pub fn decode_with(bytes: &'a [u8], strictness: Strictness) -> Result<Message<'a>, Error> {
         Self::from_frame(&Frame::parse(bytes, strictness)?)
     }
 
     /// Decodes a frame (from [`Frame::parse`] or the [`crate::Deframer`]).
+    #[inline]
     pub fn from_frame(frame: &Frame<'a>) -> Result<Message<'a>, Error> {
         Ok(Message {
             session_id: frame.header.session_id,

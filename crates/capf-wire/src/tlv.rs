@@ -32,7 +32,33 @@ impl PartialEq for RawElement<'_> {
     }
 }
 
+/// An element found by the walk, borrowed from the body (the decoders' working form).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    pub(crate) tag: Tag,
+    pub(crate) value: &'a [u8],
+    pub(crate) offset: usize,
+}
+
+impl<'a> Slot<'a> {
+    pub(crate) fn into_raw(self) -> RawElement<'a> {
+        RawElement {
+            tag: self.tag,
+            value: Cow::Borrowed(self.value),
+            offset: self.offset,
+        }
+    }
+}
+
 impl<'a> RawElement<'a> {
+    pub(crate) fn slot(&self) -> Slot<'_> {
+        Slot {
+            tag: self.tag,
+            value: &self.value,
+            offset: self.offset,
+        }
+    }
+
     /// An element built locally.
     pub fn new(tag: Tag, value: impl Into<Cow<'a, [u8]>>) -> Self {
         RawElement {
@@ -71,6 +97,7 @@ pub struct TagSet([u64; 4]);
 
 impl TagSet {
     /// Adds a tag; returns false if it was already there.
+    #[inline]
     pub fn insert(&mut self, tag: Tag) -> bool {
         let (word, bit) = (usize::from(tag.0 / 64), tag.0 % 64);
         let had = self.0[word] & (1 << bit) != 0;
@@ -109,7 +136,19 @@ impl<'a> Elements<'a> {
         }
     }
 
-    fn next_element(&mut self) -> Result<RawElement<'a>, Error> {
+    /// The next element, `None` at the end of the body. After an error, always `None`.
+    #[inline]
+    pub(crate) fn step(&mut self) -> Result<Option<Slot<'a>>, Error> {
+        if self.failed || self.pos >= self.body.len() {
+            return Ok(None);
+        }
+        let item = self.next_element();
+        self.failed = item.is_err();
+        item.map(Some)
+    }
+
+    #[inline]
+    fn next_element(&mut self) -> Result<Slot<'a>, Error> {
         let offset = HEADER_LEN + self.pos;
         let rest = &self.body[self.pos..];
         let Some(&[tag, hi, lo]) = rest.first_chunk::<ELEMENT_HEADER_LEN>() else {
@@ -141,24 +180,16 @@ impl<'a> Elements<'a> {
         }
         let value = &rest[ELEMENT_HEADER_LEN..ELEMENT_HEADER_LEN + declared];
         self.pos += ELEMENT_HEADER_LEN + declared;
-        Ok(RawElement {
-            tag,
-            value: Cow::Borrowed(value),
-            offset,
-        })
+        Ok(Slot { tag, value, offset })
     }
 }
 
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<RawElement<'a>, Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.body.len() {
-            return None;
-        }
-        let item = self.next_element();
-        self.failed = item.is_err();
-        Some(item)
+        self.step().map(|s| s.map(Slot::into_raw)).transpose()
     }
 }
 
@@ -192,6 +223,7 @@ impl ElementOrder {
     }
 
     /// Appends a tag (decoding). The element walk enforces [`MAX_ELEMENTS`] before this is reached.
+    #[inline]
     pub(crate) fn push(&mut self, tag: Tag) {
         if usize::from(self.len) < MAX_ELEMENTS {
             self.tags[usize::from(self.len)] = tag;

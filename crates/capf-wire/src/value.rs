@@ -1,13 +1,12 @@
 //! The value layer: typed element values (spec sections 4 and 6).
 
 use alloc::borrow::Cow;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::codes::{AuthType, CertificateType, Curve, HashAlgorithm, KeyType, Reason, Tag};
 use crate::error::Error;
 use crate::frame::{MAX_BODY_LEN, Strictness};
-use crate::tlv::{ELEMENT_HEADER_LEN, RawElement};
+use crate::tlv::{ELEMENT_HEADER_LEN, RawElement, Slot};
 
 /// Longest DEVICE_NAME, without its NUL (spec 4.2 project rule: 1-64 bytes).
 pub const MAX_DEVICE_NAME_LEN: usize = 64;
@@ -58,21 +57,14 @@ pub(crate) fn check_len(tag: Tag, len: usize) -> Result<(), Error> {
 pub(crate) trait FieldValue<'a>: Sized {
     /// The same value owning its bytes.
     type Static;
-    fn decode(el: &RawElement<'a>, strictness: Strictness) -> Result<Self, Error>;
+    fn decode(el: Slot<'a>, strictness: Strictness) -> Result<Self, Error>;
     fn encode(&self, out: &mut Vec<u8>);
     fn encoded_len(&self) -> usize;
     fn into_static(self) -> Self::Static;
 }
 
-fn borrow_value<'a>(el: &RawElement<'a>) -> Cow<'a, [u8]> {
-    match &el.value {
-        Cow::Borrowed(b) => Cow::Borrowed(b),
-        Cow::Owned(v) => Cow::Owned(v.clone()),
-    }
-}
-
-fn fixed<const N: usize>(el: &RawElement<'_>) -> Result<[u8; N], Error> {
-    <[u8; N]>::try_from(&el.value[..]).map_err(|_| Error::WrongLength {
+fn fixed<const N: usize>(el: Slot<'_>) -> Result<[u8; N], Error> {
+    <[u8; N]>::try_from(el.value).map_err(|_| Error::WrongLength {
         offset: el.offset,
         tag: el.tag,
         expected: N,
@@ -84,7 +76,8 @@ macro_rules! u8_field {
     ($($ty:ty),*) => {$(
         impl<'a> FieldValue<'a> for $ty {
             type Static = $ty;
-            fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
+            #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
                 let [b] = fixed::<1>(el)?;
                 Ok(<$ty>::from(b))
             }
@@ -104,7 +97,8 @@ u8_field!(u8, Reason, AuthType, KeyType, Curve, CertificateType);
 
 impl<'a> FieldValue<'a> for u16 {
     type Static = u16;
-    fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
         Ok(u16::from_be_bytes(fixed::<2>(el)?))
     }
     fn encode(&self, out: &mut Vec<u8>) {
@@ -121,7 +115,8 @@ impl<'a> FieldValue<'a> for u16 {
 /// Strings: UTF-8, exactly one terminating NUL, length limits per tag (spec 4.2).
 impl<'a> FieldValue<'a> for Cow<'a, str> {
     type Static = Cow<'static, str>;
-    fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
         let (offset, tag) = (el.offset, el.tag);
         let Some((&last, text)) = el.value.split_last() else {
             return Err(Error::EmptyStringElement { offset, tag });
@@ -145,18 +140,9 @@ impl<'a> FieldValue<'a> for Cow<'a, str> {
                 max,
             });
         }
-        let invalid = || Error::InvalidUtf8 { offset, tag };
-        match &el.value {
-            Cow::Borrowed(b) => {
-                let b: &'a [u8] = b;
-                core::str::from_utf8(&b[..b.len() - 1])
-                    .map(Cow::Borrowed)
-                    .map_err(|_| invalid())
-            }
-            Cow::Owned(_) => String::from_utf8(text.to_vec())
-                .map(Cow::Owned)
-                .map_err(|_| invalid()),
-        }
+        core::str::from_utf8(text)
+            .map(Cow::Borrowed)
+            .map_err(|_| Error::InvalidUtf8 { offset, tag })
     }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.as_bytes());
@@ -173,8 +159,9 @@ impl<'a> FieldValue<'a> for Cow<'a, str> {
 /// Opaque bytes (PUBLIC_KEY, SIGNED_DATA and the named-only tags).
 impl<'a> FieldValue<'a> for Cow<'a, [u8]> {
     type Static = Cow<'static, [u8]>;
-    fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
-        Ok(borrow_value(el))
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
+        Ok(Cow::Borrowed(el.value))
     }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
@@ -184,14 +171,6 @@ impl<'a> FieldValue<'a> for Cow<'a, [u8]> {
     }
     fn into_static(self) -> Self::Static {
         Cow::Owned(self.into_owned())
-    }
-}
-
-/// Splits `n` bytes off the front of a borrowed-or-owned value.
-fn split_cow<'a>(v: &Cow<'a, [u8]>, from: usize, to: usize) -> Cow<'a, [u8]> {
-    match v {
-        Cow::Borrowed(b) => Cow::Borrowed(&b[from..to]),
-        Cow::Owned(o) => Cow::Owned(o[from..to].to_vec()),
     }
 }
 
@@ -276,8 +255,9 @@ impl<'a> CertificateValue<'a> {
 
 impl<'a> FieldValue<'a> for CertificateValue<'a> {
     type Static = CertificateValue<'static>;
-    fn decode(el: &RawElement<'a>, strictness: Strictness) -> Result<Self, Error> {
-        let v = &el.value;
+    #[inline]
+    fn decode(el: Slot<'a>, strictness: Strictness) -> Result<Self, Error> {
+        let v = el.value;
         let Some(&[marker, hi, lo, reserved, ty]) = v.first_chunk::<CERTIFICATE_HEADER_LEN>()
         else {
             return Err(Error::TruncatedValue {
@@ -309,7 +289,7 @@ impl<'a> FieldValue<'a> for CertificateValue<'a> {
             inner_length,
             reserved,
             certificate_type: CertificateType(ty),
-            der: split_cow(v, CERTIFICATE_HEADER_LEN, v.len()),
+            der: Cow::Borrowed(&v[CERTIFICATE_HEADER_LEN..]),
         })
     }
     fn encode(&self, out: &mut Vec<u8>) {
@@ -329,11 +309,11 @@ impl<'a> FieldValue<'a> for CertificateValue<'a> {
 
 /// Reads `lead u8 | u16 length | bytes` at `pos`, as SHA2_SIGNED_DATA and each SUDI block are laid out.
 fn read_block<'a>(
-    el: &RawElement<'a>,
+    el: Slot<'a>,
     pos: usize,
     part: &'static str,
 ) -> Result<(u8, Cow<'a, [u8]>, usize), Error> {
-    let v = &el.value;
+    let v = el.value;
     let Some(&[lead, hi, lo]) = v[pos..].first_chunk::<3>() else {
         return Err(Error::TruncatedValue {
             offset: el.offset,
@@ -354,10 +334,10 @@ fn read_block<'a>(
         });
     }
     let end = pos + 3 + declared;
-    Ok((lead, split_cow(v, pos + 3, end), end))
+    Ok((lead, Cow::Borrowed(&v[pos + 3..end]), end))
 }
 
-fn no_trailing(el: &RawElement<'_>, end: usize) -> Result<(), Error> {
+fn no_trailing(el: Slot<'_>, end: usize) -> Result<(), Error> {
     if end != el.value.len() {
         return Err(Error::TrailingValueBytes {
             offset: el.offset,
@@ -418,7 +398,8 @@ impl<'a> Sha2SignedData<'a> {
 
 impl<'a> FieldValue<'a> for Sha2SignedData<'a> {
     type Static = Sha2SignedData<'static>;
-    fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
         let (lead, signature, end) = read_block(el, 0, "signature")?;
         no_trailing(el, end)?;
         Ok(Sha2SignedData {
@@ -437,110 +418,103 @@ impl<'a> FieldValue<'a> for Sha2SignedData<'a> {
     }
 }
 
-/// One SUDI_DATA block: a lead byte and length-prefixed bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SudiBlock<'a> {
+/// One SUDI_DATA block: a lead byte and length-prefixed bytes, borrowed from the [`SudiData`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SudiBlock<'b> {
     /// The lead byte: 0 before the certificate, the hash id before each signature.
     pub lead: u8,
     /// The block's bytes.
-    pub data: Cow<'a, [u8]>,
+    pub data: &'b [u8],
 }
 
 /// SUDI_DATA: the SUDI certificate and two signatures over the session id (4 bytes,
 /// little-endian) + the certificate DER (spec 6.4).
+///
+/// Kept as the element's bytes plus where the second and third blocks start, so a decoded
+/// message stays small; the blocks are read on access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SudiData<'a> {
-    certificate: SudiBlock<'a>,
-    signed_data: SudiBlock<'a>,
-    sha2_signed_data: SudiBlock<'a>,
+    value: Cow<'a, [u8]>,
+    second: u16,
+    third: u16,
 }
 
 impl<'a> SudiData<'a> {
     /// SUDI data as capfc lays it out: lead 0 before the certificate, SHA-1 signature with lead 1,
     /// SHA-512 signature with lead 3.
     pub fn new(
-        certificate_der: impl Into<Cow<'a, [u8]>>,
-        sha1_signature: impl Into<Cow<'a, [u8]>>,
-        sha512_signature: impl Into<Cow<'a, [u8]>>,
+        certificate_der: &[u8],
+        sha1_signature: &[u8],
+        sha512_signature: &[u8],
     ) -> Result<Self, Error> {
-        let s = SudiData {
-            certificate: SudiBlock {
-                lead: 0,
-                data: certificate_der.into(),
-            },
-            signed_data: SudiBlock {
-                lead: HashAlgorithm::SHA1.0,
-                data: sha1_signature.into(),
-            },
-            sha2_signed_data: SudiBlock {
-                lead: HashAlgorithm::SHA512.0,
-                data: sha512_signature.into(),
-            },
-        };
-        check_len(Tag::SUDI_DATA, s.encoded_len())?;
-        Ok(s)
+        let len = 9 + certificate_der.len() + sha1_signature.len() + sha512_signature.len();
+        check_len(Tag::SUDI_DATA, len)?;
+        let mut value = Vec::with_capacity(len);
+        write_block(&mut value, 0, certificate_der);
+        let second = value.len() as u16;
+        write_block(&mut value, HashAlgorithm::SHA1.0, sha1_signature);
+        let third = value.len() as u16;
+        write_block(&mut value, HashAlgorithm::SHA512.0, sha512_signature);
+        Ok(SudiData {
+            value: Cow::Owned(value),
+            second,
+            third,
+        })
+    }
+
+    fn block(&self, at: u16, end: usize) -> SudiBlock<'_> {
+        let at = usize::from(at);
+        SudiBlock {
+            lead: self.value[at],
+            data: &self.value[at + 3..end],
+        }
     }
 
     /// The SUDI certificate block (DER).
-    pub fn certificate(&self) -> &SudiBlock<'a> {
-        &self.certificate
+    pub fn certificate(&self) -> SudiBlock<'_> {
+        self.block(0, usize::from(self.second))
     }
 
     /// The first signature block (lead byte: hash id, 1 = SHA-1).
-    pub fn signed_data(&self) -> &SudiBlock<'a> {
-        &self.signed_data
+    pub fn signed_data(&self) -> SudiBlock<'_> {
+        self.block(self.second, usize::from(self.third))
     }
 
     /// The second signature block (lead byte: hash id, 3 = SHA-512).
-    pub fn sha2_signed_data(&self) -> &SudiBlock<'a> {
-        &self.sha2_signed_data
+    pub fn sha2_signed_data(&self) -> SudiBlock<'_> {
+        self.block(self.third, self.value.len())
     }
 
     /// The same value owning its bytes.
     pub fn into_owned(self) -> SudiData<'static> {
-        let own = |b: SudiBlock<'a>| SudiBlock {
-            lead: b.lead,
-            data: Cow::Owned(b.data.into_owned()),
-        };
         SudiData {
-            certificate: own(self.certificate),
-            signed_data: own(self.signed_data),
-            sha2_signed_data: own(self.sha2_signed_data),
+            value: Cow::Owned(self.value.into_owned()),
+            second: self.second,
+            third: self.third,
         }
     }
 }
 
 impl<'a> FieldValue<'a> for SudiData<'a> {
     type Static = SudiData<'static>;
-    fn decode(el: &RawElement<'a>, _: Strictness) -> Result<Self, Error> {
-        let (l0, cert, end) = read_block(el, 0, "certificate")?;
-        let (l1, sig1, end) = read_block(el, end, "signature 1")?;
-        let (l2, sig2, end) = read_block(el, end, "signature 2")?;
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
+        let (_, _, second) = read_block(el, 0, "certificate")?;
+        let (_, _, third) = read_block(el, second, "signature 1")?;
+        let (_, _, end) = read_block(el, third, "signature 2")?;
         no_trailing(el, end)?;
+        // Offsets lie within the element, which the size cap keeps below u16::MAX.
         Ok(SudiData {
-            certificate: SudiBlock {
-                lead: l0,
-                data: cert,
-            },
-            signed_data: SudiBlock {
-                lead: l1,
-                data: sig1,
-            },
-            sha2_signed_data: SudiBlock {
-                lead: l2,
-                data: sig2,
-            },
+            value: Cow::Borrowed(el.value),
+            second: second as u16,
+            third: third as u16,
         })
     }
     fn encode(&self, out: &mut Vec<u8>) {
-        for b in [&self.certificate, &self.signed_data, &self.sha2_signed_data] {
-            write_block(out, b.lead, &b.data);
-        }
+        out.extend_from_slice(&self.value);
     }
     fn encoded_len(&self) -> usize {
-        9 + self.certificate.data.len()
-            + self.signed_data.data.len()
-            + self.sha2_signed_data.data.len()
+        self.value.len()
     }
     fn into_static(self) -> Self::Static {
         self.into_owned()
@@ -579,7 +553,11 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// Decodes an element's value according to its tag.
-    pub fn decode(el: &RawElement<'a>, strictness: Strictness) -> Result<Value<'a>, Error> {
+    pub fn decode(el: &'a RawElement<'_>, strictness: Strictness) -> Result<Value<'a>, Error> {
+        Self::decode_slot(el.slot(), strictness)
+    }
+
+    pub(crate) fn decode_slot(el: Slot<'a>, strictness: Strictness) -> Result<Value<'a>, Error> {
         Ok(match el.tag {
             Tag::REASON => Value::Reason(FieldValue::decode(el, strictness)?),
             Tag::CERTIFICATE_TYPE => Value::CertificateType(FieldValue::decode(el, strictness)?),
@@ -594,7 +572,7 @@ impl<'a> Value<'a> {
             Tag::CERTIFICATE => Value::Certificate(FieldValue::decode(el, strictness)?),
             Tag::SHA2_SIGNED_DATA => Value::Sha2SignedData(FieldValue::decode(el, strictness)?),
             Tag::SUDI_DATA => Value::SudiData(FieldValue::decode(el, strictness)?),
-            _ => Value::Opaque(borrow_value(el)),
+            _ => Value::Opaque(Cow::Borrowed(el.value)),
         })
     }
 }

@@ -49,7 +49,9 @@ fn auth_response() -> impl Strategy<Value = Payload<'static>> {
                     .unwrap();
             }
             if let Some((c, s1, s2)) = sudi {
-                m = m.with_sudi_data(SudiData::new(c, s1, s2).unwrap()).unwrap();
+                m = m
+                    .with_sudi_data(SudiData::new(&c, &s1, &s2).unwrap())
+                    .unwrap();
             }
             m.into()
         })

@@ -94,7 +94,7 @@ fn check_element(name: &str, el: &RawElement<'_>, want: &Json) {
                 cert["lead_byte"].as_u64().unwrap()
             );
             assert_eq!(
-                hex::encode(&s.certificate().data),
+                hex::encode(s.certificate().data),
                 cert["der_hex"].as_str().unwrap()
             );
             for (block, key) in [
@@ -108,7 +108,7 @@ fn check_element(name: &str, el: &RawElement<'_>, want: &Json) {
                     "{name}"
                 );
                 assert_eq!(
-                    hex::encode(&block.data),
+                    hex::encode(block.data),
                     w["signature_hex"].as_str().unwrap()
                 );
             }
