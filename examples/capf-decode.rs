@@ -78,7 +78,7 @@ fn parse_hex(text: &[u8]) -> anyhow::Result<Vec<u8>> {
             char::from(digits[pos])
         );
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("hex input: odd number of hex digits ({})", digits.len());
     }
     Ok(hex::decode(&digits)?)
@@ -236,7 +236,7 @@ fn render_value(el: &capf_wire::RawElement<'_>, strictness: Strictness) -> Map<S
                 "certificate".into(),
                 json!({
                     "lead_byte": s.certificate().lead,
-                    "der_base64": b64(&s.certificate().data),
+                    "der_base64": b64(s.certificate().data),
                     "summary": certificate_summary(&s.certificate().data),
                 }),
             );
@@ -250,7 +250,7 @@ fn render_value(el: &capf_wire::RawElement<'_>, strictness: Strictness) -> Map<S
                     json!({
                         "hash_algorithm": block.lead,
                         "hash_algorithm_name": hash.name(),
-                        "signature_base64": b64(&block.data),
+                        "signature_base64": b64(block.data),
                     }),
                 );
             }
