@@ -1,4 +1,5 @@
 //! Replays the capf-wire fuzz corpora (fuzz/corpus/wire_*) through the fuzz targets' checks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../fuzz/checks/wire.rs"]
 mod checks;
