@@ -237,7 +237,7 @@ fn render_value(el: &capf_wire::RawElement<'_>, strictness: Strictness) -> Map<S
                 json!({
                     "lead_byte": s.certificate().lead,
                     "der_base64": b64(s.certificate().data),
-                    "summary": certificate_summary(&s.certificate().data),
+                    "summary": certificate_summary(s.certificate().data),
                 }),
             );
             for (key, block) in [
