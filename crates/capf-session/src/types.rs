@@ -222,7 +222,7 @@ impl Authentication {
     /// message. `None` without SUDI_DATA.
     pub fn sudi_signed_content(&self) -> Option<Vec<u8>> {
         let sudi = self.sudi_data.as_ref()?;
-        let der = &sudi.certificate().data;
+        let der = sudi.certificate().data;
         let mut blob = Vec::with_capacity(4 + der.len());
         blob.extend_from_slice(&self.session_id.to_le_bytes());
         blob.extend_from_slice(der);
@@ -293,7 +293,7 @@ mod tests {
             certificate: Some(Certificate::lsc(vec![0x30, 0x03, 1, 2, 3])),
             signed_data: None,
             sha2_signed_data: None,
-            sudi_data: Some(SudiData::new(vec![0x30, 0x00], vec![1], vec![2]).unwrap()),
+            sudi_data: Some(SudiData::new(&[0x30, 0x00], &[1], &[2]).unwrap()),
         };
         assert_eq!(
             auth.signed_content().unwrap(),
