@@ -9,6 +9,7 @@ mod types;
 pub use error::{Error, Outcome, State};
 pub use phone::{PHONE_VERSION, PhoneConfig, PhoneEvent, PhoneSession};
 pub use server::{
-    DEFAULT_MAX_REQUESTS_IN_PROGRESS, SERVER_VERSION, ServerConfig, ServerEvent, ServerSession,
+    DEFAULT_MAX_REQUESTS_IN_PROGRESS, MESSAGE_HEAD_LEN, SERVER_VERSION, ServerConfig, ServerEvent,
+    ServerSession,
 };
 pub use types::{Authentication, Certificate, Decision, KeyRequest, Timeouts};

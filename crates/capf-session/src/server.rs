@@ -20,6 +20,10 @@ pub const SERVER_VERSION: u8 = 3;
 /// project rule).
 pub const DEFAULT_MAX_REQUESTS_IN_PROGRESS: u32 = 16;
 
+/// How many leading bytes of a bad message [`ServerSession::message_head`] keeps: spec 9.3 asks
+/// a server to log the first 32 bytes when it closes on broken framing.
+pub const MESSAGE_HEAD_LEN: usize = 32;
+
 /// How a [`ServerSession`] behaves. Public fields and `Default`, like rustls' configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -157,6 +161,51 @@ struct Core {
     deadline: Option<Instant>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
+    /// The first bytes of the message last read or being read, for logs (spec 9.3).
+    head: MessageHead,
+}
+
+/// At most [`MESSAGE_HEAD_LEN`] leading bytes of a message.
+#[derive(Debug, Default)]
+struct MessageHead {
+    bytes: [u8; MESSAGE_HEAD_LEN],
+    len: usize,
+    /// Holds a whole message already handled: the next bytes start a new one.
+    complete: bool,
+}
+
+impl MessageHead {
+    /// Bytes of the message being read.
+    fn push(&mut self, more: &[u8]) {
+        if self.complete {
+            self.len = 0;
+            self.complete = false;
+        }
+        self.extend(more);
+    }
+
+    /// The message just read, whole.
+    fn set(&mut self, frame: &Frame<'_>) {
+        let mut header = [0u8; capf_wire::HEADER_LEN];
+        header[0] = capf_wire::PROTOCOL_ID;
+        header[1] = frame.header.command.0;
+        header[2..6].copy_from_slice(&frame.header.session_id.to_be_bytes());
+        header[6..].copy_from_slice(&frame.header.length.to_be_bytes());
+        self.len = 0;
+        self.extend(&header);
+        self.extend(frame.body);
+        self.complete = true;
+    }
+
+    fn extend(&mut self, more: &[u8]) {
+        let take = more.len().min(MESSAGE_HEAD_LEN - self.len);
+        self.bytes[self.len..self.len + take].copy_from_slice(&more[..take]);
+        self.len += take;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl ServerSession {
@@ -178,6 +227,7 @@ impl ServerSession {
             version: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            head: MessageHead::default(),
         };
         core.send(request);
         ServerSession {
@@ -206,22 +256,35 @@ impl ServerSession {
         matches!(self.core.state, Expect::Closed)
     }
 
-    /// Feeds bytes read from the connection, split anywhere.
+    /// Feeds bytes read from the connection, split anywhere. Bytes after the session's end are
+    /// ignored.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) {
         while !input.is_empty() && !self.is_closed() {
             match self.deframer.push(input) {
                 Err(e) => {
+                    // The header that failed is at the start of what was not yet consumed.
+                    self.core.head.push(input);
                     self.core.decode_failed(e);
                     return;
                 }
-                Ok((used, frame)) => {
+                Ok((used, None)) => {
+                    self.core.head.push(&input[..used]);
                     input = &input[used..];
-                    if let Some(frame) = frame {
-                        self.core.on_frame(now, &frame);
-                    }
+                }
+                Ok((used, Some(frame))) => {
+                    input = &input[used..];
+                    self.core.head.set(&frame);
+                    self.core.on_frame(now, &frame);
                 }
             }
         }
+    }
+
+    /// The first bytes (at most [`MESSAGE_HEAD_LEN`]) of the message last read, or being read
+    /// when the session failed: what spec 9.3 asks a server to log when it closes on a bad
+    /// message.
+    pub fn message_head(&self) -> &[u8] {
+        self.core.head.as_slice()
     }
 
     /// The phone closed the connection. Before the session's end that is a failure: inside a
@@ -681,6 +744,20 @@ mod tests {
                 reason: Reason::UPDATE_CERTIFICATE
             }
         );
+    }
+
+    #[test]
+    fn message_head_shows_the_bad_message_not_the_previous_one() {
+        let (mut s, now) = started();
+        s.handle_input(now, &auth_response(Some(3)));
+        assert_eq!(s.message_head(), &auth_response(Some(3))[..32]);
+        s.decide(now, Decision::Install(KeyRequest::Rsa(2048)))
+            .unwrap();
+        let oversized = hex("55110001234540000000");
+        s.handle_input(now, &oversized[..3]);
+        s.handle_input(now, &oversized[3..]);
+        assert!(s.is_closed());
+        assert_eq!(s.message_head(), &oversized[..]);
     }
 
     #[test]

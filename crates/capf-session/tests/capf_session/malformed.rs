@@ -98,6 +98,36 @@ fn malformed_vectors_fed_byte_by_byte_end_the_same_way() {
 }
 
 #[test]
+fn the_first_32_bytes_of_a_bad_message_are_kept_for_the_log() {
+    for name in [
+        "malformed: oversized message (16385 bytes total)",
+        "malformed: length field longer than body (then EOF)",
+        "malformed: unknown element tag 14",
+    ] {
+        let input = named(name);
+        for chunk_len in [input.len(), 3] {
+            let now = Instant::now();
+            let mut s = ServerSession::new(ServerConfig::default(), ID, now);
+            for chunk in input.chunks(chunk_len) {
+                s.handle_input(now, chunk);
+            }
+            s.handle_eof(now);
+            assert!(s.is_closed(), "{name}");
+            let head = s.message_head();
+            if chunk_len == input.len() {
+                assert_eq!(head, &input[..32], "{name}");
+            } else {
+                // The session stops reading at the bad header: at least the header is kept.
+                assert!(
+                    head.len() >= 8 && input.starts_with(head),
+                    "{name}: {head:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_protocol_id_is_answered_only_under_the_compatibility_flag() {
     let input = named("malformed: bad protocol id 0x56");
     let (sent, _) = run(ServerConfig::default(), ID, &input);
