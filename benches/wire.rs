@@ -2,6 +2,8 @@
 //!
 //! `cargo bench --bench wire`
 
+// A bench over the committed vectors: a missing vector should stop it loudly.
+#![allow(clippy::expect_used, clippy::panic)]
 use std::hint::black_box;
 
 use capf_wire::{Deframer, Message, Strictness};

@@ -32,14 +32,16 @@ pub fn contains_reserved_capf_name(common_name: &str) -> bool {
 /// What a certificate is within its upload; the rules depend on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CertRole {
-    /// Self-issued: a root CA (or a self-signed server certificate, which is its own root).
+    /// Self-issued, and not a self-signed end-entity certificate (one saying CA:FALSE without
+    /// keyCertSign): a root CA.
     RootCa,
     /// Issues another certificate of the upload, or says CA:TRUE / keyCertSign.
     IntermediateCa,
     /// A CA-signed certificate uploaded to ipsec-trust that issues nothing in the upload: the
     /// IPsec peer's certificate.
     IpsecCertificate,
-    /// Any other certificate (an HTTPS server certificate, say).
+    /// Any other certificate: an HTTPS server certificate, or a self-signed certificate that
+    /// says CA:FALSE and has no keyCertSign.
     EndEntity,
     /// A CAPF certificate coming in through [`TrustStore::add_capf`](crate::TrustStore::add_capf).
     Capf,
@@ -267,14 +269,19 @@ pub(crate) fn roles(bundle: &[Cert], purpose: &Purpose) -> Vec<CertRole> {
     (0..bundle.len())
         .map(|i| {
             let cert = &bundle[i];
-            if cert.is_self_issued() {
+            let key_cert_sign = matches!(cert.key_usage(), Ok(Some(ku)) if ku.key_cert_sign());
+            let says_not_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if !bc.ca);
+            if cert.is_self_issued() && says_not_ca && !key_cert_sign {
+                // A self-signed end-entity certificate (say, another node's server
+                // certificate): it claims to be no CA, so the CA rules do not apply.
+                CertRole::EndEntity
+            } else if cert.is_self_issued() {
                 CertRole::RootCa
             } else if issues_another(bundle, i) {
                 CertRole::IntermediateCa
             } else if *purpose == Purpose::IPSEC_TRUST {
                 CertRole::IpsecCertificate
-            } else if cert.is_ca() || matches!(cert.key_usage(), Ok(Some(ku)) if ku.key_cert_sign())
-            {
+            } else if cert.is_ca() || key_cert_sign {
                 CertRole::IntermediateCa
             } else {
                 CertRole::EndEntity

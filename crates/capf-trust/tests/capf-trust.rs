@@ -691,3 +691,13 @@ fn missing_store_directory_is_empty() {
         .unwrap();
     assert!(loaded.store.is_empty() && loaded.bad_files.is_empty());
 }
+
+#[test]
+fn self_signed_end_entity_is_not_held_to_ca_rules() {
+    let mut s = store();
+    let v = s.add(&Purpose::TOMCAT_TRUST, cert("node-self"), now());
+    assert_eq!(
+        (v.role, v.verdict),
+        (CertRole::EndEntity, Verdict::Accepted)
+    );
+}
