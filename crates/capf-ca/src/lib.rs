@@ -1,0 +1,284 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use capf_lsc::der::Encode;
+use capf_lsc::{DeviceName, Issuer, LscParams, PhonePublicKey, ValidityDays, cert_info};
+
+/// What went wrong while issuing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The LSC could not be built or signed (bad key, time out of range, signer failure).
+    #[error("issuing the LSC for {device}: {source}")]
+    Lsc {
+        /// The device the LSC was for.
+        device: String,
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
+    },
+    /// The operating system's random number generator failed (serial numbers come from it).
+    #[error("random serial number for {device}: {source}")]
+    Random {
+        /// The device the LSC was for.
+        device: String,
+        /// What getrandom reported.
+        #[source]
+        source: getrandom::Error,
+    },
+    /// The signing task stopped before it finished (the runtime is shutting down).
+    #[error("signing task for {device} did not finish: {detail}")]
+    TaskFailed {
+        /// The device the LSC was for.
+        device: String,
+        /// Why the task ended.
+        detail: String,
+    },
+}
+
+/// One certificate request: who, which key, for how long.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// The device the LSC names (its subject CN).
+    pub device: DeviceName,
+    /// The public key the phone sent in KEY_GEN_RESPONSE, already checked against the key
+    /// that was asked for.
+    pub public_key: PhonePublicKey,
+    /// How long the LSC is valid (1 to 1825 days).
+    pub validity: ValidityDays,
+}
+
+/// A signed LSC, with what the device store records of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedLsc {
+    /// The DER certificate, as it goes to the phone in STORE_CERT_REQUEST.
+    pub der: Vec<u8>,
+    /// The serial number's bytes (big-endian, as in the certificate).
+    pub serial: Vec<u8>,
+    /// notBefore.
+    pub not_before: SystemTime,
+    /// notAfter.
+    pub not_after: SystemTime,
+}
+
+impl fmt::Debug for IssuedLsc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let serial: String = self.serial.iter().map(|b| format!("{b:02x}")).collect();
+        f.debug_struct("IssuedLsc")
+            .field("serial", &serial)
+            .field("der_len", &self.der.len())
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+/// What an issuer answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssueOutcome {
+    /// Signed now.
+    Issued(IssuedLsc),
+    /// Accepted, to be signed later (an online CA that answers "pending", or an offline CA):
+    /// the phone gets its certificate in a later session.
+    Pending {
+        /// The CA's handle on the request.
+        request_id: String,
+    },
+}
+
+/// The future an issuer returns.
+pub type IssueFuture<'a> = Pin<Box<dyn Future<Output = Result<IssueOutcome, Error>> + Send + 'a>>;
+
+/// Who signs LSCs: CAPF itself, an online CA, or an offline CA. Object-safe, so a server holds
+/// `Arc<dyn CertificateAuthority>` and the mode is a configuration choice.
+pub trait CertificateAuthority: Send + Sync + fmt::Debug {
+    /// The guide's name of the mode, for logs ("CAPF", "online CA", "offline CA").
+    fn mode(&self) -> &'static str;
+
+    /// Issues (or queues) an LSC for `request` at time `now`.
+    fn issue(&self, request: IssueRequest, now: SystemTime) -> IssueFuture<'_>;
+}
+
+/// The guide's default mode: CAPF signs LSCs with its own certificate and key.
+///
+/// Signing runs on tokio's blocking pool (an RSA signature takes milliseconds), so call
+/// [`CertificateAuthority::issue`] within a tokio runtime. Serial numbers are 16 bytes from the
+/// operating system's CSPRNG.
+pub struct CapfSigner {
+    issuer: RwLock<Arc<Issuer>>,
+}
+
+impl fmt::Debug for CapfSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapfSigner")
+            .field("issuer", &self.issuer())
+            .finish()
+    }
+}
+
+impl CapfSigner {
+    /// A signer over the CAPF certificate and key (or any CA the CAPF is subordinate to).
+    pub fn new(issuer: Issuer) -> Self {
+        CapfSigner {
+            issuer: RwLock::new(Arc::new(issuer)),
+        }
+    }
+
+    /// Replaces the certificate and key; requests already signing finish with the old ones.
+    pub fn replace(&self, issuer: Issuer) {
+        let new = Arc::new(issuer);
+        match self.issuer.write() {
+            Ok(mut guard) => *guard = new,
+            // A writer cannot panic while holding the lock; recover the guard regardless.
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// The issuer in use now.
+    pub fn issuer(&self) -> Arc<Issuer> {
+        match self.issuer.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Signs synchronously on the calling thread: what [`CertificateAuthority::issue`] runs on
+    /// the blocking pool.
+    ///
+    /// # Errors
+    /// [`Error::Random`] when no serial can be drawn, [`Error::Lsc`] when the LSC cannot be
+    /// built or signed.
+    pub fn sign_now(&self, request: &IssueRequest, now: SystemTime) -> Result<IssuedLsc, Error> {
+        sign(&self.issuer(), request, now)
+    }
+}
+
+fn sign(issuer: &Issuer, request: &IssueRequest, now: SystemTime) -> Result<IssuedLsc, Error> {
+    let device = request.device.as_str();
+    let mut serial = [0u8; 16];
+    getrandom::fill(&mut serial).map_err(|source| Error::Random {
+        device: device.to_owned(),
+        source,
+    })?;
+    let params = LscParams {
+        device_name: device.to_owned(),
+        validity: request.validity,
+    };
+    let lsc_error = |source| Error::Lsc {
+        device: device.to_owned(),
+        source,
+    };
+    let cert = issuer
+        .issue_lsc(&request.public_key, &params, now, &mut || serial)
+        .map_err(lsc_error)?;
+    let der = cert.to_der().map_err(|source| {
+        lsc_error(capf_lsc::Error::Der {
+            what: "LSC",
+            source,
+        })
+    })?;
+    let (not_before, not_after) = cert_info::validity(&cert);
+    Ok(IssuedLsc {
+        serial: cert.tbs_certificate().serial_number().as_bytes().to_vec(),
+        der,
+        not_before,
+        not_after,
+    })
+}
+
+impl CertificateAuthority for CapfSigner {
+    fn mode(&self) -> &'static str {
+        "CAPF"
+    }
+
+    fn issue(&self, request: IssueRequest, now: SystemTime) -> IssueFuture<'_> {
+        let issuer = self.issuer();
+        Box::pin(async move {
+            let device = request.device.as_str().to_owned();
+            tokio::task::spawn_blocking(move || sign(&issuer, &request, now))
+                .await
+                .map_err(|e| Error::TaskFailed {
+                    device,
+                    detail: e.to_string(),
+                })?
+                .map(IssueOutcome::Issued)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use capf_lsc::x509_cert::Certificate;
+    use capf_lsc::{Curve, KeySpec, RsaBits, der::Decode, verify_signature};
+    use capf_test_support as fixtures;
+
+    fn request(spec: KeySpec) -> IssueRequest {
+        IssueRequest {
+            device: DeviceName::new("SEP001A2B3C4D5E").unwrap(),
+            public_key: fixtures::phone_key(spec),
+            validity: ValidityDays::new(30).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn capf_signs_an_lsc_that_chains_to_the_capf_certificate() {
+        let issuer = fixtures::capf_issuer(KeySpec::Ec(Curve::P256));
+        let capf_cert = issuer.certificate().clone();
+        let ca = CapfSigner::new(issuer);
+        let outcome = ca
+            .issue(request(KeySpec::Rsa(RsaBits::B2048)), fixtures::now())
+            .await
+            .unwrap();
+        let IssueOutcome::Issued(lsc) = outcome else {
+            panic!("pending from CAPF")
+        };
+        let cert = Certificate::from_der(&lsc.der).unwrap();
+        verify_signature(&cert, capf_cert.tbs_certificate().subject_public_key_info()).unwrap();
+        assert_eq!(
+            cert.tbs_certificate().serial_number().as_bytes(),
+            lsc.serial.as_slice()
+        );
+        assert_eq!(lsc.not_before, fixtures::now());
+        assert_eq!(
+            lsc.not_after
+                .duration_since(lsc.not_before)
+                .unwrap()
+                .as_secs(),
+            30 * 86_400
+        );
+    }
+
+    #[tokio::test]
+    async fn serials_are_random_per_lsc() {
+        let ca = CapfSigner::new(fixtures::capf_issuer(KeySpec::Ec(Curve::P256)));
+        let a = ca.sign_now(&request(KeySpec::Ec(Curve::P256)), fixtures::now());
+        let b = ca.sign_now(&request(KeySpec::Ec(Curve::P256)), fixtures::now());
+        assert_ne!(a.unwrap().serial, b.unwrap().serial);
+    }
+
+    #[tokio::test]
+    async fn replaced_issuer_signs_the_next_lsc() {
+        let ca = CapfSigner::new(fixtures::capf_issuer(KeySpec::Ec(Curve::P256)));
+        let next = fixtures::capf_issuer(KeySpec::Ec(Curve::P384));
+        let next_cert = next.certificate().clone();
+        ca.replace(next);
+        let lsc = ca
+            .sign_now(&request(KeySpec::Ec(Curve::P256)), fixtures::now())
+            .unwrap();
+        verify_signature(
+            &Certificate::from_der(&lsc.der).unwrap(),
+            next_cert.tbs_certificate().subject_public_key_info(),
+        )
+        .unwrap();
+    }
+}
