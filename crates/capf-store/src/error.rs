@@ -1,0 +1,203 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use crate::types::{LscState, Operation, OperationStatus};
+
+/// Everything that can go wrong in capf-store.
+///
+/// Each variant carries what went wrong and where: the file, the device, the serial, or what
+/// the store was doing when the database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation on the data directory or the key file failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What the store was doing, such as "creating the data directory".
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The operating system's random number generator failed (creating the key file).
+    #[error("the system random number generator failed: {source}")]
+    Random {
+        /// The getrandom error.
+        source: getrandom::Error,
+    },
+    /// The HMAC key file is readable or writable by group or others.
+    #[error(
+        "refusing the authentication-string key file {}: its permissions are {mode:04o}, \
+         but it must be accessible by its owner only (chmod 600)",
+        path.display()
+    )]
+    KeyFilePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The HMAC key file does not hold exactly 32 bytes (or is not a regular file).
+    #[error(
+        "the authentication-string key file {} holds {len} bytes, but must hold exactly 32 \
+         (restore it from a backup: without it no stored authentication string can be checked)",
+        path.display()
+    )]
+    KeyFileLength {
+        /// The key file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// A SQLite call failed.
+    #[error(
+        "database error while {action}{}: {source}",
+        device.as_ref().map(|d| format!(" (device {d})")).unwrap_or_default()
+    )]
+    Database {
+        /// What the store was doing, such as "adding the device".
+        action: &'static str,
+        /// The device concerned, if any.
+        device: Option<String>,
+        /// The rusqlite error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer version of capf-store.
+    #[error(
+        "the database has schema version {found}, newer than the {supported} this capf-store \
+         understands: upgrade the software instead of opening it with this version"
+    )]
+    SchemaTooNew {
+        /// The database's `PRAGMA user_version`.
+        found: i64,
+        /// The newest version this code can migrate to.
+        supported: i64,
+    },
+    /// A value in the database that this code cannot read (edited by hand, or damaged).
+    #[error("unreadable value {value:?} in {table}.{column}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The column (or settings key).
+        column: &'static str,
+        /// The value, as text.
+        value: String,
+    },
+    /// A device name that cannot be registered (capf-lsc's device-name rules).
+    #[error("cannot register the device: {source}")]
+    InvalidDeviceName {
+        /// capf-lsc's error, which names the device and the rule.
+        source: capf_lsc::Error,
+    },
+    /// A device with this name (compared case-insensitively) is already registered.
+    #[error("device {name} is already registered")]
+    DuplicateDevice {
+        /// The name given.
+        name: String,
+    },
+    /// No device with this name is registered.
+    #[error("device {name} is not registered")]
+    UnknownDevice {
+        /// The name given.
+        name: String,
+    },
+    /// An authentication string that breaks UCM's rule. The string itself is never shown.
+    #[error(
+        "the authentication string for {device} must be 4 to 10 ASCII digits (0-9); the one \
+         given has {len} characters{}",
+        if *all_digits { "" } else { ", not all of them digits" }
+    )]
+    InvalidAuthString {
+        /// The device.
+        device: String,
+        /// Its length in characters.
+        len: usize,
+        /// Whether every character was an ASCII digit.
+        all_digits: bool,
+    },
+    /// A keepalive timer outside the guide's range.
+    #[error("a CAPF keepalive of {minutes} minutes is outside the allowed range of 5 to 60 minutes")]
+    KeepaliveOutOfRange {
+        /// The rejected value.
+        minutes: u64,
+    },
+    /// The device has no operation to run, so no session can begin one.
+    #[error("device {device} has no operation to run (operation {operation}, status {status})")]
+    NoOperationToRun {
+        /// The device.
+        device: String,
+        /// Its operation.
+        operation: Operation,
+        /// Its status.
+        status: OperationStatus,
+    },
+    /// An issued LSC record that cannot be stored.
+    #[error("cannot record LSC {serial} for device {device}: {reason}")]
+    InvalidLsc {
+        /// The serial number, in hex.
+        serial: String,
+        /// The device.
+        device: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An LSC with this serial number is already recorded.
+    #[error("an LSC with serial {serial} is already recorded (for device {owner})")]
+    DuplicateSerial {
+        /// The serial number, in hex.
+        serial: String,
+        /// The device it was issued to.
+        owner: String,
+    },
+    /// No LSC with this serial number is recorded.
+    #[error("no LSC with serial {serial} is recorded")]
+    UnknownLsc {
+        /// The serial number, in hex.
+        serial: String,
+    },
+    /// The LSC was issued to another device.
+    #[error("LSC {serial} was issued to device {owner}, not to {device}")]
+    LscOfAnotherDevice {
+        /// The serial number, in hex.
+        serial: String,
+        /// The device named in the call.
+        device: String,
+        /// The device the LSC was issued to.
+        owner: String,
+    },
+    /// The LSC is not in the state the call needs.
+    #[error("LSC {serial} is {state}, so it cannot be {wanted}")]
+    LscWrongState {
+        /// The serial number, in hex.
+        serial: String,
+        /// Its state.
+        state: LscState,
+        /// What the call wanted to do, such as "confirmed as installed".
+        wanted: &'static str,
+    },
+}
+
+impl Error {
+    /// A `map_err` adapter for rusqlite errors outside any one device.
+    pub(crate) fn db(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| Error::Database {
+            action,
+            device: None,
+            source,
+        }
+    }
+
+    /// A `map_err` adapter for rusqlite errors about one device.
+    pub(crate) fn db_device<'a>(
+        action: &'static str,
+        device: &'a str,
+    ) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
+        move |source| Error::Database {
+            action,
+            device: Some(device.to_owned()),
+            source,
+        }
+    }
+}

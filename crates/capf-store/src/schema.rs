@@ -1,0 +1,215 @@
+//! The schema and its migrations.
+//!
+//! [`MIGRATIONS`] is an ordered list of SQL steps; step `i` takes the database from
+//! `PRAGMA user_version` `i` to `i + 1`, in one transaction (the new user_version is part of
+//! it, so a crash leaves the database at one version or the next). A database whose
+//! user_version is above the number of steps was written by newer code and is refused.
+//! Append new steps; never edit one that has shipped.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::Error;
+
+/// Version 1: devices, LSCs, troubleshoot results, settings, the audit log.
+///
+/// Times are unix seconds (INTEGER). Names compare case-insensitively (UCM matches device names
+/// that way). The CHECK constraints hold the invariants the code keeps, so a bug or a hand edit
+/// that breaks one fails instead of storing it. `auth_mode` has no CHECK so that new modes need
+/// no table rebuild. LSC records and audit entries have no foreign key to `devices`: they outlive
+/// a removed device, for the audit; troubleshoot results are removed with their device.
+const V1: &str = "
+CREATE TABLE devices (
+    name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+    description TEXT NOT NULL,
+    device_pool TEXT NOT NULL,
+    model TEXT NOT NULL,
+    operation TEXT NOT NULL
+        CHECK (operation IN ('none', 'install_upgrade', 'delete', 'troubleshoot')),
+    key_order TEXT CHECK (key_order IN ('rsa_only', 'ec_only', 'ec_preferred_rsa_backup')),
+    key_size INTEGER CHECK (key_size IN (1024, 2048, 3072, 4096)),
+    key_curve TEXT CHECK (key_curve IN ('P-256', 'P-384', 'P-521')),
+    auth_mode TEXT NOT NULL,
+    auth_hash BLOB CHECK (auth_hash IS NULL OR length(auth_hash) = 32),
+    complete_by INTEGER,
+    status TEXT NOT NULL
+        CHECK (status IN ('none', 'pending', 'in_progress', 'success', 'failed', 'expired')),
+    failure_reason TEXT,
+    last_error TEXT,
+    attempts INTEGER NOT NULL CHECK (attempts BETWEEN 0 AND 4294967295),
+    ec_key_generation_failed INTEGER NOT NULL CHECK (ec_key_generation_failed IN (0, 1)),
+    auth_failures INTEGER NOT NULL CHECK (auth_failures BETWEEN 0 AND 4294967295),
+    last_auth_failure INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    -- the key policy is there exactly when the operation is Install/Upgrade
+    CHECK (CASE WHEN operation = 'install_upgrade'
+                THEN key_order IS NOT NULL AND key_size IS NOT NULL AND key_curve IS NOT NULL
+                ELSE key_order IS NULL AND key_size IS NULL AND key_curve IS NULL END),
+    -- a failure reason exactly when the status is failed
+    CHECK ((status = 'failed') = (failure_reason IS NOT NULL)),
+    -- the operation/status pairs the code produces
+    CHECK (CASE WHEN operation = 'none' THEN status IN ('none', 'success')
+                ELSE status IN ('pending', 'in_progress', 'failed', 'expired') END)
+) STRICT;
+
+CREATE TABLE lscs (
+    serial BLOB NOT NULL PRIMARY KEY CHECK (length(serial) > 0),
+    device TEXT NOT NULL COLLATE NOCASE,
+    der BLOB NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('issued', 'installed', 'stale', 'superseded', 'deleted', 'revoked')),
+    state_changed_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX lscs_by_device ON lscs (device, issued_at);
+CREATE INDEX lscs_by_state ON lscs (state, issued_at);
+
+CREATE TABLE troubleshoot_results (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL COLLATE NOCASE REFERENCES devices (name) ON DELETE CASCADE,
+    cert_type INTEGER CHECK (cert_type BETWEEN 0 AND 255),
+    der BLOB,
+    fetched_at INTEGER NOT NULL,
+    CHECK ((cert_type IS NULL) = (der IS NULL))
+) STRICT;
+CREATE INDEX troubleshoot_by_device ON troubleshoot_results (device, id);
+
+CREATE TABLE settings (
+    key TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    device TEXT COLLATE NOCASE,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_device ON audit (device, id);
+";
+
+/// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this code creates and understands: the number of migration steps.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(conn: &Connection) -> Result<i64, Error> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(Error::db("reading the schema version"))
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], one transaction per step.
+///
+/// The version is read again inside each step's write transaction, so two processes opening a
+/// new database at once apply each step once.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<(), Error> {
+    let supported = steps.len() as i64;
+    let check = |found: i64| {
+        if found > supported {
+            Err(Error::SchemaTooNew { found, supported })
+        } else if found < 0 {
+            Err(Error::Corrupt {
+                table: "PRAGMA",
+                column: "user_version",
+                value: found.to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let found = user_version(conn)?;
+    check(found)?;
+    if found == supported {
+        return Ok(());
+    }
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("beginning a schema migration"))?;
+        let version = user_version(&tx)?;
+        check(version)?;
+        let Some(step) = usize::try_from(version).ok().and_then(|v| steps.get(v)) else {
+            return Ok(());
+        };
+        tx.execute_batch(step)
+            .map_err(Error::db("applying a schema migration"))?;
+        tx.pragma_update(None, "user_version", version + 1)
+            .map_err(Error::db("recording the schema version"))?;
+        tx.commit()
+            .map_err(Error::db("committing a schema migration"))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_every_step_in_order_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let steps = [
+            "CREATE TABLE a (x INTEGER);",
+            "INSERT INTO a VALUES (1);",
+            "INSERT INTO a VALUES (2);",
+        ];
+        migrate_with(&mut conn, &steps[..2]).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 2);
+        migrate_with(&mut conn, &steps).unwrap();
+        migrate_with(&mut conn, &steps).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 3);
+        let rows: Vec<i64> = conn
+            .prepare("SELECT x FROM a ORDER BY x")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [1, 2]);
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_previous_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let steps = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y); NOT SQL"];
+        assert!(matches!(
+            migrate_with(&mut conn, &steps),
+            Err(Error::Database { .. })
+        ));
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let b: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(b, 0);
+    }
+
+    #[test]
+    fn refuses_a_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::SchemaTooNew { found, supported })
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
+        ));
+    }
+
+    #[test]
+    fn creates_the_latest_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+}

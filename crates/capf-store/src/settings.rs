@@ -1,0 +1,235 @@
+//! Settings the administrator changes at run time.
+
+use core::fmt;
+use std::time::Duration;
+
+use crate::Error;
+
+/// The CAPF keepalive timer, in minutes: 5 to 60 inclusive (the guide's range), 15 by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeepaliveMinutes(u32);
+
+impl KeepaliveMinutes {
+    /// The shortest keepalive allowed.
+    pub const MIN: KeepaliveMinutes = KeepaliveMinutes(5);
+    /// The longest keepalive allowed.
+    pub const MAX: KeepaliveMinutes = KeepaliveMinutes(60);
+    /// The default, 15 minutes.
+    pub const DEFAULT: KeepaliveMinutes = KeepaliveMinutes(15);
+
+    /// Validates `minutes`.
+    ///
+    /// # Errors
+    /// [`Error::KeepaliveOutOfRange`] outside 5..=60.
+    pub fn new(minutes: u32) -> Result<Self, Error> {
+        if (Self::MIN.0..=Self::MAX.0).contains(&minutes) {
+            Ok(KeepaliveMinutes(minutes))
+        } else {
+            Err(Error::KeepaliveOutOfRange {
+                minutes: u64::from(minutes),
+            })
+        }
+    }
+
+    /// The number of minutes.
+    pub fn minutes(self) -> u32 {
+        self.0
+    }
+
+    /// The timer as a duration.
+    pub fn as_duration(self) -> Duration {
+        Duration::from_secs(u64::from(self.0) * 60)
+    }
+}
+
+impl Default for KeepaliveMinutes {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TryFrom<u32> for KeepaliveMinutes {
+    type Error = Error;
+
+    fn try_from(minutes: u32) -> Result<Self, Error> {
+        Self::new(minutes)
+    }
+}
+
+impl fmt::Display for KeepaliveMinutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} min", self.0)
+    }
+}
+
+/// The settings the running server re-reads, so changing them needs no restart.
+///
+/// Stored as key/value rows in table `settings`: `keepalive_minutes`, `max_sessions`,
+/// `max_key_generation_sessions`, `key_generation_queue`, `auth_failure_limit`,
+/// `auth_lockout_seconds` (decimal text); a missing row means the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// The CAPF keepalive timer.
+    pub keepalive: KeepaliveMinutes,
+    /// The most CAPF sessions at once.
+    pub max_sessions: u32,
+    /// The most sessions waiting for a phone's key generation at once.
+    pub max_key_generation_sessions: u32,
+    /// How many sessions may queue for a key-generation slot.
+    pub key_generation_queue: u32,
+    /// Failed authentication-string attempts before the device is locked out (0: never).
+    pub auth_failure_limit: u32,
+    /// How long a lockout lasts after the last failure (stored in whole seconds).
+    pub auth_lockout: Duration,
+}
+
+/// Keepalive 15 minutes, 1000 sessions, 64 key-generation sessions, a queue of 256, lockout
+/// after 5 failures for 5 minutes.
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            keepalive: KeepaliveMinutes::DEFAULT,
+            max_sessions: 1000,
+            max_key_generation_sessions: 64,
+            key_generation_queue: 256,
+            auth_failure_limit: 5,
+            auth_lockout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+pub(crate) const KEEPALIVE: &str = "keepalive_minutes";
+pub(crate) const MAX_SESSIONS: &str = "max_sessions";
+pub(crate) const MAX_KEY_GENERATION_SESSIONS: &str = "max_key_generation_sessions";
+pub(crate) const KEY_GENERATION_QUEUE: &str = "key_generation_queue";
+pub(crate) const AUTH_FAILURE_LIMIT: &str = "auth_failure_limit";
+pub(crate) const AUTH_LOCKOUT: &str = "auth_lockout_seconds";
+
+impl Settings {
+    /// The settings as key/value rows.
+    pub(crate) fn to_rows(self) -> [(&'static str, String); 6] {
+        [
+            (KEEPALIVE, self.keepalive.minutes().to_string()),
+            (MAX_SESSIONS, self.max_sessions.to_string()),
+            (
+                MAX_KEY_GENERATION_SESSIONS,
+                self.max_key_generation_sessions.to_string(),
+            ),
+            (KEY_GENERATION_QUEUE, self.key_generation_queue.to_string()),
+            (AUTH_FAILURE_LIMIT, self.auth_failure_limit.to_string()),
+            (AUTH_LOCKOUT, self.auth_lockout.as_secs().to_string()),
+        ]
+    }
+
+    /// Applies one stored row; unknown keys (from a newer version) are ignored.
+    pub(crate) fn apply_row(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        fn number<T: core::str::FromStr>(column: &'static str, value: &str) -> Result<T, Error> {
+            value.parse().map_err(|_| Error::Corrupt {
+                table: "settings",
+                column,
+                value: value.to_owned(),
+            })
+        }
+        match key {
+            KEEPALIVE => {
+                self.keepalive = KeepaliveMinutes::new(number(KEEPALIVE, value)?).map_err(|_| {
+                    Error::Corrupt {
+                        table: "settings",
+                        column: KEEPALIVE,
+                        value: value.to_owned(),
+                    }
+                })?;
+            }
+            MAX_SESSIONS => self.max_sessions = number(MAX_SESSIONS, value)?,
+            MAX_KEY_GENERATION_SESSIONS => {
+                self.max_key_generation_sessions = number(MAX_KEY_GENERATION_SESSIONS, value)?;
+            }
+            KEY_GENERATION_QUEUE => {
+                self.key_generation_queue = number(KEY_GENERATION_QUEUE, value)?;
+            }
+            AUTH_FAILURE_LIMIT => self.auth_failure_limit = number(AUTH_FAILURE_LIMIT, value)?,
+            AUTH_LOCKOUT => {
+                self.auth_lockout = Duration::from_secs(number(AUTH_LOCKOUT, value)?);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `keepalive 15 min, max sessions 1000, ...`, for the audit log.
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "keepalive {}, max sessions {}, max key-generation sessions {}, key-generation queue \
+             {}, auth failure limit {}, auth lockout {} s",
+            self.keepalive,
+            self.max_sessions,
+            self.max_key_generation_sessions,
+            self.key_generation_queue,
+            self.auth_failure_limit,
+            self.auth_lockout.as_secs()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_accepts_5_to_60_minutes_only() {
+        for bad in [0, 4, 61, u32::MAX] {
+            assert!(matches!(
+                KeepaliveMinutes::new(bad),
+                Err(Error::KeepaliveOutOfRange { minutes }) if minutes == u64::from(bad)
+            ));
+        }
+        for good in [5, 15, 60] {
+            assert_eq!(KeepaliveMinutes::new(good).map(KeepaliveMinutes::minutes).ok(), Some(good));
+        }
+        assert_eq!(KeepaliveMinutes::default().as_duration(), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn keepalive_error_names_the_range() {
+        let message = KeepaliveMinutes::new(61).err().map(|e| e.to_string());
+        assert_eq!(
+            message.as_deref(),
+            Some("a CAPF keepalive of 61 minutes is outside the allowed range of 5 to 60 minutes")
+        );
+    }
+
+    #[test]
+    fn settings_rows_round_trip() {
+        let settings = Settings {
+            keepalive: KeepaliveMinutes(42),
+            max_sessions: 7,
+            max_key_generation_sessions: 3,
+            key_generation_queue: 9,
+            auth_failure_limit: 0,
+            auth_lockout: Duration::from_secs(61),
+        };
+        let mut back = Settings::default();
+        for (key, value) in settings.to_rows() {
+            back.apply_row(key, &value).ok();
+        }
+        assert_eq!(back, settings);
+    }
+
+    #[test]
+    fn rejects_unreadable_setting_rows_and_ignores_unknown_keys() {
+        let mut s = Settings::default();
+        assert!(matches!(
+            s.apply_row(KEEPALIVE, "61"),
+            Err(Error::Corrupt { column: KEEPALIVE, .. })
+        ));
+        assert!(matches!(
+            s.apply_row(MAX_SESSIONS, "many"),
+            Err(Error::Corrupt { column: MAX_SESSIONS, .. })
+        ));
+        assert!(s.apply_row("from_a_newer_version", "x").is_ok());
+        assert_eq!(s, Settings::default());
+    }
+}

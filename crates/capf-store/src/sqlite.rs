@@ -1,0 +1,1202 @@
+//! [`SqliteStore`]: the [`DeviceStore`] on an embedded SQLite database.
+
+use core::fmt;
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::auth::{self, AUTH_KEY_LEN};
+use crate::types::hex;
+use crate::{
+    AttemptEnd, AuditEntry, AuthMode, Device, DeviceStore, DeviceUpdate, Error, FetchedCertificate,
+    IssuedLsc, LscRecord, LscState, NewDevice, Operation, OperationStatus, Settings,
+    TroubleshootResult, action, schema,
+};
+
+/// The [`DeviceStore`] on an embedded SQLite database (bundled SQLite).
+///
+/// The database is opened in WAL mode with a 5 s busy timeout and every write in an IMMEDIATE
+/// transaction, so several processes (the running server and an administration CLI) can use
+/// the same file at once: a writer waits for another instead of failing with "database is
+/// locked". Foreign keys are on and `synchronous` is FULL (a committed change survives a power
+/// loss). One connection is shared behind a mutex.
+///
+/// Times are stored as whole unix seconds: sub-second parts are dropped, and what the store
+/// returns is what it stored.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    key: [u8; AUTH_KEY_LEN],
+    path: Option<PathBuf>,
+}
+
+/// Shows the database path, never the key.
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The database file's name in the data directory.
+    pub const DATABASE_FILE: &'static str = "capf.sqlite";
+    /// The HMAC key file's name in the data directory.
+    pub const KEY_FILE: &'static str = "auth-string.key";
+    /// How long a write waits for another connection's write to finish.
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Opens the store in `data_dir`, creating the directory (mode 0700), the database
+    /// ([`Self::DATABASE_FILE`], migrated to the current schema) and the HMAC key file
+    /// ([`Self::KEY_FILE`]: 32 random bytes, mode 0600, created atomically) when missing.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Random`], [`Error::KeyFilePermissions`] when the key file is
+    /// accessible by group or others, [`Error::KeyFileLength`] when it is not 32 bytes,
+    /// [`Error::SchemaTooNew`] for a database written by newer code, or a database error.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, Error> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|source| Error::Io {
+                action: "creating the data directory",
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        let key = auth::load_or_create_key(&data_dir.join(Self::KEY_FILE))?;
+        let path = data_dir.join(Self::DATABASE_FILE);
+        let mut conn = Connection::open(&path).map_err(Error::db("opening the database"))?;
+        configure(&conn)?;
+        // The journal mode is a property of the file, kept once set; "memory" or "delete" come
+        // back only where WAL cannot work, and the store still works there, with less
+        // concurrency.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(Error::db("switching the database to WAL mode"))?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            key,
+            path: Some(path),
+        })
+    }
+
+    /// A store in memory, with the given HMAC key (for tests).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn open_in_memory(hmac_key: [u8; 32]) -> Result<SqliteStore, Error> {
+        let mut conn =
+            Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            key: hmac_key,
+            path: None,
+        })
+    }
+
+    /// The database file (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// SQLite's `PRAGMA integrity_check`: the problems it finds (empty when the database is
+    /// sound).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn integrity_check(&self) -> Result<Vec<String>, Error> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(Error::db("checking integrity"))?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(Error::db("checking integrity"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::db("checking integrity"))?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held cannot leave a transaction half-done (dropping a
+        // rusqlite Transaction rolls it back), so the connection is fine to use.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken up front, so a busy
+    /// database makes it wait, up to the busy timeout, instead of failing on the first write).
+    fn write<T>(
+        &self,
+        device: Option<&str>,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let fail = |action| {
+            move |source| Error::Database {
+                action,
+                device: device.map(str::to_owned),
+                source,
+            }
+        };
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail("beginning a write"))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(fail("committing a write"))?;
+        Ok(out)
+    }
+
+    /// Loads the device, lets `f` change it, and (when `f` says what it did) stores it and
+    /// logs `action` with that detail, all in one transaction. Returns the device as stored.
+    fn change(
+        &self,
+        name: &str,
+        now: SystemTime,
+        action: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &mut DeviceRow) -> Result<Option<String>, Error>,
+    ) -> Result<Device, Error> {
+        self.write(Some(name), |tx| {
+            let mut row = load_required(tx, name)?;
+            let Some(detail) = f(tx, &mut row)? else {
+                return Ok(row.device);
+            };
+            row.device.updated_at = now;
+            store_device(tx, &row)?;
+            append_audit(tx, now, Some(&row.device.name), action, &detail)?;
+            load_required(tx, name).map(|r| r.device)
+        })
+    }
+
+    fn tag(&self, device: &str, auth_string: Option<&str>) -> Result<Option<Vec<u8>>, Error> {
+        auth_string
+            .map(|s| {
+                auth::validate(device, s)?;
+                Ok(auth::tag(&self.key, device, s))
+            })
+            .transpose()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), Error> {
+    conn.busy_timeout(SqliteStore::BUSY_TIMEOUT)
+        .map_err(Error::db("setting the busy timeout"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(Error::db("turning foreign keys on"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(Error::db("setting synchronous mode"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encodings
+
+/// Unix seconds, rounded down.
+fn to_unix(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            i64::try_from(secs).map_or(i64::MIN, |s| -s)
+        }
+    }
+}
+
+fn from_unix(secs: i64, table: &'static str, column: &'static str) -> Result<SystemTime, Error> {
+    let t = if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    };
+    t.ok_or(Error::Corrupt {
+        table,
+        column,
+        value: secs.to_string(),
+    })
+}
+
+fn from_unix_opt(
+    secs: Option<i64>,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Option<SystemTime>, Error> {
+    secs.map(|s| from_unix(s, table, column)).transpose()
+}
+
+/// The operation as (operation, key_order, key_size, key_curve) columns.
+fn operation_columns(
+    op: &Operation,
+) -> (
+    &'static str,
+    Option<&'static str>,
+    Option<u16>,
+    Option<&'static str>,
+) {
+    match op {
+        Operation::None => ("none", None, None, None),
+        Operation::InstallUpgrade(policy) => (
+            "install_upgrade",
+            Some(match policy.order {
+                KeyOrder::RsaOnly => "rsa_only",
+                KeyOrder::EcOnly => "ec_only",
+                KeyOrder::EcPreferredRsaBackup => "ec_preferred_rsa_backup",
+            }),
+            Some(policy.rsa.bits()),
+            Some(policy.curve.name()),
+        ),
+        Operation::Delete => ("delete", None, None, None),
+        Operation::Troubleshoot => ("troubleshoot", None, None, None),
+    }
+}
+
+fn operation_from_columns(
+    op: &str,
+    order: Option<&str>,
+    size: Option<i64>,
+    curve: Option<&str>,
+) -> Result<Operation, Error> {
+    let parsed = match (op, order, size, curve) {
+        ("none", None, None, None) => Some(Operation::None),
+        ("delete", None, None, None) => Some(Operation::Delete),
+        ("troubleshoot", None, None, None) => Some(Operation::Troubleshoot),
+        ("install_upgrade", Some(order), Some(size), Some(curve)) => {
+            let order = match order {
+                "rsa_only" => Some(KeyOrder::RsaOnly),
+                "ec_only" => Some(KeyOrder::EcOnly),
+                "ec_preferred_rsa_backup" => Some(KeyOrder::EcPreferredRsaBackup),
+                _ => None,
+            };
+            let rsa = usize::try_from(size)
+                .ok()
+                .and_then(|s| RsaBits::from_bits(s).ok());
+            let curve = Curve::ALL.into_iter().find(|c| c.name() == curve);
+            match (order, rsa, curve) {
+                (Some(order), Some(rsa), Some(curve)) => {
+                    Some(Operation::InstallUpgrade(KeyPolicy { order, rsa, curve }))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    parsed.ok_or_else(|| Error::Corrupt {
+        table: "devices",
+        column: "operation",
+        value: format!("{op} {order:?} {size:?} {curve:?}"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+/// A device as stored: the public record plus the authentication-string tag.
+struct DeviceRow {
+    device: Device,
+    auth_hash: Option<Vec<u8>>,
+}
+
+const DEVICE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
+     key_size, key_curve, auth_mode, auth_hash, complete_by, status, failure_reason, last_error, \
+     attempts, ec_key_generation_failed, auth_failures, last_auth_failure, updated_at";
+
+/// A `devices` row as SQLite returns it.
+struct RawDevice {
+    name: String,
+    description: String,
+    device_pool: String,
+    model: String,
+    operation: String,
+    key_order: Option<String>,
+    key_size: Option<i64>,
+    key_curve: Option<String>,
+    auth_mode: String,
+    auth_hash: Option<Vec<u8>>,
+    complete_by: Option<i64>,
+    status: String,
+    failure_reason: Option<String>,
+    last_error: Option<String>,
+    attempts: u32,
+    ec_key_generation_failed: bool,
+    auth_failures: u32,
+    last_auth_failure: Option<i64>,
+    updated_at: i64,
+}
+
+impl RawDevice {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDevice> {
+        Ok(RawDevice {
+            name: row.get(0)?,
+            description: row.get(1)?,
+            device_pool: row.get(2)?,
+            model: row.get(3)?,
+            operation: row.get(4)?,
+            key_order: row.get(5)?,
+            key_size: row.get(6)?,
+            key_curve: row.get(7)?,
+            auth_mode: row.get(8)?,
+            auth_hash: row.get(9)?,
+            complete_by: row.get(10)?,
+            status: row.get(11)?,
+            failure_reason: row.get(12)?,
+            last_error: row.get(13)?,
+            attempts: row.get(14)?,
+            ec_key_generation_failed: row.get(15)?,
+            auth_failures: row.get(16)?,
+            last_auth_failure: row.get(17)?,
+            updated_at: row.get(18)?,
+        })
+    }
+
+    fn parse(self) -> Result<DeviceRow, Error> {
+        let corrupt = |column, value: &str| Error::Corrupt {
+            table: "devices",
+            column,
+            value: value.to_owned(),
+        };
+        let operation = operation_from_columns(
+            &self.operation,
+            self.key_order.as_deref(),
+            self.key_size,
+            self.key_curve.as_deref(),
+        )?;
+        let auth_mode =
+            AuthMode::from_db(&self.auth_mode).ok_or_else(|| corrupt("auth_mode", &self.auth_mode))?;
+        let status = OperationStatus::from_db(&self.status, self.failure_reason)
+            .ok_or_else(|| corrupt("status", &self.status))?;
+        Ok(DeviceRow {
+            device: Device {
+                name: self.name,
+                description: self.description,
+                device_pool: self.device_pool,
+                model: self.model,
+                operation,
+                auth_mode,
+                has_auth_string: self.auth_hash.is_some(),
+                complete_by: from_unix_opt(self.complete_by, "devices", "complete_by")?,
+                status,
+                last_error: self.last_error,
+                attempts: self.attempts,
+                ec_key_generation_failed: self.ec_key_generation_failed,
+                auth_failures: self.auth_failures,
+                last_auth_failure: from_unix_opt(
+                    self.last_auth_failure,
+                    "devices",
+                    "last_auth_failure",
+                )?,
+                updated_at: from_unix(self.updated_at, "devices", "updated_at")?,
+            },
+            auth_hash: self.auth_hash,
+        })
+    }
+}
+
+fn load(conn: &Connection, name: &str) -> Result<Option<DeviceRow>, Error> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE name = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([name], RawDevice::read).optional())
+        .map_err(Error::db_device("loading the device", name))?
+        .map(RawDevice::parse)
+        .transpose()
+}
+
+fn load_required(conn: &Connection, name: &str) -> Result<DeviceRow, Error> {
+    load(conn, name)?.ok_or_else(|| Error::UnknownDevice {
+        name: name.to_owned(),
+    })
+}
+
+fn store_device(conn: &Connection, row: &DeviceRow) -> Result<(), Error> {
+    let d = &row.device;
+    let (operation, key_order, key_size, key_curve) = operation_columns(&d.operation);
+    conn.prepare_cached(
+        "UPDATE devices SET description = ?2, device_pool = ?3, model = ?4, operation = ?5, \
+         key_order = ?6, key_size = ?7, key_curve = ?8, auth_mode = ?9, auth_hash = ?10, \
+         complete_by = ?11, status = ?12, failure_reason = ?13, last_error = ?14, attempts = ?15, \
+         ec_key_generation_failed = ?16, auth_failures = ?17, last_auth_failure = ?18, \
+         updated_at = ?19 WHERE name = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            d.name,
+            d.description,
+            d.device_pool,
+            d.model,
+            operation,
+            key_order,
+            key_size,
+            key_curve,
+            d.auth_mode.as_db(),
+            row.auth_hash,
+            d.complete_by.map(to_unix),
+            d.status.as_db(),
+            d.status.failure_reason(),
+            d.last_error,
+            d.attempts,
+            d.ec_key_generation_failed,
+            d.auth_failures,
+            d.last_auth_failure.map(to_unix),
+            to_unix(d.updated_at),
+        ])
+    })
+    .map_err(Error::db_device("storing the device", &d.name))?;
+    Ok(())
+}
+
+fn append_audit(
+    conn: &Connection,
+    at: SystemTime,
+    device: Option<&str>,
+    action: &str,
+    detail: &str,
+) -> Result<(), Error> {
+    conn.prepare_cached("INSERT INTO audit (at, device, action, detail) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut stmt| stmt.execute(params![to_unix(at), device, action, detail]))
+        .map_err(|source| Error::Database {
+            action: "appending to the audit log",
+            device: device.map(str::to_owned),
+            source,
+        })?;
+    Ok(())
+}
+
+fn describe_time(t: Option<SystemTime>) -> String {
+    t.map_or_else(|| "none".to_owned(), |t| format!("unix {}", to_unix(t)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// LSCs
+
+const LSC_COLUMNS: &str =
+    "serial, device, der, not_before, not_after, issued_at, state, state_changed_at";
+
+struct RawLsc {
+    serial: Vec<u8>,
+    device: String,
+    der: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    issued_at: i64,
+    state: String,
+    state_changed_at: i64,
+}
+
+impl RawLsc {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawLsc> {
+        Ok(RawLsc {
+            serial: row.get(0)?,
+            device: row.get(1)?,
+            der: row.get(2)?,
+            not_before: row.get(3)?,
+            not_after: row.get(4)?,
+            issued_at: row.get(5)?,
+            state: row.get(6)?,
+            state_changed_at: row.get(7)?,
+        })
+    }
+
+    fn parse(self) -> Result<LscRecord, Error> {
+        Ok(LscRecord {
+            state: LscState::from_db(&self.state).ok_or_else(|| Error::Corrupt {
+                table: "lscs",
+                column: "state",
+                value: self.state.clone(),
+            })?,
+            serial: self.serial,
+            device: self.device,
+            der: self.der,
+            not_before: from_unix(self.not_before, "lscs", "not_before")?,
+            not_after: from_unix(self.not_after, "lscs", "not_after")?,
+            issued_at: from_unix(self.issued_at, "lscs", "issued_at")?,
+            state_changed_at: from_unix(self.state_changed_at, "lscs", "state_changed_at")?,
+        })
+    }
+}
+
+fn query_lscs(
+    conn: &Connection,
+    filter: &str,
+    param: &dyn rusqlite::ToSql,
+    action: &'static str,
+) -> Result<Vec<LscRecord>, Error> {
+    let sql = format!("SELECT {LSC_COLUMNS} FROM lscs WHERE {filter} ORDER BY issued_at, rowid");
+    let raws = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([param], RawLsc::read)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db(action))?;
+    raws.into_iter().map(RawLsc::parse).collect()
+}
+
+fn load_lsc(conn: &Connection, serial: &[u8]) -> Result<Option<LscRecord>, Error> {
+    let sql = format!("SELECT {LSC_COLUMNS} FROM lscs WHERE serial = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([serial], RawLsc::read).optional())
+        .map_err(Error::db("loading an LSC"))?
+        .map(RawLsc::parse)
+        .transpose()
+}
+
+/// Moves the device's LSCs in state `from` to `to`; returns their serials in hex.
+fn move_lscs(
+    conn: &Connection,
+    device: &str,
+    from: LscState,
+    to: LscState,
+    now: SystemTime,
+) -> Result<Vec<String>, Error> {
+    let serials = conn
+        .prepare_cached(
+            "SELECT serial FROM lscs WHERE device = ?1 AND state = ?2 ORDER BY issued_at, rowid",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![device, from.as_str()], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db_device("finding LSCs to move", device))?;
+    let mut moved = Vec::new();
+    for serial in serials {
+        set_lsc_state(conn, &serial, to, now)?;
+        moved.push(hex(&serial));
+    }
+    Ok(moved)
+}
+
+fn set_lsc_state(
+    conn: &Connection,
+    serial: &[u8],
+    state: LscState,
+    now: SystemTime,
+) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE lscs SET state = ?2, state_changed_at = ?3 WHERE serial = ?1")
+        .and_then(|mut stmt| stmt.execute(params![serial, state.as_str(), to_unix(now)]))
+        .map_err(Error::db("changing an LSC's state"))?;
+    Ok(())
+}
+
+fn list_of(serials: &[String]) -> String {
+    serials.join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trait
+
+impl DeviceStore for SqliteStore {
+    fn add_device(&self, new: &NewDevice, now: SystemTime) -> Result<Device, Error> {
+        DeviceName::new(&new.name).map_err(|source| Error::InvalidDeviceName { source })?;
+        let auth_hash = self.tag(&new.name, new.auth_string.as_deref())?;
+        self.write(Some(&new.name), |tx| {
+            if load(tx, &new.name)?.is_some() {
+                return Err(Error::DuplicateDevice {
+                    name: new.name.clone(),
+                });
+            }
+            let status = if new.operation.is_none() {
+                OperationStatus::None
+            } else {
+                OperationStatus::Pending
+            };
+            let (operation, key_order, key_size, key_curve) = operation_columns(&new.operation);
+            tx.prepare_cached(
+                "INSERT INTO devices (name, description, device_pool, model, operation, \
+                 key_order, key_size, key_curve, auth_mode, auth_hash, complete_by, status, \
+                 failure_reason, last_error, attempts, ec_key_generation_failed, auth_failures, \
+                 last_auth_failure, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                 ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, 0, 0, NULL, ?13, ?13)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    new.name,
+                    new.description,
+                    new.device_pool,
+                    new.model,
+                    operation,
+                    key_order,
+                    key_size,
+                    key_curve,
+                    new.auth_mode.as_db(),
+                    auth_hash,
+                    new.complete_by.map(to_unix),
+                    status.as_db(),
+                    to_unix(now),
+                ])
+            })
+            .map_err(Error::db_device("adding the device", &new.name))?;
+            let detail = format!(
+                "operation {}, complete by {}, auth mode {}, authentication string {}",
+                new.operation,
+                describe_time(new.complete_by),
+                new.auth_mode,
+                if auth_hash.is_some() { "set" } else { "not set" },
+            );
+            append_audit(tx, now, Some(&new.name), action::DEVICE_ADDED, &detail)?;
+            load_required(tx, &new.name).map(|r| r.device)
+        })
+    }
+
+    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error> {
+        self.write(Some(name), |tx| {
+            let row = load_required(tx, name)?;
+            tx.prepare_cached("DELETE FROM devices WHERE name = ?1")
+                .and_then(|mut stmt| stmt.execute([name]))
+                .map_err(Error::db_device("removing the device", name))?;
+            let kept: i64 = tx
+                .prepare_cached("SELECT count(*) FROM lscs WHERE device = ?1")
+                .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)))
+                .map_err(Error::db_device("counting the device's LSCs", name))?;
+            let detail = format!(
+                "operation was {}, status {}; {kept} LSC record(s) kept",
+                row.device.operation, row.device.status
+            );
+            append_audit(
+                tx,
+                now,
+                Some(&row.device.name),
+                action::DEVICE_REMOVED,
+                &detail,
+            )
+        })
+    }
+
+    fn device(&self, name: &str) -> Result<Option<Device>, Error> {
+        Ok(load(&self.lock(), name)?.map(|r| r.device))
+    }
+
+    fn list_devices(&self) -> Result<Vec<Device>, Error> {
+        let conn = self.lock();
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name");
+        let raws = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([], RawDevice::read)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("listing the devices"))?;
+        raws.into_iter()
+            .map(|raw| raw.parse().map(|r| r.device))
+            .collect()
+    }
+
+    fn update_device(
+        &self,
+        name: &str,
+        update: &DeviceUpdate,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::DEVICE_UPDATED, |_, row| {
+            let d = &mut row.device;
+            let mut changes = Vec::new();
+            if let Some(description) = &update.description {
+                changes.push(format!("description {description:?}"));
+                d.description.clone_from(description);
+            }
+            if let Some(pool) = &update.device_pool {
+                changes.push(format!("device pool {pool:?}"));
+                d.device_pool.clone_from(pool);
+            }
+            if let Some(model) = &update.model {
+                changes.push(format!("model {model:?}"));
+                d.model.clone_from(model);
+            }
+            if let Some(mode) = update.auth_mode {
+                changes.push(format!("auth mode {mode}"));
+                d.auth_mode = mode;
+            }
+            Ok((!changes.is_empty()).then(|| changes.join(", ")))
+        })
+    }
+
+    fn schedule(
+        &self,
+        name: &str,
+        operation: Operation,
+        complete_by: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::OPERATION_SCHEDULED, |_, row| {
+            let d = &mut row.device;
+            let detail = format!(
+                "{operation} (was {}, {}), complete by {}",
+                d.operation,
+                d.status,
+                describe_time(complete_by)
+            );
+            d.operation = operation;
+            d.status = if operation.is_none() {
+                OperationStatus::None
+            } else {
+                OperationStatus::Pending
+            };
+            d.complete_by = complete_by;
+            d.attempts = 0;
+            d.ec_key_generation_failed = false;
+            d.last_error = None;
+            Ok(Some(detail))
+        })
+    }
+
+    fn set_auth_string(
+        &self,
+        name: &str,
+        auth_string: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        if let Some(s) = auth_string {
+            auth::validate(name, s)?;
+        }
+        let action = if auth_string.is_some() {
+            action::AUTH_STRING_SET
+        } else {
+            action::AUTH_STRING_CLEARED
+        };
+        self.change(name, now, action, |_, row| {
+            // The tag covers the name as registered, whatever case the caller used.
+            row.auth_hash = self.tag(&row.device.name, auth_string)?;
+            Ok(Some(
+                if auth_string.is_some() {
+                    "authentication string set"
+                } else {
+                    "authentication string cleared"
+                }
+                .to_owned(),
+            ))
+        })
+    }
+
+    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error> {
+        let row = load_required(&self.lock(), name)?;
+        Ok(match &row.auth_hash {
+            Some(expected) => auth::verify(&self.key, &row.device.name, candidate, expected),
+            None => false,
+        })
+    }
+
+    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::AUTH_FAILURE, |_, row| {
+            let d = &mut row.device;
+            d.auth_failures = d.auth_failures.saturating_add(1);
+            d.last_auth_failure = Some(now);
+            Ok(Some(format!(
+                "failed authentication-string attempt {} in a row",
+                d.auth_failures
+            )))
+        })
+    }
+
+    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::ATTEMPT_BEGUN, |_, row| {
+            let d = &mut row.device;
+            if !d.has_operation_to_run() {
+                return Err(Error::NoOperationToRun {
+                    device: d.name.clone(),
+                    operation: d.operation,
+                    status: d.status.clone(),
+                });
+            }
+            let was = d.status.clone();
+            d.status = OperationStatus::InProgress;
+            d.attempts = d.attempts.saturating_add(1);
+            d.auth_failures = 0;
+            Ok(Some(format!(
+                "attempt {} of {} (was {was})",
+                d.attempts, d.operation
+            )))
+        })
+    }
+
+    fn record_ec_key_generation_failure(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::EC_KEY_GENERATION_FAILED, |_, row| {
+            row.device.ec_key_generation_failed = true;
+            Ok(Some(format!(
+                "the phone could not generate an EC key in attempt {}",
+                row.device.attempts
+            )))
+        })
+    }
+
+    fn record_lsc_issued(
+        &self,
+        name: &str,
+        lsc: &IssuedLsc,
+        now: SystemTime,
+    ) -> Result<LscRecord, Error> {
+        let invalid = |reason| Error::InvalidLsc {
+            serial: hex(&lsc.serial),
+            device: name.to_owned(),
+            reason,
+        };
+        if lsc.serial.is_empty() {
+            return Err(invalid("the serial number is empty"));
+        }
+        if lsc.der.is_empty() {
+            return Err(invalid("the certificate is empty"));
+        }
+        if lsc.not_after < lsc.not_before {
+            return Err(invalid("notAfter is before notBefore"));
+        }
+        self.write(Some(name), |tx| {
+            let device = load_required(tx, name)?.device;
+            if let Some(existing) = load_lsc(tx, &lsc.serial)? {
+                return Err(Error::DuplicateSerial {
+                    serial: hex(&lsc.serial),
+                    owner: existing.device,
+                });
+            }
+            let stale = move_lscs(
+                tx,
+                &device.name,
+                LscState::Issued,
+                LscState::Stale,
+                now,
+            )?;
+            tx.prepare_cached(
+                "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
+                 state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    lsc.serial,
+                    device.name,
+                    lsc.der,
+                    to_unix(lsc.not_before),
+                    to_unix(lsc.not_after),
+                    to_unix(now),
+                    LscState::Issued.as_str(),
+                ])
+            })
+            .map_err(Error::db_device("recording the LSC", &device.name))?;
+            let mut detail = format!(
+                "serial {}, valid unix {} to {}, attempt {}",
+                hex(&lsc.serial),
+                to_unix(lsc.not_before),
+                to_unix(lsc.not_after),
+                device.attempts
+            );
+            if !stale.is_empty() {
+                detail.push_str("; now stale: ");
+                detail.push_str(&list_of(&stale));
+            }
+            append_audit(tx, now, Some(&device.name), action::LSC_ISSUED, &detail)?;
+            load_lsc(tx, &lsc.serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(&lsc.serial),
+            })
+        })
+    }
+
+    fn confirm_lsc_installed(
+        &self,
+        name: &str,
+        serial: &[u8],
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::LSC_INSTALLED, |tx, row| {
+            let d = &mut row.device;
+            let lsc = load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })?;
+            if !lsc.device.eq_ignore_ascii_case(&d.name) {
+                return Err(Error::LscOfAnotherDevice {
+                    serial: hex(serial),
+                    device: d.name.clone(),
+                    owner: lsc.device,
+                });
+            }
+            if lsc.state != LscState::Issued {
+                return Err(Error::LscWrongState {
+                    serial: hex(serial),
+                    state: lsc.state,
+                    wanted: "confirmed as installed",
+                });
+            }
+            let superseded = move_lscs(
+                tx,
+                &d.name,
+                LscState::Installed,
+                LscState::Superseded,
+                now,
+            )?;
+            set_lsc_state(tx, serial, LscState::Installed, now)?;
+            let mut detail = format!(
+                "serial {} installed; {} succeeded after {} attempt(s)",
+                hex(serial),
+                d.operation,
+                d.attempts
+            );
+            if !superseded.is_empty() {
+                detail.push_str("; superseded: ");
+                detail.push_str(&list_of(&superseded));
+            }
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::DELETE_DONE, |tx, row| {
+            let deleted = move_lscs(
+                tx,
+                &row.device.name,
+                LscState::Installed,
+                LscState::Deleted,
+                now,
+            )?;
+            let mut detail = format!(
+                "the phone deleted its LSC; deleted: {}",
+                if deleted.is_empty() {
+                    "none recorded".to_owned()
+                } else {
+                    list_of(&deleted)
+                }
+            );
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn record_fetch_done(
+        &self,
+        name: &str,
+        certificate: Option<(u8, Vec<u8>)>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::FETCH_DONE, |tx, row| {
+            let (cert_type, der) = match &certificate {
+                Some((t, der)) => (Some(*t), Some(der.as_slice())),
+                None => (None, None),
+            };
+            tx.prepare_cached(
+                "INSERT INTO troubleshoot_results (device, cert_type, der, fetched_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![row.device.name, cert_type, der, to_unix(now)])
+            })
+            .map_err(Error::db_device("storing the troubleshoot result", name))?;
+            let mut detail = match &certificate {
+                Some((FetchedCertificate::LSC, der)) => {
+                    format!("the phone sent its LSC ({} bytes)", der.len())
+                }
+                Some((FetchedCertificate::MIC, der)) => {
+                    format!("the phone sent its MIC ({} bytes)", der.len())
+                }
+                Some((t, der)) => {
+                    format!("the phone sent a certificate of type {t} ({} bytes)", der.len())
+                }
+                None => "the phone sent no certificate".to_owned(),
+            };
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error> {
+        let conn = self.lock();
+        let rows = conn
+            .prepare_cached(
+                "SELECT device, cert_type, der, fetched_at FROM troubleshoot_results \
+                 WHERE device = ?1 ORDER BY id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([name], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<u8>>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db_device("listing troubleshoot results", name))?;
+        rows.into_iter()
+            .map(|(device, cert_type, der, fetched_at)| {
+                Ok(TroubleshootResult {
+                    device,
+                    certificate: match (cert_type, der) {
+                        (Some(cert_type), Some(der)) => {
+                            Some(FetchedCertificate { cert_type, der })
+                        }
+                        _ => None,
+                    },
+                    fetched_at: from_unix(fetched_at, "troubleshoot_results", "fetched_at")?,
+                })
+            })
+            .collect()
+    }
+
+    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error> {
+        let action = match end {
+            AttemptEnd::Interrupted { .. } => action::ATTEMPT_INTERRUPTED,
+            AttemptEnd::Failed { .. } => action::ATTEMPT_FAILED,
+        };
+        self.change(name, now, action, |_, row| {
+            let d = &mut row.device;
+            if d.status != OperationStatus::InProgress {
+                return Ok(None);
+            }
+            let detail;
+            match end {
+                AttemptEnd::Interrupted { reason } => {
+                    detail = format!("attempt {} interrupted: {reason}", d.attempts);
+                    d.status = OperationStatus::Pending;
+                    d.last_error = Some(reason);
+                }
+                AttemptEnd::Failed { reason } => {
+                    detail = format!("attempt {} failed: {reason}", d.attempts);
+                    d.last_error = Some(reason.clone());
+                    d.status = OperationStatus::Failed { reason };
+                }
+            }
+            Ok(Some(detail))
+        })
+    }
+
+    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::OPERATION_EXPIRED, |_, row| {
+            let d = &mut row.device;
+            if !d.has_operation_to_run() {
+                return Ok(None);
+            }
+            let detail = format!(
+                "{} (was {}) not done by {}, after {} attempt(s)",
+                d.operation,
+                d.status,
+                describe_time(d.complete_by),
+                d.attempts
+            );
+            d.status = OperationStatus::Expired;
+            Ok(Some(detail))
+        })
+    }
+
+    fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error> {
+        query_lscs(&self.lock(), "device = ?1", &name, "listing the device's LSCs")
+    }
+
+    fn lsc(&self, serial: &[u8]) -> Result<Option<LscRecord>, Error> {
+        load_lsc(&self.lock(), serial)
+    }
+
+    fn stale_lscs(&self) -> Result<Vec<LscRecord>, Error> {
+        query_lscs(
+            &self.lock(),
+            "state = ?1",
+            &LscState::Stale.as_str(),
+            "listing stale LSCs",
+        )
+    }
+
+    fn revoke_lsc(&self, serial: &[u8], now: SystemTime) -> Result<LscRecord, Error> {
+        self.write(None, |tx| {
+            let lsc = load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })?;
+            if lsc.state == LscState::Revoked {
+                return Err(Error::LscWrongState {
+                    serial: hex(serial),
+                    state: lsc.state,
+                    wanted: "revoked",
+                });
+            }
+            set_lsc_state(tx, serial, LscState::Revoked, now)?;
+            let detail = format!("serial {} revoked (was {})", hex(serial), lsc.state);
+            append_audit(tx, now, Some(&lsc.device), action::LSC_REVOKED, &detail)?;
+            load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })
+        })
+    }
+
+    fn settings(&self) -> Result<Settings, Error> {
+        let conn = self.lock();
+        let rows = conn
+            .prepare_cached("SELECT key, value FROM settings")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("reading the settings"))?;
+        let mut settings = Settings::default();
+        for (key, value) in rows {
+            settings.apply_row(&key, &value)?;
+        }
+        Ok(settings)
+    }
+
+    fn update_settings(&self, settings: &Settings, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| {
+            for (key, value) in settings.to_rows() {
+                tx.prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+                    .and_then(|mut stmt| stmt.execute(params![key, value]))
+                    .map_err(Error::db("storing the settings"))?;
+            }
+            append_audit(
+                tx,
+                now,
+                None,
+                action::SETTINGS_UPDATED,
+                &settings.to_string(),
+            )
+        })
+    }
+
+    fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        let conn = self.lock();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = conn
+            .prepare_cached(
+                "SELECT at, device, action, detail FROM audit \
+                 WHERE ?1 IS NULL OR device = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![device, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("reading the audit log"))?;
+        rows.into_iter()
+            .map(|(at, device, action, detail)| {
+                Ok(AuditEntry {
+                    at: from_unix(at, "audit", "at")?,
+                    device,
+                    action,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The operation succeeded: operation None, status Success, last error and the one-time
+/// authentication string cleared.
+fn succeed(row: &mut DeviceRow, detail: &mut String) {
+    let d = &mut row.device;
+    d.operation = Operation::None;
+    d.status = OperationStatus::Success;
+    d.last_error = None;
+    if row.auth_hash.take().is_some() {
+        detail.push_str("; authentication string cleared");
+    }
+}
+
+#[cfg(test)]
+mod tests;

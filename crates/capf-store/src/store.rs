@@ -1,0 +1,232 @@
+//! The [`DeviceStore`] trait.
+
+use std::time::SystemTime;
+
+use crate::{
+    AttemptEnd, AuditEntry, Device, DeviceUpdate, Error, IssuedLsc, LscRecord, NewDevice,
+    Operation, Settings, TroubleshootResult,
+};
+
+/// The device registry and operation lifecycle of a CAPF server.
+///
+/// Synchronous and object-safe (`dyn DeviceStore`); an async server calls it through
+/// `spawn_blocking`. Time is always passed in (`now`), never read inside. Every write is one
+/// transaction that also appends an [`AuditEntry`], so a crash leaves a device either as it was
+/// or as it became, never in between, and the audit log always matches.
+///
+/// Device names are looked up case-insensitively. A call about a device that is not registered
+/// fails with [`Error::UnknownDevice`], except the read-only listings ([`DeviceStore::device`],
+/// [`DeviceStore::lscs`], [`DeviceStore::troubleshoot_results`], [`DeviceStore::audit`]), which
+/// return nothing.
+pub trait DeviceStore: Send + Sync {
+    /// Registers a device. Its status is Pending when `device.operation` is not
+    /// [`Operation::None`], None otherwise.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDeviceName`] (capf-lsc's device-name rules),
+    /// [`Error::InvalidAuthString`], [`Error::DuplicateDevice`], or a database error.
+    fn add_device(&self, device: &NewDevice, now: SystemTime) -> Result<Device, Error>;
+
+    /// Removes a device and its troubleshoot results. Its LSC records stay (for the audit,
+    /// and so [`DeviceStore::lsc`] still finds a certificate a phone presents later); a device
+    /// registered again under the name sees them in [`DeviceStore::lscs`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error>;
+
+    /// The device, or `None` if it is not registered.
+    ///
+    /// # Errors
+    /// A database error.
+    fn device(&self, name: &str) -> Result<Option<Device>, Error>;
+
+    /// Every device, ordered by name (ignoring case).
+    ///
+    /// # Errors
+    /// A database error.
+    fn list_devices(&self) -> Result<Vec<Device>, Error>;
+
+    /// Changes the descriptive fields that `update` sets. An empty update changes nothing and
+    /// logs nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn update_device(
+        &self,
+        name: &str,
+        update: &DeviceUpdate,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// Schedules `operation` (replacing any other): status Pending (None for
+    /// [`Operation::None`]), attempts 0, the EC key-generation flag and the last error cleared.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn schedule(
+        &self,
+        name: &str,
+        operation: Operation,
+        complete_by: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// Sets (`Some`) or clears (`None`) the device's one-time authentication string: 4 to 10
+    /// ASCII digits, stored only as an HMAC.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAuthString`], [`Error::UnknownDevice`], or a database error.
+    fn set_auth_string(
+        &self,
+        name: &str,
+        auth_string: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// Whether `candidate` is the device's authentication string (compared in constant time);
+    /// `false` when the device has none. Changes nothing: record a failure with
+    /// [`DeviceStore::record_auth_failure`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error>;
+
+    /// Counts a failed authentication-string attempt: `auth_failures` + 1, `last_auth_failure`
+    /// = `now` (see [`Device::is_auth_locked_out`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+
+    /// A session for the device's operation has begun (the phone authenticated): status
+    /// InProgress, attempts + 1, auth failures reset to 0.
+    ///
+    /// # Errors
+    /// [`Error::NoOperationToRun`] unless [`Device::has_operation_to_run`] (the server checks
+    /// the complete-by date first and calls [`DeviceStore::mark_expired`]),
+    /// [`Error::UnknownDevice`], or a database error.
+    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+
+    /// The phone reported that it could not generate an EC key: later attempts of this
+    /// operation ask for RSA (see [`Device::ec_key_generation_failed`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_ec_key_generation_failure(&self, name: &str, now: SystemTime)
+    -> Result<Device, Error>;
+
+    /// Records an LSC signed for the device and sent to it, as Issued; every other Issued LSC of
+    /// the device becomes Stale (it was never confirmed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidLsc`] (empty serial or certificate, notAfter before notBefore),
+    /// [`Error::DuplicateSerial`], [`Error::UnknownDevice`], or a database error.
+    fn record_lsc_issued(
+        &self,
+        name: &str,
+        lsc: &IssuedLsc,
+        now: SystemTime,
+    ) -> Result<LscRecord, Error>;
+
+    /// The phone confirmed it stored the LSC (STORE_CERT_RESPONSE): the LSC becomes Installed,
+    /// the device's previously Installed LSCs Superseded; the operation becomes None, the status
+    /// Success, the last error and the (one-time) authentication string are cleared.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLsc`], [`Error::LscOfAnotherDevice`], [`Error::LscWrongState`] (the LSC
+    /// is not Issued), [`Error::UnknownDevice`], or a database error.
+    fn confirm_lsc_installed(
+        &self,
+        name: &str,
+        serial: &[u8],
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// The phone deleted its LSC (Delete operation): the device's Installed LSCs become Deleted;
+    /// operation None, status Success, last error and authentication string cleared. Issued
+    /// (unconfirmed) LSCs are left as they are.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+
+    /// The phone answered a Troubleshoot (Fetch) operation with `certificate` (the type byte,
+    /// 1 = LSC, 2 = MIC, and the DER; `None` when it had none): the result is stored; operation
+    /// None, status Success, last error and authentication string cleared.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_fetch_done(
+        &self,
+        name: &str,
+        certificate: Option<(u8, Vec<u8>)>,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// The device's troubleshoot results, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error>;
+
+    /// An attempt ended without success: [`AttemptEnd::Interrupted`] puts the status back to
+    /// Pending, [`AttemptEnd::Failed`] makes it Failed; both keep the operation and record the
+    /// reason as the last error. Only a device that is InProgress changes (otherwise the device
+    /// is returned unchanged and nothing is logged), so a late call never clobbers a Success.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error>;
+
+    /// The operation's complete-by date passed: status Expired (the operation is kept, for the
+    /// administrator to see). Only a device with an operation to run changes.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+
+    /// Every LSC recorded for the device name, oldest first (including those of a removed
+    /// device of that name).
+    ///
+    /// # Errors
+    /// A database error.
+    fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error>;
+
+    /// The LSC with this serial number.
+    ///
+    /// # Errors
+    /// A database error.
+    fn lsc(&self, serial: &[u8]) -> Result<Option<LscRecord>, Error>;
+
+    /// Every Stale LSC (issued, never confirmed, then replaced), oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn stale_lscs(&self) -> Result<Vec<LscRecord>, Error>;
+
+    /// Marks an LSC Revoked (from any other state).
+    ///
+    /// # Errors
+    /// [`Error::UnknownLsc`], [`Error::LscWrongState`] when it is already revoked, or a
+    /// database error.
+    fn revoke_lsc(&self, serial: &[u8], now: SystemTime) -> Result<LscRecord, Error>;
+
+    /// The current settings (defaults for any not stored).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable stored value, or a database error.
+    fn settings(&self) -> Result<Settings, Error>;
+
+    /// Stores `settings`; the running server picks them up on its next read.
+    ///
+    /// # Errors
+    /// A database error.
+    fn update_settings(&self, settings: &Settings, now: SystemTime) -> Result<(), Error>;
+
+    /// The newest `limit` audit entries, newest first: all of them, or those about `device`.
+    ///
+    /// # Errors
+    /// A database error.
+    fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
+}
