@@ -1,0 +1,451 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod keys;
+mod verifier;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capf_ipmode::{
+    Addresses, ConnectionInput, Outcome as Plan, PhoneIpMode, connection_plan, order_socket_addrs,
+};
+use capf_lsc::der::Decode;
+use capf_lsc::x509_cert::Certificate as X509;
+use capf_lsc::{KeySpec, certificates_from_pem};
+use capf_session::{Certificate, Outcome, PhoneEvent, PhoneSession};
+use capf_wire::{AuthResponse, Reason};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
+
+/// What went wrong on the phone side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key could not be loaded, generated or encoded.
+    #[error("{what}: {detail}")]
+    Key {
+        /// Which key step.
+        what: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The trust file holds no usable certificate.
+    #[error("CAPF trust: {0}")]
+    Trust(String),
+    /// The CAPF name did not resolve.
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The IPv4/IPv6 matrix says this phone cannot reach CAPF, or the input contradicts itself.
+    #[error("cannot connect to CAPF: {0}")]
+    CannotConnect(String),
+    /// No address of the plan accepted a TLS connection.
+    #[error("no CAPF address answered (tried {tried:?}): {last}")]
+    Connect {
+        /// The addresses tried, in order.
+        tried: Vec<SocketAddr>,
+        /// The last error.
+        last: String,
+    },
+    /// The TLS client configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The session layer refused a call (a bug or a server that broke the protocol).
+    #[error(transparent)]
+    Session(#[from] capf_session::Error),
+    /// A message could not be built.
+    #[error(transparent)]
+    Wire(#[from] capf_wire::Error),
+}
+
+/// How the phone authenticates (the device's CAPF authentication mode).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PhoneAuth {
+    /// By Null String: an empty PASSWORD, as capfc sends.
+    NullString,
+    /// By Authentication String: the digits the user types on the phone.
+    AuthenticationString(String),
+}
+
+impl std::fmt::Debug for PhoneAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PhoneAuth::NullString => f.write_str("NullString"),
+            PhoneAuth::AuthenticationString(_) => f.write_str("AuthenticationString(<redacted>)"),
+        }
+    }
+}
+
+/// One phone's CAPF settings.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// The device name (SEP + MAC, or CSF... for Jabber).
+    pub device_name: String,
+    /// CAPF's host name or address.
+    pub host: String,
+    /// CAPF's port (3804).
+    pub port: u16,
+    /// The phone's IP mode.
+    pub ip_mode: PhoneIpMode,
+    /// Which addresses the phone has.
+    pub addresses: Addresses,
+    /// The CAPF certificates (and any CA above them) the phone trusts, DER.
+    pub trust: Vec<Vec<u8>>,
+    /// How it authenticates.
+    pub auth: PhoneAuth,
+    /// Retries after a failed session: 3 by default (the guide: three more times).
+    pub retries: u32,
+    /// Between retries: 30 s by default.
+    pub retry_interval: Duration,
+    /// For each TCP connect and TLS handshake.
+    pub connect_timeout: Duration,
+    /// The session's settings.
+    pub session: capf_session::PhoneConfig,
+    /// The LSC the phone holds (sent back in Troubleshoot, deleted by Delete).
+    pub lsc: Option<Vec<u8>>,
+    /// The MIC, sent in Troubleshoot when there is no LSC.
+    pub mic: Option<Vec<u8>>,
+}
+
+impl PhoneConfig {
+    /// A two-stack phone with both address families, trusting `trust_pem` (one or more PEM
+    /// certificates: the CAPF certificate, as the phone's trust list carries it).
+    ///
+    /// # Errors
+    /// [`Error::Trust`] when the PEM holds no certificate.
+    pub fn new(device_name: &str, host: &str, trust_pem: &[u8]) -> Result<Self, Error> {
+        let certs = certificates_from_pem(trust_pem).map_err(|e| Error::Trust(e.to_string()))?;
+        let mut trust = Vec::new();
+        for cert in certs {
+            let der =
+                capf_lsc::certificate_to_der(&cert).map_err(|e| Error::Trust(e.to_string()))?;
+            trust.push(der);
+        }
+        if trust.is_empty() {
+            return Err(Error::Trust("no certificate in the trust file".to_owned()));
+        }
+        Ok(PhoneConfig {
+            device_name: device_name.to_owned(),
+            host: host.to_owned(),
+            port: 3804,
+            ip_mode: PhoneIpMode::TwoStack,
+            addresses: Addresses::Both,
+            trust,
+            auth: PhoneAuth::NullString,
+            retries: 3,
+            retry_interval: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            session: capf_session::PhoneConfig::default(),
+            lsc: None,
+            mic: None,
+        })
+    }
+}
+
+/// What one session, or a run with retries, came to.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// How the last session ended.
+    pub outcome: Outcome,
+    /// The address it ran over.
+    pub server: SocketAddr,
+    /// Sessions run (1 + retries used).
+    pub sessions: u32,
+    /// The key requested, if the server asked for one.
+    pub requested: Option<KeySpec>,
+    /// The LSC installed in this run, with its key.
+    pub installed: Option<(Vec<u8>, PhoneKey)>,
+    /// The phone deleted its LSC.
+    pub deleted: bool,
+    /// The phone sent its certificate for Troubleshoot.
+    pub fetched: bool,
+}
+
+impl Enrollment {
+    /// The END_SESSION REASON received, if the server ended the session.
+    pub fn end_reason(&self) -> Option<Reason> {
+        match self.outcome {
+            Outcome::Ended { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the session ran its course with an END_SESSION that is not a refusal (7, 9).
+    pub fn succeeded(&self) -> bool {
+        matches!(self.end_reason(), Some(r) if r == Reason::NO_ACTION || r == Reason::UPDATE_CERTIFICATE)
+            && !(self.requested.is_some() && self.installed.is_none())
+    }
+}
+
+/// A CAPF client: the phone side of the protocol over TLS.
+pub struct Phone {
+    config: PhoneConfig,
+    tls: tokio_rustls::TlsConnector,
+    keys: Arc<dyn KeySource>,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone")
+            .field("config", &self.config)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// A phone with these settings, taking keys from `keys`.
+    ///
+    /// # Errors
+    /// [`Error::Trust`] for an unreadable trust certificate, [`Error::Tls`].
+    pub fn new(config: PhoneConfig, keys: Arc<dyn KeySource>) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut anchors = Vec::new();
+        for der in &config.trust {
+            let cert = X509::from_der(der).map_err(|e| Error::Trust(e.to_string()))?;
+            anchors.push((der.clone(), cert));
+        }
+        let tls = verifier::CapfVerifier::new(anchors, &provider).into_config(provider)?;
+        Ok(Phone {
+            config,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            keys,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PhoneConfig {
+        &self.config
+    }
+
+    /// The settings, to change between runs (the LSC installed, for example).
+    pub fn config_mut(&mut self) -> &mut PhoneConfig {
+        &mut self.config
+    }
+
+    /// The addresses this phone tries, in order: CAPF's name resolved, ordered by the guide's
+    /// IPv4/IPv6 table for the phone's IP mode and addresses.
+    ///
+    /// # Errors
+    /// [`Error::Resolve`], [`Error::CannotConnect`].
+    pub async fn plan(&self) -> Result<Vec<SocketAddr>, Error> {
+        let resolved: Vec<SocketAddr> =
+            tokio::net::lookup_host((self.config.host.as_str(), self.config.port))
+                .await
+                .map_err(|source| Error::Resolve {
+                    host: self.config.host.clone(),
+                    source,
+                })?
+                .collect();
+        let capf = match (
+            resolved.iter().any(SocketAddr::is_ipv4),
+            resolved.iter().any(SocketAddr::is_ipv6),
+        ) {
+            (true, true) => Addresses::Both,
+            (true, false) => Addresses::Ipv4,
+            (false, true) => Addresses::Ipv6,
+            (false, false) => {
+                return Err(Error::CannotConnect(format!(
+                    "{} resolved to no address",
+                    self.config.host
+                )));
+            }
+        };
+        let input = ConnectionInput {
+            mode: self.config.ip_mode,
+            phone: self.config.addresses,
+            capf,
+        };
+        match connection_plan(input).map_err(|e| Error::CannotConnect(e.to_string()))? {
+            Plan::Connect(plan) => Ok(order_socket_addrs(plan, &resolved).collect()),
+            Plan::CannotConnect(why) => Err(Error::CannotConnect(why.to_string())),
+        }
+    }
+
+    /// Runs sessions until one ends as the server meant it to (END_SESSION received), retrying
+    /// a failed one `retries` times at `retry_interval`.
+    ///
+    /// # Errors
+    /// The last connection error when every attempt failed to connect.
+    pub async fn run(&mut self) -> Result<Enrollment, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.run_once().await;
+            let retry = match &result {
+                Ok(e) => !matches!(e.outcome, Outcome::Ended { .. }),
+                Err(Error::Connect { .. }) => true,
+                Err(_) => false,
+            };
+            if !retry || attempt > self.config.retries {
+                return result.map(|mut e| {
+                    e.sessions = attempt;
+                    e
+                });
+            }
+            info!(attempt, "session failed; retrying");
+            tokio::time::sleep(self.config.retry_interval).await;
+        }
+    }
+
+    /// One session: connect per the plan, then run the protocol to its end.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when no address accepted TLS, or an error of the steps before.
+    pub async fn run_once(&mut self) -> Result<Enrollment, Error> {
+        let addrs = self.plan().await?;
+        let mut last = String::from("no address");
+        for addr in &addrs {
+            match self.connect(*addr).await {
+                Ok(tls) => return self.session(tls, *addr).await,
+                Err(e) => {
+                    debug!(%addr, error = %e, "connect failed");
+                    last = e;
+                }
+            }
+        }
+        Err(Error::Connect { tried: addrs, last })
+    }
+
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let timeout = self.config.connect_timeout;
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| "TCP connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        // The CAPF certificate names no host; the verifier checks none (spec rule T3).
+        let name = ServerName::IpAddress(addr.ip().into());
+        tokio::time::timeout(timeout, self.tls.connect(name, tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn session(
+        &mut self,
+        mut tls: tokio_rustls::client::TlsStream<TcpStream>,
+        server: SocketAddr,
+    ) -> Result<Enrollment, Error> {
+        let mut session = PhoneSession::new(self.config.session.clone(), Instant::now());
+        let mut buf = vec![0u8; 4096];
+        let mut requested = None;
+        let mut key: Option<PhoneKey> = None;
+        let mut installed = None;
+        let (mut deleted, mut fetched) = (false, false);
+        let outcome = loop {
+            while let Some(message) = session.poll_transmit() {
+                // One message per TLS write (spec rule T9).
+                if tls.write_all(&message).await.is_err() || tls.flush().await.is_err() {
+                    session.handle_eof(Instant::now());
+                }
+            }
+            if let Some(event) = session.poll_event() {
+                let now = Instant::now();
+                match event {
+                    PhoneEvent::AuthRequested { version, .. } => {
+                        let password = match &self.config.auth {
+                            PhoneAuth::AuthenticationString(s) => s.as_str(),
+                            _ => "",
+                        };
+                        let response =
+                            AuthResponse::new(self.config.device_name.as_str(), version)?
+                                .with_password(password)?;
+                        session.send_auth_response(now, response)?;
+                    }
+                    PhoneEvent::KeyGenerationRequested { key: request } => {
+                        let spec = requested_spec(request);
+                        requested = spec;
+                        let made = spec.map(|s| self.keys.key(s));
+                        match made {
+                            Some(Ok(k)) => {
+                                session.send_public_key(Instant::now(), k.spki_der())?;
+                                key = Some(k);
+                            }
+                            Some(Err(e)) => {
+                                info!(error = %e, "key generation failed");
+                                session.key_generation_failed(now, Reason::INVALID_ELEMENT)?;
+                            }
+                            None => session.key_generation_failed(now, Reason::INVALID_ELEMENT)?,
+                        }
+                    }
+                    PhoneEvent::CertificateReceived { certificate } => {
+                        // The LSC must carry the key just generated.
+                        let matches = key
+                            .as_ref()
+                            .is_some_and(|k| certificate_has_key(&certificate.der, k));
+                        session.store_result(now, matches)?;
+                        if let (true, Some(k)) = (matches, key.clone()) {
+                            self.config.lsc = Some(certificate.der.clone());
+                            installed = Some((certificate.der, k));
+                        }
+                    }
+                    PhoneEvent::FetchRequested => {
+                        let cert = self.config.lsc.clone().map(Certificate::lsc).or_else(|| {
+                            self.config.mic.clone().map(|der| Certificate {
+                                certificate_type: capf_wire::CertificateType::MIC,
+                                der,
+                            })
+                        });
+                        session.send_certificate(now, cert.as_ref())?;
+                        fetched = cert.is_some();
+                    }
+                    PhoneEvent::DeleteRequested => {
+                        deleted = self.config.lsc.take().is_some();
+                        session.delete_result(now, deleted)?;
+                    }
+                    PhoneEvent::Closed { outcome } => break outcome,
+                    other => debug!(event = ?other, "event"),
+                }
+                continue;
+            }
+            let deadline = session.poll_timeout();
+            tokio::select! {
+                read = tls.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => session.handle_eof(Instant::now()),
+                    Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+                },
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => session.handle_timeout(Instant::now()),
+            }
+        };
+        let _ = tls.shutdown().await;
+        info!(device = %self.config.device_name, outcome = ?outcome, "session over");
+        Ok(Enrollment {
+            outcome,
+            server,
+            sessions: 1,
+            requested,
+            installed,
+            deleted,
+            fetched,
+        })
+    }
+}
+
+fn certificate_has_key(der: &[u8], key: &PhoneKey) -> bool {
+    use capf_lsc::der::Encode;
+    X509::from_der(der)
+        .ok()
+        .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
+        .is_some_and(|spki| spki == key.spki_der())
+}

@@ -1,0 +1,641 @@
+//! One phone connection: TLS, then the sans-io session driven with the store and the issuer.
+//! The read-feed-write-timer loop lives here once (ARCHITECTURE.md: drivers are thin).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use capf_ca::{IssueOutcome, IssueRequest};
+use capf_ipmode::{PeerAdmission, admit_peer};
+use capf_lsc::{DeviceName, KeySpec, PhonePublicKey};
+use capf_session::{
+    Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession, State,
+};
+use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
+use capf_wire::{CertificateType, Reason};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::limits::KeyGenPermit;
+use crate::{Error, Shared};
+
+/// Read buffer per connection: one TLS record's plaintext at most arrives per read.
+const READ_BUF: usize = 4096;
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    if admit_peer(shared.config.enable_ipv6, peer.ip()) == PeerAdmission::RefusedIpv6Disabled {
+        // The guide: with Enable IPv6 false, CAPF refuses phones that use IPv6.
+        info!(%peer, "refused: IPv6 peer while Enable IPv6 is False");
+        return;
+    }
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(%peer, error = %e, "TCP_NODELAY");
+    }
+    let settings = shared.settings();
+    // Keepalive on connections that wait on the phone, so firewalls keep them (the guide's
+    // CAPF keepalive timer, 5 to 60 minutes).
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(settings.keepalive.as_duration())
+        .with_interval(settings.keepalive.as_duration());
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+        debug!(%peer, error = %e, "TCP keepalive");
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls());
+    let tls = match tokio::time::timeout(shared.config.tls_handshake_timeout, acceptor.accept(tcp))
+        .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            info!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let session_id = match random_session_id() {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(%peer, error = %e, "no session id");
+            return;
+        }
+    };
+    let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
+    drive(shared, tls, session_id).instrument(span).await;
+}
+
+/// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
+fn random_session_id() -> Result<u32, Error> {
+    loop {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).map_err(Error::Random)?;
+        let id = u32::from_be_bytes(b);
+        if id != 0 {
+            return Ok(id);
+        }
+    }
+}
+
+/// What this session did to its device, so its end is recorded once and correctly.
+#[derive(Debug, Default)]
+struct Attempt {
+    device: Option<String>,
+    operation: Option<&'static str>,
+    /// An attempt was begun in the store (status InProgress).
+    begun: bool,
+    requested: Option<KeySpec>,
+    issued_serial: Option<Vec<u8>>,
+    permit: Option<KeyGenPermit>,
+}
+
+async fn drive<S>(shared: Arc<Shared>, mut tls: S, session_id: u32)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = ServerSession::new(shared.config.session.clone(), session_id, Instant::now());
+    let mut attempt = Attempt::default();
+    let mut buf = vec![0u8; READ_BUF];
+    let mut hard_stop = shared.hard_stop.clone();
+    loop {
+        if let Some(event) = session.poll_event() {
+            if let ServerEvent::Closed { outcome } = &event {
+                finish(&shared, &mut attempt, outcome).await;
+                break;
+            }
+            // Work for the application; the phone's bytes meanwhile still reach the session.
+            let answer = {
+                let work = handle_event(&shared, &mut attempt, event);
+                tokio::pin!(work);
+                loop {
+                    tokio::select! {
+                        answer = &mut work => break Some(answer),
+                        read = tls.read(&mut buf) => {
+                            feed(&mut session, read, &buf);
+                            if session.is_closed() {
+                                break None;
+                            }
+                        }
+                        _ = hard_stop.changed() => {
+                            let _ = session.abort(Reason::INVALID_ELEMENT);
+                            break None;
+                        }
+                    }
+                }
+            };
+            if let Some(answer) = answer {
+                apply(&mut session, &mut attempt, answer);
+            }
+            continue;
+        }
+        // The store has recorded every event before the phone hears the answer (an LSC is
+        // installed in the store before END_SESSION 1 goes out).
+        while let Some(message) = session.poll_transmit() {
+            // One message per TLS write (spec rule T9).
+            if let Err(e) = write_message(&mut tls, &message).await {
+                debug!(error = %e, "write failed");
+                session.handle_eof(Instant::now());
+                break;
+            }
+        }
+        if session.is_closed() {
+            // Its Closed event is the last one.
+            while let Some(event) = session.poll_event() {
+                if let ServerEvent::Closed { outcome } = &event {
+                    finish(&shared, &mut attempt, outcome).await;
+                }
+            }
+            break;
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            read = tls.read(&mut buf) => feed(&mut session, read, &buf),
+            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = hard_stop.changed() => {
+                let _ = session.abort(Reason::INVALID_ELEMENT);
+            }
+        }
+    }
+    // Drain what is left (END_SESSION after an abort), then close_notify (spec section 1).
+    while let Some(message) = session.poll_transmit() {
+        if write_message(&mut tls, &message).await.is_err() {
+            break;
+        }
+    }
+    let _ = tls.shutdown().await;
+}
+
+async fn write_message<S: AsyncWrite + Unpin>(tls: &mut S, message: &[u8]) -> std::io::Result<()> {
+    tls.write_all(message).await?;
+    tls.flush().await
+}
+
+fn feed(session: &mut ServerSession, read: std::io::Result<usize>, buf: &[u8]) {
+    match read {
+        Ok(0) | Err(_) => session.handle_eof(Instant::now()),
+        Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The application's answer to an event, applied to the session afterwards.
+#[derive(Debug)]
+enum Answer {
+    Decide(Decision),
+    Certificate(Vec<u8>),
+    IssuanceFailed,
+    Abort,
+    Nothing,
+}
+
+fn apply(session: &mut ServerSession, attempt: &mut Attempt, answer: Answer) {
+    let result = match answer {
+        Answer::Decide(decision) => session.decide(Instant::now(), decision),
+        Answer::Certificate(der) => session.deliver_certificate(Instant::now(), &der),
+        Answer::IssuanceFailed => session.issuance_failed(),
+        Answer::Abort => session.abort(Reason::INVALID_ELEMENT),
+        Answer::Nothing => Ok(()),
+    };
+    if let Err(e) = result {
+        // The session closed meanwhile (the phone spoke out of turn or hung up).
+        debug!(error = %e, device = ?attempt.device, "answer not applied");
+    }
+}
+
+/// Runs a store call on the blocking pool.
+async fn store<T, F>(shared: &Shared, context: &'static str, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn DeviceStore) -> Result<T, capf_store::Error> + Send + 'static,
+{
+    let store = Arc::clone(&shared.store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| Error::Task {
+            context,
+            detail: e.to_string(),
+        })?
+        .map_err(|source| Error::Store { context, source })
+}
+
+async fn handle_event(shared: &Shared, attempt: &mut Attempt, event: ServerEvent) -> Answer {
+    let result = match event {
+        ServerEvent::Authenticate(auth) => authenticate(shared, attempt, *auth)
+            .await
+            .map(Answer::Decide),
+        ServerEvent::PublicKey { spki_der } => issue(shared, attempt, spki_der).await,
+        ServerEvent::KeyGenerationInProgress { count } => {
+            debug!(count, "phone generating its key");
+            Ok(Answer::Nothing)
+        }
+        ServerEvent::KeyGenerationFailed { reason } => {
+            key_generation_failed(shared, attempt, reason).await
+        }
+        ServerEvent::CertificateStored => installed(shared, attempt).await,
+        ServerEvent::StoreFailed { reason } => {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Failed {
+                    reason: format!("the phone could not store the LSC (REASON {})", reason.0),
+                },
+            )
+            .await
+        }
+        ServerEvent::Fetched {
+            reason,
+            certificate,
+        } => fetched(shared, attempt, reason, certificate).await,
+        ServerEvent::Deleted { reason } => deleted(shared, attempt, reason).await,
+        other => {
+            debug!(event = ?other, "event");
+            Ok(Answer::Nothing)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        warn!(error = %e, device = ?attempt.device, "ending the session");
+        Answer::Abort
+    })
+}
+
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::InstallUpgrade(_) => "install/upgrade",
+        Operation::Delete => "delete",
+        Operation::Troubleshoot => "troubleshoot",
+        _ => "none",
+    }
+}
+
+/// Spec section 7 steps 4-6: device lookup, authentication, dispatch.
+async fn authenticate(
+    shared: &Shared,
+    attempt: &mut Attempt,
+    auth: Authentication,
+) -> Result<Decision, Error> {
+    let name = auth.device_name.clone();
+    let now = SystemTime::now();
+    let lookup = name.clone();
+    let Some(device) = store(shared, "device lookup", move |s| s.device(&lookup)).await? else {
+        info!(device = %name, outcome = "unknown device", "END_SESSION 9");
+        return Ok(Decision::UnknownDevice);
+    };
+    attempt.device = Some(name.clone());
+    if !device.has_operation_to_run() {
+        // Nothing to protect: the one-time authentication string is cleared once an operation
+        // succeeds, so a phone checking in afterwards is told there is nothing to do.
+        info!(device = %name, outcome = "no pending operation", "END_SESSION 0");
+        return Ok(Decision::NoPendingOperation);
+    }
+    attempt.operation = Some(operation_name(&device.operation));
+    if device.is_past_complete_by(now) {
+        let n = name.clone();
+        store(shared, "mark expired", move |s| s.mark_expired(&n, now)).await?;
+        info!(device = %name, outcome = "complete-by date passed", "END_SESSION 7");
+        return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+    }
+    if !authenticated(shared, &device, &auth, now).await? {
+        return Ok(Decision::AuthenticationFailed);
+    }
+    let decision =
+        match &device.operation {
+            Operation::InstallUpgrade(policy) => {
+                let can_do_ec = auth.version >= 3;
+                let Some(spec) = policy.key_to_request(device.ec_key_generation_failed, can_do_ec)
+                else {
+                    begin(shared, attempt).await?;
+                    end(shared, attempt, AttemptEnd::Failed {
+                    reason: format!(
+                        "key order EC only, but the client (VERSION {}) cannot be asked for EC",
+                        auth.version
+                    ),
+                })
+                .await?;
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                };
+                let settings = shared.settings();
+                let Some(permit) = shared
+                    .key_generation
+                    .acquire(
+                        settings.max_key_generation_sessions,
+                        settings.key_generation_queue,
+                    )
+                    .await
+                else {
+                    // No "retry later" message exists (spec section 3): END_SESSION 7, and the
+                    // operation stays pending for the phone's next attempt.
+                    info!(device = %name, outcome = "key-generation queue full", "END_SESSION 7");
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                };
+                attempt.permit = Some(permit);
+                attempt.requested = Some(spec);
+                begin(shared, attempt).await?;
+                Decision::Install(key_request(spec, auth.version))
+            }
+            Operation::Delete => {
+                begin(shared, attempt).await?;
+                Decision::Delete
+            }
+            Operation::Troubleshoot => {
+                begin(shared, attempt).await?;
+                Decision::Fetch
+            }
+            _ => Decision::NoPendingOperation,
+        };
+    info!(device = %name, operation = attempt.operation, decision = ?decision, "authenticated");
+    Ok(decision)
+}
+
+/// The authentication of spec section 7 step 5 for the device's mode, with throttling of failed
+/// authentication strings.
+async fn authenticated(
+    shared: &Shared,
+    device: &Device,
+    auth: &Authentication,
+    now: SystemTime,
+) -> Result<bool, Error> {
+    let name = device.name.clone();
+    match device.auth_mode {
+        AuthMode::NullString => Ok(true),
+        AuthMode::AuthenticationString => {
+            let settings = shared.settings();
+            if device.is_auth_locked_out(&settings, now) {
+                info!(device = %name, failures = device.auth_failures, outcome = "throttled", "END_SESSION 7");
+                return Ok(false);
+            }
+            let candidate = auth.password.clone().unwrap_or_default();
+            let n = name.clone();
+            let ok = !candidate.is_empty()
+                && store(shared, "authentication string", move |s| {
+                    s.check_auth_string(&n, &candidate)
+                })
+                .await?;
+            if !ok {
+                let n = name.clone();
+                store(shared, "record failed authentication", move |s| {
+                    s.record_auth_failure(&n, now)
+                })
+                .await?;
+                info!(device = %name, outcome = "authentication failed", "END_SESSION 7");
+            }
+            Ok(ok)
+        }
+        _ => {
+            // Existing-certificate modes arrive with certificate authentication.
+            info!(device = %name, outcome = "authentication mode not supported", "END_SESSION 7");
+            Ok(false)
+        }
+    }
+}
+
+/// The KEY_GEN_REQUEST for a key spec: a client below VERSION 3 understands KEY_SIZE only
+/// (spec 8.11).
+fn key_request(spec: KeySpec, version: u8) -> KeyRequest {
+    match spec {
+        KeySpec::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits.bits()),
+        KeySpec::Rsa(bits) => KeyRequest::Rsa(bits.bits()),
+        KeySpec::Ec(curve) => KeyRequest::Ec(match curve {
+            capf_lsc::Curve::P256 => capf_wire::Curve::SECP256R1,
+            capf_lsc::Curve::P384 => capf_wire::Curve::SECP384R1,
+            capf_lsc::Curve::P521 => capf_wire::Curve::SECP521R1,
+        }),
+    }
+}
+
+async fn begin(shared: &Shared, attempt: &mut Attempt) -> Result<(), Error> {
+    let name = attempt.device.clone().unwrap_or_default();
+    store(shared, "begin attempt", move |s| {
+        s.begin_attempt(&name, SystemTime::now())
+    })
+    .await?;
+    attempt.begun = true;
+    Ok(())
+}
+
+async fn end(shared: &Shared, attempt: &mut Attempt, end: AttemptEnd) -> Result<Answer, Error> {
+    let name = attempt.device.clone().unwrap_or_default();
+    info!(device = %name, operation = attempt.operation, outcome = ?end, "attempt ended");
+    store(shared, "end attempt", move |s| {
+        s.end_attempt(&name, end, SystemTime::now())
+    })
+    .await?;
+    Ok(Answer::Nothing)
+}
+
+/// KEY_GEN_RESPONSE with a key: it must be the key asked for; then the issuer signs.
+async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Result<Answer, Error> {
+    let name = attempt.device.clone().unwrap_or_default();
+    let key = match PhonePublicKey::from_der(&spki_der) {
+        Ok(key) => key,
+        Err(e) => {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Failed {
+                    reason: format!("the phone's public key is not acceptable: {e}"),
+                },
+            )
+            .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+    };
+    if let Some(requested) = attempt.requested {
+        if let Err(e) = key.check_matches(requested) {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Failed {
+                    reason: format!("the phone sent another key than asked for: {e}"),
+                },
+            )
+            .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+    }
+    let device = match DeviceName::new(&name) {
+        Ok(d) => d,
+        Err(e) => {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Failed {
+                    reason: format!("device name cannot be an LSC subject: {e}"),
+                },
+            )
+            .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+    };
+    let request = IssueRequest {
+        device,
+        public_key: key,
+        validity: shared.config.lsc_validity,
+    };
+    match shared.ca.issue(request, SystemTime::now()).await? {
+        IssueOutcome::Issued(lsc) => {
+            let record = capf_store::IssuedLsc {
+                serial: lsc.serial.clone(),
+                der: lsc.der.clone(),
+                not_before: lsc.not_before,
+                not_after: lsc.not_after,
+            };
+            let n = name.clone();
+            store(shared, "record issued LSC", move |s| {
+                s.record_lsc_issued(&n, &record, SystemTime::now())
+            })
+            .await?;
+            info!(device = %name, serial = %hex(&lsc.serial), ca = shared.ca.mode(), "LSC issued");
+            attempt.issued_serial = Some(lsc.serial);
+            Ok(Answer::Certificate(lsc.der))
+        }
+        IssueOutcome::Pending { request_id } => {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Interrupted {
+                    reason: format!("the CA holds the request as pending ({request_id})"),
+                },
+            )
+            .await?;
+            Ok(Answer::IssuanceFailed)
+        }
+        other => {
+            end(
+                shared,
+                attempt,
+                AttemptEnd::Failed {
+                    reason: format!("unexpected answer from the CA: {other:?}"),
+                },
+            )
+            .await?;
+            Ok(Answer::IssuanceFailed)
+        }
+    }
+}
+
+async fn key_generation_failed(
+    shared: &Shared,
+    attempt: &mut Attempt,
+    reason: Option<Reason>,
+) -> Result<Answer, Error> {
+    if attempt.requested.is_some_and(KeySpec::is_ec) {
+        // Key order "EC preferred, RSA backup": the next attempt asks for RSA.
+        let name = attempt.device.clone().unwrap_or_default();
+        store(shared, "record EC failure", move |s| {
+            s.record_ec_key_generation_failure(&name, SystemTime::now())
+        })
+        .await?;
+    }
+    end(
+        shared,
+        attempt,
+        AttemptEnd::Failed {
+            reason: format!(
+                "the phone could not generate its key (REASON {})",
+                reason.map_or_else(|| "absent".to_owned(), |r| r.0.to_string())
+            ),
+        },
+    )
+    .await
+}
+
+async fn installed(shared: &Shared, attempt: &mut Attempt) -> Result<Answer, Error> {
+    let name = attempt.device.clone().unwrap_or_default();
+    let Some(serial) = attempt.issued_serial.clone() else {
+        return Ok(Answer::Nothing);
+    };
+    let n = name.clone();
+    store(shared, "confirm installed LSC", move |s| {
+        s.confirm_lsc_installed(&n, &serial, SystemTime::now())
+    })
+    .await?;
+    info!(device = %name, outcome = "LSC installed", "operation succeeded");
+    Ok(Answer::Nothing)
+}
+
+async fn fetched(
+    shared: &Shared,
+    attempt: &mut Attempt,
+    reason: Reason,
+    certificate: Option<capf_session::Certificate>,
+) -> Result<Answer, Error> {
+    let name = attempt.device.clone().unwrap_or_default();
+    let kind = certificate.as_ref().map(|c| {
+        if c.certificate_type == CertificateType::MIC {
+            "MIC"
+        } else {
+            "LSC"
+        }
+    });
+    let n = name.clone();
+    store(shared, "record troubleshoot", move |s| {
+        s.record_fetch_done(
+            &n,
+            certificate.map(|c| (c.certificate_type.0, c.der)),
+            SystemTime::now(),
+        )
+    })
+    .await?;
+    info!(device = %name, reason = reason.0, certificate = ?kind, "troubleshoot done");
+    Ok(Answer::Nothing)
+}
+
+async fn deleted(shared: &Shared, attempt: &mut Attempt, reason: Reason) -> Result<Answer, Error> {
+    if reason != Reason::UPDATE_CERTIFICATE {
+        return end(
+            shared,
+            attempt,
+            AttemptEnd::Failed {
+                reason: format!("the phone deleted nothing (REASON {})", reason.0),
+            },
+        )
+        .await;
+    }
+    let name = attempt.device.clone().unwrap_or_default();
+    let n = name.clone();
+    store(shared, "record delete", move |s| {
+        s.record_delete_done(&n, SystemTime::now())
+    })
+    .await?;
+    info!(device = %name, outcome = "LSC deleted", "operation succeeded");
+    Ok(Answer::Nothing)
+}
+
+/// The session is over: an attempt that did not succeed goes back to pending (its operation
+/// stays scheduled for the phone's next attempt).
+async fn finish(shared: &Shared, attempt: &mut Attempt, outcome: &Outcome) {
+    attempt.permit = None;
+    if attempt.begun {
+        let reason = match outcome {
+            Outcome::Ended { reason } => format!("session ended with END_SESSION {}", reason.0),
+            Outcome::PeerClosed { state } => {
+                format!("the phone closed the connection ({})", state_name(*state))
+            }
+            Outcome::TimedOut { state, .. } => {
+                format!("timed out waiting in {}", state_name(*state))
+            }
+            other => format!("{other:?}"),
+        };
+        // Only changes a device still in progress, so a success is never clobbered.
+        if let Err(e) = end(shared, attempt, AttemptEnd::Interrupted { reason }).await {
+            warn!(error = %e, "recording the end of the attempt");
+        }
+    }
+    info!(device = ?attempt.device, operation = attempt.operation, outcome = ?outcome, "session closed");
+}
+
+fn state_name(state: State) -> String {
+    format!("{state:?}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

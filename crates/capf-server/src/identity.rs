@@ -1,0 +1,106 @@
+//! The CAPF certificate and key: loaded once, checked, served over TLS, replaced on change.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use capf_lsc::der::Encode;
+use capf_lsc::x509_cert::Certificate;
+use capf_lsc::{Issuer, IssuerKey, LscSigner, capf_certificate_problems, certificates_from_pem};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::Error;
+
+/// What the server presents and signs with: the CAPF certificate (and any chain above it),
+/// its key as an LSC issuer, and the TLS configuration that serves them.
+#[derive(Debug)]
+pub struct CapfIdentity {
+    /// The CAPF certificate.
+    pub certificate: Certificate,
+    /// The TLS server configuration (no client certificate: phones prove who they are inside
+    /// the protocol, spec rule T4).
+    pub tls: Arc<rustls::ServerConfig>,
+    pub(crate) issuer: Option<Issuer>,
+    pub(crate) fingerprint: Vec<u8>,
+}
+
+impl CapfIdentity {
+    /// Loads the CAPF certificate file (PEM; the CAPF certificate first, then any chain) and its
+    /// PKCS#8 key file, and checks them at `now`: the key must match, and the certificate must
+    /// pass the CAPF certificate profile (from 14SU2 phones fail TLS without it).
+    ///
+    /// # Errors
+    /// [`Error::Read`], [`Error::Identity`], [`Error::CapfProfile`] or [`Error::Tls`], naming
+    /// the file.
+    pub fn load(certificate: &Path, key: &Path, now: SystemTime) -> Result<Self, Error> {
+        let cert_pem = std::fs::read(certificate).map_err(|source| Error::Read {
+            path: certificate.to_owned(),
+            source,
+        })?;
+        let key_pem = std::fs::read_to_string(key).map_err(|source| Error::Read {
+            path: key.to_owned(),
+            source,
+        })?;
+        let identity_error = |source| Error::Identity {
+            path: certificate.to_owned(),
+            source,
+        };
+        let chain = certificates_from_pem(&cert_pem).map_err(identity_error)?;
+        let Some(capf) = chain.first().cloned() else {
+            return Err(identity_error(capf_lsc::Error::MissingPemBlock {
+                label: "CERTIFICATE",
+            }));
+        };
+        let issuer_key = IssuerKey::from_pkcs8_pem(&key_pem).map_err(|source| Error::Identity {
+            path: key.to_owned(),
+            source,
+        })?;
+        let problems = capf_certificate_problems(&capf, Some(issuer_key.public_key()), now)
+            .map_err(identity_error)?;
+        if !problems.is_empty() {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(Error::CapfProfile {
+                path: certificate.to_owned(),
+                problems: problems.join("; "),
+            });
+        }
+        let key_der = issuer_key.to_pkcs8_der().map_err(identity_error)?;
+        let mut ders = Vec::with_capacity(chain.len());
+        for cert in &chain {
+            let der = cert.to_der().map_err(|source| {
+                identity_error(capf_lsc::Error::Der {
+                    what: "certificate",
+                    source,
+                })
+            })?;
+            ders.push(CertificateDer::from(der));
+        }
+        let fingerprint = [cert_pem.as_slice(), key_pem.as_bytes()].concat();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth().with_single_cert(
+                ders,
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_bytes().to_vec())),
+            )
+        })
+        .map_err(|source| Error::Tls {
+            path: certificate.to_owned(),
+            source,
+        })?;
+        let issuer = Issuer::new(capf.clone(), Box::new(issuer_key)).map_err(identity_error)?;
+        Ok(CapfIdentity {
+            certificate: capf,
+            tls: Arc::new(tls),
+            issuer: Some(issuer),
+            fingerprint,
+        })
+    }
+
+    /// Takes the issuer out (for the CAPF signer), leaving the TLS side.
+    pub fn take_issuer(&mut self) -> Option<Issuer> {
+        self.issuer.take()
+    }
+}

@@ -1,0 +1,364 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod config;
+mod connection;
+mod error;
+mod identity;
+mod limits;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use capf_ca::{CapfSigner, CertificateAuthority};
+use capf_store::{DeviceStore, Settings};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::{CAPF_PORT, Config};
+pub use error::Error;
+pub use identity::CapfIdentity;
+
+use limits::KeyGenLimiter;
+
+/// State every connection shares.
+struct Shared {
+    config: Config,
+    store: Arc<dyn DeviceStore>,
+    ca: Arc<dyn CertificateAuthority>,
+    /// The CAPF signer to hand a reloaded key to, when CAPF signs LSCs itself.
+    capf_signer: Option<Arc<CapfSigner>>,
+    identity: RwLock<Arc<CapfIdentity>>,
+    settings: RwLock<Settings>,
+    key_generation: Arc<KeyGenLimiter>,
+    sessions: AtomicUsize,
+    /// Set when the shutdown grace period is over: sessions still running end now.
+    hard_stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn tls(&self) -> Arc<rustls::ServerConfig> {
+        let identity = self.identity.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&identity.tls)
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The CAPF service, bound and ready to serve.
+pub struct CapfServer {
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    hard_stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for CapfServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapfServer")
+            .field("local_addrs", &self.local_addrs())
+            .field("ca", &self.shared.ca.mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CapfServer {
+    /// Loads and checks the CAPF certificate and key, and binds every listen address. CAPF
+    /// signs LSCs itself with that key (the guide's default mode).
+    ///
+    /// # Errors
+    /// As [`CapfIdentity::load`], [`Error::Listen`] for an address that cannot be bound,
+    /// [`Error::Store`] when the run-time settings cannot be read.
+    pub async fn bind(config: Config, store: Arc<dyn DeviceStore>) -> Result<Self, Error> {
+        let mut identity = CapfIdentity::load(
+            &config.capf_certificate,
+            &config.capf_key,
+            SystemTime::now(),
+        )?;
+        let signer = identity.take_issuer().map(|i| Arc::new(CapfSigner::new(i)));
+        let Some(signer) = signer else {
+            return Err(Error::Task {
+                context: "loading the CAPF key",
+                detail: "no issuer".to_owned(),
+            });
+        };
+        let ca: Arc<dyn CertificateAuthority> = signer.clone();
+        Self::bind_with(config, store, ca, Some(signer), identity).await
+    }
+
+    /// Binds with another issuer (an online or offline CA); `capf_signer` receives reloaded
+    /// CAPF keys when it is the CAPF's own signer.
+    ///
+    /// # Errors
+    /// As [`CapfServer::bind`].
+    pub async fn bind_with(
+        config: Config,
+        store: Arc<dyn DeviceStore>,
+        ca: Arc<dyn CertificateAuthority>,
+        capf_signer: Option<Arc<CapfSigner>>,
+        identity: CapfIdentity,
+    ) -> Result<Self, Error> {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push(listen(*addr, config.backlog)?);
+        }
+        let settings = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.settings())
+                .await
+                .map_err(|e| Error::Task {
+                    context: "reading settings",
+                    detail: e.to_string(),
+                })?
+                .map_err(|source| Error::Store {
+                    context: "reading settings",
+                    source,
+                })?
+        };
+        let (hard_stop, hard_stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            ca,
+            capf_signer,
+            identity: RwLock::new(Arc::new(identity)),
+            settings: RwLock::new(settings),
+            key_generation: Arc::new(KeyGenLimiter::default()),
+            sessions: AtomicUsize::new(0),
+            hard_stop: hard_stop_rx,
+        });
+        Ok(CapfServer {
+            shared,
+            listeners,
+            hard_stop,
+        })
+    }
+
+    /// The bound addresses (with the ports the system chose for port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The CAPF certificate being served now.
+    pub fn capf_certificate(&self) -> capf_lsc::x509_cert::Certificate {
+        let identity = self
+            .shared
+            .identity
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        identity.certificate.clone()
+    }
+
+    /// Serves until `shutdown` completes with a grace period, then stops accepting and lets
+    /// running sessions finish for up to that long; sessions still running then end with
+    /// END_SESSION 7.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = Duration>) {
+        let tracker = TaskTracker::new();
+        let (stop_accepting, _) = watch::channel(false);
+        for listener in self.listeners {
+            let shared = Arc::clone(&self.shared);
+            let connections = tracker.clone();
+            let mut stop = stop_accepting.subscribe();
+            tracker.spawn(async move {
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((tcp, peer)) => {
+                                connections.spawn(connection_task(Arc::clone(&shared), tcp, peer));
+                            }
+                            Err(e) => {
+                                // Out of descriptors, say: back off instead of spinning.
+                                warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        },
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
+        let reload = tokio::spawn(reload_loop(Arc::clone(&self.shared)));
+        let refresh = tokio::spawn(settings_loop(Arc::clone(&self.shared)));
+        let grace = shutdown.await;
+        info!(
+            sessions = self.shared.sessions.load(Ordering::Relaxed),
+            ?grace,
+            "shutting down"
+        );
+        let _ = stop_accepting.send(true);
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!("grace period over: ending the sessions still running");
+            let _ = self.hard_stop.send(true);
+            tracker.wait().await;
+        }
+        reload.abort();
+        refresh.abort();
+    }
+
+    /// Runs the server on the current runtime in the background.
+    pub fn spawn(self) -> ServerHandle {
+        let (stop, grace) = tokio::sync::oneshot::channel::<Duration>();
+        let addrs = self.local_addrs();
+        let task = tokio::spawn(self.run(async move { grace.await.unwrap_or(Duration::ZERO) }));
+        ServerHandle { stop, task, addrs }
+    }
+}
+
+/// A server running in the background (see [`CapfServer::spawn`]).
+#[derive(Debug)]
+pub struct ServerHandle {
+    stop: tokio::sync::oneshot::Sender<Duration>,
+    task: tokio::task::JoinHandle<()>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl ServerHandle {
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting, lets running sessions finish for up to `grace`, and waits for the end.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(grace);
+        let _ = self.task.await;
+    }
+}
+
+async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let settings = shared.settings();
+    let now = shared.sessions.fetch_add(1, Ordering::AcqRel) + 1;
+    let _guard = SessionCount(&shared.sessions);
+    if now > settings.max_sessions as usize {
+        // Over the concurrent-session limit: close at once, as capfd does (spec 8.12); the
+        // phone retries later.
+        info!(%peer, sessions = now, "refused: maximum concurrent sessions");
+        return;
+    }
+    connection::serve(Arc::clone(&shared), tcp, peer).await;
+}
+
+struct SessionCount<'a>(&'a AtomicUsize);
+
+impl Drop for SessionCount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+    let err = |source| Error::Listen { addr, source };
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6().map_err(err)?
+    } else {
+        TcpSocket::new_v4().map_err(err)?
+    };
+    if addr.is_ipv6() {
+        // IPv6-only, so [::]:3804 and 0.0.0.0:3804 both bind and each family is its own.
+        socket2::SockRef::from(&socket)
+            .set_only_v6(true)
+            .map_err(err)?;
+    }
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(backlog).map_err(err)
+}
+
+/// Reloads the CAPF certificate and key when their files change or on SIGHUP (the guide: no
+/// restart after regenerating the CAPF certificate). A bad new pair is logged and the old one
+/// kept.
+async fn reload_loop(shared: Arc<Shared>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(shared.config.reload_interval);
+    let mut seen = {
+        let identity = shared
+            .identity
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        identity.fingerprint.clone()
+    };
+    loop {
+        #[cfg(unix)]
+        let forced = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = std::future::pending::<bool>();
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            f = forced => f,
+        };
+        let files = [
+            std::fs::read(&shared.config.capf_certificate),
+            std::fs::read(&shared.config.capf_key),
+        ];
+        let fingerprint = match files {
+            [Ok(c), Ok(k)] => [c, k].concat(),
+            _ => continue,
+        };
+        if !forced && fingerprint == seen {
+            continue;
+        }
+        // A bad new pair is not retried every tick: only when the files change again.
+        seen = fingerprint;
+        match CapfIdentity::load(
+            &shared.config.capf_certificate,
+            &shared.config.capf_key,
+            SystemTime::now(),
+        ) {
+            Ok(mut identity) => {
+                if let (Some(signer), Some(issuer)) =
+                    (shared.capf_signer.as_ref(), identity.take_issuer())
+                {
+                    signer.replace(issuer);
+                }
+                info!(
+                    subject = %identity.certificate.tbs_certificate().subject(),
+                    "CAPF certificate reloaded"
+                );
+                *shared
+                    .identity
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(identity);
+            }
+            Err(e) => {
+                warn!(error = %e, "CAPF certificate not reloaded; keeping the current one");
+            }
+        }
+    }
+}
+
+/// Re-reads the run-time settings (keepalive, limits, throttling) from the store.
+async fn settings_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.settings_refresh);
+    loop {
+        tick.tick().await;
+        let store = Arc::clone(&shared.store);
+        match tokio::task::spawn_blocking(move || store.settings()).await {
+            Ok(Ok(settings)) => {
+                *shared
+                    .settings
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = settings;
+            }
+            Ok(Err(e)) => warn!(error = %e, "reading settings"),
+            Err(e) => warn!(error = %e, "reading settings"),
+        }
+    }
+}
