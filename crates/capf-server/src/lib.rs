@@ -3,6 +3,7 @@
 
 mod config;
 mod connection;
+mod data_dir;
 mod error;
 mod identity;
 mod limits;
@@ -20,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
+pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
 pub use identity::CapfIdentity;
 

@@ -367,3 +367,20 @@ async fn a_regenerated_capf_certificate_is_served_without_restart() {
     assert_eq!(e.end_reason(), Some(Reason::NO_ACTION));
     lab.stop().await;
 }
+
+#[test]
+fn a_first_run_creates_a_capf_certificate_that_passes_the_profile() {
+    let dir = temp_dir("first-run");
+    let files = capf_server::ensure_capf_files(&dir, SystemTime::now()).unwrap();
+    assert!(files.created);
+    capf_server::CapfIdentity::load(&files.certificate, &files.key, SystemTime::now()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+    }
+    let again = capf_server::ensure_capf_files(&dir, SystemTime::now()).unwrap();
+    assert!(!again.created);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,137 @@
+//! `capfd`: the CAPF server.
+//!
+//! `capfd [--config FILE] [--data DIR] [--listen ADDR]... [--enable-ipv6 BOOL]`
+//!
+//! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
+//! store, and a CAPF certificate and key on the first run; then it serves on port 3804 (IPv4
+//! and IPv6) until SIGINT or SIGTERM, letting running sessions finish for up to 30 s.
+//! SIGHUP (or changing the files) reloads the CAPF certificate and key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use capf_server::{CapfServer, Config, ensure_capf_files};
+use capf_store::SqliteStore;
+use clap::Parser;
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(name = "capfd", version, about = "The CAPF server")]
+struct Cli {
+    /// TOML configuration file (every key optional; flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The data directory (store, CAPF certificate and key).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Listen address (repeat for several); default 0.0.0.0:3804 and [::]:3804.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// The Enable IPv6 enterprise parameter.
+    #[arg(long)]
+    enable_ipv6: Option<bool>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<Vec<SocketAddr>>,
+    enable_ipv6: Option<bool>,
+    capf_certificate: Option<PathBuf>,
+    capf_key: Option<PathBuf>,
+    lsc_validity_days: Option<i64>,
+    tls_handshake_timeout_secs: Option<u64>,
+    message_timeout_secs: Option<u64>,
+    key_generation_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let file: FileConfig = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data = cli
+        .data
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("capf-data"));
+    let files = ensure_capf_files(&data, SystemTime::now())?;
+    if files.created {
+        tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
+    }
+    let store = Arc::new(SqliteStore::open(&data)?);
+    let mut config = Config::new(
+        file.capf_certificate.unwrap_or(files.certificate),
+        file.capf_key.unwrap_or(files.key),
+    );
+    if let Some(listen) = file.listen {
+        config.listen = listen;
+    }
+    if !cli.listen.is_empty() {
+        config.listen = cli.listen;
+    }
+    if let Some(v6) = cli.enable_ipv6.or(file.enable_ipv6) {
+        config.enable_ipv6 = v6.into();
+    }
+    if let Some(days) = file.lsc_validity_days {
+        config.lsc_validity = capf_lsc::ValidityDays::new(days).context("lsc_validity_days")?;
+    }
+    if let Some(s) = file.tls_handshake_timeout_secs {
+        config.tls_handshake_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = file.message_timeout_secs {
+        config.session.timeouts.message = Duration::from_secs(s);
+    }
+    if let Some(s) = file.key_generation_timeout_secs {
+        config.session.timeouts.key_generation = Duration::from_secs(s);
+    }
+    let grace = Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30));
+    let server = CapfServer::bind(config, store).await?;
+    tracing::info!(addrs = ?server.local_addrs(), data = %data.display(), "CAPF serving");
+    server
+        .run(async move {
+            shutdown_signal().await;
+            grace
+        })
+        .await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
