@@ -15,7 +15,7 @@ pub const CAPF_PORT: u16 = 3804;
 /// ([`capf_store::Settings`]) and are re-read every [`Config::settings_refresh`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to listen: by default 0.0.0.0:3804 and [::]:3804 (IPv6-only, so both bind).
+    /// Where to listen: by default `0.0.0.0:3804` and `[::]:3804` (IPv6-only, so both bind).
     pub listen: Vec<SocketAddr>,
     /// The Enable IPv6 enterprise parameter: with `False` every IPv6 peer is refused.
     pub enable_ipv6: EnableIpv6,

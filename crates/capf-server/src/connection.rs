@@ -447,18 +447,16 @@ async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Res
             return Ok(Answer::IssuanceFailed);
         }
     };
-    if let Some(requested) = attempt.requested {
-        if let Err(e) = key.check_matches(requested) {
-            end(
-                shared,
-                attempt,
-                AttemptEnd::Failed {
-                    reason: format!("the phone sent another key than asked for: {e}"),
-                },
-            )
-            .await?;
-            return Ok(Answer::IssuanceFailed);
-        }
+    if let Some(Err(e)) = attempt.requested.map(|r| key.check_matches(r)) {
+        end(
+            shared,
+            attempt,
+            AttemptEnd::Failed {
+                reason: format!("the phone sent another key than asked for: {e}"),
+            },
+        )
+        .await?;
+        return Ok(Answer::IssuanceFailed);
     }
     let device = match DeviceName::new(&name) {
         Ok(d) => d,

@@ -49,10 +49,7 @@ impl Shared {
     }
 
     fn settings(&self) -> Settings {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
