@@ -1,8 +1,10 @@
-//! `capfctl`: administration of a capf installation (CAPF certificate, LSCs, trust stores).
+//! `capfctl`: administration of a capf installation (CAPF certificate, LSCs, trust stores,
+//! devices).
 //!
 //! Every verb lives in its own module; bad input ends in one line on stderr and exit status 1.
 
 mod capf_cert;
+mod device;
 mod lsc;
 mod trust;
 
@@ -22,6 +24,9 @@ enum Command {
     /// The CAPF certificate: generate, show, check, CSR.
     #[command(subcommand)]
     CapfCert(capf_cert::CapfCertCommand),
+    /// Devices in the server's store: add, list, show, schedule an operation, remove.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
     /// Locally Significant Certificates.
     #[command(subcommand)]
     Lsc(lsc::LscCommand),
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CapfCert(cmd) => capf_cert::run(cmd),
+        Command::Device(cmd) => device::run(cmd),
         Command::Lsc(cmd) => lsc::run(cmd),
         Command::Trust(cmd) => trust::run(cmd),
     };
