@@ -152,7 +152,9 @@ fn read_key(path: &Path) -> Result<[u8; AUTH_KEY_LEN], Error> {
         }
     };
     let file = File::open(path).map_err(io("opening the key file"))?;
-    let meta = file.metadata().map_err(io("reading the key file's metadata"))?;
+    let meta = file
+        .metadata()
+        .map_err(io("reading the key file's metadata"))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(Error::KeyFilePermissions {
@@ -186,7 +188,16 @@ mod tests {
             assert!(is_valid_auth_string(good), "{good}");
             assert!(validate("SEP001122334455", good).is_ok());
         }
-        for bad in ["", "123", "12345678901", "12a4", "１２３４", "1234 ", "-1234", "12.4"] {
+        for bad in [
+            "",
+            "123",
+            "12345678901",
+            "12a4",
+            "１２３４",
+            "1234 ",
+            "-1234",
+            "12.4",
+        ] {
             assert!(!is_valid_auth_string(bad), "{bad}");
             assert!(matches!(
                 validate("SEP001122334455", bad),
@@ -197,7 +208,9 @@ mod tests {
 
     #[test]
     fn error_names_the_rule_but_not_the_string() {
-        let message = validate("SEP001122334455", "98a7").err().map(|e| e.to_string());
+        let message = validate("SEP001122334455", "98a7")
+            .err()
+            .map(|e| e.to_string());
         let message = message.unwrap_or_default();
         assert!(message.contains("4 to 10 ASCII digits"), "{message}");
         assert!(message.contains("not all of them digits"), "{message}");

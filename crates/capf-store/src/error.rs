@@ -118,7 +118,9 @@ pub enum Error {
         all_digits: bool,
     },
     /// A keepalive timer outside the guide's range.
-    #[error("a CAPF keepalive of {minutes} minutes is outside the allowed range of 5 to 60 minutes")]
+    #[error(
+        "a CAPF keepalive of {minutes} minutes is outside the allowed range of 5 to 60 minutes"
+    )]
     KeepaliveOutOfRange {
         /// The rejected value.
         minutes: u64,

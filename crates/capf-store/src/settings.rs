@@ -132,13 +132,14 @@ impl Settings {
         }
         match key {
             KEEPALIVE => {
-                self.keepalive = KeepaliveMinutes::new(number(KEEPALIVE, value)?).map_err(|_| {
-                    Error::Corrupt {
-                        table: "settings",
-                        column: KEEPALIVE,
-                        value: value.to_owned(),
-                    }
-                })?;
+                self.keepalive =
+                    KeepaliveMinutes::new(number(KEEPALIVE, value)?).map_err(|_| {
+                        Error::Corrupt {
+                            table: "settings",
+                            column: KEEPALIVE,
+                            value: value.to_owned(),
+                        }
+                    })?;
             }
             MAX_SESSIONS => self.max_sessions = number(MAX_SESSIONS, value)?,
             MAX_KEY_GENERATION_SESSIONS => {
@@ -187,9 +188,17 @@ mod tests {
             ));
         }
         for good in [5, 15, 60] {
-            assert_eq!(KeepaliveMinutes::new(good).map(KeepaliveMinutes::minutes).ok(), Some(good));
+            assert_eq!(
+                KeepaliveMinutes::new(good)
+                    .map(KeepaliveMinutes::minutes)
+                    .ok(),
+                Some(good)
+            );
         }
-        assert_eq!(KeepaliveMinutes::default().as_duration(), Duration::from_secs(900));
+        assert_eq!(
+            KeepaliveMinutes::default().as_duration(),
+            Duration::from_secs(900)
+        );
     }
 
     #[test]
@@ -223,11 +232,17 @@ mod tests {
         let mut s = Settings::default();
         assert!(matches!(
             s.apply_row(KEEPALIVE, "61"),
-            Err(Error::Corrupt { column: KEEPALIVE, .. })
+            Err(Error::Corrupt {
+                column: KEEPALIVE,
+                ..
+            })
         ));
         assert!(matches!(
             s.apply_row(MAX_SESSIONS, "many"),
-            Err(Error::Corrupt { column: MAX_SESSIONS, .. })
+            Err(Error::Corrupt {
+                column: MAX_SESSIONS,
+                ..
+            })
         ));
         assert!(s.apply_row("from_a_newer_version", "x").is_ok());
         assert_eq!(s, Settings::default());

@@ -5,7 +5,7 @@ use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -20,8 +20,8 @@ use crate::{
 
 /// The [`DeviceStore`] on an embedded SQLite database (bundled SQLite).
 ///
-/// The database is opened in WAL mode with a 5 s busy timeout and every write in an IMMEDIATE
-/// transaction, so several processes (the running server and an administration CLI) can use
+/// The database is opened in WAL mode with a 5 s busy timeout (retried every millisecond) and
+/// every write in an IMMEDIATE transaction, so several processes (the running server and an administration CLI) can use
 /// the same file at once: a writer waits for another instead of failing with "database is
 /// locked". Foreign keys are on and `synchronous` is FULL (a committed change survives a power
 /// loss). One connection is shared behind a mutex.
@@ -72,7 +72,7 @@ impl SqliteStore {
         let key = auth::load_or_create_key(&data_dir.join(Self::KEY_FILE))?;
         let path = data_dir.join(Self::DATABASE_FILE);
         let mut conn = Connection::open(&path).map_err(Error::db("opening the database"))?;
-        configure(&conn)?;
+        configure(&mut conn)?;
         // The journal mode is a property of the file, kept once set; "memory" or "delete" come
         // back only where WAL cannot work, and the store still works there, with less
         // concurrency.
@@ -93,7 +93,7 @@ impl SqliteStore {
     pub fn open_in_memory(hmac_key: [u8; 32]) -> Result<SqliteStore, Error> {
         let mut conn =
             Connection::open_in_memory().map_err(Error::db("opening an in-memory database"))?;
-        configure(&conn)?;
+        configure(&mut conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -185,15 +185,32 @@ impl SqliteStore {
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), Error> {
-    conn.busy_timeout(SqliteStore::BUSY_TIMEOUT)
-        .map_err(Error::db("setting the busy timeout"))?;
+fn configure(conn: &mut Connection) -> Result<(), Error> {
+    // SQLite's own busy timeout sleeps ever longer between tries (100 ms after the first few),
+    // so a waiting process rarely hits the short gaps between a busy writer's transactions and
+    // can be starved into "database is locked". Trying again every millisecond, for up to the
+    // same 5 s, catches those gaps.
+    let mut started = Instant::now();
+    conn.busy_handler(Some(move |count: i32| {
+        if count == 0 {
+            started = Instant::now();
+        }
+        if started.elapsed() >= SqliteStore::BUSY_TIMEOUT {
+            return false;
+        }
+        std::thread::sleep(BUSY_RETRY);
+        true
+    }))
+    .map_err(Error::db("setting the busy handler"))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(Error::db("turning foreign keys on"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(Error::db("setting synchronous mode"))?;
     Ok(())
 }
+
+/// How long a connection waits before trying a locked database again.
+const BUSY_RETRY: Duration = Duration::from_millis(1);
 
 // ---------------------------------------------------------------------------------------------
 // Encodings
@@ -367,8 +384,8 @@ impl RawDevice {
             self.key_size,
             self.key_curve.as_deref(),
         )?;
-        let auth_mode =
-            AuthMode::from_db(&self.auth_mode).ok_or_else(|| corrupt("auth_mode", &self.auth_mode))?;
+        let auth_mode = AuthMode::from_db(&self.auth_mode)
+            .ok_or_else(|| corrupt("auth_mode", &self.auth_mode))?;
         let status = OperationStatus::from_db(&self.status, self.failure_reason)
             .ok_or_else(|| corrupt("status", &self.status))?;
         Ok(DeviceRow {
@@ -636,7 +653,11 @@ impl DeviceStore for SqliteStore {
                 new.operation,
                 describe_time(new.complete_by),
                 new.auth_mode,
-                if auth_hash.is_some() { "set" } else { "not set" },
+                if auth_hash.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                },
             );
             append_audit(tx, now, Some(&new.name), action::DEVICE_ADDED, &detail)?;
             load_required(tx, &new.name).map(|r| r.device)
@@ -855,13 +876,7 @@ impl DeviceStore for SqliteStore {
                     owner: existing.device,
                 });
             }
-            let stale = move_lscs(
-                tx,
-                &device.name,
-                LscState::Issued,
-                LscState::Stale,
-                now,
-            )?;
+            let stale = move_lscs(tx, &device.name, LscState::Issued, LscState::Stale, now)?;
             tx.prepare_cached(
                 "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
                  state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
@@ -921,13 +936,8 @@ impl DeviceStore for SqliteStore {
                     wanted: "confirmed as installed",
                 });
             }
-            let superseded = move_lscs(
-                tx,
-                &d.name,
-                LscState::Installed,
-                LscState::Superseded,
-                now,
-            )?;
+            let superseded =
+                move_lscs(tx, &d.name, LscState::Installed, LscState::Superseded, now)?;
             set_lsc_state(tx, serial, LscState::Installed, now)?;
             let mut detail = format!(
                 "serial {} installed; {} succeeded after {} attempt(s)",
@@ -993,7 +1003,10 @@ impl DeviceStore for SqliteStore {
                     format!("the phone sent its MIC ({} bytes)", der.len())
                 }
                 Some((t, der)) => {
-                    format!("the phone sent a certificate of type {t} ({} bytes)", der.len())
+                    format!(
+                        "the phone sent a certificate of type {t} ({} bytes)",
+                        der.len()
+                    )
                 }
                 None => "the phone sent no certificate".to_owned(),
             };
@@ -1026,9 +1039,7 @@ impl DeviceStore for SqliteStore {
                 Ok(TroubleshootResult {
                     device,
                     certificate: match (cert_type, der) {
-                        (Some(cert_type), Some(der)) => {
-                            Some(FetchedCertificate { cert_type, der })
-                        }
+                        (Some(cert_type), Some(der)) => Some(FetchedCertificate { cert_type, der }),
                         _ => None,
                     },
                     fetched_at: from_unix(fetched_at, "troubleshoot_results", "fetched_at")?,
@@ -1083,7 +1094,12 @@ impl DeviceStore for SqliteStore {
     }
 
     fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error> {
-        query_lscs(&self.lock(), "device = ?1", &name, "listing the device's LSCs")
+        query_lscs(
+            &self.lock(),
+            "device = ?1",
+            &name,
+            "listing the device's LSCs",
+        )
     }
 
     fn lsc(&self, serial: &[u8]) -> Result<Option<LscRecord>, Error> {

@@ -113,8 +113,11 @@ pub trait DeviceStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn record_ec_key_generation_failure(&self, name: &str, now: SystemTime)
-    -> Result<Device, Error>;
+    fn record_ec_key_generation_failure(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
 
     /// Records an LSC signed for the device and sent to it, as Issued; every other Issued LSC of
     /// the device becomes Stale (it was never confirmed).

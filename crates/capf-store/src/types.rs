@@ -295,7 +295,10 @@ impl fmt::Debug for NewDevice {
             .field("model", &self.model)
             .field("operation", &self.operation)
             .field("auth_mode", &self.auth_mode)
-            .field("auth_string", &self.auth_string.as_ref().map(|_| "<redacted>"))
+            .field(
+                "auth_string",
+                &self.auth_string.as_ref().map(|_| "<redacted>"),
+            )
             .field("complete_by", &self.complete_by)
             .finish()
     }

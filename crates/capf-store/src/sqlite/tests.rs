@@ -41,7 +41,11 @@ fn audit_count(s: &SqliteStore) -> usize {
 }
 
 fn states(s: &SqliteStore) -> Vec<LscState> {
-    s.lscs(PHONE).unwrap().into_iter().map(|l| l.state).collect()
+    s.lscs(PHONE)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.state)
+        .collect()
 }
 
 #[test]
@@ -114,7 +118,10 @@ fn rejects_a_duplicate_name_ignoring_case() {
         s.add_device(&NewDevice::new(&lower), t(1)),
         Err(Error::DuplicateDevice { name }) if name == lower
     ));
-    assert_eq!(s.device(&lower).unwrap().map(|d| d.name), Some(PHONE.into()));
+    assert_eq!(
+        s.device(&lower).unwrap().map(|d| d.name),
+        Some(PHONE.into())
+    );
     assert_eq!(audit_count(&s), 1);
 }
 
@@ -124,7 +131,12 @@ fn lists_devices_ordered_by_name() {
     for name in ["TABuser", "BOTuser", "SEP0011223344AA", "csfuser"] {
         s.add_device(&NewDevice::new(name), t(0)).unwrap();
     }
-    let names: Vec<String> = s.list_devices().unwrap().into_iter().map(|d| d.name).collect();
+    let names: Vec<String> = s
+        .list_devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     assert_eq!(names, ["BOTuser", "csfuser", "SEP0011223344AA", "TABuser"]);
 }
 
@@ -172,7 +184,9 @@ fn updates_only_the_fields_given() {
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!(d.updated_at, t(9));
     let before = audit_count(&s);
-    let same = s.update_device(PHONE, &DeviceUpdate::default(), t(10)).unwrap();
+    let same = s
+        .update_device(PHONE, &DeviceUpdate::default(), t(10))
+        .unwrap();
     assert_eq!(same, d);
     assert_eq!(audit_count(&s), before);
 }
@@ -181,7 +195,11 @@ fn updates_only_the_fields_given() {
 fn every_operation_and_key_policy_round_trips() {
     let s = with_phone(Operation::None);
     let mut operations = vec![Operation::None, Operation::Delete, Operation::Troubleshoot];
-    for order in [KeyOrder::RsaOnly, KeyOrder::EcOnly, KeyOrder::EcPreferredRsaBackup] {
+    for order in [
+        KeyOrder::RsaOnly,
+        KeyOrder::EcOnly,
+        KeyOrder::EcPreferredRsaBackup,
+    ] {
         for rsa in RsaBits::ALL {
             for curve in Curve::ALL {
                 operations.push(Operation::InstallUpgrade(KeyPolicy { order, rsa, curve }));
@@ -208,7 +226,9 @@ fn schedule_resets_attempts_the_ec_flag_and_the_last_error() {
         t(3),
     )
     .unwrap();
-    let d = s.schedule(PHONE, Operation::Delete, Some(t(100)), t(4)).unwrap();
+    let d = s
+        .schedule(PHONE, Operation::Delete, Some(t(100)), t(4))
+        .unwrap();
     assert_eq!(d.operation, Operation::Delete);
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!((d.attempts, d.ec_key_generation_failed), (0, false));
@@ -224,11 +244,17 @@ fn begin_attempt_needs_an_operation_to_run() {
     let s = with_phone(Operation::None);
     assert!(matches!(
         s.begin_attempt(PHONE, t(1)),
-        Err(Error::NoOperationToRun { status: OperationStatus::None, .. })
+        Err(Error::NoOperationToRun {
+            status: OperationStatus::None,
+            ..
+        })
     ));
     s.schedule(PHONE, install(), None, t(2)).unwrap();
     let d = s.begin_attempt(PHONE, t(3)).unwrap();
-    assert_eq!((d.status.clone(), d.attempts), (OperationStatus::InProgress, 1));
+    assert_eq!(
+        (d.status.clone(), d.attempts),
+        (OperationStatus::InProgress, 1)
+    );
     // A session that died with the server leaves InProgress: the next one may still begin.
     assert_eq!(s.begin_attempt(PHONE, t(4)).unwrap().attempts, 2);
 }
@@ -298,7 +324,9 @@ fn a_late_end_attempt_never_clobbers_a_success() {
     let s = with_phone(install());
     s.begin_attempt(PHONE, t(1)).unwrap();
     s.record_lsc_issued(PHONE, &lsc(1), t(2)).unwrap();
-    let done = s.confirm_lsc_installed(PHONE, &lsc(1).serial, t(3)).unwrap();
+    let done = s
+        .confirm_lsc_installed(PHONE, &lsc(1).serial, t(3))
+        .unwrap();
     let before = audit_count(&s);
     for end in [
         AttemptEnd::Interrupted {
@@ -322,7 +350,9 @@ fn expiry_applies_only_to_an_operation_to_run() {
         OperationStatus::None
     );
     assert_eq!(audit_count(&s), before);
-    let d = s.schedule(PHONE, Operation::Troubleshoot, Some(t(10)), t(2)).unwrap();
+    let d = s
+        .schedule(PHONE, Operation::Troubleshoot, Some(t(10)), t(2))
+        .unwrap();
     assert!(!d.is_past_complete_by(t(10)) && d.is_past_complete_by(t(11)));
     let d = s.mark_expired(PHONE, t(11)).unwrap();
     assert_eq!(d.status, OperationStatus::Expired);
@@ -330,7 +360,10 @@ fn expiry_applies_only_to_an_operation_to_run() {
     assert!(!d.has_operation_to_run());
     assert!(matches!(
         s.begin_attempt(PHONE, t(12)),
-        Err(Error::NoOperationToRun { status: OperationStatus::Expired, .. })
+        Err(Error::NoOperationToRun {
+            status: OperationStatus::Expired,
+            ..
+        })
     ));
 }
 
@@ -375,15 +408,23 @@ fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the_old
     s.record_lsc_issued(PHONE, &lsc(2), t(3)).unwrap();
     assert_eq!(states(&s), [LscState::Stale, LscState::Issued]);
     assert_eq!(
-        s.stale_lscs().unwrap().into_iter().map(|l| l.serial).collect::<Vec<_>>(),
+        s.stale_lscs()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.serial)
+            .collect::<Vec<_>>(),
         [lsc(1).serial]
     );
     // The stale one cannot be confirmed any more.
     assert!(matches!(
         s.confirm_lsc_installed(PHONE, &lsc(1).serial, t(4)),
-        Err(Error::LscWrongState { state: LscState::Stale, .. })
+        Err(Error::LscWrongState {
+            state: LscState::Stale,
+            ..
+        })
     ));
-    s.confirm_lsc_installed(PHONE, &lsc(2).serial, t(4)).unwrap();
+    s.confirm_lsc_installed(PHONE, &lsc(2).serial, t(4))
+        .unwrap();
     // A second install/upgrade supersedes the installed LSC.
     s.schedule(PHONE, install(), None, t(5)).unwrap();
     s.begin_attempt(PHONE, t(6)).unwrap();
@@ -392,7 +433,8 @@ fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the_old
         states(&s),
         [LscState::Stale, LscState::Installed, LscState::Issued]
     );
-    s.confirm_lsc_installed(PHONE, &lsc(3).serial, t(8)).unwrap();
+    s.confirm_lsc_installed(PHONE, &lsc(3).serial, t(8))
+        .unwrap();
     assert_eq!(
         states(&s),
         [LscState::Stale, LscState::Superseded, LscState::Installed]
@@ -400,7 +442,10 @@ fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the_old
     let installed = s.lsc(&lsc(3).serial).unwrap().unwrap();
     assert_eq!(installed.state_changed_at, t(8));
     assert_eq!(installed.der, lsc(3).der);
-    assert_eq!((installed.not_before, installed.not_after), (t(0), t(86_400)));
+    assert_eq!(
+        (installed.not_before, installed.not_after),
+        (t(0), t(86_400))
+    );
 }
 
 #[test]
@@ -418,7 +463,9 @@ fn confirming_clears_the_operation_and_the_one_time_auth_string() {
     .unwrap();
     s.begin_attempt(PHONE, t(4)).unwrap();
     s.record_lsc_issued(PHONE, &lsc(1), t(5)).unwrap();
-    let d = s.confirm_lsc_installed(PHONE, &lsc(1).serial, t(6)).unwrap();
+    let d = s
+        .confirm_lsc_installed(PHONE, &lsc(1).serial, t(6))
+        .unwrap();
     assert_eq!(d.operation, Operation::None);
     assert_eq!(d.status, OperationStatus::Success);
     assert_eq!(d.last_error, None);
@@ -430,8 +477,10 @@ fn confirming_clears_the_operation_and_the_one_time_auth_string() {
 #[test]
 fn confirming_rejects_unknown_and_foreign_serials() {
     let s = with_phone(install());
-    s.add_device(&NewDevice::new("SEP00112233DDEE"), t(0)).unwrap();
-    s.record_lsc_issued("SEP00112233DDEE", &lsc(9), t(1)).unwrap();
+    s.add_device(&NewDevice::new("SEP00112233DDEE"), t(0))
+        .unwrap();
+    s.record_lsc_issued("SEP00112233DDEE", &lsc(9), t(1))
+        .unwrap();
     assert!(matches!(
         s.confirm_lsc_installed(PHONE, &[0xde, 0xad], t(2)),
         Err(Error::UnknownLsc { serial }) if serial == "dead"
@@ -476,7 +525,8 @@ fn delete_done_deletes_installed_lscs_only() {
     let s = with_phone(install());
     s.set_auth_string(PHONE, Some("1357"), t(0)).unwrap();
     s.record_lsc_issued(PHONE, &lsc(1), t(1)).unwrap();
-    s.confirm_lsc_installed(PHONE, &lsc(1).serial, t(2)).unwrap();
+    s.confirm_lsc_installed(PHONE, &lsc(1).serial, t(2))
+        .unwrap();
     s.schedule(PHONE, install(), None, t(3)).unwrap();
     s.record_lsc_issued(PHONE, &lsc(2), t(4)).unwrap();
     s.set_auth_string(PHONE, Some("1357"), t(5)).unwrap();
@@ -484,7 +534,10 @@ fn delete_done_deletes_installed_lscs_only() {
     s.begin_attempt(PHONE, t(6)).unwrap();
     let d = s.record_delete_done(PHONE, t(7)).unwrap();
     assert_eq!(states(&s), [LscState::Deleted, LscState::Issued]);
-    assert_eq!((d.operation, d.status), (Operation::None, OperationStatus::Success));
+    assert_eq!(
+        (d.operation, d.status),
+        (Operation::None, OperationStatus::Success)
+    );
     assert!(!d.has_auth_string);
 }
 
@@ -494,11 +547,19 @@ fn fetch_done_stores_the_certificate_and_succeeds() {
     s.set_auth_string(PHONE, Some("97531"), t(0)).unwrap();
     s.begin_attempt(PHONE, t(1)).unwrap();
     let d = s
-        .record_fetch_done(PHONE, Some((FetchedCertificate::MIC, vec![0x30, 0x00])), t(2))
+        .record_fetch_done(
+            PHONE,
+            Some((FetchedCertificate::MIC, vec![0x30, 0x00])),
+            t(2),
+        )
         .unwrap();
-    assert_eq!((d.operation, d.status), (Operation::None, OperationStatus::Success));
+    assert_eq!(
+        (d.operation, d.status),
+        (Operation::None, OperationStatus::Success)
+    );
     assert!(!d.has_auth_string);
-    s.schedule(PHONE, Operation::Troubleshoot, None, t(3)).unwrap();
+    s.schedule(PHONE, Operation::Troubleshoot, None, t(3))
+        .unwrap();
     s.begin_attempt(PHONE, t(4)).unwrap();
     s.record_fetch_done(PHONE, None, t(5)).unwrap();
     assert_eq!(
@@ -525,16 +586,25 @@ fn fetch_done_stores_the_certificate_and_succeeds() {
 fn removing_a_device_keeps_its_lscs_and_drops_its_troubleshoot_results() {
     let s = with_phone(install());
     s.record_lsc_issued(PHONE, &lsc(1), t(1)).unwrap();
-    s.schedule(PHONE, Operation::Troubleshoot, None, t(2)).unwrap();
-    s.record_fetch_done(PHONE, Some((1, vec![1])), t(3)).unwrap();
+    s.schedule(PHONE, Operation::Troubleshoot, None, t(2))
+        .unwrap();
+    s.record_fetch_done(PHONE, Some((1, vec![1])), t(3))
+        .unwrap();
     s.remove_device(PHONE, t(4)).unwrap();
     assert_eq!(s.device(PHONE).unwrap(), None);
     assert_eq!(states(&s), [LscState::Issued]);
-    assert_eq!(s.lsc(&lsc(1).serial).unwrap().map(|l| l.device), Some(PHONE.into()));
+    assert_eq!(
+        s.lsc(&lsc(1).serial).unwrap().map(|l| l.device),
+        Some(PHONE.into())
+    );
     assert!(s.troubleshoot_results(PHONE).unwrap().is_empty());
     let removed = &s.audit(Some(PHONE), 1).unwrap()[0];
     assert_eq!(removed.action, action::DEVICE_REMOVED);
-    assert!(removed.detail.contains("1 LSC record(s) kept"), "{}", removed.detail);
+    assert!(
+        removed.detail.contains("1 LSC record(s) kept"),
+        "{}",
+        removed.detail
+    );
     // Registered again, the name sees its history.
     s.add_device(&NewDevice::new(PHONE), t(5)).unwrap();
     assert_eq!(s.lscs(PHONE).unwrap().len(), 1);
@@ -548,7 +618,10 @@ fn revokes_an_lsc_once() {
     assert_eq!((r.state, r.state_changed_at), (LscState::Revoked, t(2)));
     assert!(matches!(
         s.revoke_lsc(&lsc(1).serial, t(3)),
-        Err(Error::LscWrongState { state: LscState::Revoked, .. })
+        Err(Error::LscWrongState {
+            state: LscState::Revoked,
+            ..
+        })
     ));
     assert!(matches!(
         s.revoke_lsc(&[7], t(3)),
@@ -567,21 +640,44 @@ fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name() {
         ));
     }
     assert!(!s.check_auth_string(PHONE, "1234").unwrap());
-    assert!(s.set_auth_string(PHONE, Some("1234"), t(1)).unwrap().has_auth_string);
+    assert!(
+        s.set_auth_string(PHONE, Some("1234"), t(1))
+            .unwrap()
+            .has_auth_string
+    );
     assert!(s.check_auth_string(PHONE, "1234").unwrap());
-    assert!(s.check_auth_string(&PHONE.to_ascii_lowercase(), "1234").unwrap());
+    assert!(
+        s.check_auth_string(&PHONE.to_ascii_lowercase(), "1234")
+            .unwrap()
+    );
     assert!(!s.check_auth_string(PHONE, "12345").unwrap());
     assert!(!s.check_auth_string(PHONE, "abcd").unwrap());
-    assert!(!s.set_auth_string(PHONE, None, t(2)).unwrap().has_auth_string);
+    assert!(
+        !s.set_auth_string(PHONE, None, t(2))
+            .unwrap()
+            .has_auth_string
+    );
     assert!(!s.check_auth_string(PHONE, "1234").unwrap());
     let mut new = NewDevice::new("SEP00112233DDEE");
     new.auth_string = Some("12".into());
     assert!(matches!(
         s.add_device(&new, t(3)),
-        Err(Error::InvalidAuthString { len: 2, all_digits: true, .. })
+        Err(Error::InvalidAuthString {
+            len: 2,
+            all_digits: true,
+            ..
+        })
     ));
-    let actions: Vec<String> = s.audit(Some(PHONE), 2).unwrap().into_iter().map(|a| a.action).collect();
-    assert_eq!(actions, [action::AUTH_STRING_CLEARED, action::AUTH_STRING_SET]);
+    let actions: Vec<String> = s
+        .audit(Some(PHONE), 2)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [action::AUTH_STRING_CLEARED, action::AUTH_STRING_SET]
+    );
 }
 
 #[test]
@@ -633,13 +729,18 @@ fn settings_default_and_round_trip() {
     let entry = &s.audit(None, 1).unwrap()[0];
     assert_eq!(entry.action, action::SETTINGS_UPDATED);
     assert_eq!(entry.device, None);
-    assert!(entry.detail.contains("keepalive 60 min"), "{}", entry.detail);
+    assert!(
+        entry.detail.contains("keepalive 60 min"),
+        "{}",
+        entry.detail
+    );
 }
 
 #[test]
 fn audit_is_newest_first_filtered_and_limited() {
     let s = with_phone(install());
-    s.add_device(&NewDevice::new("SEP00112233DDEE"), t(1)).unwrap();
+    s.add_device(&NewDevice::new("SEP00112233DDEE"), t(1))
+        .unwrap();
     s.begin_attempt(PHONE, t(2)).unwrap();
     s.update_settings(&Settings::default(), t(3)).unwrap();
     let all = s.audit(None, 10).unwrap();
@@ -673,8 +774,15 @@ fn every_change_appends_exactly_one_audit_entry() {
     new.operation = install();
     s.add_device(&new, t(0)).unwrap();
     step("add", &s);
-    s.update_device(PHONE, &DeviceUpdate { model: Some("m".into()), ..Default::default() }, t(1))
-        .unwrap();
+    s.update_device(
+        PHONE,
+        &DeviceUpdate {
+            model: Some("m".into()),
+            ..Default::default()
+        },
+        t(1),
+    )
+    .unwrap();
     step("update", &s);
     s.set_auth_string(PHONE, Some("1234"), t(1)).unwrap();
     step("set auth string", &s);
@@ -686,27 +794,32 @@ fn every_change_appends_exactly_one_audit_entry() {
     step("ec failure", &s);
     s.record_lsc_issued(PHONE, &lsc(1), t(2)).unwrap();
     step("issued", &s);
-    s.end_attempt(PHONE, AttemptEnd::Interrupted { reason: "x".into() }, t(3)).unwrap();
+    s.end_attempt(PHONE, AttemptEnd::Interrupted { reason: "x".into() }, t(3))
+        .unwrap();
     step("interrupted", &s);
     s.begin_attempt(PHONE, t(4)).unwrap();
     step("begin", &s);
-    s.end_attempt(PHONE, AttemptEnd::Failed { reason: "y".into() }, t(4)).unwrap();
+    s.end_attempt(PHONE, AttemptEnd::Failed { reason: "y".into() }, t(4))
+        .unwrap();
     step("failed", &s);
     s.begin_attempt(PHONE, t(5)).unwrap();
     step("begin", &s);
     s.record_lsc_issued(PHONE, &lsc(2), t(5)).unwrap();
     step("issued", &s);
-    s.confirm_lsc_installed(PHONE, &lsc(2).serial, t(6)).unwrap();
+    s.confirm_lsc_installed(PHONE, &lsc(2).serial, t(6))
+        .unwrap();
     step("installed", &s);
     s.schedule(PHONE, Operation::Delete, None, t(7)).unwrap();
     step("schedule", &s);
     s.record_delete_done(PHONE, t(8)).unwrap();
     step("delete done", &s);
-    s.schedule(PHONE, Operation::Troubleshoot, Some(t(9)), t(8)).unwrap();
+    s.schedule(PHONE, Operation::Troubleshoot, Some(t(9)), t(8))
+        .unwrap();
     step("schedule", &s);
     s.mark_expired(PHONE, t(10)).unwrap();
     step("expired", &s);
-    s.schedule(PHONE, Operation::Troubleshoot, None, t(11)).unwrap();
+    s.schedule(PHONE, Operation::Troubleshoot, None, t(11))
+        .unwrap();
     step("schedule", &s);
     s.record_fetch_done(PHONE, None, t(12)).unwrap();
     step("fetch done", &s);
@@ -726,11 +839,16 @@ fn times_are_stored_as_whole_unix_seconds() {
     let mut new = NewDevice::new(PHONE);
     new.operation = install();
     new.complete_by = Some(t(10) + Duration::from_millis(999));
-    let d = s.add_device(&new, t(1) + Duration::from_millis(500)).unwrap();
+    let d = s
+        .add_device(&new, t(1) + Duration::from_millis(500))
+        .unwrap();
     assert_eq!(d.complete_by, Some(t(10)));
     assert_eq!(d.updated_at, t(1));
     assert_eq!(to_unix(UNIX_EPOCH - Duration::from_millis(1500)), -2);
-    assert_eq!(from_unix(-2, "t", "c").unwrap(), UNIX_EPOCH - Duration::from_secs(2));
+    assert_eq!(
+        from_unix(-2, "t", "c").unwrap(),
+        UNIX_EPOCH - Duration::from_secs(2)
+    );
     assert_eq!(to_unix(UNIX_EPOCH + Duration::from_secs(5)), 5);
 }
 
@@ -753,7 +871,10 @@ fn the_schema_refuses_impossible_rows() {
 fn an_unreadable_stored_value_is_a_typed_error() {
     let s = with_phone(Operation::None);
     s.lock()
-        .execute("UPDATE devices SET auth_mode = 'by_existing_certificate'", [])
+        .execute(
+            "UPDATE devices SET auth_mode = 'by_existing_certificate'",
+            [],
+        )
         .unwrap();
     assert!(matches!(
         s.device(PHONE),
@@ -764,7 +885,10 @@ fn an_unreadable_stored_value_is_a_typed_error() {
         .unwrap();
     assert!(matches!(
         s.settings(),
-        Err(Error::Corrupt { column: "keepalive_minutes", .. })
+        Err(Error::Corrupt {
+            column: "keepalive_minutes",
+            ..
+        })
     ));
 }
 
@@ -790,9 +914,15 @@ fn the_store_is_usable_as_a_trait_object_across_threads() {
 fn debug_output_hides_the_key_and_the_auth_string() {
     let s = SqliteStore::open_in_memory([0xab; 32]).unwrap();
     let shown = format!("{s:?}");
-    assert!(!shown.contains("171") && !shown.contains("ab, ab"), "{shown}");
+    assert!(
+        !shown.contains("171") && !shown.contains("ab, ab"),
+        "{shown}"
+    );
     let mut new = NewDevice::new(PHONE);
     new.auth_string = Some("86753".into());
     let shown = format!("{new:?}");
-    assert!(!shown.contains("86753") && shown.contains("<redacted>"), "{shown}");
+    assert!(
+        !shown.contains("86753") && shown.contains("<redacted>"),
+        "{shown}"
+    );
 }
