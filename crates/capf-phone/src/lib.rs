@@ -23,6 +23,25 @@ use tracing::{debug, info};
 
 pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
 
+/// The TLS client configuration a phone uses: it accepts a server whose certificate is one of
+/// `trust` (DER CAPF certificates) or is signed by one of them and valid now, with no host-name
+/// check (spec rule T3), and presents no client certificate (rule T4). For tools that speak
+/// CAPF over TLS themselves.
+///
+/// # Errors
+/// [`Error::Trust`] for a certificate that does not parse, [`Error::Tls`].
+pub fn client_config(trust: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut anchors = Vec::new();
+    for der in trust {
+        let cert = X509::from_der(der).map_err(|e| Error::Trust(e.to_string()))?;
+        anchors.push((der.clone(), cert));
+    }
+    Ok(Arc::new(
+        verifier::CapfVerifier::new(anchors, &provider).into_config(provider)?,
+    ))
+}
+
 /// What went wrong on the phone side.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -211,16 +230,10 @@ impl Phone {
     /// # Errors
     /// [`Error::Trust`] for an unreadable trust certificate, [`Error::Tls`].
     pub fn new(config: PhoneConfig, keys: Arc<dyn KeySource>) -> Result<Self, Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut anchors = Vec::new();
-        for der in &config.trust {
-            let cert = X509::from_der(der).map_err(|e| Error::Trust(e.to_string()))?;
-            anchors.push((der.clone(), cert));
-        }
-        let tls = verifier::CapfVerifier::new(anchors, &provider).into_config(provider)?;
+        let tls = client_config(&config.trust)?;
         Ok(Phone {
             config,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            tls: tokio_rustls::TlsConnector::from(tls),
             keys,
         })
     }

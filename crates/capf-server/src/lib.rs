@@ -122,6 +122,21 @@ impl CapfServer {
                     source,
                 })?
         };
+        let recovered = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || recover_interrupted(store.as_ref()))
+                .await
+                .map_err(|e| Error::Task {
+                    context: "recovering interrupted attempts",
+                    detail: e.to_string(),
+                })??
+        };
+        if recovered > 0 {
+            info!(
+                devices = recovered,
+                "attempts cut off by the last stop are pending again"
+            );
+        }
         let (hard_stop, hard_stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
@@ -234,6 +249,31 @@ impl ServerHandle {
         let _ = self.stop.send(grace);
         let _ = self.task.await;
     }
+}
+
+/// Devices left In Progress by a server that stopped mid-session (a crash, a kill) go back to
+/// Pending, so their phones' next attempts run the operation again.
+fn recover_interrupted(store: &dyn DeviceStore) -> Result<usize, Error> {
+    let store_error = |source| Error::Store {
+        context: "recovering interrupted attempts",
+        source,
+    };
+    let mut recovered = 0;
+    for device in store.list_devices().map_err(store_error)? {
+        if device.status == capf_store::OperationStatus::InProgress {
+            store
+                .end_attempt(
+                    &device.name,
+                    capf_store::AttemptEnd::Interrupted {
+                        reason: "CAPF stopped while the session ran".to_owned(),
+                    },
+                    SystemTime::now(),
+                )
+                .map_err(store_error)?;
+            recovered += 1;
+        }
+    }
+    Ok(recovered)
 }
 
 async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) {

@@ -384,3 +384,308 @@ fn a_first_run_creates_a_capf_certificate_that_passes_the_profile() {
     assert!(!again.created);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A raw CAPF client over TLS: sends exactly the bytes a test gives, reads whole messages.
+struct Raw {
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    deframer: capf_wire::Deframer,
+    pending: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(lab: &Lab) -> Raw {
+        let addr = lab.addr(false);
+        let trust = vec![
+            capf_lsc::certificate_to_der(
+                &capf_lsc::certificate_from_pem_or_der(lab.capf_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        ];
+        let connector =
+            tokio_rustls::TlsConnector::from(capf_phone::client_config(&trust).unwrap());
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        Raw {
+            tls: connector.connect(name, tcp).await.unwrap(),
+            deframer: capf_wire::Deframer::new(capf_wire::Strictness::Strict),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next whole message, or `None` when the server closed.
+    async fn recv(&mut self) -> Option<capf_wire::Message<'static>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if !self.pending.is_empty() {
+                let input = std::mem::take(&mut self.pending);
+                let (used, frame) = self.deframer.push(&input).unwrap();
+                let message =
+                    frame.map(|f| capf_wire::Message::from_frame(&f).unwrap().into_owned());
+                self.pending = input[used..].to_vec();
+                if message.is_some() {
+                    return message;
+                }
+                continue;
+            }
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), self.tls.read(&mut buf))
+                .await
+                .expect("server answers within 10 s")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.tls.write_all(bytes).await.unwrap();
+        self.tls.flush().await.unwrap();
+    }
+
+    /// Reads AUTH_REQUEST and answers it with `version`, null string.
+    async fn authenticate(&mut self, version: u8) -> u32 {
+        let request = self.recv().await.expect("AUTH_REQUEST");
+        assert_eq!(request.command(), capf_wire::Command::AUTH_REQUEST);
+        let response = capf_wire::AuthResponse::new(PHONE, version)
+            .unwrap()
+            .with_password("")
+            .unwrap();
+        self.send(&capf_wire::Message::new(request.session_id, response).to_bytes())
+            .await;
+        request.session_id
+    }
+}
+
+fn end_session_reason(m: &capf_wire::Message<'_>) -> Reason {
+    match &m.payload {
+        capf_wire::Payload::EndSession(e) => e.reason(),
+        other => panic!("expected END_SESSION, got {other:?}"),
+    }
+}
+
+fn unchanged(lab: &Lab) {
+    let d = lab.store.device(PHONE).unwrap().unwrap();
+    assert_eq!((d.status, d.attempts), (OperationStatus::Pending, 0));
+    assert!(lab.store.lscs(PHONE).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_order_message_gets_end_session_7_and_changes_nothing() {
+    let lab = lab("raw-order", |_| {}).await;
+    lab.add(
+        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    let request = raw.recv().await.unwrap();
+    // KEY_GEN_RESPONSE where AUTH_RESPONSE belongs.
+    let spki = key(KeySpec::Rsa(RsaBits::B2048)).spki_der().to_vec();
+    let wrong = capf_wire::KeyGenResponse::with_public_key(spki).unwrap();
+    raw.send(&capf_wire::Message::new(request.session_id, wrong).to_bytes())
+        .await;
+    let end = raw.recv().await.expect("END_SESSION");
+    assert_eq!(end_session_reason(&end), Reason::INVALID_ELEMENT);
+    assert!(raw.recv().await.is_none(), "closed after END_SESSION");
+    unchanged(&lab);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_content_with_intact_framing_gets_end_session_7() {
+    let lab = lab("raw-content", |_| {}).await;
+    lab.add(
+        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    let request = raw.recv().await.unwrap();
+    // AUTH_RESPONSE with an unknown element tag 0x99 (length 1): the framing is intact.
+    let mut bytes = vec![0x55, 2];
+    bytes.extend_from_slice(&request.session_id.to_be_bytes());
+    bytes.extend_from_slice(&4u16.to_be_bytes());
+    bytes.extend_from_slice(&[0x99, 0x00, 0x01, 0x00]);
+    raw.send(&bytes).await;
+    assert_eq!(
+        end_session_reason(&raw.recv().await.unwrap()),
+        Reason::INVALID_ELEMENT
+    );
+    unchanged(&lab);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_framing_is_closed_without_a_message() {
+    let lab = lab("raw-framing", |_| {}).await;
+    lab.add(
+        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    let request = raw.recv().await.unwrap();
+    // A header announcing a body past the 16376-byte cap.
+    let mut bytes = vec![0x55, 2];
+    bytes.extend_from_slice(&request.session_id.to_be_bytes());
+    bytes.extend_from_slice(&0xffffu16.to_be_bytes());
+    raw.send(&bytes).await;
+    assert!(raw.recv().await.is_none(), "closed without END_SESSION");
+    unchanged(&lab);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_client_is_asked_for_rsa_as_key_size_only() {
+    let lab = lab("jabber", |_| {}).await;
+    lab.add(
+        install(KeyOrder::EcPreferredRsaBackup, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    let session_id = raw.authenticate(2).await;
+    let request = raw.recv().await.expect("KEY_GEN_REQUEST");
+    let capf_wire::Payload::KeyGenRequest(k) = &request.payload else {
+        panic!("expected KEY_GEN_REQUEST, got {request:?}");
+    };
+    // Spec 8.11: KEY_SIZE only, no KEY_TYPE, so RSA even though EC is preferred.
+    assert_eq!((k.key_size(), k.key_type()), (Some(2048), None));
+    let spki = key(KeySpec::Rsa(RsaBits::B2048)).spki_der().to_vec();
+    let response = capf_wire::KeyGenResponse::with_public_key(spki).unwrap();
+    raw.send(&capf_wire::Message::new(session_id, response).to_bytes())
+        .await;
+    let store = raw.recv().await.expect("STORE_CERT_REQUEST");
+    assert_eq!(store.command(), capf_wire::Command::STORE_CERT_REQUEST);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_hangs_up_mid_install_leaves_an_unconfirmed_lsc_that_goes_stale() {
+    let lab = lab("hang-up", |_| {}).await;
+    lab.add(
+        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    let session_id = raw.authenticate(3).await;
+    let _key_request = raw.recv().await.expect("KEY_GEN_REQUEST");
+    let spki = key(KeySpec::Rsa(RsaBits::B2048)).spki_der().to_vec();
+    let response = capf_wire::KeyGenResponse::with_public_key(spki).unwrap();
+    raw.send(&capf_wire::Message::new(session_id, response).to_bytes())
+        .await;
+    let store = raw.recv().await.expect("STORE_CERT_REQUEST");
+    assert_eq!(store.command(), capf_wire::Command::STORE_CERT_REQUEST);
+    drop(raw); // gone before STORE_CERT_RESPONSE
+    // The LSC stays issued and unconfirmed; the operation pending for the next attempt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lab.status() != OperationStatus::Pending {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "device still {:?}",
+            lab.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lscs = lab.store.lscs(PHONE).unwrap();
+    assert_eq!(lscs.len(), 1);
+    assert_eq!(lscs[0].state, LscState::Issued);
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    assert!(phone.run_once().await.unwrap().installed.is_some());
+    let states: Vec<LscState> = lab
+        .store
+        .lscs(PHONE)
+        .unwrap()
+        .iter()
+        .map(|l| l.state)
+        .collect();
+    assert_eq!(states, [LscState::Stale, LscState::Installed]);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_key_generation_queue_refuses_with_7_and_keeps_the_operation_pending() {
+    let lab = lab("queue", |_| {}).await;
+    let mut settings = lab.store.settings().unwrap();
+    settings.max_key_generation_sessions = 1;
+    settings.key_generation_queue = 0;
+    lab.store
+        .update_settings(&settings, SystemTime::now())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let other = "SEP00000000BEEF";
+    for name in [PHONE, other] {
+        let mut d = NewDevice::new(name);
+        d.operation = install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256);
+        lab.store.add_device(&d, SystemTime::now()).unwrap();
+    }
+    // The other phone holds the only key-generation slot (it never answers KEY_GEN_REQUEST).
+    let mut holder = Raw::connect(&lab).await;
+    let request = holder.recv().await.unwrap();
+    let response = capf_wire::AuthResponse::new(other, 3)
+        .unwrap()
+        .with_password("")
+        .unwrap();
+    holder
+        .send(&capf_wire::Message::new(request.session_id, response).to_bytes())
+        .await;
+    assert_eq!(
+        holder.recv().await.unwrap().command(),
+        capf_wire::Command::KEY_GEN_REQUEST
+    );
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    let e = phone.run_once().await.unwrap();
+    assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
+    assert_eq!(lab.status(), OperationStatus::Pending);
+    drop(holder);
+    // With the slot free again, the phone's next attempt installs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(phone.run_once().await.unwrap().installed.is_some());
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_session_in_flight_leaves_the_operation_to_the_next_attempt() {
+    let mut lab = lab("restart", |_| {}).await;
+    lab.add(
+        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut raw = Raw::connect(&lab).await;
+    raw.authenticate(3).await;
+    assert_eq!(
+        raw.recv().await.unwrap().command(),
+        capf_wire::Command::KEY_GEN_REQUEST
+    );
+    // The phone is generating its key when CAPF stops: past the grace period the session ends
+    // with END_SESSION 7.
+    let stopping = tokio::spawn(
+        lab.server
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_millis(300)),
+    );
+    let end = raw.recv().await.expect("END_SESSION");
+    assert_eq!(end_session_reason(&end), Reason::INVALID_ELEMENT);
+    stopping.await.unwrap();
+    assert_eq!(lab.status(), OperationStatus::Pending);
+    // A crash leaves a device In Progress: the next start puts it back to Pending.
+    lab.store.begin_attempt(PHONE, SystemTime::now()).unwrap();
+    let mut config = Config::new(lab.dir.join("capf.pem"), lab.dir.join("capf.key"));
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    lab.server = Some(
+        CapfServer::bind(config, lab.store.clone())
+            .await
+            .unwrap()
+            .spawn(),
+    );
+    assert_eq!(lab.status(), OperationStatus::Pending);
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    assert!(phone.run_once().await.unwrap().installed.is_some());
+    lab.stop().await;
+}
