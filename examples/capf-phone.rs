@@ -7,9 +7,13 @@
 //!     verifies every LSC and prints what happened.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --device NAME [--auth-string DIGITS] [--out DIR]
 //!     one phone (its key generated on request); writes lsc.pem and lsc.key to DIR.
-//! capf-phone --server HOST[:PORT] --trust CAPF.pem --phones N --prefix SEP0000 [--concurrency C]
-//!     N phones SEP0000...1..N against a running server (provision them with capfctl),
-//!     with an RSA/EC key pool made before timing.
+//! capf-phone --server HOST[:PORT] --trust CAPF.pem --phones N [--prefix SEP] [--concurrency C]
+//!            [--provision DATA_DIR] [--idle M --idle-secs S] [--server-pid PID]
+//!     N phones against a running server, with an RSA/EC key pool made before timing; every
+//!     LSC is verified against the trusted CAPF certificate. --provision schedules the N (and M)
+//!     devices in the server's store and raises its session limits for the run; --idle first
+//!     opens M more sessions that stay mid-install (key generation taking S seconds);
+//!     --server-pid reports the server's CPU per enrollment and memory (from /proc).
 //! ```
 
 use std::path::PathBuf;
@@ -63,6 +67,18 @@ struct Cli {
     /// The key type the server is expected to ask for in the demo.
     #[arg(long, default_value = "RSA-2048")]
     key: String,
+    /// Schedule the simulated devices in the store of this data directory first.
+    #[arg(long)]
+    provision: Option<PathBuf>,
+    /// Sessions held open mid-install while the others enroll.
+    #[arg(long, default_value_t = 0)]
+    idle: u32,
+    /// How long the idle sessions' key generation takes.
+    #[arg(long, default_value_t = 600)]
+    idle_secs: u64,
+    /// The server's process id, for its CPU time and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[tokio::main]
@@ -108,13 +124,174 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let keys = key_pool(parse_spec(&cli.key)?)?;
-    let names = (1..=cli.phones)
+    let spec = parse_spec(&cli.key)?;
+    let keys = key_pool(spec)?;
+    let names: Vec<String> = (1..=cli.phones)
         .map(|n| device_name(&cli.prefix, n))
         .collect();
+    let idle_names: Vec<String> = (1..=cli.idle)
+        .map(|n| device_name(&cli.prefix, 0x8000_0000 + n))
+        .collect();
+    if let Some(dir) = &cli.provision {
+        provision(
+            dir,
+            spec,
+            names.iter().chain(&idle_names),
+            cli.phones + cli.idle,
+        )?;
+    }
+    let baseline = cli.server_pid.and_then(process_stats);
+    let mut idle = tokio::task::JoinSet::new();
+    let asked = Arc::new(CountingKeys {
+        keys: Arc::clone(&keys),
+        asked: std::sync::atomic::AtomicU32::new(0),
+    });
+    for name in &idle_names {
+        let mut config = PhoneConfig::new(name, &host, &trust)?;
+        config.port = port;
+        config.retries = 0;
+        config.key_generation_delay = Duration::from_secs(cli.idle_secs);
+        let mut phone = Phone::new(config, Arc::clone(&asked) as Arc<dyn KeySource>)?;
+        idle.spawn(async move { phone.run_once().await });
+    }
+    if cli.idle > 0 {
+        // Wait until every idle phone has been asked for its key.
+        let started = Instant::now();
+        while asked.asked.load(std::sync::atomic::Ordering::Relaxed) < cli.idle {
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("idle phones did not all reach key generation");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Let the server settle (the last handshakes' buffers freed).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("{} sessions held mid-install", cli.idle);
+    }
+    let before = cli.server_pid.and_then(process_stats);
+    if let (Some(baseline), Some(before), true) = (baseline, before, cli.idle > 0) {
+        println!(
+            "server: {} idle sessions take {} kB resident, {:.1} kB each",
+            cli.idle,
+            before.rss_kb.saturating_sub(baseline.rss_kb),
+            before.rss_kb.saturating_sub(baseline.rss_kb) as f64 / f64::from(cli.idle),
+        );
+    }
     let report = enroll(names, &host, port, &trust, keys, cli.concurrency).await?;
     report.print();
+    let capf = capf_lsc::certificate_from_pem_or_der(&trust)?;
+    for der in &report.lscs {
+        verify_signature(
+            &Certificate::from_der(der)?,
+            capf.tbs_certificate().subject_public_key_info(),
+        )?;
+    }
+    println!(
+        "{} LSCs verified against the CAPF certificate",
+        report.lscs.len()
+    );
+    if let (Some(before), Some(after)) = (before, cli.server_pid.and_then(process_stats)) {
+        let cpu = after.cpu.saturating_sub(before.cpu);
+        println!(
+            "server: {:.2} ms CPU per enrollment; resident memory {} kB before the run, {} kB after ({} idle sessions held)",
+            ms(cpu) / report.enrolled.max(1) as f64,
+            before.rss_kb,
+            after.rss_kb,
+            cli.idle,
+        );
+    }
+    idle.abort_all();
+    if !report.failed.is_empty() {
+        bail!("{} phones did not enroll", report.failed.len());
+    }
     Ok(())
+}
+
+/// Schedules `names` for Install/Upgrade of `spec` in the store at `dir`, and raises the
+/// session limits to at least `sessions` for the run.
+fn provision<'a>(
+    dir: &std::path::Path,
+    spec: KeySpec,
+    names: impl Iterator<Item = &'a String>,
+    sessions: u32,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(dir)?;
+    let policy = policy_for(spec);
+    for name in names {
+        if store.device(name)?.is_none() {
+            store.add_device(&NewDevice::new(name.as_str()), SystemTime::now())?;
+        }
+        store.schedule(
+            name,
+            Operation::InstallUpgrade(policy),
+            None,
+            SystemTime::now(),
+        )?;
+    }
+    let mut settings = store.settings()?;
+    settings.max_sessions = settings.max_sessions.max(sessions + 100);
+    settings.max_key_generation_sessions = settings.max_key_generation_sessions.max(sessions + 100);
+    store.update_settings(&settings, SystemTime::now())?;
+    // The server re-reads its settings every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    Ok(())
+}
+
+fn policy_for(spec: KeySpec) -> KeyPolicy {
+    match spec {
+        KeySpec::Rsa(bits) => KeyPolicy {
+            order: KeyOrder::RsaOnly,
+            rsa: bits,
+            curve: Curve::P256,
+        },
+        KeySpec::Ec(curve) => KeyPolicy {
+            order: KeyOrder::EcOnly,
+            rsa: RsaBits::B2048,
+            curve,
+        },
+    }
+}
+
+/// Counts the phones that were asked for a key (reached KEY_GEN_REQUEST).
+#[derive(Debug)]
+struct CountingKeys {
+    keys: Arc<dyn KeySource>,
+    asked: std::sync::atomic::AtomicU32,
+}
+
+impl KeySource for CountingKeys {
+    fn key(&self, spec: KeySpec) -> Result<PhoneKey, capf_phone::Error> {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.keys.key(spec)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ProcessStats {
+    cpu: Duration,
+    rss_kb: u64,
+}
+
+/// CPU time (user + system) and resident memory of a process, from /proc (Linux).
+fn process_stats(pid: u32) -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) follow the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ProcessStats {
+        cpu: Duration::from_millis(ticks * 10),
+        rss_kb,
+    })
 }
 
 fn split_host_port(server: &str) -> anyhow::Result<(String, u16)> {
@@ -253,18 +430,7 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         capf.tbs_certificate().subject()
     );
     let store = Arc::new(SqliteStore::open(&dir)?);
-    let policy = match spec {
-        KeySpec::Rsa(bits) => KeyPolicy {
-            order: KeyOrder::RsaOnly,
-            rsa: bits,
-            curve: Curve::P256,
-        },
-        KeySpec::Ec(curve) => KeyPolicy {
-            order: KeyOrder::EcOnly,
-            rsa: RsaBits::B2048,
-            curve,
-        },
-    };
+    let policy = policy_for(spec);
     let names: Vec<String> = (1..=cli.phones).map(|n| device_name("SEP", n)).collect();
     for name in &names {
         let mut d = NewDevice::new(name.as_str());

@@ -113,6 +113,9 @@ pub trait CertificateAuthority: Send + Sync + fmt::Debug {
 /// operating system's CSPRNG.
 pub struct CapfSigner {
     issuer: RwLock<Arc<Issuer>>,
+    /// Signatures running at once: one per core, so a burst of phones queues here instead of
+    /// starting a blocking thread each.
+    signing: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for CapfSigner {
@@ -126,8 +129,10 @@ impl fmt::Debug for CapfSigner {
 impl CapfSigner {
     /// A signer over the CAPF certificate and key (or any CA the CAPF is subordinate to).
     pub fn new(issuer: Issuer) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         CapfSigner {
             issuer: RwLock::new(Arc::new(issuer)),
+            signing: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
@@ -200,8 +205,16 @@ impl CertificateAuthority for CapfSigner {
 
     fn issue(&self, request: IssueRequest, now: SystemTime) -> IssueFuture<'_> {
         let issuer = self.issuer();
+        let signing = Arc::clone(&self.signing);
         Box::pin(async move {
             let device = request.device.as_str().to_owned();
+            let _slot = signing
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::TaskFailed {
+                    device: device.clone(),
+                    detail: e.to_string(),
+                })?;
             tokio::task::spawn_blocking(move || sign(&issuer, &request, now))
                 .await
                 .map_err(|e| Error::TaskFailed {

@@ -130,6 +130,10 @@ pub struct PhoneConfig {
     pub retry_interval: Duration,
     /// For each TCP connect and TLS handshake.
     pub connect_timeout: Duration,
+    /// How long key generation takes on top of making the key: zero by default; a simulator
+    /// sets minutes to play an old phone generating at low priority (the connection stays
+    /// open, REQUEST_IN_PROGRESS already sent).
+    pub key_generation_delay: Duration,
     /// The session's settings.
     pub session: capf_session::PhoneConfig,
     /// The LSC the phone holds (sent back in Troubleshoot, deleted by Delete).
@@ -166,6 +170,7 @@ impl PhoneConfig {
             retries: 3,
             retry_interval: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            key_generation_delay: Duration::ZERO,
             session: capf_session::PhoneConfig::default(),
             lsc: None,
             mic: None,
@@ -385,6 +390,9 @@ impl Phone {
                         let spec = requested_spec(request);
                         requested = spec;
                         let made = spec.map(|s| self.keys.key(s));
+                        if !self.config.key_generation_delay.is_zero() {
+                            tokio::time::sleep(self.config.key_generation_delay).await;
+                        }
                         match made {
                             Some(Ok(k)) => {
                                 session.send_public_key(Instant::now(), k.spki_der())?;

@@ -20,8 +20,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::limits::KeyGenPermit;
 use crate::{Error, Shared};
 
-/// Read buffer per connection: one TLS record's plaintext at most arrives per read.
-const READ_BUF: usize = 4096;
+/// Read buffer per connection. rustls holds a record's plaintext until it is read, so a small
+/// buffer only means more reads of a large message; it keeps an idle connection (a phone that
+/// takes minutes to generate its key) small.
+const READ_BUF: usize = 1024;
 
 /// Serves one accepted TCP connection to its end.
 pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
@@ -64,7 +66,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
         }
     };
     let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    drive(shared, tls, session_id).instrument(span).await;
+    // Boxed, so a connection still in its TLS handshake (or a silent peer until its handshake
+    // timeout) holds a 1.6 kB future rather than one sized for the whole session (3.8 kB).
+    Box::pin(drive(shared, tls, session_id).instrument(span)).await;
 }
 
 /// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
@@ -107,8 +111,9 @@ where
             }
             // Work for the application; the phone's bytes meanwhile still reach the session.
             let answer = {
-                let work = handle_event(&shared, &mut attempt, event);
-                tokio::pin!(work);
+                // Boxed: the work's state exists only while it runs, not in every idle
+                // connection's future.
+                let mut work = Box::pin(handle_event(&shared, &mut attempt, event));
                 loop {
                     tokio::select! {
                         answer = &mut work => break Some(answer),
@@ -217,6 +222,16 @@ where
     F: FnOnce(&dyn DeviceStore) -> Result<T, capf_store::Error> + Send + 'static,
 {
     let store = Arc::clone(&shared.store);
+    // The SQLite store serialises its calls: a few threads suffice, and a burst of phones must
+    // not start hundreds of blocking threads (each with its stack and malloc arena).
+    let _slot = shared
+        .store_slots
+        .acquire()
+        .await
+        .map_err(|e| Error::Task {
+            context,
+            detail: e.to_string(),
+        })?;
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .map_err(|e| Error::Task {

@@ -27,6 +27,9 @@ pub use identity::CapfIdentity;
 
 use limits::KeyGenLimiter;
 
+/// Store calls running at once (the SQLite store serialises them anyway).
+const STORE_THREADS: usize = 4;
+
 /// State every connection shares.
 struct Shared {
     config: Config,
@@ -38,6 +41,8 @@ struct Shared {
     settings: RwLock<Settings>,
     key_generation: Arc<KeyGenLimiter>,
     sessions: AtomicUsize,
+    /// Store calls running at once on the blocking pool.
+    store_slots: tokio::sync::Semaphore,
     /// Set when the shutdown grace period is over: sessions still running end now.
     hard_stop: watch::Receiver<bool>,
 }
@@ -147,6 +152,7 @@ impl CapfServer {
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
             sessions: AtomicUsize::new(0),
+            store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             hard_stop: hard_stop_rx,
         });
         Ok(CapfServer {
