@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod auth_signature;
 mod capf;
 pub mod cert_info;
 mod csr;
@@ -15,6 +16,9 @@ mod signer;
 mod validity;
 mod verify;
 
+pub use auth_signature::{
+    AuthDigest, AuthSignatureForm, sign_auth_signature, verify_auth_signature,
+};
 pub use capf::{
     CAPF_PROFILE_RULE, CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
     check_capf_certificate,
