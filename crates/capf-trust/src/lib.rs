@@ -3,6 +3,7 @@
 
 mod cert;
 mod chain;
+mod device_auth;
 mod dir;
 mod purpose;
 mod release;
@@ -14,6 +15,10 @@ use std::path::PathBuf;
 
 pub use cert::{Cert, Fingerprint, MAX_BUNDLE_CERTIFICATES, MAX_CERTIFICATE_LEN, parse_bundle};
 pub use chain::{ChainFailure, ChainVerdict, MAX_CHAIN_LEN, VerifiedChain};
+pub use device_auth::{
+    CertificateKind, DeviceAuthFailure, DeviceAuthentication, DeviceProof, Precedence,
+    SHA512_HASH_ID, SudiProof, authenticate_device, names_device,
+};
 pub use dir::{BadFile, LoadedStore, StoreDir};
 pub use purpose::Purpose;
 pub use release::Release;

@@ -17,6 +17,11 @@ pub struct Purpose(Cow<'static, str>);
 impl Purpose {
     /// CAPF-trust: CAs that sign LSCs (third-party CAs, this and other clusters' CAPF).
     pub const CAPF_TRUST: Self = Self(Cow::Borrowed("CAPF-trust"));
+    /// CAPF-trust certificates tagged as manufacturing (MIC) roots: a phone whose certificate
+    /// chains to one authenticates with its MIC.
+    pub const CAPF_TRUST_MIC: Self = Self(Cow::Borrowed("CAPF-trust-MIC"));
+    /// CAPF-trust certificates tagged as SUDI roots (SUDI_DATA, spec 6.4).
+    pub const CAPF_TRUST_SUDI: Self = Self(Cow::Borrowed("CAPF-trust-SUDI"));
     /// CallManager-trust: what Unified CM trusts for phones' TLS connections (LSC and MIC roots).
     pub const CALLMANAGER_TRUST: Self = Self(Cow::Borrowed("CallManager-trust"));
     /// tomcat-trust: the web server's trust store.
@@ -33,8 +38,10 @@ impl Purpose {
     pub const PHONE_CTL_TRUST: Self = Self(Cow::Borrowed("Phone-CTL-trust"));
 
     /// The purposes this crate names.
-    pub const KNOWN: [Self; 8] = [
+    pub const KNOWN: [Self; 10] = [
         Self::CAPF_TRUST,
+        Self::CAPF_TRUST_MIC,
+        Self::CAPF_TRUST_SUDI,
         Self::CALLMANAGER_TRUST,
         Self::TOMCAT_TRUST,
         Self::IPSEC_TRUST,

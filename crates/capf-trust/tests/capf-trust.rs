@@ -701,3 +701,221 @@ fn self_signed_end_entity_is_not_held_to_ca_rules() {
         (CertRole::EndEntity, Verdict::Accepted)
     );
 }
+
+/// Authentication by existing certificate, over the spec's hand-built AUTH_RESPONSE vectors
+/// (verified by capfd and reproduced by capfc byte for byte).
+mod device_auth {
+    use super::*;
+    use capf_trust::{
+        CertificateKind, DeviceAuthFailure, DeviceProof, Precedence, SudiProof, authenticate_device,
+    };
+    use capf_wire::{Message, Payload};
+
+    struct Vector {
+        hex: Vec<u8>,
+        fixture: serde_json::Value,
+    }
+
+    fn vector(prefix: &str) -> Vector {
+        let path = format!(
+            "{}/../../spec/capf-test-vectors.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let all: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let v = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap();
+        Vector {
+            hex: hex::decode(v["hex"].as_str().unwrap()).unwrap(),
+            fixture: v["decoded"]["test_fixture"].clone(),
+        }
+    }
+
+    fn trust(v: &Vector) -> TrustStore {
+        let mut s = TrustStore::new(Release::default());
+        let capf = cert_from(&v.fixture, "capf_ca_certificate_pem");
+        s.insert_unchecked(&Purpose::CAPF_TRUST, capf);
+        if v.fixture.get("sudi_ca_certificate_pem").is_some() {
+            let sudi = cert_from(&v.fixture, "sudi_ca_certificate_pem");
+            s.insert_unchecked(&Purpose::CAPF_TRUST_SUDI, sudi);
+        }
+        s
+    }
+
+    fn cert_from(fixture: &serde_json::Value, key: &str) -> Cert {
+        Cert::from_pem(fixture[key].as_str().unwrap().as_bytes()).unwrap()
+    }
+
+    /// Runs `check` on the vector's proof, `edit` applied to it first.
+    fn with_proof<T>(
+        v: &Vector,
+        edit: impl FnOnce(&mut DeviceProof<'_>),
+        check: impl FnOnce(&DeviceProof<'_>) -> T,
+    ) -> T {
+        let m = Message::decode(&v.hex).unwrap();
+        let Payload::AuthResponse(a) = &m.payload else {
+            panic!("not AUTH_RESPONSE")
+        };
+        let sudi = a.sudi_data();
+        let mut proof = DeviceProof {
+            device_name: a.device_name(),
+            session_id: m.session_id,
+            certificate: a.certificate().map(|c| c.der()),
+            signed_data: a.signed_data(),
+            sha2_signed_data: a
+                .sha2_signed_data()
+                .map(|s| (s.hash_algorithm().0, s.signature())),
+            sudi: sudi.map(|s| SudiProof {
+                certificate: s.certificate().data,
+                sha1_signature: s.signed_data().data,
+                sha512_hash_id: s.sha2_signed_data().lead,
+                sha512_signature: s.sha2_signed_data().data,
+            }),
+        };
+        edit(&mut proof);
+        check(&proof)
+    }
+
+    const RSA: &str = "AUTH_RESPONSE with RSA LSC";
+
+    #[test]
+    fn the_rsa_lsc_and_sudi_vector_authenticates() {
+        let v = vector(RSA);
+        let store = trust(&v);
+        let by = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
+        )
+        .unwrap();
+        assert_eq!(by.kind, CertificateKind::Lsc);
+        assert!(by.preferred && !by.digest_info_used);
+        assert!(by.sudi.is_some());
+        // With MIC first, the LSC is still accepted (the phone has no valid MIC to send).
+        let by = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::MicFirst, now()),
+        )
+        .unwrap();
+        assert_eq!(by.kind, CertificateKind::Lsc);
+        assert!(!by.preferred);
+    }
+
+    #[test]
+    fn a_recorded_sudi_proof_does_not_replay_in_another_session() {
+        let v = vector(RSA);
+        let store = trust(&v);
+        let err = with_proof(
+            &v,
+            |p| p.session_id ^= 1,
+            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DeviceAuthFailure::BadSignature { element, .. } if element.starts_with("SUDI")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_part_of_the_proof_is_checked() {
+        let v = vector(RSA);
+        let store = trust(&v);
+        let run = |edit: &dyn Fn(&mut DeviceProof<'_>)| {
+            with_proof(&v, edit, |p| {
+                authenticate_device(&store, p, Precedence::LscFirst, now())
+            })
+            .unwrap_err()
+        };
+        assert_eq!(
+            run(&|p| p.certificate = None),
+            DeviceAuthFailure::NoCertificate
+        );
+        assert!(matches!(
+            run(&|p| p.signed_data = None),
+            DeviceAuthFailure::MissingSignature {
+                element: "SIGNED_DATA"
+            }
+        ));
+        // The semantic-layer vector: SHA2_SIGNED_DATA with a hash id other than 3.
+        assert!(matches!(
+            run(&|p| p.sha2_signed_data = p.sha2_signed_data.map(|(_, s)| (2, s))),
+            DeviceAuthFailure::WrongHashId { found: 2, .. }
+        ));
+        // Another device's name: the LSC does not name it.
+        assert!(matches!(
+            run(&|p| p.device_name = "SEP001A2B3C4D5F"),
+            DeviceAuthFailure::NotThisDevice { .. }
+        ));
+        // A signature from the right key over other data: SHA2_SIGNED_DATA where SIGNED_DATA
+        // belongs.
+        assert!(matches!(
+            run(&|p| p.signed_data = p.sha2_signed_data.map(|(_, s)| s)),
+            DeviceAuthFailure::BadSignature {
+                element: "SIGNED_DATA",
+                ..
+            }
+        ));
+        // Expired: a year and a day after issue.
+        let later = now() + Duration::from_secs(400 * 86_400);
+        let err = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::LscFirst, later),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DeviceAuthFailure::Untrusted {
+                    as_lsc: ChainFailure::Expired { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_lsc_from_another_clusters_capf_is_issued_by_an_untrusted_capf() {
+        let v = vector(RSA);
+        // This cluster trusts only its own (different) CAPF and the SUDI root.
+        let mut store = TrustStore::new(Release::default());
+        store.insert_unchecked(&Purpose::CAPF_TRUST, cert("capf-b"));
+        let err = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DeviceAuthFailure::Untrusted {
+                    as_lsc: ChainFailure::IssuedByUntrustedCapf { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_ec_lsc_vector_authenticates() {
+        let rsa = vector(RSA);
+        let v = vector("AUTH_RESPONSE with EC (P-256) LSC");
+        let store = trust(&rsa);
+        let by = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
+        )
+        .unwrap();
+        assert_eq!((by.kind, by.sudi), (CertificateKind::Lsc, None));
+    }
+}
