@@ -179,6 +179,29 @@ pub enum Error {
         /// What the call wanted to do, such as "confirmed as installed".
         wanted: &'static str,
     },
+    /// One item of a bulk call failed, so nothing of the call was applied.
+    #[error("item {index} (counting from 0): {source}")]
+    BulkItem {
+        /// The item's position in the call's input, from 0.
+        index: usize,
+        /// What was wrong with it.
+        source: Box<Error>,
+    },
+    /// No device template with this name is stored.
+    #[error("device template {name} does not exist")]
+    UnknownTemplate {
+        /// The name given.
+        name: String,
+    },
+    /// A device template needs a name.
+    #[error("a device template needs a name")]
+    EmptyTemplateName,
+    /// No pending certificate request with this number is stored.
+    #[error("no pending certificate request number {id}")]
+    UnknownCsr {
+        /// The number given.
+        id: i64,
+    },
 }
 
 impl Error {

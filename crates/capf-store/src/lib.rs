@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod auth;
 mod error;
 mod schema;
@@ -9,6 +10,10 @@ mod sqlite;
 mod store;
 mod types;
 
+pub use admin::{
+    BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, PendingCsr, Schedule, StatusKind,
+    StatusReport,
+};
 pub use auth::{AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
@@ -58,6 +63,25 @@ pub mod action {
     pub const ATTEMPT_FAILED: &str = "attempt failed";
     /// [`DeviceStore::mark_expired`](crate::DeviceStore::mark_expired).
     pub const OPERATION_EXPIRED: &str = "operation expired";
-    /// [`DeviceStore::update_settings`](crate::DeviceStore::update_settings).
+    /// [`DeviceStore::update_settings`](crate::DeviceStore::update_settings) and
+    /// [`DeviceStore::set_keepalive`](crate::DeviceStore::set_keepalive).
     pub const SETTINGS_UPDATED: &str = "settings updated";
+    /// [`DeviceStore::add_devices`](crate::DeviceStore::add_devices): one entry per device.
+    pub const DEVICE_BULK_ADDED: &str = "device added in bulk";
+    /// [`DeviceStore::update_devices`](crate::DeviceStore::update_devices): one entry per device.
+    pub const DEVICE_BULK_UPDATED: &str = "device updated in bulk";
+    /// [`DeviceStore::delete_stale_lscs`](crate::DeviceStore::delete_stale_lscs): one entry per
+    /// LSC record deleted.
+    pub const STALE_LSC_DELETED: &str = "stale lsc deleted";
+    /// [`DeviceStore::revoke_expired_lscs`](crate::DeviceStore::revoke_expired_lscs): one entry
+    /// per LSC.
+    pub const EXPIRED_LSC_REVOKED: &str = "expired lsc revoked";
+    /// [`DeviceStore::save_template`](crate::DeviceStore::save_template).
+    pub const TEMPLATE_SAVED: &str = "device template saved";
+    /// [`DeviceStore::remove_template`](crate::DeviceStore::remove_template).
+    pub const TEMPLATE_REMOVED: &str = "device template removed";
+    /// [`DeviceStore::add_pending_csr`](crate::DeviceStore::add_pending_csr).
+    pub const CSR_RECEIVED: &str = "certificate request received";
+    /// [`DeviceStore::remove_pending_csr`](crate::DeviceStore::remove_pending_csr).
+    pub const CSR_REMOVED: &str = "certificate request removed";
 }

@@ -91,8 +91,45 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_device ON audit (device, id);
 ";
 
+/// Version 2: administration in bulk. Pending certificate requests (public keys received and
+/// not yet answered with a certificate), device templates (the guide's Universal Device
+/// Template), and the indexes that keep queries over 100,000 devices and reports over 1,000,000
+/// LSCs fast: devices by pool, model and status, LSCs by state and expiry.
+const V2: &str = "
+CREATE TABLE pending_csrs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL COLLATE NOCASE,
+    request BLOB NOT NULL CHECK (length(request) > 0),
+    received_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pending_csrs_by_device ON pending_csrs (device, id);
+
+CREATE TABLE device_templates (
+    name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE CHECK (length(name) > 0),
+    description TEXT NOT NULL,
+    device_pool TEXT NOT NULL,
+    model TEXT NOT NULL,
+    operation TEXT NOT NULL
+        CHECK (operation IN ('none', 'install_upgrade', 'delete', 'troubleshoot')),
+    key_order TEXT CHECK (key_order IN ('rsa_only', 'ec_only', 'ec_preferred_rsa_backup')),
+    key_size INTEGER CHECK (key_size IN (1024, 2048, 3072, 4096)),
+    key_curve TEXT CHECK (key_curve IN ('P-256', 'P-384', 'P-521')),
+    auth_mode TEXT NOT NULL,
+    complete_by INTEGER,
+    updated_at INTEGER NOT NULL,
+    CHECK (CASE WHEN operation = 'install_upgrade'
+                THEN key_order IS NOT NULL AND key_size IS NOT NULL AND key_curve IS NOT NULL
+                ELSE key_order IS NULL AND key_size IS NULL AND key_curve IS NULL END)
+) STRICT;
+
+CREATE INDEX devices_by_pool ON devices (device_pool);
+CREATE INDEX devices_by_model ON devices (model);
+CREATE INDEX devices_by_status ON devices (status, complete_by);
+CREATE INDEX lscs_by_expiry ON lscs (state, not_after);
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -13,10 +13,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::auth::{self, AUTH_KEY_LEN};
 use crate::types::hex;
 use crate::{
-    AttemptEnd, AuditEntry, AuthMode, Device, DeviceStore, DeviceUpdate, Error, FetchedCertificate,
-    IssuedLsc, LscRecord, LscState, NewDevice, Operation, OperationStatus, Settings,
+    AttemptEnd, AuditEntry, AuthMode, BulkChange, Device, DeviceChange, DeviceQuery, DeviceStore,
+    DeviceTemplate, DeviceUpdate, Error, FetchedCertificate, IssuedLsc, KeepaliveMinutes,
+    LscRecord, LscState, NewDevice, Operation, OperationStatus, PendingCsr, Settings, StatusReport,
     TroubleshootResult, action, schema,
 };
+
+mod admin;
 
 /// The [`DeviceStore`] on an embedded SQLite database (bundled SQLite).
 ///
@@ -151,6 +154,25 @@ impl SqliteStore {
             .map_err(fail("beginning a write"))?;
         let out = f(&tx)?;
         tx.commit().map_err(fail("committing a write"))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction that is rolled back (a dry run) or committed.
+    fn write_or_roll_back<T>(
+        &self,
+        roll_back: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("beginning a write"))?;
+        let out = f(&tx)?;
+        if roll_back {
+            tx.rollback().map_err(Error::db("rolling a dry run back"))?;
+        } else {
+            tx.commit().map_err(Error::db("committing a write"))?;
+        }
         Ok(out)
     }
 
@@ -467,6 +489,55 @@ fn store_device(conn: &Connection, row: &DeviceRow) -> Result<(), Error> {
     Ok(())
 }
 
+/// Inserts a new device row (status Pending, or None for no operation).
+fn insert_device(
+    conn: &Connection,
+    new: &NewDevice,
+    auth_hash: Option<&[u8]>,
+    now: SystemTime,
+) -> rusqlite::Result<()> {
+    let status = if new.operation.is_none() {
+        OperationStatus::None
+    } else {
+        OperationStatus::Pending
+    };
+    let (operation, key_order, key_size, key_curve) = operation_columns(&new.operation);
+    conn.prepare_cached(
+        "INSERT INTO devices (name, description, device_pool, model, operation, \
+         key_order, key_size, key_curve, auth_mode, auth_hash, complete_by, status, \
+         failure_reason, last_error, attempts, ec_key_generation_failed, auth_failures, \
+         last_auth_failure, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+         ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, 0, 0, NULL, ?13, ?13)",
+    )?
+    .execute(params![
+        new.name,
+        new.description,
+        new.device_pool,
+        new.model,
+        operation,
+        key_order,
+        key_size,
+        key_curve,
+        new.auth_mode.as_db(),
+        auth_hash,
+        new.complete_by.map(to_unix),
+        status.as_db(),
+        to_unix(now),
+    ])?;
+    Ok(())
+}
+
+/// The audit detail of a device registered.
+fn added_detail(new: &NewDevice, has_auth_string: bool) -> String {
+    format!(
+        "operation {}, complete by {}, auth mode {}, authentication string {}",
+        new.operation,
+        describe_time(new.complete_by),
+        new.auth_mode,
+        if has_auth_string { "set" } else { "not set" },
+    )
+}
+
 fn append_audit(
     conn: &Connection,
     at: SystemTime,
@@ -617,48 +688,9 @@ impl DeviceStore for SqliteStore {
                     name: new.name.clone(),
                 });
             }
-            let status = if new.operation.is_none() {
-                OperationStatus::None
-            } else {
-                OperationStatus::Pending
-            };
-            let (operation, key_order, key_size, key_curve) = operation_columns(&new.operation);
-            tx.prepare_cached(
-                "INSERT INTO devices (name, description, device_pool, model, operation, \
-                 key_order, key_size, key_curve, auth_mode, auth_hash, complete_by, status, \
-                 failure_reason, last_error, attempts, ec_key_generation_failed, auth_failures, \
-                 last_auth_failure, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                 ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, 0, 0, NULL, ?13, ?13)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    new.name,
-                    new.description,
-                    new.device_pool,
-                    new.model,
-                    operation,
-                    key_order,
-                    key_size,
-                    key_curve,
-                    new.auth_mode.as_db(),
-                    auth_hash,
-                    new.complete_by.map(to_unix),
-                    status.as_db(),
-                    to_unix(now),
-                ])
-            })
-            .map_err(Error::db_device("adding the device", &new.name))?;
-            let detail = format!(
-                "operation {}, complete by {}, auth mode {}, authentication string {}",
-                new.operation,
-                describe_time(new.complete_by),
-                new.auth_mode,
-                if auth_hash.is_some() {
-                    "set"
-                } else {
-                    "not set"
-                },
-            );
+            insert_device(tx, new, auth_hash.as_deref(), now)
+                .map_err(Error::db_device("adding the device", &new.name))?;
+            let detail = added_detail(new, auth_hash.is_some());
             append_audit(tx, now, Some(&new.name), action::DEVICE_ADDED, &detail)?;
             load_required(tx, &new.name).map(|r| r.device)
         })
@@ -1199,6 +1231,141 @@ impl DeviceStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error> {
+        let item = |index: usize| {
+            move |e: Error| Error::BulkItem {
+                index,
+                source: Box::new(e),
+            }
+        };
+        // Everything that needs no database is checked (and hashed) before the write lock.
+        let mut hashes = Vec::with_capacity(devices.len());
+        for (index, new) in devices.iter().enumerate() {
+            DeviceName::new(&new.name)
+                .map_err(|source| Error::InvalidDeviceName { source })
+                .map_err(item(index))?;
+            hashes.push(
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(item(index))?,
+            );
+        }
+        self.write(None, |tx| {
+            for (index, (new, hash)) in devices.iter().zip(&hashes).enumerate() {
+                insert_device(tx, new, hash.as_deref(), now)
+                    .map_err(|source| match source {
+                        rusqlite::Error::SqliteFailure(e, _)
+                            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                        {
+                            Error::DuplicateDevice {
+                                name: new.name.clone(),
+                            }
+                        }
+                        source => Error::Database {
+                            action: "adding the device",
+                            device: Some(new.name.clone()),
+                            source,
+                        },
+                    })
+                    .map_err(item(index))?;
+                append_audit(
+                    tx,
+                    now,
+                    Some(&new.name),
+                    action::DEVICE_BULK_ADDED,
+                    &added_detail(new, hash.is_some()),
+                )
+                .map_err(item(index))?;
+            }
+            Ok(devices.len())
+        })
+    }
+
+    fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error> {
+        Ok(admin::query_rows(&self.lock(), query)?
+            .into_iter()
+            .map(|r| r.device)
+            .collect())
+    }
+
+    fn update_devices(
+        &self,
+        query: &DeviceQuery,
+        change: &BulkChange,
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<Vec<DeviceChange>, Error> {
+        self.write_or_roll_back(dry_run, |tx| admin::update_devices(tx, query, change, now))
+    }
+
+    fn set_auth_strings(&self, strings: &[(String, String)], now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| {
+            admin::set_auth_strings(tx, &self.key, strings, now)
+        })
+    }
+
+    fn status_report(&self, now: SystemTime) -> Result<StatusReport, Error> {
+        admin::status_report(&self.lock(), now)
+    }
+
+    fn lscs_expiring_before(&self, before: SystemTime) -> Result<Vec<LscRecord>, Error> {
+        admin::lscs_expiring_before(&self.lock(), before)
+    }
+
+    fn installed_lscs(&self, query: &DeviceQuery) -> Result<Vec<LscRecord>, Error> {
+        admin::installed_lscs(&self.lock(), query)
+    }
+
+    fn revoke_expired_lscs(&self, now: SystemTime) -> Result<Vec<LscRecord>, Error> {
+        self.write(None, |tx| admin::revoke_expired_lscs(tx, now))
+    }
+
+    fn revoked_lscs(&self) -> Result<Vec<LscRecord>, Error> {
+        admin::revoked_lscs(&self.lock())
+    }
+
+    fn delete_stale_lscs(&self, now: SystemTime) -> Result<usize, Error> {
+        self.write(None, |tx| admin::delete_stale_lscs(tx, now))
+    }
+
+    fn set_keepalive(&self, keepalive: KeepaliveMinutes, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| admin::set_keepalive(tx, keepalive, now))
+    }
+
+    fn add_pending_csr(
+        &self,
+        device: &str,
+        request: &[u8],
+        now: SystemTime,
+    ) -> Result<PendingCsr, Error> {
+        self.write(Some(device), |tx| {
+            admin::add_pending_csr(tx, device, request, now)
+        })
+    }
+
+    fn pending_csrs(&self) -> Result<Vec<PendingCsr>, Error> {
+        admin::pending_csrs(&self.lock())
+    }
+
+    fn remove_pending_csr(&self, id: i64, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| admin::remove_pending_csr(tx, id, now))
+    }
+
+    fn save_template(&self, template: &DeviceTemplate, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| admin::save_template(tx, template, now))
+    }
+
+    fn template(&self, name: &str) -> Result<Option<DeviceTemplate>, Error> {
+        admin::template(&self.lock(), name)
+    }
+
+    fn templates(&self) -> Result<Vec<DeviceTemplate>, Error> {
+        admin::templates(&self.lock())
+    }
+
+    fn remove_template(&self, name: &str, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| admin::remove_template(tx, name, now))
     }
 }
 

@@ -3,8 +3,9 @@
 use std::time::SystemTime;
 
 use crate::{
-    AttemptEnd, AuditEntry, Device, DeviceUpdate, Error, IssuedLsc, LscRecord, NewDevice,
-    Operation, Settings, TroubleshootResult,
+    AttemptEnd, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
+    DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord, NewDevice, Operation, PendingCsr,
+    Settings, StatusReport, TroubleshootResult,
 };
 
 /// The device registry and operation lifecycle of a CAPF server.
@@ -232,4 +233,138 @@ pub trait DeviceStore: Send + Sync {
     /// # Errors
     /// A database error.
     fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
+
+    // -----------------------------------------------------------------------------------------
+    // Administration in bulk
+
+    /// Registers every device of `devices` in one transaction: all of them, or (on the first
+    /// error) none. Each device gets its own audit entry.
+    ///
+    /// # Errors
+    /// [`Error::BulkItem`] naming the first device that cannot be registered (its index in
+    /// `devices`) and why (as [`DeviceStore::add_device`], including a name given twice), or a
+    /// database error.
+    fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error>;
+
+    /// The devices that match `query`, ordered by name (ignoring case).
+    ///
+    /// # Errors
+    /// A database error.
+    fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error>;
+
+    /// Applies `change` to every device that matches `query`, in one transaction, with one
+    /// audit entry per device changed; with `dry_run`, works out the same changes and rolls
+    /// them back. Returns what changed (or would), ordered by name; a device the change leaves
+    /// as it was is not listed.
+    ///
+    /// # Errors
+    /// A database error.
+    fn update_devices(
+        &self,
+        query: &DeviceQuery,
+        change: &BulkChange,
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<Vec<DeviceChange>, Error>;
+
+    /// Sets the authentication string of each (device, string) pair and the device's
+    /// authentication mode to By Authentication String, in one transaction.
+    ///
+    /// # Errors
+    /// [`Error::BulkItem`] naming the first pair that cannot be applied
+    /// ([`Error::InvalidAuthString`], [`Error::UnknownDevice`]), or a database error.
+    fn set_auth_strings(&self, strings: &[(String, String)], now: SystemTime) -> Result<(), Error>;
+
+    /// How many devices stand where, with "past complete-by" counted at `now`.
+    ///
+    /// # Errors
+    /// A database error.
+    fn status_report(&self, now: SystemTime) -> Result<StatusReport, Error>;
+
+    /// The Issued and Installed LSCs whose notAfter is before `before`, soonest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn lscs_expiring_before(&self, before: SystemTime) -> Result<Vec<LscRecord>, Error>;
+
+    /// The Installed LSCs of the devices that match `query`, ordered by device and issue time.
+    ///
+    /// # Errors
+    /// A database error.
+    fn installed_lscs(&self, query: &DeviceQuery) -> Result<Vec<LscRecord>, Error>;
+
+    /// Marks every Issued or Installed LSC whose notAfter has passed at `now` Revoked, in one
+    /// transaction; returns them.
+    ///
+    /// # Errors
+    /// A database error.
+    fn revoke_expired_lscs(&self, now: SystemTime) -> Result<Vec<LscRecord>, Error>;
+
+    /// Every Revoked LSC, oldest first (what a CRL lists).
+    ///
+    /// # Errors
+    /// A database error.
+    fn revoked_lscs(&self) -> Result<Vec<LscRecord>, Error>;
+
+    /// Deletes every Stale LSC record (the guide's `utils capf stale-lsc delete all`), in one
+    /// transaction with an audit entry per record; returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    fn delete_stale_lscs(&self, now: SystemTime) -> Result<usize, Error>;
+
+    /// Stores the CAPF keepalive timer, leaving the other settings as they are (so two
+    /// administrators changing different settings lose neither change).
+    ///
+    /// # Errors
+    /// A database error.
+    fn set_keepalive(&self, keepalive: KeepaliveMinutes, now: SystemTime) -> Result<(), Error>;
+
+    /// Records a certificate request received from the device and not yet answered (the
+    /// public key, or the PKCS#10 request, as received).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn add_pending_csr(
+        &self,
+        device: &str,
+        request: &[u8],
+        now: SystemTime,
+    ) -> Result<PendingCsr, Error>;
+
+    /// Every pending certificate request, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn pending_csrs(&self) -> Result<Vec<PendingCsr>, Error>;
+
+    /// Removes a pending certificate request (answered, or given up).
+    ///
+    /// # Errors
+    /// [`Error::UnknownCsr`], or a database error.
+    fn remove_pending_csr(&self, id: i64, now: SystemTime) -> Result<(), Error>;
+
+    /// Stores a device template, replacing one of the same name.
+    ///
+    /// # Errors
+    /// [`Error::EmptyTemplateName`], or a database error.
+    fn save_template(&self, template: &DeviceTemplate, now: SystemTime) -> Result<(), Error>;
+
+    /// The device template with this name (ignoring case).
+    ///
+    /// # Errors
+    /// A database error.
+    fn template(&self, name: &str) -> Result<Option<DeviceTemplate>, Error>;
+
+    /// Every device template, ordered by name.
+    ///
+    /// # Errors
+    /// A database error.
+    fn templates(&self) -> Result<Vec<DeviceTemplate>, Error>;
+
+    /// Removes a device template (devices made with it keep their settings).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTemplate`], or a database error.
+    fn remove_template(&self, name: &str, now: SystemTime) -> Result<(), Error>;
 }

@@ -1,0 +1,194 @@
+//! The records of administration in bulk: device queries, bulk changes, status reports, device
+//! templates and pending certificate requests.
+
+use core::fmt;
+use std::time::SystemTime;
+
+use crate::DeviceUpdate;
+use crate::types::{AuthMode, NewDevice, Operation, OperationStatus};
+
+/// An operation status without its details (the failure reason): what a query filters on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusKind {
+    /// Nothing scheduled.
+    None,
+    /// Scheduled, waiting for the phone.
+    Pending,
+    /// A session for the operation has begun.
+    InProgress,
+    /// The operation succeeded.
+    Success,
+    /// The last attempt failed.
+    Failed,
+    /// The complete-by date passed.
+    Expired,
+}
+
+impl StatusKind {
+    /// Every kind, in lifecycle order.
+    pub const ALL: [StatusKind; 6] = [
+        StatusKind::None,
+        StatusKind::Pending,
+        StatusKind::InProgress,
+        StatusKind::Success,
+        StatusKind::Failed,
+        StatusKind::Expired,
+    ];
+
+    /// The kind of `status`.
+    pub fn of(status: &OperationStatus) -> StatusKind {
+        match status {
+            OperationStatus::None => StatusKind::None,
+            OperationStatus::Pending => StatusKind::Pending,
+            OperationStatus::InProgress => StatusKind::InProgress,
+            OperationStatus::Success => StatusKind::Success,
+            OperationStatus::Failed { .. } => StatusKind::Failed,
+            OperationStatus::Expired => StatusKind::Expired,
+        }
+    }
+
+    /// The name as stored in column `devices.status`: `none`, `pending`, `in_progress`,
+    /// `success`, `failed`, `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::None => "none",
+            StatusKind::Pending => "pending",
+            StatusKind::InProgress => "in_progress",
+            StatusKind::Success => "success",
+            StatusKind::Failed => "failed",
+            StatusKind::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for StatusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which devices a bulk change, a listing or an export is about: a device matches when it
+/// matches every filter that is set (the default matches every device).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceQuery {
+    /// A name pattern: `*` matches any run of characters, `?` any one character; letters
+    /// match either case (as device names do).
+    pub name_pattern: Option<String>,
+    /// The device pool, exactly.
+    pub device_pool: Option<String>,
+    /// The model, exactly.
+    pub model: Option<String>,
+    /// The operation status.
+    pub status: Option<StatusKind>,
+    /// Devices with an Installed LSC whose notAfter is before this time ("phones whose LSC
+    /// expires before DATE").
+    pub lsc_expires_before: Option<SystemTime>,
+    /// Devices with an operation to run (Pending, InProgress or Failed) whose complete-by date
+    /// is before this time (pass the current time for "past complete-by").
+    pub complete_by_before: Option<SystemTime>,
+}
+
+/// A new schedule for a device: the operation and its complete-by date.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// The operation (replacing any other).
+    pub operation: Operation,
+    /// Its complete-by date.
+    pub complete_by: Option<SystemTime>,
+}
+
+/// What a bulk update does to every device of a query.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BulkChange {
+    /// Changes to the descriptive fields (as [`DeviceStore::update_device`](crate::DeviceStore::update_device)).
+    pub update: DeviceUpdate,
+    /// A new operation (as [`DeviceStore::schedule`](crate::DeviceStore::schedule)).
+    pub schedule: Option<Schedule>,
+}
+
+impl BulkChange {
+    /// Whether the change changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.update == DeviceUpdate::default() && self.schedule.is_none()
+    }
+}
+
+/// One device changed (or, in a dry run, that would change) by a bulk update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceChange {
+    /// The device name.
+    pub name: String,
+    /// What changed, as the audit log records it.
+    pub detail: String,
+}
+
+/// How many devices stand where: the operation status report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// Devices with no operation and no result.
+    pub none: u64,
+    /// Operations waiting for the phone.
+    pub pending: u64,
+    /// Operations whose session has begun.
+    pub in_progress: u64,
+    /// Operations that succeeded.
+    pub succeeded: u64,
+    /// Operations whose last attempt failed.
+    pub failed: u64,
+    /// Operations whose complete-by date passed (marked Expired).
+    pub expired: u64,
+    /// Operations still to run (Pending, InProgress, Failed) whose complete-by date is past but
+    /// that are not marked Expired yet.
+    pub past_complete_by: u64,
+}
+
+/// A named set of CAPF settings applied to the devices a bulk insert brings in (the guide's
+/// Universal Device Template): a field a CSV row leaves empty takes the template's value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceTemplate {
+    /// The template's name (unique, compared ignoring case).
+    pub name: String,
+    /// The description.
+    pub description: String,
+    /// The device pool.
+    pub device_pool: String,
+    /// The model.
+    pub model: String,
+    /// The operation to schedule.
+    pub operation: Operation,
+    /// The authentication mode.
+    pub auth_mode: AuthMode,
+    /// The operation's complete-by date.
+    pub complete_by: Option<SystemTime>,
+}
+
+impl DeviceTemplate {
+    /// A new device named `name` with the template's settings.
+    pub fn new_device(&self, name: impl Into<String>) -> NewDevice {
+        NewDevice {
+            description: self.description.clone(),
+            device_pool: self.device_pool.clone(),
+            model: self.model.clone(),
+            operation: self.operation,
+            auth_mode: self.auth_mode,
+            complete_by: self.complete_by,
+            ..NewDevice::new(name)
+        }
+    }
+}
+
+/// A public key a phone sent that is not yet answered with a certificate (a request waiting
+/// for a CA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCsr {
+    /// The request's number in the store.
+    pub id: i64,
+    /// The device that sent it.
+    pub device: String,
+    /// The public key (DER SubjectPublicKeyInfo) or the PKCS#10 request, as received.
+    pub request: Vec<u8>,
+    /// When it was received.
+    pub received_at: SystemTime,
+}

@@ -1,0 +1,436 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use capf_lsc::KeyPolicy;
+
+use crate::{
+    AuthMode, BulkChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, Error, IssuedLsc,
+    KeepaliveMinutes, LscState, NewDevice, Operation, OperationStatus, Schedule, SqliteStore,
+    StatusKind, action,
+};
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn store() -> SqliteStore {
+    SqliteStore::open_in_memory([3; 32]).unwrap()
+}
+
+fn device(name: &str, pool: &str, model: &str) -> NewDevice {
+    NewDevice {
+        device_pool: pool.into(),
+        model: model.into(),
+        ..NewDevice::new(name)
+    }
+}
+
+fn names(devices: &[crate::Device]) -> Vec<&str> {
+    devices.iter().map(|d| d.name.as_str()).collect()
+}
+
+fn issue(s: &SqliteStore, name: &str, serial: u8, not_after: SystemTime, install: bool) {
+    s.schedule(
+        name,
+        Operation::InstallUpgrade(KeyPolicy::default()),
+        None,
+        t(0),
+    )
+    .unwrap();
+    s.begin_attempt(name, t(1)).unwrap();
+    s.record_lsc_issued(
+        name,
+        &IssuedLsc {
+            serial: vec![0x40, serial],
+            der: vec![0x30, 0x03, 0x02, 0x01, serial],
+            not_before: t(0),
+            not_after,
+        },
+        t(2),
+    )
+    .unwrap();
+    if install {
+        s.confirm_lsc_installed(name, &[0x40, serial], t(3))
+            .unwrap();
+    }
+}
+
+#[test]
+fn bulk_insert_is_all_or_nothing_and_names_the_bad_item() {
+    let s = store();
+    s.add_device(&NewDevice::new("SEP000000000003"), t(0))
+        .unwrap();
+    let batch = [
+        device("SEP000000000001", "A", "8865"),
+        device("SEP000000000002", "A", "8865"),
+        device("sep000000000003", "B", "7841"),
+    ];
+    match s.add_devices(&batch, t(1)) {
+        Err(Error::BulkItem { index: 2, source }) => {
+            assert!(matches!(*source, Error::DuplicateDevice { .. }), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.list_devices().unwrap().len(), 1);
+
+    let twice = [
+        device("SEP000000000001", "A", "8865"),
+        device("SEP000000000001", "A", "8865"),
+    ];
+    assert!(matches!(
+        s.add_devices(&twice, t(1)),
+        Err(Error::BulkItem { index: 1, .. })
+    ));
+    let bad_string = [NewDevice {
+        auth_string: Some("12".into()),
+        ..device("SEP000000000001", "A", "8865")
+    }];
+    assert!(matches!(
+        s.add_devices(&bad_string, t(1)),
+        Err(Error::BulkItem { index: 0, source }) if matches!(*source, Error::InvalidAuthString { .. })
+    ));
+
+    assert_eq!(s.add_devices(&batch[..2], t(1)).unwrap(), 2);
+    assert_eq!(s.list_devices().unwrap().len(), 3);
+    let audit = s.audit(Some("SEP000000000002"), 10).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, action::DEVICE_BULK_ADDED);
+}
+
+#[test]
+fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry() {
+    let s = store();
+    s.add_devices(
+        &[
+            device("SEP00AA00000001", "Lobby", "8865"),
+            device("SEP00AA00000002", "Lobby", "7841"),
+            device("SEP00BB00000003", "Floor_2", "8865"),
+            device("CSFjsmith", "Lobby", "Jabber"),
+        ],
+        t(0),
+    )
+    .unwrap();
+    let q = |f: &dyn Fn(&mut DeviceQuery)| {
+        let mut query = DeviceQuery::default();
+        f(&mut query);
+        s.query_devices(&query).unwrap()
+    };
+    assert_eq!(q(&|_| {}).len(), 4);
+    assert_eq!(
+        names(&q(&|q| q.name_pattern = Some("sep00aa*".into()))),
+        ["SEP00AA00000001", "SEP00AA00000002"]
+    );
+    assert_eq!(
+        names(&q(&|q| q.name_pattern = Some("SEP00??0000000?".into()))).len(),
+        3
+    );
+    // LIKE's own wildcards are plain characters in a pattern.
+    assert!(q(&|q| q.device_pool = Some("Floor%2".into())).is_empty());
+    assert!(q(&|q| q.name_pattern = Some("SEP%".into())).is_empty());
+    assert_eq!(
+        names(&q(&|q| {
+            q.device_pool = Some("Lobby".into());
+            q.model = Some("8865".into());
+        })),
+        ["SEP00AA00000001"]
+    );
+
+    issue(&s, "SEP00AA00000001", 1, t(1_000), true);
+    issue(&s, "SEP00AA00000002", 2, t(9_000), true);
+    issue(&s, "SEP00BB00000003", 3, t(500), false); // issued only: not an installed LSC
+    assert_eq!(
+        names(&q(&|q| q.lsc_expires_before = Some(t(5_000)))),
+        ["SEP00AA00000001"]
+    );
+    assert_eq!(
+        names(&q(&|q| q.status = Some(StatusKind::Success))),
+        ["SEP00AA00000001", "SEP00AA00000002"]
+    );
+    assert_eq!(
+        names(&q(&|q| q.status = Some(StatusKind::InProgress))),
+        ["SEP00BB00000003"]
+    );
+}
+
+#[test]
+fn bulk_update_dry_run_shows_the_changes_and_changes_nothing() {
+    let s = store();
+    s.add_devices(
+        &[
+            device("SEP000000000001", "Lobby", "8865"),
+            device("SEP000000000002", "Lobby", "8865"),
+            device("SEP000000000003", "Other", "8865"),
+        ],
+        t(0),
+    )
+    .unwrap();
+    let query = DeviceQuery {
+        device_pool: Some("Lobby".into()),
+        ..DeviceQuery::default()
+    };
+    let change = BulkChange {
+        update: DeviceUpdate {
+            model: Some("8865NR".into()),
+            ..DeviceUpdate::default()
+        },
+        schedule: Some(Schedule {
+            operation: Operation::Delete,
+            complete_by: Some(t(86_400)),
+        }),
+    };
+    let audit_before = s.audit(None, usize::MAX).unwrap().len();
+    let dry = s.update_devices(&query, &change, true, t(5)).unwrap();
+    assert_eq!(
+        dry.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["SEP000000000001", "SEP000000000002"]
+    );
+    assert!(
+        dry[0].detail.contains("model \"8865NR\""),
+        "{}",
+        dry[0].detail
+    );
+    assert!(dry[0].detail.contains("Delete"), "{}", dry[0].detail);
+    assert!(s.list_devices().unwrap().iter().all(|d| d.model == "8865"));
+    assert_eq!(s.audit(None, usize::MAX).unwrap().len(), audit_before);
+
+    let done = s.update_devices(&query, &change, false, t(5)).unwrap();
+    assert_eq!(done, dry);
+    let d = s.device("SEP000000000002").unwrap().unwrap();
+    assert_eq!(d.model, "8865NR");
+    assert_eq!(d.operation, Operation::Delete);
+    assert_eq!(d.status, OperationStatus::Pending);
+    assert_eq!(d.complete_by, Some(t(86_400)));
+    assert_eq!(s.device("SEP000000000003").unwrap().unwrap().model, "8865");
+    assert_eq!(
+        s.audit(Some("SEP000000000001"), 1).unwrap()[0].action,
+        action::DEVICE_BULK_UPDATED
+    );
+    // The same change again changes nothing, so nothing is listed.
+    assert!(
+        s.update_devices(&query, &change, false, t(6))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn generated_strings_are_set_with_the_mode_and_only_as_a_tag() {
+    let s = store();
+    s.add_devices(
+        &[
+            device("SEP000000000001", "", ""),
+            device("SEP000000000002", "", ""),
+        ],
+        t(0),
+    )
+    .unwrap();
+    let strings = vec![
+        ("SEP000000000001".to_owned(), "48151623".to_owned()),
+        ("sep000000000002".to_owned(), "4242".to_owned()),
+    ];
+    s.set_auth_strings(&strings, t(1)).unwrap();
+    for d in s.list_devices().unwrap() {
+        assert!(d.has_auth_string);
+        assert_eq!(d.auth_mode, AuthMode::AuthenticationString);
+    }
+    assert!(s.check_auth_string("SEP000000000001", "48151623").unwrap());
+    assert!(s.check_auth_string("SEP000000000002", "4242").unwrap());
+    assert!(!s.check_auth_string("SEP000000000002", "48151623").unwrap());
+
+    let bad = vec![
+        ("SEP000000000001".to_owned(), "1111".to_owned()),
+        ("SEP000000000009".to_owned(), "2222".to_owned()),
+    ];
+    assert!(matches!(
+        s.set_auth_strings(&bad, t(2)),
+        Err(Error::BulkItem { index: 1, source }) if matches!(*source, Error::UnknownDevice { .. })
+    ));
+    // Nothing of the failed call applied.
+    assert!(s.check_auth_string("SEP000000000001", "48151623").unwrap());
+}
+
+#[test]
+fn status_report_counts_each_status_and_past_complete_by() {
+    let s = store();
+    let install = Operation::InstallUpgrade(KeyPolicy::default());
+    s.add_devices(
+        &[
+            NewDevice {
+                operation: install,
+                complete_by: Some(t(100)),
+                ..NewDevice::new("SEP000000000001")
+            },
+            NewDevice {
+                operation: install,
+                complete_by: Some(t(10_000)),
+                ..NewDevice::new("SEP000000000002")
+            },
+            NewDevice::new("SEP000000000003"),
+            NewDevice {
+                operation: Operation::Troubleshoot,
+                ..NewDevice::new("SEP000000000004")
+            },
+        ],
+        t(0),
+    )
+    .unwrap();
+    s.begin_attempt("SEP000000000004", t(1)).unwrap();
+    s.end_attempt(
+        "SEP000000000004",
+        crate::AttemptEnd::Failed {
+            reason: "no answer".into(),
+        },
+        t(2),
+    )
+    .unwrap();
+    let r = s.status_report(t(500)).unwrap();
+    assert_eq!(
+        (
+            r.none,
+            r.pending,
+            r.in_progress,
+            r.succeeded,
+            r.failed,
+            r.expired
+        ),
+        (1, 2, 0, 0, 1, 0)
+    );
+    assert_eq!(r.past_complete_by, 1);
+    let past = s
+        .query_devices(&DeviceQuery {
+            complete_by_before: Some(t(500)),
+            ..DeviceQuery::default()
+        })
+        .unwrap();
+    assert_eq!(names(&past), ["SEP000000000001"]);
+}
+
+#[test]
+fn expiry_revocation_and_stale_lsc_deletion() {
+    let s = store();
+    for n in 1..=3 {
+        s.add_device(&NewDevice::new(format!("SEP00000000000{n}")), t(0))
+            .unwrap();
+    }
+    issue(&s, "SEP000000000001", 1, t(1_000), true);
+    issue(&s, "SEP000000000002", 2, t(50_000), true);
+    // Two issued, never confirmed: the first becomes stale.
+    issue(&s, "SEP000000000003", 3, t(50_000), false);
+    s.begin_attempt("SEP000000000003", t(4)).unwrap();
+    s.record_lsc_issued(
+        "SEP000000000003",
+        &IssuedLsc {
+            serial: vec![0x40, 4],
+            der: vec![1],
+            not_before: t(0),
+            not_after: t(60_000),
+        },
+        t(5),
+    )
+    .unwrap();
+
+    let soon: Vec<_> = s
+        .lscs_expiring_before(t(55_000))
+        .unwrap()
+        .into_iter()
+        .map(|l| l.serial[1])
+        .collect();
+    assert_eq!(soon, [1, 2]);
+
+    let revoked = s.revoke_expired_lscs(t(2_000)).unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].serial, [0x40, 1]);
+    assert_eq!(s.lsc(&[0x40, 1]).unwrap().unwrap().state, LscState::Revoked);
+    assert_eq!(s.revoked_lscs().unwrap(), revoked);
+    assert!(s.revoke_expired_lscs(t(2_000)).unwrap().is_empty());
+
+    let installed = s
+        .installed_lscs(&DeviceQuery {
+            name_pattern: Some("SEP*".into()),
+            ..DeviceQuery::default()
+        })
+        .unwrap();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0].device, "SEP000000000002");
+
+    assert_eq!(s.stale_lscs().unwrap().len(), 1);
+    assert_eq!(s.delete_stale_lscs(t(10)).unwrap(), 1);
+    assert!(s.stale_lscs().unwrap().is_empty());
+    assert!(s.lsc(&[0x40, 3]).unwrap().is_none());
+    let entry = &s.audit(Some("SEP000000000003"), 1).unwrap()[0];
+    assert_eq!(entry.action, action::STALE_LSC_DELETED);
+    assert!(entry.detail.contains("4003"), "{}", entry.detail);
+    assert_eq!(s.delete_stale_lscs(t(11)).unwrap(), 0);
+}
+
+#[test]
+fn keepalive_is_stored_alone() {
+    let s = store();
+    let mut settings = s.settings().unwrap();
+    settings.max_sessions = 12;
+    s.update_settings(&settings, t(0)).unwrap();
+    s.set_keepalive(KeepaliveMinutes::new(42).unwrap(), t(1))
+        .unwrap();
+    let back = s.settings().unwrap();
+    assert_eq!(back.keepalive.minutes(), 42);
+    assert_eq!(back.max_sessions, 12);
+}
+
+#[test]
+fn pending_csrs_are_added_listed_and_removed() {
+    let s = store();
+    s.add_device(&NewDevice::new("SEP000000000001"), t(0))
+        .unwrap();
+    assert!(matches!(
+        s.add_pending_csr("SEP000000000009", &[1], t(1)),
+        Err(Error::UnknownDevice { .. })
+    ));
+    let a = s
+        .add_pending_csr("sep000000000001", &[0x30, 1], t(1))
+        .unwrap();
+    let b = s
+        .add_pending_csr("SEP000000000001", &[0x30, 2], t(2))
+        .unwrap();
+    assert_eq!(a.device, "SEP000000000001");
+    assert_eq!(s.pending_csrs().unwrap(), [a.clone(), b.clone()]);
+    s.remove_pending_csr(a.id, t(3)).unwrap();
+    assert_eq!(s.pending_csrs().unwrap(), [b]);
+    assert!(matches!(
+        s.remove_pending_csr(a.id, t(3)),
+        Err(Error::UnknownCsr { .. })
+    ));
+}
+
+#[test]
+fn templates_round_trip_replace_and_remove() {
+    let s = store();
+    let template = DeviceTemplate {
+        name: "Lobby phones".into(),
+        description: "lobby".into(),
+        device_pool: "Lobby".into(),
+        model: "Cisco 8865".into(),
+        operation: Operation::InstallUpgrade(KeyPolicy::default()),
+        auth_mode: AuthMode::AuthenticationString,
+        complete_by: Some(t(3600)),
+    };
+    s.save_template(&template, t(0)).unwrap();
+    assert_eq!(s.template("lobby PHONES").unwrap(), Some(template.clone()));
+    let replaced = DeviceTemplate {
+        operation: Operation::None,
+        ..template.clone()
+    };
+    s.save_template(&replaced, t(1)).unwrap();
+    assert_eq!(s.templates().unwrap(), [replaced]);
+    let d = template.new_device("SEP000000000001");
+    assert_eq!(d.device_pool, "Lobby");
+    assert_eq!(d.auth_mode, AuthMode::AuthenticationString);
+    assert!(matches!(
+        s.save_template(&DeviceTemplate::default(), t(1)),
+        Err(Error::EmptyTemplateName)
+    ));
+    s.remove_template("Lobby phones", t(2)).unwrap();
+    assert!(s.templates().unwrap().is_empty());
+    assert!(matches!(
+        s.remove_template("Lobby phones", t(2)),
+        Err(Error::UnknownTemplate { .. })
+    ));
+}
