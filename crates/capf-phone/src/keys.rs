@@ -175,6 +175,11 @@ impl PhoneKey {
         &self.spki_der
     }
 
+    /// The private key, PKCS#8 DER.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8_der
+    }
+
     /// The private key as PKCS#8 PEM.
     ///
     /// # Errors

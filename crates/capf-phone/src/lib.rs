@@ -89,13 +89,29 @@ pub enum Error {
 }
 
 /// How the phone authenticates (the device's CAPF authentication mode).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum PhoneAuth {
     /// By Null String: an empty PASSWORD, as capfc sends.
     NullString,
     /// By Authentication String: the digits the user types on the phone.
     AuthenticationString(String),
+    /// By Existing Certificate: the phone's LSC or MIC, signed with its key (spec 6), and
+    /// optionally SUDI data.
+    ExistingCertificate(Box<CertificateProof>),
+}
+
+/// What a phone authenticating by existing certificate holds.
+#[derive(Debug, Clone)]
+pub struct CertificateProof {
+    /// LSC (1) or MIC (2): the CERTIFICATE element's type byte.
+    pub certificate_type: capf_wire::CertificateType,
+    /// The certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Its private key.
+    pub key: PhoneKey,
+    /// The SUDI certificate (DER) and key, to send SUDI_DATA.
+    pub sudi: Option<(Vec<u8>, PhoneKey)>,
 }
 
 impl std::fmt::Debug for PhoneAuth {
@@ -103,6 +119,10 @@ impl std::fmt::Debug for PhoneAuth {
         match self {
             PhoneAuth::NullString => f.write_str("NullString"),
             PhoneAuth::AuthenticationString(_) => f.write_str("AuthenticationString(<redacted>)"),
+            PhoneAuth::ExistingCertificate(proof) => f
+                .debug_tuple("ExistingCertificate")
+                .field(&proof.certificate_type)
+                .finish(),
         }
     }
 }
@@ -376,14 +396,12 @@ impl Phone {
             if let Some(event) = session.poll_event() {
                 let now = Instant::now();
                 match event {
-                    PhoneEvent::AuthRequested { version, .. } => {
-                        let password = match &self.config.auth {
-                            PhoneAuth::AuthenticationString(s) => s.as_str(),
-                            _ => "",
-                        };
-                        let response =
-                            AuthResponse::new(self.config.device_name.as_str(), version)?
-                                .with_password(password)?;
+                    PhoneEvent::AuthRequested {
+                        version,
+                        session_id,
+                        ..
+                    } => {
+                        let response = auth_response(&self.config, version, session_id)?;
                         session.send_auth_response(now, response)?;
                     }
                     PhoneEvent::KeyGenerationRequested { key: request } => {
@@ -461,6 +479,57 @@ impl Phone {
             fetched,
         })
     }
+}
+
+/// AUTH_RESPONSE for the phone's authentication mode (spec 6 and 8.9).
+fn auth_response(
+    config: &PhoneConfig,
+    version: u8,
+    session_id: u32,
+) -> Result<AuthResponse<'static>, Error> {
+    let name = config.device_name.clone();
+    let response = AuthResponse::new(name.clone(), version)?;
+    Ok(match &config.auth {
+        PhoneAuth::AuthenticationString(s) => response.with_password(s.clone())?,
+        PhoneAuth::ExistingCertificate(proof) => {
+            let sign = |key: &PhoneKey, digest, data: &[u8]| {
+                capf_lsc::sign_auth_signature(key.pkcs8_der(), digest, data).map_err(|e| {
+                    Error::Key {
+                        what: "authentication signature",
+                        detail: e.to_string(),
+                    }
+                })
+            };
+            // Spec 6.1: device name, NUL, certificate DER.
+            let mut blob = name.into_bytes();
+            blob.push(0);
+            blob.extend_from_slice(&proof.certificate);
+            let sha1 = sign(&proof.key, capf_lsc::AuthDigest::Sha1, &blob)?;
+            let sha512 = sign(&proof.key, capf_lsc::AuthDigest::Sha512, &blob)?;
+            let certificate = capf_wire::CertificateValue::new(
+                proof.certificate_type,
+                proof.certificate.clone(),
+            )?;
+            let mut response = response
+                .with_password("")?
+                .with_certificate(certificate)?
+                .with_signed_data(sha1)?
+                .with_sha2_signed_data(capf_wire::Sha2SignedData::new(
+                    capf_wire::HashAlgorithm::SHA512,
+                    sha512,
+                )?)?;
+            if let Some((sudi_der, sudi_key)) = &proof.sudi {
+                // Spec 6.4: this session's id, little-endian, then the SUDI certificate.
+                let mut sudi_blob = session_id.to_le_bytes().to_vec();
+                sudi_blob.extend_from_slice(sudi_der);
+                let a = sign(sudi_key, capf_lsc::AuthDigest::Sha1, &sudi_blob)?;
+                let b = sign(sudi_key, capf_lsc::AuthDigest::Sha512, &sudi_blob)?;
+                response = response.with_sudi_data(capf_wire::SudiData::new(sudi_der, &a, &b)?)?;
+            }
+            response
+        }
+        _ => response.with_password("")?,
+    })
 }
 
 fn certificate_has_key(der: &[u8], key: &PhoneKey) -> bool {

@@ -24,6 +24,11 @@ pub struct Config {
     pub capf_certificate: PathBuf,
     /// Its PKCS#8 private key (PEM).
     pub capf_key: PathBuf,
+    /// The trust-store directory (`capf-trust`'s layout: one folder per purpose) holding
+    /// CAPF-trust, CAPF-trust-MIC and CAPF-trust-SUDI, for authentication by existing
+    /// certificate. Reloaded when it changes. The CAPF certificate itself is always trusted
+    /// as an LSC issuer.
+    pub trust_dir: Option<PathBuf>,
     /// How often the certificate and key files are checked for changes (they are also reloaded
     /// on SIGHUP).
     pub reload_interval: Duration,
@@ -50,6 +55,7 @@ impl Config {
             enable_ipv6: EnableIpv6::True,
             capf_certificate: capf_certificate.into(),
             capf_key: capf_key.into(),
+            trust_dir: None,
             reload_interval: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
             session: capf_session::ServerConfig::default(),

@@ -12,6 +12,7 @@ use capf_session::{
     Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession, State,
 };
 use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
+use capf_trust::{DeviceProof, Precedence, SudiProof, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -403,11 +404,82 @@ async fn authenticated(
             }
             Ok(ok)
         }
+        AuthMode::ExistingCertificateLscFirst | AuthMode::ExistingCertificateMicFirst => {
+            let precedence = if device.auth_mode == AuthMode::ExistingCertificateLscFirst {
+                Precedence::LscFirst
+            } else {
+                Precedence::MicFirst
+            };
+            let trust = shared.trust();
+            // Chain and signatures: milliseconds of CPU, off the I/O threads.
+            let auth = auth.clone();
+            let verdict = tokio::task::spawn_blocking(move || {
+                authenticate_device(&trust, &device_proof(&auth), precedence, now)
+            })
+            .await
+            .map_err(|e| Error::Task {
+                context: "certificate authentication",
+                detail: e.to_string(),
+            })?;
+            match verdict {
+                Ok(by) => {
+                    if by.digest_info_used {
+                        // Spec 6.3 project rule: accepted for interoperability, logged.
+                        warn!(device = %name, "signature in the DigestInfo form, not the bare digest");
+                    }
+                    info!(
+                        device = %name,
+                        certificate = %by.kind,
+                        subject = %by.subject,
+                        preferred = by.preferred,
+                        sudi = ?by.sudi,
+                        "authenticated by existing certificate"
+                    );
+                    Ok(true)
+                }
+                Err(failure) => {
+                    let reason =
+                        format!("authentication by existing certificate failed: {failure}");
+                    info!(device = %name, %reason, "END_SESSION 7");
+                    // The operation fails, with the reason in its status (the guide's rule).
+                    let n = name.clone();
+                    store(
+                        shared,
+                        "record failed certificate authentication",
+                        move |s| {
+                            s.begin_attempt(&n, now)?;
+                            s.end_attempt(&n, AttemptEnd::Failed { reason }, now)
+                        },
+                    )
+                    .await?;
+                    Ok(false)
+                }
+            }
+        }
         _ => {
-            // Existing-certificate modes arrive with certificate authentication.
             info!(device = %name, outcome = "authentication mode not supported", "END_SESSION 7");
             Ok(false)
         }
+    }
+}
+
+/// The proof of identity in an AUTH_RESPONSE, for capf-trust.
+fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
+    DeviceProof {
+        device_name: &auth.device_name,
+        session_id: auth.session_id,
+        certificate: auth.certificate.as_ref().map(|c| c.der.as_slice()),
+        signed_data: auth.signed_data.as_deref(),
+        sha2_signed_data: auth
+            .sha2_signed_data
+            .as_ref()
+            .map(|s| (s.hash_algorithm().0, s.signature())),
+        sudi: auth.sudi_data.as_ref().map(|s| SudiProof {
+            certificate: s.certificate().data,
+            sha1_signature: s.signed_data().data,
+            sha512_hash_id: s.sha2_signed_data().lead,
+            sha512_signature: s.sha2_signed_data().data,
+        }),
     }
 }
 

@@ -42,6 +42,15 @@ pub enum Error {
         #[source]
         source: rustls::Error,
     },
+    /// The trust-store directory could not be read.
+    #[error("trust store {}: {source}", path.display())]
+    Trust {
+        /// The directory.
+        path: PathBuf,
+        /// What capf-trust reported.
+        #[source]
+        source: capf_trust::TrustError,
+    },
     /// A listening socket could not be opened.
     #[error("listening on {addr}: {source}")]
     Listen {

@@ -38,6 +38,8 @@ struct Shared {
     /// The CAPF signer to hand a reloaded key to, when CAPF signs LSCs itself.
     capf_signer: Option<Arc<CapfSigner>>,
     identity: RwLock<Arc<CapfIdentity>>,
+    /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
+    trust: RwLock<Arc<capf_trust::TrustStore>>,
     settings: RwLock<Settings>,
     key_generation: Arc<KeyGenLimiter>,
     sessions: AtomicUsize,
@@ -51,6 +53,10 @@ impl Shared {
     fn tls(&self) -> Arc<rustls::ServerConfig> {
         let identity = self.identity.read().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&identity.tls)
+    }
+
+    fn trust(&self) -> Arc<capf_trust::TrustStore> {
+        Arc::clone(&self.trust.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn settings(&self) -> Settings {
@@ -142,6 +148,7 @@ impl CapfServer {
                 "attempts cut off by the last stop are pending again"
             );
         }
+        let trust = load_trust(config.trust_dir.as_deref(), &identity.certificate)?;
         let (hard_stop, hard_stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
@@ -149,6 +156,7 @@ impl CapfServer {
             ca,
             capf_signer,
             identity: RwLock::new(Arc::new(identity)),
+            trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
             sessions: AtomicUsize::new(0),
@@ -349,6 +357,7 @@ async fn reload_loop(shared: Arc<Shared>) {
             _ = tick.tick() => false,
             f = forced => f,
         };
+        reload_trust(&shared);
         let files = [
             std::fs::read(&shared.config.capf_certificate),
             std::fs::read(&shared.config.capf_key),
@@ -377,15 +386,81 @@ async fn reload_loop(shared: Arc<Shared>) {
                     subject = %identity.certificate.tbs_certificate().subject(),
                     "CAPF certificate reloaded"
                 );
+                let certificate = identity.certificate.clone();
                 *shared
                     .identity
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Arc::new(identity);
+                // The new CAPF certificate is an LSC issuer from now on.
+                match load_trust(shared.config.trust_dir.as_deref(), &certificate) {
+                    Ok(trust) => {
+                        *shared.trust.write().unwrap_or_else(PoisonError::into_inner) =
+                            Arc::new(trust);
+                    }
+                    Err(e) => warn!(error = %e, "trust store not reloaded"),
+                }
             }
             Err(e) => {
                 warn!(error = %e, "CAPF certificate not reloaded; keeping the current one");
             }
         }
+    }
+}
+
+/// The trust store for certificate authentication: the directory's stores, plus the CAPF
+/// certificate in CAPF-trust. Files that do not load are logged, never silently skipped.
+fn load_trust(
+    dir: Option<&std::path::Path>,
+    capf: &capf_lsc::x509_cert::Certificate,
+) -> Result<capf_trust::TrustStore, Error> {
+    let mut store = match dir {
+        Some(dir) => {
+            let loaded = capf_trust::StoreDir::new(dir)
+                .load(capf_trust::Release::default())
+                .map_err(|source| Error::Trust {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            for bad in &loaded.bad_files {
+                warn!(file = %bad.path.display(), error = %bad.error, "trust file not loaded");
+            }
+            loaded.store
+        }
+        None => capf_trust::TrustStore::new(capf_trust::Release::default()),
+    };
+    let cert = capf_trust::Cert::from_certificate(capf.clone()).map_err(|source| Error::Trust {
+        path: dir.map(ToOwned::to_owned).unwrap_or_default(),
+        source,
+    })?;
+    store.insert_unchecked(&capf_trust::Purpose::CAPF_TRUST, cert);
+    Ok(store)
+}
+
+/// Reloads the trust store when the directory's certificates changed.
+fn reload_trust(shared: &Shared) {
+    let Some(dir) = shared.config.trust_dir.as_deref() else {
+        return;
+    };
+    let capf = {
+        let identity = shared
+            .identity
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        identity.certificate.clone()
+    };
+    match load_trust(Some(dir), &capf) {
+        Ok(trust) => {
+            let fingerprints = |t: &capf_trust::TrustStore| {
+                t.iter()
+                    .map(|(p, c)| (p.clone(), c.fingerprint()))
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            if fingerprints(&trust) != fingerprints(&shared.trust()) {
+                info!(certificates = trust.len(), "trust store reloaded");
+                *shared.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+            }
+        }
+        Err(e) => warn!(error = %e, "trust store not reloaded"),
     }
 }
 

@@ -689,3 +689,241 @@ async fn a_restart_with_a_session_in_flight_leaves_the_operation_to_the_next_att
     assert!(phone.run_once().await.unwrap().installed.is_some());
     lab.stop().await;
 }
+
+/// Authentication by existing certificate over TLS end to end: fixture CAs for a manufacturing
+/// root, this CAPF, a foreign cluster's CAPF and a SUDI root.
+mod certificate_authentication {
+    use super::*;
+    use capf_lsc::{Issuer, IssuerKey, LscParams, PhonePublicKey, ValidityDays};
+    use capf_phone::CertificateProof;
+    use capf_trust::{Cert, Purpose, StoreDir};
+    use capf_wire::CertificateType;
+
+    fn ca(cn: &str, spec: KeySpec, intermediate_key: bool) -> Issuer {
+        let pem = if intermediate_key {
+            capf_test_support::intermediate_key_pem(spec)
+        } else {
+            capf_test_support::key_pem(spec)
+        };
+        let key = IssuerKey::from_pkcs8_pem(pem).unwrap();
+        let mut params = capf_test_support::ca_params(cn, Some(0));
+        if cn.starts_with("CAPF-") {
+            params.common_name = cn.to_owned();
+        }
+        let cert = params
+            .self_signed(
+                &key,
+                capf_test_support::now(),
+                &mut capf_test_support::serials(),
+            )
+            .unwrap();
+        Issuer::new(cert, Box::new(key)).unwrap()
+    }
+
+    fn issue(issuer: &Issuer, device: &str, key: &PhoneKey) -> Vec<u8> {
+        let public = PhonePublicKey::from_der(key.spki_der()).unwrap();
+        let params = LscParams {
+            device_name: device.to_owned(),
+            validity: ValidityDays::MAX,
+        };
+        let cert = issuer
+            .issue_lsc(
+                &public,
+                &params,
+                capf_test_support::now(),
+                &mut capf_test_support::serials(),
+            )
+            .unwrap();
+        capf_lsc::certificate_to_der(&cert).unwrap()
+    }
+
+    struct Pki {
+        capf: Issuer,
+        manufacturing: Issuer,
+        foreign_capf: Issuer,
+        sudi_root: Issuer,
+        phone_key: PhoneKey,
+    }
+
+    fn pki() -> Pki {
+        Pki {
+            // The lab's CAPF: the same certificate and key the server serves.
+            capf: capf_test_support::capf_issuer(KeySpec::Rsa(RsaBits::B2048)),
+            manufacturing: ca("Cisco Manufacturing CA", KeySpec::Ec(Curve::P384), false),
+            foreign_capf: ca("CAPF-0f0e1d2c", KeySpec::Ec(Curve::P256), true),
+            sudi_root: ca("ACT2 SUDI CA", KeySpec::Rsa(RsaBits::B2048), true),
+            phone_key: key(KeySpec::Ec(Curve::P256)),
+        }
+    }
+
+    /// A lab whose trust directory holds the MIC root and the SUDI root.
+    async fn cert_lab(name: &str, pki: &Pki, mode: AuthMode) -> Lab {
+        let trust_dir = temp_dir(&format!("{name}-trust"));
+        let store_dir = StoreDir::new(&trust_dir);
+        let save = |purpose: &Purpose, issuer: &Issuer| {
+            store_dir
+                .save(
+                    purpose,
+                    &Cert::from_certificate(issuer.certificate().clone()).unwrap(),
+                )
+                .unwrap();
+        };
+        save(&Purpose::CAPF_TRUST_MIC, &pki.manufacturing);
+        save(&Purpose::CAPF_TRUST_SUDI, &pki.sudi_root);
+        let dir = trust_dir.clone();
+        let lab = lab(name, move |c| c.trust_dir = Some(dir)).await;
+        lab.add(
+            install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+            mode,
+            None,
+        );
+        lab
+    }
+
+    fn phone_with(lab: &Lab, proof: CertificateProof) -> Phone {
+        let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+        phone.config_mut().auth = PhoneAuth::ExistingCertificate(Box::new(proof));
+        phone
+    }
+
+    fn proof(der: Vec<u8>, kind: CertificateType, key: &PhoneKey) -> CertificateProof {
+        CertificateProof {
+            certificate_type: kind,
+            certificate: der,
+            key: key.clone(),
+            sudi: None,
+        }
+    }
+
+    fn failed_reason(lab: &Lab) -> String {
+        match lab.status() {
+            OperationStatus::Failed { reason } => reason,
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_lsc_of_this_capf_authenticates_and_installs() {
+        let pki = pki();
+        let lab = cert_lab("cert-lsc", &pki, AuthMode::ExistingCertificateLscFirst).await;
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        let mut phone = phone_with(&lab, proof(lsc, CertificateType::LSC, &pki.phone_key));
+        let e = phone.run_once().await.unwrap();
+        assert!(e.installed.is_some(), "{:?}", e.outcome);
+        lab.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mic_authenticates_in_either_precedence() {
+        let pki = pki();
+        let mic = issue(&pki.manufacturing, PHONE, &pki.phone_key);
+        for mode in [
+            AuthMode::ExistingCertificateMicFirst,
+            AuthMode::ExistingCertificateLscFirst,
+        ] {
+            let lab = cert_lab(&format!("cert-mic-{mode:?}"), &pki, mode).await;
+            // The type byte says LSC: the class comes from the anchor, not the byte.
+            let mut phone = phone_with(
+                &lab,
+                proof(mic.clone(), CertificateType::LSC, &pki.phone_key),
+            );
+            let e = phone.run_once().await.unwrap();
+            assert!(e.installed.is_some(), "{mode:?}: {:?}", e.outcome);
+            lab.stop().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sudi_data_bound_to_the_session_authenticates() {
+        let pki = pki();
+        let lab = cert_lab("cert-sudi", &pki, AuthMode::ExistingCertificateLscFirst).await;
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
+        let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
+        let mut p = proof(lsc.clone(), CertificateType::LSC, &pki.phone_key);
+        p.sudi = Some((sudi, sudi_key.clone()));
+        let e = phone_with(&lab, p).run_once().await.unwrap();
+        assert!(e.installed.is_some(), "{:?}", e.outcome);
+        // A SUDI certificate from a root this cluster does not trust is refused.
+        lab.store
+            .schedule(
+                PHONE,
+                install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+                None,
+                SystemTime::now(),
+            )
+            .unwrap();
+        let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
+        let mut p = proof(lsc, CertificateType::LSC, &pki.phone_key);
+        p.sudi = Some((rogue, sudi_key));
+        let e = phone_with(&lab, p).run_once().await.unwrap();
+        assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
+        assert!(
+            failed_reason(&lab).contains("SUDI"),
+            "{}",
+            failed_reason(&lab)
+        );
+        lab.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_invalid_proof_fails_the_operation_with_its_reason() {
+        let pki = pki();
+        let lab = cert_lab("cert-reject", &pki, AuthMode::ExistingCertificateLscFirst).await;
+        let other_key = key(KeySpec::Ec(Curve::P384));
+        let cases: Vec<(&str, Option<CertificateProof>, &str)> = vec![
+            // The guide's migration case: an LSC from another cluster's CAPF.
+            (
+                "foreign CAPF",
+                Some(proof(
+                    issue(&pki.foreign_capf, PHONE, &pki.phone_key),
+                    CertificateType::LSC,
+                    &pki.phone_key,
+                )),
+                "untrusted CAPF",
+            ),
+            // Another device's valid LSC.
+            (
+                "another device",
+                Some(proof(
+                    issue(&pki.capf, "SEP00AABBCCDDEE", &pki.phone_key),
+                    CertificateType::LSC,
+                    &pki.phone_key,
+                )),
+                "SEP00AABBCCDDEE",
+            ),
+            // A valid LSC signed with a key that is not its own.
+            (
+                "wrong key",
+                Some(proof(
+                    issue(&pki.capf, PHONE, &pki.phone_key),
+                    CertificateType::LSC,
+                    &other_key,
+                )),
+                "does not verify",
+            ),
+            // No certificate at all (the phone sends the null string).
+            ("no certificate", None, "no certificate"),
+        ];
+        for (what, proof, expect) in cases {
+            lab.store
+                .schedule(
+                    PHONE,
+                    install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+                    None,
+                    SystemTime::now(),
+                )
+                .unwrap();
+            let mut phone = match proof {
+                Some(p) => phone_with(&lab, p),
+                None => lab.phone(false, vec![]),
+            };
+            let e = phone.run_once().await.unwrap();
+            assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{what}");
+            let reason = failed_reason(&lab);
+            assert!(reason.contains(expect), "{what}: {reason}");
+        }
+        assert!(lab.store.lscs(PHONE).unwrap().is_empty(), "nothing issued");
+        lab.stop().await;
+    }
+}

@@ -65,9 +65,9 @@ impl fmt::Display for Operation {
 
 /// How a phone proves who it is to CAPF (UCM's "Authentication Mode").
 ///
-/// Stored as text in column `auth_mode`: `authentication_string` or `null_string`. The column
-/// has no CHECK constraint, so the existing-certificate modes can be added without rebuilding
-/// the table.
+/// Stored as text in column `auth_mode`: `authentication_string`, `null_string`,
+/// `existing_certificate_lsc_first` or `existing_certificate_mic_first`. The column has no
+/// CHECK constraint, so a mode can be added without rebuilding the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthMode {
@@ -76,6 +76,12 @@ pub enum AuthMode {
     /// By Null String: no authentication.
     #[default]
     NullString,
+    /// By Existing Certificate (Precedence to LSC): the phone proves itself with its LSC, or
+    /// with its MIC when it has no valid LSC.
+    ExistingCertificateLscFirst,
+    /// By Existing Certificate (Precedence to MIC): the phone proves itself with its MIC, or
+    /// with its LSC when it has no valid MIC.
+    ExistingCertificateMicFirst,
 }
 
 impl AuthMode {
@@ -83,6 +89,8 @@ impl AuthMode {
         match self {
             AuthMode::AuthenticationString => "authentication_string",
             AuthMode::NullString => "null_string",
+            AuthMode::ExistingCertificateLscFirst => "existing_certificate_lsc_first",
+            AuthMode::ExistingCertificateMicFirst => "existing_certificate_mic_first",
         }
     }
 
@@ -90,6 +98,8 @@ impl AuthMode {
         match text {
             "authentication_string" => Some(AuthMode::AuthenticationString),
             "null_string" => Some(AuthMode::NullString),
+            "existing_certificate_lsc_first" => Some(AuthMode::ExistingCertificateLscFirst),
+            "existing_certificate_mic_first" => Some(AuthMode::ExistingCertificateMicFirst),
             _ => None,
         }
     }
@@ -101,6 +111,8 @@ impl fmt::Display for AuthMode {
         f.write_str(match self {
             AuthMode::AuthenticationString => "By Authentication String",
             AuthMode::NullString => "By Null String",
+            AuthMode::ExistingCertificateLscFirst => "By Existing Certificate (Precedence to LSC)",
+            AuthMode::ExistingCertificateMicFirst => "By Existing Certificate (Precedence to MIC)",
         })
     }
 }

@@ -122,9 +122,9 @@ pub enum DeviceAuthFailure {
     /// MIC (an LSC from another cluster's CAPF is "issued by an untrusted CAPF").
     Untrusted {
         /// The failure as an LSC.
-        as_lsc: ChainFailure,
+        as_lsc: Box<ChainFailure>,
         /// The failure as a MIC.
-        as_mic: ChainFailure,
+        as_mic: Box<ChainFailure>,
     },
     /// The certificate is valid but belongs to another device.
     NotThisDevice {
@@ -143,7 +143,7 @@ pub enum DeviceAuthFailure {
         reason: String,
     },
     /// The SUDI certificate does not chain to a SUDI root.
-    SudiUntrusted(ChainFailure),
+    SudiUntrusted(Box<ChainFailure>),
 }
 
 impl fmt::Display for DeviceAuthFailure {
@@ -276,7 +276,10 @@ pub fn authenticate_device(
             }
         }
         return match (as_lsc, as_mic) {
-            (Some(as_lsc), Some(as_mic)) => Err(DeviceAuthFailure::Untrusted { as_lsc, as_mic }),
+            (Some(as_lsc), Some(as_mic)) => Err(DeviceAuthFailure::Untrusted {
+                as_lsc: Box::new(as_lsc),
+                as_mic: Box::new(as_mic),
+            }),
             _ => Err(DeviceAuthFailure::NoCertificate),
         };
     };
@@ -336,7 +339,7 @@ fn verify_sudi(
         reason: e.to_string(),
     })?;
     if let ChainVerdict::Untrusted(why) = store.verify(&Purpose::CAPF_TRUST_SUDI, &cert, &[], now) {
-        return Err(DeviceAuthFailure::SudiUntrusted(why));
+        return Err(DeviceAuthFailure::SudiUntrusted(Box::new(why)));
     }
     let mut blob = Vec::with_capacity(4 + sudi.certificate.len());
     blob.extend_from_slice(&session_id.to_le_bytes());

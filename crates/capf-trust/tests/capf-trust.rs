@@ -871,11 +871,9 @@ mod device_auth {
         .unwrap_err();
         assert!(
             matches!(
-                err,
-                DeviceAuthFailure::Untrusted {
-                    as_lsc: ChainFailure::Expired { .. },
-                    ..
-                }
+                &err,
+                DeviceAuthFailure::Untrusted { as_lsc, .. }
+                    if matches!(**as_lsc, ChainFailure::Expired { .. })
             ),
             "{err}"
         );
@@ -895,11 +893,9 @@ mod device_auth {
         .unwrap_err();
         assert!(
             matches!(
-                err,
-                DeviceAuthFailure::Untrusted {
-                    as_lsc: ChainFailure::IssuedByUntrustedCapf { .. },
-                    ..
-                }
+                &err,
+                DeviceAuthFailure::Untrusted { as_lsc, .. }
+                    if matches!(**as_lsc, ChainFailure::IssuedByUntrustedCapf { .. })
             ),
             "{err}"
         );
