@@ -1,5 +1,6 @@
 //! `capfctl device ...`: the devices of a capf server's store (capf-store's `SqliteStore` in the
-//! server's data directory): register, list, show, schedule an operation, remove.
+//! server's data directory): register, update, list (with filters), show, schedule an
+//! operation, remove.
 //!
 //! Everything that can be checked before the store is touched is checked first (the device
 //! name, the authentication string, the date, the key options), so bad input writes nothing.
@@ -10,9 +11,11 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow, bail};
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
 use capf_store::{
-    AuthMode, Device, DeviceStore, NewDevice, Operation, OperationStatus, SqliteStore,
-    is_valid_auth_string,
+    AuthMode, Device, DeviceStore, DeviceUpdate, NewDevice, Operation, OperationStatus,
+    SqliteStore, is_valid_auth_string,
 };
+
+use crate::query::QueryArgs;
 use serde_json::{Value, json};
 
 /// How many audit entries `device show` prints.
@@ -23,7 +26,7 @@ const AUDIT_ENTRIES: usize = 10;
 pub(crate) struct DataArgs {
     /// The server's data directory (capf.sqlite and the authentication-string key file).
     #[arg(long, value_name = "DIR", default_value = "capf-data")]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
 }
 
 /// The certificate operation (UCM's "Certificate Operation").
@@ -59,14 +62,14 @@ pub(crate) enum KeyOrderArg {
     EcPreferred,
 }
 
-fn parse_rsa(s: &str) -> Result<RsaBits, String> {
+pub(crate) fn parse_rsa(s: &str) -> Result<RsaBits, String> {
     s.parse::<usize>()
         .ok()
         .and_then(|bits| RsaBits::from_bits(bits).ok())
         .ok_or_else(|| format!("{s:?}: expected 1024, 2048, 3072 or 4096"))
 }
 
-fn parse_curve(s: &str) -> Result<Curve, String> {
+pub(crate) fn parse_curve(s: &str) -> Result<Curve, String> {
     Curve::ALL
         .into_iter()
         .find(|c| c.name().eq_ignore_ascii_case(s))
@@ -78,13 +81,13 @@ fn parse_curve(s: &str) -> Result<Curve, String> {
 pub(crate) struct KeyArgs {
     /// Key order, for --operation install (default rsa-only).
     #[arg(long, value_enum)]
-    key_order: Option<KeyOrderArg>,
+    pub(crate) key_order: Option<KeyOrderArg>,
     /// RSA key size in bits, for --operation install (default 2048).
     #[arg(long, value_name = "BITS", value_parser = parse_rsa)]
-    rsa: Option<RsaBits>,
+    pub(crate) rsa: Option<RsaBits>,
     /// EC curve, for --operation install (default P-256).
     #[arg(long, value_name = "CURVE", value_parser = parse_curve)]
-    curve: Option<Curve>,
+    pub(crate) curve: Option<Curve>,
 }
 
 /// The device verbs.
@@ -121,10 +124,44 @@ pub(crate) enum DeviceCommand {
         #[arg(long, value_name = "YYYY-MM-DD", allow_hyphen_values = true)]
         complete_by: Option<String>,
     },
-    /// List the devices: name, operation, status, authentication mode, attempts.
+    /// Change a device's description, pool, model, authentication mode or string.
+    Update {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The device name.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// A new device pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// A new model.
+        #[arg(long)]
+        model: Option<String>,
+        /// A new authentication mode.
+        #[arg(long, value_enum)]
+        auth: Option<AuthArg>,
+        /// A new one-time authentication string: 4 to 10 digits.
+        #[arg(
+            long,
+            value_name = "DIGITS",
+            allow_hyphen_values = true,
+            conflicts_with = "clear_auth_string"
+        )]
+        auth_string: Option<String>,
+        /// Clear the authentication string.
+        #[arg(long)]
+        clear_auth_string: bool,
+    },
+    /// List the devices (all, or those matching the filters): name, operation, status,
+    /// authentication mode, attempts.
     List {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        query: QueryArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -202,7 +239,30 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             };
             add(&data.data, &new)
         }
-        DeviceCommand::List { data, json } => list(&data.data, json),
+        DeviceCommand::Update {
+            data,
+            name,
+            description,
+            pool,
+            model,
+            auth,
+            auth_string,
+            clear_auth_string,
+        } => {
+            let update = DeviceUpdate {
+                description,
+                device_pool: pool,
+                model,
+                auth_mode: auth.map(AuthArg::mode),
+            };
+            let string = match (auth_string, clear_auth_string) {
+                (Some(s), _) => Some(Some(s)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            update_device(&data.data, &name, &update, string)
+        }
+        DeviceCommand::List { data, query, json } => list(&data.data, &query, json),
         DeviceCommand::Show { data, name, json } => show(&data.data, &name, json),
         DeviceCommand::Schedule {
             data,
@@ -226,9 +286,19 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
     }
 }
 
+impl AuthArg {
+    /// The store's mode.
+    pub(crate) fn mode(self) -> AuthMode {
+        match self {
+            AuthArg::NullString => AuthMode::NullString,
+            AuthArg::AuthString => AuthMode::AuthenticationString,
+        }
+    }
+}
+
 /// The operation, with the key policy for Install/Upgrade; key options with any other
 /// operation are a mistake.
-fn operation_of(op: OperationArg, keys: &KeyArgs) -> Result<Operation> {
+pub(crate) fn operation_of(op: OperationArg, keys: &KeyArgs) -> Result<Operation> {
     if op != OperationArg::Install {
         if keys.key_order.is_some() || keys.rsa.is_some() || keys.curve.is_some() {
             bail!("--key-order, --rsa and --curve only apply to --operation install");
@@ -253,22 +323,9 @@ fn operation_of(op: OperationArg, keys: &KeyArgs) -> Result<Operation> {
 }
 
 /// `YYYY-MM-DD` as the end of that day, UTC; a date that has passed is refused.
-fn parse_date(text: &str) -> Result<SystemTime> {
+pub(crate) fn parse_date(text: &str) -> Result<SystemTime> {
     let bad = || anyhow!("--complete-by {text:?}: expected a date like 2030-01-31 (YYYY-MM-DD)");
-    let b = text.as_bytes();
-    if b.len() != 10
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !b
-            .iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    let year: u16 = text[..4].parse().map_err(|_| bad())?;
-    let month: u8 = text[5..7].parse().map_err(|_| bad())?;
-    let day: u8 = text[8..].parse().map_err(|_| bad())?;
+    let (year, month, day) = crate::query::parse_ymd(text).ok_or_else(bad)?;
     let end = der::DateTime::new(year, month, day, 23, 59, 59)
         .map_err(|_| anyhow!("--complete-by {text:?}: no such date"))?
         .to_system_time();
@@ -279,16 +336,16 @@ fn parse_date(text: &str) -> Result<SystemTime> {
 }
 
 /// RFC 3339 UTC, such as `2030-01-31T23:59:59Z`.
-fn time_text(t: SystemTime) -> String {
+pub(crate) fn time_text(t: SystemTime) -> String {
     der::DateTime::from_system_time(t).map_or_else(|_| format!("{t:?}"), |d| d.to_string())
 }
 
-fn opt_time(t: Option<SystemTime>) -> Value {
+pub(crate) fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(time_text(t)))
 }
 
 /// The one-line message for a bad authentication string (never showing it).
-fn check_auth_string(device: &str, s: &str) -> Result<()> {
+pub(crate) fn check_auth_string(device: &str, s: &str) -> Result<()> {
     if !is_valid_auth_string(s) {
         let digits = if s.chars().all(|c| c.is_ascii_digit()) {
             ""
@@ -305,13 +362,13 @@ fn check_auth_string(device: &str, s: &str) -> Result<()> {
 }
 
 /// Opens (creating when missing) the store in `dir`.
-fn open(dir: &Path) -> Result<SqliteStore> {
+pub(crate) fn open(dir: &Path) -> Result<SqliteStore> {
     SqliteStore::open(dir).with_context(|| format!("opening the device store in {}", dir.display()))
 }
 
 /// Opens the store in `dir`, which must already hold a database (so a mistyped --data
 /// creates nothing).
-fn open_existing(dir: &Path) -> Result<SqliteStore> {
+pub(crate) fn open_existing(dir: &Path) -> Result<SqliteStore> {
     let db = dir.join(SqliteStore::DATABASE_FILE);
     if !db.is_file() {
         bail!(
@@ -338,7 +395,7 @@ fn add(dir: &Path, new: &NewDevice) -> Result<()> {
 }
 
 /// Short, stable names for JSON.
-fn operation_json(op: &Operation) -> Value {
+pub(crate) fn operation_json(op: &Operation) -> Value {
     match op {
         Operation::None => json!({ "type": "none" }),
         Operation::InstallUpgrade(policy) => json!({
@@ -357,7 +414,7 @@ fn operation_json(op: &Operation) -> Value {
     }
 }
 
-fn status_name(status: &OperationStatus) -> String {
+pub(crate) fn status_name(status: &OperationStatus) -> String {
     match status {
         OperationStatus::None => "none".to_owned(),
         OperationStatus::Pending => "pending".to_owned(),
@@ -369,7 +426,7 @@ fn status_name(status: &OperationStatus) -> String {
     }
 }
 
-fn auth_name(mode: AuthMode) -> String {
+pub(crate) fn auth_name(mode: AuthMode) -> String {
     match mode {
         AuthMode::NullString => "null-string".to_owned(),
         AuthMode::AuthenticationString => "auth-string".to_owned(),
@@ -377,7 +434,7 @@ fn auth_name(mode: AuthMode) -> String {
     }
 }
 
-fn device_json(d: &Device) -> Value {
+pub(crate) fn device_json(d: &Device) -> Value {
     let failure_reason = match &d.status {
         OperationStatus::Failed { reason } => Some(reason.as_str()),
         _ => None,
@@ -403,16 +460,63 @@ fn device_json(d: &Device) -> Value {
     })
 }
 
-fn list(dir: &Path, json: bool) -> Result<()> {
+fn update_device(
+    dir: &Path,
+    name: &str,
+    update: &DeviceUpdate,
+    auth_string: Option<Option<String>>,
+) -> Result<()> {
+    if let Some(Some(s)) = &auth_string {
+        check_auth_string(name, s)?;
+    }
+    if *update == DeviceUpdate::default() && auth_string.is_none() {
+        bail!(
+            "nothing to change: give --description, --pool, --model, --auth, --auth-string or \
+             --clear-auth-string"
+        );
+    }
     let store = open_existing(dir)?;
-    let devices = store.list_devices()?;
+    let existing = store
+        .device(name)?
+        .ok_or_else(|| anyhow!("device {name} is not registered"))?;
+    let now = SystemTime::now();
+    let mut device = store.update_device(&existing.name, update, now)?;
+    if let Some(s) = auth_string {
+        device = store.set_auth_string(&existing.name, s.as_deref(), now)?;
+    }
+    println!(
+        "updated device {}: pool {:?}, model {:?}, {}, authentication string {}",
+        device.name,
+        device.device_pool,
+        device.model,
+        device.auth_mode,
+        if device.has_auth_string {
+            "set"
+        } else {
+            "not set"
+        }
+    );
+    Ok(())
+}
+
+fn list(dir: &Path, query: &QueryArgs, json: bool) -> Result<()> {
+    let store = open_existing(dir)?;
+    let devices = if query.is_empty() {
+        store.list_devices()?
+    } else {
+        store.query_devices(&query.query(SystemTime::now())?)?
+    };
     if json {
         let items: Vec<Value> = devices.iter().map(device_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
     if devices.is_empty() {
-        println!("no devices in {}", dir.display());
+        if query.is_empty() {
+            println!("no devices in {}", dir.display());
+        } else {
+            println!("no devices match");
+        }
     }
     let width = devices.iter().map(|d| d.name.len()).max().unwrap_or(0);
     for d in &devices {

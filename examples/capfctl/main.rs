@@ -1,11 +1,20 @@
 //! `capfctl`: administration of a capf installation (CAPF certificate, LSCs, trust stores,
-//! devices).
+//! devices one by one and in bulk, reports, monitoring and revocation).
+//!
+//! Every verb that reads or writes the store works on the server's data directory while the
+//! server runs (WAL, IMMEDIATE transactions and capf-store's busy handler); `--json` gives
+//! machine-readable output, and long jobs show a progress bar on a terminal.
 //!
 //! Every verb lives in its own module; bad input ends in one line on stderr and exit status 1.
 
+mod auth_string;
+mod bulk;
 mod capf_cert;
 mod device;
 mod lsc;
+mod progress;
+mod query;
+mod report;
 mod trust;
 
 use std::process::ExitCode;
@@ -24,9 +33,41 @@ enum Command {
     /// The CAPF certificate: generate, show, check, CSR.
     #[command(subcommand)]
     CapfCert(capf_cert::CapfCertCommand),
-    /// Devices in the server's store: add, list, show, schedule an operation, remove.
+    /// Devices in the server's store: add, update, list, show, schedule an operation, remove.
     #[command(subcommand)]
     Device(device::DeviceCommand),
+    /// Devices in bulk: insert from a CSV file, update by query (with a dry run).
+    #[command(subcommand)]
+    Bulk(bulk::BulkCommand),
+    /// Device templates applied to the devices a bulk insert brings in.
+    #[command(subcommand)]
+    Template(bulk::TemplateCommand),
+    /// Authentication strings: generate them for many devices at once.
+    #[command(subcommand)]
+    AuthString(auth_string::AuthStringCommand),
+    /// Pending certificate requests.
+    #[command(subcommand)]
+    Csr(report::CsrCommand),
+    /// Stale LSCs (issued, never confirmed, replaced): list, delete.
+    #[command(subcommand)]
+    StaleLsc(report::StaleLscCommand),
+    /// The operation status report: pending, in progress, succeeded, failed, past complete-by.
+    Status {
+        #[command(flatten)]
+        data: device::DataArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The CAPF keepalive timer (5 to 60 minutes, default 15).
+    #[command(subcommand)]
+    KeepAlive(report::KeepAliveCommand),
+    /// LSCs expiring soon (optionally by email); expired LSCs are marked revoked.
+    Monitor(report::MonitorArgs),
+    /// A CRL of the revoked LSCs, signed by the CAPF key.
+    Crl(report::CrlArgs),
+    /// Export an LSC, or the installed LSCs of a query, as PEM or a CSV report.
+    Export(report::ExportArgs),
     /// Locally Significant Certificates.
     #[command(subcommand)]
     Lsc(lsc::LscCommand),
@@ -40,6 +81,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CapfCert(cmd) => capf_cert::run(cmd),
         Command::Device(cmd) => device::run(cmd),
+        Command::Bulk(cmd) => bulk::run(cmd),
+        Command::Template(cmd) => bulk::run_template(cmd),
+        Command::AuthString(cmd) => auth_string::run(cmd),
+        Command::Csr(cmd) => report::run_csr(cmd),
+        Command::StaleLsc(cmd) => report::run_stale(cmd),
+        Command::Status { data, json } => report::run_status(&data, json),
+        Command::KeepAlive(cmd) => report::run_keep_alive(cmd),
+        Command::Monitor(args) => report::run_monitor(args),
+        Command::Crl(args) => report::run_crl(args),
+        Command::Export(args) => report::run_export(args),
         Command::Lsc(cmd) => lsc::run(cmd),
         Command::Trust(cmd) => trust::run(cmd),
     };
