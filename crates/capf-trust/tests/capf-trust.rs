@@ -914,4 +914,21 @@ mod device_auth {
         .unwrap();
         assert_eq!((by.kind, by.sudi), (CertificateKind::Lsc, None));
     }
+
+    #[test]
+    fn the_semantic_vector_with_hash_id_1_is_refused() {
+        let rsa = vector(RSA);
+        let v = vector("invalid: SHA2_SIGNED_DATA tagged SHA1");
+        let store = trust(&rsa);
+        let err = with_proof(
+            &v,
+            |_| {},
+            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DeviceAuthFailure::WrongHashId { found: 1, .. }),
+            "{err}"
+        );
+    }
 }
