@@ -60,12 +60,18 @@ pub(crate) fn device_auth(data: &[u8]) {
     };
     let lsc_first = authenticate_device(store(), &proof, Precedence::LscFirst, now());
     let mic_first = authenticate_device(store(), &proof, Precedence::MicFirst, now());
-    assert_eq!(lsc_first.is_ok(), mic_first.is_ok(), "precedence changed the verdict");
+    assert_eq!(
+        lsc_first.is_ok(),
+        mic_first.is_ok(),
+        "precedence changed the verdict"
+    );
     if let Ok(by) = lsc_first {
         assert_eq!(by.kind, CertificateKind::Lsc);
         let cert = capf_trust::Cert::from_der(proof.certificate.expect("authenticated"))
             .expect("authenticated certificate parses");
-        let cn = cert.common_name().expect("authenticated certificate has a CN");
+        let cn = cert
+            .common_name()
+            .expect("authenticated certificate has a CN");
         assert!(names_device(by.kind, &cn, proof.device_name));
     }
 }
