@@ -5,7 +5,8 @@
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
 //! store, and a CAPF certificate and key on the first run; then it serves on port 3804 (IPv4
 //! and IPv6) until SIGINT or SIGTERM, letting running sessions finish for up to 30 s.
-//! SIGHUP (or changing the files) reloads the CAPF certificate and key.
+//! SIGHUP (or changing the files) reloads the CAPF certificate and key; the trust stores for
+//! authentication by existing certificate live in `capf-data/trust` (reloaded when they change).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ struct FileConfig {
     enable_ipv6: Option<bool>,
     capf_certificate: Option<PathBuf>,
     capf_key: Option<PathBuf>,
+    trust_dir: Option<PathBuf>,
     lsc_validity_days: Option<i64>,
     tls_handshake_timeout_secs: Option<u64>,
     message_timeout_secs: Option<u64>,
@@ -81,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
         file.capf_certificate.unwrap_or(files.certificate),
         file.capf_key.unwrap_or(files.key),
     );
+    // CAPF-trust, CAPF-trust-MIC, CAPF-trust-SUDI for authentication by existing certificate
+    // (capfctl trust ... --store DIR manages it); a missing directory is an empty store.
+    config.trust_dir = Some(file.trust_dir.unwrap_or_else(|| data.join("trust")));
     if let Some(listen) = file.listen {
         config.listen = listen;
     }
