@@ -6,7 +6,10 @@
 //!     generated CAPF certificate, N devices scheduled for Install/Upgrade), enrolls N phones,
 //!     verifies every LSC and prints what happened.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --device NAME [--auth-string DIGITS] [--out DIR]
-//!     one phone (its key generated on request); writes lsc.pem and lsc.key to DIR.
+//!            [--certificate LSC-or-MIC.pem --certificate-key KEY.pem [--mic]
+//!             [--sudi SUDI.pem --sudi-key KEY.pem]]
+//!     one phone (its key generated on request); writes lsc.pem and lsc.key to DIR. With
+//!     --certificate it authenticates by existing certificate, signing with that key.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --phones N [--prefix SEP] [--concurrency C]
 //!            [--provision DATA_DIR] [--idle M --idle-secs S] [--server-pid PID]
 //!     N phones against a running server, with an RSA/EC key pool made before timing; every
@@ -24,7 +27,9 @@ use anyhow::{Context, bail};
 use capf_lsc::der::Decode;
 use capf_lsc::x509_cert::Certificate;
 use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, verify_signature};
-use capf_phone::{GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey};
+use capf_phone::{
+    CertificateProof, GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey,
+};
 use capf_server::{CapfServer, Config, ensure_capf_files};
 use capf_store::{DeviceStore, LscState, NewDevice, Operation, SqliteStore};
 use clap::Parser;
@@ -51,6 +56,21 @@ struct Cli {
     /// The authentication string, for By Authentication String.
     #[arg(long)]
     auth_string: Option<String>,
+    /// Authenticate by existing certificate: the phone's LSC or MIC (PEM).
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// The PKCS#8 key of --certificate.
+    #[arg(long)]
+    certificate_key: Option<PathBuf>,
+    /// --certificate is a MIC (the CERTIFICATE type byte 2).
+    #[arg(long)]
+    mic: bool,
+    /// SUDI certificate (PEM) to send SUDI_DATA with.
+    #[arg(long)]
+    sudi: Option<PathBuf>,
+    /// The PKCS#8 key of --sudi.
+    #[arg(long)]
+    sudi_key: Option<PathBuf>,
     /// Where one phone writes its LSC and key.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -105,6 +125,27 @@ async fn main() -> anyhow::Result<()> {
         config.port = port;
         if let Some(s) = &cli.auth_string {
             config.auth = PhoneAuth::AuthenticationString(s.clone());
+        }
+        if let Some(path) = &cli.certificate {
+            let key = cli
+                .certificate_key
+                .as_ref()
+                .context("--certificate needs --certificate-key")?;
+            let sudi = match (&cli.sudi, &cli.sudi_key) {
+                (Some(cert), Some(key)) => Some((read_der(cert)?, read_key(key)?)),
+                (None, None) => None,
+                _ => bail!("--sudi and --sudi-key go together"),
+            };
+            config.auth = PhoneAuth::ExistingCertificate(Box::new(CertificateProof {
+                certificate_type: if cli.mic {
+                    capf_wire::CertificateType::MIC
+                } else {
+                    capf_wire::CertificateType::LSC
+                },
+                certificate: read_der(path)?,
+                key: read_key(key)?,
+                sudi,
+            }));
         }
         let mut phone = Phone::new(config, Arc::new(GenerateKeys))?;
         let e = phone.run().await?;
@@ -292,6 +333,18 @@ fn process_stats(pid: u32) -> Option<ProcessStats> {
         cpu: Duration::from_millis(ticks * 10),
         rss_kb,
     })
+}
+
+fn read_der(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let cert = capf_lsc::certificate_from_pem_or_der(&bytes)
+        .with_context(|| path.display().to_string())?;
+    Ok(capf_lsc::certificate_to_der(&cert)?)
+}
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<PhoneKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    PhoneKey::from_pkcs8_pem(&pem).with_context(|| path.display().to_string())
 }
 
 fn split_host_port(server: &str) -> anyhow::Result<(String, u16)> {
