@@ -14,9 +14,10 @@ use sha1::Sha1;
 use sha2::{Digest, Sha512};
 use signature::Verifier;
 use signature::hazmat::{PrehashSigner, PrehashVerifier};
-use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
+use spki::SubjectPublicKeyInfoRef;
 
 use crate::keys::Curve;
+use crate::verify::{ecdsa_prehash, verify_ecdsa_prehash};
 use crate::{Error, oid};
 
 /// The digest an authentication signature is made over.
@@ -47,18 +48,6 @@ pub enum AuthSignatureForm {
     DigestInfo,
     /// A DER ECDSA signature.
     Ecdsa,
-}
-
-/// ECDSA over a digest shorter than the curve's order (SHA-1 on P-384 or P-521): SEC 1 takes
-/// the digest as an integer, which left-padding with zeros keeps, and RustCrypto wants at
-/// least half the field size.
-fn ecdsa_prehash(digest: Vec<u8>, field_len: usize) -> Vec<u8> {
-    if digest.len() >= field_len {
-        return digest;
-    }
-    let mut padded = vec![0u8; field_len - digest.len()];
-    padded.extend_from_slice(&digest);
-    padded
 }
 
 /// Verifies an authentication `signature` made with `digest` over `data` by the holder of `key`.
@@ -98,48 +87,12 @@ pub fn verify_auth_signature(
                 .ok_or(Error::BadSignature)
         }
         oid::EC_PUBLIC_KEY => {
-            let curve = key
-                .algorithm
-                .parameters
-                .ok_or(Error::MalformedPublicKey {
-                    reason: "id-ecPublicKey without namedCurve parameters",
-                })?
-                .decode_as::<ObjectIdentifier>()
-                .map_err(|source| Error::Der {
-                    what: "EC namedCurve parameters",
-                    source,
-                })?;
-            let point = key
-                .subject_public_key
-                .as_bytes()
-                .ok_or(Error::MalformedPublicKey {
-                    reason: "the key BIT STRING has unused bits",
-                })?;
-            let hash = digest.digest(data);
-            let ok = match Curve::from_oid(curve)? {
-                Curve::P256 => {
-                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P256 })?;
-                    let sig = p256::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&ecdsa_prehash(hash, 32), &sig).is_ok()
-                }
-                Curve::P384 => {
-                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P384 })?;
-                    let sig = p384::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&ecdsa_prehash(hash, 48), &sig).is_ok()
-                }
-                Curve::P521 => {
-                    let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P521 })?;
-                    let sig = p521::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&ecdsa_prehash(hash, 66), &sig).is_ok()
-                }
-            };
-            ok.then_some(AuthSignatureForm::Ecdsa)
+            let curve = Curve::from_parameters(
+                key.algorithm.parameters,
+                "id-ecPublicKey without namedCurve parameters",
+            )?;
+            verify_ecdsa_prehash(curve, key, &digest.digest(data), signature)?
+                .then_some(AuthSignatureForm::Ecdsa)
                 .ok_or(Error::BadSignature)
         }
         other => Err(Error::UnsupportedKeyAlgorithm { oid: other }),
@@ -175,38 +128,29 @@ pub fn sign_auth_signature(
             Ok(signature::SignatureEncoding::to_vec(&sig))
         }
         oid::EC_PUBLIC_KEY => {
-            let curve = info
-                .algorithm
-                .parameters
-                .ok_or(Error::MalformedPublicKey {
-                    reason: "EC private key without namedCurve parameters",
-                })?
-                .decode_as::<ObjectIdentifier>()
-                .map_err(|source| Error::Der {
-                    what: "EC namedCurve parameters",
-                    source,
-                })?;
+            let curve = Curve::from_parameters(
+                info.algorithm.parameters,
+                "EC private key without namedCurve parameters",
+            )?;
+            let prehash = ecdsa_prehash(curve, &hash);
             let pkcs8 = |what| move |source| Error::Pkcs8 { what, source };
-            match Curve::from_oid(curve)? {
+            match curve {
                 Curve::P256 => {
                     let key = p256::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-256"))?;
-                    let sig: p256::ecdsa::Signature = key
-                        .sign_prehash(&ecdsa_prehash(hash, 32))
-                        .map_err(Error::Signing)?;
+                    let sig: p256::ecdsa::Signature =
+                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
                     Ok(sig.to_der().as_bytes().to_vec())
                 }
                 Curve::P384 => {
                     let key = p384::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-384"))?;
-                    let sig: p384::ecdsa::Signature = key
-                        .sign_prehash(&ecdsa_prehash(hash, 48))
-                        .map_err(Error::Signing)?;
+                    let sig: p384::ecdsa::Signature =
+                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
                     Ok(sig.to_der().as_bytes().to_vec())
                 }
                 Curve::P521 => {
                     let key = p521::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-521"))?;
-                    let sig: p521::ecdsa::Signature = key
-                        .sign_prehash(&ecdsa_prehash(hash, 66))
-                        .map_err(Error::Signing)?;
+                    let sig: p521::ecdsa::Signature =
+                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
                     Ok(sig.to_der().as_bytes().to_vec())
                 }
             }
@@ -245,7 +189,7 @@ mod tests {
                     .into_vec()
             }
             _ => {
-                let curve: ObjectIdentifier =
+                let curve: spki::ObjectIdentifier =
                     info.algorithm.parameters.unwrap().decode_as().unwrap();
                 match Curve::from_oid(curve).unwrap() {
                     Curve::P256 => spki::EncodePublicKey::to_public_key_der(

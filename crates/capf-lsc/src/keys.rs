@@ -83,6 +83,31 @@ impl Curve {
             .ok_or(Error::UnsupportedCurve { oid: curve })
     }
 
+    /// The curve named by an id-ecPublicKey AlgorithmIdentifier's parameters (RFC 5480: a
+    /// named curve only); `missing` says whose parameters, for the error.
+    pub(crate) fn from_parameters(
+        parameters: Option<der::asn1::AnyRef<'_>>,
+        missing: &'static str,
+    ) -> Result<Self, Error> {
+        let oid = parameters
+            .ok_or(Error::MalformedPublicKey { reason: missing })?
+            .decode_as::<ObjectIdentifier>()
+            .map_err(|source| Error::Der {
+                what: "EC namedCurve parameters (RFC 5480 allows only a named curve)",
+                source,
+            })?;
+        Self::from_oid(oid)
+    }
+
+    /// The field size in bytes (the length of a coordinate, and of a full-size digest).
+    pub(crate) fn field_len(self) -> usize {
+        match self {
+            Self::P256 => 32,
+            Self::P384 => 48,
+            Self::P521 => 66,
+        }
+    }
+
     /// The NIST name, such as `P-256`.
     pub fn name(self) -> &'static str {
         match self {
@@ -151,18 +176,10 @@ impl KeySpec {
                 Ok(KeySpec::Rsa(size))
             }
             oid::EC_PUBLIC_KEY => {
-                let curve_oid = spki
-                    .algorithm
-                    .parameters
-                    .ok_or(Error::MalformedPublicKey {
-                        reason: "id-ecPublicKey without namedCurve parameters",
-                    })?
-                    .decode_as::<ObjectIdentifier>()
-                    .map_err(|source| Error::Der {
-                        what: "EC namedCurve parameters (RFC 5480 allows only a named curve)",
-                        source,
-                    })?;
-                let curve = Curve::from_oid(curve_oid)?;
+                let curve = Curve::from_parameters(
+                    spki.algorithm.parameters,
+                    "id-ecPublicKey without namedCurve parameters",
+                )?;
                 // Decoding the SEC1 point checks it lies on the curve and is not the identity.
                 let valid = match curve {
                     Curve::P256 => p256::PublicKey::from_sec1_bytes(bits).is_ok(),

@@ -9,9 +9,7 @@ use rsa::rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use signature::hazmat::PrehashSigner;
 use signature::{SignatureEncoding, Signer};
-use spki::{
-    AlgorithmIdentifierOwned, EncodePublicKey, ObjectIdentifier, SubjectPublicKeyInfoOwned,
-};
+use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SubjectPublicKeyInfoOwned};
 
 use crate::keys::{Curve, KeySpec, RsaBits};
 use crate::{Error, oid};
@@ -182,18 +180,10 @@ impl IssuerKey {
                 Self::from_rsa(key, hash)
             }
             oid::EC_PUBLIC_KEY => {
-                let curve = info
-                    .algorithm
-                    .parameters
-                    .ok_or(Error::MalformedPublicKey {
-                        reason: "EC private key without namedCurve parameters",
-                    })?
-                    .decode_as::<ObjectIdentifier>()
-                    .map_err(|source| Error::Der {
-                        what: "EC namedCurve parameters",
-                        source,
-                    })?;
-                match Curve::from_oid(curve)? {
+                match Curve::from_parameters(
+                    info.algorithm.parameters,
+                    "EC private key without namedCurve parameters",
+                )? {
                     Curve::P256 => {
                         let key = p256::ecdsa::SigningKey::try_from(info).map_err(|source| {
                             Error::Pkcs8 {

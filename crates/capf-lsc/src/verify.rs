@@ -5,9 +5,7 @@ use der::referenced::OwnedToRef;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use signature::Verifier;
 use signature::hazmat::PrehashVerifier;
-use spki::{
-    AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef,
-};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::Certificate;
 
 use crate::keys::Curve;
@@ -102,53 +100,72 @@ pub fn verify_signed_data(
                     key: key.algorithm.oid,
                 });
             }
-            let curve_oid = key
-                .algorithm
-                .parameters
-                .ok_or(Error::MalformedPublicKey {
-                    reason: "id-ecPublicKey without namedCurve parameters",
-                })?
-                .decode_as::<ObjectIdentifier>()
-                .map_err(|source| Error::Der {
-                    what: "EC namedCurve parameters",
-                    source,
-                })?;
+            let curve = Curve::from_parameters(
+                key.algorithm.parameters,
+                "id-ecPublicKey without namedCurve parameters",
+            )?;
             let digest = match alg {
                 oid::ECDSA_WITH_SHA256 => Sha256::digest(data).to_vec(),
                 oid::ECDSA_WITH_SHA384 => Sha384::digest(data).to_vec(),
                 _ => Sha512::digest(data).to_vec(),
             };
-            let point = key
-                .subject_public_key
-                .as_bytes()
-                .ok_or(Error::MalformedPublicKey {
-                    reason: "the key BIT STRING has unused bits",
-                })?;
-            let ok = match Curve::from_oid(curve_oid)? {
-                Curve::P256 => {
-                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P256 })?;
-                    let sig = p256::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&digest, &sig).is_ok()
-                }
-                Curve::P384 => {
-                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P384 })?;
-                    let sig = p384::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&digest, &sig).is_ok()
-                }
-                Curve::P521 => {
-                    let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                        .map_err(|_| Error::InvalidEcPoint { curve: Curve::P521 })?;
-                    let sig = p521::ecdsa::DerSignature::try_from(signature)
-                        .map_err(|_| Error::BadSignature)?;
-                    vk.verify_prehash(&digest, &sig).is_ok()
-                }
-            };
+            let ok = verify_ecdsa_prehash(curve, key, &digest, signature)?;
             ok.then_some(()).ok_or(Error::BadSignature)
         }
         other => Err(Error::UnsupportedSignatureAlgorithm { oid: other }),
     }
+}
+
+/// Verifies a DER ECDSA `signature` over `digest` with the EC key `key` on `curve`. A digest
+/// shorter than the curve (SHA-1 or SHA-256 on P-384/P-521) is taken as an integer, as SEC 1
+/// does, by left-padding it with zeros: RustCrypto wants at least half the field size.
+///
+/// # Errors
+/// [`Error::MalformedPublicKey`] or [`Error::InvalidEcPoint`] for a bad key; `Ok(false)` for a
+/// signature that does not verify or does not parse.
+pub(crate) fn verify_ecdsa_prehash(
+    curve: Curve,
+    key: SubjectPublicKeyInfoRef<'_>,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<bool, Error> {
+    let point = key
+        .subject_public_key
+        .as_bytes()
+        .ok_or(Error::MalformedPublicKey {
+            reason: "the key BIT STRING has unused bits",
+        })?;
+    let prehash = ecdsa_prehash(curve, digest);
+    Ok(match curve {
+        Curve::P256 => {
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| Error::InvalidEcPoint { curve })?;
+            p256::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|sig| vk.verify_prehash(&prehash, &sig).is_ok())
+        }
+        Curve::P384 => {
+            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| Error::InvalidEcPoint { curve })?;
+            p384::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|sig| vk.verify_prehash(&prehash, &sig).is_ok())
+        }
+        Curve::P521 => {
+            let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| Error::InvalidEcPoint { curve })?;
+            p521::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|sig| vk.verify_prehash(&prehash, &sig).is_ok())
+        }
+    })
+}
+
+/// `digest`, left-padded with zeros to the field size when shorter (SEC 1 reads a short
+/// digest as an integer, which the padding keeps).
+pub(crate) fn ecdsa_prehash(curve: Curve, digest: &[u8]) -> Vec<u8> {
+    let len = curve.field_len();
+    if digest.len() >= len {
+        return digest.to_vec();
+    }
+    let mut padded = vec![0u8; len - digest.len()];
+    padded.extend_from_slice(digest);
+    padded
 }
