@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use capf_trust::{
-    Cert, DeviceProof, Precedence, Purpose, Release, SudiProof, TrustStore, authenticate_device,
+    Cert, DeviceProof, Precedence, Purpose, Release, TrustStore, authenticate_device,
 };
 use capf_wire::{Message, Payload};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,22 +51,10 @@ fn bench(c: &mut Criterion) {
         let Payload::AuthResponse(a) = &message.payload else {
             panic!("not AUTH_RESPONSE")
         };
-        let sudi = a.sudi_data().filter(|_| with_sudi);
-        let proof = DeviceProof {
-            device_name: a.device_name(),
-            session_id: message.session_id,
-            certificate: a.certificate().map(|c| c.der()),
-            signed_data: a.signed_data(),
-            sha2_signed_data: a
-                .sha2_signed_data()
-                .map(|s| (s.hash_algorithm().0, s.signature())),
-            sudi: sudi.map(|s| SudiProof {
-                certificate: s.certificate().data,
-                sha1_signature: s.signed_data().data,
-                sha512_hash_id: s.sha2_signed_data().lead,
-                sha512_signature: s.sha2_signed_data().data,
-            }),
-        };
+        let mut proof = DeviceProof::from_auth_response(message.session_id, a);
+        if !with_sudi {
+            proof.sudi = None;
+        }
         authenticate_device(&store, &proof, Precedence::LscFirst, now).expect("vector verifies");
         group.bench_function(label, |b| {
             b.iter(|| authenticate_device(&store, black_box(&proof), Precedence::LscFirst, now))

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use capf_trust::{
-    CertificateKind, DeviceProof, Precedence, Purpose, Release, SudiProof, TrustStore,
-    authenticate_device, names_device, parse_bundle,
+    CertificateKind, DeviceProof, Precedence, Purpose, Release, TrustStore, authenticate_device,
+    names_device, parse_bundle,
 };
 use capf_wire::{Message, Payload, Strictness};
 
@@ -42,22 +42,7 @@ pub(crate) fn device_auth(data: &[u8]) {
     let Payload::AuthResponse(a) = &message.payload else {
         return;
     };
-    let sudi = a.sudi_data();
-    let proof = DeviceProof {
-        device_name: a.device_name(),
-        session_id: message.session_id,
-        certificate: a.certificate().map(|c| c.der()),
-        signed_data: a.signed_data(),
-        sha2_signed_data: a
-            .sha2_signed_data()
-            .map(|s| (s.hash_algorithm().0, s.signature())),
-        sudi: sudi.map(|s| SudiProof {
-            certificate: s.certificate().data,
-            sha1_signature: s.signed_data().data,
-            sha512_hash_id: s.sha2_signed_data().lead,
-            sha512_signature: s.sha2_signed_data().data,
-        }),
-    };
+    let proof = DeviceProof::from_auth_response(message.session_id, a);
     let lsc_first = authenticate_device(store(), &proof, Precedence::LscFirst, now());
     let mic_first = authenticate_device(store(), &proof, Precedence::MicFirst, now());
     assert_eq!(

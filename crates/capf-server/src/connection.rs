@@ -474,12 +474,7 @@ fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
             .sha2_signed_data
             .as_ref()
             .map(|s| (s.hash_algorithm().0, s.signature())),
-        sudi: auth.sudi_data.as_ref().map(|s| SudiProof {
-            certificate: s.certificate().data,
-            sha1_signature: s.signed_data().data,
-            sha512_hash_id: s.sha2_signed_data().lead,
-            sha512_signature: s.sha2_signed_data().data,
-        }),
+        sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
     }
 }
 

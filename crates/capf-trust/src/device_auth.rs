@@ -60,6 +60,18 @@ pub struct SudiProof<'a> {
     pub sha512_signature: &'a [u8],
 }
 
+impl<'a> SudiProof<'a> {
+    /// The SUDI_DATA element's blocks.
+    pub fn from_sudi_data(sudi: &'a capf_wire::SudiData<'_>) -> Self {
+        SudiProof {
+            certificate: sudi.certificate().data,
+            sha1_signature: sudi.signed_data().data,
+            sha512_hash_id: sudi.sha2_signed_data().lead,
+            sha512_signature: sudi.sha2_signed_data().data,
+        }
+    }
+}
+
 /// What the phone sent in AUTH_RESPONSE to prove who it is.
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceProof<'a> {
@@ -75,6 +87,22 @@ pub struct DeviceProof<'a> {
     pub sha2_signed_data: Option<(u8, &'a [u8])>,
     /// SUDI_DATA, when sent.
     pub sudi: Option<SudiProof<'a>>,
+}
+
+impl<'a> DeviceProof<'a> {
+    /// The proof in an AUTH_RESPONSE of the session `session_id` (the id the server assigned).
+    pub fn from_auth_response(session_id: u32, response: &'a capf_wire::AuthResponse<'_>) -> Self {
+        DeviceProof {
+            device_name: response.device_name(),
+            session_id,
+            certificate: response.certificate().map(|c| c.der()),
+            signed_data: response.signed_data(),
+            sha2_signed_data: response
+                .sha2_signed_data()
+                .map(|s| (s.hash_algorithm().0, s.signature())),
+            sudi: response.sudi_data().map(SudiProof::from_sudi_data),
+        }
+    }
 }
 
 /// A device that proved who it is.

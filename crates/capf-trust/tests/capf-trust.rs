@@ -707,7 +707,7 @@ fn self_signed_end_entity_is_not_held_to_ca_rules() {
 mod device_auth {
     use super::*;
     use capf_trust::{
-        CertificateKind, DeviceAuthFailure, DeviceProof, Precedence, SudiProof, authenticate_device,
+        CertificateKind, DeviceAuthFailure, DeviceProof, Precedence, authenticate_device,
     };
     use capf_wire::{Message, Payload};
 
@@ -760,22 +760,7 @@ mod device_auth {
         let Payload::AuthResponse(a) = &m.payload else {
             panic!("not AUTH_RESPONSE")
         };
-        let sudi = a.sudi_data();
-        let mut proof = DeviceProof {
-            device_name: a.device_name(),
-            session_id: m.session_id,
-            certificate: a.certificate().map(|c| c.der()),
-            signed_data: a.signed_data(),
-            sha2_signed_data: a
-                .sha2_signed_data()
-                .map(|s| (s.hash_algorithm().0, s.signature())),
-            sudi: sudi.map(|s| SudiProof {
-                certificate: s.certificate().data,
-                sha1_signature: s.signed_data().data,
-                sha512_hash_id: s.sha2_signed_data().lead,
-                sha512_signature: s.sha2_signed_data().data,
-            }),
-        };
+        let mut proof = DeviceProof::from_auth_response(m.session_id, a);
         edit(&mut proof);
         check(&proof)
     }
