@@ -132,7 +132,7 @@ pub(crate) fn run(cmd: AuthStringCommand) -> Result<()> {
             .iter()
             .map(|(name, s)| json!({ "name": name, "auth_string": s }))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "csv": csv.display().to_string(),
@@ -142,9 +142,9 @@ pub(crate) fn run(cmd: AuthStringCommand) -> Result<()> {
         return Ok(());
     }
     for (name, s) in &strings {
-        println!("{name}  {s}");
+        outln!("{name}  {s}");
     }
-    println!(
+    outln!(
         "{} authentication strings set (shown once; also in {})",
         strings.len(),
         csv.display()

@@ -235,7 +235,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             };
             let store = open(&data.data)?;
             store.save_template(&template, SystemTime::now())?;
-            println!(
+            outln!(
                 "saved device template {}: {}, {}",
                 template.name, template.operation, template.auth_mode
             );
@@ -246,14 +246,14 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             let templates = store.templates()?;
             if json {
                 let items: Vec<Value> = templates.iter().map(template_json).collect();
-                println!("{}", serde_json::to_string_pretty(&items)?);
+                outln!("{}", serde_json::to_string_pretty(&items)?);
                 return Ok(());
             }
             if templates.is_empty() {
-                println!("no device templates");
+                outln!("no device templates");
             }
             for t in &templates {
-                println!(
+                outln!(
                     "{}  {}  {}  pool {:?}  model {:?}",
                     t.name, t.operation, t.auth_mode, t.device_pool, t.model
                 );
@@ -263,7 +263,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
         TemplateCommand::Remove { data, name } => {
             let store = open_existing(&data.data)?;
             store.remove_template(&name, SystemTime::now())?;
-            println!("removed device template {name}");
+            outln!("removed device template {name}");
             Ok(())
         }
     }
@@ -532,7 +532,7 @@ fn insert(dir: &Path, file: &Path, template: Option<&str>, json: bool) -> Result
         Err(e) => return Err(e.into()),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "file": file.display().to_string(),
@@ -541,7 +541,7 @@ fn insert(dir: &Path, file: &Path, template: Option<&str>, json: bool) -> Result
             }))?
         );
     } else {
-        println!("added {added} devices from {}", file.display());
+        outln!("added {added} devices from {}", file.display());
     }
     Ok(())
 }
@@ -568,7 +568,7 @@ fn update(
     spinner.finish_and_clear();
     let changes = changes?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "dry_run": dry_run,
@@ -582,15 +582,15 @@ fn update(
         return Ok(());
     }
     for c in &changes {
-        println!("{}: {}", c.name, c.detail);
+        outln!("{}: {}", c.name, c.detail);
     }
     if dry_run {
-        println!(
+        outln!(
             "dry run: {} devices would change (nothing was written)",
             changes.len()
         );
     } else {
-        println!("{} devices changed", changes.len());
+        outln!("{} devices changed", changes.len());
     }
     Ok(())
 }

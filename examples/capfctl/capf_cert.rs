@@ -112,7 +112,7 @@ pub(crate) fn read_key(path: &Path) -> Result<IssuerKey> {
 pub(crate) fn write_new(path: Option<&Path>, data: &str, private: bool) -> Result<()> {
     use std::io::Write;
     let Some(path) = path else {
-        print!("{data}");
+        out!("{data}");
         return Ok(());
     };
     let mut options = std::fs::OpenOptions::new();
@@ -193,28 +193,28 @@ fn show(path: &Path) -> Result<()> {
     let cert = read_certificate(path)?;
     let tbs = cert.tbs_certificate();
     let (nb, na) = cert_info::validity(&cert);
-    println!("subject:     {}", tbs.subject());
-    println!("issuer:      {}", tbs.issuer());
-    println!(
+    outln!("subject:     {}", tbs.subject());
+    outln!("issuer:      {}", tbs.issuer());
+    outln!(
         "serial:      {}",
         hex::encode(tbs.serial_number().as_bytes())
     );
-    println!("not before:  {}", time(nb));
-    println!("not after:   {}", time(na));
+    outln!("not before:  {}", time(nb));
+    outln!("not after:   {}", time(na));
     match KeySpec::of_spki(tbs.subject_public_key_info().owned_to_ref()) {
-        Ok(spec) => println!("key:         {spec}"),
-        Err(e) => println!("key:         unsupported ({e})"),
+        Ok(spec) => outln!("key:         {spec}"),
+        Err(e) => outln!("key:         unsupported ({e})"),
     }
-    println!("signature:   {}", cert.signature_algorithm().oid);
+    outln!("signature:   {}", cert.signature_algorithm().oid);
     match cert_info::extension::<BasicConstraints>(&cert)? {
-        Some(bc) => println!(
+        Some(bc) => outln!(
             "constraints: CA:{}{}",
             if bc.ca { "TRUE" } else { "FALSE" },
             bc.path_len_constraint
                 .map(|n| format!(" pathlen:{n}"))
                 .unwrap_or_default()
         ),
-        None => println!("constraints: (none)"),
+        None => outln!("constraints: (none)"),
     }
     match cert_info::extension::<KeyUsage>(&cert)? {
         Some(ku) => {
@@ -232,16 +232,16 @@ fn show(path: &Path) -> Result<()> {
                 .filter(|(on, _)| *on)
                 .map(|(_, n)| *n)
                 .collect();
-            println!("key usage:   {}", set.join(", "));
+            outln!("key usage:   {}", set.join(", "));
         }
-        None => println!("key usage:   (none)"),
+        None => outln!("key usage:   (none)"),
     }
     let problems = capf_lsc::capf_certificate_problems(&cert, None, SystemTime::now())?;
     if problems.is_empty() {
-        println!("CAPF profile: OK");
+        outln!("CAPF profile: OK");
     } else {
         for p in problems {
-            println!("CAPF profile: {p}");
+            outln!("CAPF profile: {p}");
         }
     }
     Ok(())
@@ -264,7 +264,7 @@ fn check(path: &Path, key: Option<&Path>) -> Result<()> {
     }
     let report = capf_lsc::check_capf_certificate(&cert, spki, SystemTime::now())
         .with_context(|| format!("{}", path.display()))?;
-    println!(
+    outln!(
         "{}: OK ({}, {}, valid until {}{})",
         path.display(),
         report.common_name.as_deref().unwrap_or("no CN"),

@@ -387,7 +387,7 @@ fn add(dir: &Path, new: &NewDevice) -> Result<()> {
     }
     let store = open(dir)?;
     let device = store.add_device(new, SystemTime::now())?;
-    println!(
+    outln!(
         "added device {}: {}, status {}, {}",
         device.name, device.operation, device.status, device.auth_mode
     );
@@ -484,7 +484,7 @@ fn update_device(
     if let Some(s) = auth_string {
         device = store.set_auth_string(&existing.name, s.as_deref(), now)?;
     }
-    println!(
+    outln!(
         "updated device {}: pool {:?}, model {:?}, {}, authentication string {}",
         device.name,
         device.device_pool,
@@ -508,19 +508,19 @@ fn list(dir: &Path, query: &QueryArgs, json: bool) -> Result<()> {
     };
     if json {
         let items: Vec<Value> = devices.iter().map(device_json).collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        outln!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
     if devices.is_empty() {
         if query.is_empty() {
-            println!("no devices in {}", dir.display());
+            outln!("no devices in {}", dir.display());
         } else {
-            println!("no devices match");
+            outln!("no devices match");
         }
     }
     let width = devices.iter().map(|d| d.name.len()).max().unwrap_or(0);
     for d in &devices {
-        println!(
+        outln!(
             "{:width$}  {}  {}  {}  attempts {}",
             d.name, d.operation, d.status, d.auth_mode, d.attempts
         );
@@ -554,7 +554,7 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
             .iter()
             .map(|a| json!({ "at": time_text(a.at), "action": a.action, "detail": a.detail }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let d = &device;
@@ -565,27 +565,27 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
             s.to_owned()
         }
     };
-    println!("name:                     {}", d.name);
-    println!("description:              {}", or_none(&d.description));
-    println!("device pool:              {}", or_none(&d.device_pool));
-    println!("model:                    {}", or_none(&d.model));
-    println!("operation:                {}", d.operation);
-    println!("status:                   {}", d.status);
-    println!(
+    outln!("name:                     {}", d.name);
+    outln!("description:              {}", or_none(&d.description));
+    outln!("device pool:              {}", or_none(&d.device_pool));
+    outln!("model:                    {}", or_none(&d.model));
+    outln!("operation:                {}", d.operation);
+    outln!("status:                   {}", d.status);
+    outln!(
         "complete by:              {}",
         d.complete_by.map_or_else(|| "-".to_owned(), time_text)
     );
-    println!("authentication mode:      {}", d.auth_mode);
-    println!(
+    outln!("authentication mode:      {}", d.auth_mode);
+    outln!(
         "authentication string:    {}",
         if d.has_auth_string { "set" } else { "not set" }
     );
-    println!("attempts:                 {}", d.attempts);
-    println!(
+    outln!("attempts:                 {}", d.attempts);
+    outln!(
         "last error:               {}",
         d.last_error.as_deref().unwrap_or("-")
     );
-    println!(
+    outln!(
         "EC key generation failed: {}",
         if d.ec_key_generation_failed {
             "yes"
@@ -593,19 +593,19 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
             "no"
         }
     );
-    println!("auth failures:            {}", d.auth_failures);
-    println!(
+    outln!("auth failures:            {}", d.auth_failures);
+    outln!(
         "last auth failure:        {}",
         d.last_auth_failure
             .map_or_else(|| "-".to_owned(), time_text)
     );
-    println!("updated:                  {}", time_text(d.updated_at));
+    outln!("updated:                  {}", time_text(d.updated_at));
     if lscs.is_empty() {
-        println!("LSCs:                     none");
+        outln!("LSCs:                     none");
     } else {
-        println!("LSCs:");
+        outln!("LSCs:");
         for l in &lscs {
-            println!(
+            outln!(
                 "  {}  {}  notAfter {}",
                 l.serial_hex(),
                 l.state,
@@ -613,12 +613,12 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
             );
         }
     }
-    println!("audit (newest first):");
+    outln!("audit (newest first):");
     for a in &audit {
         if a.detail.is_empty() {
-            println!("  {}  {}", time_text(a.at), a.action);
+            outln!("  {}  {}", time_text(a.at), a.action);
         } else {
-            println!("  {}  {}: {}", time_text(a.at), a.action, a.detail);
+            outln!("  {}  {}: {}", time_text(a.at), a.action, a.detail);
         }
     }
     Ok(())
@@ -644,7 +644,7 @@ fn schedule(
     if let Some(s) = auth_string {
         device = store.set_auth_string(&existing.name, Some(s), now)?;
     }
-    println!(
+    outln!(
         "scheduled for {}: {}, status {}{}",
         device.name,
         device.operation,
@@ -659,6 +659,6 @@ fn schedule(
 fn remove(dir: &Path, name: &str) -> Result<()> {
     let store = open_existing(dir)?;
     store.remove_device(name, SystemTime::now())?;
-    println!("removed device {name}");
+    outln!("removed device {name}");
     Ok(())
 }

@@ -7,6 +7,25 @@
 //!
 //! Every verb lives in its own module; bad input ends in one line on stderr and exit status 1.
 
+/// `println!` that returns an error instead of panicking when standard output is closed (a
+/// pipe into `head`, say): use it in functions returning `anyhow::Result`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))?;
+    }};
+}
+
+/// `print!` as [`outln!`] is `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))?;
+    }};
+}
+
 mod auth_string;
 mod bulk;
 mod capf_cert;

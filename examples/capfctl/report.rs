@@ -168,7 +168,7 @@ fn lsc_json(l: &LscRecord) -> Value {
 }
 
 fn print_json(value: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -196,10 +196,10 @@ pub(crate) fn run_csr(cmd: CsrCommand) -> Result<()> {
         return print_json(&Value::Array(items));
     }
     if csrs.is_empty() {
-        println!("no pending certificate requests");
+        outln!("no pending certificate requests");
     }
     for c in &csrs {
-        println!(
+        outln!(
             "{}  {}  received {}  {} ({} bytes)",
             c.id,
             c.device,
@@ -220,10 +220,10 @@ pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {
                 return print_json(&Value::Array(stale.iter().map(lsc_json).collect()));
             }
             if stale.is_empty() {
-                println!("no stale LSCs");
+                outln!("no stale LSCs");
             }
             for l in &stale {
-                println!(
+                outln!(
                     "{}  {}  issued {}  stale since {}",
                     l.serial_hex(),
                     l.device,
@@ -242,7 +242,7 @@ pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {
             if json {
                 return print_json(&json!({ "deleted": deleted }));
             }
-            println!("deleted {deleted} stale LSC records");
+            outln!("deleted {deleted} stale LSC records");
             Ok(())
         }
     }
@@ -288,18 +288,18 @@ pub(crate) fn run_status(data: &DataArgs, json: bool) -> Result<()> {
                 .collect::<Vec<_>>(),
         }));
     }
-    println!("pending:            {}", report.pending);
-    println!("in progress:        {}", report.in_progress);
-    println!("succeeded:          {}", report.succeeded);
-    println!("failed:             {}", report.failed);
-    println!("expired:            {}", report.expired);
-    println!("no operation:       {}", report.none);
-    println!("past complete-by:   {}", report.past_complete_by);
+    outln!("pending:            {}", report.pending);
+    outln!("in progress:        {}", report.in_progress);
+    outln!("succeeded:          {}", report.succeeded);
+    outln!("failed:             {}", report.failed);
+    outln!("expired:            {}", report.expired);
+    outln!("no operation:       {}", report.none);
+    outln!("past complete-by:   {}", report.past_complete_by);
     for d in &failed {
-        println!("failed: {}  {}: {}", d.name, d.operation, reason(d));
+        outln!("failed: {}  {}: {}", d.name, d.operation, reason(d));
     }
     for d in &past {
-        println!(
+        outln!(
             "past complete-by: {}  {}  (complete by {})",
             d.name,
             d.operation,
@@ -318,7 +318,7 @@ pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
             let keepalive = KeepaliveMinutes::new(n)?;
             let store = open_existing(&data.data)?;
             store.set_keepalive(keepalive, SystemTime::now())?;
-            println!("CAPF keepalive set to {keepalive} (the running server picks it up)");
+            outln!("CAPF keepalive set to {keepalive} (the running server picks it up)");
             Ok(())
         }
         KeepAliveCommand::Show { data, json } => {
@@ -327,7 +327,7 @@ pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
             if json {
                 return print_json(&json!({ "keepalive_minutes": keepalive.minutes() }));
             }
-            println!("CAPF keepalive: {keepalive}");
+            outln!("CAPF keepalive: {keepalive}");
             Ok(())
         }
     }
@@ -359,9 +359,9 @@ pub(crate) fn run_monitor(args: MonitorArgs) -> Result<()> {
             "mailed": mailed,
         }));
     }
-    println!("{}", notification_text(args.days, &expiring, &revoked));
+    outln!("{}", notification_text(args.days, &expiring, &revoked));
     if mailed {
-        println!("notification sent to {}", args.mail_to.join(", "));
+        outln!("notification sent to {}", args.mail_to.join(", "));
     }
     Ok(())
 }
@@ -512,7 +512,7 @@ pub(crate) fn run_crl(args: CrlArgs) -> Result<()> {
     let pem = build_crl(&issuer, &revoked, now, next)?;
     write_new(args.out.as_deref(), &pem, false)?;
     if let Some(out) = &args.out {
-        println!(
+        outln!(
             "wrote a CRL of {} revoked LSCs to {}",
             revoked.len(),
             out.display()
@@ -582,7 +582,7 @@ pub(crate) fn run_export(args: ExportArgs) -> Result<()> {
     };
     write_new(args.out.as_deref(), &text, false)?;
     if let Some(out) = &args.out {
-        println!("wrote {} LSCs to {}", lscs.len(), out.display());
+        outln!("wrote {} LSCs to {}", lscs.len(), out.display());
     }
     Ok(())
 }

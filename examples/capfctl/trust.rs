@@ -208,7 +208,7 @@ fn store_verdicts(
             Verdict::Accepted => "accepted".to_owned(),
             other => other.to_string(),
         };
-        println!("{purpose}  {fp}  {} ({}): {verdict}", v.subject, v.role);
+        outln!("{purpose}  {fp}  {} ({}): {verdict}", v.subject, v.role);
     }
     let rejected = verdicts.iter().filter(|v| !v.verdict.is_accepted()).count();
     if rejected > 0 {
@@ -274,15 +274,15 @@ fn list(args: &StoreArgs, only: Option<&Purpose>, json: bool) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        outln!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
     if rows.is_empty() {
         let scope = only.map_or_else(String::new, |p| format!(" for {p}"));
-        println!("no certificates in {}{scope}", args.store.display());
+        outln!("no certificates in {}{scope}", args.store.display());
     }
     for (p, c) in rows {
-        println!(
+        outln!(
             "{p}  {}  {}  (until {})",
             c.fingerprint(),
             c.subject(),
@@ -320,7 +320,7 @@ fn delete(args: &StoreArgs, purpose: &Purpose, text: &str) -> Result<()> {
         .remove(purpose, fp)
         .ok_or_else(|| anyhow!("{fp}: vanished"))?;
     dir.delete(purpose, fp)?;
-    println!("deleted from {purpose}: {fp}  {}", cert.subject());
+    outln!("deleted from {purpose}: {fp}  {}", cert.subject());
     Ok(())
 }
 
@@ -339,7 +339,7 @@ fn verify(args: &StoreArgs, purpose: &Purpose, at: Option<&str>, file: &Path) ->
     let (_, store) = load(args)?;
     match store.verify(purpose, &leaf, &certs, now) {
         ChainVerdict::Trusted(chain) => {
-            println!(
+            outln!(
                 "trusted by {purpose}: {} (anchor {})",
                 chain.subjects.join(" <- "),
                 chain.anchor
@@ -366,15 +366,15 @@ fn advise(
             inter.extend(read_certs(path)?);
         }
         let advice = upload_scenario(&root_cert, &https_cert, &inter);
-        println!("Upload Certificate Scenarios, {}", advice.scenario);
-        println!("  guide: {}", advice.scenario.guide_result());
+        outln!("Upload Certificate Scenarios, {}", advice.scenario);
+        outln!("  guide: {}", advice.scenario.guide_result());
         for up in &advice.uploads {
             let (path, cert) = match up.certificate {
                 capf_trust::ScenarioCertificate::CaRoot => (root, &root_cert),
                 capf_trust::ScenarioCertificate::Https => (https, &https_cert),
             };
             let to: Vec<&str> = up.purposes.iter().map(Purpose::as_str).collect();
-            println!(
+            outln!(
                 "  upload {} ({}) to {}",
                 path.display(),
                 describe(cert),
@@ -385,13 +385,13 @@ fn advise(
     let (_, store) = load(args)?;
     let mic = mic_root_advice(&store);
     if mic.is_empty() {
-        println!("CallManager-trust holds none of the MIC roots the guide recommends removing");
+        outln!("CallManager-trust holds none of the MIC roots the guide recommends removing");
     } else {
-        println!(
+        outln!(
             "The guide recommends removing these MIC roots from CallManager-trust once phones use LSCs:"
         );
         for m in mic {
-            println!(
+            outln!(
                 "  {}  {}  (capfctl trust delete --purpose CallManager-trust {})",
                 m.common_name, m.fingerprint, m.fingerprint
             );
