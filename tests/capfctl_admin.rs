@@ -401,7 +401,7 @@ fn update_by_query_dry_run_then_for_real() {
     );
 
     // device update: one device's fields and string.
-    s.ok(&[
+    let updated = s.json(&[
         "device",
         "update",
         "CSFjsmith",
@@ -410,6 +410,8 @@ fn update_by_query_dry_run_then_for_real() {
         "--auth-string",
         "98765",
     ]);
+    assert_eq!(updated["device_pool"], "Home");
+    assert_eq!(updated["has_auth_string"], true);
     let d = store.device("CSFjsmith").unwrap().unwrap();
     assert_eq!(d.device_pool, "Home");
     assert!(store.check_auth_string("CSFjsmith", "98765").unwrap());
@@ -587,7 +589,10 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
     assert!(text.contains("failed: SEP0011223344AA"), "{text}");
 
     assert_eq!(s.json(&["keep-alive", "show"])["keepalive_minutes"], 15);
-    s.ok(&["keep-alive", "set", "42"]);
+    assert_eq!(
+        s.json(&["keep-alive", "set", "42"])["keepalive_minutes"],
+        42
+    );
     assert_eq!(s.json(&["keep-alive", "show"])["keepalive_minutes"], 42);
     assert_eq!(store.settings().unwrap().keepalive.minutes(), 42);
     for bad in ["4", "61", "0", "-5", "ten", "15.5"] {
@@ -803,7 +808,14 @@ fn monitor_mails_expiring_lscs_revokes_expired_ones_and_crl_lists_them() {
     ]);
     assert!(err.contains("sending the notification"), "{err}");
 
-    s.ok(&["crl", "--out", "revoked.crl"]);
+    let crl = s.json(&["crl", "--out", "revoked.crl"]);
+    assert_eq!(crl["revoked"], serde_json::json!(["7102"]));
+    assert!(
+        crl["pem"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN X509 CRL-----")
+    );
     let out = openssl(
         &s.0,
         &[
@@ -946,6 +958,11 @@ fn export_an_lsc_or_a_query_as_pem_or_csv() {
         "{csv}"
     );
 
+    let json: Value =
+        serde_json::from_str(&s.ok(&["export", "--all", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["serial"], hex_serial.as_str());
+    assert_eq!(json[0]["pem"].as_str().unwrap().trim(), pem.trim());
     let err = s.fails(&["export"]);
     assert!(err.contains("nothing selected"), "{err}");
     let err = s.fails(&["export", "--serial", "zz"]);

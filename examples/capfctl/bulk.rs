@@ -165,6 +165,9 @@ pub(crate) enum TemplateCommand {
         /// The operation's complete-by date.
         #[arg(long, value_name = "YYYY-MM-DD", allow_hyphen_values = true)]
         complete_by: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List the device templates.
     List {
@@ -180,6 +183,9 @@ pub(crate) enum TemplateCommand {
         data: DataArgs,
         /// The template's name.
         name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -220,6 +226,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             operation,
             keys,
             complete_by,
+            json,
         } => {
             if name.trim().is_empty() {
                 bail!("a device template needs a name");
@@ -235,9 +242,18 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             };
             let store = open(&data.data)?;
             store.save_template(&template, SystemTime::now())?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&template_json(&template))?
+                );
+                return Ok(());
+            }
             outln!(
                 "saved device template {}: {}, {}",
-                template.name, template.operation, template.auth_mode
+                template.name,
+                template.operation,
+                template.auth_mode
             );
             Ok(())
         }
@@ -255,14 +271,25 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             for t in &templates {
                 outln!(
                     "{}  {}  {}  pool {:?}  model {:?}",
-                    t.name, t.operation, t.auth_mode, t.device_pool, t.model
+                    t.name,
+                    t.operation,
+                    t.auth_mode,
+                    t.device_pool,
+                    t.model
                 );
             }
             Ok(())
         }
-        TemplateCommand::Remove { data, name } => {
+        TemplateCommand::Remove { data, name, json } => {
             let store = open_existing(&data.data)?;
             store.remove_template(&name, SystemTime::now())?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "removed": name }))?
+                );
+                return Ok(());
+            }
             outln!("removed device template {name}");
             Ok(())
         }

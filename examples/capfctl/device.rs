@@ -123,6 +123,9 @@ pub(crate) enum DeviceCommand {
         /// The operation's complete-by date (UTC; the operation may run until the day ends).
         #[arg(long, value_name = "YYYY-MM-DD", allow_hyphen_values = true)]
         complete_by: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Change a device's description, pool, model, authentication mode or string.
     Update {
@@ -154,6 +157,9 @@ pub(crate) enum DeviceCommand {
         /// Clear the authentication string.
         #[arg(long)]
         clear_auth_string: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List the devices (all, or those matching the filters): name, operation, status,
     /// authentication mode, attempts.
@@ -195,6 +201,9 @@ pub(crate) enum DeviceCommand {
         /// A new one-time authentication string: 4 to 10 digits.
         #[arg(long, value_name = "DIGITS", allow_hyphen_values = true)]
         auth_string: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a device (its LSC records stay, for the audit).
     Remove {
@@ -203,6 +212,9 @@ pub(crate) enum DeviceCommand {
         /// The device name.
         #[arg(allow_hyphen_values = true)]
         name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -219,6 +231,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             operation,
             keys,
             complete_by,
+            json,
         } => {
             let auth_mode = match (auth, &auth_string) {
                 (Some(AuthArg::NullString), Some(_)) => {
@@ -237,7 +250,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                 complete_by: complete_by.as_deref().map(parse_date).transpose()?,
                 ..NewDevice::new(name)
             };
-            add(&data.data, &new)
+            add(&data.data, &new, json)
         }
         DeviceCommand::Update {
             data,
@@ -248,6 +261,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             auth,
             auth_string,
             clear_auth_string,
+            json,
         } => {
             let update = DeviceUpdate {
                 description,
@@ -260,7 +274,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                 (None, true) => Some(None),
                 (None, false) => None,
             };
-            update_device(&data.data, &name, &update, string)
+            update_device(&data.data, &name, &update, string, json)
         }
         DeviceCommand::List { data, query, json } => list(&data.data, &query, json),
         DeviceCommand::Show { data, name, json } => show(&data.data, &name, json),
@@ -271,6 +285,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             keys,
             complete_by,
             auth_string,
+            json,
         } => {
             let operation = operation_of(operation, &keys)?;
             let complete_by = complete_by.as_deref().map(parse_date).transpose()?;
@@ -280,9 +295,10 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                 operation,
                 complete_by,
                 auth_string.as_deref(),
+                json,
             )
         }
-        DeviceCommand::Remove { data, name } => remove(&data.data, &name),
+        DeviceCommand::Remove { data, name, json } => remove(&data.data, &name, json),
     }
 }
 
@@ -380,16 +396,28 @@ pub(crate) fn open_existing(dir: &Path) -> Result<SqliteStore> {
     open(dir)
 }
 
-fn add(dir: &Path, new: &NewDevice) -> Result<()> {
+/// Prints a device as JSON.
+fn print_device(device: &Device) -> Result<()> {
+    outln!("{}", serde_json::to_string_pretty(&device_json(device))?);
+    Ok(())
+}
+
+fn add(dir: &Path, new: &NewDevice, json: bool) -> Result<()> {
     DeviceName::new(&new.name).map_err(|e| anyhow!("cannot register the device: {e}"))?;
     if let Some(s) = &new.auth_string {
         check_auth_string(&new.name, s)?;
     }
     let store = open(dir)?;
     let device = store.add_device(new, SystemTime::now())?;
+    if json {
+        return print_device(&device);
+    }
     outln!(
         "added device {}: {}, status {}, {}",
-        device.name, device.operation, device.status, device.auth_mode
+        device.name,
+        device.operation,
+        device.status,
+        device.auth_mode
     );
     Ok(())
 }
@@ -465,6 +493,7 @@ fn update_device(
     name: &str,
     update: &DeviceUpdate,
     auth_string: Option<Option<String>>,
+    json: bool,
 ) -> Result<()> {
     if let Some(Some(s)) = &auth_string {
         check_auth_string(name, s)?;
@@ -483,6 +512,9 @@ fn update_device(
     let mut device = store.update_device(&existing.name, update, now)?;
     if let Some(s) = auth_string {
         device = store.set_auth_string(&existing.name, s.as_deref(), now)?;
+    }
+    if json {
+        return print_device(&device);
     }
     outln!(
         "updated device {}: pool {:?}, model {:?}, {}, authentication string {}",
@@ -522,7 +554,11 @@ fn list(dir: &Path, query: &QueryArgs, json: bool) -> Result<()> {
     for d in &devices {
         outln!(
             "{:width$}  {}  {}  {}  attempts {}",
-            d.name, d.operation, d.status, d.auth_mode, d.attempts
+            d.name,
+            d.operation,
+            d.status,
+            d.auth_mode,
+            d.attempts
         );
     }
     Ok(())
@@ -630,6 +666,7 @@ fn schedule(
     operation: Operation,
     complete_by: Option<SystemTime>,
     auth_string: Option<&str>,
+    json: bool,
 ) -> Result<()> {
     if let Some(s) = auth_string {
         check_auth_string(name, s)?;
@@ -644,6 +681,9 @@ fn schedule(
     if let Some(s) = auth_string {
         device = store.set_auth_string(&existing.name, Some(s), now)?;
     }
+    if json {
+        return print_device(&device);
+    }
     outln!(
         "scheduled for {}: {}, status {}{}",
         device.name,
@@ -656,9 +696,16 @@ fn schedule(
     Ok(())
 }
 
-fn remove(dir: &Path, name: &str) -> Result<()> {
+fn remove(dir: &Path, name: &str, json: bool) -> Result<()> {
     let store = open_existing(dir)?;
     store.remove_device(name, SystemTime::now())?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "removed": name }))?
+        );
+        return Ok(());
+    }
     outln!("removed device {name}");
     Ok(())
 }

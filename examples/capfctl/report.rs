@@ -72,6 +72,9 @@ pub(crate) enum KeepAliveCommand {
         /// Minutes, 5 to 60.
         #[arg(allow_hyphen_values = true)]
         minutes: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the keepalive.
     Show {
@@ -123,6 +126,9 @@ pub(crate) struct CrlArgs {
     /// Where to write the PEM CRL (never overwritten; default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Print JSON (the revoked serials and the PEM) instead of the PEM alone.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The formats of `export`.
@@ -132,6 +138,8 @@ pub(crate) enum ExportFormat {
     Pem,
     /// A CSV report: device, serial, state, dates.
     Csv,
+    /// JSON: each LSC's fields and its PEM.
+    Json,
 }
 
 /// Arguments of `export`.
@@ -311,13 +319,20 @@ pub(crate) fn run_status(data: &DataArgs, json: bool) -> Result<()> {
 
 pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
     match cmd {
-        KeepAliveCommand::Set { data, minutes } => {
+        KeepAliveCommand::Set {
+            data,
+            minutes,
+            json,
+        } => {
             let n: u32 = minutes.trim().parse().map_err(|_| {
                 anyhow!("keep-alive set {minutes:?}: expected a whole number of minutes, 5 to 60")
             })?;
             let keepalive = KeepaliveMinutes::new(n)?;
             let store = open_existing(&data.data)?;
             store.set_keepalive(keepalive, SystemTime::now())?;
+            if json {
+                return print_json(&json!({ "keepalive_minutes": keepalive.minutes() }));
+            }
             outln!("CAPF keepalive set to {keepalive} (the running server picks it up)");
             Ok(())
         }
@@ -510,6 +525,18 @@ pub(crate) fn run_crl(args: CrlArgs) -> Result<()> {
     let now = SystemTime::now();
     let next = now + Duration::from_secs(u64::from(args.next_update_days.max(1)) * 86_400);
     let pem = build_crl(&issuer, &revoked, now, next)?;
+    if args.json {
+        if let Some(out) = &args.out {
+            write_new(Some(out), &pem, false)?;
+        }
+        return print_json(&json!({
+            "out": args.out.as_ref().map(|p| p.display().to_string()),
+            "this_update": time_text(now),
+            "next_update": time_text(next),
+            "revoked": revoked.iter().map(LscRecord::serial_hex).collect::<Vec<_>>(),
+            "pem": pem,
+        }));
+    }
     write_new(args.out.as_deref(), &pem, false)?;
     if let Some(out) = &args.out {
         outln!(
@@ -578,6 +605,22 @@ pub(crate) fn run_export(args: ExportArgs) -> Result<()> {
                 ])?;
             }
             String::from_utf8(writer.into_inner().map_err(|e| anyhow!("{e}"))?)?
+        }
+        ExportFormat::Json => {
+            let items = lscs
+                .iter()
+                .map(|l| {
+                    let mut item = lsc_json(l);
+                    item["pem"] = Value::String(
+                        capf_lsc::der::pem::encode_string("CERTIFICATE", LineEnding::LF, &l.der)
+                            .map_err(|e| anyhow!("LSC {}: {e}", l.serial_hex()))?,
+                    );
+                    Ok(item)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut text = serde_json::to_string_pretty(&items)?;
+            text.push('\n');
+            text
         }
     };
     write_new(args.out.as_deref(), &text, false)?;

@@ -393,7 +393,9 @@ fn advise(
         for m in mic {
             outln!(
                 "  {}  {}  (capfctl trust delete --purpose CallManager-trust {})",
-                m.common_name, m.fingerprint, m.fingerprint
+                m.common_name,
+                m.fingerprint,
+                m.fingerprint
             );
         }
     }
