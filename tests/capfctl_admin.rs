@@ -267,6 +267,21 @@ fn bulk_insert_from_csv_with_a_template_and_line_numbered_errors() {
             "{row}"
         );
     }
+    // A spreadsheet's byte-order mark and CRLF line ends are fine.
+    let file = s.write(
+        "excel.csv",
+        "\u{feff}Device Name,Operation\r\nSEP00AA000000EE,troubleshoot\r\n",
+    );
+    s.ok(&["bulk", "insert", file.to_str().unwrap()]);
+    assert_eq!(
+        s.store()
+            .device("SEP00AA000000EE")
+            .unwrap()
+            .unwrap()
+            .operation,
+        Operation::Troubleshoot
+    );
+    s.ok(&["device", "remove", "SEP00AA000000EE"]);
     let file = s.write("bad.csv", "device,operation\nSEP00AA00000001,none\n");
     let err = s.fails(&["bulk", "insert", file.to_str().unwrap()]);
     assert!(
