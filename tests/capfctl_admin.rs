@@ -1037,3 +1037,94 @@ fn the_cli_and_another_writer_share_the_store_without_lock_errors_or_lost_update
     assert_eq!(deleted, 1000);
     assert_eq!(store.settings().unwrap().keepalive.minutes(), 20);
 }
+
+fn example(name: &str) -> PathBuf {
+    capfctl().with_file_name(name)
+}
+
+/// What the kernel reports (in /proc/net/tcp, clock ticks) as the keepalive timer of the
+/// server's side of a new connection to `port`: the TCP keepalive capfd set from its settings.
+fn server_keepalive_ticks(port: u16) -> u64 {
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    let local = format!(":{port:04X}");
+    let remote = format!(":{client_port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address rem_address st tx:rx tr:tm->when
+            if f.len() > 5
+                && f[1].ends_with(&local)
+                && f[2].ends_with(&remote)
+                && f[3] == "01"
+                && let Some(("02", when)) = f[5].split_once(':')
+            {
+                return u64::from_str_radix(when, 16).unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no keepalive timer on capfd's side of {client_port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_running_server_picks_up_a_new_keep_alive_without_a_restart() {
+    let s = Scratch::new("keepalive");
+    std::fs::create_dir_all(s.data()).unwrap();
+    s.ok(&[
+        "capf-cert",
+        "generate",
+        "--key-type",
+        "p256",
+        "--cert-out",
+        "data/capf.pem",
+        "--key-out",
+        "data/capf.key",
+    ]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut capfd = Command::new(example("capfd"))
+        .arg("--data")
+        .arg(s.data())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut capfd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "capfd did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let default = server_keepalive_ticks(port);
+    assert_eq!(s.json(&["keep-alive", "show"])["keepalive_minutes"], 15);
+
+    s.ok(&["keep-alive", "set", "42"]);
+    // The server re-reads its settings every 2 s; new connections then get 42 minutes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ratio = loop {
+        let ratio = server_keepalive_ticks(port) as f64 / default as f64;
+        if ratio > 2.0 || Instant::now() > deadline {
+            break ratio;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!((2.75..2.85).contains(&ratio), "42/15 expected, got {ratio}");
+}
