@@ -249,4 +249,40 @@ mod tests {
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
     }
+
+    #[test]
+    fn version_2_keeps_version_1_data_and_adds_the_administration_tables() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..1]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO devices (name, description, device_pool, model, operation, auth_mode, \
+             status, attempts, ec_key_generation_failed, auth_failures, created_at, updated_at) \
+             VALUES ('SEP001122334455', '', 'Lobby', '', 'none', 'null_string', 'none', 0, 0, 0, \
+             1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 2);
+        let pool: String = conn
+            .query_row("SELECT device_pool FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pool, "Lobby");
+        for name in [
+            "pending_csrs",
+            "device_templates",
+            "devices_by_pool",
+            "devices_by_model",
+            "devices_by_status",
+            "lscs_by_expiry",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{name}");
+        }
+    }
 }
