@@ -108,6 +108,19 @@ fn add_list_show_schedule_remove() {
     );
     assert!(dir.join("capf-data/capf.sqlite").is_file());
     ok(&dir, &["device", "add", "CSFjsmith", "--pool", "Default"]);
+    ok(
+        &dir,
+        &[
+            "device",
+            "add",
+            "SEP00AABBCCDDEE",
+            "--auth",
+            "certificate-mic-first",
+        ],
+    );
+    let by_certificate = list(&dir);
+    assert_eq!(by_certificate[2]["auth_mode"], "certificate-mic-first");
+    ok(&dir, &["device", "remove", "SEP00AABBCCDDEE"]);
 
     let devices = list(&dir);
     assert_eq!(names(&devices), ["CSFjsmith", "SEP001122334455"]);

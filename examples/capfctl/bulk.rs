@@ -13,7 +13,7 @@
 //! | `device_pool` | text | the template's, else empty |
 //! | `model` | text | the template's, else empty |
 //! | `operation` | `install` (or `install/upgrade`), `delete`, `troubleshoot`, `none` | the template's, else none |
-//! | `auth_mode` | `auth-string` (or `authentication string`), `null-string` | auth-string when a string is given, else the template's, else null-string |
+//! | `auth_mode` | `auth-string` (or `authentication string`), `null-string`, `certificate-lsc-first`, `certificate-mic-first` | auth-string when a string is given, else the template's, else null-string |
 //! | `auth_string` | 4 to 10 digits | no string |
 //! | `key_spec` | `ORDER[/BITS][/CURVE]` for install: `rsa-only/2048`, `ec-only/P-384`, `ec-preferred/3072/P-256` | the template's, else rsa-only/2048/P-256 |
 //! | `complete_by` | `YYYY-MM-DD` (UTC, the operation may run until the day ends) | the template's, else none |
@@ -366,7 +366,16 @@ fn parse_auth_mode(text: &str) -> Result<AuthMode> {
                 AuthMode::AuthenticationString
             }
             "null string" | "by null string" => AuthMode::NullString,
-            _ => bail!("auth_mode {text:?}: expected auth-string or null-string"),
+            "certificate lsc first" | "by existing certificate (precedence to lsc)" => {
+                AuthMode::ExistingCertificateLscFirst
+            }
+            "certificate mic first" | "by existing certificate (precedence to mic)" => {
+                AuthMode::ExistingCertificateMicFirst
+            }
+            _ => bail!(
+                "auth_mode {text:?}: expected auth-string, null-string, certificate-lsc-first or \
+                 certificate-mic-first"
+            ),
         },
     )
 }

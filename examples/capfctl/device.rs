@@ -49,6 +49,10 @@ pub(crate) enum AuthArg {
     NullString,
     /// By Authentication String.
     AuthString,
+    /// By Existing Certificate (Precedence to LSC).
+    CertificateLscFirst,
+    /// By Existing Certificate (Precedence to MIC).
+    CertificateMicFirst,
 }
 
 /// UCM's "Key Order".
@@ -234,11 +238,15 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             json,
         } => {
             let auth_mode = match (auth, &auth_string) {
-                (Some(AuthArg::NullString), Some(_)) => {
-                    bail!("--auth-string needs --auth auth-string, not null-string")
-                }
                 (Some(AuthArg::AuthString), _) | (None, Some(_)) => AuthMode::AuthenticationString,
-                (Some(AuthArg::NullString), None) | (None, None) => AuthMode::NullString,
+                (Some(other), Some(_)) => {
+                    bail!(
+                        "--auth-string needs --auth auth-string, not {}",
+                        auth_name(other.mode())
+                    )
+                }
+                (Some(other), None) => other.mode(),
+                (None, None) => AuthMode::NullString,
             };
             let new = NewDevice {
                 description,
@@ -308,6 +316,8 @@ impl AuthArg {
         match self {
             AuthArg::NullString => AuthMode::NullString,
             AuthArg::AuthString => AuthMode::AuthenticationString,
+            AuthArg::CertificateLscFirst => AuthMode::ExistingCertificateLscFirst,
+            AuthArg::CertificateMicFirst => AuthMode::ExistingCertificateMicFirst,
         }
     }
 }
@@ -458,6 +468,8 @@ pub(crate) fn auth_name(mode: AuthMode) -> String {
     match mode {
         AuthMode::NullString => "null-string".to_owned(),
         AuthMode::AuthenticationString => "auth-string".to_owned(),
+        AuthMode::ExistingCertificateLscFirst => "certificate-lsc-first".to_owned(),
+        AuthMode::ExistingCertificateMicFirst => "certificate-mic-first".to_owned(),
         other => other.to_string(),
     }
 }
