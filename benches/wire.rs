@@ -59,41 +59,78 @@ fn codec(c: &mut Criterion) {
     }
 }
 
+/// Feeds `stream` to a deframer in reads of `chunk` bytes; the number of messages.
+fn deframe(stream: &[u8], chunk: usize) -> usize {
+    let mut deframer = Deframer::new(Strictness::Strict);
+    let mut frames = 0usize;
+    for read in stream.chunks(chunk) {
+        let mut input = read;
+        while !input.is_empty() {
+            let (used, frame) = deframer.push(input).expect("valid stream");
+            input = &input[used..];
+            frames += usize::from(frame.is_some());
+        }
+    }
+    deframer.finish().expect("ends on a message boundary");
+    frames
+}
+
 fn deframer(c: &mut Criterion) {
-    // 1 MiB of the messages of every recorded session, back to back.
+    // Exactly 1 MiB of whole messages: those of every recorded session (79 messages, 16
+    // sessions) in session order, round and round; then, to end on a message boundary at
+    // 1 MiB, the first that still fit and a few of the sessions' own REQUEST_IN_PROGRESS
+    // (8 bytes) and KEY_GEN_REQUEST (17 bytes).
+    const MIB: usize = 1 << 20;
+    // Any gap of at least (8 - 1) * (17 - 1) = 112 bytes is 8a + 17b.
+    const TOP_UP: usize = 8 * 17;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/capf-test-vectors.json");
     let all: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("JSON");
-    let mixed: Vec<u8> = all
+    let messages: Vec<Vec<u8>> = all
         .as_array()
         .expect("array")
         .iter()
         .filter(|v| v["session"].is_string())
-        .flat_map(|v| hex::decode(v["hex"].as_str().expect("hex")).expect("hex"))
+        .map(|v| hex::decode(v["hex"].as_str().expect("hex")).expect("hex"))
         .collect();
-    let mut stream = Vec::with_capacity(1 << 20);
-    while stream.len() + mixed.len() <= 1 << 20 {
-        stream.extend_from_slice(&mixed);
+    let of_len = |len: usize| {
+        messages
+            .iter()
+            .find(|m| m.len() == len)
+            .unwrap_or_else(|| panic!("no recorded message of {len} bytes"))
+            .clone()
+    };
+    let (short, odd) = (of_len(8), of_len(17));
+    let mut stream = Vec::with_capacity(MIB);
+    let mut skipped = 0;
+    for m in messages.iter().cycle() {
+        if stream.len() + m.len() + TOP_UP <= MIB {
+            stream.extend_from_slice(m);
+            skipped = 0;
+        } else {
+            skipped += 1;
+            if skipped == messages.len() {
+                break;
+            }
+        }
     }
+    // 17 = 1 (mod 8): gap % 8 KEY_GEN_REQUESTs leave a multiple of 8.
+    let gap = MIB - stream.len();
+    for _ in 0..gap % 8 {
+        stream.extend_from_slice(&odd);
+    }
+    while stream.len() < MIB {
+        stream.extend_from_slice(&short);
+    }
+    assert_eq!(stream.len(), MIB);
+    let frames = deframe(&stream, MIB);
+    assert_eq!(deframe(&stream, 16 * 1024), frames);
+    println!("deframer stream: {} bytes, {frames} messages", stream.len());
     let mut g = c.benchmark_group("deframer_1MiB_mixed");
     g.throughput(Throughput::Bytes(stream.len() as u64));
     // As TLS delivers it: 16 KiB records, so some messages straddle two reads.
-    for (label, chunk) in [("16KiB_reads", 16 * 1024), ("whole", stream.len())] {
-        g.bench_function(label, |b| {
-            b.iter(|| {
-                let mut deframer = Deframer::new(Strictness::Strict);
-                let mut frames = 0usize;
-                for read in stream.chunks(chunk) {
-                    let mut input = read;
-                    while !input.is_empty() {
-                        let (used, frame) = deframer.push(input).expect("valid stream");
-                        input = &input[used..];
-                        frames += usize::from(frame.is_some());
-                    }
-                }
-                black_box(frames)
-            })
-        });
+    for (label, chunk) in [("16KiB_reads", 16 * 1024), ("whole", MIB)] {
+        g.bench_function(label, |b| b.iter(|| deframe(black_box(&stream), chunk)));
     }
     g.finish();
 }
