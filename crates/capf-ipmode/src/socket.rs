@@ -10,10 +10,11 @@ use crate::{AddressFamily, ConnectionPlan};
 ///
 /// ```
 /// use capf_ipmode::{AddressFamily, ConnectionPlan, order_socket_addrs};
-/// let resolved: [std::net::SocketAddr; 2] = ["192.0.2.1:3804".parse().unwrap(), "[2001:db8::1]:3804".parse().unwrap()];
+/// let resolved: [std::net::SocketAddr; 2] = ["192.0.2.1:3804".parse()?, "[2001:db8::1]:3804".parse()?];
 /// let plan = ConnectionPlan::then(AddressFamily::Ipv6, AddressFamily::Ipv4);
 /// let order: Vec<_> = order_socket_addrs(plan, &resolved).collect();
 /// assert_eq!(order, [resolved[1], resolved[0]]);
+/// # Ok::<(), std::net::AddrParseError>(())
 /// ```
 pub fn order_socket_addrs(plan: ConnectionPlan, resolved: &[SocketAddr]) -> OrderedSocketAddrs<'_> {
     OrderedSocketAddrs {

@@ -231,7 +231,7 @@ impl PhoneSession {
         now: Instant,
         response: AuthResponse<'_>,
     ) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::AuthResponse), "send_auth_response")?;
+        self.require_state(|e| matches!(e, Expect::AuthResponse), "send_auth_response")?;
         self.core.send(response);
         self.core.wait(Expect::Operation, now);
         Ok(())
@@ -240,7 +240,7 @@ impl PhoneSession {
     /// Answers [`PhoneEvent::KeyGenerationRequested`] with the new public key (DER
     /// SubjectPublicKeyInfo): KEY_GEN_RESPONSE with PUBLIC_KEY.
     pub fn send_public_key(&mut self, now: Instant, spki_der: &[u8]) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::Key), "send_public_key")?;
+        self.require_state(|e| matches!(e, Expect::Key), "send_public_key")?;
         let response =
             KeyGenResponse::with_public_key(spki_der).map_err(|source| Error::Encode {
                 command: KeyGenResponse::COMMAND,
@@ -254,7 +254,7 @@ impl PhoneSession {
     /// Answers [`PhoneEvent::KeyGenerationRequested`] when the key cannot be made:
     /// KEY_GEN_RESPONSE with REASON only (spec 8.8); the server then ends the session.
     pub fn key_generation_failed(&mut self, now: Instant, reason: Reason) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::Key), "key_generation_failed")?;
+        self.require_state(|e| matches!(e, Expect::Key), "key_generation_failed")?;
         self.core.send(KeyGenResponse::failure(reason));
         self.core.wait(Expect::End, now);
         Ok(())
@@ -263,7 +263,7 @@ impl PhoneSession {
     /// Answers [`PhoneEvent::CertificateReceived`]: STORE_CERT_RESPONSE REASON 1 if the LSC
     /// matched the key and was stored, 7 otherwise.
     pub fn store_result(&mut self, now: Instant, stored: bool) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::Store), "store_result")?;
+        self.require_state(|e| matches!(e, Expect::Store), "store_result")?;
         self.core
             .send(StoreCertificateResponse::new(success_reason(stored)));
         self.core.wait(Expect::End, now);
@@ -277,7 +277,7 @@ impl PhoneSession {
         now: Instant,
         certificate: Option<&Certificate>,
     ) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::Fetch), "send_certificate")?;
+        self.require_state(|e| matches!(e, Expect::Fetch), "send_certificate")?;
         let encode = |source| Error::Encode {
             command: FetchCertificateResponse::COMMAND,
             source,
@@ -299,7 +299,7 @@ impl PhoneSession {
     /// Answers [`PhoneEvent::DeleteRequested`]: DELETE_CERT_RESPONSE REASON 1 if an LSC was
     /// deleted, 7 if there was nothing to delete.
     pub fn delete_result(&mut self, now: Instant, deleted: bool) -> Result<(), Error> {
-        self.expect(|e| matches!(e, Expect::Delete), "delete_result")?;
+        self.require_state(|e| matches!(e, Expect::Delete), "delete_result")?;
         self.core
             .send(DeleteCertificateResponse::new(success_reason(deleted)));
         self.core.wait(Expect::End, now);
@@ -318,7 +318,7 @@ impl PhoneSession {
         Ok(())
     }
 
-    fn expect(&self, ok: impl Fn(&Expect) -> bool, call: &'static str) -> Result<(), Error> {
+    fn require_state(&self, ok: impl Fn(&Expect) -> bool, call: &'static str) -> Result<(), Error> {
         if ok(&self.core.state) {
             Ok(())
         } else {

@@ -19,8 +19,9 @@ use crate::frame::{Frame, HEADER_LEN, Header, MAX_MESSAGE_LEN, Strictness};
 /// use capf_wire::{Deframer, Message, Strictness};
 ///
 /// let stream = [
-///     &hex("5511000123450000")[..], // REQUEST_IN_PROGRESS
-///     &hex("550400012345000401000107")[..], // KEY_GEN_RESPONSE failure
+///     &[0x55, 0x11, 0x00, 0x01, 0x23, 0x45, 0x00, 0x00][..], // REQUEST_IN_PROGRESS
+///     // KEY_GEN_RESPONSE failure: REASON 7
+///     &[0x55, 0x04, 0x00, 0x01, 0x23, 0x45, 0x00, 0x04, 0x01, 0x00, 0x01, 0x07][..],
 /// ]
 /// .concat();
 /// let mut deframer = Deframer::new(Strictness::Strict);
@@ -38,7 +39,6 @@ use crate::frame::{Frame, HEADER_LEN, Header, MAX_MESSAGE_LEN, Strictness};
 /// }
 /// deframer.finish()?;
 /// assert_eq!(commands, [17, 4]);
-/// # fn hex(s: &str) -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() }
 /// # Ok::<(), capf_wire::Error>(())
 /// ```
 #[derive(Debug, Clone)]
