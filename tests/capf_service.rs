@@ -2,27 +2,12 @@
 //! `capfd` on a first run, reached by `capf-phone` on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::example;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn example(name: &str) -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>; examples are in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} missing: `cargo test` builds the examples",
-        path.display()
-    );
-    path
-}
 
 #[test]
 fn the_demo_enrolls_every_phone_and_verifies_every_lsc() {

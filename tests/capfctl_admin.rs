@@ -4,6 +4,8 @@
 //! export; and the CLI writing while another process's store writes too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,20 +18,7 @@ use capf_store::{
 use serde_json::Value;
 
 fn capfctl() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("capfctl");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo test`",
-        path.display()
-    );
-    path
+    common::example("capfctl")
 }
 
 struct Scratch(PathBuf);

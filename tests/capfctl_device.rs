@@ -2,27 +2,15 @@
 //! the other examples) is run against a store in a scratch data directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn capfctl() -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>; examples are in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("capfctl");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo test` (it builds the examples)",
-        path.display()
-    );
-    path
+    common::example("capfctl")
 }
 
 fn scratch(tag: &str) -> PathBuf {

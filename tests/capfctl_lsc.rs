@@ -3,25 +3,13 @@
 //! what it writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn capfctl() -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>; examples are in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("capfctl");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo test` (it builds the examples)",
-        path.display()
-    );
-    path
+    common::example("capfctl")
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,5 +1,8 @@
 //! Helpers shared by the root integration tests.
 
+// Each test binary uses a part of these.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 /// Runs `check` over every file of `fuzz/corpus/<target>/`, so CI replays the fuzz corpora as
@@ -19,4 +22,23 @@ pub(crate) fn replay_corpus(target: &str, check: fn(&[u8])) -> usize {
     }
     assert!(!entries.is_empty(), "corpus {} is empty", dir.display());
     entries.len()
+}
+
+/// The example binary `name`, built by `cargo test` beside the test binaries: the test binary
+/// is target/<profile>/deps/<name>, the examples are in target/<profile>/examples.
+pub(crate) fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test` (it builds the examples)",
+        path.display()
+    );
+    path
 }
