@@ -116,6 +116,11 @@ fn install(order: KeyOrder, rsa: RsaBits, curve: Curve) -> Operation {
     Operation::InstallUpgrade(KeyPolicy { order, rsa, curve })
 }
 
+/// Install/Upgrade with UCM's defaults: RSA only, 2048 bits.
+fn rsa_install() -> Operation {
+    install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256)
+}
+
 /// `openssl verify` of an LSC against the CAPF certificate.
 fn openssl_verify(dir: &Path, capf_pem: &str, lsc_der: &[u8]) {
     let lsc = capf_lsc::certificate_from_pem_or_der(lsc_der).unwrap();
@@ -140,11 +145,7 @@ fn openssl_verify(dir: &Path, capf_pem: &str, lsc_der: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_an_rsa_2048_lsc_over_ipv4_that_openssl_verifies() {
     let lab = lab("install-rsa", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
     let e = phone.run().await.unwrap();
     assert_eq!(e.end_reason(), Some(Reason::UPDATE_CERTIFICATE));
@@ -202,11 +203,7 @@ async fn installs_ec_lscs_on_every_curve_over_ipv6() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn troubleshoot_fetches_the_lsc_and_delete_removes_it() {
     let lab = lab("fetch-delete", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
     let (der, _) = phone.run_once().await.unwrap().installed.unwrap();
 
@@ -247,7 +244,7 @@ async fn unknown_device_gets_9_and_no_operation_gets_0() {
 async fn wrong_authentication_string_fails_and_is_throttled() {
     let lab = lab("auth-string", |_| {}).await;
     lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        rsa_install(),
         AuthMode::AuthenticationString,
         Some("123456"),
     );
@@ -278,7 +275,7 @@ async fn wrong_authentication_string_fails_and_is_throttled() {
 async fn right_authentication_string_installs_and_is_cleared() {
     let lab = lab("auth-ok", |_| {}).await;
     lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
+        rsa_install(),
         AuthMode::AuthenticationString,
         Some("123456"),
     );
@@ -294,7 +291,7 @@ async fn right_authentication_string_installs_and_is_cleared() {
 async fn complete_by_date_passed_expires_the_operation() {
     let lab = lab("expired", |_| {}).await;
     let mut d = NewDevice::new(PHONE);
-    d.operation = install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256);
+    d.operation = rsa_install();
     d.complete_by = Some(SystemTime::now() - Duration::from_secs(60));
     lab.store.add_device(&d, SystemTime::now()).unwrap();
     let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
@@ -459,6 +456,14 @@ impl Raw {
     }
 }
 
+/// An AUTH_RESPONSE header (protocol id 0x55, command 2) announcing a body of `len` bytes.
+fn auth_response_header(session_id: u32, len: u16) -> Vec<u8> {
+    let mut bytes = vec![0x55, 2];
+    bytes.extend_from_slice(&session_id.to_be_bytes());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes
+}
+
 fn end_session_reason(m: &capf_wire::Message<'_>) -> Reason {
     match &m.payload {
         capf_wire::Payload::EndSession(e) => e.reason(),
@@ -475,11 +480,7 @@ fn unchanged(lab: &Lab) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_order_message_gets_end_session_7_and_changes_nothing() {
     let lab = lab("raw-order", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut raw = Raw::connect(&lab).await;
     let request = raw.recv().await.unwrap();
     // KEY_GEN_RESPONSE where AUTH_RESPONSE belongs.
@@ -497,17 +498,11 @@ async fn an_out_of_order_message_gets_end_session_7_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_content_with_intact_framing_gets_end_session_7() {
     let lab = lab("raw-content", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut raw = Raw::connect(&lab).await;
     let request = raw.recv().await.unwrap();
     // AUTH_RESPONSE with an unknown element tag 0x99 (length 1): the framing is intact.
-    let mut bytes = vec![0x55, 2];
-    bytes.extend_from_slice(&request.session_id.to_be_bytes());
-    bytes.extend_from_slice(&4u16.to_be_bytes());
+    let mut bytes = auth_response_header(request.session_id, 4);
     bytes.extend_from_slice(&[0x99, 0x00, 0x01, 0x00]);
     raw.send(&bytes).await;
     assert_eq!(
@@ -521,17 +516,11 @@ async fn bad_content_with_intact_framing_gets_end_session_7() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_framing_is_closed_without_a_message() {
     let lab = lab("raw-framing", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut raw = Raw::connect(&lab).await;
     let request = raw.recv().await.unwrap();
     // A header announcing a body past the 16376-byte cap.
-    let mut bytes = vec![0x55, 2];
-    bytes.extend_from_slice(&request.session_id.to_be_bytes());
-    bytes.extend_from_slice(&0xffffu16.to_be_bytes());
+    let bytes = auth_response_header(request.session_id, 0xffff);
     raw.send(&bytes).await;
     assert!(raw.recv().await.is_none(), "closed without END_SESSION");
     unchanged(&lab);
@@ -566,11 +555,7 @@ async fn a_version_2_client_is_asked_for_rsa_as_key_size_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_hangs_up_mid_install_leaves_an_unconfirmed_lsc_that_goes_stale() {
     let lab = lab("hang-up", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut raw = Raw::connect(&lab).await;
     let session_id = raw.authenticate(3).await;
     let _key_request = raw.recv().await.expect("KEY_GEN_REQUEST");
@@ -620,7 +605,7 @@ async fn a_full_key_generation_queue_refuses_with_7_and_keeps_the_operation_pend
     let other = "SEP00000000BEEF";
     for name in [PHONE, other] {
         let mut d = NewDevice::new(name);
-        d.operation = install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256);
+        d.operation = rsa_install();
         lab.store.add_device(&d, SystemTime::now()).unwrap();
     }
     // The other phone holds the only key-generation slot (it never answers KEY_GEN_REQUEST).
@@ -651,11 +636,7 @@ async fn a_full_key_generation_queue_refuses_with_7_and_keeps_the_operation_pend
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_a_session_in_flight_leaves_the_operation_to_the_next_attempt() {
     let mut lab = lab("restart", |_| {}).await;
-    lab.add(
-        install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-        AuthMode::NullString,
-        None,
-    );
+    lab.add(rsa_install(), AuthMode::NullString, None);
     let mut raw = Raw::connect(&lab).await;
     raw.authenticate(3).await;
     assert_eq!(
@@ -772,11 +753,7 @@ mod certificate_authentication {
         save(&Purpose::CAPF_TRUST_SUDI, &pki.sudi_root);
         let dir = trust_dir.clone();
         let lab = lab(name, move |c| c.trust_dir = Some(dir)).await;
-        lab.add(
-            install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-            mode,
-            None,
-        );
+        lab.add(rsa_install(), mode, None);
         lab
     }
 
@@ -846,12 +823,7 @@ mod certificate_authentication {
         assert!(e.installed.is_some(), "{:?}", e.outcome);
         // A SUDI certificate from a root this cluster does not trust is refused.
         lab.store
-            .schedule(
-                PHONE,
-                install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-                None,
-                SystemTime::now(),
-            )
+            .schedule(PHONE, rsa_install(), None, SystemTime::now())
             .unwrap();
         let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
         let mut p = proof(lsc, CertificateType::LSC, &pki.phone_key);
@@ -907,12 +879,7 @@ mod certificate_authentication {
         ];
         for (what, proof, expect) in cases {
             lab.store
-                .schedule(
-                    PHONE,
-                    install(KeyOrder::RsaOnly, RsaBits::B2048, Curve::P256),
-                    None,
-                    SystemTime::now(),
-                )
+                .schedule(PHONE, rsa_install(), None, SystemTime::now())
                 .unwrap();
             let mut phone = match proof {
                 Some(p) => phone_with(&lab, p),
