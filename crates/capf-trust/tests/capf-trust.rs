@@ -707,7 +707,8 @@ fn self_signed_end_entity_is_not_held_to_ca_rules() {
 mod device_auth {
     use super::*;
     use capf_trust::{
-        CertificateKind, DeviceAuthFailure, DeviceProof, Precedence, authenticate_device,
+        CertificateKind, DeviceAuthFailure, DeviceAuthentication, DeviceProof, Precedence,
+        authenticate_device,
     };
     use capf_wire::{Message, Payload};
 
@@ -750,19 +751,21 @@ mod device_auth {
         Cert::from_pem(fixture[key].as_str().unwrap().as_bytes()).unwrap()
     }
 
-    /// Runs `check` on the vector's proof, `edit` applied to it first.
-    fn with_proof<T>(
+    /// Authenticates the vector's proof, `edit` applied to it first, against `store`.
+    fn authenticate(
         v: &Vector,
+        store: &TrustStore,
+        precedence: Precedence,
+        now: SystemTime,
         edit: impl FnOnce(&mut DeviceProof<'_>),
-        check: impl FnOnce(&DeviceProof<'_>) -> T,
-    ) -> T {
+    ) -> Result<DeviceAuthentication, DeviceAuthFailure> {
         let m = Message::decode(&v.hex).unwrap();
         let Payload::AuthResponse(a) = &m.payload else {
             panic!("not AUTH_RESPONSE")
         };
         let mut proof = DeviceProof::from_auth_response(m.session_id, a);
         edit(&mut proof);
-        check(&proof)
+        authenticate_device(store, &proof, precedence, now)
     }
 
     const RSA: &str = "AUTH_RESPONSE with RSA LSC";
@@ -771,22 +774,12 @@ mod device_auth {
     fn the_rsa_lsc_and_sudi_vector_authenticates() {
         let v = vector(RSA);
         let store = trust(&v);
-        let by = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
-        )
-        .unwrap();
+        let by = authenticate(&v, &store, Precedence::LscFirst, now(), |_| {}).unwrap();
         assert_eq!(by.kind, CertificateKind::Lsc);
         assert!(by.preferred && !by.digest_info_used);
         assert!(by.sudi.is_some());
         // With MIC first, the LSC is still accepted (the phone has no valid MIC to send).
-        let by = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::MicFirst, now()),
-        )
-        .unwrap();
+        let by = authenticate(&v, &store, Precedence::MicFirst, now(), |_| {}).unwrap();
         assert_eq!(by.kind, CertificateKind::Lsc);
         assert!(!by.preferred);
     }
@@ -795,11 +788,9 @@ mod device_auth {
     fn a_recorded_sudi_proof_does_not_replay_in_another_session() {
         let v = vector(RSA);
         let store = trust(&v);
-        let err = with_proof(
-            &v,
-            |p| p.session_id ^= 1,
-            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
-        )
+        let err = authenticate(&v, &store, Precedence::LscFirst, now(), |p| {
+            p.session_id ^= 1
+        })
         .unwrap_err();
         assert!(
             matches!(err, DeviceAuthFailure::BadSignature { element, .. } if element.starts_with("SUDI")),
@@ -812,10 +803,7 @@ mod device_auth {
         let v = vector(RSA);
         let store = trust(&v);
         let run = |edit: &dyn Fn(&mut DeviceProof<'_>)| {
-            with_proof(&v, edit, |p| {
-                authenticate_device(&store, p, Precedence::LscFirst, now())
-            })
-            .unwrap_err()
+            authenticate(&v, &store, Precedence::LscFirst, now(), edit).unwrap_err()
         };
         assert_eq!(
             run(&|p| p.certificate = None),
@@ -848,12 +836,7 @@ mod device_auth {
         ));
         // Expired: a year and a day after issue.
         let later = now() + Duration::from_secs(400 * 86_400);
-        let err = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::LscFirst, later),
-        )
-        .unwrap_err();
+        let err = authenticate(&v, &store, Precedence::LscFirst, later, |_| {}).unwrap_err();
         assert!(
             matches!(
                 &err,
@@ -870,12 +853,7 @@ mod device_auth {
         // This cluster trusts only its own (different) CAPF and the SUDI root.
         let mut store = TrustStore::new(Release::default());
         store.insert_unchecked(&Purpose::CAPF_TRUST, cert("capf-b"));
-        let err = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
-        )
-        .unwrap_err();
+        let err = authenticate(&v, &store, Precedence::LscFirst, now(), |_| {}).unwrap_err();
         assert!(
             matches!(
                 &err,
@@ -891,12 +869,7 @@ mod device_auth {
         let rsa = vector(RSA);
         let v = vector("AUTH_RESPONSE with EC (P-256) LSC");
         let store = trust(&rsa);
-        let by = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
-        )
-        .unwrap();
+        let by = authenticate(&v, &store, Precedence::LscFirst, now(), |_| {}).unwrap();
         assert_eq!((by.kind, by.sudi), (CertificateKind::Lsc, None));
     }
 
@@ -905,12 +878,7 @@ mod device_auth {
         let rsa = vector(RSA);
         let v = vector("invalid: SHA2_SIGNED_DATA tagged SHA1");
         let store = trust(&rsa);
-        let err = with_proof(
-            &v,
-            |_| {},
-            |p| authenticate_device(&store, p, Precedence::LscFirst, now()),
-        )
-        .unwrap_err();
+        let err = authenticate(&v, &store, Precedence::LscFirst, now(), |_| {}).unwrap_err();
         assert!(
             matches!(err, DeviceAuthFailure::WrongHashId { found: 1, .. }),
             "{err}"
