@@ -102,7 +102,18 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: what went wrong, with its causes.
+            eprintln!("capf-phone: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -111,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     if cli.demo {
-        return demo(&cli).await;
+        return demo(&cli).await.map(|()| std::process::ExitCode::SUCCESS);
     }
     let server = cli
         .server
@@ -161,9 +172,9 @@ async fn main() -> anyhow::Result<()> {
             println!("LSC and key written to {}", dir.display());
         }
         if !e.succeeded() {
-            std::process::exit(1);
+            return Ok(std::process::ExitCode::FAILURE);
         }
-        return Ok(());
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let spec = parse_spec(&cli.key)?;
     let keys = key_pool(spec)?;
@@ -244,7 +255,7 @@ async fn main() -> anyhow::Result<()> {
     if !report.failed.is_empty() {
         bail!("{} phones did not enroll", report.failed.len());
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Schedules `names` for Install/Upgrade of `spec` in the store at `dir`, and raises the

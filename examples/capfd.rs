@@ -54,7 +54,18 @@ struct FileConfig {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: what went wrong, with its causes.
+            eprintln!("capfd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -66,7 +77,16 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+            toml::from_str(&text).map_err(|e| {
+                // One line: file, line and what is wrong (toml's own text draws the line).
+                let line = e.span().map_or(1, |span| {
+                    1 + text.as_bytes()[..span.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                });
+                anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
+            })?
         }
         None => FileConfig::default(),
     };
@@ -116,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             grace
         })
         .await;
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {
