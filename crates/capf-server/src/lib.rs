@@ -336,6 +336,9 @@ async fn reload_loop(shared: Arc<Shared>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(shared.config.reload_interval);
+    // Empty, so the first tick loads the directory once more: nothing changed since bind is
+    // missed.
+    let mut trust_seen = Vec::new();
     let mut seen = {
         let identity = shared
             .identity
@@ -357,7 +360,7 @@ async fn reload_loop(shared: Arc<Shared>) {
             _ = tick.tick() => false,
             f = forced => f,
         };
-        reload_trust(&shared);
+        reload_trust(&shared, &mut trust_seen);
         let files = [
             std::fs::read(&shared.config.capf_certificate),
             std::fs::read(&shared.config.capf_key),
@@ -436,11 +439,18 @@ fn load_trust(
     Ok(store)
 }
 
-/// Reloads the trust store when the directory's certificates changed.
-fn reload_trust(shared: &Shared) {
+/// Reloads the trust store when the directory's files changed since `seen` (names, sizes and
+/// modification times, two levels deep: `<dir>/<purpose>/<file>`), so a quiet directory costs a
+/// listing per tick, not a parse of every certificate.
+fn reload_trust(shared: &Shared, seen: &mut Vec<(std::path::PathBuf, u64, SystemTime)>) {
     let Some(dir) = shared.config.trust_dir.as_deref() else {
         return;
     };
+    let stamp = dir_stamp(dir);
+    if stamp == *seen {
+        return;
+    }
+    *seen = stamp;
     let capf = {
         let identity = shared
             .identity
@@ -450,18 +460,37 @@ fn reload_trust(shared: &Shared) {
     };
     match load_trust(Some(dir), &capf) {
         Ok(trust) => {
-            let fingerprints = |t: &capf_trust::TrustStore| {
-                t.iter()
-                    .map(|(p, c)| (p.clone(), c.fingerprint()))
-                    .collect::<std::collections::BTreeSet<_>>()
-            };
-            if fingerprints(&trust) != fingerprints(&shared.trust()) {
-                info!(certificates = trust.len(), "trust store reloaded");
-                *shared.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
-            }
+            info!(certificates = trust.len(), "trust store loaded");
+            *shared.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
         }
         Err(e) => warn!(error = %e, "trust store not reloaded"),
     }
+}
+
+/// Every file under `dir` and its purpose folders, with size and modification time, sorted.
+fn dir_stamp(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, SystemTime)> {
+    let mut out = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    for depth in 0..2 {
+        let mut next = Vec::new();
+        for folder in &folders {
+            let Ok(entries) = std::fs::read_dir(folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() && depth == 0 {
+                    next.push(entry.path());
+                } else if meta.is_file() {
+                    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    out.push((entry.path(), meta.len(), modified));
+                }
+            }
+        }
+        folders = next;
+    }
+    out.sort();
+    out
 }
 
 /// Re-reads the run-time settings (keepalive, limits, throttling) from the store.

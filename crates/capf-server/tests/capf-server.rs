@@ -893,4 +893,33 @@ mod certificate_authentication {
         assert!(lab.store.lscs(PHONE).unwrap().is_empty(), "nothing issued");
         lab.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mic_root_added_to_the_trust_directory_is_used_without_restart() {
+        let pki = pki();
+        let lab = cert_lab("cert-reload", &pki, AuthMode::ExistingCertificateMicFirst).await;
+        let other_root = ca("Other Manufacturing CA", KeySpec::Rsa(RsaBits::B2048), true);
+        let mic = issue(&other_root, PHONE, &pki.phone_key);
+        let mut phone = phone_with(&lab, proof(mic, CertificateType::MIC, &pki.phone_key));
+        let e = phone.run_once().await.unwrap();
+        assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
+        // cert_lab's trust directory.
+        StoreDir::new(std::env::temp_dir().join(format!(
+            "capf-server-cert-reload-trust-{}",
+            std::process::id()
+        )))
+        .save(
+            &Purpose::CAPF_TRUST_MIC,
+            &Cert::from_certificate(other_root.certificate().clone()).unwrap(),
+        )
+        .unwrap();
+        lab.store
+            .schedule(PHONE, rsa_install(), None, SystemTime::now())
+            .unwrap();
+        // The server looks at the directory every 100 ms in these tests.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let e = phone.run_once().await.unwrap();
+        assert!(e.installed.is_some(), "{:?}", e.outcome);
+        lab.stop().await;
+    }
 }
