@@ -14,17 +14,12 @@ use capf_session::{
 use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
 use capf_trust::{DeviceProof, Precedence, SudiProof, authenticate_device};
 use capf_wire::{CertificateType, Reason};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::limits::KeyGenPermit;
+use crate::tls::TlsConnection;
 use crate::{Error, Shared};
-
-/// Read buffer per connection. rustls holds a record's plaintext until it is read, so a small
-/// buffer only means more reads of a large message; it keeps an idle connection (a phone that
-/// takes minutes to generate its key) small.
-const READ_BUF: usize = 1024;
 
 /// Serves one accepted TCP connection to its end.
 pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
@@ -45,11 +40,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
     if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
         debug!(%peer, error = %e, "TCP keepalive");
     }
-    let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls());
-    let tls = match tokio::time::timeout(shared.config.tls_handshake_timeout, acceptor.accept(tcp))
-        .await
-    {
-        Ok(Ok(tls)) => tls,
+    let conn = match rustls::server::UnbufferedServerConnection::new(shared.tls()) {
+        Ok(conn) => conn,
+        Err(e) => {
+            warn!(%peer, error = %e, "TLS connection");
+            return;
+        }
+    };
+    // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
+    // passed by value would be held twice in every connection's future.
+    let mut tls = Box::new(TlsConnection::new(tcp, conn));
+    match tokio::time::timeout(shared.config.tls_handshake_timeout, tls.handshake()).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             info!(%peer, error = %e, "TLS handshake failed");
             return;
@@ -58,7 +60,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
             info!(%peer, "TLS handshake timed out");
             return;
         }
-    };
+    }
     let session_id = match random_session_id() {
         Ok(id) => id,
         Err(e) => {
@@ -67,9 +69,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
         }
     };
     let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    // Boxed, so a connection still in its TLS handshake (or a silent peer until its handshake
-    // timeout) holds a 1.6 kB future rather than one sized for the whole session (3.8 kB).
-    Box::pin(drive(shared, tls, session_id).instrument(span)).await;
+    drive(shared, tls, session_id).instrument(span).await;
 }
 
 /// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
@@ -96,18 +96,14 @@ struct Attempt {
     permit: Option<KeyGenPermit>,
 }
 
-async fn drive<S>(shared: Arc<Shared>, mut tls: S, session_id: u32)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+async fn drive(shared: Arc<Shared>, mut tls: Box<TlsConnection>, session_id: u32) {
     let mut session = ServerSession::new(shared.config.session.clone(), session_id, Instant::now());
     let mut attempt = Attempt::default();
-    let mut buf = vec![0u8; READ_BUF];
     let mut hard_stop = shared.hard_stop.clone();
     loop {
         if let Some(event) = session.poll_event() {
             if let ServerEvent::Closed { outcome } = &event {
-                finish(&shared, &mut attempt, outcome).await;
+                Box::pin(finish(&shared, &mut attempt, outcome)).await;
                 break;
             }
             // Work for the application; the phone's bytes meanwhile still reach the session.
@@ -118,8 +114,8 @@ where
                 loop {
                     tokio::select! {
                         answer = &mut work => break Some(answer),
-                        read = tls.read(&mut buf) => {
-                            feed(&mut session, read, &buf);
+                        read = tls.read() => {
+                            feed(&mut session, read);
                             if session.is_closed() {
                                 break None;
                             }
@@ -140,7 +136,7 @@ where
         // installed in the store before END_SESSION 1 goes out).
         while let Some(message) = session.poll_transmit() {
             // One message per TLS write (spec rule T9).
-            if let Err(e) = write_message(&mut tls, &message).await {
+            if let Err(e) = tls.write(&message).await {
                 debug!(error = %e, "write failed");
                 session.handle_eof(Instant::now());
                 break;
@@ -150,14 +146,14 @@ where
             // Its Closed event is the last one.
             while let Some(event) = session.poll_event() {
                 if let ServerEvent::Closed { outcome } = &event {
-                    finish(&shared, &mut attempt, outcome).await;
+                    Box::pin(finish(&shared, &mut attempt, outcome)).await;
                 }
             }
             break;
         }
         let deadline = session.poll_timeout();
         tokio::select! {
-            read = tls.read(&mut buf) => feed(&mut session, read, &buf),
+            read = tls.read() => feed(&mut session, read),
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
             _ = hard_stop.changed() => {
                 let _ = session.abort(Reason::INVALID_ELEMENT);
@@ -166,22 +162,17 @@ where
     }
     // Drain what is left (END_SESSION after an abort), then close_notify (spec section 1).
     while let Some(message) = session.poll_transmit() {
-        if write_message(&mut tls, &message).await.is_err() {
+        if tls.write(&message).await.is_err() {
             break;
         }
     }
     let _ = tls.shutdown().await;
 }
 
-async fn write_message<S: AsyncWrite + Unpin>(tls: &mut S, message: &[u8]) -> std::io::Result<()> {
-    tls.write_all(message).await?;
-    tls.flush().await
-}
-
-fn feed(session: &mut ServerSession, read: std::io::Result<usize>, buf: &[u8]) {
+fn feed(session: &mut ServerSession, read: std::io::Result<Option<Vec<u8>>>) {
     match read {
-        Ok(0) | Err(_) => session.handle_eof(Instant::now()),
-        Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+        Ok(Some(bytes)) => session.handle_input(Instant::now(), &bytes),
+        Ok(None) | Err(_) => session.handle_eof(Instant::now()),
     }
 }
 

@@ -7,6 +7,7 @@ mod data_dir;
 mod error;
 mod identity;
 mod limits;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
