@@ -409,17 +409,25 @@ impl Report {
         v[i.min(v.len() - 1)]
     }
 
+    fn mean(&self) -> Duration {
+        let n = u32::try_from(self.latencies.len())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        self.latencies.iter().sum::<Duration>() / n
+    }
+
     fn print(&self) {
         let total = self.enrolled + self.failed.len();
+        let (mean, p99) = (ms(self.mean()), ms(self.percentile(0.99)));
         println!(
-            "enrolled {}/{} in {:.2} s: {:.1} enrollments/s; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            "enrolled {}/{} in {:.2} s: {:.1} enrollments/s; latency mean {mean:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {p99:.1} ms ({:.2}x the mean)",
             self.enrolled,
             total,
             self.elapsed.as_secs_f64(),
             self.enrolled as f64 / self.elapsed.as_secs_f64().max(1e-9),
             ms(self.percentile(0.50)),
             ms(self.percentile(0.95)),
-            ms(self.percentile(0.99)),
+            p99 / mean.max(1e-9),
         );
         for f in &self.failed {
             println!("failed: {f}");

@@ -268,10 +268,11 @@ mod tests {
     use crate::CapfIdentity;
 
     /// The CAPF identity over fixture files, and the phone-side TLS configuration trusting it.
-    fn identity() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    fn identity(test: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
         let spec = KeySpec::Ec(capf_lsc::Curve::P256);
         let issuer = capf_test_support::capf_issuer(spec);
-        let dir = std::env::temp_dir().join(format!("capf-server-tls-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("capf-server-tls-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
         std::fs::write(&cert, certificate_to_pem(issuer.certificate()).unwrap()).unwrap();
@@ -335,7 +336,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fragmented_records_and_cancelled_reads_lose_nothing_and_idle_holds_no_buffers() {
-        let (server_config, client_config) = identity();
+        let (server_config, client_config) = identity("fragments");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay = trickle_relay(listener.local_addr().unwrap(), 3).await;
         let message: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
@@ -378,7 +379,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bytes_that_are_not_tls_records_are_an_error() {
-        let (server_config, client_config) = identity();
+        let (server_config, client_config) = identity("not-tls");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let phone = tokio::spawn(async move {
@@ -404,7 +405,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_that_hangs_up_in_the_handshake_is_an_error() {
-        let (server_config, _) = identity();
+        let (server_config, _) = identity("hang-up");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let phone = tokio::spawn(async move {
