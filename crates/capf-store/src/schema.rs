@@ -128,8 +128,17 @@ CREATE INDEX devices_by_status ON devices (status, complete_by);
 CREATE INDEX lscs_by_expiry ON lscs (state, not_after);
 ";
 
+/// Version 3: LSCs by device and state. Every install, issue and delete looks up one device's
+/// LSCs in one state; with only `(device, issued_at)` and `(state, issued_at)` to choose from,
+/// SQLite took the state index and read every installed LSC of every device, so each
+/// enrollment cost time in proportion to all LSCs ever installed.
+const V3: &str = "
+DROP INDEX lscs_by_device;
+CREATE INDEX lscs_by_device ON lscs (device, state, issued_at);
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -261,7 +270,7 @@ mod tests {
              1, 1);",
         )
         .unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..2]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 2);
         let pool: String = conn
             .query_row("SELECT device_pool FROM devices", [], |r| r.get(0))
@@ -284,5 +293,30 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 1, "{name}");
         }
+    }
+
+    #[test]
+    fn version_3_keeps_the_lscs_and_indexes_them_by_device_and_state() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..2]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
+             state_changed_at) VALUES (x'01', 'SEP001122334455', x'30', 1, 2, 1, 'installed', 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 3);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM lscs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('lscs_by_device') ORDER BY seqno")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, ["device", "state", "issued_at"]);
     }
 }

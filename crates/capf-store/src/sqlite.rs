@@ -635,6 +635,10 @@ fn load_lsc(conn: &Connection, serial: &[u8]) -> Result<Option<LscRecord>, Error
 }
 
 /// Moves the device's LSCs in state `from` to `to`; returns their serials in hex.
+/// One device's LSCs in one state, oldest first (served by the `lscs_by_device` index).
+const DEVICE_LSCS_IN_STATE: &str =
+    "SELECT serial FROM lscs WHERE device = ?1 AND state = ?2 ORDER BY issued_at, rowid";
+
 fn move_lscs(
     conn: &Connection,
     device: &str,
@@ -643,9 +647,7 @@ fn move_lscs(
     now: SystemTime,
 ) -> Result<Vec<String>, Error> {
     let serials = conn
-        .prepare_cached(
-            "SELECT serial FROM lscs WHERE device = ?1 AND state = ?2 ORDER BY issued_at, rowid",
-        )
+        .prepare_cached(DEVICE_LSCS_IN_STATE)
         .and_then(|mut stmt| {
             stmt.query_map(params![device, from.as_str()], |r| r.get::<_, Vec<u8>>(0))?
                 .collect::<Result<Vec<_>, _>>()

@@ -926,3 +926,23 @@ fn debug_output_hides_the_key_and_the_auth_string() {
         "{shown}"
     );
 }
+
+#[test]
+fn one_devices_lscs_in_a_state_are_found_by_device_not_by_scanning_the_state() {
+    let s = store();
+    let conn = s.conn.lock().unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {DEVICE_LSCS_IN_STATE}"))
+        .unwrap()
+        .query_map(params![PHONE, LscState::Installed.as_str()], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Each install reads one device's LSCs; by the state index it would read every installed
+    // LSC of every device (schema step 3).
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("lscs_by_device (device=? AND state=?)")),
+        "{plan:?}"
+    );
+}
