@@ -89,8 +89,9 @@ fn random_session_id() -> Result<u32, Error> {
 struct Attempt {
     device: Option<String>,
     operation: Option<&'static str>,
-    /// An attempt was begun in the store (status InProgress).
-    begun: bool,
+    /// The store has this session's attempt in progress (begun, not yet ended), so the
+    /// session's end must record how it ended.
+    in_progress: bool,
     requested: Option<KeySpec>,
     issued_serial: Option<Vec<u8>>,
     permit: Option<KeyGenPermit>,
@@ -489,7 +490,7 @@ async fn begin(shared: &Shared, attempt: &mut Attempt) -> Result<(), Error> {
         s.begin_attempt(&name, SystemTime::now())
     })
     .await?;
-    attempt.begun = true;
+    attempt.in_progress = true;
     Ok(())
 }
 
@@ -500,6 +501,7 @@ async fn end(shared: &Shared, attempt: &mut Attempt, end: AttemptEnd) -> Result<
         s.end_attempt(&name, end, SystemTime::now())
     })
     .await?;
+    attempt.in_progress = false;
     Ok(Answer::Nothing)
 }
 
@@ -628,6 +630,7 @@ async fn installed(shared: &Shared, attempt: &mut Attempt) -> Result<Answer, Err
         s.confirm_lsc_installed(&n, &serial, SystemTime::now())
     })
     .await?;
+    attempt.in_progress = false;
     info!(device = %name, outcome = "LSC installed", "operation succeeded");
     Ok(Answer::Nothing)
 }
@@ -655,6 +658,7 @@ async fn fetched(
         )
     })
     .await?;
+    attempt.in_progress = false;
     info!(device = %name, reason = reason.0, certificate = ?kind, "troubleshoot done");
     Ok(Answer::Nothing)
 }
@@ -676,6 +680,7 @@ async fn deleted(shared: &Shared, attempt: &mut Attempt, reason: Reason) -> Resu
         s.record_delete_done(&n, SystemTime::now())
     })
     .await?;
+    attempt.in_progress = false;
     info!(device = %name, outcome = "LSC deleted", "operation succeeded");
     Ok(Answer::Nothing)
 }
@@ -684,7 +689,7 @@ async fn deleted(shared: &Shared, attempt: &mut Attempt, reason: Reason) -> Resu
 /// stays scheduled for the phone's next attempt).
 async fn finish(shared: &Shared, attempt: &mut Attempt, outcome: &Outcome) {
     attempt.permit = None;
-    if attempt.begun {
+    if attempt.in_progress {
         let reason = match outcome {
             Outcome::Ended { reason } => format!("session ended with END_SESSION {}", reason.0),
             Outcome::PeerClosed { state } => {
