@@ -139,6 +139,9 @@ impl TlsConnection {
                 }
                 ConnectionState::Closed => {
                     self.peer_closed = true;
+                    if !matches!(send, Output::Nothing) {
+                        return Err(io::ErrorKind::BrokenPipe.into());
+                    }
                     done = true;
                 }
                 ConnectionState::WriteTraffic(mut traffic) => {
@@ -316,6 +319,26 @@ mod tests {
         addr
     }
 
+    /// The phone's side: TLS through tokio-rustls to `addr`.
+    async fn phone_tls(
+        config: Arc<rustls::ClientConfig>,
+        addr: std::net::SocketAddr,
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::IpAddress(addr.ip().into());
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    }
+
+    /// The server's side of the next connection, before its handshake.
+    async fn accept(listener: &TcpListener, config: Arc<rustls::ServerConfig>) -> TlsConnection {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let conn = rustls::server::UnbufferedServerConnection::new(config).unwrap();
+        TlsConnection::new(tcp, conn)
+    }
+
     fn holds_no_buffers(tls: &TlsConnection) -> bool {
         tls.incoming.capacity() == 0
             && tls.outgoing.capacity() == 0
@@ -342,10 +365,7 @@ mod tests {
         let message: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         let sent = message.clone();
         let phone = tokio::spawn(async move {
-            let connector = tokio_rustls::TlsConnector::from(client_config);
-            let tcp = TcpStream::connect(relay).await.unwrap();
-            let name = ServerName::IpAddress(relay.ip().into());
-            let mut tls = connector.connect(name, tcp).await.unwrap();
+            let mut tls = phone_tls(client_config, relay).await;
             tls.write_all(&sent).await.unwrap();
             tls.flush().await.unwrap();
             let mut answer = [0u8; 5];
@@ -353,9 +373,7 @@ mod tests {
             tls.shutdown().await.unwrap();
             answer
         });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let conn = rustls::server::UnbufferedServerConnection::new(server_config).unwrap();
-        let mut tls = TlsConnection::new(tcp, conn);
+        let mut tls = accept(&listener, server_config).await;
         tls.handshake().await.unwrap();
 
         let mut received = Vec::new();
@@ -383,20 +401,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let phone = tokio::spawn(async move {
-            let connector = tokio_rustls::TlsConnector::from(client_config);
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let name = ServerName::IpAddress(addr.ip().into());
-            let tls = connector.connect(name, tcp).await.unwrap();
-            let (mut tcp, _) = tls.into_inner();
+            let (mut tcp, _) = phone_tls(client_config, addr).await.into_inner();
             // A record header with an unknown content type and a length past any record.
             tcp.write_all(&[0x99, 0x03, 0x03, 0xff, 0xff, 0, 0])
                 .await
                 .unwrap();
             tcp
         });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let conn = rustls::server::UnbufferedServerConnection::new(server_config).unwrap();
-        let mut tls = TlsConnection::new(tcp, conn);
+        let mut tls = accept(&listener, server_config).await;
         tls.handshake().await.unwrap();
         let error = tls.read().await.expect_err("not TLS");
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
@@ -414,9 +426,7 @@ mod tests {
             tcp.write_all(&[0x16, 0x03, 0x01, 0x00]).await.unwrap();
             tcp.shutdown().await.unwrap();
         });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let conn = rustls::server::UnbufferedServerConnection::new(server_config).unwrap();
-        let mut tls = TlsConnection::new(tcp, conn);
+        let mut tls = accept(&listener, server_config).await;
         let error = tls.handshake().await.expect_err("no handshake");
         assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
         phone.await.unwrap();
