@@ -11,12 +11,13 @@
 //!     one phone (its key generated on request); writes lsc.pem and lsc.key to DIR. With
 //!     --certificate it authenticates by existing certificate, signing with that key.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --phones N [--prefix SEP] [--concurrency C]
-//!            [--provision DATA_DIR] [--idle M --idle-secs S] [--server-pid PID]
+//!            [--provision DATA_DIR] [--idle M --idle-secs S] [--server-pid PID] [--tls12]
 //!     N phones against a running server, with an RSA/EC key pool made before timing; every
 //!     LSC is verified against the trusted CAPF certificate. --provision schedules the N (and M)
 //!     devices in the server's store and raises its session limits for the run; --idle first
 //!     opens M more sessions that stay mid-install (key generation taking S seconds);
-//!     --server-pid reports the server's CPU per enrollment and memory (from /proc).
+//!     --server-pid reports the server's CPU per enrollment and memory (from /proc); --tls12
+//!     offers TLS 1.2 only, as phone firmware without TLS 1.3 does.
 //! ```
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use capf_lsc::x509_cert::Certificate;
 use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, verify_signature};
 use capf_phone::{
     CertificateProof, GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey,
+    TlsVersions,
 };
 use capf_server::{CapfServer, Config, ensure_capf_files};
 use capf_store::{DeviceStore, LscState, NewDevice, Operation, SqliteStore};
@@ -99,6 +101,19 @@ struct Cli {
     /// The server's process id, for its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Offer TLS 1.2 only, as phone firmware without TLS 1.3 does.
+    #[arg(long)]
+    tls12: bool,
+}
+
+impl Cli {
+    fn tls_versions(&self) -> TlsVersions {
+        if self.tls12 {
+            TlsVersions::Tls12Only
+        } else {
+            TlsVersions::default()
+        }
+    }
 }
 
 #[tokio::main]
@@ -133,6 +148,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     let (host, port) = split_host_port(server)?;
     if let Some(device) = &cli.device {
         let mut config = PhoneConfig::new(device, &host, &trust)?;
+        config.tls_versions = cli.tls_versions();
         config.port = port;
         if let Some(s) = &cli.auth_string {
             config.auth = PhoneAuth::AuthenticationString(s.clone());
@@ -203,6 +219,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.port = port;
         config.retries = 0;
         config.key_generation_delay = Duration::from_secs(cli.idle_secs);
+        config.tls_versions = cli.tls_versions();
         let mut phone = Phone::new(config, Arc::clone(&asked) as Arc<dyn KeySource>)?;
         idle.spawn(async move { phone.run_once().await });
     }
@@ -228,7 +245,16 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             before.rss_kb.saturating_sub(baseline.rss_kb) as f64 / f64::from(cli.idle),
         );
     }
-    let report = enroll(names, &host, port, &trust, keys, cli.concurrency).await?;
+    let report = enroll(
+        names,
+        &host,
+        port,
+        &trust,
+        keys,
+        cli.concurrency,
+        cli.tls_versions(),
+    )
+    .await?;
     report.print();
     let capf = capf_lsc::certificate_from_pem_or_der(&trust)?;
     for der in &report.lscs {
@@ -446,6 +472,7 @@ async fn enroll(
     trust: &[u8],
     keys: Arc<dyn KeySource>,
     concurrency: usize,
+    tls_versions: TlsVersions,
 ) -> anyhow::Result<Report> {
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -454,6 +481,7 @@ async fn enroll(
         let mut config = PhoneConfig::new(&name, host, trust)?;
         config.port = port;
         config.retries = 0;
+        config.tls_versions = tls_versions;
         let mut phone = Phone::new(config, Arc::clone(&keys))?;
         let limit = Arc::clone(&limit);
         tasks.spawn(async move {
@@ -536,6 +564,7 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         &capf_pem,
         keys,
         cli.concurrency,
+        cli.tls_versions(),
     )
     .await?;
     report.print();

@@ -31,6 +31,17 @@ pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
 /// # Errors
 /// [`Error::Trust`] for a certificate that does not parse, [`Error::Tls`].
 pub fn client_config(trust: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
+    client_config_with(trust, TlsVersions::default())
+}
+
+/// [`client_config`] offering only `versions`.
+///
+/// # Errors
+/// As [`client_config`].
+pub fn client_config_with(
+    trust: &[Vec<u8>],
+    versions: TlsVersions,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut anchors = Vec::new();
     for der in trust {
@@ -38,8 +49,30 @@ pub fn client_config(trust: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Err
         anchors.push((der.clone(), cert));
     }
     Ok(Arc::new(
-        verifier::CapfVerifier::new(anchors, &provider).into_config(provider)?,
+        verifier::CapfVerifier::new(anchors, &provider)
+            .into_config(provider, versions.protocol_versions())?,
     ))
+}
+
+/// The TLS versions a phone offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsVersions {
+    /// TLS 1.3 and 1.2, the server choosing (the default).
+    #[default]
+    Tls13AndTls12,
+    /// TLS 1.2 only, as phone firmware without TLS 1.3 offers.
+    Tls12Only,
+}
+
+impl TlsVersions {
+    fn protocol_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        match self {
+            TlsVersions::Tls13AndTls12 => rustls::DEFAULT_VERSIONS,
+            TlsVersions::Tls12Only => &TLS12_ONLY,
+        }
+    }
 }
 
 /// What went wrong on the phone side.
@@ -150,6 +183,8 @@ pub struct PhoneConfig {
     pub retry_interval: Duration,
     /// For each TCP connect and TLS handshake.
     pub connect_timeout: Duration,
+    /// The TLS versions offered: 1.3 and 1.2 by default.
+    pub tls_versions: TlsVersions,
     /// How long key generation takes on top of making the key: zero by default; a simulator
     /// sets minutes to play an old phone generating at low priority (the connection stays
     /// open, REQUEST_IN_PROGRESS already sent).
@@ -190,6 +225,7 @@ impl PhoneConfig {
             retries: 3,
             retry_interval: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            tls_versions: TlsVersions::default(),
             key_generation_delay: Duration::ZERO,
             session: capf_session::PhoneConfig::default(),
             lsc: None,
@@ -255,7 +291,7 @@ impl Phone {
     /// # Errors
     /// [`Error::Trust`] for an unreadable trust certificate, [`Error::Tls`].
     pub fn new(config: PhoneConfig, keys: Arc<dyn KeySource>) -> Result<Self, Error> {
-        let tls = client_config(&config.trust)?;
+        let tls = client_config_with(&config.trust, config.tls_versions)?;
         Ok(Phone {
             config,
             tls: tokio_rustls::TlsConnector::from(tls),

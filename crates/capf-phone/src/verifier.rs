@@ -32,9 +32,10 @@ impl CapfVerifier {
     pub(crate) fn into_config(
         self,
         provider: Arc<CryptoProvider>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         Ok(rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(versions)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(self))
             .with_no_client_auth())

@@ -263,6 +263,7 @@ mod tests {
     use std::time::Duration;
 
     use capf_lsc::{KeySpec, certificate_to_der, certificate_to_pem};
+    use capf_phone::TlsVersions;
     use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
@@ -271,7 +272,10 @@ mod tests {
     use crate::CapfIdentity;
 
     /// The CAPF identity over fixture files, and the phone-side TLS configuration trusting it.
-    fn identity(test: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    fn identity(
+        test: &str,
+        versions: TlsVersions,
+    ) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
         let spec = KeySpec::Ec(capf_lsc::Curve::P256);
         let issuer = capf_test_support::capf_issuer(spec);
         let dir =
@@ -283,7 +287,8 @@ mod tests {
         let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         let trust = vec![certificate_to_der(issuer.certificate()).unwrap()];
-        (identity.tls, capf_phone::client_config(&trust).unwrap())
+        let client = capf_phone::client_config_with(&trust, versions).unwrap();
+        (identity.tls, client)
     }
 
     /// A TCP relay that passes the phone's bytes on `piece` bytes at a time, each its own
@@ -359,7 +364,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fragmented_records_and_cancelled_reads_lose_nothing_and_idle_holds_no_buffers() {
-        let (server_config, client_config) = identity("fragments");
+        fragments_and_cancellation("fragments-1.3", TlsVersions::Tls13AndTls12).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_over_tls_1_2() {
+        fragments_and_cancellation("fragments-1.2", TlsVersions::Tls12Only).await;
+    }
+
+    async fn fragments_and_cancellation(test: &str, versions: TlsVersions) {
+        let (server_config, client_config) = identity(test, versions);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay = trickle_relay(listener.local_addr().unwrap(), 3).await;
         let message: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
@@ -375,6 +389,11 @@ mod tests {
         });
         let mut tls = accept(&listener, server_config).await;
         tls.handshake().await.unwrap();
+        let expected = match versions {
+            TlsVersions::Tls12Only => rustls::ProtocolVersion::TLSv1_2,
+            _ => rustls::ProtocolVersion::TLSv1_3,
+        };
+        assert_eq!(tls.conn.protocol_version(), Some(expected));
 
         let mut received = Vec::new();
         while received.len() < message.len() {
@@ -397,7 +416,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bytes_that_are_not_tls_records_are_an_error() {
-        let (server_config, client_config) = identity("not-tls");
+        let (server_config, client_config) = identity("not-tls", TlsVersions::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let phone = tokio::spawn(async move {
@@ -417,7 +436,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_that_hangs_up_in_the_handshake_is_an_error() {
-        let (server_config, _) = identity("hang-up");
+        let (server_config, _) = identity("hang-up", TlsVersions::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let phone = tokio::spawn(async move {

@@ -164,6 +164,27 @@ async fn installs_an_rsa_2048_lsc_over_ipv4_that_openssl_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_offering_only_tls_1_2_installs_its_lsc() {
+    let lab = lab("tls12", |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let addr = lab.addr(false);
+    let mut config =
+        PhoneConfig::new(PHONE, &addr.ip().to_string(), lab.capf_pem.as_bytes()).unwrap();
+    config.port = addr.port();
+    config.retries = 0;
+    config.tls_versions = capf_phone::TlsVersions::Tls12Only;
+    let keys = vec![key(KeySpec::Rsa(RsaBits::B2048))];
+    let mut phone = Phone::new(config, Arc::new(KeyPool(keys))).unwrap();
+    let e = phone.run().await.unwrap();
+    assert!(e.succeeded(), "{e:?}");
+    let (der, _) = e.installed.clone().expect("an LSC installed");
+    assert_eq!(lab.status(), OperationStatus::Success);
+    assert_eq!(lab.store.lscs(PHONE).unwrap()[0].state, LscState::Installed);
+    openssl_verify(&lab.dir, &lab.capf_pem, &der);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_ec_lscs_on_every_curve_over_ipv6() {
     let lab = lab("install-ec", |_| {}).await;
     for curve in [Curve::P256, Curve::P384, Curve::P521] {
