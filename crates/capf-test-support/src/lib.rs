@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-// A test-support crate: a broken fixture is a bug in this crate, so its helpers panic with a
-// message instead of returning errors every test would have to unwrap.
-#![allow(clippy::expect_used, clippy::panic)]
+// A test-support crate: a broken fixture is a bug in this crate, so its helpers panic (in
+// `fixture`, once) instead of returning errors every test would have to unwrap.
+#![allow(clippy::panic)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,15 +67,20 @@ pub fn phone_key_pem(spec: KeySpec) -> &'static str {
     }
 }
 
+/// The value of a step over this crate's own embedded fixtures. They never come from input,
+/// and the tests below build every one, so a failure here is a bug in this crate.
+fn fixture<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("test fixture {what}: {e}"))
+}
+
 /// The phone public key for `spec`, parsed.
 pub fn phone_key(spec: KeySpec) -> PhonePublicKey {
-    PhonePublicKey::from_pem(phone_key_pem(spec)).expect("phone key fixture parses")
+    fixture("phone key", PhonePublicKey::from_pem(phone_key_pem(spec)))
 }
 
 /// The issuer key fixture for `spec` (one of [`ISSUER_SPECS`]), signing with SHA-256.
 pub fn issuer_key(spec: KeySpec) -> IssuerKey {
-    IssuerKey::from_pkcs8_pem(key_pem(spec))
-        .unwrap_or_else(|e| panic!("issuer key fixture {spec}: {e}"))
+    fixture("issuer key", IssuerKey::from_pkcs8_pem(key_pem(spec)))
 }
 
 /// The fixed "now" of tests: 2026-01-01T00:00:00Z.
@@ -131,10 +136,11 @@ pub fn capf_issuer(spec: KeySpec) -> Issuer {
     let key = issuer_key(spec);
     let mut params = ca_params("", Some(0));
     params.common_name = CaCertificateParams::capf(0xcafe).common_name;
-    let cert = params
-        .self_signed(&key, now(), &mut serials())
-        .expect("self-signed CAPF certificate");
-    Issuer::new(cert, Box::new(key)).expect("CAPF issuer")
+    let cert = fixture(
+        "self-signed CAPF certificate",
+        params.self_signed(&key, now(), &mut serials()),
+    );
+    fixture("CAPF issuer", Issuer::new(cert, Box::new(key)))
 }
 
 /// A root CA (no path-length limit, key `root`) and an intermediate CA below it (pathlen 0,
@@ -142,15 +148,57 @@ pub fn capf_issuer(spec: KeySpec) -> Issuer {
 /// intermediate's [`Issuer`].
 pub fn root_and_intermediate(root: KeySpec, intermediate: KeySpec) -> (Certificate, Issuer) {
     let root_key = issuer_key(root);
-    let root_cert = ca_params("Example Root CA", None)
-        .self_signed(&root_key, now(), &mut serials())
-        .expect("root certificate");
-    let root_issuer = Issuer::new(root_cert.clone(), Box::new(root_key)).expect("root issuer");
-    let inter_key = IssuerKey::from_pkcs8_pem(intermediate_key_pem(intermediate))
-        .expect("intermediate key fixture");
-    let inter_cert = ca_params("Example Issuing CA", Some(0))
-        .issue(inter_key.public_key(), &root_issuer, now(), &mut serials())
-        .expect("intermediate certificate");
-    let issuer = Issuer::new(inter_cert, Box::new(inter_key)).expect("intermediate issuer");
+    let root_cert = fixture(
+        "root certificate",
+        ca_params("Example Root CA", None).self_signed(&root_key, now(), &mut serials()),
+    );
+    let root_issuer = fixture(
+        "root issuer",
+        Issuer::new(root_cert.clone(), Box::new(root_key)),
+    );
+    let inter_key = fixture(
+        "intermediate key",
+        IssuerKey::from_pkcs8_pem(intermediate_key_pem(intermediate)),
+    );
+    let inter_cert = fixture(
+        "intermediate certificate",
+        ca_params("Example Issuing CA", Some(0)).issue(
+            inter_key.public_key(),
+            &root_issuer,
+            now(),
+            &mut serials(),
+        ),
+    );
+    let issuer = fixture(
+        "intermediate issuer",
+        Issuer::new(inter_cert, Box::new(inter_key)),
+    );
     (root_cert, issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixture_builds() {
+        for spec in PHONE_SPECS {
+            assert_eq!(phone_key(spec).spec(), spec);
+        }
+        for spec in ISSUER_SPECS {
+            assert_eq!(issuer_key(spec).spec(), spec);
+            let capf = capf_issuer(spec);
+            assert_eq!(
+                capf.certificate().tbs_certificate().issuer(),
+                capf.certificate().tbs_certificate().subject()
+            );
+            for intermediate in [KeySpec::Rsa(RsaBits::B2048), KeySpec::Ec(Curve::P256)] {
+                let (root, issuer) = root_and_intermediate(spec, intermediate);
+                assert_eq!(
+                    issuer.certificate().tbs_certificate().issuer(),
+                    root.tbs_certificate().subject()
+                );
+            }
+        }
+    }
 }
