@@ -104,6 +104,8 @@ async fn drive(shared: Arc<Shared>, mut tls: Box<TlsConnection>, session_id: u32
     loop {
         if let Some(event) = session.poll_event() {
             if let ServerEvent::Closed { outcome } = &event {
+                // Boxed (here and below): its store call's state exists only at the end, not
+                // in every idle connection's future.
                 Box::pin(finish(&shared, &mut attempt, outcome)).await;
                 break;
             }

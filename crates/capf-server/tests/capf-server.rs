@@ -87,11 +87,22 @@ impl Lab {
     }
 
     fn phone(&self, v6: bool, keys: Vec<PhoneKey>) -> Phone {
+        self.phone_with(v6, keys, |_| {})
+    }
+
+    /// A phone for this lab, its configuration changed by `tune`.
+    fn phone_with(
+        &self,
+        v6: bool,
+        keys: Vec<PhoneKey>,
+        tune: impl FnOnce(&mut PhoneConfig),
+    ) -> Phone {
         let addr = self.addr(v6);
         let mut config =
             PhoneConfig::new(PHONE, &addr.ip().to_string(), self.capf_pem.as_bytes()).unwrap();
         config.port = addr.port();
         config.retries = 0;
+        tune(&mut config);
         Phone::new(config, Arc::new(KeyPool(keys))).unwrap()
     }
 
@@ -167,14 +178,10 @@ async fn installs_an_rsa_2048_lsc_over_ipv4_that_openssl_verifies() {
 async fn a_phone_offering_only_tls_1_2_installs_its_lsc() {
     let lab = lab("tls12", |_| {}).await;
     lab.add(rsa_install(), AuthMode::NullString, None);
-    let addr = lab.addr(false);
-    let mut config =
-        PhoneConfig::new(PHONE, &addr.ip().to_string(), lab.capf_pem.as_bytes()).unwrap();
-    config.port = addr.port();
-    config.retries = 0;
-    config.tls_versions = capf_phone::TlsVersions::Tls12Only;
     let keys = vec![key(KeySpec::Rsa(RsaBits::B2048))];
-    let mut phone = Phone::new(config, Arc::new(KeyPool(keys))).unwrap();
+    let mut phone = lab.phone_with(false, keys, |c| {
+        c.tls_versions = capf_phone::TlsVersions::Tls12Only;
+    });
     let e = phone.run().await.unwrap();
     assert!(e.succeeded(), "{e:?}");
     let (der, _) = e.installed.clone().expect("an LSC installed");
