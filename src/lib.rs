@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub use capf_admin as admin;
 pub use capf_ca as ca;
 pub use capf_ipmode as ipmode;
 pub use capf_lsc as lsc;

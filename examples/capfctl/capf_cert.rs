@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
+use capf_admin::rfc3339;
 use capf_lsc::der::referenced::OwnedToRef;
 use capf_lsc::x509_cert::Certificate;
 use capf_lsc::x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use capf_lsc::{
     CaCertificateParams, IssuerKey, KeySpec, LscSigner, SignatureHash, ValidityDays, cert_info,
 };
+
+use crate::write_out;
 
 /// The CAPF certificate verbs.
 #[derive(clap::Subcommand)]
@@ -91,12 +94,6 @@ pub(crate) fn run(cmd: CapfCertCommand) -> Result<()> {
     }
 }
 
-pub(crate) fn random_serial() -> Result<[u8; 16]> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-    Ok(bytes)
-}
-
 pub(crate) fn read_certificate(path: &Path) -> Result<Certificate> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     capf_lsc::certificate_from_pem_or_der(&bytes).with_context(|| format!("{}", path.display()))
@@ -106,32 +103,6 @@ pub(crate) fn read_key(path: &Path) -> Result<IssuerKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     IssuerKey::from_pkcs8_pem(&text).with_context(|| format!("{}", path.display()))
-}
-
-/// Writes `data` to a new file (never overwriting one), or to stdout without a path.
-pub(crate) fn write_new(path: Option<&Path>, data: &str, private: bool) -> Result<()> {
-    use std::io::Write;
-    let Some(path) = path else {
-        out!("{data}");
-        return Ok(());
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(path).with_context(|| {
-        format!(
-            "creating {} (an existing file is never overwritten)",
-            path.display()
-        )
-    })?;
-    file.write_all(data.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
@@ -146,7 +117,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
             u32::from_str_radix(hex, 16).context("--capf-id")?
         }
         None => {
-            let b = random_serial()?;
+            let b = capf_admin::random_serial()?;
             u32::from_be_bytes([b[0], b[1], b[2], b[3]])
         }
     };
@@ -166,11 +137,11 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let key = IssuerKey::generate(spec, &mut getrandom::SysRng)
         .context("generating the CAPF key")?
         .with_hash(hash);
-    let serial = random_serial()?;
+    let serial = capf_admin::random_serial()?;
     let cert = params.self_signed(&key, SystemTime::now(), &mut || serial)?;
     let key_pem = key.to_pkcs8_pem()?;
-    write_new(Some(&args.key_out), &key_pem, true)?;
-    write_new(
+    write_out(Some(&args.key_out), &key_pem, true)?;
+    write_out(
         Some(&args.cert_out),
         &capf_lsc::certificate_to_pem(&cert)?,
         false,
@@ -184,11 +155,6 @@ fn generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn time(t: SystemTime) -> String {
-    capf_lsc::der::DateTime::from_system_time(t)
-        .map_or_else(|_| format!("{t:?}"), |d| d.to_string())
-}
-
 fn show(path: &Path) -> Result<()> {
     let cert = read_certificate(path)?;
     let tbs = cert.tbs_certificate();
@@ -199,8 +165,8 @@ fn show(path: &Path) -> Result<()> {
         "serial:      {}",
         hex::encode(tbs.serial_number().as_bytes())
     );
-    outln!("not before:  {}", time(nb));
-    outln!("not after:   {}", time(na));
+    outln!("not before:  {}", rfc3339(nb));
+    outln!("not after:   {}", rfc3339(na));
     match KeySpec::of_spki(tbs.subject_public_key_info().owned_to_ref()) {
         Ok(spec) => outln!("key:         {spec}"),
         Err(e) => outln!("key:         unsupported ({e})"),
@@ -269,7 +235,7 @@ fn check(path: &Path, key: Option<&Path>) -> Result<()> {
         path.display(),
         report.common_name.as_deref().unwrap_or("no CN"),
         report.key,
-        time(report.not_after),
+        rfc3339(report.not_after),
         if report.reserved_common_name {
             ""
         } else {
@@ -286,5 +252,5 @@ fn csr(cert: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
         bail!("--key does not match the public key of --cert");
     }
     let req = capf_lsc::capf_csr(cert.tbs_certificate().subject(), &key)?;
-    write_new(out, &capf_lsc::csr_to_pem(&req)?, false)
+    write_out(out, &capf_lsc::csr_to_pem(&req)?, false)
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use capf_lsc::{Issuer, LscParams, ValidityDays};
 
-use crate::capf_cert::{random_serial, write_new};
+use crate::write_out;
 
 /// The LSC verbs.
 #[derive(clap::Subcommand)]
@@ -61,7 +61,7 @@ pub(crate) fn run(cmd: LscCommand) -> Result<()> {
                 .with_context(|| format!("reading --public-key {}", public_key.display()))?;
             let key = capf_lsc::public_key_from_pem_or_der(&bytes)
                 .with_context(|| format!("--public-key {}", public_key.display()))?;
-            let serial = random_serial()?;
+            let serial = capf_admin::random_serial()?;
             let lsc = issuer.issue_lsc(
                 &key,
                 &LscParams {
@@ -71,7 +71,7 @@ pub(crate) fn run(cmd: LscCommand) -> Result<()> {
                 SystemTime::now(),
                 &mut || serial,
             )?;
-            write_new(out.as_deref(), &capf_lsc::certificate_to_pem(&lsc)?, false)
+            write_out(out.as_deref(), &capf_lsc::certificate_to_pem(&lsc)?, false)
         }
     }
 }

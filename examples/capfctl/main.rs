@@ -5,7 +5,8 @@
 //! server runs (WAL, IMMEDIATE transactions and capf-store's busy handler); `--json` gives
 //! machine-readable output, and long jobs show a progress bar on a terminal.
 //!
-//! Every verb lives in its own module; bad input ends in one line on stderr and exit status 1.
+//! Every verb lives in its own module, a thin layer of argument parsing and output over
+//! capf-admin; bad input ends in one line on stderr and exit status 1.
 
 /// `println!` that returns an error instead of panicking when standard output is closed (a
 /// pipe into `head`, say): use it in functions returning `anyhow::Result`.
@@ -31,11 +32,12 @@ mod bulk;
 mod capf_cert;
 mod device;
 mod lsc;
-mod progress;
+mod names;
 mod query;
 mod report;
 mod trust;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -121,4 +123,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a view as pretty JSON.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Writes `data` to a new file (never overwriting one), or to standard output without a path.
+fn write_out(path: Option<&Path>, data: &str, private: bool) -> anyhow::Result<()> {
+    match path {
+        Some(path) => capf_admin::write_new_file(path, data.as_bytes(), private)?,
+        None => out!("{data}"),
+    }
+    Ok(())
 }

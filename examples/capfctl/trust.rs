@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
+use capf_admin::rfc3339;
 use capf_trust::{
     Cert, ChainVerdict, Fingerprint, MIC_ROOTS, Purpose, Release, StoreDir, TrustStore, Verdict,
     contains_reserved_capf_name, mic_root_advice, parse_bundle, upload_scenario,
@@ -244,10 +245,6 @@ fn add_capf(args: &StoreArgs, purpose: &Purpose, file: &Path) -> Result<()> {
     store_verdicts(&dir, &store, purpose, file, &[verdict])
 }
 
-fn time_text(t: SystemTime) -> String {
-    der::DateTime::from_system_time(t).map_or_else(|_| format!("{t:?}"), |d| d.to_string())
-}
-
 fn list(args: &StoreArgs, only: Option<&Purpose>, json: bool) -> Result<()> {
     let (_, store) = load(args)?;
     let rows: Vec<(&Purpose, &Cert)> = store
@@ -265,8 +262,8 @@ fn list(args: &StoreArgs, only: Option<&Purpose>, json: bool) -> Result<()> {
                     "subject": c.subject(),
                     "issuer": c.issuer(),
                     "common_name": cn,
-                    "not_before": time_text(c.not_before()),
-                    "not_after": time_text(c.not_after()),
+                    "not_before": rfc3339(c.not_before()),
+                    "not_after": rfc3339(c.not_after()),
                     "self_issued": c.is_self_issued(),
                     "ca": c.is_ca(),
                     "capf": cn.as_deref().is_some_and(contains_reserved_capf_name),
@@ -286,7 +283,7 @@ fn list(args: &StoreArgs, only: Option<&Purpose>, json: bool) -> Result<()> {
             "{p}  {}  {}  (until {})",
             c.fingerprint(),
             c.subject(),
-            time_text(c.not_after())
+            rfc3339(c.not_after())
         );
     }
     Ok(())

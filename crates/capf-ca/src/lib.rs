@@ -10,6 +10,9 @@ use std::time::SystemTime;
 use capf_lsc::der::Encode;
 use capf_lsc::{DeviceName, Issuer, LscParams, PhonePublicKey, ValidityDays, cert_info};
 
+mod crl;
+pub use crl::{RevokedSerial, build_crl};
+
 /// What went wrong while issuing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,6 +42,22 @@ pub enum Error {
         device: String,
         /// Why the task ended.
         detail: String,
+    },
+    /// A part of a CRL could not be encoded ([`build_crl`]).
+    #[error("encoding {what}: {source}")]
+    Crl {
+        /// Which part, such as "an LSC serial".
+        what: &'static str,
+        /// What der reported.
+        #[source]
+        source: capf_lsc::der::Error,
+    },
+    /// The signer failed to sign a CRL ([`build_crl`]).
+    #[error("signing the CRL: {source}")]
+    CrlSignature {
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
     },
 }
 

@@ -62,6 +62,32 @@ impl StatusKind {
     }
 }
 
+impl StatusKind {
+    /// The name people type and read (capfctl, JSON, CSV): [`as_str`](Self::as_str) with `-`
+    /// for `_` (`in-progress`).
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusKind::InProgress => "in-progress",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// Parses a [`label`](StatusKind::label) or a stored name ([`as_str`](StatusKind::as_str)).
+impl core::str::FromStr for StatusKind {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        StatusKind::ALL
+            .into_iter()
+            .find(|k| k.label() == name || k.as_str() == name)
+            .ok_or_else(|| crate::Error::UnknownName {
+                what: "operation status",
+                name: name.to_owned(),
+            })
+    }
+}
+
 impl fmt::Display for StatusKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -191,4 +217,19 @@ pub struct PendingCsr {
     pub request: Vec<u8>,
     /// When it was received.
     pub received_at: SystemTime,
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::StatusKind;
+
+    #[test]
+    fn status_kind_parses_labels_and_stored_names() {
+        for kind in StatusKind::ALL {
+            assert_eq!(kind.label().parse::<StatusKind>().ok(), Some(kind));
+            assert_eq!(kind.as_str().parse::<StatusKind>().ok(), Some(kind));
+        }
+        assert_eq!(StatusKind::InProgress.label(), "in-progress");
+        assert!("running".parse::<StatusKind>().is_err());
+    }
 }

@@ -202,6 +202,15 @@ pub enum Error {
         /// The number given.
         id: i64,
     },
+    /// A name that is none of an enum's names (`FromStr` of [`AuthMode`](crate::AuthMode) or
+    /// [`StatusKind`](crate::StatusKind)).
+    #[error("unknown {what} {name:?}")]
+    UnknownName {
+        /// What was named, such as "authentication mode".
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
 }
 
 impl Error {

@@ -105,6 +105,52 @@ impl AuthMode {
     }
 }
 
+impl AuthMode {
+    /// Every mode, in the order capfctl lists them.
+    pub const ALL: [AuthMode; 4] = [
+        AuthMode::NullString,
+        AuthMode::AuthenticationString,
+        AuthMode::ExistingCertificateLscFirst,
+        AuthMode::ExistingCertificateMicFirst,
+    ];
+
+    /// The short name people type and read (capfctl, JSON, CSV): `null-string`,
+    /// `auth-string`, `certificate-lsc-first`, `certificate-mic-first`. (UCM's long name is
+    /// the `Display` text.)
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::NullString => "null-string",
+            AuthMode::AuthenticationString => "auth-string",
+            AuthMode::ExistingCertificateLscFirst => "certificate-lsc-first",
+            AuthMode::ExistingCertificateMicFirst => "certificate-mic-first",
+        }
+    }
+}
+
+/// Parses the short name ([`AuthMode::as_str`]), UCM's name (`By Authentication String`, the
+/// `Display` text) or the field's own words `authentication string`; case is ignored, and `-`,
+/// `_` and spaces are alike.
+impl core::str::FromStr for AuthMode {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], " ");
+        let wanted = norm(name);
+        let wanted = wanted.trim();
+        AuthMode::ALL
+            .into_iter()
+            .find(|m| {
+                norm(m.as_str()) == wanted
+                    || norm(&m.to_string()) == wanted
+                    || (*m == AuthMode::AuthenticationString && wanted == "authentication string")
+            })
+            .ok_or_else(|| crate::Error::UnknownName {
+                what: "authentication mode",
+                name: name.to_owned(),
+            })
+    }
+}
+
 /// UCM's names: `By Authentication String`, `By Null String`.
 impl fmt::Display for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -492,4 +538,22 @@ pub struct AuditEntry {
     pub action: String,
     /// Details for people (never an authentication string).
     pub detail: String,
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::AuthMode;
+
+    #[test]
+    fn auth_mode_names_round_trip_and_accept_ucm_names() {
+        for mode in AuthMode::ALL {
+            assert_eq!(mode.as_str().parse::<AuthMode>().ok(), Some(mode));
+            assert_eq!(mode.to_string().parse::<AuthMode>().ok(), Some(mode));
+        }
+        assert_eq!(
+            "Authentication_String".parse::<AuthMode>().ok(),
+            Some(AuthMode::AuthenticationString)
+        );
+        assert!("by certificate".parse::<AuthMode>().is_err());
+    }
 }

@@ -1,0 +1,382 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Why a date was refused (see [`Error::Date`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DateProblem {
+    /// Not `YYYY-MM-DD`.
+    #[error("expected a date like 2030-01-31 (YYYY-MM-DD)")]
+    Format,
+    /// A date that does not exist, such as 2030-02-30.
+    #[error("no such date")]
+    NoSuchDate,
+    /// A complete-by date whose day has ended.
+    #[error("that date has passed")]
+    Passed,
+}
+
+fn date_message(field: &str, text: &str, problem: DateProblem) -> String {
+    match problem {
+        DateProblem::Passed => format!("{field} {text}: {problem}"),
+        _ => format!("{field} {text:?}: {problem}"),
+    }
+}
+
+fn csv_text(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields, but the header line has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => error.to_string(),
+    }
+}
+
+/// Everything that can go wrong in capf-admin.
+///
+/// `Display` gives this layer's words; where a variant wraps a cause as its `source()`, print
+/// the chain ([`error_chain`](crate::error_chain)) for the whole story on one line, as capfctl
+/// does. A bad CSV row is [`Error::Row`]: `FILE:LINE` and, as its source, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device store failed or refused.
+    #[error(transparent)]
+    Store(#[from] capf_store::Error),
+    /// capf-lsc refused a value (a key, a certificate, a validity).
+    #[error(transparent)]
+    Lsc(#[from] capf_lsc::Error),
+    /// Building or signing a CRL failed.
+    #[error(transparent)]
+    Ca(#[from] capf_ca::Error),
+    /// A file could not be read or written.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done: "reading", "writing".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new file could not be created (an existing file is never overwritten).
+    #[error("creating {} (an existing file is never overwritten)", path.display())]
+    CreateNew {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The device store could not be opened.
+    #[error("opening the device store in {}", dir.display())]
+    OpenStore {
+        /// The data directory.
+        dir: PathBuf,
+        /// What the store reported.
+        #[source]
+        source: capf_store::Error,
+    },
+    /// The data directory holds no device store (so a mistyped directory creates nothing).
+    #[error(
+        "{}: no device store (run the server or `capfctl device add --data {}` first)",
+        dir.join(capf_store::SqliteStore::DATABASE_FILE).display(),
+        dir.display()
+    )]
+    NoStore {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// No device of this name is registered.
+    #[error("device {name} is not registered")]
+    UnknownDevice {
+        /// The name given.
+        name: String,
+    },
+    /// A device name capf-lsc refuses.
+    #[error("cannot register the device: {error}")]
+    DeviceName {
+        /// What capf-lsc reported.
+        error: capf_lsc::Error,
+    },
+    /// An authentication string that is not 4 to 10 ASCII digits (never shown).
+    #[error(
+        "the authentication string for {device} must be 4 to 10 ASCII digits (0-9); the one \
+         given has {chars} characters{}",
+        if *digits_only { "" } else { ", not all of them digits" }
+    )]
+    BadAuthString {
+        /// The device it was for.
+        device: String,
+        /// How many characters it has.
+        chars: usize,
+        /// Whether they are all digits.
+        digits_only: bool,
+    },
+    /// An authentication string given with an authentication mode other than By
+    /// Authentication String.
+    #[error("--auth-string needs --auth auth-string, not {}", mode.as_str())]
+    AuthStringNeedsAuthMode {
+        /// The mode given.
+        mode: capf_store::AuthMode,
+    },
+    /// Key options given with an operation other than Install/Upgrade.
+    #[error("--key-order, --rsa and --curve only apply to --operation install")]
+    KeysWithoutInstall,
+    /// A bad date.
+    #[error("{}", date_message(field, text, *problem))]
+    Date {
+        /// The field, as the caller names it (`--complete-by`, `complete_by`).
+        field: String,
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        problem: DateProblem,
+    },
+    /// A bad RSA key size.
+    #[error("{text:?}: expected 1024, 2048, 3072 or 4096")]
+    RsaBits {
+        /// The text given.
+        text: String,
+    },
+    /// A bad EC curve name.
+    #[error("{text:?}: expected P-256, P-384 or P-521")]
+    Curve {
+        /// The text given.
+        text: String,
+    },
+    /// A bad operation name.
+    #[error("operation {text:?}: expected install, delete, troubleshoot or none")]
+    OperationName {
+        /// The text given.
+        text: String,
+    },
+    /// A bad authentication-mode name.
+    #[error(
+        "auth_mode {text:?}: expected auth-string, null-string, certificate-lsc-first or \
+         certificate-mic-first"
+    )]
+    AuthModeName {
+        /// The text given.
+        text: String,
+    },
+    /// A bad `key_spec` cell.
+    #[error(
+        "key_spec {text:?}: expected ORDER[/BITS][/CURVE], such as rsa-only/2048, ec-only/P-384 \
+         or ec-preferred/3072/P-256"
+    )]
+    KeySpec {
+        /// The text given.
+        text: String,
+    },
+    /// A bad part of a `key_spec` cell.
+    #[error("key_spec: {part} {error}")]
+    KeySpecPart {
+        /// "curve" or "RSA size".
+        part: &'static str,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
+    /// A `key_spec` cell for an operation other than Install/Upgrade.
+    #[error("key_spec {text:?} is only for operation install")]
+    KeySpecWithoutInstall {
+        /// The cell.
+        text: String,
+    },
+    /// An `auth_string` cell with an `auth_mode` other than By Authentication String.
+    #[error("an auth_string needs auth_mode auth-string, not {mode:?}")]
+    RowAuthStringNeedsAuthMode {
+        /// The `auth_mode` cell.
+        mode: String,
+    },
+    /// A CSV row without a device name.
+    #[error("device_name is empty")]
+    NoDeviceName,
+    /// A CSV header cell that names no column.
+    #[error("unknown column {header:?} (the columns are {})", crate::bulk::COLUMNS.join(", "))]
+    UnknownColumn {
+        /// The header cell.
+        header: String,
+    },
+    /// A CSV column named twice.
+    #[error("column {column} is given twice")]
+    DuplicateColumn {
+        /// The column.
+        column: &'static str,
+    },
+    /// A CSV file without the `device_name` column.
+    #[error("no device_name column")]
+    NoDeviceNameColumn,
+    /// A device listed twice in one CSV file.
+    #[error("device {name} is already on line {first}")]
+    DuplicateDevice {
+        /// The device.
+        name: String,
+        /// The line it is first on.
+        first: u64,
+    },
+    /// A CSV file that could not be read or parsed (shown without the csv crate's own
+    /// position, which [`Error::Row`] gives).
+    #[error("{}", csv_text(error))]
+    Csv {
+        /// What the csv crate reported.
+        error: csv::Error,
+    },
+    /// A CSV file with a header line only.
+    #[error("{file}: no devices (only a header line)")]
+    NoRows {
+        /// The file, as shown.
+        file: String,
+    },
+    /// A CSV file that could not be opened.
+    #[error("{file}: {error}")]
+    CsvFile {
+        /// The file, as shown.
+        file: String,
+        /// Why.
+        error: Box<Error>,
+    },
+    /// A bad line of a CSV file: nothing from the file was applied.
+    #[error("{file}:{line}")]
+    Row {
+        /// The file, as shown.
+        file: String,
+        /// The line (1 is the header line).
+        line: u64,
+        /// What is wrong.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The store refused a device of a CSV file: nothing from the file was added.
+    #[error("{file}:{line}: {error} (nothing from the file was added)")]
+    RowRefused {
+        /// The file, as shown.
+        file: String,
+        /// The line.
+        line: u64,
+        /// What the store reported.
+        error: capf_store::Error,
+    },
+    /// A device template that does not exist.
+    #[error("device template {name} does not exist")]
+    UnknownTemplate {
+        /// The name given.
+        name: String,
+    },
+    /// A bulk update with only the schedule's details, no operation.
+    #[error("--complete-by, --key-order, --rsa and --curve need --operation")]
+    ScheduleWithoutOperation,
+    /// A bulk update that changes nothing.
+    #[error("nothing to change: give --description, --pool, --model, --auth or --operation")]
+    NothingToChange,
+    /// A device update that changes nothing.
+    #[error(
+        "nothing to change: give --description, --pool, --model, --auth, --auth-string or \
+         --clear-auth-string"
+    )]
+    NothingToUpdate,
+    /// An authentication-string length outside 4 to 10.
+    #[error(
+        "--length {length}: an authentication string has {} to {} digits",
+        capf_store::AUTH_STRING_MIN_LEN,
+        capf_store::AUTH_STRING_MAX_LEN
+    )]
+    AuthStringLength {
+        /// The length given.
+        length: i64,
+    },
+    /// More devices than there are distinct strings of the length asked for.
+    #[error(
+        "{devices} devices need unique authentication strings, but {length} digits give only \
+         {possible}: choose a longer --length"
+    )]
+    TooFewAuthStrings {
+        /// The devices selected.
+        devices: usize,
+        /// The digits per string.
+        length: usize,
+        /// The number of distinct strings.
+        possible: u64,
+    },
+    /// A selection that matches no device.
+    #[error("no devices match")]
+    NoDevicesMatch,
+    /// The operating system's random source failed.
+    #[error("the OS random source failed: {error}")]
+    Random {
+        /// What getrandom reported.
+        error: getrandom::Error,
+    },
+    /// A look-ahead too far for the clock.
+    #[error("--days {days}: too far ahead")]
+    DaysTooFar {
+        /// The days given.
+        days: u32,
+    },
+    /// A bad SMTP server port.
+    #[error("--smtp-server {server:?}: the port is not a number")]
+    SmtpPort {
+        /// The server given.
+        server: String,
+    },
+    /// A bad email address.
+    #[error("{field} {address:?}: {error}")]
+    MailAddress {
+        /// `--mail-from` or `--mail-to`.
+        field: &'static str,
+        /// The address given.
+        address: String,
+        /// What lettre reported.
+        error: lettre::address::AddressError,
+    },
+    /// The notification email could not be built.
+    #[error("building the notification email")]
+    MailBuild {
+        /// What lettre reported.
+        #[source]
+        source: lettre::error::Error,
+    },
+    /// The notification email could not be sent.
+    #[error("sending the notification through {server}: {error}")]
+    MailSend {
+        /// The SMTP server.
+        server: String,
+        /// What lettre reported.
+        error: lettre::transport::smtp::Error,
+    },
+    /// The CAPF certificate and key could not be loaded as an issuer.
+    #[error("the CAPF certificate {} and key {}", cert.display(), key.display())]
+    Issuer {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
+    },
+    /// A serial number that is not hex.
+    #[error("--serial {text:?}: expected the serial number in hex")]
+    SerialHex {
+        /// The text given.
+        text: String,
+    },
+    /// No LSC with this serial number is recorded.
+    #[error("no LSC with serial {text} is recorded")]
+    UnknownLsc {
+        /// The serial, as given.
+        text: String,
+    },
+    /// An LSC that could not be encoded as PEM.
+    #[error("LSC {serial}: {error}")]
+    Pem {
+        /// The LSC's serial, hex.
+        serial: String,
+        /// What the PEM encoder reported.
+        error: capf_lsc::der::pem::Error,
+    },
+}
