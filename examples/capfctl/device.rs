@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use capf_admin::{
-    AUDIT_ENTRIES, DeviceEdit, DeviceView, KeyChoice, OperationKind, RemovedView, open_existing_store,
-    open_store, rfc3339,
+    AUDIT_ENTRIES, DeviceEdit, DeviceView, KeyChoice, OperationKind, RemovedView,
+    open_existing_store, open_store, rfc3339,
 };
 use capf_lsc::{Curve, KeyOrder, RsaBits};
 use capf_store::{AuthMode, Device, DeviceStore, DeviceUpdate, NewDevice};
 
-use crate::query::QueryArgs;
 use crate::print_json;
+use crate::query::QueryArgs;
 
 /// Where the server's data lives.
 #[derive(clap::Args)]

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
 use capf_admin::{
-    CsrView, DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay,
-    open_existing_store, rfc3339,
+    CsrView, DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, open_existing_store,
+    rfc3339,
 };
 use capf_store::{DeviceStore, KeepaliveMinutes};
 

@@ -211,8 +211,8 @@ mod tests {
         // 4 digits give 10,000 strings: 9,000 devices would almost surely collide if the
         // strings were drawn independently.
         let names: Vec<String> = (0..9_000).map(|i| format!("SEP{i:012}")).collect();
-        let strings = generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false)
-            .unwrap();
+        let strings =
+            generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false).unwrap();
         let distinct: HashSet<&str> = strings.iter().map(|s| s.auth_string.as_str()).collect();
         assert_eq!(distinct.len(), 9_000);
     }
@@ -220,9 +220,15 @@ mod tests {
     #[test]
     fn more_devices_than_strings_is_refused() {
         let names: Vec<String> = (0..10_001).map(|i| format!("SEP{i:012}")).collect();
-        let err = generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false)
-            .unwrap_err();
-        assert!(matches!(err, Error::TooFewAuthStrings { possible: 10_000, .. }));
+        let err =
+            generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::TooFewAuthStrings {
+                possible: 10_000,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -196,10 +196,7 @@ pub fn read_devices_csv(
         .has_headers(true)
         .trim(csv::Trim::All)
         .from_reader(input);
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_error(file, 1, e))?
-        .clone();
+    let headers = reader.headers().map_err(|e| csv_error(file, 1, e))?.clone();
     let at_header = |source: Error| Error::Row {
         file: file.to_owned(),
         line: 1,
@@ -321,7 +318,7 @@ pub fn insert_devices_csv(
             return Err(Error::RowRefused {
                 file: shown,
                 line: lines.get(index).copied().unwrap_or(0),
-                error: *source,
+                error: source,
             });
         }
         Err(e) => return Err(e.into()),
@@ -508,7 +505,10 @@ mod tests {
         let cases = [
             ("SEP 1,,", "invalid device name"),
             ("SEP001122334455,bogus,", "operation \"bogus\""),
-            ("SEP001122334455,delete,rsa-only", "only for operation install"),
+            (
+                "SEP001122334455,delete,rsa-only",
+                "only for operation install",
+            ),
             ("SEP001122334455,install,rsa/999", "RSA size \"999\""),
             ("SEP001122334455,install,ec/P-999", "curve \"P-999\""),
         ];
@@ -523,13 +523,22 @@ mod tests {
     #[test]
     fn refuses_unknown_columns_duplicates_and_empty_files() {
         let err = chain(&read("device,model\nA,B\n").unwrap_err());
-        assert!(err.starts_with("d.csv:1: unknown column \"device\""), "{err}");
+        assert!(
+            err.starts_with("d.csv:1: unknown column \"device\""),
+            "{err}"
+        );
         let err = chain(&read("device_name\nSEP001122334455\nsep001122334455\n").unwrap_err());
-        assert!(err.contains("d.csv:3: ") && err.contains("already on line 2"), "{err}");
+        assert!(
+            err.contains("d.csv:3: ") && err.contains("already on line 2"),
+            "{err}"
+        );
         let err = chain(&read("device_name\n").unwrap_err());
         assert_eq!(err, "d.csv: no devices (only a header line)");
         let err = chain(&read("device_name,model\nA\n").unwrap_err());
-        assert!(err.contains("d.csv:2: 1 fields, but the header line has 2"), "{err}");
+        assert!(
+            err.contains("d.csv:2: 1 fields, but the header line has 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub const AUDIT_ENTRIES: usize = 10;
 /// # Errors
 /// [`Error::DeviceName`].
 pub fn check_device_name(name: &str) -> Result<DeviceName, Error> {
-    DeviceName::new(name).map_err(|error| Error::DeviceName { error })
+    DeviceName::new(name).map_err(|error| Error::DeviceName {
+        error: Box::new(error),
+    })
 }
 
 /// Checks an authentication string for `device` (4 to 10 ASCII digits); the error never
@@ -73,7 +75,11 @@ pub fn check_new_device(new: &NewDevice) -> Result<(), Error> {
 ///
 /// # Errors
 /// The checks' errors, and the store's (such as a name already registered).
-pub fn add_device(store: &dyn DeviceStore, new: &NewDevice, now: SystemTime) -> Result<Device, Error> {
+pub fn add_device(
+    store: &dyn DeviceStore,
+    new: &NewDevice,
+    now: SystemTime,
+) -> Result<Device, Error> {
     check_new_device(new)?;
     Ok(store.add_device(new, now)?)
 }

@@ -45,13 +45,13 @@ fn csv_text(error: &csv::Error) -> String {
 pub enum Error {
     /// The device store failed or refused.
     #[error(transparent)]
-    Store(#[from] capf_store::Error),
+    Store(Box<capf_store::Error>),
     /// capf-lsc refused a value (a key, a certificate, a validity).
     #[error(transparent)]
-    Lsc(#[from] capf_lsc::Error),
+    Lsc(Box<capf_lsc::Error>),
     /// Building or signing a CRL failed.
     #[error(transparent)]
-    Ca(#[from] capf_ca::Error),
+    Ca(Box<capf_ca::Error>),
     /// A file could not be read or written.
     #[error("{action} {}", path.display())]
     Io {
@@ -79,7 +79,7 @@ pub enum Error {
         dir: PathBuf,
         /// What the store reported.
         #[source]
-        source: capf_store::Error,
+        source: Box<capf_store::Error>,
     },
     /// The data directory holds no device store (so a mistyped directory creates nothing).
     #[error(
@@ -101,7 +101,7 @@ pub enum Error {
     #[error("cannot register the device: {error}")]
     DeviceName {
         /// What capf-lsc reported.
-        error: capf_lsc::Error,
+        error: Box<capf_lsc::Error>,
     },
     /// An authentication string that is not 4 to 10 ASCII digits (never shown).
     #[error(
@@ -259,7 +259,7 @@ pub enum Error {
         /// The line.
         line: u64,
         /// What the store reported.
-        error: capf_store::Error,
+        error: Box<capf_store::Error>,
     },
     /// A device template that does not exist.
     #[error("device template {name} does not exist")]
@@ -346,7 +346,7 @@ pub enum Error {
         /// The SMTP server.
         server: String,
         /// What lettre reported.
-        error: lettre::transport::smtp::Error,
+        error: Box<lettre::transport::smtp::Error>,
     },
     /// The CAPF certificate and key could not be loaded as an issuer.
     #[error("the CAPF certificate {} and key {}", cert.display(), key.display())]
@@ -357,7 +357,7 @@ pub enum Error {
         key: PathBuf,
         /// What capf-lsc reported.
         #[source]
-        source: capf_lsc::Error,
+        source: Box<capf_lsc::Error>,
     },
     /// A serial number that is not hex.
     #[error("--serial {text:?}: expected the serial number in hex")]
@@ -379,4 +379,23 @@ pub enum Error {
         /// What the PEM encoder reported.
         error: capf_lsc::der::pem::Error,
     },
+}
+
+// Lower errors are boxed, so a `Result` of this crate stays small.
+impl From<capf_store::Error> for Error {
+    fn from(e: capf_store::Error) -> Self {
+        Error::Store(Box::new(e))
+    }
+}
+
+impl From<capf_lsc::Error> for Error {
+    fn from(e: capf_lsc::Error) -> Self {
+        Error::Lsc(Box::new(e))
+    }
+}
+
+impl From<capf_ca::Error> for Error {
+    fn from(e: capf_ca::Error) -> Self {
+        Error::Ca(Box::new(e))
+    }
 }

@@ -15,7 +15,7 @@ use crate::Error;
 pub fn open_store(dir: &Path) -> Result<SqliteStore, Error> {
     SqliteStore::open(dir).map_err(|source| Error::OpenStore {
         dir: dir.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -27,9 +27,7 @@ pub use device::{
     schedule_device,
 };
 pub use error::{DateProblem, Error};
-pub use files::{
-    open_existing_store, open_store, random_serial, read_text, write_new_file,
-};
+pub use files::{open_existing_store, open_store, random_serial, read_text, write_new_file};
 pub use names::{
     KEY_ORDERS, KeyChoice, OperationKind, key_order_name, parse_curve, parse_key_order,
     parse_rsa_bits,
@@ -39,9 +37,9 @@ pub use progress::TerminalProgress;
 pub use progress::{NoProgress, Progress};
 pub use query::DeviceFilter;
 pub use reports::{
-    Crl, LscSelection, MonitorReport, SmtpRelay, export_csv, export_pem, export_views,
-    keepalive, load_issuer, lsc_pem, monitor, parse_serial, revoked_lscs_crl, select_lscs,
-    send_notification, set_keepalive, status_report,
+    Crl, LscSelection, MonitorReport, SmtpRelay, export_csv, export_pem, export_views, keepalive,
+    load_issuer, lsc_pem, monitor, parse_serial, revoked_lscs_crl, select_lscs, send_notification,
+    set_keepalive, status_report,
 };
 pub use time::{complete_by, day_start, parse_ymd, rfc3339, rfc3339_opt};
 pub use views::{

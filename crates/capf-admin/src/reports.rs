@@ -152,7 +152,11 @@ impl MonitorReport {
 ///
 /// # Errors
 /// [`Error::DaysTooFar`], or the store's.
-pub fn monitor(store: &dyn DeviceStore, days: u32, now: SystemTime) -> Result<MonitorReport, Error> {
+pub fn monitor(
+    store: &dyn DeviceStore,
+    days: u32,
+    now: SystemTime,
+) -> Result<MonitorReport, Error> {
     let revoked = store.revoke_expired_lscs(now)?;
     let horizon = now
         .checked_add(Duration::from_secs(u64::from(days) * DAY))
@@ -218,7 +222,7 @@ pub fn send_notification(relay: &SmtpRelay, report: &MonitorReport) -> Result<()
         .send(&message)
         .map_err(|error| Error::MailSend {
             server: server.to_owned(),
-            error,
+            error: Box::new(error),
         })?;
     Ok(())
 }
@@ -232,7 +236,7 @@ pub fn load_issuer(cert: &Path, key: &Path) -> Result<Issuer, Error> {
     Issuer::from_pem(&pem).map_err(|source| Error::Issuer {
         cert: cert.to_owned(),
         key: key.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -107,6 +107,9 @@ mod tests {
         let end = complete_by("2030-01-31", "--complete-by", now).unwrap();
         assert_eq!(rfc3339(end), "2030-01-31T23:59:59Z");
         let err = complete_by("2030-01-30", "complete_by", now).unwrap_err();
-        assert_eq!(err.to_string(), "complete_by 2030-01-30: that date has passed");
+        assert_eq!(
+            err.to_string(),
+            "complete_by 2030-01-30: that date has passed"
+        );
     }
 }

@@ -94,6 +94,7 @@ mod tests {
     use capf_lsc::der::referenced::OwnedToRef;
 
     use capf_lsc::der::{DecodePem, Encode};
+    use capf_lsc::x509_cert::certificate::Rfc5280;
     use capf_lsc::x509_cert::crl::CertificateList;
     use capf_lsc::{Curve, KeySpec};
 
@@ -115,9 +116,12 @@ mod tests {
         ];
         let pem = build_crl(&issuer, &revoked, now, now + Duration::from_secs(86_400)).unwrap();
         assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
-        let crl = CertificateList::from_pem(pem.as_bytes()).unwrap();
+        let crl = CertificateList::<Rfc5280>::from_pem(pem.as_bytes()).unwrap();
         let tbs = &crl.tbs_cert_list;
-        assert_eq!(&tbs.issuer, issuer.certificate().tbs_certificate().subject());
+        assert_eq!(
+            &tbs.issuer,
+            issuer.certificate().tbs_certificate().subject()
+        );
         let serials: Vec<&[u8]> = tbs
             .revoked_certificates
             .as_ref()
@@ -132,7 +136,11 @@ mod tests {
             &tbs.to_der().unwrap(),
             &crl.signature_algorithm,
             crl.signature.raw_bytes(),
-            issuer.certificate().tbs_certificate().subject_public_key_info().owned_to_ref(),
+            issuer
+                .certificate()
+                .tbs_certificate()
+                .subject_public_key_info()
+                .owned_to_ref(),
         )
         .unwrap();
     }
@@ -142,7 +150,7 @@ mod tests {
         let issuer = capf_test_support::capf_issuer(KeySpec::Ec(Curve::P256));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
         let pem = build_crl(&issuer, &[], now, now + Duration::from_secs(60)).unwrap();
-        let crl = CertificateList::from_pem(pem.as_bytes()).unwrap();
+        let crl = CertificateList::<Rfc5280>::from_pem(pem.as_bytes()).unwrap();
         assert!(crl.tbs_cert_list.revoked_certificates.is_none());
     }
 }
