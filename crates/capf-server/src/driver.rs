@@ -20,27 +20,30 @@ use crate::{Error, Shared};
 
 /// A phone's connection once its TLS handshake is done, as the loop uses it. Every method is
 /// cancel-safe: the loop's `select!` drops a read to run a timer or to apply an answer.
+///
+/// The methods return their futures directly (no `async fn` wrapper around a transport's own
+/// `async fn`), so the loop holds exactly the transport's read future while a session idles.
 pub(crate) trait Transport {
     /// The next application data, or `None` once the phone has closed.
-    async fn read(&mut self) -> io::Result<Option<Vec<u8>>>;
+    fn read(&mut self) -> impl Future<Output = io::Result<Option<Vec<u8>>>>;
     /// Sends one whole message (one TLS write each: spec rule T9).
-    async fn write(&mut self, message: &[u8]) -> io::Result<()>;
+    fn write(&mut self, message: &[u8]) -> impl Future<Output = io::Result<()>>;
     /// Says goodbye at the TLS layer (close_notify, spec section 1) and closes the sending
     /// side.
-    async fn shutdown(&mut self) -> io::Result<()>;
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>>;
 }
 
 impl Transport for TlsConnection {
-    async fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
-        TlsConnection::read(self).await
+    fn read(&mut self) -> impl Future<Output = io::Result<Option<Vec<u8>>>> {
+        TlsConnection::read(self)
     }
 
-    async fn write(&mut self, message: &[u8]) -> io::Result<()> {
-        TlsConnection::write(self, message).await
+    fn write(&mut self, message: &[u8]) -> impl Future<Output = io::Result<()>> {
+        TlsConnection::write(self, message)
     }
 
-    async fn shutdown(&mut self) -> io::Result<()> {
-        TlsConnection::shutdown(self).await
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+        TlsConnection::shutdown(self)
     }
 }
 
@@ -194,15 +197,20 @@ pub(crate) async fn drive<T: Transport>(
 /// The session's end: the bytes of a message that broke the protocol are logged (spec 9.3),
 /// then the handler records how the attempt ended.
 async fn closed(session: &ServerSession, handler: &mut EnrollmentHandler, outcome: &Outcome) {
-    if let Outcome::ProtocolError { error, end_session } = outcome {
+    if let Some(head) = failing_message_head(session, outcome) {
         info!(
-            %error,
-            end_session = end_session.map(|r| r.0),
-            message_head = %hex(session.message_head()),
+            outcome = %outcome,
+            message_head = %head,
             "protocol error"
         );
     }
     handler.closed(outcome).await;
+}
+
+/// The first bytes of the message that broke the protocol, in hex (spec 9.3: log the first 32
+/// bytes); `None` for any other end.
+fn failing_message_head(session: &ServerSession, outcome: &Outcome) -> Option<String> {
+    matches!(outcome, Outcome::ProtocolError { .. }).then(|| hex(session.message_head()))
 }
 
 fn feed(session: &mut ServerSession, read: io::Result<Option<Vec<u8>>>) {
@@ -216,5 +224,50 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn closed_outcome(session: &mut ServerSession) -> Outcome {
+        while let Some(event) = session.poll_event() {
+            if let ServerEvent::Closed { outcome } = event {
+                return outcome;
+            }
+        }
+        panic!("the session did not close");
+    }
+
+    #[test]
+    fn the_head_of_a_message_with_broken_framing_is_logged() {
+        let now = Instant::now();
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        // AUTH_RESPONSE announcing a body past the 16376-byte cap.
+        let header = [0x55, 2, 0, 0, 0, 7, 0xff, 0xff];
+        session.handle_input(now, &header);
+        let outcome = closed_outcome(&mut session);
+        assert!(matches!(
+            outcome,
+            Outcome::ProtocolError {
+                end_session: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            failing_message_head(&session, &outcome).as_deref(),
+            Some("550200000007ffff")
+        );
+    }
+
+    #[test]
+    fn other_ends_log_no_head() {
+        let now = Instant::now();
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        session.handle_eof(now);
+        let outcome = closed_outcome(&mut session);
+        assert_eq!(failing_message_head(&session, &outcome), None);
     }
 }

@@ -123,3 +123,29 @@ impl CapfIdentity {
         self.issuer.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use capf_lsc::{Curve, KeySpec, certificate_to_pem};
+
+    use super::CapfIdentity;
+
+    #[test]
+    fn debug_output_keeps_the_key_out() {
+        let spec = KeySpec::Ec(Curve::P256);
+        let issuer = capf_test_support::capf_issuer(spec);
+        let dir = std::env::temp_dir().join(format!("capf-server-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
+        std::fs::write(&cert, certificate_to_pem(issuer.certificate()).unwrap()).unwrap();
+        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
+        let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let shown = format!("{identity:?}");
+        let key_body = capf_test_support::key_pem(spec).lines().nth(1).unwrap();
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(!shown.contains(key_body), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}
