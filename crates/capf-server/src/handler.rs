@@ -8,9 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
-use capf_session::{
-    Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession, State,
-};
+use capf_session::{Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession};
 use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation, Settings};
 use capf_trust::{DeviceProof, Precedence, SudiProof, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
@@ -395,10 +393,10 @@ impl EnrollmentHandler {
             let reason = match outcome {
                 Outcome::Ended { reason } => format!("session ended with END_SESSION {}", reason.0),
                 Outcome::PeerClosed { state } => {
-                    format!("the phone closed the connection ({})", state_name(*state))
+                    format!("the phone closed the connection ({})", state.as_str())
                 }
                 Outcome::TimedOut { state, .. } => {
-                    format!("timed out waiting in {}", state_name(*state))
+                    format!("timed out waiting in {}", state.as_str())
                 }
                 other => format!("{other:?}"),
             };
@@ -853,10 +851,6 @@ fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
             .map(|s| (s.hash_algorithm().0, s.signature())),
         sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
     }
-}
-
-fn state_name(state: State) -> String {
-    format!("{state:?}")
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
