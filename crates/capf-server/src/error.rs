@@ -26,12 +26,23 @@ pub enum Error {
     },
     /// The CAPF certificate breaks the profile phones require (CA:TRUE pathlen:0, KeyUsage
     /// digitalSignature + keyCertSign, valid now): from 14SU2 TLS fails without it.
-    #[error("CAPF certificate {} fails the CAPF certificate profile: {problems}", path.display())]
+    #[error(
+        "CAPF certificate {} fails the CAPF certificate profile: {}",
+        path.display(),
+        Problems(problems)
+    )]
     CapfProfile {
         /// The certificate file.
         path: PathBuf,
-        /// The problems, in words.
-        problems: String,
+        /// What capf-lsc's profile check found.
+        problems: Vec<capf_lsc::CapfCertificateProblem>,
+    },
+    /// The CAPF identity handed to the server holds no issuer key: it was taken out already
+    /// ([`crate::CapfIdentity::take_issuer`]).
+    #[error("CAPF key {}: the identity holds no issuer key", path.display())]
+    NoIssuer {
+        /// The key file.
+        path: PathBuf,
     },
     /// rustls refused the certificate or key.
     #[error("TLS configuration from {}: {source}", path.display())]
@@ -72,15 +83,40 @@ pub enum Error {
     /// The issuer failed.
     #[error(transparent)]
     Issue(#[from] capf_ca::Error),
-    /// A blocking task (a store call) did not finish.
-    #[error("{context}: background task failed: {detail}")]
+    /// A blocking task (a store call, a certificate check) did not finish.
+    #[error("{context}: background task failed: {source}")]
     Task {
         /// What the task was doing.
         context: &'static str,
-        /// Why it ended.
-        detail: String,
+        /// Why it ended (it panicked or was cancelled).
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The queue of store calls was closed (the service is going away).
+    #[error("{context}: the store's call queue is closed")]
+    Closed {
+        /// What the server was about to do.
+        context: &'static str,
+        /// Tokio's error.
+        #[source]
+        source: tokio::sync::AcquireError,
     },
     /// The operating system's random number generator failed (session ids come from it).
     #[error("random session id: {0}")]
-    Random(getrandom::Error),
+    Random(#[source] getrandom::Error),
+}
+
+/// The profile problems, joined for the message.
+struct Problems<'a>(&'a [capf_lsc::CapfCertificateProblem]);
+
+impl std::fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
 }

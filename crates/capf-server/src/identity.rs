@@ -21,7 +21,25 @@ pub struct CapfIdentity {
     /// the protocol, spec rule T4).
     pub tls: Arc<rustls::ServerConfig>,
     pub(crate) issuer: Option<Issuer>,
-    pub(crate) fingerprint: Vec<u8>,
+    /// The certificate and key files as loaded, so a reload can tell whether they changed.
+    pub(crate) files: LoadedFiles,
+}
+
+/// The contents of the CAPF certificate and key files. The key is a secret: `Debug` shows only
+/// its length.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct LoadedFiles {
+    pub(crate) certificate_pem: Vec<u8>,
+    pub(crate) key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for LoadedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedFiles")
+            .field("certificate_pem_len", &self.certificate_pem.len())
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 impl CapfIdentity {
@@ -58,10 +76,9 @@ impl CapfIdentity {
         let problems = capf_certificate_problems(&capf, Some(issuer_key.public_key()), now)
             .map_err(identity_error)?;
         if !problems.is_empty() {
-            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
             return Err(Error::CapfProfile {
                 path: certificate.to_owned(),
-                problems: problems.join("; "),
+                problems,
             });
         }
         let key_der = issuer_key.to_pkcs8_der().map_err(identity_error)?;
@@ -75,7 +92,6 @@ impl CapfIdentity {
             })?;
             ders.push(CertificateDer::from(der));
         }
-        let fingerprint = [cert_pem.as_slice(), key_pem.as_bytes()].concat();
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -95,12 +111,41 @@ impl CapfIdentity {
             certificate: capf,
             tls: Arc::new(tls),
             issuer: Some(issuer),
-            fingerprint,
+            files: LoadedFiles {
+                certificate_pem: cert_pem,
+                key_pem: key_pem.into_bytes(),
+            },
         })
     }
 
     /// Takes the issuer out (for the CAPF signer), leaving the TLS side.
     pub fn take_issuer(&mut self) -> Option<Issuer> {
         self.issuer.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use capf_lsc::{Curve, KeySpec, certificate_to_pem};
+
+    use super::CapfIdentity;
+
+    #[test]
+    fn debug_output_keeps_the_key_out() {
+        let spec = KeySpec::Ec(Curve::P256);
+        let issuer = capf_test_support::capf_issuer(spec);
+        let dir = std::env::temp_dir().join(format!("capf-server-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
+        std::fs::write(&cert, certificate_to_pem(issuer.certificate()).unwrap()).unwrap();
+        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
+        let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let shown = format!("{identity:?}");
+        let key_body = capf_test_support::key_pem(spec).lines().nth(1).unwrap();
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(!shown.contains(key_body), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

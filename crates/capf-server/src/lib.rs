@@ -2,9 +2,10 @@
 #![forbid(unsafe_code)]
 
 mod config;
-mod connection;
 mod data_dir;
+mod driver;
 mod error;
+mod handler;
 mod identity;
 mod limits;
 mod tls;
@@ -15,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use capf_ca::{CapfSigner, CertificateAuthority};
-use capf_store::{DeviceStore, Settings};
+use capf_store::DeviceStore;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -24,28 +25,19 @@ use tracing::{info, warn};
 pub use config::{CAPF_PORT, Config};
 pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
+pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
 pub use identity::CapfIdentity;
-
-use limits::KeyGenLimiter;
-
-/// Store calls running at once (the SQLite store serialises them anyway).
-const STORE_THREADS: usize = 4;
 
 /// State every connection shares.
 struct Shared {
     config: Config,
-    store: Arc<dyn DeviceStore>,
-    ca: Arc<dyn CertificateAuthority>,
+    /// The store, the issuer, the trust store, the run-time settings and the limits every
+    /// session's handler uses.
+    enrollment: Arc<EnrollmentService>,
     /// The CAPF signer to hand a reloaded key to, when CAPF signs LSCs itself.
     capf_signer: Option<Arc<CapfSigner>>,
     identity: RwLock<Arc<CapfIdentity>>,
-    /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
-    trust: RwLock<Arc<capf_trust::TrustStore>>,
-    settings: RwLock<Settings>,
-    key_generation: Arc<KeyGenLimiter>,
     sessions: AtomicUsize,
-    /// Store calls running at once on the blocking pool.
-    store_slots: tokio::sync::Semaphore,
     /// Set when the shutdown grace period is over: sessions still running end now.
     hard_stop: watch::Receiver<bool>,
 }
@@ -54,14 +46,6 @@ impl Shared {
     fn tls(&self) -> Arc<rustls::ServerConfig> {
         let identity = self.identity.read().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&identity.tls)
-    }
-
-    fn trust(&self) -> Arc<capf_trust::TrustStore> {
-        Arc::clone(&self.trust.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn settings(&self) -> Settings {
-        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -76,7 +60,7 @@ impl std::fmt::Debug for CapfServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CapfServer")
             .field("local_addrs", &self.local_addrs())
-            .field("ca", &self.shared.ca.mode())
+            .field("ca", &self.shared.enrollment.ca_mode())
             .finish_non_exhaustive()
     }
 }
@@ -96,9 +80,8 @@ impl CapfServer {
         )?;
         let signer = identity.take_issuer().map(|i| Arc::new(CapfSigner::new(i)));
         let Some(signer) = signer else {
-            return Err(Error::Task {
-                context: "loading the CAPF key",
-                detail: "no issuer".to_owned(),
+            return Err(Error::NoIssuer {
+                path: config.capf_key.clone(),
             });
         };
         let ca: Arc<dyn CertificateAuthority> = signer.clone();
@@ -125,9 +108,9 @@ impl CapfServer {
             let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || store.settings())
                 .await
-                .map_err(|e| Error::Task {
+                .map_err(|source| Error::Task {
                     context: "reading settings",
-                    detail: e.to_string(),
+                    source,
                 })?
                 .map_err(|source| Error::Store {
                     context: "reading settings",
@@ -138,9 +121,9 @@ impl CapfServer {
             let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || recover_interrupted(store.as_ref()))
                 .await
-                .map_err(|e| Error::Task {
+                .map_err(|source| Error::Task {
                     context: "recovering interrupted attempts",
-                    detail: e.to_string(),
+                    source,
                 })??
         };
         if recovered > 0 {
@@ -151,17 +134,19 @@ impl CapfServer {
         }
         let trust = load_trust(config.trust_dir.as_deref(), &identity.certificate)?;
         let (hard_stop, hard_stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            config,
+        let enrollment = Arc::new(EnrollmentService::new(
             store,
             ca,
+            trust,
+            settings,
+            config.lsc_validity,
+        ));
+        let shared = Arc::new(Shared {
+            config,
+            enrollment,
             capf_signer,
             identity: RwLock::new(Arc::new(identity)),
-            trust: RwLock::new(Arc::new(trust)),
-            settings: RwLock::new(settings),
-            key_generation: Arc::new(KeyGenLimiter::default()),
             sessions: AtomicUsize::new(0),
-            store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             hard_stop: hard_stop_rx,
         });
         Ok(CapfServer {
@@ -294,7 +279,7 @@ fn recover_interrupted(store: &dyn DeviceStore) -> Result<usize, Error> {
 }
 
 async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
-    let settings = shared.settings();
+    let settings = shared.enrollment.settings();
     let now = shared.sessions.fetch_add(1, Ordering::AcqRel) + 1;
     let _guard = SessionCount(&shared.sessions);
     if now > settings.max_sessions as usize {
@@ -303,7 +288,7 @@ async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: 
         info!(%peer, sessions = now, "refused: maximum concurrent sessions");
         return;
     }
-    connection::serve(Arc::clone(&shared), tcp, peer).await;
+    driver::serve(Arc::clone(&shared), tcp, peer).await;
 }
 
 struct SessionCount<'a>(&'a AtomicUsize);
@@ -347,7 +332,7 @@ async fn reload_loop(shared: Arc<Shared>) {
             .identity
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        identity.fingerprint.clone()
+        identity.files.clone()
     };
     loop {
         #[cfg(unix)]
@@ -368,15 +353,18 @@ async fn reload_loop(shared: Arc<Shared>) {
             std::fs::read(&shared.config.capf_certificate),
             std::fs::read(&shared.config.capf_key),
         ];
-        let fingerprint = match files {
-            [Ok(c), Ok(k)] => [c, k].concat(),
+        let files = match files {
+            [Ok(certificate_pem), Ok(key_pem)] => identity::LoadedFiles {
+                certificate_pem,
+                key_pem,
+            },
             _ => continue,
         };
-        if !forced && fingerprint == seen {
+        if !forced && files == seen {
             continue;
         }
         // A bad new pair is not retried every tick: only when the files change again.
-        seen = fingerprint;
+        seen = files;
         match CapfIdentity::load(
             &shared.config.capf_certificate,
             &shared.config.capf_key,
@@ -399,10 +387,7 @@ async fn reload_loop(shared: Arc<Shared>) {
                     .unwrap_or_else(PoisonError::into_inner) = Arc::new(identity);
                 // The new CAPF certificate is an LSC issuer from now on.
                 match load_trust(shared.config.trust_dir.as_deref(), &certificate) {
-                    Ok(trust) => {
-                        *shared.trust.write().unwrap_or_else(PoisonError::into_inner) =
-                            Arc::new(trust);
-                    }
+                    Ok(trust) => shared.enrollment.set_trust(trust),
                     Err(e) => warn!(error = %e, "trust store not reloaded"),
                 }
             }
@@ -464,7 +449,7 @@ fn reload_trust(shared: &Shared, seen: &mut Vec<(std::path::PathBuf, u64, System
     match load_trust(Some(dir), &capf) {
         Ok(trust) => {
             info!(certificates = trust.len(), "trust store loaded");
-            *shared.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+            shared.enrollment.set_trust(trust);
         }
         Err(e) => warn!(error = %e, "trust store not reloaded"),
     }
@@ -501,14 +486,9 @@ async fn settings_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.settings_refresh);
     loop {
         tick.tick().await;
-        let store = Arc::clone(&shared.store);
+        let store = Arc::clone(shared.enrollment.store());
         match tokio::task::spawn_blocking(move || store.settings()).await {
-            Ok(Ok(settings)) => {
-                *shared
-                    .settings
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = settings;
-            }
+            Ok(Ok(settings)) => shared.enrollment.set_settings(settings),
             Ok(Err(e)) => warn!(error = %e, "reading settings"),
             Err(e) => warn!(error = %e, "reading settings"),
         }

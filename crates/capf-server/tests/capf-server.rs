@@ -1,5 +1,6 @@
 //! End to end over TLS on 127.0.0.1 and [::1]: the server with a real SQLite store and CAPF
-//! certificate files, and `capf-phone` (or a raw TLS client) as the phone.
+//! certificate files, and `capf-phone` (or a raw TLS client) as the phone. The enrollment
+//! handler's own tests, without sockets or TLS, are in `handler`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -15,6 +16,9 @@ use capf_store::{
     AuthMode, DeviceStore, LscState, NewDevice, Operation, OperationStatus, SqliteStore,
 };
 use capf_wire::Reason;
+
+#[path = "capf-server/handler.rs"]
+mod handler;
 
 const PHONE: &str = "SEP001122334455";
 
@@ -708,7 +712,7 @@ mod certificate_authentication {
     use capf_trust::{Cert, Purpose, StoreDir};
     use capf_wire::CertificateType;
 
-    fn ca(cn: &str, spec: KeySpec, intermediate_key: bool) -> Issuer {
+    pub(crate) fn ca(cn: &str, spec: KeySpec, intermediate_key: bool) -> Issuer {
         let pem = if intermediate_key {
             capf_test_support::intermediate_key_pem(spec)
         } else {
@@ -729,7 +733,7 @@ mod certificate_authentication {
         Issuer::new(cert, Box::new(key)).unwrap()
     }
 
-    fn issue(issuer: &Issuer, device: &str, key: &PhoneKey) -> Vec<u8> {
+    pub(crate) fn issue(issuer: &Issuer, device: &str, key: &PhoneKey) -> Vec<u8> {
         let public = PhonePublicKey::from_der(key.spki_der()).unwrap();
         let params = LscParams {
             device_name: device.to_owned(),
@@ -746,15 +750,15 @@ mod certificate_authentication {
         capf_lsc::certificate_to_der(&cert).unwrap()
     }
 
-    struct Pki {
-        capf: Issuer,
-        manufacturing: Issuer,
-        foreign_capf: Issuer,
-        sudi_root: Issuer,
-        phone_key: PhoneKey,
+    pub(crate) struct Pki {
+        pub(crate) capf: Issuer,
+        pub(crate) manufacturing: Issuer,
+        pub(crate) foreign_capf: Issuer,
+        pub(crate) sudi_root: Issuer,
+        pub(crate) phone_key: PhoneKey,
     }
 
-    fn pki() -> Pki {
+    pub(crate) fn pki() -> Pki {
         Pki {
             // The lab's CAPF: the same certificate and key the server serves.
             capf: capf_test_support::capf_issuer(KeySpec::Rsa(RsaBits::B2048)),

@@ -1,0 +1,273 @@
+//! The thin driver: one accepted phone connection's admission, socket options and TLS
+//! handshake, then the read-feed-write-timer loop, the only one of the server (ARCHITECTURE.md:
+//! drivers are thin). The loop runs over any [`Transport`], and the enrollment policy is the
+//! [`EnrollmentHandler`]'s.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use capf_ipmode::{PeerAdmission, admit_peer};
+use capf_session::{Outcome, ServerEvent, ServerSession};
+use capf_wire::Reason;
+use tokio::net::TcpStream;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::handler::{EnrollmentHandler, hex};
+use crate::tls::TlsConnection;
+use crate::{Error, Shared};
+
+/// A phone's connection once its TLS handshake is done, as the loop uses it. Every method is
+/// cancel-safe: the loop's `select!` drops a read to run a timer or to apply an answer.
+///
+/// The methods return their futures directly (no `async fn` wrapper around a transport's own
+/// `async fn`), so the loop holds exactly the transport's read future while a session idles.
+pub(crate) trait Transport {
+    /// The next application data, or `None` once the phone has closed.
+    fn read(&mut self) -> impl Future<Output = io::Result<Option<Vec<u8>>>>;
+    /// Sends one whole message (one TLS write each: spec rule T9).
+    fn write(&mut self, message: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Says goodbye at the TLS layer (close_notify, spec section 1) and closes the sending
+    /// side.
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl Transport for TlsConnection {
+    fn read(&mut self) -> impl Future<Output = io::Result<Option<Vec<u8>>>> {
+        TlsConnection::read(self)
+    }
+
+    fn write(&mut self, message: &[u8]) -> impl Future<Output = io::Result<()>> {
+        TlsConnection::write(self, message)
+    }
+
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+        TlsConnection::shutdown(self)
+    }
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    if admit_peer(shared.config.enable_ipv6, peer.ip()) == PeerAdmission::RefusedIpv6Disabled {
+        // The guide: with Enable IPv6 false, CAPF refuses phones that use IPv6.
+        info!(%peer, "refused: IPv6 peer while Enable IPv6 is False");
+        return;
+    }
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(%peer, error = %e, "TCP_NODELAY");
+    }
+    let settings = shared.enrollment.settings();
+    // Keepalive on connections that wait on the phone, so firewalls keep them (the guide's
+    // CAPF keepalive timer, 5 to 60 minutes).
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(settings.keepalive.as_duration())
+        .with_interval(settings.keepalive.as_duration());
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+        debug!(%peer, error = %e, "TCP keepalive");
+    }
+    let conn = match rustls::server::UnbufferedServerConnection::new(shared.tls()) {
+        Ok(conn) => conn,
+        Err(e) => {
+            warn!(%peer, error = %e, "TLS connection");
+            return;
+        }
+    };
+    // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
+    // passed by value would be held twice in every connection's future.
+    let mut tls = Box::new(TlsConnection::new(tcp, conn));
+    match tokio::time::timeout(shared.config.tls_handshake_timeout, tls.handshake()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            info!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    }
+    let session_id = match random_session_id() {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(%peer, error = %e, "no session id");
+            return;
+        }
+    };
+    let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
+    drive(shared, tls, session_id).instrument(span).await;
+}
+
+/// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
+fn random_session_id() -> Result<u32, Error> {
+    loop {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).map_err(Error::Random)?;
+        let id = u32::from_be_bytes(b);
+        if id != 0 {
+            return Ok(id);
+        }
+    }
+}
+
+/// The loop: feed the phone's bytes to the session, hand its events to the handler and apply
+/// the answers, write its messages, arm its timer; until the session closes.
+pub(crate) async fn drive<T: Transport>(
+    shared: Arc<Shared>,
+    mut transport: Box<T>,
+    session_id: u32,
+) {
+    let mut session = ServerSession::new(shared.config.session.clone(), session_id, Instant::now());
+    let mut handler = shared.enrollment.handler();
+    let mut hard_stop = shared.hard_stop.clone();
+    loop {
+        if let Some(event) = session.poll_event() {
+            if let ServerEvent::Closed { outcome } = &event {
+                // Boxed (here and below): its store call's state exists only at the end, not
+                // in every idle connection's future.
+                Box::pin(closed(&session, &mut handler, outcome)).await;
+                break;
+            }
+            // Work for the application; the phone's bytes meanwhile still reach the session.
+            let answer = {
+                // Boxed: the work's state exists only while it runs, not in every idle
+                // connection's future.
+                let mut work = Box::pin(handler.handle(event));
+                loop {
+                    tokio::select! {
+                        answer = &mut work => break Some(answer),
+                        read = transport.read() => {
+                            feed(&mut session, read);
+                            if session.is_closed() {
+                                break None;
+                            }
+                        }
+                        _ = hard_stop.changed() => {
+                            let _ = session.abort(Reason::INVALID_ELEMENT);
+                            break None;
+                        }
+                    }
+                }
+            };
+            if let Some(answer) = answer
+                && let Err(e) = answer.apply(&mut session, Instant::now())
+            {
+                // The session closed meanwhile (the phone spoke out of turn or hung up).
+                debug!(error = %e, device = handler.device().map(capf_lsc::DeviceName::as_str), "answer not applied");
+            }
+            continue;
+        }
+        // The store has recorded every event before the phone hears the answer (an LSC is
+        // installed in the store before END_SESSION 1 goes out).
+        while let Some(message) = session.poll_transmit() {
+            // One message per TLS write (spec rule T9).
+            if let Err(e) = transport.write(&message).await {
+                debug!(error = %e, "write failed");
+                session.handle_eof(Instant::now());
+                break;
+            }
+        }
+        if session.is_closed() {
+            // Its Closed event is the last one.
+            while let Some(event) = session.poll_event() {
+                if let ServerEvent::Closed { outcome } = &event {
+                    Box::pin(closed(&session, &mut handler, outcome)).await;
+                }
+            }
+            break;
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            read = transport.read() => feed(&mut session, read),
+            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = hard_stop.changed() => {
+                let _ = session.abort(Reason::INVALID_ELEMENT);
+            }
+        }
+    }
+    // Drain what is left (END_SESSION after an abort), then close_notify (spec section 1).
+    while let Some(message) = session.poll_transmit() {
+        if transport.write(&message).await.is_err() {
+            break;
+        }
+    }
+    let _ = transport.shutdown().await;
+}
+
+/// The session's end: the bytes of a message that broke the protocol are logged (spec 9.3),
+/// then the handler records how the attempt ended.
+async fn closed(session: &ServerSession, handler: &mut EnrollmentHandler, outcome: &Outcome) {
+    if let Some(head) = failing_message_head(session, outcome) {
+        info!(
+            outcome = %outcome,
+            message_head = %head,
+            "protocol error"
+        );
+    }
+    handler.closed(outcome).await;
+}
+
+/// The first bytes of the message that broke the protocol, in hex (spec 9.3: log the first 32
+/// bytes); `None` for any other end.
+fn failing_message_head(session: &ServerSession, outcome: &Outcome) -> Option<String> {
+    matches!(outcome, Outcome::ProtocolError { .. }).then(|| hex(session.message_head()))
+}
+
+fn feed(session: &mut ServerSession, read: io::Result<Option<Vec<u8>>>) {
+    match read {
+        Ok(Some(bytes)) => session.handle_input(Instant::now(), &bytes),
+        Ok(None) | Err(_) => session.handle_eof(Instant::now()),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn closed_outcome(session: &mut ServerSession) -> Outcome {
+        while let Some(event) = session.poll_event() {
+            if let ServerEvent::Closed { outcome } = event {
+                return outcome;
+            }
+        }
+        panic!("the session did not close");
+    }
+
+    #[test]
+    fn the_head_of_a_message_with_broken_framing_is_logged() {
+        let now = Instant::now();
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        // AUTH_RESPONSE announcing a body past the 16376-byte cap.
+        let header = [0x55, 2, 0, 0, 0, 7, 0xff, 0xff];
+        session.handle_input(now, &header);
+        let outcome = closed_outcome(&mut session);
+        assert!(matches!(
+            outcome,
+            Outcome::ProtocolError {
+                end_session: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            failing_message_head(&session, &outcome).as_deref(),
+            Some("550200000007ffff")
+        );
+    }
+
+    #[test]
+    fn other_ends_log_no_head() {
+        let now = Instant::now();
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        session.handle_eof(now);
+        let outcome = closed_outcome(&mut session);
+        assert_eq!(failing_message_head(&session, &outcome), None);
+    }
+}

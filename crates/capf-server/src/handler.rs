@@ -1,0 +1,858 @@
+//! The enrollment handler: a session's events answered over the device store, the issuer and
+//! the trust store, without sockets or TLS (the driver owns those). Tests drive it with a
+//! `ServerSession` in memory.
+
+use std::mem;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Instant, SystemTime};
+
+use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
+use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
+use capf_session::{Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession};
+use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation, Settings};
+use capf_trust::{DeviceProof, Precedence, SudiProof, TrustStore, authenticate_device};
+use capf_wire::{CertificateType, Reason};
+use tracing::{debug, info, warn};
+
+use crate::Error;
+use crate::limits::{KeyGenLimiter, KeyGenPermit};
+
+/// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
+const STORE_THREADS: usize = 4;
+
+/// What every session's [`EnrollmentHandler`] shares: the device store, the issuer, the trust
+/// store for authentication by existing certificate, the run-time settings, the key-generation
+/// limit, and the LSC validity.
+///
+/// The trust store and the settings are replaced while sessions run
+/// ([`set_trust`](Self::set_trust), [`set_settings`](Self::set_settings)); a session reads them
+/// when it needs them.
+pub struct EnrollmentService {
+    store: Arc<dyn DeviceStore>,
+    ca: Arc<dyn CertificateAuthority>,
+    lsc_validity: ValidityDays,
+    /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
+    trust: RwLock<Arc<TrustStore>>,
+    settings: RwLock<Settings>,
+    key_generation: Arc<KeyGenLimiter>,
+    /// Store calls running at once: a burst of phones must not start hundreds of blocking
+    /// threads (each with its stack and malloc arena).
+    store_slots: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for EnrollmentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentService")
+            .field("ca", &self.ca.mode())
+            .field("lsc_validity", &self.lsc_validity)
+            .field("settings", &self.settings())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrollmentService {
+    /// A service over `store` and `ca`, authenticating certificates against `trust`, with the
+    /// run-time `settings` (limits, throttling) and issuing LSCs valid for `lsc_validity`.
+    pub fn new(
+        store: Arc<dyn DeviceStore>,
+        ca: Arc<dyn CertificateAuthority>,
+        trust: TrustStore,
+        settings: Settings,
+        lsc_validity: ValidityDays,
+    ) -> Self {
+        EnrollmentService {
+            store,
+            ca,
+            lsc_validity,
+            trust: RwLock::new(Arc::new(trust)),
+            settings: RwLock::new(settings),
+            key_generation: Arc::new(KeyGenLimiter::default()),
+            store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
+        }
+    }
+
+    /// The handler for a new session.
+    pub fn handler(self: &Arc<Self>) -> EnrollmentHandler {
+        EnrollmentHandler {
+            service: Arc::clone(self),
+            attempt: Attempt::NoDevice,
+        }
+    }
+
+    /// The device store.
+    pub fn store(&self) -> &Arc<dyn DeviceStore> {
+        &self.store
+    }
+
+    /// The issuer's mode, for logs ("CAPF", "online CA", ...).
+    pub fn ca_mode(&self) -> &'static str {
+        self.ca.mode()
+    }
+
+    /// The run-time settings sessions use now.
+    pub fn settings(&self) -> Settings {
+        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the run-time settings (re-read from the store while the server runs).
+    pub fn set_settings(&self, settings: Settings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    /// The trust store sessions use now.
+    pub fn trust(&self) -> Arc<TrustStore> {
+        Arc::clone(&self.trust.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the trust store (the trust directory or the CAPF certificate changed).
+    pub fn set_trust(&self, trust: TrustStore) {
+        *self.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+    }
+
+    /// Runs a store call on the blocking pool.
+    async fn store_call<T, F>(&self, context: &'static str, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn DeviceStore) -> Result<T, capf_store::Error> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        let _slot = self
+            .store_slots
+            .acquire()
+            .await
+            .map_err(|source| Error::Closed { context, source })?;
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|source| Error::Task { context, source })?
+            .map_err(|source| Error::Store { context, source })
+    }
+
+    /// A store call about `device`, at the time it runs. The blocking pool needs owned data:
+    /// this is the one place the device name is copied.
+    async fn device_call<T, F>(
+        &self,
+        device: &DeviceName,
+        context: &'static str,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn DeviceStore, &str, SystemTime) -> Result<T, capf_store::Error>
+            + Send
+            + 'static,
+    {
+        let device = device.clone();
+        self.store_call(context, move |s| f(s, device.as_str(), SystemTime::now()))
+            .await
+    }
+}
+
+/// The operation a session runs, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OperationKind {
+    InstallUpgrade,
+    Delete,
+    Troubleshoot,
+}
+
+impl OperationKind {
+    fn of(operation: &Operation) -> Option<Self> {
+        match operation {
+            Operation::InstallUpgrade(_) => Some(OperationKind::InstallUpgrade),
+            Operation::Delete => Some(OperationKind::Delete),
+            Operation::Troubleshoot => Some(OperationKind::Troubleshoot),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::InstallUpgrade => "install/upgrade",
+            OperationKind::Delete => "delete",
+            OperationKind::Troubleshoot => "troubleshoot",
+        }
+    }
+}
+
+/// What this session has done to its device, so the session's end is recorded once and
+/// correctly: only the `…Requested` and `LscIssued` states have an attempt in progress in the
+/// store, which an end other than success leaves Interrupted.
+#[derive(Debug, Default)]
+enum Attempt {
+    /// No device: AUTH_RESPONSE not handled yet, or it named no known device.
+    #[default]
+    NoDevice,
+    /// The device is known and the store holds nothing in progress for this session: nothing
+    /// to do, or refused before the attempt began (complete-by passed, authentication failed,
+    /// key-generation queue full).
+    NotBegun {
+        device: DeviceName,
+        operation: Option<OperationKind>,
+    },
+    /// Install/Upgrade begun: KEY_GEN_REQUEST sent for `requested`; `permit` holds a
+    /// key-generation slot.
+    KeyRequested {
+        device: DeviceName,
+        requested: KeySpec,
+        permit: KeyGenPermit,
+    },
+    /// The LSC with this serial is issued and recorded, STORE_CERT_REQUEST sent; installed
+    /// only on STORE_CERT_RESPONSE (spec 8.2 project rule).
+    LscIssued {
+        device: DeviceName,
+        serial: Vec<u8>,
+        #[expect(
+            dead_code,
+            reason = "held for its drop, which frees the key-generation slot"
+        )]
+        permit: KeyGenPermit,
+    },
+    /// Troubleshoot begun: FETCH_CERT_REQUEST sent.
+    FetchRequested { device: DeviceName },
+    /// Delete begun: DELETE_CERT_REQUEST sent.
+    DeleteRequested { device: DeviceName },
+    /// The attempt is over and the store has recorded how (succeeded, failed or interrupted).
+    Ended {
+        device: DeviceName,
+        operation: Option<OperationKind>,
+    },
+}
+
+impl Attempt {
+    fn device(&self) -> Option<&DeviceName> {
+        match self {
+            Attempt::NoDevice => None,
+            Attempt::NotBegun { device, .. }
+            | Attempt::KeyRequested { device, .. }
+            | Attempt::LscIssued { device, .. }
+            | Attempt::FetchRequested { device }
+            | Attempt::DeleteRequested { device }
+            | Attempt::Ended { device, .. } => Some(device),
+        }
+    }
+
+    fn device_name(&self) -> Option<&str> {
+        self.device().map(DeviceName::as_str)
+    }
+
+    fn operation(&self) -> Option<OperationKind> {
+        match self {
+            Attempt::NoDevice => None,
+            Attempt::NotBegun { operation, .. } | Attempt::Ended { operation, .. } => *operation,
+            Attempt::KeyRequested { .. } | Attempt::LscIssued { .. } => {
+                Some(OperationKind::InstallUpgrade)
+            }
+            Attempt::FetchRequested { .. } => Some(OperationKind::Troubleshoot),
+            Attempt::DeleteRequested { .. } => Some(OperationKind::Delete),
+        }
+    }
+
+    fn operation_name(&self) -> Option<&'static str> {
+        self.operation().map(OperationKind::as_str)
+    }
+
+    /// The store holds this session's attempt in progress (begun, not ended).
+    fn in_progress(&self) -> bool {
+        matches!(
+            self,
+            Attempt::KeyRequested { .. }
+                | Attempt::LscIssued { .. }
+                | Attempt::FetchRequested { .. }
+                | Attempt::DeleteRequested { .. }
+        )
+    }
+
+    /// The attempt is over: the key-generation slot, if any, is released.
+    fn end(&mut self) {
+        let operation = self.operation();
+        *self = match mem::take(self) {
+            Attempt::NoDevice => Attempt::NoDevice,
+            Attempt::NotBegun { device, .. }
+            | Attempt::KeyRequested { device, .. }
+            | Attempt::LscIssued { device, .. }
+            | Attempt::FetchRequested { device }
+            | Attempt::DeleteRequested { device }
+            | Attempt::Ended { device, .. } => Attempt::Ended { device, operation },
+        };
+    }
+}
+
+/// The application's answer to a [`ServerEvent`], applied to the session with
+/// [`Answer::apply`] once the work is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Answer {
+    /// [`ServerSession::decide`] with this decision.
+    Decide(Decision),
+    /// [`ServerSession::deliver_certificate`] with this LSC (DER).
+    Certificate(Vec<u8>),
+    /// [`ServerSession::issuance_failed`].
+    IssuanceFailed,
+    /// [`ServerSession::abort`] with END_SESSION 7: the server could not do its part (a store
+    /// or issuer failure).
+    Abort,
+    /// Nothing to tell the session.
+    Nothing,
+}
+
+impl Answer {
+    /// Applies the answer to `session` at `now`.
+    ///
+    /// # Errors
+    /// The session's error when it cannot take the answer, in practice because it closed
+    /// meanwhile (the phone spoke out of turn or hung up while the work ran).
+    pub fn apply(
+        self,
+        session: &mut ServerSession,
+        now: Instant,
+    ) -> Result<(), capf_session::Error> {
+        match self {
+            Answer::Decide(decision) => session.decide(now, decision),
+            Answer::Certificate(der) => session.deliver_certificate(now, &der),
+            Answer::IssuanceFailed => session.issuance_failed(),
+            Answer::Abort => session.abort(Reason::INVALID_ELEMENT),
+            Answer::Nothing => Ok(()),
+        }
+    }
+}
+
+/// One session's enrollment policy (spec sections 7 and 8): turns the session's
+/// [`ServerEvent`]s into [`Answer`]s over the device store, the issuer and the trust store, and
+/// records every state change in the store once (begun, issued, installed only after
+/// STORE_CERT_RESPONSE, failed, or interrupted).
+///
+/// It does no I/O of its own but store calls (on tokio's blocking pool) and the issuer, so it
+/// runs under any transport: the driver feeds the session, hands each event to
+/// [`handle`](Self::handle) and applies the answer, and calls [`closed`](Self::closed) with the
+/// session's last event. Get one per session from [`EnrollmentService::handler`].
+#[derive(Debug)]
+pub struct EnrollmentHandler {
+    service: Arc<EnrollmentService>,
+    attempt: Attempt,
+}
+
+impl EnrollmentHandler {
+    /// The device this session is about, once AUTH_RESPONSE named a known one.
+    pub fn device(&self) -> Option<&DeviceName> {
+        self.attempt.device()
+    }
+
+    /// Whether the store holds this session's attempt in progress, so that the session's end
+    /// records how it ended.
+    pub fn attempt_in_progress(&self) -> bool {
+        self.attempt.in_progress()
+    }
+
+    /// Answers one event. A store or issuer failure ends the session
+    /// ([`Answer::Abort`]), and the attempt, still in progress, ends as interrupted on
+    /// [`ServerEvent::Closed`], which this hands to [`closed`](Self::closed).
+    pub async fn handle(&mut self, event: ServerEvent) -> Answer {
+        let result = match event {
+            ServerEvent::Authenticate(auth) => self.authenticate(*auth).await.map(Answer::Decide),
+            ServerEvent::PublicKey { spki_der } => self.issue(spki_der).await,
+            ServerEvent::KeyGenerationInProgress { count } => {
+                debug!(count, "phone generating its key");
+                Ok(Answer::Nothing)
+            }
+            ServerEvent::KeyGenerationFailed { reason } => self.key_generation_failed(reason).await,
+            ServerEvent::CertificateStored => self.installed().await,
+            ServerEvent::StoreFailed { reason } => {
+                self.end(AttemptEnd::Failed {
+                    reason: format!("the phone could not store the LSC (REASON {})", reason.0),
+                })
+                .await
+            }
+            ServerEvent::Fetched {
+                reason,
+                certificate,
+            } => self.fetched(reason, certificate).await,
+            ServerEvent::Deleted { reason } => self.deleted(reason).await,
+            ServerEvent::Closed { outcome } => {
+                self.closed(&outcome).await;
+                Ok(Answer::Nothing)
+            }
+            other => {
+                debug!(event = ?other, "event");
+                Ok(Answer::Nothing)
+            }
+        };
+        result.unwrap_or_else(|e| {
+            warn!(error = %e, device = self.attempt.device_name(), "ending the session");
+            Answer::Abort
+        })
+    }
+
+    /// The session is over: an attempt still in progress ends as interrupted (its operation
+    /// stays scheduled for the phone's next attempt; the store changes only a device still in
+    /// progress, so a success is never clobbered).
+    pub async fn closed(&mut self, outcome: &Outcome) {
+        if self.attempt.in_progress() {
+            let reason = match outcome {
+                Outcome::Ended { reason } => format!("session ended with END_SESSION {}", reason.0),
+                Outcome::PeerClosed { state } => {
+                    format!("the phone closed the connection ({})", state.as_str())
+                }
+                Outcome::TimedOut { state, .. } => {
+                    format!("timed out waiting in {}", state.as_str())
+                }
+                other => format!("{other:?}"),
+            };
+            if let Err(e) = self.end(AttemptEnd::Interrupted { reason }).await {
+                warn!(error = %e, "recording the end of the attempt");
+            }
+        }
+        // Whatever the store said, the key-generation slot is free now.
+        self.attempt.end();
+        info!(
+            device = self.attempt.device_name(),
+            operation = self.attempt.operation_name(),
+            outcome = ?outcome,
+            "session closed"
+        );
+    }
+
+    /// Spec section 7 steps 4-6: device lookup, authentication, dispatch.
+    async fn authenticate(&mut self, auth: Authentication) -> Result<Decision, Error> {
+        let now = SystemTime::now();
+        // The store admits only valid names (capf-lsc's rules), so an invalid one is unknown.
+        let device = match DeviceName::new(&auth.device_name) {
+            Ok(device) => device,
+            Err(e) => {
+                info!(device = %auth.device_name.escape_debug(), error = %e, outcome = "unknown device", "END_SESSION 9");
+                return Ok(Decision::UnknownDevice);
+            }
+        };
+        let Some(record) = self
+            .service
+            .device_call(&device, "device lookup", |s, name, _| s.device(name))
+            .await?
+        else {
+            info!(device = %device, outcome = "unknown device", "END_SESSION 9");
+            return Ok(Decision::UnknownDevice);
+        };
+        if !record.has_operation_to_run() {
+            // Nothing to protect: the one-time authentication string is cleared once an
+            // operation succeeds, so a phone checking in afterwards is told there is nothing
+            // to do.
+            info!(device = %device, outcome = "no pending operation", "END_SESSION 0");
+            self.attempt = Attempt::NotBegun {
+                device,
+                operation: None,
+            };
+            return Ok(Decision::NoPendingOperation);
+        }
+        self.attempt = Attempt::NotBegun {
+            device,
+            operation: OperationKind::of(&record.operation),
+        };
+        let Some(device) = self.attempt.device() else {
+            return Ok(Decision::UnknownDevice);
+        };
+        if record.is_past_complete_by(now) {
+            self.service
+                .device_call(device, "mark expired", move |s, name, _| {
+                    s.mark_expired(name, now)
+                })
+                .await?;
+            info!(device = %device, outcome = "complete-by date passed", "END_SESSION 7");
+            return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+        }
+        if !self.authenticated(&record, &auth, now).await? {
+            return Ok(Decision::AuthenticationFailed);
+        }
+        let decision = match &record.operation {
+            Operation::InstallUpgrade(policy) => {
+                let Some(spec) = policy.key_to_request(
+                    record.ec_key_generation_failed,
+                    client_can_do_ec(auth.version),
+                ) else {
+                    self.fail_before_beginning(format!(
+                        "key order EC only, but the client (VERSION {}) cannot be asked for EC",
+                        auth.version
+                    ))
+                    .await?;
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                };
+                let settings = self.service.settings();
+                let Some(permit) = self
+                    .service
+                    .key_generation
+                    .acquire(
+                        settings.max_key_generation_sessions,
+                        settings.key_generation_queue,
+                    )
+                    .await
+                else {
+                    // No "retry later" message exists (spec section 3): END_SESSION 7, and the
+                    // operation stays pending for the phone's next attempt.
+                    info!(
+                        device = self.attempt.device_name(),
+                        outcome = "key-generation queue full",
+                        "END_SESSION 7"
+                    );
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                };
+                self.begin(|device| Attempt::KeyRequested {
+                    device,
+                    requested: spec,
+                    permit,
+                })
+                .await?;
+                Decision::Install(key_request_for(spec, auth.version))
+            }
+            Operation::Delete => {
+                self.begin(|device| Attempt::DeleteRequested { device })
+                    .await?;
+                Decision::Delete
+            }
+            Operation::Troubleshoot => {
+                self.begin(|device| Attempt::FetchRequested { device })
+                    .await?;
+                Decision::Fetch
+            }
+            _ => Decision::NoPendingOperation,
+        };
+        info!(
+            device = self.attempt.device_name(),
+            operation = self.attempt.operation_name(),
+            decision = ?decision,
+            "authenticated"
+        );
+        Ok(decision)
+    }
+
+    /// The authentication of spec section 7 step 5 for the device's mode, with throttling of
+    /// failed authentication strings.
+    async fn authenticated(
+        &mut self,
+        record: &Device,
+        auth: &Authentication,
+        now: SystemTime,
+    ) -> Result<bool, Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(false);
+        };
+        match record.auth_mode {
+            AuthMode::NullString => Ok(true),
+            AuthMode::AuthenticationString => {
+                if record.is_auth_locked_out(&self.service.settings(), now) {
+                    info!(device = %device, failures = record.auth_failures, outcome = "throttled", "END_SESSION 7");
+                    return Ok(false);
+                }
+                let candidate = auth.password.clone().unwrap_or_default();
+                let ok = !candidate.is_empty()
+                    && self
+                        .service
+                        .device_call(device, "authentication string", move |s, name, _| {
+                            s.check_auth_string(name, &candidate)
+                        })
+                        .await?;
+                if !ok {
+                    self.service
+                        .device_call(device, "record failed authentication", move |s, name, _| {
+                            s.record_auth_failure(name, now)
+                        })
+                        .await?;
+                    info!(device = %device, outcome = "authentication failed", "END_SESSION 7");
+                }
+                Ok(ok)
+            }
+            AuthMode::ExistingCertificateLscFirst | AuthMode::ExistingCertificateMicFirst => {
+                let precedence = if record.auth_mode == AuthMode::ExistingCertificateLscFirst {
+                    Precedence::LscFirst
+                } else {
+                    Precedence::MicFirst
+                };
+                let trust = self.service.trust();
+                // Chain and signatures: milliseconds of CPU, off the I/O threads.
+                let auth = auth.clone();
+                let verdict = tokio::task::spawn_blocking(move || {
+                    authenticate_device(&trust, &device_proof(&auth), precedence, now)
+                })
+                .await
+                .map_err(|source| Error::Task {
+                    context: "certificate authentication",
+                    source,
+                })?;
+                match verdict {
+                    Ok(by) => {
+                        if by.digest_info_used {
+                            // Spec 6.3 project rule: accepted for interoperability, logged.
+                            warn!(device = %device, "signature in the DigestInfo form, not the bare digest");
+                        }
+                        info!(
+                            device = %device,
+                            certificate = %by.kind,
+                            subject = %by.subject,
+                            preferred = by.preferred,
+                            sudi = ?by.sudi,
+                            "authenticated by existing certificate"
+                        );
+                        Ok(true)
+                    }
+                    Err(failure) => {
+                        let reason =
+                            format!("authentication by existing certificate failed: {failure}");
+                        info!(device = %device, %reason, "END_SESSION 7");
+                        // The operation fails, with the reason in its status (the guide's rule).
+                        self.fail_before_beginning(reason).await?;
+                        Ok(false)
+                    }
+                }
+            }
+            _ => {
+                info!(device = %device, outcome = "authentication mode not supported", "END_SESSION 7");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Begins the attempt in the store; `next` is the state it is in then.
+    async fn begin(&mut self, next: impl FnOnce(DeviceName) -> Attempt) -> Result<(), Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(());
+        };
+        self.service
+            .device_call(device, "begin attempt", |s, name, now| {
+                s.begin_attempt(name, now)
+            })
+            .await?;
+        if let Attempt::NotBegun { device, .. } = mem::take(&mut self.attempt) {
+            self.attempt = next(device);
+        }
+        Ok(())
+    }
+
+    /// Fails the operation before its attempt began (the attempt is begun and failed in one
+    /// store call, so its status carries `reason`).
+    async fn fail_before_beginning(&mut self, reason: String) -> Result<(), Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(());
+        };
+        self.service
+            .device_call(device, "fail the attempt", move |s, name, now| {
+                s.begin_attempt(name, now)?;
+                s.end_attempt(name, AttemptEnd::Failed { reason }, now)
+            })
+            .await?;
+        self.attempt.end();
+        Ok(())
+    }
+
+    /// Records the end of the attempt.
+    async fn end(&mut self, end: AttemptEnd) -> Result<Answer, Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(Answer::Nothing);
+        };
+        info!(device = %device, operation = self.attempt.operation_name(), outcome = ?end, "attempt ended");
+        self.service
+            .device_call(device, "end attempt", move |s, name, now| {
+                s.end_attempt(name, end, now)
+            })
+            .await?;
+        self.attempt.end();
+        Ok(Answer::Nothing)
+    }
+
+    /// KEY_GEN_RESPONSE with a key: it must be the key asked for; then the issuer signs.
+    async fn issue(&mut self, spki_der: Vec<u8>) -> Result<Answer, Error> {
+        let Attempt::KeyRequested {
+            device, requested, ..
+        } = &self.attempt
+        else {
+            // The session asks for a key only after an Install decision.
+            debug!("a public key outside an install attempt");
+            return Ok(Answer::IssuanceFailed);
+        };
+        let key = match PhonePublicKey::from_der(&spki_der) {
+            Ok(key) => key,
+            Err(e) => {
+                self.end(AttemptEnd::Failed {
+                    reason: format!("the phone's public key is not acceptable: {e}"),
+                })
+                .await?;
+                return Ok(Answer::IssuanceFailed);
+            }
+        };
+        if let Err(e) = key.check_matches(*requested) {
+            self.end(AttemptEnd::Failed {
+                reason: format!("the phone sent another key than asked for: {e}"),
+            })
+            .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+        let request = IssueRequest {
+            device: device.clone(),
+            public_key: key,
+            validity: self.service.lsc_validity,
+        };
+        match self.service.ca.issue(request, SystemTime::now()).await? {
+            IssueOutcome::Issued(lsc) => {
+                let record = capf_store::IssuedLsc {
+                    serial: lsc.serial.clone(),
+                    der: lsc.der.clone(),
+                    not_before: lsc.not_before,
+                    not_after: lsc.not_after,
+                };
+                self.service
+                    .device_call(device, "record issued LSC", move |s, name, now| {
+                        s.record_lsc_issued(name, &record, now)
+                    })
+                    .await?;
+                info!(device = %device, serial = %hex(&lsc.serial), ca = self.service.ca.mode(), "LSC issued");
+                if let Attempt::KeyRequested { device, permit, .. } = mem::take(&mut self.attempt) {
+                    self.attempt = Attempt::LscIssued {
+                        device,
+                        serial: lsc.serial,
+                        permit,
+                    };
+                }
+                Ok(Answer::Certificate(lsc.der))
+            }
+            IssueOutcome::Pending { request_id } => {
+                self.end(AttemptEnd::Interrupted {
+                    reason: format!("the CA holds the request as pending ({request_id})"),
+                })
+                .await?;
+                Ok(Answer::IssuanceFailed)
+            }
+            other => {
+                self.end(AttemptEnd::Failed {
+                    reason: format!("unexpected answer from the CA: {other:?}"),
+                })
+                .await?;
+                Ok(Answer::IssuanceFailed)
+            }
+        }
+    }
+
+    async fn key_generation_failed(&mut self, reason: Option<Reason>) -> Result<Answer, Error> {
+        if let Attempt::KeyRequested {
+            device, requested, ..
+        } = &self.attempt
+            && requested.is_ec()
+        {
+            // Key order "EC preferred, RSA backup": the next attempt asks for RSA.
+            self.service
+                .device_call(device, "record EC failure", |s, name, now| {
+                    s.record_ec_key_generation_failure(name, now)
+                })
+                .await?;
+        }
+        self.end(AttemptEnd::Failed {
+            reason: format!(
+                "the phone could not generate its key (REASON {})",
+                reason.map_or_else(|| "absent".to_owned(), |r| r.0.to_string())
+            ),
+        })
+        .await
+    }
+
+    async fn installed(&mut self) -> Result<Answer, Error> {
+        let Attempt::LscIssued { device, serial, .. } = &self.attempt else {
+            return Ok(Answer::Nothing);
+        };
+        let serial = serial.clone();
+        self.service
+            .device_call(device, "confirm installed LSC", move |s, name, now| {
+                s.confirm_lsc_installed(name, &serial, now)
+            })
+            .await?;
+        info!(device = %device, outcome = "LSC installed", "operation succeeded");
+        self.attempt.end();
+        Ok(Answer::Nothing)
+    }
+
+    async fn fetched(
+        &mut self,
+        reason: Reason,
+        certificate: Option<capf_session::Certificate>,
+    ) -> Result<Answer, Error> {
+        let Attempt::FetchRequested { device } = &self.attempt else {
+            return Ok(Answer::Nothing);
+        };
+        let kind = certificate.as_ref().map(|c| {
+            if c.certificate_type == CertificateType::MIC {
+                "MIC"
+            } else {
+                "LSC"
+            }
+        });
+        self.service
+            .device_call(device, "record troubleshoot", move |s, name, now| {
+                s.record_fetch_done(
+                    name,
+                    certificate.map(|c| (c.certificate_type.0, c.der)),
+                    now,
+                )
+            })
+            .await?;
+        info!(device = %device, reason = reason.0, certificate = ?kind, "troubleshoot done");
+        self.attempt.end();
+        Ok(Answer::Nothing)
+    }
+
+    async fn deleted(&mut self, reason: Reason) -> Result<Answer, Error> {
+        let Attempt::DeleteRequested { device } = &self.attempt else {
+            return Ok(Answer::Nothing);
+        };
+        if reason != Reason::UPDATE_CERTIFICATE {
+            return self
+                .end(AttemptEnd::Failed {
+                    reason: format!("the phone deleted nothing (REASON {})", reason.0),
+                })
+                .await;
+        }
+        self.service
+            .device_call(device, "record delete", |s, name, now| {
+                s.record_delete_done(name, now)
+            })
+            .await?;
+        info!(device = %device, outcome = "LSC deleted", "operation succeeded");
+        self.attempt.end();
+        Ok(Answer::Nothing)
+    }
+}
+
+/// Spec 8.11: only a client of VERSION 3 can be asked for an EC key. (The server's copy of a
+/// rule capf-session also enforces; one owner at the next step.)
+fn client_can_do_ec(version: u8) -> bool {
+    version >= 3
+}
+
+/// The KEY_GEN_REQUEST for a key spec: a client below VERSION 3 understands KEY_SIZE only
+/// (spec 8.11). (The server's copy of the KeySpec to KeyRequest mapping.)
+fn key_request_for(spec: KeySpec, version: u8) -> KeyRequest {
+    match spec {
+        KeySpec::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits.bits()),
+        KeySpec::Rsa(bits) => KeyRequest::Rsa(bits.bits()),
+        KeySpec::Ec(curve) => KeyRequest::Ec(match curve {
+            capf_lsc::Curve::P256 => capf_wire::Curve::SECP256R1,
+            capf_lsc::Curve::P384 => capf_wire::Curve::SECP384R1,
+            capf_lsc::Curve::P521 => capf_wire::Curve::SECP521R1,
+        }),
+    }
+}
+
+/// The proof of identity in an AUTH_RESPONSE, for capf-trust. (The server's copy of the
+/// DeviceProof constructor.)
+fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
+    DeviceProof {
+        device_name: &auth.device_name,
+        session_id: auth.session_id,
+        certificate: auth.certificate.as_ref().map(|c| c.der.as_slice()),
+        signed_data: auth.signed_data.as_deref(),
+        sha2_signed_data: auth
+            .sha2_signed_data
+            .as_ref()
+            .map(|s| (s.hash_algorithm().0, s.signature())),
+        sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,943 @@
+//! The enrollment handler without sockets or TLS: a `ServerSession` in memory, played by the
+//! test as the phone, its events answered by an `EnrollmentHandler` over a temp-file SQLite
+//! store and a fixture CAPF. Every decision path the TLS tests above take, and the ones TLS
+//! cannot reach on demand (a CA holding a request, a CA failure, a timeout).
+
+use std::time::Instant;
+
+use capf_ca::{CapfSigner, CertificateAuthority, IssueFuture, IssueOutcome, IssueRequest};
+use capf_lsc::{AuthDigest, Issuer, ValidityDays};
+use capf_server::{EnrollmentHandler, EnrollmentService};
+use capf_session::{Outcome, ServerConfig, ServerEvent, ServerSession, State};
+use capf_store::Settings;
+use capf_trust::{Cert, Purpose, TrustStore};
+use capf_wire::{
+    AuthResponse, CertificateType, CertificateValue, Command, DeleteCertificateResponse,
+    FetchCertificateResponse, HashAlgorithm, KeyGenResponse, Message, Payload, Sha2SignedData,
+    StoreCertificateResponse, SudiData,
+};
+
+use super::certificate_authentication::{Pki, issue, pki};
+use super::*;
+
+/// The session id of every simulated session (the SUDI challenge).
+const SESSION_ID: u32 = 0x5eed_0001;
+
+/// A store, a CAPF, and the service over them.
+struct Bench {
+    dir: PathBuf,
+    store: Arc<SqliteStore>,
+    service: Arc<EnrollmentService>,
+    capf: Arc<CapfSigner>,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The trust store the server builds: the CAPF certificate in CAPF-trust, plus `extra`.
+fn trust(capf: &Issuer, extra: &[(&Purpose, &Issuer)]) -> TrustStore {
+    let mut trust = TrustStore::new(capf_trust::Release::default());
+    let cert = |i: &Issuer| Cert::from_certificate(i.certificate().clone()).unwrap();
+    trust.insert_unchecked(&Purpose::CAPF_TRUST, cert(capf));
+    for (purpose, issuer) in extra {
+        trust.insert_unchecked(purpose, cert(issuer));
+    }
+    trust
+}
+
+impl Bench {
+    /// CAPF signs with the lab's RSA-2048 CAPF certificate.
+    fn new(name: &str) -> Bench {
+        let capf = Arc::new(CapfSigner::new(capf_test_support::capf_issuer(
+            KeySpec::Rsa(RsaBits::B2048),
+        )));
+        Bench::with_ca(name, capf.clone(), capf)
+    }
+
+    /// With another issuer in front of the CAPF signer.
+    fn with_ca(name: &str, ca: Arc<dyn CertificateAuthority>, capf: Arc<CapfSigner>) -> Bench {
+        let dir = temp_dir(&format!("handler-{name}"));
+        let store = Arc::new(SqliteStore::open(&dir.join("data")).unwrap());
+        let service = Arc::new(EnrollmentService::new(
+            store.clone(),
+            ca,
+            trust(&capf.issuer(), &[]),
+            store.settings().unwrap(),
+            ValidityDays::MAX,
+        ));
+        Bench {
+            dir,
+            store,
+            service,
+            capf,
+        }
+    }
+
+    fn add(&self, operation: Operation, auth: AuthMode, string: Option<&str>) {
+        self.add_named(PHONE, operation, auth, string);
+    }
+
+    fn add_named(&self, name: &str, operation: Operation, auth: AuthMode, string: Option<&str>) {
+        let mut d = NewDevice::new(name);
+        d.operation = operation;
+        d.auth_mode = auth;
+        d.auth_string = string.map(str::to_owned);
+        self.store.add_device(&d, SystemTime::now()).unwrap();
+    }
+
+    fn schedule(&self, operation: Operation) {
+        self.store
+            .schedule(PHONE, operation, None, SystemTime::now())
+            .unwrap();
+    }
+
+    fn device(&self) -> capf_store::Device {
+        self.store.device(PHONE).unwrap().unwrap()
+    }
+
+    fn status(&self) -> OperationStatus {
+        self.device().status
+    }
+
+    fn failed_reason(&self) -> String {
+        match self.status() {
+            OperationStatus::Failed { reason } => reason,
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    fn lsc_states(&self) -> Vec<LscState> {
+        self.store
+            .lscs(PHONE)
+            .unwrap()
+            .iter()
+            .map(|l| l.state)
+            .collect()
+    }
+
+    fn with_settings(&self, tune: impl FnOnce(&mut Settings)) {
+        let mut settings = self.service.settings();
+        tune(&mut settings);
+        self.service.set_settings(settings);
+    }
+
+    /// A new session with its AUTH_REQUEST already read.
+    async fn session(&self) -> Sim {
+        let mut sim = Sim {
+            now: Instant::now(),
+            session: ServerSession::new(ServerConfig::default(), SESSION_ID, Instant::now()),
+            handler: self.service.handler(),
+            outcome: None,
+        };
+        let sent = sim.pump().await;
+        assert_eq!(commands(&sent), [Command::AUTH_REQUEST]);
+        sim
+    }
+}
+
+/// One server session and its handler, the test playing the phone.
+struct Sim {
+    now: Instant,
+    session: ServerSession,
+    handler: EnrollmentHandler,
+    outcome: Option<Outcome>,
+}
+
+impl Sim {
+    /// Hands every event to the handler and applies its answers, as the driver does; returns
+    /// what the server sent.
+    async fn pump(&mut self) -> Vec<Message<'static>> {
+        while let Some(event) = self.session.poll_event() {
+            if let ServerEvent::Closed { outcome } = &event {
+                assert!(self.outcome.is_none(), "one Closed per session");
+                self.outcome = Some(outcome.clone());
+            }
+            let answer = self.handler.handle(event).await;
+            answer.apply(&mut self.session, self.now).unwrap();
+        }
+        let mut sent = Vec::new();
+        while let Some(bytes) = self.session.poll_transmit() {
+            sent.push(Message::decode(&bytes).unwrap().into_owned());
+        }
+        sent
+    }
+
+    async fn send<'a>(&mut self, payload: impl Into<Payload<'a>>) -> Vec<Message<'static>> {
+        let bytes = Message::new(SESSION_ID, payload).to_bytes();
+        self.session.handle_input(self.now, &bytes);
+        self.pump().await
+    }
+
+    /// AUTH_RESPONSE for PHONE with `version` and this PASSWORD.
+    async fn authenticate(&mut self, version: u8, password: &str) -> Vec<Message<'static>> {
+        let response = AuthResponse::new(PHONE, version)
+            .unwrap()
+            .with_password(password.to_owned())
+            .unwrap();
+        self.send(response).await
+    }
+
+    async fn public_key(&mut self, spki: Vec<u8>) -> Vec<Message<'static>> {
+        self.send(KeyGenResponse::with_public_key(spki).unwrap())
+            .await
+    }
+
+    async fn hang_up(&mut self) {
+        self.session.handle_eof(self.now);
+        assert!(self.pump().await.is_empty());
+    }
+
+    fn outcome(&self) -> &Outcome {
+        self.outcome.as_ref().expect("the session closed")
+    }
+}
+
+fn commands(sent: &[Message<'_>]) -> Vec<Command> {
+    sent.iter().map(Message::command).collect()
+}
+
+/// The END_SESSION REASON of the last message sent.
+fn ended(sent: &[Message<'_>]) -> Reason {
+    end_session_reason(sent.last().expect("a message"))
+}
+
+fn key_request(sent: &[Message<'_>]) -> capf_wire::KeyGenRequest<'static> {
+    match &sent.last().expect("a message").payload {
+        Payload::KeyGenRequest(k) => k.clone().into_owned(),
+        other => panic!("expected KEY_GEN_REQUEST, got {other:?}"),
+    }
+}
+
+fn delivered_lsc(sent: &[Message<'_>]) -> Vec<u8> {
+    match &sent.last().expect("a message").payload {
+        Payload::StoreCertificateRequest(s) => s.certificate().der().to_vec(),
+        other => panic!("expected STORE_CERT_REQUEST, got {other:?}"),
+    }
+}
+
+fn spki(spec: KeySpec) -> Vec<u8> {
+    key(spec).spki_der().to_vec()
+}
+
+/// A whole install of `spec` through an authenticated session: key, LSC, stored.
+async fn install_through(sim: &mut Sim, spec: KeySpec) -> Vec<u8> {
+    let lsc = delivered_lsc(&sim.public_key(spki(spec)).await);
+    let sent = sim
+        .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    lsc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_string_install_issues_and_installs_only_on_store_cert_response() {
+    let bench = Bench::new("install-rsa");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    let k = key_request(&sim.authenticate(3, "").await);
+    assert_eq!(
+        (k.key_size(), k.key_type()),
+        (Some(2048), Some(capf_wire::KeyType::RSA))
+    );
+    assert!(sim.handler.attempt_in_progress());
+    assert_eq!(sim.handler.device().map(|d| d.as_str()), Some(PHONE));
+    assert_eq!(bench.status(), OperationStatus::InProgress);
+
+    let lsc = delivered_lsc(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    // Issued and recorded, not installed until the phone says it stored it.
+    assert_eq!(bench.lsc_states(), [LscState::Issued]);
+    assert_eq!(bench.store.lscs(PHONE).unwrap()[0].der, lsc);
+    let sent = sim
+        .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert_eq!(
+        sim.outcome(),
+        &Outcome::Ended {
+            reason: Reason::UPDATE_CERTIFICATE
+        }
+    );
+    assert!(!sim.handler.attempt_in_progress());
+    assert_eq!(bench.status(), OperationStatus::Success);
+    assert_eq!(bench.lsc_states(), [LscState::Installed]);
+    openssl_verify(
+        &bench.dir,
+        &certificate_to_pem(bench.capf.issuer().certificate()).unwrap(),
+        &lsc,
+    );
+    // The operation is done: the next session is told there is nothing to do.
+    let mut again = bench.session().await;
+    assert_eq!(ended(&again.authenticate(3, "").await), Reason::NO_ACTION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_ec_lscs_on_every_curve() {
+    let bench = Bench::new("install-ec");
+    for curve in [Curve::P256, Curve::P384, Curve::P521] {
+        let op = install(KeyOrder::EcOnly, RsaBits::B2048, curve);
+        if bench.store.device(PHONE).unwrap().is_none() {
+            bench.add(op, AuthMode::NullString, None);
+        } else {
+            bench.schedule(op);
+        }
+        let mut sim = bench.session().await;
+        let k = key_request(&sim.authenticate(3, "").await);
+        assert_eq!(
+            (k.key_type(), k.curve()),
+            (Some(capf_wire::KeyType::EC), Some(wire_curve(curve))),
+            "{curve}"
+        );
+        install_through(&mut sim, KeySpec::Ec(curve)).await;
+    }
+    assert_eq!(
+        bench.lsc_states(),
+        [
+            LscState::Superseded,
+            LscState::Superseded,
+            LscState::Installed
+        ]
+    );
+}
+
+fn wire_curve(curve: Curve) -> capf_wire::Curve {
+    match curve {
+        Curve::P256 => capf_wire::Curve::SECP256R1,
+        Curve::P384 => capf_wire::Curve::SECP384R1,
+        Curve::P521 => capf_wire::Curve::SECP521R1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_client_is_asked_for_rsa_as_key_size_only() {
+    let bench = Bench::new("version-2");
+    bench.add(
+        install(KeyOrder::EcPreferredRsaBackup, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut sim = bench.session().await;
+    let k = key_request(&sim.authenticate(2, "").await);
+    // Spec 8.11: KEY_SIZE only, no KEY_TYPE, so RSA even though EC is preferred.
+    assert_eq!((k.key_size(), k.key_type()), (Some(2048), None));
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec_only_for_a_version_2_client_fails_the_operation() {
+    let bench = Bench::new("version-2-ec-only");
+    bench.add(
+        install(KeyOrder::EcOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(2, "").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert!(
+        bench.failed_reason().contains("cannot be asked for EC"),
+        "{}",
+        bench.failed_reason()
+    );
+    assert!(!sim.handler.attempt_in_progress());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_invalid_device_names_get_9_and_no_operation_gets_0() {
+    let bench = Bench::new("unknown");
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "").await),
+        Reason::UNKNOWN_DEVICE
+    );
+    assert!(sim.handler.device().is_none());
+    // A name the store could never hold (capf-lsc's rules) is unknown too.
+    let mut sim = bench.session().await;
+    let response = AuthResponse::new("SEP 0011", 3)
+        .unwrap()
+        .with_password("")
+        .unwrap();
+    assert_eq!(ended(&sim.send(response).await), Reason::UNKNOWN_DEVICE);
+
+    bench.add(Operation::None, AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    assert_eq!(ended(&sim.authenticate(3, "").await), Reason::NO_ACTION);
+    assert_eq!(sim.handler.device().map(|d| d.as_str()), Some(PHONE));
+    assert_eq!(bench.device().attempts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_by_date_passed_expires_the_operation() {
+    let bench = Bench::new("expired");
+    let mut d = NewDevice::new(PHONE);
+    d.operation = rsa_install();
+    d.complete_by = Some(SystemTime::now() - Duration::from_secs(60));
+    bench.store.add_device(&d, SystemTime::now()).unwrap();
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert_eq!(bench.status(), OperationStatus::Expired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_authentication_string_installs_and_is_cleared() {
+    let bench = Bench::new("auth-ok");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "123456").await);
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    let d = bench.device();
+    assert_eq!(d.status, OperationStatus::Success);
+    assert!(!d.has_auth_string);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_authentication_string_fails_is_counted_and_locks_out() {
+    let bench = Bench::new("auth-wrong");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 2);
+    // A wrong string, then none at all (an empty PASSWORD is what a phone without one sends).
+    for password in ["999999", ""] {
+        let mut sim = bench.session().await;
+        assert_eq!(
+            ended(&sim.authenticate(3, password).await),
+            Reason::INVALID_ELEMENT,
+            "{password:?}"
+        );
+    }
+    assert_eq!(bench.device().auth_failures, 2);
+    // Locked out: even the right string is refused now, and nothing was issued.
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "123456").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+    assert_eq!(bench.status(), OperationStatus::Pending);
+    assert_eq!(bench.device().attempts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn troubleshoot_records_the_phones_certificate() {
+    let bench = Bench::new("fetch");
+    bench.add(Operation::Troubleshoot, AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    let sent = sim.authenticate(3, "").await;
+    assert_eq!(commands(&sent), [Command::FETCH_CERT_REQUEST]);
+    let der = issue(
+        &bench.capf.issuer(),
+        PHONE,
+        &key(KeySpec::Rsa(RsaBits::B2048)),
+    );
+    let found =
+        FetchCertificateResponse::found(CertificateValue::lsc(der.clone()).unwrap()).unwrap();
+    assert_eq!(ended(&sim.send(found).await), Reason::NO_ACTION);
+    let results = bench.store.troubleshoot_results(PHONE).unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].certificate.as_ref().unwrap().der, der);
+    assert_eq!(bench.status(), OperationStatus::Success);
+
+    // A phone with nothing to send: the result says so.
+    bench.schedule(Operation::Troubleshoot);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    let none = FetchCertificateResponse::not_found(Reason::INVALID_ELEMENT);
+    assert_eq!(ended(&sim.send(none).await), Reason::NO_ACTION);
+    let results = bench.store.troubleshoot_results(PHONE).unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(results[1].certificate.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_the_deletion_and_a_phone_that_deleted_nothing_fails() {
+    let bench = Bench::new("delete");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+
+    bench.schedule(Operation::Delete);
+    let mut sim = bench.session().await;
+    let sent = sim.authenticate(3, "").await;
+    assert_eq!(commands(&sent), [Command::DELETE_CERT_REQUEST]);
+    let sent = sim
+        .send(DeleteCertificateResponse::new(Reason::INVALID_ELEMENT))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert!(
+        bench.failed_reason().contains("deleted nothing"),
+        "{}",
+        bench.failed_reason()
+    );
+    assert_eq!(bench.lsc_states(), [LscState::Installed]);
+
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    let sent = sim
+        .send(DeleteCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert_eq!(bench.status(), OperationStatus::Success);
+    assert_eq!(bench.lsc_states(), [LscState::Deleted]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_cannot_make_the_key_fails_the_attempt_and_is_asked_for_rsa_next() {
+    let bench = Bench::new("keygen-fail");
+    bench.add(
+        install(KeyOrder::EcPreferredRsaBackup, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    let mut sim = bench.session().await;
+    let k = key_request(&sim.authenticate(3, "").await);
+    assert_eq!(k.key_type(), Some(capf_wire::KeyType::EC));
+    let sent = sim
+        .send(KeyGenResponse::failure(Reason::INVALID_ELEMENT))
+        .await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let d = bench.device();
+    assert!(d.ec_key_generation_failed);
+    assert!(matches!(d.status, OperationStatus::Failed { .. }));
+    let mut sim = bench.session().await;
+    let k = key_request(&sim.authenticate(3, "").await);
+    assert_eq!(k.key_type(), Some(capf_wire::KeyType::RSA));
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_cannot_store_the_lsc_fails_the_operation() {
+    let bench = Bench::new("store-fail");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    delivered_lsc(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    let sent = sim
+        .send(StoreCertificateResponse::new(Reason::INVALID_ELEMENT))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert!(
+        bench.failed_reason().contains("could not store"),
+        "{}",
+        bench.failed_reason()
+    );
+    assert_eq!(bench.lsc_states(), [LscState::Issued]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_is_not_acceptable_or_not_the_one_asked_for_fails_issuance() {
+    let bench = Bench::new("bad-key");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let cases = [
+        (b"\x30\x03 not a key".to_vec(), "not acceptable"),
+        (spki(KeySpec::Ec(Curve::P256)), "another key than asked for"),
+    ];
+    for (spki, expect) in cases {
+        let mut sim = bench.session().await;
+        sim.authenticate(3, "").await;
+        let sent = sim.public_key(spki).await;
+        assert_eq!(ended(&sent), Reason::INVALID_ELEMENT, "{expect}");
+        assert!(
+            bench.failed_reason().contains(expect),
+            "{}",
+            bench.failed_reason()
+        );
+        assert!(!sim.handler.attempt_in_progress());
+    }
+    assert!(
+        bench.store.lscs(PHONE).unwrap().is_empty(),
+        "nothing issued"
+    );
+}
+
+/// An issuer that answers "pending", or fails.
+#[derive(Debug)]
+struct FakeCa {
+    pending: bool,
+}
+
+impl CertificateAuthority for FakeCa {
+    fn mode(&self) -> &'static str {
+        "fake CA"
+    }
+
+    fn issue(&self, request: IssueRequest, _now: SystemTime) -> IssueFuture<'_> {
+        let pending = self.pending;
+        Box::pin(async move {
+            if pending {
+                Ok(IssueOutcome::Pending {
+                    request_id: "request 42".to_owned(),
+                })
+            } else {
+                Err(capf_ca::Error::Lsc {
+                    device: request.device.to_string(),
+                    source: capf_lsc::Error::MissingPemBlock { label: "KEY" },
+                })
+            }
+        })
+    }
+}
+
+fn fake_ca_bench(name: &str, pending: bool) -> Bench {
+    let capf = Arc::new(CapfSigner::new(capf_test_support::capf_issuer(
+        KeySpec::Rsa(RsaBits::B2048),
+    )));
+    Bench::with_ca(name, Arc::new(FakeCa { pending }), capf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_ca_holds_as_pending_interrupts_the_attempt() {
+    let bench = fake_ca_bench("ca-pending", true);
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    let sent = sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let d = bench.device();
+    assert_eq!(d.status, OperationStatus::Pending);
+    assert!(d.last_error.unwrap().contains("request 42"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_failure_aborts_and_interrupts_the_attempt() {
+    let bench = fake_ca_bench("ca-fails", false);
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    let sent = sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    assert!(matches!(sim.outcome(), Outcome::Aborted { .. }));
+    assert_eq!(bench.status(), OperationStatus::Pending);
+    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_while_the_phone_makes_its_key_interrupts_the_attempt() {
+    let bench = Bench::new("hang-up-key");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    sim.hang_up().await;
+    assert_eq!(
+        sim.outcome(),
+        &Outcome::PeerClosed {
+            state: State::WaitKey
+        }
+    );
+    assert!(!sim.handler.attempt_in_progress());
+    let d = bench.device();
+    assert_eq!(d.status, OperationStatus::Pending);
+    assert!(d.last_error.unwrap().contains("closed the connection"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_mid_install_leaves_an_unconfirmed_lsc_that_goes_stale() {
+    let bench = Bench::new("hang-up-store");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    delivered_lsc(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    sim.hang_up().await;
+    assert_eq!(bench.status(), OperationStatus::Pending);
+    assert_eq!(bench.lsc_states(), [LscState::Issued]);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.lsc_states(), [LscState::Stale, LscState::Installed]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_or_an_abort_interrupts_the_attempt() {
+    let bench = Bench::new("timeout");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    sim.now = sim
+        .session
+        .poll_timeout()
+        .expect("a key-generation deadline");
+    sim.session.handle_timeout(sim.now);
+    assert_eq!(ended(&sim.pump().await), Reason::INVALID_ELEMENT);
+    assert!(matches!(
+        sim.outcome(),
+        Outcome::TimedOut {
+            state: State::WaitKey,
+            ..
+        }
+    ));
+    let d = bench.device();
+    assert_eq!(d.status, OperationStatus::Pending);
+    assert!(d.last_error.unwrap().contains("timed out"));
+
+    // The server stopping past its grace period (the driver aborts the session).
+    let mut sim = bench.session().await;
+    sim.authenticate(3, "").await;
+    sim.session.abort(Reason::INVALID_ELEMENT).unwrap();
+    assert_eq!(ended(&sim.pump().await), Reason::INVALID_ELEMENT);
+    assert_eq!(bench.status(), OperationStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_order_message_gets_7_and_changes_nothing() {
+    let bench = Bench::new("out-of-order");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    // KEY_GEN_RESPONSE where AUTH_RESPONSE belongs.
+    let sent = sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    assert!(matches!(sim.outcome(), Outcome::ProtocolError { .. }));
+    // What spec 9.3 has the driver log: the failing message's first bytes.
+    assert_eq!(&sim.session.message_head()[..2], &[0x55, 4]);
+    let d = bench.device();
+    assert_eq!((d.status, d.attempts), (OperationStatus::Pending, 0));
+    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_key_generation_queue_refuses_with_7_and_keeps_the_operation_pending() {
+    let bench = Bench::new("queue");
+    bench.with_settings(|s| {
+        s.max_key_generation_sessions = 1;
+        s.key_generation_queue = 0;
+    });
+    let other = "SEP00000000BEEF";
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    bench.add_named(other, rsa_install(), AuthMode::NullString, None);
+    // The other phone holds the only key-generation slot.
+    let mut holder = bench.session().await;
+    let response = AuthResponse::new(other, 3)
+        .unwrap()
+        .with_password("")
+        .unwrap();
+    key_request(&holder.send(response).await);
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert_eq!(bench.status(), OperationStatus::Pending);
+    assert_eq!(bench.device().attempts, 0);
+    // With the slot free again, the phone's next attempt installs.
+    holder.hang_up().await;
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+}
+
+/// Authentication by existing certificate: the PKI of the TLS tests, the proofs built here.
+mod certificates {
+    use super::*;
+
+    /// A bench whose trust store holds the MIC root and the SUDI root, as the server builds it
+    /// from its trust directory.
+    fn cert_bench(name: &str, pki: &Pki, mode: AuthMode) -> Bench {
+        let bench = Bench::new(name);
+        bench.service.set_trust(trust(
+            &pki.capf,
+            &[
+                (&Purpose::CAPF_TRUST_MIC, &pki.manufacturing),
+                (&Purpose::CAPF_TRUST_SUDI, &pki.sudi_root),
+            ],
+        ));
+        bench.add(rsa_install(), mode, None);
+        bench
+    }
+
+    fn sign(key: &PhoneKey, digest: AuthDigest, data: &[u8]) -> Vec<u8> {
+        capf_lsc::sign_auth_signature(key.pkcs8_der(), digest, data).unwrap()
+    }
+
+    /// AUTH_RESPONSE with a certificate signed over name + NUL + DER (spec 6.1-6.3) and, when
+    /// given, SUDI data signed over this session's id (spec 6.4).
+    fn proof(
+        der: &[u8],
+        kind: CertificateType,
+        key: &PhoneKey,
+        sudi: Option<(&[u8], &PhoneKey)>,
+    ) -> AuthResponse<'static> {
+        let mut blob = PHONE.as_bytes().to_vec();
+        blob.push(0);
+        blob.extend_from_slice(der);
+        let mut response = AuthResponse::new(PHONE, 3)
+            .unwrap()
+            .with_password("")
+            .unwrap()
+            .with_certificate(CertificateValue::new(kind, der.to_vec()).unwrap())
+            .unwrap()
+            .with_signed_data(sign(key, AuthDigest::Sha1, &blob))
+            .unwrap()
+            .with_sha2_signed_data(
+                Sha2SignedData::new(HashAlgorithm::SHA512, sign(key, AuthDigest::Sha512, &blob))
+                    .unwrap(),
+            )
+            .unwrap();
+        if let Some((sudi_der, sudi_key)) = sudi {
+            let mut challenge = SESSION_ID.to_le_bytes().to_vec();
+            challenge.extend_from_slice(sudi_der);
+            let a = sign(sudi_key, AuthDigest::Sha1, &challenge);
+            let b = sign(sudi_key, AuthDigest::Sha512, &challenge);
+            response = response
+                .with_sudi_data(SudiData::new(sudi_der, &a, &b).unwrap().into_owned())
+                .unwrap();
+        }
+        response
+    }
+
+    /// Authenticates with `response`; on success installs, and answers whether it did.
+    async fn enroll(bench: &Bench, response: AuthResponse<'static>) -> bool {
+        let mut sim = bench.session().await;
+        let sent = sim.send(response).await;
+        if commands(&sent) != [Command::KEY_GEN_REQUEST] {
+            assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+            return false;
+        }
+        install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_lsc_of_this_capf_authenticates_and_installs() {
+        let pki = pki();
+        let bench = cert_bench("cert-lsc", &pki, AuthMode::ExistingCertificateLscFirst);
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        assert!(
+            enroll(
+                &bench,
+                proof(&lsc, CertificateType::LSC, &pki.phone_key, None)
+            )
+            .await
+        );
+        assert_eq!(bench.status(), OperationStatus::Success);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mic_authenticates_in_either_precedence() {
+        let pki = pki();
+        let mic = issue(&pki.manufacturing, PHONE, &pki.phone_key);
+        for mode in [
+            AuthMode::ExistingCertificateMicFirst,
+            AuthMode::ExistingCertificateLscFirst,
+        ] {
+            let bench = cert_bench(&format!("cert-mic-{mode:?}"), &pki, mode);
+            // The type byte says LSC: the class comes from the anchor, not the byte.
+            let response = proof(&mic, CertificateType::LSC, &pki.phone_key, None);
+            assert!(enroll(&bench, response).await, "{mode:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sudi_data_bound_to_the_session_authenticates_and_an_untrusted_sudi_fails() {
+        let pki = pki();
+        let bench = cert_bench("cert-sudi", &pki, AuthMode::ExistingCertificateLscFirst);
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
+        let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
+        let response = proof(
+            &lsc,
+            CertificateType::LSC,
+            &pki.phone_key,
+            Some((&sudi, &sudi_key)),
+        );
+        assert!(enroll(&bench, response).await);
+        bench.schedule(rsa_install());
+        let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
+        let response = proof(
+            &lsc,
+            CertificateType::LSC,
+            &pki.phone_key,
+            Some((&rogue, &sudi_key)),
+        );
+        assert!(!enroll(&bench, response).await);
+        assert!(
+            bench.failed_reason().contains("SUDI"),
+            "{}",
+            bench.failed_reason()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_invalid_proof_fails_the_operation_with_its_reason() {
+        let pki = pki();
+        let bench = cert_bench("cert-reject", &pki, AuthMode::ExistingCertificateLscFirst);
+        let other_key = key(KeySpec::Ec(Curve::P384));
+        let own = issue(&pki.capf, PHONE, &pki.phone_key);
+        let null_string = AuthResponse::new(PHONE, 3)
+            .unwrap()
+            .with_password("")
+            .unwrap();
+        let cases = [
+            (
+                "foreign CAPF",
+                proof(
+                    &issue(&pki.foreign_capf, PHONE, &pki.phone_key),
+                    CertificateType::LSC,
+                    &pki.phone_key,
+                    None,
+                ),
+                "untrusted CAPF",
+            ),
+            (
+                "another device",
+                proof(
+                    &issue(&pki.capf, "SEP00AABBCCDDEE", &pki.phone_key),
+                    CertificateType::LSC,
+                    &pki.phone_key,
+                    None,
+                ),
+                "SEP00AABBCCDDEE",
+            ),
+            (
+                "wrong key",
+                proof(&own, CertificateType::LSC, &other_key, None),
+                "does not verify",
+            ),
+            ("no certificate", null_string, "no certificate"),
+        ];
+        for (what, response, expect) in cases {
+            bench.schedule(rsa_install());
+            assert!(!enroll(&bench, response).await, "{what}");
+            let reason = bench.failed_reason();
+            assert!(reason.contains(expect), "{what}: {reason}");
+        }
+        assert!(
+            bench.store.lscs(PHONE).unwrap().is_empty(),
+            "nothing issued"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replaced_trust_store_is_used_by_the_next_session() {
+        let pki = pki();
+        let bench = cert_bench("cert-reload", &pki, AuthMode::ExistingCertificateMicFirst);
+        let other_root = super::super::certificate_authentication::ca(
+            "Other Manufacturing CA",
+            KeySpec::Rsa(RsaBits::B2048),
+            true,
+        );
+        let mic = issue(&other_root, PHONE, &pki.phone_key);
+        let response = || proof(&mic, CertificateType::MIC, &pki.phone_key, None);
+        assert!(!enroll(&bench, response()).await);
+        bench
+            .service
+            .set_trust(trust(&pki.capf, &[(&Purpose::CAPF_TRUST_MIC, &other_root)]));
+        bench.schedule(rsa_install());
+        assert!(enroll(&bench, response()).await);
+    }
+}
