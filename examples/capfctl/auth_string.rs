@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
-use capf_store::{AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, DeviceStore};
+use capf_store::{AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, AdminStore, SessionStore};
 use serde_json::json;
 
 use crate::device::{DataArgs, open_existing};

@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use anyhow::{Result, anyhow, bail};
 use capf_lsc::{DeviceName, KeyOrder, KeyPolicy};
 use capf_store::{
-    AuthMode, BulkChange, DeviceStore, DeviceTemplate, DeviceUpdate, NewDevice, Operation, Schedule,
+    AdminStore, AuthMode, BulkChange, DeviceTemplate, DeviceUpdate, NewDevice, Operation, Schedule,
 };
 use serde_json::{Value, json};
 

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow, bail};
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
 use capf_store::{
-    AuthMode, Device, DeviceStore, DeviceUpdate, NewDevice, Operation, OperationStatus,
-    SqliteStore, is_valid_auth_string,
+    AdminStore, AuthMode, Device, DeviceUpdate, NewDevice, Operation, OperationStatus,
+    SessionStore, SqliteStore, is_valid_auth_string,
 };
 
 use crate::query::QueryArgs;

@@ -17,7 +17,7 @@ use capf_lsc::x509_cert::ext::Extension;
 use capf_lsc::x509_cert::ext::pkix::CrlNumber;
 use capf_lsc::x509_cert::serial_number::SerialNumber;
 use capf_lsc::x509_cert::time::Time;
-use capf_store::{DeviceStore, KeepaliveMinutes, LscRecord, StatusKind};
+use capf_store::{AdminStore, KeepaliveMinutes, LscRecord, SessionStore, StatusKind};
 use serde_json::{Value, json};
 
 use crate::capf_cert::write_new;

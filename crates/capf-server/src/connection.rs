@@ -11,7 +11,7 @@ use capf_lsc::{DeviceName, KeySpec, PhonePublicKey};
 use capf_session::{
     Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession, State,
 };
-use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
+use capf_store::{AttemptEnd, AuthMode, Device, Operation, SessionStore};
 use capf_trust::{DeviceProof, Precedence, SudiProof, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tokio::net::TcpStream;
@@ -214,7 +214,7 @@ fn apply(session: &mut ServerSession, attempt: &mut Attempt, answer: Answer) {
 async fn store<T, F>(shared: &Shared, context: &'static str, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
-    F: FnOnce(&dyn DeviceStore) -> Result<T, capf_store::Error> + Send + 'static,
+    F: FnOnce(&dyn SessionStore) -> Result<T, capf_store::Error> + Send + 'static,
 {
     let store = Arc::clone(&shared.store);
     // The SQLite store serialises its calls: a few threads suffice, and a burst of phones must
