@@ -207,10 +207,7 @@ fn certificates(dir: &Path, now: SystemTime) {
             state_changed_at: issued,
         }
     });
-    assert_eq!(
-        store.import_lscs(&mut records, now).unwrap(),
-        CERTIFICATES
-    );
+    assert_eq!(store.import_lscs(&mut records, now).unwrap(), CERTIFICATES);
 }
 
 fn reports(c: &mut Criterion) {

@@ -106,7 +106,7 @@ pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
     assert_eq!(audit[0].action, action::DEVICE_BULK_ADDED);
 }
 
-/// Queries combine name pattern pool model status and LSC expiry.
+/// Queries combine name pattern, device pool, model, status and LSC expiry.
 pub fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -264,7 +264,7 @@ pub fn generated_strings_are_set_with_the_mode_and_only_as_a_tag<S: DeviceStore>
     assert!(s.check_auth_string("SEP000000000001", "48151623").unwrap());
 }
 
-/// Status report counts each status and past complete by.
+/// The status report counts each status, and the devices past their complete-by date.
 pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -322,7 +322,7 @@ pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
     assert_eq!(names(&past), ["SEP000000000001"]);
 }
 
-/// Expiry revocation and stale LSC deletion.
+/// Expiring LSCs are listed, expired ones revoked, stale ones deleted.
 pub fn expiry_revocation_and_stale_lsc_deletion<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     for n in 1..=3 {
@@ -393,7 +393,7 @@ pub fn keepalive_is_stored_alone<S: DeviceStore>(new_store: impl Fn() -> S) {
     assert_eq!(back.max_sessions, 12);
 }
 
-/// Pending CSRs are added listed and removed.
+/// Pending certificate requests are added, listed and removed.
 pub fn pending_csrs_are_added_listed_and_removed<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     s.add_device(&NewDevice::new("SEP000000000001"), t(0))
@@ -418,7 +418,7 @@ pub fn pending_csrs_are_added_listed_and_removed<S: DeviceStore>(new_store: impl
     ));
 }
 
-/// Templates round trip replace and remove.
+/// Device templates round-trip, are replaced by name and removed.
 pub fn templates_round_trip_replace_and_remove<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     let template = DeviceTemplate {

@@ -207,7 +207,7 @@ pub fn updates_only_the_fields_given<S: DeviceStore>(new_store: impl Fn() -> S) 
     assert_eq!(audit_count(&s), before);
 }
 
-/// Every operation and key policy round trips.
+/// Every operation and key policy round-trips.
 pub fn every_operation_and_key_policy_round_trips<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, Operation::None);
     let mut operations = vec![Operation::None, Operation::Delete, Operation::Troubleshoot];
@@ -229,7 +229,7 @@ pub fn every_operation_and_key_policy_round_trips<S: DeviceStore>(new_store: imp
     }
 }
 
-/// Schedule resets attempts the ec flag and the last error.
+/// Scheduling resets the attempts, the EC key-generation flag and the last error.
 pub fn schedule_resets_attempts_the_ec_flag_and_the_last_error<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -257,7 +257,7 @@ pub fn schedule_resets_attempts_the_ec_flag_and_the_last_error<S: DeviceStore>(
     assert!(!none.has_operation_to_run());
 }
 
-/// Begin attempt needs an operation to run.
+/// Beginning an attempt needs an operation to run.
 pub fn begin_attempt_needs_an_operation_to_run<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, Operation::None);
     assert!(matches!(
@@ -277,7 +277,7 @@ pub fn begin_attempt_needs_an_operation_to_run<S: DeviceStore>(new_store: impl F
     assert_eq!(s.begin_attempt(PHONE, t(4)).unwrap().attempts, 2);
 }
 
-/// Auth failures count lock out and reset when an attempt begins.
+/// Authentication failures count, lock out, and reset when an attempt begins.
 pub fn auth_failures_count_lock_out_and_reset_when_an_attempt_begins<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -341,7 +341,7 @@ pub fn interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled<S:
     assert_eq!(s.begin_attempt(PHONE, t(5)).unwrap().attempts, 3);
 }
 
-/// A late end attempt never clobbers a success.
+/// A late `end_attempt` never clobbers a success.
 pub fn a_late_end_attempt_never_clobbers_a_success<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
     s.begin_attempt(PHONE, t(1)).unwrap();
@@ -389,7 +389,7 @@ pub fn expiry_applies_only_to_an_operation_to_run<S: DeviceStore>(new_store: imp
     ));
 }
 
-/// An EC key generation failure makes the next attempt ask for rsa.
+/// An EC key-generation failure makes the next attempt ask for RSA.
 pub fn an_ec_key_generation_failure_makes_the_next_attempt_ask_for_rsa<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -476,7 +476,7 @@ pub fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the
     );
 }
 
-/// Confirming clears the operation and the one time auth string.
+/// Confirming clears the operation and the one-time authentication string.
 pub fn confirming_clears_the_operation_and_the_one_time_auth_string<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -662,7 +662,7 @@ pub fn revokes_an_lsc_once<S: DeviceStore>(new_store: impl Fn() -> S) {
     assert_eq!(s.audit(None, 1).unwrap()[0].action, action::LSC_REVOKED);
 }
 
-/// Auth strings follow the rule and check under any case of the name.
+/// Authentication strings follow the rule, and check under any case of the name.
 pub fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
@@ -714,7 +714,7 @@ pub fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name<S: Devi
     );
 }
 
-/// Settings default and round trip.
+/// Settings default, and round-trip.
 pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     assert_eq!(s.settings().unwrap(), Settings::default());
@@ -738,7 +738,7 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
     );
 }
 
-/// Audit is newest first filtered and limited.
+/// The audit log is newest first, filtered and limited.
 pub fn audit_is_newest_first_filtered_and_limited<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
     s.add_device(&NewDevice::new("SEP00112233DDEE"), t(1))
@@ -898,7 +898,7 @@ pub fn an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_i
     assert_eq!(states, [LscState::Stale, LscState::Installed]);
 }
 
-/// Failed authentication is counted locked out and reset.
+/// Failed authentication is counted, locked out and reset.
 pub fn failed_authentication_is_counted_locked_out_and_reset<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
