@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use capf_lsc::KeyPolicy;
 use capf_store::{
-    BulkChange, DeviceQuery, DeviceStore, DeviceUpdate, NewDevice, Operation, SqliteStore,
+    AdminStore, BulkChange, DeviceQuery, DeviceUpdate, LscRecord, LscState, NewDevice, Operation,
+    SessionStore, SqliteStore,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -175,51 +176,44 @@ fn bulk(c: &mut Criterion) {
 }
 
 /// 1,000,000 LSC records: 1% stale, 1% expiring within 30 days, the rest installed (or
-/// superseded) far from expiry. Written straight into the table (one transaction), since
-/// going through a million phone sessions would take hours.
-fn certificates(dir: &Path, now: i64) {
-    drop(SqliteStore::open(dir).unwrap());
-    let mut conn = rusqlite::Connection::open(dir.join(SqliteStore::DATABASE_FILE)).unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare(
-                "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
-                 state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6, ?4)",
-            )
-            .unwrap();
-        let der = vec![0x30u8; 900];
-        for i in 0..CERTIFICATES {
-            let (state, not_after) = match i % 100 {
-                0 => ("stale", now + 300 * 86_400),
-                1 => ("installed", now + (i as i64 % 30) * 86_400 + 60),
-                2..=20 => ("superseded", now + 100 * 86_400),
-                _ => ("installed", now + 200 * 86_400 + i as i64),
-            };
-            stmt.execute(rusqlite::params![
-                (i as u64 + 1).to_be_bytes().to_vec(),
-                format!("SEP{:012}", i / 2),
-                der,
-                now - 100 * 86_400,
-                not_after,
-                state,
-            ])
-            .unwrap();
+/// superseded) far from expiry. Imported as records in one transaction
+/// (`AdminStore::import_lscs`), since going through a million phone sessions would take hours.
+fn certificates(dir: &Path, now: SystemTime) {
+    let store = SqliteStore::open(dir).unwrap();
+    let day = Duration::from_secs(86_400);
+    let der = vec![0x30u8; 900];
+    let mut records = (0..CERTIFICATES).map(|i| {
+        let (state, not_after) = match i % 100 {
+            0 => (LscState::Stale, now + 300 * day),
+            1 => (
+                LscState::Installed,
+                now + (i as u32 % 30) * day + Duration::from_secs(60),
+            ),
+            2..=20 => (LscState::Superseded, now + 100 * day),
+            _ => (
+                LscState::Installed,
+                now + 200 * day + Duration::from_secs(i as u64),
+            ),
+        };
+        let issued = now - 100 * day;
+        LscRecord {
+            serial: (i as u64 + 1).to_be_bytes().to_vec(),
+            device: format!("SEP{:012}", i / 2),
+            der: der.clone(),
+            not_before: issued,
+            not_after,
+            issued_at: issued,
+            state,
+            state_changed_at: issued,
         }
-    }
-    tx.commit().unwrap();
+    });
+    assert_eq!(store.import_lscs(&mut records, now).unwrap(), CERTIFICATES);
 }
 
 fn reports(c: &mut Criterion) {
     let dir = scratch("reports");
     let now = SystemTime::now();
-    let now_secs = i64::try_from(
-        now.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    certificates(&dir, now_secs);
+    certificates(&dir, now);
     let store = SqliteStore::open(&dir).unwrap();
     let server = Server::start(&dir);
     let mut group = c.benchmark_group("admin");

@@ -33,7 +33,7 @@ use capf_phone::{
     TlsVersions,
 };
 use capf_server::{CapfServer, Config, ensure_capf_files};
-use capf_store::{DeviceStore, LscState, NewDevice, Operation, SqliteStore};
+use capf_store::{AdminStore, LscState, NewDevice, Operation, SessionStore, SqliteStore};
 use clap::Parser;
 
 #[derive(Parser)]

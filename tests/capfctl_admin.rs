@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use capf_lsc::KeyPolicy;
 use capf_store::{
-    AuthMode, DeviceStore, IssuedLsc, LscState, NewDevice, Operation, OperationStatus, SqliteStore,
+    AdminStore, AuthMode, IssuedLsc, LscState, NewDevice, Operation, OperationStatus, SessionStore,
+    SqliteStore,
 };
 use serde_json::Value;
 

@@ -11,7 +11,7 @@ use capf_admin::{
     CsrView, DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, open_existing_store,
     rfc3339,
 };
-use capf_store::{DeviceStore, KeepaliveMinutes};
+use capf_store::{AdminStore, KeepaliveMinutes};
 
 use crate::device::DataArgs;
 use crate::query::QueryArgs;

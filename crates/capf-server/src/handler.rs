@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
 use capf_session::{Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession};
-use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation, Settings};
+use capf_store::{AttemptEnd, AuthMode, Device, SessionStore, Operation, Settings};
 use capf_trust::{DeviceProof, Precedence, SudiProof, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
@@ -28,7 +28,7 @@ const STORE_THREADS: usize = 4;
 /// ([`set_trust`](Self::set_trust), [`set_settings`](Self::set_settings)); a session reads them
 /// when it needs them.
 pub struct EnrollmentService {
-    store: Arc<dyn DeviceStore>,
+    store: Arc<dyn SessionStore>,
     ca: Arc<dyn CertificateAuthority>,
     lsc_validity: ValidityDays,
     /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
@@ -54,7 +54,7 @@ impl EnrollmentService {
     /// A service over `store` and `ca`, authenticating certificates against `trust`, with the
     /// run-time `settings` (limits, throttling) and issuing LSCs valid for `lsc_validity`.
     pub fn new(
-        store: Arc<dyn DeviceStore>,
+        store: Arc<dyn SessionStore>,
         ca: Arc<dyn CertificateAuthority>,
         trust: TrustStore,
         settings: Settings,
@@ -80,7 +80,7 @@ impl EnrollmentService {
     }
 
     /// The device store.
-    pub fn store(&self) -> &Arc<dyn DeviceStore> {
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
     }
 
@@ -116,7 +116,7 @@ impl EnrollmentService {
     async fn store_call<T, F>(&self, context: &'static str, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn DeviceStore) -> Result<T, capf_store::Error> + Send + 'static,
+        F: FnOnce(&dyn SessionStore) -> Result<T, capf_store::Error> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
         let _slot = self
@@ -140,7 +140,7 @@ impl EnrollmentService {
     ) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn DeviceStore, &str, SystemTime) -> Result<T, capf_store::Error>
+        F: FnOnce(&dyn SessionStore, &str, SystemTime) -> Result<T, capf_store::Error>
             + Send
             + 'static,
     {

@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use capf_ca::{CapfSigner, CertificateAuthority};
-use capf_store::DeviceStore;
+use capf_store::SessionStore;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -72,7 +72,7 @@ impl CapfServer {
     /// # Errors
     /// As [`CapfIdentity::load`], [`Error::Listen`] for an address that cannot be bound,
     /// [`Error::Store`] when the run-time settings cannot be read.
-    pub async fn bind(config: Config, store: Arc<dyn DeviceStore>) -> Result<Self, Error> {
+    pub async fn bind(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, Error> {
         let mut identity = CapfIdentity::load(
             &config.capf_certificate,
             &config.capf_key,
@@ -95,7 +95,7 @@ impl CapfServer {
     /// As [`CapfServer::bind`].
     pub async fn bind_with(
         config: Config,
-        store: Arc<dyn DeviceStore>,
+        store: Arc<dyn SessionStore>,
         ca: Arc<dyn CertificateAuthority>,
         capf_signer: Option<Arc<CapfSigner>>,
         identity: CapfIdentity,
@@ -253,17 +253,12 @@ impl ServerHandle {
 
 /// Devices left In Progress by a server that stopped mid-session (a crash, a kill) go back to
 /// Pending, so their phones' next attempts run the operation again.
-fn recover_interrupted(store: &dyn DeviceStore) -> Result<usize, Error> {
+fn recover_interrupted(store: &dyn SessionStore) -> Result<usize, Error> {
     let store_error = |source| Error::Store {
         context: "recovering interrupted attempts",
         source,
     };
-    // By the status index: a start with 100,000 devices reads only those in progress.
-    let query = capf_store::DeviceQuery {
-        status: Some(capf_store::StatusKind::InProgress),
-        ..capf_store::DeviceQuery::default()
-    };
-    let interrupted = store.query_devices(&query).map_err(store_error)?;
+    let interrupted = store.devices_in_progress().map_err(store_error)?;
     for device in &interrupted {
         store
             .end_attempt(

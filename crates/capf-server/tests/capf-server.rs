@@ -13,7 +13,8 @@ use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, certificate_to_pem}
 use capf_phone::{KeyPool, Phone, PhoneAuth, PhoneConfig, PhoneKey};
 use capf_server::{CapfServer, Config, ServerHandle};
 use capf_store::{
-    AuthMode, DeviceStore, LscState, NewDevice, Operation, OperationStatus, SqliteStore,
+    AdminStore, AuthMode, LscState, NewDevice, Operation, OperationStatus, SessionStore,
+    SqliteStore,
 };
 use capf_wire::Reason;
 

@@ -127,9 +127,9 @@ pub struct Schedule {
 /// What a bulk update does to every device of a query.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BulkChange {
-    /// Changes to the descriptive fields (as [`DeviceStore::update_device`](crate::DeviceStore::update_device)).
+    /// Changes to the descriptive fields (as [`AdminStore::update_device`](crate::AdminStore::update_device)).
     pub update: DeviceUpdate,
-    /// A new operation (as [`DeviceStore::schedule`](crate::DeviceStore::schedule)).
+    /// A new operation (as [`AdminStore::schedule`](crate::AdminStore::schedule)).
     pub schedule: Option<Schedule>,
 }
 

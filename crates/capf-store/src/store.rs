@@ -1,4 +1,5 @@
-//! The [`DeviceStore`] trait.
+//! The store traits: [`SessionStore`] (what a CAPF server needs while phones enroll),
+//! [`AdminStore`] (everything an administrator does), and [`DeviceStore`], both at once.
 
 use std::time::SystemTime;
 
@@ -8,86 +9,31 @@ use crate::{
     Settings, StatusReport, TroubleshootResult,
 };
 
-/// The device registry and operation lifecycle of a CAPF server.
+/// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
 ///
-/// Synchronous and object-safe (`dyn DeviceStore`); an async server calls it through
+/// Look the device up, check its authentication string (and count a failure), begin an
+/// attempt, record what the phone did (an EC key it could not generate, an LSC issued and
+/// installed, a delete or a troubleshoot done), end an attempt that did not succeed, mark an
+/// operation expired, read the run-time settings, and at start find the attempts a stopped
+/// server left in progress.
+///
+/// Synchronous and object-safe (`dyn SessionStore`); an async server calls it through
 /// `spawn_blocking`. Time is always passed in (`now`), never read inside. Every write is one
 /// transaction that also appends an [`AuditEntry`], so a crash leaves a device either as it was
 /// or as it became, never in between, and the audit log always matches.
 ///
 /// Device names are looked up case-insensitively. A call about a device that is not registered
-/// fails with [`Error::UnknownDevice`], except the read-only listings ([`DeviceStore::device`],
-/// [`DeviceStore::lscs`], [`DeviceStore::troubleshoot_results`], [`DeviceStore::audit`]), which
-/// return nothing.
-pub trait DeviceStore: Send + Sync {
-    /// Registers a device. Its status is Pending when `device.operation` is not
-    /// [`Operation::None`], None otherwise.
-    ///
-    /// # Errors
-    /// [`Error::InvalidDeviceName`] (capf-lsc's device-name rules),
-    /// [`Error::InvalidAuthString`], [`Error::DuplicateDevice`], or a database error.
-    fn add_device(&self, device: &NewDevice, now: SystemTime) -> Result<Device, Error>;
-
-    /// Removes a device and its troubleshoot results. Its LSC records stay (for the audit,
-    /// and so [`DeviceStore::lsc`] still finds a certificate a phone presents later); a device
-    /// registered again under the name sees them in [`DeviceStore::lscs`].
-    ///
-    /// # Errors
-    /// [`Error::UnknownDevice`], or a database error.
-    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error>;
-
+/// fails with [`Error::UnknownDevice`], except [`SessionStore::device`], which returns `None`.
+pub trait SessionStore: Send + Sync {
     /// The device, or `None` if it is not registered.
     ///
     /// # Errors
     /// A database error.
     fn device(&self, name: &str) -> Result<Option<Device>, Error>;
 
-    /// Every device, ordered by name (ignoring case).
-    ///
-    /// # Errors
-    /// A database error.
-    fn list_devices(&self) -> Result<Vec<Device>, Error>;
-
-    /// Changes the descriptive fields that `update` sets. An empty update changes nothing and
-    /// logs nothing.
-    ///
-    /// # Errors
-    /// [`Error::UnknownDevice`], or a database error.
-    fn update_device(
-        &self,
-        name: &str,
-        update: &DeviceUpdate,
-        now: SystemTime,
-    ) -> Result<Device, Error>;
-
-    /// Schedules `operation` (replacing any other): status Pending (None for
-    /// [`Operation::None`]), attempts 0, the EC key-generation flag and the last error cleared.
-    ///
-    /// # Errors
-    /// [`Error::UnknownDevice`], or a database error.
-    fn schedule(
-        &self,
-        name: &str,
-        operation: Operation,
-        complete_by: Option<SystemTime>,
-        now: SystemTime,
-    ) -> Result<Device, Error>;
-
-    /// Sets (`Some`) or clears (`None`) the device's one-time authentication string: 4 to 10
-    /// ASCII digits, stored only as an HMAC.
-    ///
-    /// # Errors
-    /// [`Error::InvalidAuthString`], [`Error::UnknownDevice`], or a database error.
-    fn set_auth_string(
-        &self,
-        name: &str,
-        auth_string: Option<&str>,
-        now: SystemTime,
-    ) -> Result<Device, Error>;
-
     /// Whether `candidate` is the device's authentication string (compared in constant time);
     /// `false` when the device has none. Changes nothing: record a failure with
-    /// [`DeviceStore::record_auth_failure`].
+    /// [`SessionStore::record_auth_failure`].
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
@@ -105,7 +51,7 @@ pub trait DeviceStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::NoOperationToRun`] unless [`Device::has_operation_to_run`] (the server checks
-    /// the complete-by date first and calls [`DeviceStore::mark_expired`]),
+    /// the complete-by date first and calls [`SessionStore::mark_expired`]),
     /// [`Error::UnknownDevice`], or a database error.
     fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
 
@@ -168,12 +114,6 @@ pub trait DeviceStore: Send + Sync {
         now: SystemTime,
     ) -> Result<Device, Error>;
 
-    /// The device's troubleshoot results, oldest first.
-    ///
-    /// # Errors
-    /// A database error.
-    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error>;
-
     /// An attempt ended without success: [`AttemptEnd::Interrupted`] puts the status back to
     /// Pending, [`AttemptEnd::Failed`] makes it Failed; both keep the operation and record the
     /// reason as the last error. Only a device that is InProgress changes (otherwise the device
@@ -189,6 +129,96 @@ pub trait DeviceStore: Send + Sync {
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
     fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+
+    /// The current settings (defaults for any not stored).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable stored value, or a database error.
+    fn settings(&self) -> Result<Settings, Error>;
+
+    /// The devices whose status is InProgress, ordered by name (ignoring case): at start, the
+    /// attempts a stopped server left running, to end as Interrupted with
+    /// [`SessionStore::end_attempt`]. Reads only those devices (by status), not every device.
+    ///
+    /// # Errors
+    /// A database error.
+    fn devices_in_progress(&self) -> Result<Vec<Device>, Error>;
+}
+
+/// Administration: devices (one at a time and in bulk), schedules, authentication strings,
+/// reports and monitoring, LSC records and revocation, settings changes, pending certificate
+/// requests, device templates and the audit log.
+///
+/// The same contract as [`SessionStore`]: synchronous, object-safe (`dyn AdminStore`), time
+/// passed in, every write one transaction with its audit entries. A call about a device that is
+/// not registered fails with [`Error::UnknownDevice`], except the read-only listings
+/// ([`AdminStore::lscs`], [`AdminStore::troubleshoot_results`], [`AdminStore::audit`]), which
+/// return nothing.
+pub trait AdminStore: Send + Sync {
+    /// Registers a device. Its status is Pending when `device.operation` is not
+    /// [`Operation::None`], None otherwise.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDeviceName`] (capf-lsc's device-name rules),
+    /// [`Error::InvalidAuthString`], [`Error::DuplicateDevice`], or a database error.
+    fn add_device(&self, device: &NewDevice, now: SystemTime) -> Result<Device, Error>;
+
+    /// Removes a device and its troubleshoot results. Its LSC records stay (for the audit,
+    /// and so [`AdminStore::lsc`] still finds a certificate a phone presents later); a device
+    /// registered again under the name sees them in [`AdminStore::lscs`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error>;
+
+    /// Every device, ordered by name (ignoring case).
+    ///
+    /// # Errors
+    /// A database error.
+    fn list_devices(&self) -> Result<Vec<Device>, Error>;
+
+    /// Changes the descriptive fields that `update` sets. An empty update changes nothing and
+    /// logs nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn update_device(
+        &self,
+        name: &str,
+        update: &DeviceUpdate,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// Schedules `operation` (replacing any other): status Pending (None for
+    /// [`Operation::None`]), attempts 0, the EC key-generation flag and the last error cleared.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn schedule(
+        &self,
+        name: &str,
+        operation: Operation,
+        complete_by: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// Sets (`Some`) or clears (`None`) the device's one-time authentication string: 4 to 10
+    /// ASCII digits, stored only as an HMAC.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAuthString`], [`Error::UnknownDevice`], or a database error.
+    fn set_auth_string(
+        &self,
+        name: &str,
+        auth_string: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
+
+    /// The device's troubleshoot results, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error>;
 
     /// Every LSC recorded for the device name, oldest first (including those of a removed
     /// device of that name).
@@ -216,12 +246,6 @@ pub trait DeviceStore: Send + Sync {
     /// database error.
     fn revoke_lsc(&self, serial: &[u8], now: SystemTime) -> Result<LscRecord, Error>;
 
-    /// The current settings (defaults for any not stored).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] for an unreadable stored value, or a database error.
-    fn settings(&self) -> Result<Settings, Error>;
-
     /// Stores `settings`; the running server picks them up on its next read.
     ///
     /// # Errors
@@ -234,15 +258,12 @@ pub trait DeviceStore: Send + Sync {
     /// A database error.
     fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
 
-    // -----------------------------------------------------------------------------------------
-    // Administration in bulk
-
     /// Registers every device of `devices` in one transaction: all of them, or (on the first
     /// error) none. Each device gets its own audit entry.
     ///
     /// # Errors
     /// [`Error::BulkItem`] naming the first device that cannot be registered (its index in
-    /// `devices`) and why (as [`DeviceStore::add_device`], including a name given twice), or a
+    /// `devices`) and why (as [`AdminStore::add_device`], including a name given twice), or a
     /// database error.
     fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error>;
 
@@ -367,4 +388,33 @@ pub trait DeviceStore: Send + Sync {
     /// # Errors
     /// [`Error::UnknownTemplate`], or a database error.
     fn remove_template(&self, name: &str, now: SystemTime) -> Result<(), Error>;
+
+    /// Imports LSC records as they are (serial, device, certificate, validity, issue time, state
+    /// and when it changed), in one transaction: all of them, or (on the first error) none. Each
+    /// gets an audit entry ([`action::LSC_IMPORTED`](crate::action::LSC_IMPORTED)). For
+    /// certificates signed elsewhere (an offline CA), records moved from another store, and
+    /// fixtures; the device need not be registered (a removed device's LSCs stay too). Records
+    /// are read from the iterator one at a time, so a million need not be in memory at once.
+    /// Returns how many were imported.
+    ///
+    /// # Errors
+    /// [`Error::BulkItem`] naming the first record that cannot be imported (its index) and why
+    /// ([`Error::InvalidDeviceName`], [`Error::InvalidLsc`], [`Error::DuplicateSerial`],
+    /// including a serial given twice), or a database error.
+    fn import_lscs(
+        &self,
+        records: &mut dyn Iterator<Item = LscRecord>,
+        now: SystemTime,
+    ) -> Result<usize, Error>;
 }
+
+/// Both store traits at once: the whole store, as a backend implements it and an administration
+/// tool that also plays the server's part (tests, the phone simulator) holds it.
+///
+/// A convenience only: every type that implements [`SessionStore`] and [`AdminStore`] is a
+/// `DeviceStore` (a blanket implementation), and `dyn DeviceStore` coerces to either
+/// `dyn SessionStore` or `dyn AdminStore`. Methods come from the two traits, so a caller with a
+/// concrete store (not `dyn DeviceStore` or a generic) imports the trait whose methods it calls.
+pub trait DeviceStore: SessionStore + AdminStore {}
+
+impl<T: SessionStore + AdminStore + ?Sized> DeviceStore for T {}

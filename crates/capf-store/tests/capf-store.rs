@@ -1,5 +1,6 @@
-//! capf-store over real database files: the lifecycle, the key file, migrations, two handles on
-//! one file, a writer killed mid-transaction, and properties of names and authentication strings.
+//! capf-store: the conformance suite on SQLite, then SQLite over real database files (the
+//! lifecycle across reopening, the key file, migrations, two handles on one file, a writer
+//! killed mid-transaction), and properties of names and authentication strings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::{DeviceName, KeyPolicy};
 use capf_store::{
-    AttemptEnd, AuthMode, DeviceStore, Error, IssuedLsc, KeepaliveMinutes, LscState, NewDevice,
-    Operation, OperationStatus, SCHEMA_VERSION, Settings, SqliteStore, action,
+    AdminStore, AttemptEnd, AuthMode, Error, IssuedLsc, KeepaliveMinutes, LscState, NewDevice,
+    Operation, OperationStatus, SCHEMA_VERSION, SessionStore, Settings, SqliteStore, action,
     is_valid_auth_string,
 };
 use proptest::prelude::*;
@@ -96,6 +97,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The conformance suite: what every backend must do, here on SQLite in memory
+
+mod conformance {
+    capf_store::conformance_tests!(|| capf_store::SqliteStore::open_in_memory([9; 32]).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
 // The lifecycle
 
 #[test]
@@ -161,86 +169,6 @@ fn full_install_lifecycle_ends_in_success_with_the_string_cleared_and_survives_r
             action::LSC_INSTALLED
         ]
     );
-}
-
-#[test]
-fn an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_it_stale() {
-    let tmp = TempDir::new("interrupted");
-    let store = SqliteStore::open(&tmp.data_dir()).unwrap();
-    const PHONE: &str = "SEP0011223344AA";
-    let mut new = NewDevice::new(PHONE);
-    new.operation = install();
-    store.add_device(&new, t(0)).unwrap();
-
-    store.begin_attempt(PHONE, t(1)).unwrap();
-    store
-        .record_lsc_issued(PHONE, &lsc(&[1], t(2)), t(2))
-        .unwrap();
-    let d = store
-        .end_attempt(
-            PHONE,
-            AttemptEnd::Interrupted {
-                reason: "the phone closed the connection before STORE_CERT_RESPONSE".into(),
-            },
-            t(3),
-        )
-        .unwrap();
-    assert_eq!(d.status, OperationStatus::Pending);
-    assert_eq!(d.operation, install());
-    assert!(d.last_error.is_some());
-    assert_eq!(store.lsc(&[1]).unwrap().unwrap().state, LscState::Issued);
-    assert!(store.stale_lscs().unwrap().is_empty());
-
-    let d = store.begin_attempt(PHONE, t(4)).unwrap();
-    assert_eq!(d.attempts, 2);
-    store
-        .record_lsc_issued(PHONE, &lsc(&[2], t(5)), t(5))
-        .unwrap();
-    assert_eq!(store.lsc(&[1]).unwrap().unwrap().state, LscState::Stale);
-    assert_eq!(store.stale_lscs().unwrap()[0].serial, [1]);
-    store.confirm_lsc_installed(PHONE, &[2], t(6)).unwrap();
-    let states: Vec<LscState> = store.lscs(PHONE).unwrap().iter().map(|l| l.state).collect();
-    assert_eq!(states, [LscState::Stale, LscState::Installed]);
-}
-
-#[test]
-fn failed_authentication_is_counted_locked_out_and_reset() {
-    let tmp = TempDir::new("authfail");
-    let store = SqliteStore::open(&tmp.data_dir()).unwrap();
-    const PHONE: &str = "SEP0011223344BB";
-    let mut new = NewDevice::new(PHONE);
-    new.operation = install();
-    new.auth_mode = AuthMode::AuthenticationString;
-    new.auth_string = Some("1234".into());
-    store.add_device(&new, t(0)).unwrap();
-    let settings = Settings {
-        auth_failure_limit: 3,
-        auth_lockout: Duration::from_secs(60),
-        ..Settings::default()
-    };
-    store.update_settings(&settings, t(0)).unwrap();
-    let settings = store.settings().unwrap();
-
-    for (i, guess) in ["0000", "1111", "2222"].into_iter().enumerate() {
-        assert!(!store.check_auth_string(PHONE, guess).unwrap());
-        let d = store.record_auth_failure(PHONE, t(10 + i as u64)).unwrap();
-        assert_eq!(d.auth_failures, i as u32 + 1);
-    }
-    let d = store.device(PHONE).unwrap().unwrap();
-    assert_eq!(d.last_auth_failure, Some(t(12)));
-    assert!(d.is_auth_locked_out(&settings, t(13)));
-    assert!(d.is_auth_locked_out(&settings, t(71)));
-    assert!(!d.is_auth_locked_out(&settings, t(72)));
-    assert!(store.check_auth_string(PHONE, "1234").unwrap());
-    let d = store.begin_attempt(PHONE, t(80)).unwrap();
-    assert_eq!(d.auth_failures, 0);
-    let failures = store
-        .audit(Some(PHONE), 100)
-        .unwrap()
-        .iter()
-        .filter(|a| a.action == action::AUTH_FAILURE)
-        .count();
-    assert_eq!(failures, 3);
 }
 
 #[test]

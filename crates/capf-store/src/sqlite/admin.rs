@@ -1,602 +1,432 @@
-//! The SQLite side of administration in bulk: queries, bulk inserts and updates, reports,
-//! pending certificate requests and device templates.
+//! Administration on SQLite: [`AdminStore`] for [`SqliteStore`]. The work in bulk (queries,
+//! bulk inserts and updates, reports, pending certificate requests, templates) is in `bulk`.
 
 use std::time::SystemTime;
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use capf_lsc::DeviceName;
+use rusqlite::params;
 
 use super::{
-    DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, append_audit, describe_time,
-    from_unix, from_unix_opt, load_required, operation_columns, operation_from_columns,
-    store_device, to_unix,
+    DEVICE_COLUMNS, RawDevice, added_detail, append_audit, bulk, describe_time, from_unix,
+    insert_device, load, load_lsc, load_required, query_lscs, set_lsc_state,
 };
 use crate::auth;
-use crate::settings::KEEPALIVE;
 use crate::types::hex;
 use crate::{
-    AuthMode, BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Error, KeepaliveMinutes,
-    LscRecord, LscState, OperationStatus, PendingCsr, StatusReport, action,
+    AdminStore, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
+    DeviceUpdate, Error, FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewDevice,
+    Operation, OperationStatus, PendingCsr, Settings, SqliteStore, StatusReport,
+    TroubleshootResult, action,
 };
 
-/// A WHERE clause over `devices` and its parameters.
-pub(super) struct Filter {
-    pub(super) sql: String,
-    pub(super) params: Vec<Value>,
-}
-
-/// A glob (`*`, `?`) as a LIKE pattern with `\` as the escape character.
-fn like_pattern(glob: &str) -> String {
-    let mut out = String::with_capacity(glob.len() + 4);
-    for c in glob.chars() {
-        match c {
-            '*' => out.push('%'),
-            '?' => out.push('_'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
+impl AdminStore for SqliteStore {
+    fn add_device(&self, new: &NewDevice, now: SystemTime) -> Result<Device, Error> {
+        DeviceName::new(&new.name).map_err(|source| Error::InvalidDeviceName { source })?;
+        let auth_hash = self.tag(&new.name, new.auth_string.as_deref())?;
+        self.write(Some(&new.name), |tx| {
+            if load(tx, &new.name)?.is_some() {
+                return Err(Error::DuplicateDevice {
+                    name: new.name.clone(),
+                });
             }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The statuses of an operation still to run.
-const TO_RUN: &str = "('pending', 'in_progress', 'failed')";
-
-pub(super) fn filter(query: &DeviceQuery) -> Filter {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, value: Value| {
-        params.push(value);
-        clauses.push(clause.replace('#', &format!("?{}", params.len())));
-    };
-    if let Some(pattern) = &query.name_pattern {
-        push(
-            "name LIKE # ESCAPE '\\'",
-            Value::Text(like_pattern(pattern)),
-        );
-    }
-    if let Some(pool) = &query.device_pool {
-        push("device_pool = #", Value::Text(pool.clone()));
-    }
-    if let Some(model) = &query.model {
-        push("model = #", Value::Text(model.clone()));
-    }
-    if let Some(status) = query.status {
-        push("status = #", Value::Text(status.as_str().to_owned()));
-    }
-    if let Some(before) = query.lsc_expires_before {
-        push(
-            "name IN (SELECT device FROM lscs WHERE state = 'installed' AND not_after < #)",
-            Value::Integer(to_unix(before)),
-        );
-    }
-    if let Some(before) = query.complete_by_before {
-        push(
-            &format!("status IN {TO_RUN} AND complete_by < #"),
-            Value::Integer(to_unix(before)),
-        );
-    }
-    let sql = if clauses.is_empty() {
-        "1".to_owned()
-    } else {
-        clauses.join(" AND ")
-    };
-    Filter { sql, params }
-}
-
-pub(super) fn query_rows(conn: &Connection, query: &DeviceQuery) -> Result<Vec<DeviceRow>, Error> {
-    let f = filter(query);
-    let sql = format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name",
-        f.sql
-    );
-    let raws = conn
-        .prepare(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map(params_from_iter(f.params.iter()), RawDevice::read)?
-                .collect::<Result<Vec<_>, _>>()
+            insert_device(tx, new, auth_hash.as_deref(), now)
+                .map_err(Error::db_device("adding the device", &new.name))?;
+            let detail = added_detail(new, auth_hash.is_some());
+            append_audit(tx, now, Some(&new.name), action::DEVICE_ADDED, &detail)?;
+            load_required(tx, &new.name).map(|r| r.device)
         })
-        .map_err(Error::db("querying the devices"))?;
-    raws.into_iter().map(RawDevice::parse).collect()
-}
+    }
 
-/// Applies `change` to `row` (not stored); returns what changed, or `None` when nothing did.
-fn apply(row: &mut DeviceRow, change: &BulkChange) -> Option<String> {
-    let before = row.device.clone();
-    let d = &mut row.device;
-    let mut changes = Vec::new();
-    let u = &change.update;
-    if let Some(description) = u.description.as_ref().filter(|v| **v != d.description) {
-        changes.push(format!("description {description:?}"));
-        d.description.clone_from(description);
-    }
-    if let Some(pool) = u.device_pool.as_ref().filter(|v| **v != d.device_pool) {
-        changes.push(format!("device pool {pool:?}"));
-        d.device_pool.clone_from(pool);
-    }
-    if let Some(model) = u.model.as_ref().filter(|v| **v != d.model) {
-        changes.push(format!("model {model:?}"));
-        d.model.clone_from(model);
-    }
-    if let Some(mode) = u.auth_mode.filter(|m| *m != d.auth_mode) {
-        changes.push(format!("auth mode {mode}"));
-        d.auth_mode = mode;
-    }
-    if let Some(schedule) = change.schedule {
-        let detail = format!(
-            "{} (was {}, {}), complete by {}",
-            schedule.operation,
-            d.operation,
-            d.status,
-            describe_time(schedule.complete_by)
-        );
-        d.operation = schedule.operation;
-        d.status = if schedule.operation.is_none() {
-            OperationStatus::None
-        } else {
-            OperationStatus::Pending
-        };
-        d.complete_by = schedule.complete_by;
-        d.attempts = 0;
-        d.ec_key_generation_failed = false;
-        d.last_error = None;
-        if *d != before {
-            changes.push(detail);
-        }
-    }
-    (*d != before).then(|| changes.join(", "))
-}
-
-pub(super) fn update_devices(
-    tx: &Transaction<'_>,
-    query: &DeviceQuery,
-    change: &BulkChange,
-    now: SystemTime,
-) -> Result<Vec<DeviceChange>, Error> {
-    let mut out = Vec::new();
-    for mut row in query_rows(tx, query)? {
-        let Some(detail) = apply(&mut row, change) else {
-            continue;
-        };
-        row.device.updated_at = now;
-        store_device(tx, &row)?;
-        append_audit(
-            tx,
-            now,
-            Some(&row.device.name),
-            action::DEVICE_BULK_UPDATED,
-            &detail,
-        )?;
-        out.push(DeviceChange {
-            name: row.device.name,
-            detail,
-        });
-    }
-    Ok(out)
-}
-
-pub(super) fn set_auth_strings(
-    tx: &Transaction<'_>,
-    key: &[u8; auth::AUTH_KEY_LEN],
-    strings: &[(String, String)],
-    now: SystemTime,
-) -> Result<(), Error> {
-    for (index, (name, string)) in strings.iter().enumerate() {
-        let one = || -> Result<(), Error> {
-            auth::validate(name, string)?;
-            let mut row = load_required(tx, name)?;
-            row.auth_hash = Some(auth::tag(key, &row.device.name, string));
-            row.device.auth_mode = AuthMode::AuthenticationString;
-            row.device.updated_at = now;
-            store_device(tx, &row)?;
+    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error> {
+        self.write(Some(name), |tx| {
+            let row = load_required(tx, name)?;
+            tx.prepare_cached("DELETE FROM devices WHERE name = ?1")
+                .and_then(|mut stmt| stmt.execute([name]))
+                .map_err(Error::db_device("removing the device", name))?;
+            let kept: i64 = tx
+                .prepare_cached("SELECT count(*) FROM lscs WHERE device = ?1")
+                .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)))
+                .map_err(Error::db_device("counting the device's LSCs", name))?;
+            let detail = format!(
+                "operation was {}, status {}; {kept} LSC record(s) kept",
+                row.device.operation, row.device.status
+            );
             append_audit(
                 tx,
                 now,
                 Some(&row.device.name),
-                action::AUTH_STRING_SET,
-                "authentication string generated; auth mode By Authentication String",
+                action::DEVICE_REMOVED,
+                &detail,
             )
-        };
-        one().map_err(|e| Error::BulkItem {
-            index,
-            source: Box::new(e),
-        })?;
-    }
-    Ok(())
-}
-
-pub(super) fn status_report(conn: &Connection, now: SystemTime) -> Result<StatusReport, Error> {
-    let fail = Error::db("counting the devices by status");
-    let counts = conn
-        .prepare_cached("SELECT status, count(*) FROM devices GROUP BY status")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()
         })
-        .map_err(fail)?;
-    let mut report = StatusReport::default();
-    for (status, n) in counts {
-        let slot = match status.as_str() {
-            "none" => &mut report.none,
-            "pending" => &mut report.pending,
-            "in_progress" => &mut report.in_progress,
-            "success" => &mut report.succeeded,
-            "failed" => &mut report.failed,
-            "expired" => &mut report.expired,
-            _ => {
-                return Err(Error::Corrupt {
-                    table: "devices",
-                    column: "status",
-                    value: status,
+    }
+
+    fn list_devices(&self) -> Result<Vec<Device>, Error> {
+        let conn = self.lock();
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name");
+        let raws = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([], RawDevice::read)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("listing the devices"))?;
+        raws.into_iter()
+            .map(|raw| raw.parse().map(|r| r.device))
+            .collect()
+    }
+
+    fn update_device(
+        &self,
+        name: &str,
+        update: &DeviceUpdate,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::DEVICE_UPDATED, |_, row| {
+            let d = &mut row.device;
+            let mut changes = Vec::new();
+            if let Some(description) = &update.description {
+                changes.push(format!("description {description:?}"));
+                d.description.clone_from(description);
+            }
+            if let Some(pool) = &update.device_pool {
+                changes.push(format!("device pool {pool:?}"));
+                d.device_pool.clone_from(pool);
+            }
+            if let Some(model) = &update.model {
+                changes.push(format!("model {model:?}"));
+                d.model.clone_from(model);
+            }
+            if let Some(mode) = update.auth_mode {
+                changes.push(format!("auth mode {mode}"));
+                d.auth_mode = mode;
+            }
+            Ok((!changes.is_empty()).then(|| changes.join(", ")))
+        })
+    }
+
+    fn schedule(
+        &self,
+        name: &str,
+        operation: Operation,
+        complete_by: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::OPERATION_SCHEDULED, |_, row| {
+            let d = &mut row.device;
+            let detail = format!(
+                "{operation} (was {}, {}), complete by {}",
+                d.operation,
+                d.status,
+                describe_time(complete_by)
+            );
+            d.operation = operation;
+            d.status = if operation.is_none() {
+                OperationStatus::None
+            } else {
+                OperationStatus::Pending
+            };
+            d.complete_by = complete_by;
+            d.attempts = 0;
+            d.ec_key_generation_failed = false;
+            d.last_error = None;
+            Ok(Some(detail))
+        })
+    }
+
+    fn set_auth_string(
+        &self,
+        name: &str,
+        auth_string: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        if let Some(s) = auth_string {
+            auth::validate(name, s)?;
+        }
+        let action = if auth_string.is_some() {
+            action::AUTH_STRING_SET
+        } else {
+            action::AUTH_STRING_CLEARED
+        };
+        self.change(name, now, action, |_, row| {
+            // The tag covers the name as registered, whatever case the caller used.
+            row.auth_hash = self.tag(&row.device.name, auth_string)?;
+            Ok(Some(
+                if auth_string.is_some() {
+                    "authentication string set"
+                } else {
+                    "authentication string cleared"
+                }
+                .to_owned(),
+            ))
+        })
+    }
+
+    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error> {
+        let conn = self.lock();
+        let rows = conn
+            .prepare_cached(
+                "SELECT device, cert_type, der, fetched_at FROM troubleshoot_results \
+                 WHERE device = ?1 ORDER BY id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([name], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<u8>>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db_device("listing troubleshoot results", name))?;
+        rows.into_iter()
+            .map(|(device, cert_type, der, fetched_at)| {
+                Ok(TroubleshootResult {
+                    device,
+                    certificate: match (cert_type, der) {
+                        (Some(cert_type), Some(der)) => Some(FetchedCertificate { cert_type, der }),
+                        _ => None,
+                    },
+                    fetched_at: from_unix(fetched_at, "troubleshoot_results", "fetched_at")?,
+                })
+            })
+            .collect()
+    }
+
+    fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error> {
+        query_lscs(
+            &self.lock(),
+            "device = ?1",
+            &name,
+            "listing the device's LSCs",
+        )
+    }
+
+    fn lsc(&self, serial: &[u8]) -> Result<Option<LscRecord>, Error> {
+        load_lsc(&self.lock(), serial)
+    }
+
+    fn stale_lscs(&self) -> Result<Vec<LscRecord>, Error> {
+        query_lscs(
+            &self.lock(),
+            "state = ?1",
+            &LscState::Stale.as_str(),
+            "listing stale LSCs",
+        )
+    }
+
+    fn revoke_lsc(&self, serial: &[u8], now: SystemTime) -> Result<LscRecord, Error> {
+        self.write(None, |tx| {
+            let lsc = load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })?;
+            if lsc.state == LscState::Revoked {
+                return Err(Error::LscWrongState {
+                    serial: hex(serial),
+                    state: lsc.state,
+                    wanted: "revoked",
                 });
             }
+            set_lsc_state(tx, serial, LscState::Revoked, now)?;
+            let detail = format!("serial {} revoked (was {})", hex(serial), lsc.state);
+            append_audit(tx, now, Some(&lsc.device), action::LSC_REVOKED, &detail)?;
+            load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })
+        })
+    }
+
+    fn update_settings(&self, settings: &Settings, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| {
+            for (key, value) in settings.to_rows() {
+                tx.prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+                    .and_then(|mut stmt| stmt.execute(params![key, value]))
+                    .map_err(Error::db("storing the settings"))?;
+            }
+            append_audit(
+                tx,
+                now,
+                None,
+                action::SETTINGS_UPDATED,
+                &settings.to_string(),
+            )
+        })
+    }
+
+    fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        let conn = self.lock();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = conn
+            .prepare_cached(
+                "SELECT at, device, action, detail FROM audit \
+                 WHERE ?1 IS NULL OR device = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![device, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("reading the audit log"))?;
+        rows.into_iter()
+            .map(|(at, device, action, detail)| {
+                Ok(AuditEntry {
+                    at: from_unix(at, "audit", "at")?,
+                    device,
+                    action,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error> {
+        let item = |index: usize| {
+            move |e: Error| Error::BulkItem {
+                index,
+                source: Box::new(e),
+            }
         };
-        *slot = u64::try_from(n).unwrap_or(0);
-    }
-    let past: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM devices WHERE status IN {TO_RUN} AND complete_by < ?1"
-        ))
-        .and_then(|mut stmt| stmt.query_row([to_unix(now)], |r| r.get(0)))
-        .map_err(Error::db(
-            "counting the devices past their complete-by date",
-        ))?;
-    report.past_complete_by = u64::try_from(past).unwrap_or(0);
-    Ok(report)
-}
-
-fn lscs_where(
-    conn: &Connection,
-    sql_where: &str,
-    order: &str,
-    params: &[Value],
-    action: &'static str,
-) -> Result<Vec<LscRecord>, Error> {
-    let sql = format!("SELECT {LSC_COLUMNS} FROM lscs WHERE {sql_where} ORDER BY {order}");
-    let raws = conn
-        .prepare(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map(params_from_iter(params.iter()), RawLsc::read)?
-                .collect::<Result<Vec<_>, _>>()
+        // Everything that needs no database is checked (and hashed) before the write lock.
+        let mut hashes = Vec::with_capacity(devices.len());
+        for (index, new) in devices.iter().enumerate() {
+            DeviceName::new(&new.name)
+                .map_err(|source| Error::InvalidDeviceName { source })
+                .map_err(item(index))?;
+            hashes.push(
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(item(index))?,
+            );
+        }
+        self.write(None, |tx| {
+            for (index, (new, hash)) in devices.iter().zip(&hashes).enumerate() {
+                insert_device(tx, new, hash.as_deref(), now)
+                    .map_err(|source| match source {
+                        rusqlite::Error::SqliteFailure(e, _)
+                            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                        {
+                            Error::DuplicateDevice {
+                                name: new.name.clone(),
+                            }
+                        }
+                        source => Error::Database {
+                            action: "adding the device",
+                            device: Some(new.name.clone()),
+                            source,
+                        },
+                    })
+                    .map_err(item(index))?;
+                append_audit(
+                    tx,
+                    now,
+                    Some(&new.name),
+                    action::DEVICE_BULK_ADDED,
+                    &added_detail(new, hash.is_some()),
+                )
+                .map_err(item(index))?;
+            }
+            Ok(devices.len())
         })
-        .map_err(Error::db(action))?;
-    raws.into_iter().map(RawLsc::parse).collect()
-}
-
-pub(super) fn lscs_expiring_before(
-    conn: &Connection,
-    before: SystemTime,
-) -> Result<Vec<LscRecord>, Error> {
-    lscs_where(
-        conn,
-        "state IN ('issued', 'installed') AND not_after < ?1",
-        "not_after, rowid",
-        &[Value::Integer(to_unix(before))],
-        "listing the LSCs about to expire",
-    )
-}
-
-pub(super) fn installed_lscs(
-    conn: &Connection,
-    query: &DeviceQuery,
-) -> Result<Vec<LscRecord>, Error> {
-    let f = filter(query);
-    let mut params = f.params;
-    params.push(Value::Text(LscState::Installed.as_str().to_owned()));
-    let n = params.len();
-    lscs_where(
-        conn,
-        &format!(
-            "state = ?{n} AND device IN (SELECT name FROM devices WHERE {})",
-            f.sql
-        ),
-        "device, issued_at, rowid",
-        &params,
-        "listing the installed LSCs",
-    )
-}
-
-pub(super) fn revoked_lscs(conn: &Connection) -> Result<Vec<LscRecord>, Error> {
-    lscs_where(
-        conn,
-        "state = 'revoked'",
-        "state_changed_at, rowid",
-        &[],
-        "listing the revoked LSCs",
-    )
-}
-
-pub(super) fn revoke_expired_lscs(
-    tx: &Transaction<'_>,
-    now: SystemTime,
-) -> Result<Vec<LscRecord>, Error> {
-    let expired = lscs_where(
-        tx,
-        "state IN ('issued', 'installed') AND not_after < ?1",
-        "not_after, rowid",
-        &[Value::Integer(to_unix(now))],
-        "finding the expired LSCs",
-    )?;
-    let mut out = Vec::with_capacity(expired.len());
-    for mut lsc in expired {
-        super::set_lsc_state(tx, &lsc.serial, LscState::Revoked, now)?;
-        let detail = format!(
-            "serial {} revoked (was {}): notAfter {} passed",
-            hex(&lsc.serial),
-            lsc.state,
-            describe_time(Some(lsc.not_after))
-        );
-        append_audit(
-            tx,
-            now,
-            Some(&lsc.device),
-            action::EXPIRED_LSC_REVOKED,
-            &detail,
-        )?;
-        lsc.state = LscState::Revoked;
-        lsc.state_changed_at = from_unix(to_unix(now), "lscs", "state_changed_at")?;
-        out.push(lsc);
     }
-    Ok(out)
-}
 
-pub(super) fn delete_stale_lscs(tx: &Transaction<'_>, now: SystemTime) -> Result<usize, Error> {
-    tx.execute(
-        "INSERT INTO audit (at, device, action, detail) SELECT ?1, device, ?2, \
-         'serial ' || lower(hex(serial)) || ' deleted (stale since unix ' || state_changed_at || ')' \
-         FROM lscs WHERE state = 'stale' ORDER BY issued_at, rowid",
-        params![to_unix(now), action::STALE_LSC_DELETED],
-    )
-    .map_err(Error::db("logging the stale LSCs to delete"))?;
-    tx.execute("DELETE FROM lscs WHERE state = 'stale'", [])
-        .map_err(Error::db("deleting the stale LSCs"))
-}
-
-pub(super) fn set_keepalive(
-    tx: &Transaction<'_>,
-    keepalive: KeepaliveMinutes,
-    now: SystemTime,
-) -> Result<(), Error> {
-    tx.prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
-        .and_then(|mut stmt| stmt.execute(params![KEEPALIVE, keepalive.minutes().to_string()]))
-        .map_err(Error::db("storing the keepalive"))?;
-    append_audit(
-        tx,
-        now,
-        None,
-        action::SETTINGS_UPDATED,
-        &format!("keepalive {keepalive}"),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pending certificate requests
-
-fn csr_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Vec<u8>, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
-fn csr_parse((id, device, request, at): (i64, String, Vec<u8>, i64)) -> Result<PendingCsr, Error> {
-    Ok(PendingCsr {
-        id,
-        device,
-        request,
-        received_at: from_unix(at, "pending_csrs", "received_at")?,
-    })
-}
-
-pub(super) fn add_pending_csr(
-    tx: &Transaction<'_>,
-    device: &str,
-    request: &[u8],
-    now: SystemTime,
-) -> Result<PendingCsr, Error> {
-    let name = load_required(tx, device)?.device.name;
-    let id = tx
-        .prepare_cached(
-            "INSERT INTO pending_csrs (device, request, received_at) VALUES (?1, ?2, ?3) \
-             RETURNING id",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![name, request, to_unix(now)], |r| r.get::<_, i64>(0))
-        })
-        .map_err(Error::db_device(
-            "recording the certificate request",
-            device,
-        ))?;
-    append_audit(
-        tx,
-        now,
-        Some(&name),
-        action::CSR_RECEIVED,
-        &format!("request {id}, {} bytes", request.len()),
-    )?;
-    Ok(PendingCsr {
-        id,
-        device: name,
-        request: request.to_vec(),
-        received_at: from_unix(to_unix(now), "pending_csrs", "received_at")?,
-    })
-}
-
-pub(super) fn pending_csrs(conn: &Connection) -> Result<Vec<PendingCsr>, Error> {
-    let rows = conn
-        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs ORDER BY id")
-        .and_then(|mut stmt| {
-            stmt.query_map([], csr_from_row)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(Error::db("listing the pending certificate requests"))?;
-    rows.into_iter().map(csr_parse).collect()
-}
-
-pub(super) fn remove_pending_csr(
-    tx: &Transaction<'_>,
-    id: i64,
-    now: SystemTime,
-) -> Result<(), Error> {
-    let row = tx
-        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([id], csr_from_row).optional())
-        .map_err(Error::db("loading the certificate request"))?
-        .ok_or(Error::UnknownCsr { id })?;
-    tx.execute("DELETE FROM pending_csrs WHERE id = ?1", [id])
-        .map_err(Error::db("removing the certificate request"))?;
-    append_audit(
-        tx,
-        now,
-        Some(&row.1),
-        action::CSR_REMOVED,
-        &format!("request {id} removed"),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Device templates
-
-const TEMPLATE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
-     key_size, key_curve, auth_mode, complete_by";
-
-type RawTemplate = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    String,
-    Option<i64>,
-);
-
-fn template_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTemplate> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
-fn template_parse(raw: RawTemplate) -> Result<DeviceTemplate, Error> {
-    let (name, description, device_pool, model, op, order, size, curve, auth_mode, complete_by) =
-        raw;
-    Ok(DeviceTemplate {
-        operation: operation_from_columns(&op, order.as_deref(), size, curve.as_deref())?,
-        auth_mode: AuthMode::from_db(&auth_mode).ok_or_else(|| Error::Corrupt {
-            table: "device_templates",
-            column: "auth_mode",
-            value: auth_mode.clone(),
-        })?,
-        complete_by: from_unix_opt(complete_by, "device_templates", "complete_by")?,
-        name,
-        description,
-        device_pool,
-        model,
-    })
-}
-
-pub(super) fn save_template(
-    tx: &Transaction<'_>,
-    t: &DeviceTemplate,
-    now: SystemTime,
-) -> Result<(), Error> {
-    if t.name.trim().is_empty() {
-        return Err(Error::EmptyTemplateName);
+    fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error> {
+        Ok(bulk::query_rows(&self.lock(), query)?
+            .into_iter()
+            .map(|r| r.device)
+            .collect())
     }
-    let (operation, key_order, key_size, key_curve) = operation_columns(&t.operation);
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO device_templates (name, description, device_pool, model, \
-         operation, key_order, key_size, key_curve, auth_mode, complete_by, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            t.name,
-            t.description,
-            t.device_pool,
-            t.model,
-            operation,
-            key_order,
-            key_size,
-            key_curve,
-            t.auth_mode.as_db(),
-            t.complete_by.map(to_unix),
-            to_unix(now),
-        ])
-    })
-    .map_err(Error::db("storing the device template"))?;
-    append_audit(
-        tx,
-        now,
-        None,
-        action::TEMPLATE_SAVED,
-        &format!(
-            "template {}: {}, auth mode {}, device pool {:?}, model {:?}, complete by {}",
-            t.name,
-            t.operation,
-            t.auth_mode,
-            t.device_pool,
-            t.model,
-            describe_time(t.complete_by)
-        ),
-    )
-}
 
-pub(super) fn template(conn: &Connection, name: &str) -> Result<Option<DeviceTemplate>, Error> {
-    conn.prepare_cached(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM device_templates WHERE name = ?1"
-    ))
-    .and_then(|mut stmt| stmt.query_row([name], template_from_row).optional())
-    .map_err(Error::db("loading the device template"))?
-    .map(template_parse)
-    .transpose()
-}
-
-pub(super) fn templates(conn: &Connection) -> Result<Vec<DeviceTemplate>, Error> {
-    let rows = conn
-        .prepare_cached(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM device_templates ORDER BY name"
-        ))
-        .and_then(|mut stmt| {
-            stmt.query_map([], template_from_row)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(Error::db("listing the device templates"))?;
-    rows.into_iter().map(template_parse).collect()
-}
-
-pub(super) fn remove_template(
-    tx: &Transaction<'_>,
-    name: &str,
-    now: SystemTime,
-) -> Result<(), Error> {
-    let removed = tx
-        .execute("DELETE FROM device_templates WHERE name = ?1", [name])
-        .map_err(Error::db("removing the device template"))?;
-    if removed == 0 {
-        return Err(Error::UnknownTemplate {
-            name: name.to_owned(),
-        });
+    fn update_devices(
+        &self,
+        query: &DeviceQuery,
+        change: &BulkChange,
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<Vec<DeviceChange>, Error> {
+        self.write_or_roll_back(dry_run, |tx| bulk::update_devices(tx, query, change, now))
     }
-    append_audit(
-        tx,
-        now,
-        None,
-        action::TEMPLATE_REMOVED,
-        &format!("template {name}"),
-    )
-}
 
-#[cfg(test)]
-mod tests;
+    fn set_auth_strings(&self, strings: &[(String, String)], now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| {
+            bulk::set_auth_strings(tx, &self.key, strings, now)
+        })
+    }
+
+    fn status_report(&self, now: SystemTime) -> Result<StatusReport, Error> {
+        bulk::status_report(&self.lock(), now)
+    }
+
+    fn lscs_expiring_before(&self, before: SystemTime) -> Result<Vec<LscRecord>, Error> {
+        bulk::lscs_expiring_before(&self.lock(), before)
+    }
+
+    fn installed_lscs(&self, query: &DeviceQuery) -> Result<Vec<LscRecord>, Error> {
+        bulk::installed_lscs(&self.lock(), query)
+    }
+
+    fn revoke_expired_lscs(&self, now: SystemTime) -> Result<Vec<LscRecord>, Error> {
+        self.write(None, |tx| bulk::revoke_expired_lscs(tx, now))
+    }
+
+    fn revoked_lscs(&self) -> Result<Vec<LscRecord>, Error> {
+        bulk::revoked_lscs(&self.lock())
+    }
+
+    fn delete_stale_lscs(&self, now: SystemTime) -> Result<usize, Error> {
+        self.write(None, |tx| bulk::delete_stale_lscs(tx, now))
+    }
+
+    fn set_keepalive(&self, keepalive: KeepaliveMinutes, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| bulk::set_keepalive(tx, keepalive, now))
+    }
+
+    fn add_pending_csr(
+        &self,
+        device: &str,
+        request: &[u8],
+        now: SystemTime,
+    ) -> Result<PendingCsr, Error> {
+        self.write(Some(device), |tx| {
+            bulk::add_pending_csr(tx, device, request, now)
+        })
+    }
+
+    fn pending_csrs(&self) -> Result<Vec<PendingCsr>, Error> {
+        bulk::pending_csrs(&self.lock())
+    }
+
+    fn remove_pending_csr(&self, id: i64, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| bulk::remove_pending_csr(tx, id, now))
+    }
+
+    fn save_template(&self, template: &DeviceTemplate, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| bulk::save_template(tx, template, now))
+    }
+
+    fn template(&self, name: &str) -> Result<Option<DeviceTemplate>, Error> {
+        bulk::template(&self.lock(), name)
+    }
+
+    fn templates(&self) -> Result<Vec<DeviceTemplate>, Error> {
+        bulk::templates(&self.lock())
+    }
+
+    fn remove_template(&self, name: &str, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| bulk::remove_template(tx, name, now))
+    }
+
+    fn import_lscs(
+        &self,
+        records: &mut dyn Iterator<Item = LscRecord>,
+        now: SystemTime,
+    ) -> Result<usize, Error> {
+        self.write(None, |tx| bulk::import_lscs(tx, records, now))
+    }
+}

@@ -1,19 +1,21 @@
+//! Administration in bulk: bulk inserts, queries, updates by query (and their dry runs),
+//! generated authentication strings, reports, LSC expiry, revocation, stale-LSC deletion and
+//! import, the keepalive, pending certificate requests and device templates.
+//!
+//! Each behaviour takes a factory of fresh, empty stores.
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::KeyPolicy;
 
 use crate::{
     AuthMode, BulkChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, Error, IssuedLsc,
-    KeepaliveMinutes, LscState, NewDevice, Operation, OperationStatus, Schedule, SqliteStore,
+    KeepaliveMinutes, LscRecord, LscState, NewDevice, Operation, OperationStatus, Schedule,
     StatusKind, action,
 };
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
-
-fn store() -> SqliteStore {
-    SqliteStore::open_in_memory([3; 32]).unwrap()
 }
 
 fn device(name: &str, pool: &str, model: &str) -> NewDevice {
@@ -28,7 +30,13 @@ fn names(devices: &[crate::Device]) -> Vec<&str> {
     devices.iter().map(|d| d.name.as_str()).collect()
 }
 
-fn issue(s: &SqliteStore, name: &str, serial: u8, not_after: SystemTime, install: bool) {
+fn issue<S: DeviceStore + ?Sized>(
+    s: &S,
+    name: &str,
+    serial: u8,
+    not_after: SystemTime,
+    install: bool,
+) {
     s.schedule(
         name,
         Operation::InstallUpgrade(KeyPolicy::default()),
@@ -54,9 +62,11 @@ fn issue(s: &SqliteStore, name: &str, serial: u8, not_after: SystemTime, install
     }
 }
 
-#[test]
-fn bulk_insert_is_all_or_nothing_and_names_the_bad_item() {
-    let s = store();
+/// Bulk insert is all or nothing and names the bad item.
+pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
     s.add_device(&NewDevice::new("SEP000000000003"), t(0))
         .unwrap();
     let batch = [
@@ -96,9 +106,11 @@ fn bulk_insert_is_all_or_nothing_and_names_the_bad_item() {
     assert_eq!(audit[0].action, action::DEVICE_BULK_ADDED);
 }
 
-#[test]
-fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry() {
-    let s = store();
+/// Queries combine name pattern, device pool, model, status and LSC expiry.
+pub fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
     s.add_devices(
         &[
             device("SEP00AA00000001", "Lobby", "8865"),
@@ -151,9 +163,11 @@ fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry() {
     );
 }
 
-#[test]
-fn bulk_update_dry_run_shows_the_changes_and_changes_nothing() {
-    let s = store();
+/// Bulk update dry run shows the changes and changes nothing.
+pub fn bulk_update_dry_run_shows_the_changes_and_changes_nothing<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
     s.add_devices(
         &[
             device("SEP000000000001", "Lobby", "8865"),
@@ -212,9 +226,11 @@ fn bulk_update_dry_run_shows_the_changes_and_changes_nothing() {
     );
 }
 
-#[test]
-fn generated_strings_are_set_with_the_mode_and_only_as_a_tag() {
-    let s = store();
+/// Generated strings are set with the mode and only as a tag.
+pub fn generated_strings_are_set_with_the_mode_and_only_as_a_tag<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
     s.add_devices(
         &[
             device("SEP000000000001", "", ""),
@@ -248,9 +264,11 @@ fn generated_strings_are_set_with_the_mode_and_only_as_a_tag() {
     assert!(s.check_auth_string("SEP000000000001", "48151623").unwrap());
 }
 
-#[test]
-fn status_report_counts_each_status_and_past_complete_by() {
-    let s = store();
+/// The status report counts each status, and the devices past their complete-by date.
+pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
     let install = Operation::InstallUpgrade(KeyPolicy::default());
     s.add_devices(
         &[
@@ -304,9 +322,9 @@ fn status_report_counts_each_status_and_past_complete_by() {
     assert_eq!(names(&past), ["SEP000000000001"]);
 }
 
-#[test]
-fn expiry_revocation_and_stale_lsc_deletion() {
-    let s = store();
+/// Expiring LSCs are listed, expired ones revoked, stale ones deleted.
+pub fn expiry_revocation_and_stale_lsc_deletion<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
     for n in 1..=3 {
         s.add_device(&NewDevice::new(format!("SEP00000000000{n}")), t(0))
             .unwrap();
@@ -362,9 +380,9 @@ fn expiry_revocation_and_stale_lsc_deletion() {
     assert_eq!(s.delete_stale_lscs(t(11)).unwrap(), 0);
 }
 
-#[test]
-fn keepalive_is_stored_alone() {
-    let s = store();
+/// Keepalive is stored alone.
+pub fn keepalive_is_stored_alone<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
     let mut settings = s.settings().unwrap();
     settings.max_sessions = 12;
     s.update_settings(&settings, t(0)).unwrap();
@@ -375,9 +393,9 @@ fn keepalive_is_stored_alone() {
     assert_eq!(back.max_sessions, 12);
 }
 
-#[test]
-fn pending_csrs_are_added_listed_and_removed() {
-    let s = store();
+/// Pending certificate requests are added, listed and removed.
+pub fn pending_csrs_are_added_listed_and_removed<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
     s.add_device(&NewDevice::new("SEP000000000001"), t(0))
         .unwrap();
     assert!(matches!(
@@ -400,9 +418,9 @@ fn pending_csrs_are_added_listed_and_removed() {
     ));
 }
 
-#[test]
-fn templates_round_trip_replace_and_remove() {
-    let s = store();
+/// Device templates round-trip, are replaced by name and removed.
+pub fn templates_round_trip_replace_and_remove<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
     let template = DeviceTemplate {
         name: "Lobby phones".into(),
         description: "lobby".into(),
@@ -433,4 +451,108 @@ fn templates_round_trip_replace_and_remove() {
         s.remove_template("Lobby phones", t(2)),
         Err(Error::UnknownTemplate { .. })
     ));
+}
+
+fn record(serial: u8, device: &str, state: LscState) -> LscRecord {
+    LscRecord {
+        serial: vec![0x50, serial],
+        device: device.into(),
+        der: vec![0x30, 0x03, 0x02, 0x01, serial],
+        not_before: t(0),
+        not_after: t(86_400),
+        issued_at: t(10),
+        state,
+        state_changed_at: t(20),
+    }
+}
+
+/// Imported LSC records are stored as given, with an audit entry each, all or none.
+pub fn imported_lscs_are_stored_as_given_all_or_nothing<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
+    s.add_device(&NewDevice::new("SEP000000000001"), t(0))
+        .unwrap();
+    s.record_lsc_issued(
+        "SEP000000000001",
+        &IssuedLsc {
+            serial: vec![0x40, 1],
+            der: vec![1],
+            not_before: t(0),
+            not_after: t(1_000),
+        },
+        t(1),
+    )
+    .unwrap();
+    let audit_before = s.audit(None, usize::MAX).unwrap().len();
+
+    // The first bad record applies nothing, and is named by its index.
+    let mut empty_der = record(3, "SEP000000000002", LscState::Installed);
+    empty_der.der.clear();
+    let mut backwards = record(4, "SEP000000000002", LscState::Installed);
+    backwards.not_after = t(0) - Duration::from_secs(1);
+    let mut taken = record(5, "SEP000000000002", LscState::Installed);
+    taken.serial = vec![0x40, 1];
+    let bad_batches = [
+        (
+            vec![record(1, "SEP000000000002", LscState::Installed), empty_der],
+            1,
+        ),
+        (vec![backwards], 0),
+        (vec![record(6, "SEP 2", LscState::Stale)], 0),
+        (
+            vec![record(7, "SEP000000000002", LscState::Stale), taken],
+            1,
+        ),
+        (
+            vec![
+                record(8, "SEP000000000002", LscState::Stale),
+                record(8, "SEP000000000003", LscState::Stale),
+            ],
+            1,
+        ),
+    ];
+    for (batch, bad) in bad_batches {
+        match s.import_lscs(&mut batch.into_iter(), t(30)) {
+            Err(Error::BulkItem { index, source }) => {
+                assert_eq!(index, bad, "{source}");
+                assert!(
+                    matches!(
+                        *source,
+                        Error::InvalidLsc { .. }
+                            | Error::InvalidDeviceName { .. }
+                            | Error::DuplicateSerial { .. }
+                    ),
+                    "{source}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(s.audit(None, usize::MAX).unwrap().len(), audit_before);
+    assert!(s.lscs("SEP000000000002").unwrap().is_empty());
+
+    // A device not registered (or removed) may have LSCs; each keeps its state and times.
+    let good = vec![
+        record(1, "SEP000000000002", LscState::Superseded),
+        record(2, "SEP000000000002", LscState::Installed),
+        record(3, "SEP000000000003", LscState::Stale),
+        record(4, "SEP000000000001", LscState::Revoked),
+    ];
+    assert_eq!(
+        s.import_lscs(&mut good.clone().into_iter(), t(30)).unwrap(),
+        4
+    );
+    assert_eq!(s.lscs("SEP000000000002").unwrap(), good[..2]);
+    assert_eq!(s.lsc(&[0x50, 3]).unwrap().as_ref(), Some(&good[2]));
+    assert_eq!(s.stale_lscs().unwrap(), good[2..3]);
+    assert_eq!(s.revoked_lscs().unwrap(), good[3..]);
+    assert_eq!(s.lscs("SEP000000000001").unwrap().len(), 2);
+    let entry = &s.audit(Some("SEP000000000003"), 1).unwrap()[0];
+    assert_eq!(entry.action, action::LSC_IMPORTED);
+    assert_eq!(entry.at, t(30));
+    assert!(entry.detail.contains("5003"), "{}", entry.detail);
+    assert_eq!(
+        s.audit(None, usize::MAX).unwrap().len(),
+        audit_before + good.len()
+    );
+    assert_eq!(s.import_lscs(&mut std::iter::empty(), t(31)).unwrap(), 0);
 }

@@ -1,0 +1,120 @@
+//! The store conformance suite: what any backend of [`SessionStore`](crate::SessionStore) and
+//! [`AdminStore`](crate::AdminStore) must do, as one public function per behaviour, each
+//! generic over a factory of fresh, empty stores (`impl Fn() -> S`, `S: DeviceStore`).
+//!
+//! Behind the `conformance` feature. A backend runs the whole suite with
+//! [`conformance_tests!`](crate::conformance_tests), which expands to one `#[test]` per
+//! behaviour; capf-store runs it against [`SqliteStore`](crate::SqliteStore) in
+//! `tests/capf-store.rs`:
+//!
+//! ```
+//! mod conformance {
+//!     capf_store::conformance_tests!(|| capf_store::SqliteStore::open_in_memory([9; 32]).unwrap());
+//! }
+//!
+//! // Or one behaviour alone:
+//! capf_store::conformance::lifecycle::begin_attempt_needs_an_operation_to_run(|| {
+//!     capf_store::SqliteStore::open_in_memory([9; 32]).unwrap()
+//! });
+//! ```
+//!
+//! A behaviour fails by panicking, as a test does. What only one backend can show (SQLite's
+//! files, query plans, schema constraints, crash safety) stays in that backend's own tests.
+
+// Test code: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod admin;
+pub mod lifecycle;
+
+/// One `#[test]` per behaviour of the [conformance suite](crate::conformance), each calling it
+/// with the factory given: an expression that makes a fresh, empty store (evaluated once per
+/// test), such as a closure `|| MyStore::open_empty().unwrap()`.
+///
+/// Invoke it inside a module of a test crate (the tests take the behaviours' names).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@each $factory; lifecycle:
+            adds_a_device_pending_when_an_operation_is_given,
+            adds_a_device_without_operation_with_status_none,
+            rejects_invalid_device_names_and_logs_nothing,
+            rejects_a_duplicate_name_ignoring_case,
+            lists_devices_ordered_by_name,
+            unknown_devices_are_a_typed_error_for_writes_and_none_for_reads,
+            updates_only_the_fields_given,
+            every_operation_and_key_policy_round_trips,
+            schedule_resets_attempts_the_ec_flag_and_the_last_error,
+            begin_attempt_needs_an_operation_to_run,
+            auth_failures_count_lock_out_and_reset_when_an_attempt_begins,
+            interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled,
+            a_late_end_attempt_never_clobbers_a_success,
+            expiry_applies_only_to_an_operation_to_run,
+            an_ec_key_generation_failure_makes_the_next_attempt_ask_for_rsa,
+            a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the_old,
+            confirming_clears_the_operation_and_the_one_time_auth_string,
+            confirming_rejects_unknown_and_foreign_serials,
+            rejects_duplicate_serials_and_malformed_records,
+            delete_done_deletes_installed_lscs_only,
+            fetch_done_stores_the_certificate_and_succeeds,
+            removing_a_device_keeps_its_lscs_and_drops_its_troubleshoot_results,
+            revokes_an_lsc_once,
+            auth_strings_follow_the_rule_and_check_under_any_case_of_the_name,
+            settings_default_and_round_trip,
+            audit_is_newest_first_filtered_and_limited,
+            every_change_appends_exactly_one_audit_entry,
+            the_store_is_usable_as_a_trait_object_across_threads,
+            an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_it_stale,
+            failed_authentication_is_counted_locked_out_and_reset,
+            devices_in_progress_are_those_with_an_attempt_running,
+        );
+        $crate::conformance_tests!(@each $factory; admin:
+            bulk_insert_is_all_or_nothing_and_names_the_bad_item,
+            queries_combine_name_pattern_pool_model_status_and_lsc_expiry,
+            bulk_update_dry_run_shows_the_changes_and_changes_nothing,
+            generated_strings_are_set_with_the_mode_and_only_as_a_tag,
+            status_report_counts_each_status_and_past_complete_by,
+            expiry_revocation_and_stale_lsc_deletion,
+            keepalive_is_stored_alone,
+            pending_csrs_are_added_listed_and_removed,
+            templates_round_trip_replace_and_remove,
+            imported_lscs_are_stored_as_given_all_or_nothing,
+        );
+    };
+    (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {
+        $(
+            #[test]
+            fn $behaviour() {
+                $crate::conformance::$module::$behaviour($factory);
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every public behaviour is in [`conformance_tests!`], so a backend runs it.
+    #[test]
+    fn the_macro_runs_every_behaviour() {
+        let this = include_str!("conformance.rs");
+        let listed =
+            &this[this.find("macro_rules!").unwrap()..this.find("(@each $factory:expr;").unwrap()];
+        for (module, source) in [
+            ("lifecycle", include_str!("conformance/lifecycle.rs")),
+            ("admin", include_str!("conformance/admin.rs")),
+        ] {
+            let behaviours: Vec<&str> = source
+                .lines()
+                .filter_map(|l| l.strip_prefix("pub fn "))
+                .map(|l| l.split(['<', '(']).next().unwrap())
+                .collect();
+            assert!(!behaviours.is_empty(), "{module}");
+            for b in behaviours {
+                assert!(
+                    listed.contains(&format!(" {b},\n")),
+                    "{module}::{b} is not in conformance_tests!"
+                );
+            }
+        }
+    }
+}

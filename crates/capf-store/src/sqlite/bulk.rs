@@ -1,0 +1,674 @@
+//! The SQLite side of administration in bulk: queries, bulk inserts and updates, reports, LSC
+//! import, pending certificate requests and device templates.
+
+use std::time::SystemTime;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+
+use capf_lsc::DeviceName;
+
+use super::{
+    DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, append_audit, describe_time,
+    from_unix, from_unix_opt, load_lsc, load_required, operation_columns, operation_from_columns,
+    store_device, to_unix,
+};
+use crate::auth;
+use crate::settings::KEEPALIVE;
+use crate::types::hex;
+use crate::{
+    AuthMode, BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Error, KeepaliveMinutes,
+    LscRecord, LscState, OperationStatus, PendingCsr, StatusReport, action,
+};
+
+/// A WHERE clause over `devices` and its parameters.
+pub(super) struct Filter {
+    pub(super) sql: String,
+    pub(super) params: Vec<Value>,
+}
+
+/// A glob (`*`, `?`) as a LIKE pattern with `\` as the escape character.
+fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The statuses of an operation still to run.
+const TO_RUN: &str = "('pending', 'in_progress', 'failed')";
+
+pub(super) fn filter(query: &DeviceQuery) -> Filter {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut push = |clause: &str, value: Value| {
+        params.push(value);
+        clauses.push(clause.replace('#', &format!("?{}", params.len())));
+    };
+    if let Some(pattern) = &query.name_pattern {
+        push(
+            "name LIKE # ESCAPE '\\'",
+            Value::Text(like_pattern(pattern)),
+        );
+    }
+    if let Some(pool) = &query.device_pool {
+        push("device_pool = #", Value::Text(pool.clone()));
+    }
+    if let Some(model) = &query.model {
+        push("model = #", Value::Text(model.clone()));
+    }
+    if let Some(status) = query.status {
+        push("status = #", Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(before) = query.lsc_expires_before {
+        push(
+            "name IN (SELECT device FROM lscs WHERE state = 'installed' AND not_after < #)",
+            Value::Integer(to_unix(before)),
+        );
+    }
+    if let Some(before) = query.complete_by_before {
+        push(
+            &format!("status IN {TO_RUN} AND complete_by < #"),
+            Value::Integer(to_unix(before)),
+        );
+    }
+    let sql = if clauses.is_empty() {
+        "1".to_owned()
+    } else {
+        clauses.join(" AND ")
+    };
+    Filter { sql, params }
+}
+
+pub(super) fn query_rows(conn: &Connection, query: &DeviceQuery) -> Result<Vec<DeviceRow>, Error> {
+    let f = filter(query);
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name",
+        f.sql
+    );
+    let raws = conn
+        .prepare(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(f.params.iter()), RawDevice::read)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db("querying the devices"))?;
+    raws.into_iter().map(RawDevice::parse).collect()
+}
+
+/// Applies `change` to `row` (not stored); returns what changed, or `None` when nothing did.
+fn apply(row: &mut DeviceRow, change: &BulkChange) -> Option<String> {
+    let before = row.device.clone();
+    let d = &mut row.device;
+    let mut changes = Vec::new();
+    let u = &change.update;
+    if let Some(description) = u.description.as_ref().filter(|v| **v != d.description) {
+        changes.push(format!("description {description:?}"));
+        d.description.clone_from(description);
+    }
+    if let Some(pool) = u.device_pool.as_ref().filter(|v| **v != d.device_pool) {
+        changes.push(format!("device pool {pool:?}"));
+        d.device_pool.clone_from(pool);
+    }
+    if let Some(model) = u.model.as_ref().filter(|v| **v != d.model) {
+        changes.push(format!("model {model:?}"));
+        d.model.clone_from(model);
+    }
+    if let Some(mode) = u.auth_mode.filter(|m| *m != d.auth_mode) {
+        changes.push(format!("auth mode {mode}"));
+        d.auth_mode = mode;
+    }
+    if let Some(schedule) = change.schedule {
+        let detail = format!(
+            "{} (was {}, {}), complete by {}",
+            schedule.operation,
+            d.operation,
+            d.status,
+            describe_time(schedule.complete_by)
+        );
+        d.operation = schedule.operation;
+        d.status = if schedule.operation.is_none() {
+            OperationStatus::None
+        } else {
+            OperationStatus::Pending
+        };
+        d.complete_by = schedule.complete_by;
+        d.attempts = 0;
+        d.ec_key_generation_failed = false;
+        d.last_error = None;
+        if *d != before {
+            changes.push(detail);
+        }
+    }
+    (*d != before).then(|| changes.join(", "))
+}
+
+pub(super) fn update_devices(
+    tx: &Transaction<'_>,
+    query: &DeviceQuery,
+    change: &BulkChange,
+    now: SystemTime,
+) -> Result<Vec<DeviceChange>, Error> {
+    let mut out = Vec::new();
+    for mut row in query_rows(tx, query)? {
+        let Some(detail) = apply(&mut row, change) else {
+            continue;
+        };
+        row.device.updated_at = now;
+        store_device(tx, &row)?;
+        append_audit(
+            tx,
+            now,
+            Some(&row.device.name),
+            action::DEVICE_BULK_UPDATED,
+            &detail,
+        )?;
+        out.push(DeviceChange {
+            name: row.device.name,
+            detail,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn set_auth_strings(
+    tx: &Transaction<'_>,
+    key: &[u8; auth::AUTH_KEY_LEN],
+    strings: &[(String, String)],
+    now: SystemTime,
+) -> Result<(), Error> {
+    for (index, (name, string)) in strings.iter().enumerate() {
+        let one = || -> Result<(), Error> {
+            auth::validate(name, string)?;
+            let mut row = load_required(tx, name)?;
+            row.auth_hash = Some(auth::tag(key, &row.device.name, string));
+            row.device.auth_mode = AuthMode::AuthenticationString;
+            row.device.updated_at = now;
+            store_device(tx, &row)?;
+            append_audit(
+                tx,
+                now,
+                Some(&row.device.name),
+                action::AUTH_STRING_SET,
+                "authentication string generated; auth mode By Authentication String",
+            )
+        };
+        one().map_err(|e| Error::BulkItem {
+            index,
+            source: Box::new(e),
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn status_report(conn: &Connection, now: SystemTime) -> Result<StatusReport, Error> {
+    let fail = Error::db("counting the devices by status");
+    let counts = conn
+        .prepare_cached("SELECT status, count(*) FROM devices GROUP BY status")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(fail)?;
+    let mut report = StatusReport::default();
+    for (status, n) in counts {
+        let slot = match status.as_str() {
+            "none" => &mut report.none,
+            "pending" => &mut report.pending,
+            "in_progress" => &mut report.in_progress,
+            "success" => &mut report.succeeded,
+            "failed" => &mut report.failed,
+            "expired" => &mut report.expired,
+            _ => {
+                return Err(Error::Corrupt {
+                    table: "devices",
+                    column: "status",
+                    value: status,
+                });
+            }
+        };
+        *slot = u64::try_from(n).unwrap_or(0);
+    }
+    let past: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM devices WHERE status IN {TO_RUN} AND complete_by < ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([to_unix(now)], |r| r.get(0)))
+        .map_err(Error::db(
+            "counting the devices past their complete-by date",
+        ))?;
+    report.past_complete_by = u64::try_from(past).unwrap_or(0);
+    Ok(report)
+}
+
+fn lscs_where(
+    conn: &Connection,
+    sql_where: &str,
+    order: &str,
+    params: &[Value],
+    action: &'static str,
+) -> Result<Vec<LscRecord>, Error> {
+    let sql = format!("SELECT {LSC_COLUMNS} FROM lscs WHERE {sql_where} ORDER BY {order}");
+    let raws = conn
+        .prepare(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(params.iter()), RawLsc::read)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db(action))?;
+    raws.into_iter().map(RawLsc::parse).collect()
+}
+
+pub(super) fn lscs_expiring_before(
+    conn: &Connection,
+    before: SystemTime,
+) -> Result<Vec<LscRecord>, Error> {
+    lscs_where(
+        conn,
+        "state IN ('issued', 'installed') AND not_after < ?1",
+        "not_after, rowid",
+        &[Value::Integer(to_unix(before))],
+        "listing the LSCs about to expire",
+    )
+}
+
+pub(super) fn installed_lscs(
+    conn: &Connection,
+    query: &DeviceQuery,
+) -> Result<Vec<LscRecord>, Error> {
+    let f = filter(query);
+    let mut params = f.params;
+    params.push(Value::Text(LscState::Installed.as_str().to_owned()));
+    let n = params.len();
+    lscs_where(
+        conn,
+        &format!(
+            "state = ?{n} AND device IN (SELECT name FROM devices WHERE {})",
+            f.sql
+        ),
+        "device, issued_at, rowid",
+        &params,
+        "listing the installed LSCs",
+    )
+}
+
+pub(super) fn revoked_lscs(conn: &Connection) -> Result<Vec<LscRecord>, Error> {
+    lscs_where(
+        conn,
+        "state = 'revoked'",
+        "state_changed_at, rowid",
+        &[],
+        "listing the revoked LSCs",
+    )
+}
+
+pub(super) fn revoke_expired_lscs(
+    tx: &Transaction<'_>,
+    now: SystemTime,
+) -> Result<Vec<LscRecord>, Error> {
+    let expired = lscs_where(
+        tx,
+        "state IN ('issued', 'installed') AND not_after < ?1",
+        "not_after, rowid",
+        &[Value::Integer(to_unix(now))],
+        "finding the expired LSCs",
+    )?;
+    let mut out = Vec::with_capacity(expired.len());
+    for mut lsc in expired {
+        super::set_lsc_state(tx, &lsc.serial, LscState::Revoked, now)?;
+        let detail = format!(
+            "serial {} revoked (was {}): notAfter {} passed",
+            hex(&lsc.serial),
+            lsc.state,
+            describe_time(Some(lsc.not_after))
+        );
+        append_audit(
+            tx,
+            now,
+            Some(&lsc.device),
+            action::EXPIRED_LSC_REVOKED,
+            &detail,
+        )?;
+        lsc.state = LscState::Revoked;
+        lsc.state_changed_at = from_unix(to_unix(now), "lscs", "state_changed_at")?;
+        out.push(lsc);
+    }
+    Ok(out)
+}
+
+pub(super) fn delete_stale_lscs(tx: &Transaction<'_>, now: SystemTime) -> Result<usize, Error> {
+    tx.execute(
+        "INSERT INTO audit (at, device, action, detail) SELECT ?1, device, ?2, \
+         'serial ' || lower(hex(serial)) || ' deleted (stale since unix ' || state_changed_at || ')' \
+         FROM lscs WHERE state = 'stale' ORDER BY issued_at, rowid",
+        params![to_unix(now), action::STALE_LSC_DELETED],
+    )
+    .map_err(Error::db("logging the stale LSCs to delete"))?;
+    tx.execute("DELETE FROM lscs WHERE state = 'stale'", [])
+        .map_err(Error::db("deleting the stale LSCs"))
+}
+
+pub(super) fn set_keepalive(
+    tx: &Transaction<'_>,
+    keepalive: KeepaliveMinutes,
+    now: SystemTime,
+) -> Result<(), Error> {
+    tx.prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![KEEPALIVE, keepalive.minutes().to_string()]))
+        .map_err(Error::db("storing the keepalive"))?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::SETTINGS_UPDATED,
+        &format!("keepalive {keepalive}"),
+    )
+}
+
+/// Imports LSC records as they are, one audit entry each (see
+/// [`AdminStore::import_lscs`](crate::AdminStore::import_lscs)).
+pub(super) fn import_lscs(
+    tx: &Transaction<'_>,
+    records: &mut dyn Iterator<Item = LscRecord>,
+    now: SystemTime,
+) -> Result<usize, Error> {
+    let mut count = 0;
+    for (index, lsc) in records.enumerate() {
+        import_lsc(tx, &lsc, now).map_err(|e| Error::BulkItem {
+            index,
+            source: Box::new(e),
+        })?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<(), Error> {
+    DeviceName::new(&lsc.device).map_err(|source| Error::InvalidDeviceName { source })?;
+    let invalid = |reason| Error::InvalidLsc {
+        serial: hex(&lsc.serial),
+        device: lsc.device.clone(),
+        reason,
+    };
+    // The same checks as an LSC issued (`record_lsc_issued`).
+    if lsc.serial.is_empty() {
+        return Err(invalid("the serial number is empty"));
+    }
+    if lsc.der.is_empty() {
+        return Err(invalid("the certificate is empty"));
+    }
+    if lsc.not_after < lsc.not_before {
+        return Err(invalid("notAfter is before notBefore"));
+    }
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
+             state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                lsc.serial,
+                lsc.device,
+                lsc.der,
+                to_unix(lsc.not_before),
+                to_unix(lsc.not_after),
+                to_unix(lsc.issued_at),
+                lsc.state.as_str(),
+                to_unix(lsc.state_changed_at),
+            ])
+        })
+        .map_err(Error::db_device("importing the LSC", &lsc.device))?;
+    if inserted == 0 {
+        let owner = load_lsc(tx, &lsc.serial)?.map_or_else(String::new, |l| l.device);
+        return Err(Error::DuplicateSerial {
+            serial: hex(&lsc.serial),
+            owner,
+        });
+    }
+    let detail = format!(
+        "serial {}, valid unix {} to {}, issued unix {}, {} since unix {}",
+        hex(&lsc.serial),
+        to_unix(lsc.not_before),
+        to_unix(lsc.not_after),
+        to_unix(lsc.issued_at),
+        lsc.state,
+        to_unix(lsc.state_changed_at)
+    );
+    append_audit(tx, now, Some(&lsc.device), action::LSC_IMPORTED, &detail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pending certificate requests
+
+fn csr_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Vec<u8>, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn csr_parse((id, device, request, at): (i64, String, Vec<u8>, i64)) -> Result<PendingCsr, Error> {
+    Ok(PendingCsr {
+        id,
+        device,
+        request,
+        received_at: from_unix(at, "pending_csrs", "received_at")?,
+    })
+}
+
+pub(super) fn add_pending_csr(
+    tx: &Transaction<'_>,
+    device: &str,
+    request: &[u8],
+    now: SystemTime,
+) -> Result<PendingCsr, Error> {
+    let name = load_required(tx, device)?.device.name;
+    let id = tx
+        .prepare_cached(
+            "INSERT INTO pending_csrs (device, request, received_at) VALUES (?1, ?2, ?3) \
+             RETURNING id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![name, request, to_unix(now)], |r| r.get::<_, i64>(0))
+        })
+        .map_err(Error::db_device(
+            "recording the certificate request",
+            device,
+        ))?;
+    append_audit(
+        tx,
+        now,
+        Some(&name),
+        action::CSR_RECEIVED,
+        &format!("request {id}, {} bytes", request.len()),
+    )?;
+    Ok(PendingCsr {
+        id,
+        device: name,
+        request: request.to_vec(),
+        received_at: from_unix(to_unix(now), "pending_csrs", "received_at")?,
+    })
+}
+
+pub(super) fn pending_csrs(conn: &Connection) -> Result<Vec<PendingCsr>, Error> {
+    let rows = conn
+        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs ORDER BY id")
+        .and_then(|mut stmt| {
+            stmt.query_map([], csr_from_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db("listing the pending certificate requests"))?;
+    rows.into_iter().map(csr_parse).collect()
+}
+
+pub(super) fn remove_pending_csr(
+    tx: &Transaction<'_>,
+    id: i64,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let row = tx
+        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], csr_from_row).optional())
+        .map_err(Error::db("loading the certificate request"))?
+        .ok_or(Error::UnknownCsr { id })?;
+    tx.execute("DELETE FROM pending_csrs WHERE id = ?1", [id])
+        .map_err(Error::db("removing the certificate request"))?;
+    append_audit(
+        tx,
+        now,
+        Some(&row.1),
+        action::CSR_REMOVED,
+        &format!("request {id} removed"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device templates
+
+const TEMPLATE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
+     key_size, key_curve, auth_mode, complete_by";
+
+type RawTemplate = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<i64>,
+);
+
+fn template_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTemplate> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn template_parse(raw: RawTemplate) -> Result<DeviceTemplate, Error> {
+    let (name, description, device_pool, model, op, order, size, curve, auth_mode, complete_by) =
+        raw;
+    Ok(DeviceTemplate {
+        operation: operation_from_columns(&op, order.as_deref(), size, curve.as_deref())?,
+        auth_mode: AuthMode::from_db(&auth_mode).ok_or_else(|| Error::Corrupt {
+            table: "device_templates",
+            column: "auth_mode",
+            value: auth_mode.clone(),
+        })?,
+        complete_by: from_unix_opt(complete_by, "device_templates", "complete_by")?,
+        name,
+        description,
+        device_pool,
+        model,
+    })
+}
+
+pub(super) fn save_template(
+    tx: &Transaction<'_>,
+    t: &DeviceTemplate,
+    now: SystemTime,
+) -> Result<(), Error> {
+    if t.name.trim().is_empty() {
+        return Err(Error::EmptyTemplateName);
+    }
+    let (operation, key_order, key_size, key_curve) = operation_columns(&t.operation);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO device_templates (name, description, device_pool, model, \
+         operation, key_order, key_size, key_curve, auth_mode, complete_by, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            t.name,
+            t.description,
+            t.device_pool,
+            t.model,
+            operation,
+            key_order,
+            key_size,
+            key_curve,
+            t.auth_mode.as_db(),
+            t.complete_by.map(to_unix),
+            to_unix(now),
+        ])
+    })
+    .map_err(Error::db("storing the device template"))?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::TEMPLATE_SAVED,
+        &format!(
+            "template {}: {}, auth mode {}, device pool {:?}, model {:?}, complete by {}",
+            t.name,
+            t.operation,
+            t.auth_mode,
+            t.device_pool,
+            t.model,
+            describe_time(t.complete_by)
+        ),
+    )
+}
+
+pub(super) fn template(conn: &Connection, name: &str) -> Result<Option<DeviceTemplate>, Error> {
+    conn.prepare_cached(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM device_templates WHERE name = ?1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([name], template_from_row).optional())
+    .map_err(Error::db("loading the device template"))?
+    .map(template_parse)
+    .transpose()
+}
+
+pub(super) fn templates(conn: &Connection) -> Result<Vec<DeviceTemplate>, Error> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM device_templates ORDER BY name"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_map([], template_from_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(Error::db("listing the device templates"))?;
+    rows.into_iter().map(template_parse).collect()
+}
+
+pub(super) fn remove_template(
+    tx: &Transaction<'_>,
+    name: &str,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let removed = tx
+        .execute("DELETE FROM device_templates WHERE name = ?1", [name])
+        .map_err(Error::db("removing the device template"))?;
+    if removed == 0 {
+        return Err(Error::UnknownTemplate {
+            name: name.to_owned(),
+        });
+    }
+    append_audit(
+        tx,
+        now,
+        None,
+        action::TEMPLATE_REMOVED,
+        &format!("template {name}"),
+    )
+}

@@ -1,0 +1,329 @@
+//! The session lifecycle on SQLite: [`SessionStore`] for [`SqliteStore`].
+
+use std::time::SystemTime;
+
+use rusqlite::params;
+
+use super::{
+    DeviceRow, append_audit, bulk, describe_time, list_of, load, load_lsc, load_required,
+    move_lscs, set_lsc_state, to_unix,
+};
+use crate::auth;
+use crate::types::hex;
+use crate::{
+    AttemptEnd, Device, DeviceQuery, Error, FetchedCertificate, IssuedLsc, LscRecord, LscState,
+    Operation, OperationStatus, SessionStore, Settings, SqliteStore, StatusKind, action,
+};
+
+impl SessionStore for SqliteStore {
+    fn device(&self, name: &str) -> Result<Option<Device>, Error> {
+        Ok(load(&self.lock(), name)?.map(|r| r.device))
+    }
+
+    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error> {
+        let row = load_required(&self.lock(), name)?;
+        Ok(match &row.auth_hash {
+            Some(expected) => auth::verify(&self.key, &row.device.name, candidate, expected),
+            None => false,
+        })
+    }
+
+    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::AUTH_FAILURE, |_, row| {
+            let d = &mut row.device;
+            d.auth_failures = d.auth_failures.saturating_add(1);
+            d.last_auth_failure = Some(now);
+            Ok(Some(format!(
+                "failed authentication-string attempt {} in a row",
+                d.auth_failures
+            )))
+        })
+    }
+
+    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::ATTEMPT_BEGUN, |_, row| {
+            let d = &mut row.device;
+            if !d.has_operation_to_run() {
+                return Err(Error::NoOperationToRun {
+                    device: d.name.clone(),
+                    operation: d.operation,
+                    status: d.status.clone(),
+                });
+            }
+            let was = d.status.clone();
+            d.status = OperationStatus::InProgress;
+            d.attempts = d.attempts.saturating_add(1);
+            d.auth_failures = 0;
+            Ok(Some(format!(
+                "attempt {} of {} (was {was})",
+                d.attempts, d.operation
+            )))
+        })
+    }
+
+    fn record_ec_key_generation_failure(
+        &self,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::EC_KEY_GENERATION_FAILED, |_, row| {
+            row.device.ec_key_generation_failed = true;
+            Ok(Some(format!(
+                "the phone could not generate an EC key in attempt {}",
+                row.device.attempts
+            )))
+        })
+    }
+
+    fn record_lsc_issued(
+        &self,
+        name: &str,
+        lsc: &IssuedLsc,
+        now: SystemTime,
+    ) -> Result<LscRecord, Error> {
+        let invalid = |reason| Error::InvalidLsc {
+            serial: hex(&lsc.serial),
+            device: name.to_owned(),
+            reason,
+        };
+        if lsc.serial.is_empty() {
+            return Err(invalid("the serial number is empty"));
+        }
+        if lsc.der.is_empty() {
+            return Err(invalid("the certificate is empty"));
+        }
+        if lsc.not_after < lsc.not_before {
+            return Err(invalid("notAfter is before notBefore"));
+        }
+        self.write(Some(name), |tx| {
+            let device = load_required(tx, name)?.device;
+            if let Some(existing) = load_lsc(tx, &lsc.serial)? {
+                return Err(Error::DuplicateSerial {
+                    serial: hex(&lsc.serial),
+                    owner: existing.device,
+                });
+            }
+            let stale = move_lscs(tx, &device.name, LscState::Issued, LscState::Stale, now)?;
+            tx.prepare_cached(
+                "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
+                 state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    lsc.serial,
+                    device.name,
+                    lsc.der,
+                    to_unix(lsc.not_before),
+                    to_unix(lsc.not_after),
+                    to_unix(now),
+                    LscState::Issued.as_str(),
+                ])
+            })
+            .map_err(Error::db_device("recording the LSC", &device.name))?;
+            let mut detail = format!(
+                "serial {}, valid unix {} to {}, attempt {}",
+                hex(&lsc.serial),
+                to_unix(lsc.not_before),
+                to_unix(lsc.not_after),
+                device.attempts
+            );
+            if !stale.is_empty() {
+                detail.push_str("; now stale: ");
+                detail.push_str(&list_of(&stale));
+            }
+            append_audit(tx, now, Some(&device.name), action::LSC_ISSUED, &detail)?;
+            load_lsc(tx, &lsc.serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(&lsc.serial),
+            })
+        })
+    }
+
+    fn confirm_lsc_installed(
+        &self,
+        name: &str,
+        serial: &[u8],
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::LSC_INSTALLED, |tx, row| {
+            let d = &mut row.device;
+            let lsc = load_lsc(tx, serial)?.ok_or_else(|| Error::UnknownLsc {
+                serial: hex(serial),
+            })?;
+            if !lsc.device.eq_ignore_ascii_case(&d.name) {
+                return Err(Error::LscOfAnotherDevice {
+                    serial: hex(serial),
+                    device: d.name.clone(),
+                    owner: lsc.device,
+                });
+            }
+            if lsc.state != LscState::Issued {
+                return Err(Error::LscWrongState {
+                    serial: hex(serial),
+                    state: lsc.state,
+                    wanted: "confirmed as installed",
+                });
+            }
+            let superseded =
+                move_lscs(tx, &d.name, LscState::Installed, LscState::Superseded, now)?;
+            set_lsc_state(tx, serial, LscState::Installed, now)?;
+            let mut detail = format!(
+                "serial {} installed; {} succeeded after {} attempt(s)",
+                hex(serial),
+                d.operation,
+                d.attempts
+            );
+            if !superseded.is_empty() {
+                detail.push_str("; superseded: ");
+                detail.push_str(&list_of(&superseded));
+            }
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::DELETE_DONE, |tx, row| {
+            let deleted = move_lscs(
+                tx,
+                &row.device.name,
+                LscState::Installed,
+                LscState::Deleted,
+                now,
+            )?;
+            let mut detail = format!(
+                "the phone deleted its LSC; deleted: {}",
+                if deleted.is_empty() {
+                    "none recorded".to_owned()
+                } else {
+                    list_of(&deleted)
+                }
+            );
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn record_fetch_done(
+        &self,
+        name: &str,
+        certificate: Option<(u8, Vec<u8>)>,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
+        self.change(name, now, action::FETCH_DONE, |tx, row| {
+            let (cert_type, der) = match &certificate {
+                Some((t, der)) => (Some(*t), Some(der.as_slice())),
+                None => (None, None),
+            };
+            tx.prepare_cached(
+                "INSERT INTO troubleshoot_results (device, cert_type, der, fetched_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![row.device.name, cert_type, der, to_unix(now)])
+            })
+            .map_err(Error::db_device("storing the troubleshoot result", name))?;
+            let mut detail = match &certificate {
+                Some((FetchedCertificate::LSC, der)) => {
+                    format!("the phone sent its LSC ({} bytes)", der.len())
+                }
+                Some((FetchedCertificate::MIC, der)) => {
+                    format!("the phone sent its MIC ({} bytes)", der.len())
+                }
+                Some((t, der)) => {
+                    format!(
+                        "the phone sent a certificate of type {t} ({} bytes)",
+                        der.len()
+                    )
+                }
+                None => "the phone sent no certificate".to_owned(),
+            };
+            succeed(row, &mut detail);
+            Ok(Some(detail))
+        })
+    }
+
+    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error> {
+        let action = match end {
+            AttemptEnd::Interrupted { .. } => action::ATTEMPT_INTERRUPTED,
+            AttemptEnd::Failed { .. } => action::ATTEMPT_FAILED,
+        };
+        self.change(name, now, action, |_, row| {
+            let d = &mut row.device;
+            if d.status != OperationStatus::InProgress {
+                return Ok(None);
+            }
+            let detail;
+            match end {
+                AttemptEnd::Interrupted { reason } => {
+                    detail = format!("attempt {} interrupted: {reason}", d.attempts);
+                    d.status = OperationStatus::Pending;
+                    d.last_error = Some(reason);
+                }
+                AttemptEnd::Failed { reason } => {
+                    detail = format!("attempt {} failed: {reason}", d.attempts);
+                    d.last_error = Some(reason.clone());
+                    d.status = OperationStatus::Failed { reason };
+                }
+            }
+            Ok(Some(detail))
+        })
+    }
+
+    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+        self.change(name, now, action::OPERATION_EXPIRED, |_, row| {
+            let d = &mut row.device;
+            if !d.has_operation_to_run() {
+                return Ok(None);
+            }
+            let detail = format!(
+                "{} (was {}) not done by {}, after {} attempt(s)",
+                d.operation,
+                d.status,
+                describe_time(d.complete_by),
+                d.attempts
+            );
+            d.status = OperationStatus::Expired;
+            Ok(Some(detail))
+        })
+    }
+
+    fn settings(&self) -> Result<Settings, Error> {
+        let conn = self.lock();
+        let rows = conn
+            .prepare_cached("SELECT key, value FROM settings")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(Error::db("reading the settings"))?;
+        let mut settings = Settings::default();
+        for (key, value) in rows {
+            settings.apply_row(&key, &value)?;
+        }
+        Ok(settings)
+    }
+
+    fn devices_in_progress(&self) -> Result<Vec<Device>, Error> {
+        // By the status index: a start with 100,000 devices reads only those in progress.
+        let query = DeviceQuery {
+            status: Some(StatusKind::InProgress),
+            ..DeviceQuery::default()
+        };
+        Ok(bulk::query_rows(&self.lock(), &query)?
+            .into_iter()
+            .map(|r| r.device)
+            .collect())
+    }
+}
+
+/// The operation succeeded: operation None, status Success, last error and the one-time
+/// authentication string cleared.
+fn succeed(row: &mut DeviceRow, detail: &mut String) {
+    let d = &mut row.device;
+    d.operation = Operation::None;
+    d.status = OperationStatus::Success;
+    d.last_error = None;
+    if row.auth_hash.take().is_some() {
+        detail.push_str("; authentication string cleared");
+    }
+}
