@@ -547,15 +547,17 @@ fn openssl_ca_cert(extensions: &str, digest: &str) -> Certificate {
 
 #[test]
 fn capf_check_reports_missing_extensions_in_openssl_made_certificates() {
-    let at = SystemTime::now();
+    // Checked after each certificate is made: openssl starts its validity at the second it
+    // signs, which can be later than a time taken before it ran.
+    let at = SystemTime::now;
     let no_bc = openssl_ca_cert("keyUsage=critical,digitalSignature,keyCertSign", "-sha256");
     assert_eq!(
-        capf_certificate_problems(&no_bc, None, at).unwrap(),
+        capf_certificate_problems(&no_bc, None, at()).unwrap(),
         vec![CapfCertificateProblem::BasicConstraintsMissing]
     );
     let no_ku = openssl_ca_cert("basicConstraints=critical,CA:TRUE,pathlen:0", "-sha256");
     assert_eq!(
-        capf_certificate_problems(&no_ku, None, at).unwrap(),
+        capf_certificate_problems(&no_ku, None, at()).unwrap(),
         vec![CapfCertificateProblem::KeyUsageMissing]
     );
     let no_ds = openssl_ca_cert(
@@ -563,7 +565,7 @@ fn capf_check_reports_missing_extensions_in_openssl_made_certificates() {
         "-sha256",
     );
     assert_eq!(
-        capf_certificate_problems(&no_ds, None, at).unwrap(),
+        capf_certificate_problems(&no_ds, None, at()).unwrap(),
         vec![CapfCertificateProblem::KeyUsageLacks {
             digital_signature: true,
             key_cert_sign: false
@@ -574,7 +576,7 @@ fn capf_check_reports_missing_extensions_in_openssl_made_certificates() {
         "-sha256",
     );
     let spki = good.tbs_certificate().subject_public_key_info().clone();
-    let report = check_capf_certificate(&good, Some(&spki), at).unwrap();
+    let report = check_capf_certificate(&good, Some(&spki), at()).unwrap();
     assert!(!report.crl_sign && report.reserved_common_name);
 }
 
