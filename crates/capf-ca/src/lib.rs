@@ -69,7 +69,7 @@ pub struct IssuedLsc {
 
 impl fmt::Debug for IssuedLsc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let serial: String = self.serial.iter().map(|b| format!("{b:02x}")).collect();
+        let serial = capf_lsc::hex(&self.serial);
         f.debug_struct("IssuedLsc")
             .field("serial", &serial)
             .field("der_len", &self.der.len())

@@ -13,6 +13,7 @@ mod oid;
 mod pem;
 mod policy;
 mod signer;
+mod text;
 mod validity;
 mod verify;
 
@@ -37,6 +38,7 @@ pub use pem::{
 };
 pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
+pub use text::{format_time, hex};
 pub use validity::ValidityDays;
 pub use verify::{verify_signature, verify_signed_data};
 
@@ -44,10 +46,3 @@ pub use verify::{verify_signature, verify_signed_data};
 pub use der;
 pub use spki;
 pub use x509_cert;
-
-/// `2026-11-25T18:00:00Z`, for messages.
-pub(crate) fn format_time(t: std::time::SystemTime) -> String {
-    der::DateTime::from_system_time(t)
-        .map(|d| d.to_string())
-        .unwrap_or_else(|_| format!("{t:?}"))
-}

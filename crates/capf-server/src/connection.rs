@@ -567,7 +567,7 @@ async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Res
                 s.record_lsc_issued(&n, &record, SystemTime::now())
             })
             .await?;
-            info!(device = %name, serial = %hex(&lsc.serial), ca = shared.ca.mode(), "LSC issued");
+            info!(device = %name, serial = %capf_lsc::hex(&lsc.serial), ca = shared.ca.mode(), "LSC issued");
             attempt.issued_serial = Some(lsc.serial);
             Ok(Answer::Certificate(lsc.der))
         }
@@ -712,8 +712,4 @@ async fn finish(shared: &Shared, attempt: &mut Attempt, outcome: &Outcome) {
 
 fn state_name(state: State) -> String {
     format!("{state:?}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -442,15 +442,7 @@ impl LscRecord {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub(crate) use capf_lsc::hex;
 
 /// The certificate a phone sent back in a Troubleshoot (Fetch) operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
