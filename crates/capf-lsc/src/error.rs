@@ -48,6 +48,12 @@ pub enum Error {
         /// The curve OID.
         oid: ObjectIdentifier,
     },
+    /// A CURVE value of KEY_GEN_REQUEST other than 0, 1, 2 (spec 5.5).
+    #[error("CURVE {} is not supported (allowed: 0 P-256, 1 P-384, 2 P-521)", curve.0)]
+    UnknownCurveValue {
+        /// The CURVE value.
+        curve: capf_wire::Curve,
+    },
     /// An EC point that is not on its curve (or is the identity).
     #[error("the {curve} public key is not a valid point on the curve")]
     InvalidEcPoint {

@@ -5,7 +5,6 @@ use std::fmt;
 use capf_lsc::der::Decode;
 use capf_lsc::der::zeroize::Zeroizing;
 use capf_lsc::{Curve, KeySpec, RsaBits};
-use capf_session::KeyRequest;
 use pkcs8::{EncodePrivateKey, LineEnding, PrivateKeyInfoRef};
 use spki::{EncodePublicKey, ObjectIdentifier};
 
@@ -179,21 +178,6 @@ impl PhoneKey {
                 what: "PEM encoding",
                 source,
             })
-    }
-}
-
-/// The key spec a KEY_GEN_REQUEST asks for, if it is one a phone can make.
-pub fn requested_spec(request: KeyRequest) -> Option<KeySpec> {
-    match request {
-        KeyRequest::Rsa(bits) | KeyRequest::RsaKeySizeOnly(bits) => {
-            RsaBits::from_bits(usize::from(bits)).ok().map(KeySpec::Rsa)
-        }
-        KeyRequest::Ec(curve) => match curve {
-            capf_wire::Curve::SECP256R1 => Some(KeySpec::Ec(Curve::P256)),
-            capf_wire::Curve::SECP384R1 => Some(KeySpec::Ec(Curve::P384)),
-            capf_wire::Curve::SECP521R1 => Some(KeySpec::Ec(Curve::P521)),
-            _ => None,
-        },
     }
 }
 

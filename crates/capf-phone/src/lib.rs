@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
+pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey};
 
 /// The TLS client configuration a phone uses: it accepts a server whose certificate is one of
 /// `trust` (DER CAPF certificates) or is signed by one of them and valid now, with no host-name
@@ -545,7 +545,7 @@ impl Phone {
                         session.send_auth_response(now, response)?;
                     }
                     PhoneEvent::KeyGenerationRequested { key: request } => {
-                        let spec = requested_spec(request);
+                        let spec = KeySpec::try_from(request).ok();
                         requested = spec;
                         let made = spec.map(|s| self.keys.key(s));
                         if !self.config.key_generation_delay.is_zero() {

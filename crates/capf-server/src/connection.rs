@@ -8,9 +8,7 @@ use std::time::{Instant, SystemTime};
 use capf_ca::{IssueOutcome, IssueRequest};
 use capf_ipmode::{PeerAdmission, admit_peer};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey};
-use capf_session::{
-    Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession, State,
-};
+use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession, State};
 use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
 use capf_trust::{DeviceProof, Precedence, SudiProof, authenticate_device};
 use capf_wire::{CertificateType, Reason};
@@ -318,8 +316,8 @@ async fn authenticate(
     let decision =
         match &device.operation {
             Operation::InstallUpgrade(policy) => {
-                let can_do_ec = auth.version >= 3;
-                let Some(spec) = policy.key_to_request(device.ec_key_generation_failed, can_do_ec)
+                let Some(spec) =
+                    policy.key_to_request(device.ec_key_generation_failed, auth.can_request_ec())
                 else {
                     begin(shared, attempt).await?;
                     end(shared, attempt, AttemptEnd::Failed {
@@ -348,7 +346,7 @@ async fn authenticate(
                 attempt.permit = Some(permit);
                 attempt.requested = Some(spec);
                 begin(shared, attempt).await?;
-                Decision::Install(key_request(spec, auth.version))
+                Decision::Install(spec.into())
             }
             Operation::Delete => {
                 begin(shared, attempt).await?;
@@ -469,20 +467,6 @@ fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
             .as_ref()
             .map(|s| (s.hash_algorithm().0, s.signature())),
         sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
-    }
-}
-
-/// The KEY_GEN_REQUEST for a key spec: a client below VERSION 3 understands KEY_SIZE only
-/// (spec 8.11).
-fn key_request(spec: KeySpec, version: u8) -> KeyRequest {
-    match spec {
-        KeySpec::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits.bits()),
-        KeySpec::Rsa(bits) => KeyRequest::Rsa(bits.bits()),
-        KeySpec::Ec(curve) => KeyRequest::Ec(match curve {
-            capf_lsc::Curve::P256 => capf_wire::Curve::SECP256R1,
-            capf_lsc::Curve::P384 => capf_wire::Curve::SECP384R1,
-            capf_lsc::Curve::P521 => capf_wire::Curve::SECP521R1,
-        }),
     }
 }
 

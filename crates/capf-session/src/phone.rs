@@ -11,7 +11,7 @@ use capf_wire::{
 };
 
 use crate::error::{Error, Outcome, State};
-use crate::types::{Certificate, KeyRequest};
+use crate::types::{Certificate, read_key_request};
 
 /// The highest VERSION a phone session answers with (spec 5.3: the phone echoes
 /// min(server, 3)).
@@ -62,10 +62,10 @@ pub enum PhoneEvent {
     },
     /// KEY_GEN_REQUEST: generate this key, then call [`PhoneSession::send_public_key`] or
     /// [`PhoneSession::key_generation_failed`]. REQUEST_IN_PROGRESS is already queued (if
-    /// configured). [`KeyRequest::RsaKeySizeOnly`] (no KEY_TYPE) means RSA too (spec 5.4).
+    /// configured). [`crate::KeyRequest::RsaKeySizeOnly`] (no KEY_TYPE) means RSA too (spec 5.4).
     KeyGenerationRequested {
         /// The key asked for.
-        key: KeyRequest,
+        key: capf_wire::KeyRequest,
     },
     /// STORE_CERT_REQUEST: check that the certificate is for the key just generated, store it,
     /// and call [`PhoneSession::store_result`].
@@ -408,7 +408,7 @@ impl Core {
                 self.close(Outcome::Ended { reason });
             }
             (Expect::Operation, Payload::KeyGenRequest(request)) => {
-                match KeyRequest::from_message(&request) {
+                match read_key_request(&request) {
                     Ok(key) => {
                         if self.config.send_request_in_progress {
                             self.send(RequestInProgress::new());
@@ -442,7 +442,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capf_wire::{AuthRequest, Curve, EndSession, KeyGenRequest};
+    use capf_wire::{AuthRequest, Curve, EndSession, KeyGenRequest, KeyRequest};
 
     const ID: u32 = 0x0001_2345;
 

@@ -11,7 +11,7 @@ use capf_wire::{
 };
 
 use crate::error::{Error, Outcome, State};
-use crate::types::{Authentication, Certificate, Decision, KeyRequest, Timeouts};
+use crate::types::{Authentication, Certificate, Decision, Timeouts, key_request_for_version};
 
 /// The VERSION our server offers in AUTH_REQUEST (spec 5.3).
 pub const SERVER_VERSION: u8 = 3;
@@ -355,13 +355,7 @@ impl ServerSession {
             Decision::NoPendingOperation => c.finish(Reason::NO_ACTION),
             Decision::Refuse(reason) => c.finish(reason),
             Decision::Install(key) => {
-                let key = match key {
-                    KeyRequest::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits),
-                    KeyRequest::Ec(_) if version < 3 => {
-                        return Err(Error::EcKeyNeedsVersion3 { version });
-                    }
-                    key => key,
-                };
+                let key = key_request_for_version(key, version)?;
                 c.send(key.to_message());
                 c.wait(Expect::Key { in_progress: 0 }, now, true);
             }
@@ -591,7 +585,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capf_wire::{Curve, RequestInProgress, StoreCertificateResponse};
+    use capf_wire::{Curve, KeyRequest, RequestInProgress, StoreCertificateResponse};
     use std::time::Duration;
 
     const ID: u32 = 0x0001_2345;
@@ -670,6 +664,7 @@ mod tests {
             panic!("no Authenticate event")
         };
         assert_eq!(auth.version, 2);
+        assert!(!auth.can_request_ec());
         assert_eq!(
             s.decide(now, Decision::Install(KeyRequest::Ec(Curve::SECP256R1))),
             Err(Error::EcKeyNeedsVersion3 { version: 2 })

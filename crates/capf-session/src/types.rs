@@ -5,8 +5,8 @@ use core::fmt;
 use std::time::Duration;
 
 use capf_wire::{
-    AuthResponse, CertificateType, CertificateValue, Curve, KeyGenRequest, KeyType, Reason,
-    Sha2SignedData, SudiData,
+    AuthResponse, CertificateType, CertificateValue, Curve, KeyGenRequest, KeyRequest, KeyType,
+    Reason, Sha2SignedData, SudiData,
 };
 
 /// How long a session waits for its peer (spec section 1 project rule). Waits on the application
@@ -30,72 +30,38 @@ impl Default for Timeouts {
     }
 }
 
-/// The key pair a server asks a phone to generate (KEY_GEN_REQUEST, spec 5.4 and 5.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyRequest {
-    /// RSA with this modulus size: KEY_SIZE and KEY_TYPE=0, as capfd sends it.
-    Rsa(u16),
-    /// An EC key on this curve: KEY_TYPE=1 and CURVE.
-    Ec(Curve),
-    /// RSA with KEY_SIZE only and no KEY_TYPE, as UCM asks Jabber-style (version 2) clients
-    /// (spec 8.11). A phone reads a missing KEY_TYPE as RSA.
-    RsaKeySizeOnly(u16),
+/// Reads a KEY_GEN_REQUEST as a phone does: a missing KEY_TYPE means RSA (spec 5.4 project
+/// rule; stock capfc fails there instead).
+pub(crate) fn read_key_request(m: &KeyGenRequest<'_>) -> Result<KeyRequest, crate::Error> {
+    let missing = |key_type, missing| crate::Error::IncompleteKeyGenRequest { key_type, missing };
+    match m.key_type() {
+        None => m
+            .key_size()
+            .map(KeyRequest::RsaKeySizeOnly)
+            .ok_or(missing(KeyType::RSA, capf_wire::Tag::KEY_SIZE)),
+        Some(KeyType::RSA) => m
+            .key_size()
+            .map(KeyRequest::Rsa)
+            .ok_or(missing(KeyType::RSA, capf_wire::Tag::KEY_SIZE)),
+        Some(KeyType::EC) => m
+            .curve()
+            .map(KeyRequest::Ec)
+            .ok_or(missing(KeyType::EC, capf_wire::Tag::CURVE)),
+        Some(key_type) => Err(crate::Error::UnknownKeyType { key_type }),
+    }
 }
 
-impl KeyRequest {
-    /// The key type (RSA for both RSA forms).
-    pub fn key_type(self) -> KeyType {
-        match self {
-            KeyRequest::Rsa(_) | KeyRequest::RsaKeySizeOnly(_) => KeyType::RSA,
-            KeyRequest::Ec(_) => KeyType::EC,
-        }
-    }
-
-    /// The RSA modulus size, for either RSA form.
-    pub fn rsa_bits(self) -> Option<u16> {
-        match self {
-            KeyRequest::Rsa(bits) | KeyRequest::RsaKeySizeOnly(bits) => Some(bits),
-            KeyRequest::Ec(_) => None,
-        }
-    }
-
-    /// The KEY_GEN_REQUEST message asking for this key.
-    pub fn to_message(self) -> KeyGenRequest<'static> {
-        match self {
-            KeyRequest::Rsa(bits) => KeyGenRequest::rsa(bits),
-            KeyRequest::Ec(curve) => KeyGenRequest::ec(curve),
-            KeyRequest::RsaKeySizeOnly(bits) => KeyGenRequest::rsa_key_size_only(bits),
-        }
-    }
-
-    /// Reads a KEY_GEN_REQUEST as a phone does: a missing KEY_TYPE means RSA (spec 5.4 project
-    /// rule; stock capfc fails there instead).
-    pub fn from_message(m: &KeyGenRequest<'_>) -> Result<KeyRequest, crate::Error> {
-        match m.key_type() {
-            None => m.key_size().map(KeyRequest::RsaKeySizeOnly).ok_or(
-                crate::Error::IncompleteKeyGenRequest {
-                    key_type: KeyType::RSA,
-                    missing: capf_wire::Tag::KEY_SIZE,
-                },
-            ),
-            Some(KeyType::RSA) => {
-                m.key_size()
-                    .map(KeyRequest::Rsa)
-                    .ok_or(crate::Error::IncompleteKeyGenRequest {
-                        key_type: KeyType::RSA,
-                        missing: capf_wire::Tag::KEY_SIZE,
-                    })
-            }
-            Some(KeyType::EC) => {
-                m.curve()
-                    .map(KeyRequest::Ec)
-                    .ok_or(crate::Error::IncompleteKeyGenRequest {
-                        key_type: KeyType::EC,
-                        missing: capf_wire::Tag::CURVE,
-                    })
-            }
-            Some(key_type) => Err(crate::Error::UnknownKeyType { key_type }),
-        }
+/// Spec 8.11, owned here alone: only a client of VERSION 3 can be asked for an EC key; below
+/// (Jabber sends 2) it understands RSA as KEY_SIZE only.
+pub(crate) fn key_request_for_version(
+    key: KeyRequest,
+    version: u8,
+) -> Result<KeyRequest, crate::Error> {
+    match key {
+        _ if version >= 3 => Ok(key),
+        KeyRequest::Rsa(bits) => Ok(KeyRequest::RsaKeySizeOnly(bits)),
+        KeyRequest::Ec(_) => Err(crate::Error::EcKeyNeedsVersion3 { version }),
+        KeyRequest::RsaKeySizeOnly(_) => Ok(key),
     }
 }
 
@@ -206,6 +172,12 @@ impl Authentication {
         }
     }
 
+    /// Whether this client can be asked for an EC key (spec 8.11: VERSION 3 only): what a key
+    /// policy needs to choose the key for [`crate::Decision::Install`].
+    pub fn can_request_ec(&self) -> bool {
+        key_request_for_version(KeyRequest::Ec(Curve::SECP256R1), self.version).is_ok()
+    }
+
     /// What SIGNED_DATA and SHA2_SIGNED_DATA sign (spec 6.1): the device name, its NUL, then the
     /// DER of the certificate in CERTIFICATE. `None` without a certificate.
     pub fn signed_content(&self) -> Option<Vec<u8>> {
@@ -265,7 +237,7 @@ mod tests {
     fn missing_key_type_reads_as_rsa_key_size_only() {
         let m = KeyGenRequest::rsa_key_size_only(2048);
         assert_eq!(
-            KeyRequest::from_message(&m).unwrap(),
+            read_key_request(&m).unwrap(),
             KeyRequest::RsaKeySizeOnly(2048)
         );
         assert_eq!(KeyRequest::RsaKeySizeOnly(2048).key_type(), KeyType::RSA);
@@ -278,7 +250,7 @@ mod tests {
             KeyRequest::Ec(Curve::SECP384R1),
             KeyRequest::RsaKeySizeOnly(1024),
         ] {
-            assert_eq!(KeyRequest::from_message(&k.to_message()).unwrap(), k);
+            assert_eq!(read_key_request(&k.to_message()).unwrap(), k);
         }
     }
 

@@ -8,6 +8,7 @@ mod codes;
 mod deframer;
 mod error;
 mod frame;
+mod key_request;
 mod message;
 mod tlv;
 mod value;
@@ -18,6 +19,7 @@ pub use error::{Error, ErrorPolicy, Layer, ServerAction};
 pub use frame::{
     Frame, HEADER_LEN, Header, MAX_BODY_LEN, MAX_MESSAGE_LEN, PROTOCOL_ID, Strictness,
 };
+pub use key_request::KeyRequest;
 pub use message::{
     AuthRequest, AuthResponse, DeleteCertificateRequest, DeleteCertificateResponse, EndSession,
     FetchCertificateRequest, FetchCertificateResponse, KeyGenRequest, KeyGenResponse, Message,
