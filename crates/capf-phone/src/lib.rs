@@ -640,10 +640,7 @@ fn auth_response(
                     }
                 })
             };
-            // Spec 6.1: device name, NUL, certificate DER.
-            let mut blob = name.into_bytes();
-            blob.push(0);
-            blob.extend_from_slice(&proof.certificate);
+            let blob = capf_wire::auth_signed_content(&name, &proof.certificate);
             let sha1 = sign(&proof.key, capf_lsc::AuthDigest::Sha1, &blob)?;
             let sha512 = sign(&proof.key, capf_lsc::AuthDigest::Sha512, &blob)?;
             let certificate = capf_wire::CertificateValue::new(
@@ -659,9 +656,7 @@ fn auth_response(
                     sha512,
                 )?)?;
             if let Some((sudi_der, sudi_key)) = &proof.sudi {
-                // Spec 6.4: this session's id, little-endian, then the SUDI certificate.
-                let mut sudi_blob = session_id.to_le_bytes().to_vec();
-                sudi_blob.extend_from_slice(sudi_der);
+                let sudi_blob = capf_wire::sudi_signed_content(session_id, sudi_der);
                 let a = sign(sudi_key, capf_lsc::AuthDigest::Sha1, &sudi_blob)?;
                 let b = sign(sudi_key, capf_lsc::AuthDigest::Sha512, &sudi_blob)?;
                 response = response.with_sudi_data(capf_wire::SudiData::new(sudi_der, &a, &b)?)?;

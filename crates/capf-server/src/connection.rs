@@ -10,7 +10,7 @@ use capf_ipmode::{PeerAdmission, admit_peer};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey};
 use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession, State};
 use capf_store::{AttemptEnd, AuthMode, Device, DeviceStore, Operation};
-use capf_trust::{DeviceProof, Precedence, SudiProof, authenticate_device};
+use capf_trust::{DeviceProof, Precedence, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -379,7 +379,7 @@ async fn authenticated(
                 info!(device = %name, failures = device.auth_failures, outcome = "throttled", "END_SESSION 7");
                 return Ok(false);
             }
-            let candidate = auth.password.clone().unwrap_or_default();
+            let candidate = auth.password().unwrap_or_default().to_owned();
             let n = name.clone();
             let ok = !candidate.is_empty()
                 && store(shared, "authentication string", move |s| {
@@ -406,7 +406,8 @@ async fn authenticated(
             // Chain and signatures: milliseconds of CPU, off the I/O threads.
             let auth = auth.clone();
             let verdict = tokio::task::spawn_blocking(move || {
-                authenticate_device(&trust, &device_proof(&auth), precedence, now)
+                let proof = DeviceProof::from_auth_response(auth.session_id, auth.response());
+                authenticate_device(&trust, &proof, precedence, now)
             })
             .await
             .map_err(|e| Error::Task {
@@ -452,21 +453,6 @@ async fn authenticated(
             info!(device = %name, outcome = "authentication mode not supported", "END_SESSION 7");
             Ok(false)
         }
-    }
-}
-
-/// The proof of identity in an AUTH_RESPONSE, for capf-trust.
-fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
-    DeviceProof {
-        device_name: &auth.device_name,
-        session_id: auth.session_id,
-        certificate: auth.certificate.as_ref().map(|c| c.der.as_slice()),
-        signed_data: auth.signed_data.as_deref(),
-        sha2_signed_data: auth
-            .sha2_signed_data
-            .as_ref()
-            .map(|s| (s.hash_algorithm().0, s.signature())),
-        sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
     }
 }
 

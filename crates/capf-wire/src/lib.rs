@@ -10,6 +10,7 @@ mod error;
 mod frame;
 mod key_request;
 mod message;
+mod signed_content;
 mod tlv;
 mod value;
 
@@ -26,6 +27,7 @@ pub use message::{
     PHONE_ORDER, Payload, RawMessage, RequestInProgress, SERVER_ORDER, StoreCertificateRequest,
     StoreCertificateResponse,
 };
+pub use signed_content::{auth_signed_content, sudi_signed_content};
 pub use tlv::{ELEMENT_HEADER_LEN, ElementOrder, Elements, MAX_ELEMENTS, RawElement, TagSet};
 pub use value::{
     CERTIFICATE_HEADER_LEN, CertificateValue, MAX_DEVICE_NAME_LEN, MAX_PASSWORD_LEN,
