@@ -8,6 +8,7 @@ mod csr;
 mod device;
 mod error;
 mod issue;
+mod issued;
 mod keys;
 mod oid;
 mod pem;
@@ -31,6 +32,7 @@ pub use issue::{
     CaCertificateParams, CaProfile, Issuer, LscParams, LscProfile, SerialSource, ca_key_usage,
     is_capf_common_name, lsc_key_usage, serial_from_bytes,
 };
+pub use issued::IssuedLsc;
 pub use keys::{Curve, KeySpec, PhonePublicKey, RsaBits};
 pub use pem::{
     certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,

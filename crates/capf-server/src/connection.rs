@@ -526,13 +526,8 @@ async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Res
     };
     match shared.ca.issue(request, SystemTime::now()).await? {
         IssueOutcome::Issued(lsc) => {
-            let record = capf_store::IssuedLsc {
-                serial: lsc.serial.clone(),
-                der: lsc.der.clone(),
-                not_before: lsc.not_before,
-                not_after: lsc.not_after,
-            };
             let n = name.clone();
+            let record = lsc.clone();
             store(shared, "record issued LSC", move |s| {
                 s.record_lsc_issued(&n, &record, SystemTime::now())
             })

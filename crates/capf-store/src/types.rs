@@ -401,18 +401,9 @@ impl fmt::Display for LscState {
     }
 }
 
-/// An LSC the CAPF server has just signed and sent to a phone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedLsc {
-    /// The certificate's serial number: the content bytes of its DER INTEGER.
-    pub serial: Vec<u8>,
-    /// The certificate, DER.
-    pub der: Vec<u8>,
-    /// Its notBefore.
-    pub not_before: SystemTime,
-    /// Its notAfter.
-    pub not_after: SystemTime,
-}
+/// An LSC the CAPF server has just signed and sent to a phone: capf-lsc's, as capf-ca issued
+/// it.
+pub use capf_lsc::IssuedLsc;
 
 /// An LSC the store knows about.
 #[derive(Clone, Debug, PartialEq, Eq)]
