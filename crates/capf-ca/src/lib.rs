@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 pub use capf_lsc::IssuedLsc;
-use capf_lsc::{DeviceName, Issuer, LscParams, PhonePublicKey, ValidityDays};
+use capf_lsc::{DeviceName, Issuer, PhonePublicKey, ValidityDays};
 
 /// What went wrong while issuing.
 #[derive(Debug, thiserror::Error)]
@@ -147,16 +147,19 @@ fn sign(issuer: &Issuer, request: &IssueRequest, now: SystemTime) -> Result<Issu
         device: device.to_owned(),
         source,
     })?;
-    let params = LscParams {
-        device_name: device.to_owned(),
-        validity: request.validity,
-    };
     let lsc_error = |source| Error::Lsc {
         device: device.to_owned(),
         source,
     };
+    // The name was validated once, where it arrived: no second check here.
     let cert = issuer
-        .issue_lsc(&request.public_key, &params, now, &mut || serial)
+        .issue_lsc_for(
+            &request.public_key,
+            &request.device,
+            request.validity,
+            now,
+            &mut || serial,
+        )
         .map_err(lsc_error)?;
     IssuedLsc::from_certificate(&cert).map_err(lsc_error)
 }

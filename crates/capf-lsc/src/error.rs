@@ -3,7 +3,6 @@
 use spki::ObjectIdentifier;
 
 use crate::capf::CapfCertificateProblem;
-use crate::device::DeviceNameError;
 use crate::keys::{Curve, KeySpec};
 
 /// Everything that can go wrong in capf-lsc.
@@ -22,14 +21,10 @@ pub enum Error {
         /// The rejected text.
         input: String,
     },
-    /// A device name that cannot go into an LSC.
-    #[error("invalid device name \"{name}\": {reason}")]
-    InvalidDeviceName {
-        /// The name, escaped for display.
-        name: String,
-        /// Why.
-        reason: DeviceNameError,
-    },
+    /// A device name that cannot go into an LSC: capf-wire's
+    /// [`capf_wire::Error::InvalidDeviceName`].
+    #[error(transparent)]
+    InvalidDeviceName(capf_wire::Error),
     /// An RSA key size outside 1024/2048/3072/4096.
     #[error("RSA key of {bits} bits is not allowed (allowed: 1024, 2048, 3072, 4096)")]
     UnsupportedRsaSize {

@@ -5,7 +5,6 @@ mod auth_signature;
 mod capf;
 pub mod cert_info;
 mod csr;
-mod device;
 mod error;
 mod issue;
 mod issued;
@@ -26,7 +25,8 @@ pub use capf::{
     check_capf_certificate,
 };
 pub use csr::{VerifiedCsr, capf_csr};
-pub use device::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
+// Validated once where a name arrives, carried from the session to the store to issuance.
+pub use capf_wire::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
 pub use error::Error;
 pub use issue::{
     CaCertificateParams, CaProfile, Issuer, LscParams, LscProfile, SerialSource, ca_key_usage,

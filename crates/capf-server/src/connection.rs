@@ -85,7 +85,7 @@ fn random_session_id() -> Result<u32, Error> {
 /// What this session did to its device, so its end is recorded once and correctly.
 #[derive(Debug, Default)]
 struct Attempt {
-    device: Option<String>,
+    device: Option<DeviceName>,
     operation: Option<&'static str>,
     /// The store has this session's attempt in progress (begun, not yet ended), so the
     /// session's end must record how it ended.
@@ -93,6 +93,13 @@ struct Attempt {
     requested: Option<KeySpec>,
     issued_serial: Option<Vec<u8>>,
     permit: Option<KeyGenPermit>,
+}
+
+impl Attempt {
+    /// The device's name, for the store (set once the device is found).
+    fn name(&self) -> String {
+        self.device.as_deref().unwrap_or_default().to_owned()
+    }
 }
 
 async fn drive(shared: Arc<Shared>, mut tls: Box<TlsConnection>, session_id: u32) {
@@ -457,7 +464,7 @@ async fn authenticated(
 }
 
 async fn begin(shared: &Shared, attempt: &mut Attempt) -> Result<(), Error> {
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     store(shared, "begin attempt", move |s| {
         s.begin_attempt(&name, SystemTime::now())
     })
@@ -467,7 +474,7 @@ async fn begin(shared: &Shared, attempt: &mut Attempt) -> Result<(), Error> {
 }
 
 async fn end(shared: &Shared, attempt: &mut Attempt, end: AttemptEnd) -> Result<Answer, Error> {
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     info!(device = %name, operation = attempt.operation, outcome = ?end, "attempt ended");
     store(shared, "end attempt", move |s| {
         s.end_attempt(&name, end, SystemTime::now())
@@ -479,7 +486,7 @@ async fn end(shared: &Shared, attempt: &mut Attempt, end: AttemptEnd) -> Result<
 
 /// KEY_GEN_RESPONSE with a key: it must be the key asked for; then the issuer signs.
 async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Result<Answer, Error> {
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     let key = match PhonePublicKey::from_der(&spki_der) {
         Ok(key) => key,
         Err(e) => {
@@ -505,19 +512,9 @@ async fn issue(shared: &Shared, attempt: &mut Attempt, spki_der: Vec<u8>) -> Res
         .await?;
         return Ok(Answer::IssuanceFailed);
     }
-    let device = match DeviceName::new(&name) {
-        Ok(d) => d,
-        Err(e) => {
-            end(
-                shared,
-                attempt,
-                AttemptEnd::Failed {
-                    reason: format!("device name cannot be an LSC subject: {e}"),
-                },
-            )
-            .await?;
-            return Ok(Answer::IssuanceFailed);
-        }
+    // The session validated the name once; a key is only asked for after the device was found.
+    let Some(device) = attempt.device.clone() else {
+        return Ok(Answer::IssuanceFailed);
     };
     let request = IssueRequest {
         device,
@@ -568,7 +565,7 @@ async fn key_generation_failed(
 ) -> Result<Answer, Error> {
     if attempt.requested.is_some_and(KeySpec::is_ec) {
         // Key order "EC preferred, RSA backup": the next attempt asks for RSA.
-        let name = attempt.device.clone().unwrap_or_default();
+        let name = attempt.name();
         store(shared, "record EC failure", move |s| {
             s.record_ec_key_generation_failure(&name, SystemTime::now())
         })
@@ -588,7 +585,7 @@ async fn key_generation_failed(
 }
 
 async fn installed(shared: &Shared, attempt: &mut Attempt) -> Result<Answer, Error> {
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     let Some(serial) = attempt.issued_serial.clone() else {
         return Ok(Answer::Nothing);
     };
@@ -608,7 +605,7 @@ async fn fetched(
     reason: Reason,
     certificate: Option<capf_session::Certificate>,
 ) -> Result<Answer, Error> {
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     let kind = certificate.as_ref().map(|c| {
         if c.certificate_type == CertificateType::MIC {
             "MIC"
@@ -641,7 +638,7 @@ async fn deleted(shared: &Shared, attempt: &mut Attempt, reason: Reason) -> Resu
         )
         .await;
     }
-    let name = attempt.device.clone().unwrap_or_default();
+    let name = attempt.name();
     let n = name.clone();
     store(shared, "record delete", move |s| {
         s.record_delete_done(&n, SystemTime::now())

@@ -526,9 +526,14 @@ impl Core<Server> {
             Some(v @ 1..=3) => v,
             version => return self.fail(Error::UnsupportedVersion { version }),
         };
+        // A name no device can have is refused as an unknown device (END_SESSION 9) before the
+        // application is asked: it is validated once, here.
+        let auth = match Authentication::from_message(self.role.session_id, version, auth) {
+            Ok(auth) => auth,
+            Err(e) => return self.decode_failed(e),
+        };
         self.role.version = Some(version);
         // The application owns this wait (database, throttling): no session deadline.
-        let auth = Authentication::from_message(self.role.session_id, version, auth);
         self.hand_over(
             Expect::Decision { version },
             ServerEvent::Authenticate(Box::new(auth)),
@@ -721,6 +726,21 @@ mod tests {
         s.handle_input(now, &oversized[3..]);
         assert!(s.is_closed());
         assert_eq!(s.message_head(), &oversized[..]);
+    }
+
+    #[test]
+    fn a_device_name_no_device_can_have_is_an_unknown_device() {
+        let (mut s, now) = started();
+        let m = AuthResponse::new("SEP 1", 3).unwrap();
+        s.handle_input(now, &Message::new(ID, m).to_bytes());
+        assert_eq!(s.poll_transmit().unwrap(), hex("550f00012345000401000109"));
+        assert!(matches!(
+            closed_outcome(&mut s),
+            Outcome::ProtocolError {
+                error: Error::Decode(capf_wire::Error::InvalidDeviceName { .. }),
+                end_session: Some(Reason::UNKNOWN_DEVICE)
+            }
+        ));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use core::fmt;
 use std::time::Duration;
 
 use capf_wire::{
-    AuthResponse, CertificateType, CertificateValue, Curve, KeyGenRequest, KeyRequest, KeyType,
-    Reason, Sha2SignedData, SudiData,
+    AuthResponse, CertificateType, CertificateValue, Curve, DeviceName, KeyGenRequest, KeyRequest,
+    KeyType, Reason, Sha2SignedData, SudiData,
 };
 
 /// How long a session waits for its peer (spec section 1 project rule). Waits on the application
@@ -136,8 +136,9 @@ impl fmt::Debug for Certificate {
 pub struct Authentication {
     /// The session id the server assigned: the challenge in the SUDI signatures (spec 6.4).
     pub session_id: u32,
-    /// DEVICE_NAME (SEP + MAC for phones, CSF... for Jabber).
-    pub device_name: String,
+    /// DEVICE_NAME (SEP + MAC for phones, CSF... for Jabber), validated once here: the value
+    /// the application looks up, records and issues to.
+    pub device_name: DeviceName,
     /// The VERSION the phone sent (1-3; below 3 it can only be asked for RSA, KEY_SIZE only).
     pub version: u8,
     response: AuthResponse<'static>,
@@ -146,13 +147,20 @@ pub struct Authentication {
 impl Authentication {
     /// The phone's AUTH_RESPONSE in the session `session_id`, whose VERSION the session
     /// accepted as `version`.
-    pub(crate) fn from_message(session_id: u32, version: u8, m: &AuthResponse<'_>) -> Self {
-        Authentication {
+    ///
+    /// # Errors
+    /// [`capf_wire::Error::InvalidDeviceName`] for a DEVICE_NAME no device can have.
+    pub(crate) fn from_message(
+        session_id: u32,
+        version: u8,
+        m: &AuthResponse<'_>,
+    ) -> Result<Self, capf_wire::Error> {
+        Ok(Authentication {
             session_id,
-            device_name: m.device_name().to_owned(),
+            device_name: DeviceName::new(m.device_name())?,
             version,
             response: m.clone().into_owned(),
-        }
+        })
     }
 
     /// The AUTH_RESPONSE as received: every element of the proof.
@@ -287,7 +295,7 @@ mod tests {
             .unwrap()
             .with_sudi_data(SudiData::new(&[0x30, 0x00], &[1], &[2]).unwrap())
             .unwrap();
-        let auth = Authentication::from_message(0x0001_2345, 3, &response);
+        let auth = Authentication::from_message(0x0001_2345, 3, &response).unwrap();
         assert_eq!(
             auth.signed_content().unwrap(),
             b"SEP001A2B3C4D5E\0\x30\x03\x01\x02\x03"

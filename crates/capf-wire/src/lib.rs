@@ -6,6 +6,7 @@ extern crate alloc;
 
 mod codes;
 mod deframer;
+mod device_name;
 mod error;
 mod frame;
 mod key_request;
@@ -16,6 +17,7 @@ mod value;
 
 pub use codes::{AuthType, CertificateType, Command, Curve, HashAlgorithm, KeyType, Reason, Tag};
 pub use deframer::Deframer;
+pub use device_name::{DeviceName, DeviceNameError, DeviceNameKind};
 pub use error::{Error, ErrorPolicy, Layer, ServerAction};
 pub use frame::{
     Frame, HEADER_LEN, Header, MAX_BODY_LEN, MAX_MESSAGE_LEN, PROTOCOL_ID, Strictness,
