@@ -23,7 +23,7 @@ pub(crate) struct StoreArgs {
 }
 
 fn parse_release(s: &str) -> Result<Release, String> {
-    s.parse().map_err(|e: capf_trust::TrustError| e.to_string())
+    s.parse().map_err(|e: capf_trust::Error| e.to_string())
 }
 
 fn parse_purpose(s: &str) -> Result<Purpose, String> {

@@ -97,11 +97,11 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// A device name capf-lsc refuses.
+    /// A device name no device can have (capf-wire's rules).
     #[error("cannot register the device: {error}")]
     DeviceName {
-        /// What capf-lsc reported.
-        error: Box<capf_lsc::Error>,
+        /// What capf-wire reported.
+        error: Box<capf_wire::Error>,
     },
     /// An authentication string that is not 4 to 10 ASCII digits (never shown).
     #[error(

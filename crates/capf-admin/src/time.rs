@@ -1,16 +1,15 @@
-//! Dates and times: the one RFC 3339 formatter, and the `YYYY-MM-DD` dates of filters and
-//! complete-by dates (UTC).
+//! Dates and times: the `YYYY-MM-DD` dates of filters and complete-by dates (UTC); times are
+//! shown by capf-lsc's one RFC 3339 formatter.
 
 use std::time::SystemTime;
 
 use capf_lsc::der::DateTime;
 
+
 use crate::{DateProblem, Error};
 
-/// RFC 3339 UTC, such as `2030-01-31T23:59:59Z` (a time outside 1970-9999 as its `Debug`).
-pub fn rfc3339(t: SystemTime) -> String {
-    DateTime::from_system_time(t).map_or_else(|_| format!("{t:?}"), |d| d.to_string())
-}
+/// RFC 3339 UTC, such as `2030-01-31T23:59:59Z`: capf-lsc's [`format_time`](capf_lsc::format_time).
+pub use capf_lsc::format_time as rfc3339;
 
 /// RFC 3339 UTC of an optional time; `None` stays `None`.
 pub fn rfc3339_opt(t: Option<SystemTime>) -> Option<String> {

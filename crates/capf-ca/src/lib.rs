@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use capf_lsc::der::Encode;
-use capf_lsc::{DeviceName, Issuer, LscParams, PhonePublicKey, ValidityDays, cert_info};
+pub use capf_lsc::IssuedLsc;
+use capf_lsc::{DeviceName, Issuer, PhonePublicKey, ValidityDays};
 
 mod crl;
 pub use crl::{RevokedSerial, build_crl};
@@ -71,31 +71,6 @@ pub struct IssueRequest {
     pub public_key: PhonePublicKey,
     /// How long the LSC is valid (1 to 1825 days).
     pub validity: ValidityDays,
-}
-
-/// A signed LSC, with what the device store records of it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IssuedLsc {
-    /// The DER certificate, as it goes to the phone in STORE_CERT_REQUEST.
-    pub der: Vec<u8>,
-    /// The serial number's bytes (big-endian, as in the certificate).
-    pub serial: Vec<u8>,
-    /// notBefore.
-    pub not_before: SystemTime,
-    /// notAfter.
-    pub not_after: SystemTime,
-}
-
-impl fmt::Debug for IssuedLsc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let serial: String = self.serial.iter().map(|b| format!("{b:02x}")).collect();
-        f.debug_struct("IssuedLsc")
-            .field("serial", &serial)
-            .field("der_len", &self.der.len())
-            .field("not_before", &self.not_before)
-            .field("not_after", &self.not_after)
-            .finish()
-    }
 }
 
 /// What an issuer answers.
@@ -191,30 +166,21 @@ fn sign(issuer: &Issuer, request: &IssueRequest, now: SystemTime) -> Result<Issu
         device: device.to_owned(),
         source,
     })?;
-    let params = LscParams {
-        device_name: device.to_owned(),
-        validity: request.validity,
-    };
     let lsc_error = |source| Error::Lsc {
         device: device.to_owned(),
         source,
     };
+    // The name was validated once, where it arrived: no second check here.
     let cert = issuer
-        .issue_lsc(&request.public_key, &params, now, &mut || serial)
+        .issue_lsc_for(
+            &request.public_key,
+            &request.device,
+            request.validity,
+            now,
+            &mut || serial,
+        )
         .map_err(lsc_error)?;
-    let der = cert.to_der().map_err(|source| {
-        lsc_error(capf_lsc::Error::Der {
-            what: "LSC",
-            source,
-        })
-    })?;
-    let (not_before, not_after) = cert_info::validity(&cert);
-    Ok(IssuedLsc {
-        serial: cert.tbs_certificate().serial_number().as_bytes().to_vec(),
-        der,
-        not_before,
-        not_after,
-    })
+    IssuedLsc::from_certificate(&cert).map_err(lsc_error)
 }
 
 impl CertificateAuthority for CapfSigner {

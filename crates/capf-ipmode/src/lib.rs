@@ -216,7 +216,7 @@ impl fmt::Display for Outcome {
 /// The crate's error: an input that contradicts itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum IpModeError {
+pub enum Error {
     /// A single-stack phone was said to have an address of the stack it does not run, such as an
     /// IPv4-stack phone with an IPv6 address. The guide's table has no row for it and we do not guess.
     #[error("a phone in {mode} mode cannot have {addresses} addresses")]
@@ -238,6 +238,6 @@ pub enum IpModeError {
 ///     Ok(Outcome::Connect(ConnectionPlan::then(AddressFamily::Ipv6, AddressFamily::Ipv4)))
 /// );
 /// ```
-pub fn connection_plan(input: ConnectionInput) -> Result<Outcome, IpModeError> {
+pub fn connection_plan(input: ConnectionInput) -> Result<Outcome, Error> {
     table_2_row(input).map(|row| row.outcome)
 }

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::IpAddr;
 
-use crate::{AddressFamily, CannotConnect, ConnectionInput, ConnectionPlan, IpModeError, Outcome};
+use crate::{AddressFamily, CannotConnect, ConnectionInput, ConnectionPlan, Error, Outcome};
 
 /// The Enable IPv6 enterprise parameter as CAPF reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,7 +128,7 @@ pub fn check_provisioning(
     protocol: SignalingProtocol,
     enterprise_enable_ipv6: EnableIpv6,
     service_enable_ipv6: EnableIpv6,
-) -> Result<Provisioning, IpModeError> {
+) -> Result<Provisioning, Error> {
     let plan = match crate::connection_plan(input)? {
         Outcome::Connect(plan) => plan,
         Outcome::CannotConnect(why) => {

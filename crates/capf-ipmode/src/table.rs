@@ -2,7 +2,7 @@
 
 use crate::AddressFamily::{Ipv4 as V4, Ipv6 as V6};
 use crate::{
-    Addresses, CannotConnect, ConnectionInput, ConnectionPlan, IpModeError, Outcome, PhoneIpMode,
+    Addresses, CannotConnect, ConnectionInput, ConnectionPlan, Error, Outcome, PhoneIpMode,
 };
 
 /// One row of the guide's Table 2.
@@ -113,7 +113,7 @@ pub const TABLE_2: [Table2Row; 15] = [
 /// The row of Table 2 that answers `input`, or the reason the input contradicts itself.
 ///
 /// The match is exhaustive without a wildcard, so every combination is decided here, on purpose.
-pub fn table_2_row(input: ConnectionInput) -> Result<&'static Table2Row, IpModeError> {
+pub fn table_2_row(input: ConnectionInput) -> Result<&'static Table2Row, Error> {
     let ConnectionInput { mode, phone, capf } = input;
     let index = match (mode, phone, capf) {
         (TwoStack, Both, Both) => 0,
@@ -133,7 +133,7 @@ pub fn table_2_row(input: ConnectionInput) -> Result<&'static Table2Row, IpModeE
         (Ipv6Stack, Ipv6, Ipv4) => 14,
         // A single-stack phone cannot hold an address of the other family.
         (Ipv4Stack, Ipv6 | Both, _) | (Ipv6Stack, Ipv4 | Both, _) => {
-            return Err(IpModeError::ContradictoryPhoneAddresses {
+            return Err(Error::ContradictoryPhoneAddresses {
                 mode,
                 addresses: phone,
             });
@@ -190,7 +190,7 @@ mod tests {
         for input in all_inputs() {
             match table_2_row(input) {
                 Ok(_) => rows += 1,
-                Err(IpModeError::ContradictoryPhoneAddresses { mode, addresses }) => {
+                Err(Error::ContradictoryPhoneAddresses { mode, addresses }) => {
                     assert_eq!((mode, addresses), (input.mode, input.phone));
                     assert!(matches!(
                         (mode, addresses),
@@ -212,7 +212,7 @@ mod tests {
         };
         assert_eq!(
             table_2_row(input),
-            Err(IpModeError::ContradictoryPhoneAddresses {
+            Err(Error::ContradictoryPhoneAddresses {
                 mode: Ipv4Stack,
                 addresses: Ipv6
             })

@@ -81,10 +81,14 @@ impl fmt::Display for CapfCertificateProblem {
             }
             Self::KeyMismatch => f.write_str("the certificate does not match the private key"),
             Self::Expired { not_after } => {
-                write!(f, "expired at {}", crate::format_time(*not_after))
+                write!(f, "expired at {}", crate::text::format_time(*not_after))
             }
             Self::NotYetValid { not_before } => {
-                write!(f, "not valid before {}", crate::format_time(*not_before))
+                write!(
+                    f,
+                    "not valid before {}",
+                    crate::text::format_time(*not_before)
+                )
             }
         }
     }

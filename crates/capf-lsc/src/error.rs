@@ -3,7 +3,6 @@
 use spki::ObjectIdentifier;
 
 use crate::capf::CapfCertificateProblem;
-use crate::device::DeviceNameError;
 use crate::keys::{Curve, KeySpec};
 
 /// Everything that can go wrong in capf-lsc.
@@ -22,14 +21,10 @@ pub enum Error {
         /// The rejected text.
         input: String,
     },
-    /// A device name that cannot go into an LSC.
-    #[error("invalid device name \"{name}\": {reason}")]
-    InvalidDeviceName {
-        /// The name, escaped for display.
-        name: String,
-        /// Why.
-        reason: DeviceNameError,
-    },
+    /// A device name that cannot go into an LSC: capf-wire's
+    /// [`capf_wire::Error::InvalidDeviceName`].
+    #[error(transparent)]
+    InvalidDeviceName(capf_wire::Error),
     /// An RSA key size outside 1024/2048/3072/4096.
     #[error("RSA key of {bits} bits is not allowed (allowed: 1024, 2048, 3072, 4096)")]
     UnsupportedRsaSize {
@@ -47,6 +42,12 @@ pub enum Error {
     UnsupportedCurve {
         /// The curve OID.
         oid: ObjectIdentifier,
+    },
+    /// A CURVE value of KEY_GEN_REQUEST other than 0, 1, 2 (spec 5.5).
+    #[error("CURVE {} is not supported (allowed: 0 P-256, 1 P-384, 2 P-521)", curve.0)]
+    UnknownCurveValue {
+        /// The CURVE value.
+        curve: capf_wire::Curve,
     },
     /// An EC point that is not on its curve (or is the identity).
     #[error("the {curve} public key is not a valid point on the curve")]

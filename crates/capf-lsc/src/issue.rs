@@ -23,11 +23,11 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use crate::cert_info::{self, key_identifier};
-use crate::device::DeviceName;
 use crate::keys::{KeySpec, PhonePublicKey};
 use crate::signer::{BuilderSigner, IssuerKey, LscSigner, check_issuer_spec};
 use crate::validity::ValidityDays;
 use crate::{Error, oid};
+use capf_wire::DeviceName;
 
 /// Where serial numbers come from: 16 random bytes per certificate.
 ///
@@ -321,10 +321,18 @@ impl BuilderProfile for CaProfile {
 /// What an administrator chooses for an LSC.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LscParams {
-    /// The device name (validated at issuance, see [`DeviceName`]).
+    /// The device name (validated at issuance, see [`DeviceName`]; [`Issuer::issue_lsc_for`]
+    /// takes one already validated).
     pub device_name: String,
     /// How long the LSC is valid (default 1825 days, UCM's default of five years).
     pub validity: ValidityDays,
+}
+
+impl LscParams {
+    /// The device name, validated.
+    fn device(&self) -> Result<DeviceName, Error> {
+        DeviceName::new(&self.device_name).map_err(Error::InvalidDeviceName)
+    }
 }
 
 /// Subject and extensions of a CA certificate: the CAPF certificate or, for tests and
@@ -615,21 +623,21 @@ impl Issuer {
     fn lsc_builder(
         &self,
         key: &PhonePublicKey,
-        params: &LscParams,
+        device: &DeviceName,
+        days: ValidityDays,
         now: SystemTime,
         serials: &mut dyn SerialSource,
     ) -> Result<(CertificateBuilder<LscProfile>, Vec<u8>), Error> {
-        let device = DeviceName::new(&params.device_name)?;
         let profile = LscProfile::from_parts(
             &self.subject_template,
             self.certificate.tbs_certificate().subject().clone(),
-            &device,
+            device,
             self.authority_key_id.clone(),
         )?;
         builder(
             profile,
             serial_from_bytes(serials.next_serial())?,
-            validity(now, params.validity)?,
+            validity(now, days)?,
             key.spki().clone(),
             self.signer.as_ref(),
         )
@@ -647,7 +655,10 @@ impl Issuer {
         now: SystemTime,
         serials: &mut dyn SerialSource,
     ) -> Result<Vec<u8>, Error> {
-        Ok(self.lsc_builder(key, params, now, serials)?.1)
+        let device = params.device()?;
+        Ok(self
+            .lsc_builder(key, &device, params.validity, now, serials)?
+            .1)
     }
 
     /// Issues an LSC for the phone's `key`, valid from `now` for `params.validity`.
@@ -661,7 +672,24 @@ impl Issuer {
         now: SystemTime,
         serials: &mut dyn SerialSource,
     ) -> Result<Certificate, Error> {
-        let (builder, tbs) = self.lsc_builder(key, params, now, serials)?;
+        let device = params.device()?;
+        self.issue_lsc_for(key, &device, params.validity, now, serials)
+    }
+
+    /// Issues an LSC for the phone's `key` to `device`, a name already validated (by the
+    /// session that received it), valid from `now` for `validity`.
+    ///
+    /// # Errors
+    /// A time out of the certificate range, or a signing error.
+    pub fn issue_lsc_for(
+        &self,
+        key: &PhonePublicKey,
+        device: &DeviceName,
+        validity: ValidityDays,
+        now: SystemTime,
+        serials: &mut dyn SerialSource,
+    ) -> Result<Certificate, Error> {
+        let (builder, tbs) = self.lsc_builder(key, device, validity, now, serials)?;
         let signature = self.signer.sign(&tbs)?;
         let signature = BitString::from_bytes(&signature).map_err(|source| Error::Der {
             what: "signature",

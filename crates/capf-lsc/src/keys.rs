@@ -124,6 +124,29 @@ impl fmt::Display for Curve {
     }
 }
 
+/// The CURVE value of KEY_GEN_REQUEST (spec 5.5).
+impl From<Curve> for capf_wire::Curve {
+    fn from(curve: Curve) -> Self {
+        match curve {
+            Curve::P256 => capf_wire::Curve::SECP256R1,
+            Curve::P384 => capf_wire::Curve::SECP384R1,
+            Curve::P521 => capf_wire::Curve::SECP521R1,
+        }
+    }
+}
+
+/// The curve a CURVE value names (spec 5.5).
+impl TryFrom<capf_wire::Curve> for Curve {
+    type Error = Error;
+
+    fn try_from(curve: capf_wire::Curve) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|c| capf_wire::Curve::from(*c) == curve)
+            .ok_or(Error::UnknownCurveValue { curve })
+    }
+}
+
 /// A key type and size: what the server asks a phone to generate, or what a key is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeySpec {
@@ -202,6 +225,35 @@ impl fmt::Display for KeySpec {
         match self {
             Self::Rsa(bits) => write!(f, "RSA-{}", bits.bits()),
             Self::Ec(curve) => write!(f, "EC {curve}"),
+        }
+    }
+}
+
+/// The KEY_GEN_REQUEST for this key, in the form a VERSION 3 client reads; capf-session turns
+/// it into the form an older client reads (spec 8.11). The one mapping from key specs to key
+/// requests, used by the server.
+impl From<KeySpec> for capf_wire::KeyRequest {
+    fn from(spec: KeySpec) -> Self {
+        match spec {
+            KeySpec::Rsa(bits) => capf_wire::KeyRequest::Rsa(bits.bits()),
+            KeySpec::Ec(curve) => capf_wire::KeyRequest::Ec(curve.into()),
+        }
+    }
+}
+
+/// The key a KEY_GEN_REQUEST asks for (KEY_SIZE only means RSA, spec 5.4): the one mapping
+/// back, used by the phone.
+impl TryFrom<capf_wire::KeyRequest> for KeySpec {
+    type Error = Error;
+
+    /// # Errors
+    /// [`Error::UnsupportedRsaSize`], [`Error::UnknownCurveValue`] for a key no phone makes.
+    fn try_from(request: capf_wire::KeyRequest) -> Result<Self, Error> {
+        match request {
+            capf_wire::KeyRequest::Rsa(bits) | capf_wire::KeyRequest::RsaKeySizeOnly(bits) => {
+                RsaBits::from_bits(usize::from(bits)).map(KeySpec::Rsa)
+            }
+            capf_wire::KeyRequest::Ec(curve) => Curve::try_from(curve).map(KeySpec::Ec),
         }
     }
 }
@@ -371,6 +423,31 @@ mod tests {
             check_rsa_exponent(&[1; 9]),
             Err(Error::BadRsaExponent { exponent: None })
         ));
+    }
+
+    #[test]
+    fn key_specs_round_trip_through_key_requests() {
+        use capf_wire::KeyRequest;
+        for spec in RsaBits::ALL
+            .map(KeySpec::Rsa)
+            .into_iter()
+            .chain(Curve::ALL.map(KeySpec::Ec))
+        {
+            assert_eq!(KeySpec::try_from(KeyRequest::from(spec)).unwrap(), spec);
+        }
+        assert_eq!(
+            KeyRequest::from(KeySpec::Ec(Curve::P384)),
+            KeyRequest::Ec(capf_wire::Curve::SECP384R1)
+        );
+        assert_eq!(
+            KeySpec::try_from(KeyRequest::RsaKeySizeOnly(2048)).unwrap(),
+            KeySpec::Rsa(RsaBits::B2048)
+        );
+        assert!(matches!(
+            KeySpec::try_from(KeyRequest::Ec(capf_wire::Curve(9))),
+            Err(Error::UnknownCurveValue { .. })
+        ));
+        assert!(KeySpec::try_from(KeyRequest::Rsa(512)).is_err());
     }
 
     #[test]

@@ -5,14 +5,15 @@ mod auth_signature;
 mod capf;
 pub mod cert_info;
 mod csr;
-mod device;
 mod error;
 mod issue;
+mod issued;
 mod keys;
 mod oid;
 mod pem;
 mod policy;
 mod signer;
+mod text;
 mod validity;
 mod verify;
 
@@ -24,12 +25,14 @@ pub use capf::{
     check_capf_certificate,
 };
 pub use csr::{VerifiedCsr, capf_csr};
-pub use device::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
+// Validated once where a name arrives, carried from the session to the store to issuance.
+pub use capf_wire::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
 pub use error::Error;
 pub use issue::{
     CaCertificateParams, CaProfile, Issuer, LscParams, LscProfile, SerialSource, ca_key_usage,
     is_capf_common_name, lsc_key_usage, serial_from_bytes,
 };
+pub use issued::IssuedLsc;
 pub use keys::{Curve, KeySpec, PhonePublicKey, RsaBits};
 pub use pem::{
     certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,
@@ -37,6 +40,7 @@ pub use pem::{
 };
 pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
+pub use text::{format_time, hex};
 pub use validity::ValidityDays;
 pub use verify::{verify_signature, verify_signed_data};
 
@@ -44,10 +48,3 @@ pub use verify::{verify_signature, verify_signed_data};
 pub use der;
 pub use spki;
 pub use x509_cert;
-
-/// `2026-11-25T18:00:00Z`, for messages.
-pub(crate) fn format_time(t: std::time::SystemTime) -> String {
-    der::DateTime::from_system_time(t)
-        .map(|d| d.to_string())
-        .unwrap_or_else(|_| format!("{t:?}"))
-}

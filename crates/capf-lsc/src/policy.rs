@@ -15,7 +15,7 @@ pub enum KeyOrder {
     /// Always ask for an EC key; a client that cannot do EC gets no certificate.
     EcOnly,
     /// Ask for EC first; after the phone reported an EC key-generation failure, or for a
-    /// client that cannot be asked for EC, ask for RSA.
+    /// client that may not be asked for EC, ask for RSA.
     EcPreferredRsaBackup,
 }
 
@@ -45,20 +45,16 @@ impl KeyPolicy {
     /// The key to ask for in this session's single KEY_GEN_REQUEST.
     ///
     /// `previous_ec_failure`: the phone reported an EC key-generation failure in an earlier
-    /// session of this operation. `client_can_do_ec`: the client can be asked for an EC key
-    /// (a client that sends protocol version 2, such as Jabber, only understands KEY_SIZE).
-    /// `None` means no acceptable key can be asked for (EC only, client without EC).
-    pub fn key_to_request(
-        &self,
-        previous_ec_failure: bool,
-        client_can_do_ec: bool,
-    ) -> Option<KeySpec> {
+    /// session of this operation. `ec_allowed`: this client may be asked for an EC key, as its
+    /// session says (capf-session's `Authentication::can_request_ec` owns that rule).
+    /// `None` means no acceptable key can be asked for (EC only, EC not allowed).
+    pub fn key_to_request(&self, previous_ec_failure: bool, ec_allowed: bool) -> Option<KeySpec> {
         match self.order {
             KeyOrder::RsaOnly => Some(KeySpec::Rsa(self.rsa)),
             // EC only: a phone that failed once is asked again, there is nothing else to ask.
-            KeyOrder::EcOnly => client_can_do_ec.then_some(KeySpec::Ec(self.curve)),
+            KeyOrder::EcOnly => ec_allowed.then_some(KeySpec::Ec(self.curve)),
             KeyOrder::EcPreferredRsaBackup => {
-                if client_can_do_ec && !previous_ec_failure {
+                if ec_allowed && !previous_ec_failure {
                     Some(KeySpec::Ec(self.curve))
                 } else {
                     Some(KeySpec::Rsa(self.rsa))

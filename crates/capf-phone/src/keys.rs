@@ -5,7 +5,6 @@ use std::fmt;
 use capf_lsc::der::Decode;
 use capf_lsc::der::zeroize::Zeroizing;
 use capf_lsc::{Curve, KeySpec, RsaBits};
-use capf_session::KeyRequest;
 use pkcs8::{EncodePrivateKey, LineEnding, PrivateKeyInfoRef};
 use spki::{EncodePublicKey, ObjectIdentifier};
 
@@ -32,37 +31,32 @@ impl fmt::Debug for PhoneKey {
 }
 
 fn pkcs8_error(what: &'static str) -> impl FnOnce(pkcs8::Error) -> Error {
-    move |e| Error::Key {
-        what,
-        detail: e.to_string(),
-    }
+    move |source| Error::Pkcs8 { what, source }
 }
 
 fn spki_error(what: &'static str) -> impl FnOnce(spki::Error) -> Error {
-    move |e| Error::Key {
-        what,
-        detail: e.to_string(),
-    }
+    move |source| Error::Spki { what, source }
 }
 
 impl PhoneKey {
     /// Loads an unencrypted PKCS#8 private key (DER): RSA 1024-4096 or EC P-256/P-384/P-521.
     ///
     /// # Errors
-    /// [`Error::Key`] for a malformed key or another key type.
+    /// [`Error::Der`], [`Error::Pkcs8`] for a malformed key, [`Error::UnsupportedKeyAlgorithm`],
+    /// [`Error::UnsupportedCurve`] or [`Error::Lsc`] for another key type or size.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
-        let info = PrivateKeyInfoRef::from_der(der).map_err(|e| Error::Key {
+        let info = PrivateKeyInfoRef::from_der(der).map_err(|source| Error::Der {
             what: "PKCS#8 private key",
-            detail: e.to_string(),
+            source,
         })?;
         let (spec, spki_der) = match info.algorithm.oid {
             RSA_ENCRYPTION => {
                 let key = rsa::PrivateKey::try_from(info).map_err(pkcs8_error("RSA key"))?;
                 let public = key.to_public_key();
                 let bits = RsaBits::from_bits(rsa::traits::PublicKeyParts::size(&public) * 8)
-                    .map_err(|e| Error::Key {
+                    .map_err(|source| Error::Lsc {
                         what: "RSA key size",
-                        detail: e.to_string(),
+                        source,
                     })?;
                 let spki = public
                     .to_public_key_der()
@@ -75,10 +69,7 @@ impl PhoneKey {
                     .parameters
                     .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
                     .and_then(|oid| Curve::from_oid(oid).ok())
-                    .ok_or(Error::Key {
-                        what: "EC key",
-                        detail: "missing or unsupported curve".to_owned(),
-                    })?;
+                    .ok_or(Error::UnsupportedCurve)?;
                 let spki = match curve {
                     Curve::P256 => p256::SecretKey::try_from(info)
                         .map_err(pkcs8_error("P-256 key"))?
@@ -96,12 +87,7 @@ impl PhoneKey {
                 .map_err(spki_error("EC public key"))?;
                 (KeySpec::Ec(curve), spki.into_vec())
             }
-            other => {
-                return Err(Error::Key {
-                    what: "PKCS#8 private key",
-                    detail: format!("unsupported algorithm {other}"),
-                });
-            }
+            algorithm => return Err(Error::UnsupportedKeyAlgorithm { algorithm }),
         };
         Ok(PhoneKey {
             spec,
@@ -113,18 +99,17 @@ impl PhoneKey {
     /// Loads a PEM `PRIVATE KEY` (PKCS#8).
     ///
     /// # Errors
-    /// [`Error::Key`] for another PEM type or a malformed key.
+    /// [`Error::Pem`], [`Error::NotAPrivateKey`], or as [`PhoneKey::from_pkcs8_der`].
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, Error> {
         let (label, der) =
-            capf_lsc::der::pem::decode_vec(pem.as_bytes()).map_err(|e| Error::Key {
+            capf_lsc::der::pem::decode_vec(pem.as_bytes()).map_err(|source| Error::Pem {
                 what: "PEM private key",
-                detail: e.to_string(),
+                source,
             })?;
         let der = Zeroizing::new(der);
         if label != "PRIVATE KEY" {
-            return Err(Error::Key {
-                what: "PEM private key",
-                detail: format!("expected PRIVATE KEY, found {label}"),
+            return Err(Error::NotAPrivateKey {
+                label: label.to_owned(),
             });
         }
         Self::from_pkcs8_der(&der)
@@ -134,30 +119,27 @@ impl PhoneKey {
     /// from tens of milliseconds (2048) to seconds (4096) in an optimised build.
     ///
     /// # Errors
-    /// [`Error::Key`] when generation or encoding fails.
+    /// [`Error::Rsa`], [`Error::Random`] when generation fails, [`Error::Pkcs8`] when encoding
+    /// fails.
     pub fn generate(spec: KeySpec) -> Result<Self, Error> {
         let mut rng = getrandom::SysRng;
-        let generated = |e: String| Error::Key {
-            what: "key generation",
-            detail: e,
-        };
         let der = match spec {
             KeySpec::Rsa(bits) => rsa::PrivateKey::new(&mut rng, usize::from(bits.bits()))
-                .map_err(|e| generated(e.to_string()))?
+                .map_err(Error::Rsa)?
                 .to_pkcs8_der(),
             KeySpec::Ec(Curve::P256) => {
                 <p256::SecretKey as rsa::Generate>::try_generate_from_rng(&mut rng)
-                    .map_err(|e| generated(format!("{e:?}")))?
+                    .map_err(Error::Random)?
                     .to_pkcs8_der()
             }
             KeySpec::Ec(Curve::P384) => {
                 <p384::SecretKey as rsa::Generate>::try_generate_from_rng(&mut rng)
-                    .map_err(|e| generated(format!("{e:?}")))?
+                    .map_err(Error::Random)?
                     .to_pkcs8_der()
             }
             KeySpec::Ec(Curve::P521) => {
                 <p521::SecretKey as rsa::Generate>::try_generate_from_rng(&mut rng)
-                    .map_err(|e| generated(format!("{e:?}")))?
+                    .map_err(Error::Random)?
                     .to_pkcs8_der()
             }
         }
@@ -183,33 +165,19 @@ impl PhoneKey {
     /// The private key as PKCS#8 PEM.
     ///
     /// # Errors
-    /// [`Error::Key`] if encoding fails.
+    /// [`Error::Der`] if encoding fails.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, Error> {
-        let doc =
-            pkcs8::SecretDocument::try_from(self.pkcs8_der.as_slice()).map_err(|e| Error::Key {
+        let doc = pkcs8::SecretDocument::try_from(self.pkcs8_der.as_slice()).map_err(|source| {
+            Error::Der {
                 what: "PKCS#8 encoding",
-                detail: e.to_string(),
-            })?;
+                source,
+            }
+        })?;
         doc.to_pem("PRIVATE KEY", LineEnding::LF)
-            .map_err(|e| Error::Key {
+            .map_err(|source| Error::Der {
                 what: "PEM encoding",
-                detail: e.to_string(),
+                source,
             })
-    }
-}
-
-/// The key spec a KEY_GEN_REQUEST asks for, if it is one a phone can make.
-pub fn requested_spec(request: KeyRequest) -> Option<KeySpec> {
-    match request {
-        KeyRequest::Rsa(bits) | KeyRequest::RsaKeySizeOnly(bits) => {
-            RsaBits::from_bits(usize::from(bits)).ok().map(KeySpec::Rsa)
-        }
-        KeyRequest::Ec(curve) => match curve {
-            capf_wire::Curve::SECP256R1 => Some(KeySpec::Ec(Curve::P256)),
-            capf_wire::Curve::SECP384R1 => Some(KeySpec::Ec(Curve::P384)),
-            capf_wire::Curve::SECP521R1 => Some(KeySpec::Ec(Curve::P521)),
-            _ => None,
-        },
     }
 }
 
@@ -218,7 +186,7 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     /// A key of `spec`.
     ///
     /// # Errors
-    /// [`Error::Key`] when no such key can be had.
+    /// The generation error, or [`Error::NoPooledKey`], when no such key can be had.
     fn key(&self, spec: KeySpec) -> Result<PhoneKey, Error>;
 }
 
@@ -243,9 +211,6 @@ impl KeySource for KeyPool {
             .iter()
             .find(|k| k.spec == spec)
             .cloned()
-            .ok_or(Error::Key {
-                what: "key pool",
-                detail: format!("no {spec} key in the pool"),
-            })
+            .ok_or(Error::NoPooledKey { spec })
     }
 }

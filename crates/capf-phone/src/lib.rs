@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
+pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey};
 
 /// The TLS client configuration a phone uses: it accepts a server whose certificate is one of
 /// `trust` (DER CAPF certificates) or is signed by one of them and valid now, with no host-name
@@ -29,7 +29,7 @@ pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, requested_spec};
 /// CAPF over TLS themselves.
 ///
 /// # Errors
-/// [`Error::Trust`] for a certificate that does not parse, [`Error::Tls`].
+/// [`Error::Der`] for a certificate that does not parse, [`Error::Tls`].
 pub fn client_config(trust: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
     client_config_with(trust, TlsVersions::default())
 }
@@ -45,7 +45,10 @@ pub fn client_config_with(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut anchors = Vec::new();
     for der in trust {
-        let cert = X509::from_der(der).map_err(|e| Error::Trust(e.to_string()))?;
+        let cert = X509::from_der(der).map_err(|source| Error::Der {
+            what: "CAPF trust certificate",
+            source,
+        })?;
         anchors.push((der.clone(), cert));
     }
     Ok(Arc::new(
@@ -79,17 +82,81 @@ impl TlsVersions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A key could not be loaded, generated or encoded.
-    #[error("{what}: {detail}")]
-    Key {
+    /// A key or certificate did not decode.
+    #[error("{what}: {source}")]
+    Der {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: capf_lsc::der::Error,
+    },
+    /// A PEM block did not decode.
+    #[error("{what}: {source}")]
+    Pem {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: capf_lsc::der::pem::Error,
+    },
+    /// A PKCS#8 private key could not be read or written.
+    #[error("{what}: {source}")]
+    Pkcs8 {
         /// Which key step.
         what: &'static str,
-        /// What failed.
-        detail: String,
+        /// Why it failed.
+        #[source]
+        source: pkcs8::Error,
     },
-    /// The trust file holds no usable certificate.
-    #[error("CAPF trust: {0}")]
-    Trust(String),
+    /// A public key could not be encoded.
+    #[error("{what}: {source}")]
+    Spki {
+        /// Which key step.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: spki::Error,
+    },
+    /// capf-lsc refused a key, a signature or a certificate.
+    #[error("{what}: {source}")]
+    Lsc {
+        /// Which step.
+        what: &'static str,
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
+    },
+    /// RSA key generation failed.
+    #[error("RSA key generation: {0}")]
+    Rsa(#[source] rsa::Error),
+    /// The operating system's random number generator failed (EC key generation).
+    #[error("EC key generation: {0}")]
+    Random(#[source] getrandom::Error),
+    /// A PEM block of another type than PRIVATE KEY.
+    #[error("PEM private key: expected PRIVATE KEY, found {label}")]
+    NotAPrivateKey {
+        /// The block's label.
+        label: String,
+    },
+    /// A private key of an algorithm a phone does not use.
+    #[error("PKCS#8 private key: unsupported algorithm {algorithm}")]
+    UnsupportedKeyAlgorithm {
+        /// The key's algorithm.
+        algorithm: spki::ObjectIdentifier,
+    },
+    /// An EC private key without a named curve, or on a curve a phone does not use.
+    #[error("EC key: missing or unsupported curve")]
+    UnsupportedCurve,
+    /// A key pool without a key of the spec asked for.
+    #[error("key pool: no {spec} key in the pool")]
+    NoPooledKey {
+        /// The spec asked for.
+        spec: KeySpec,
+    },
+    /// The trust file holds no certificate.
+    #[error("CAPF trust: no certificate in the trust file")]
+    NoTrustCertificate,
     /// The CAPF name did not resolve.
     #[error("resolving {host}: {source}")]
     Resolve {
@@ -99,16 +166,41 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The IPv4/IPv6 matrix says this phone cannot reach CAPF, or the input contradicts itself.
+    /// CAPF's name resolved to no address.
+    #[error("cannot connect to CAPF: {host} resolved to no address")]
+    NoAddress {
+        /// The name.
+        host: String,
+    },
+    /// The phone's IP settings contradict themselves.
     #[error("cannot connect to CAPF: {0}")]
-    CannotConnect(String),
+    IpMode(#[from] capf_ipmode::Error),
+    /// The IPv4/IPv6 matrix says this phone cannot reach CAPF.
+    #[error("cannot connect to CAPF: {0}")]
+    CannotConnect(capf_ipmode::CannotConnect),
+    /// A TCP connect or TLS handshake took longer than the connect timeout.
+    #[error("{step} timed out")]
+    TimedOut {
+        /// "TCP connect" or "TLS handshake".
+        step: &'static str,
+    },
+    /// A TCP connect or TLS handshake failed.
+    #[error("{step}: {source}")]
+    Io {
+        /// "TCP connect" or "TLS handshake".
+        step: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No address of the plan accepted a TLS connection.
     #[error("no CAPF address answered (tried {tried:?}): {last}")]
     Connect {
         /// The addresses tried, in order.
         tried: Vec<SocketAddr>,
         /// The last error.
-        last: String,
+        #[source]
+        last: Box<Error>,
     },
     /// The TLS client configuration was refused.
     #[error("TLS configuration: {0}")]
@@ -202,17 +294,20 @@ impl PhoneConfig {
     /// certificates: the CAPF certificate, as the phone's trust list carries it).
     ///
     /// # Errors
-    /// [`Error::Trust`] when the PEM holds no certificate.
+    /// [`Error::Lsc`] for unreadable PEM, [`Error::NoTrustCertificate`] when it holds no
+    /// certificate.
     pub fn new(device_name: &str, host: &str, trust_pem: &[u8]) -> Result<Self, Error> {
-        let certs = certificates_from_pem(trust_pem).map_err(|e| Error::Trust(e.to_string()))?;
+        let lsc = |source| Error::Lsc {
+            what: "CAPF trust",
+            source,
+        };
+        let certs = certificates_from_pem(trust_pem).map_err(lsc)?;
         let mut trust = Vec::new();
         for cert in certs {
-            let der =
-                capf_lsc::certificate_to_der(&cert).map_err(|e| Error::Trust(e.to_string()))?;
-            trust.push(der);
+            trust.push(capf_lsc::certificate_to_der(&cert).map_err(lsc)?);
         }
         if trust.is_empty() {
-            return Err(Error::Trust("no certificate in the trust file".to_owned()));
+            return Err(Error::NoTrustCertificate);
         }
         Ok(PhoneConfig {
             device_name: device_name.to_owned(),
@@ -289,7 +384,7 @@ impl Phone {
     /// A phone with these settings, taking keys from `keys`.
     ///
     /// # Errors
-    /// [`Error::Trust`] for an unreadable trust certificate, [`Error::Tls`].
+    /// [`Error::Der`] for an unreadable trust certificate, [`Error::Tls`].
     pub fn new(config: PhoneConfig, keys: Arc<dyn KeySource>) -> Result<Self, Error> {
         let tls = client_config_with(&config.trust, config.tls_versions)?;
         Ok(Phone {
@@ -313,7 +408,7 @@ impl Phone {
     /// IPv4/IPv6 table for the phone's IP mode and addresses.
     ///
     /// # Errors
-    /// [`Error::Resolve`], [`Error::CannotConnect`].
+    /// [`Error::Resolve`], [`Error::NoAddress`], [`Error::IpMode`], [`Error::CannotConnect`].
     pub async fn plan(&self) -> Result<Vec<SocketAddr>, Error> {
         let resolved: Vec<SocketAddr> =
             tokio::net::lookup_host((self.config.host.as_str(), self.config.port))
@@ -331,10 +426,9 @@ impl Phone {
             (true, false) => Addresses::Ipv4,
             (false, true) => Addresses::Ipv6,
             (false, false) => {
-                return Err(Error::CannotConnect(format!(
-                    "{} resolved to no address",
-                    self.config.host
-                )));
+                return Err(Error::NoAddress {
+                    host: self.config.host.clone(),
+                });
             }
         };
         let input = ConnectionInput {
@@ -342,9 +436,9 @@ impl Phone {
             phone: self.config.addresses,
             capf,
         };
-        match connection_plan(input).map_err(|e| Error::CannotConnect(e.to_string()))? {
+        match connection_plan(input)? {
             Plan::Connect(plan) => Ok(order_socket_addrs(plan, &resolved).collect()),
-            Plan::CannotConnect(why) => Err(Error::CannotConnect(why.to_string())),
+            Plan::CannotConnect(why) => Err(Error::CannotConnect(why)),
         }
     }
 
@@ -380,35 +474,45 @@ impl Phone {
     /// [`Error::Connect`] when no address accepted TLS, or an error of the steps before.
     pub async fn run_once(&mut self) -> Result<Enrollment, Error> {
         let addrs = self.plan().await?;
-        let mut last = String::from("no address");
+        let mut last = None;
         for addr in &addrs {
             match self.connect(*addr).await {
                 Ok(tls) => return self.session(tls, *addr).await,
                 Err(e) => {
                     debug!(%addr, error = %e, "connect failed");
-                    last = e;
+                    last = Some(e);
                 }
             }
         }
-        Err(Error::Connect { tried: addrs, last })
+        Err(Error::Connect {
+            tried: addrs,
+            last: Box::new(last.unwrap_or(Error::NoAddress {
+                host: self.config.host.clone(),
+            })),
+        })
     }
 
     async fn connect(
         &self,
         addr: SocketAddr,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
         let timeout = self.config.connect_timeout;
+        let failed = |step| move |source| Error::Io { step, source };
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| "TCP connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| Error::TimedOut {
+                step: "TCP connect",
+            })?
+            .map_err(failed("TCP connect"))?;
         let _ = tcp.set_nodelay(true);
         // The CAPF certificate names no host; the verifier checks none (spec rule T3).
         let name = ServerName::IpAddress(addr.ip().into());
         tokio::time::timeout(timeout, self.tls.connect(name, tcp))
             .await
-            .map_err(|_| "TLS handshake timed out".to_owned())?
-            .map_err(|e| e.to_string())
+            .map_err(|_| Error::TimedOut {
+                step: "TLS handshake",
+            })?
+            .map_err(failed("TLS handshake"))
     }
 
     async fn session(
@@ -441,7 +545,7 @@ impl Phone {
                         session.send_auth_response(now, response)?;
                     }
                     PhoneEvent::KeyGenerationRequested { key: request } => {
-                        let spec = requested_spec(request);
+                        let spec = KeySpec::try_from(request).ok();
                         requested = spec;
                         let made = spec.map(|s| self.keys.key(s));
                         if !self.config.key_generation_delay.is_zero() {
@@ -529,17 +633,14 @@ fn auth_response(
         PhoneAuth::AuthenticationString(s) => response.with_password(s.clone())?,
         PhoneAuth::ExistingCertificate(proof) => {
             let sign = |key: &PhoneKey, digest, data: &[u8]| {
-                capf_lsc::sign_auth_signature(key.pkcs8_der(), digest, data).map_err(|e| {
-                    Error::Key {
+                capf_lsc::sign_auth_signature(key.pkcs8_der(), digest, data).map_err(|source| {
+                    Error::Lsc {
                         what: "authentication signature",
-                        detail: e.to_string(),
+                        source,
                     }
                 })
             };
-            // Spec 6.1: device name, NUL, certificate DER.
-            let mut blob = name.into_bytes();
-            blob.push(0);
-            blob.extend_from_slice(&proof.certificate);
+            let blob = capf_wire::auth_signed_content(&name, &proof.certificate);
             let sha1 = sign(&proof.key, capf_lsc::AuthDigest::Sha1, &blob)?;
             let sha512 = sign(&proof.key, capf_lsc::AuthDigest::Sha512, &blob)?;
             let certificate = capf_wire::CertificateValue::new(
@@ -555,9 +656,7 @@ fn auth_response(
                     sha512,
                 )?)?;
             if let Some((sudi_der, sudi_key)) = &proof.sudi {
-                // Spec 6.4: this session's id, little-endian, then the SUDI certificate.
-                let mut sudi_blob = session_id.to_le_bytes().to_vec();
-                sudi_blob.extend_from_slice(sudi_der);
+                let sudi_blob = capf_wire::sudi_signed_content(session_id, sudi_der);
                 let a = sign(sudi_key, capf_lsc::AuthDigest::Sha1, &sudi_blob)?;
                 let b = sign(sudi_key, capf_lsc::AuthDigest::Sha512, &sudi_blob)?;
                 response = response.with_sudi_data(capf_wire::SudiData::new(sudi_der, &a, &b)?)?;

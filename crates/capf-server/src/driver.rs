@@ -14,7 +14,7 @@ use capf_wire::Reason;
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::handler::{EnrollmentHandler, hex};
+use crate::handler::EnrollmentHandler;
 use crate::tls::TlsConnection;
 use crate::{Error, Shared};
 
@@ -210,7 +210,7 @@ async fn closed(session: &ServerSession, handler: &mut EnrollmentHandler, outcom
 /// The first bytes of the message that broke the protocol, in hex (spec 9.3: log the first 32
 /// bytes); `None` for any other end.
 fn failing_message_head(session: &ServerSession, outcome: &Outcome) -> Option<String> {
-    matches!(outcome, Outcome::ProtocolError { .. }).then(|| hex(session.message_head()))
+    matches!(outcome, Outcome::ProtocolError { .. }).then(|| capf_lsc::hex(session.message_head()))
 }
 
 fn feed(session: &mut ServerSession, read: io::Result<Option<Vec<u8>>>) {

@@ -60,7 +60,7 @@ pub enum Error {
         path: PathBuf,
         /// What capf-trust reported.
         #[source]
-        source: capf_trust::TrustError,
+        source: capf_trust::Error,
     },
     /// A listening socket could not be opened.
     #[error("listening on {addr}: {source}")]

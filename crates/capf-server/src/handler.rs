@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
-use capf_session::{Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession};
+use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession};
 use capf_store::{AttemptEnd, AuthMode, Device, SessionStore, Operation, Settings};
-use capf_trust::{DeviceProof, Precedence, SudiProof, TrustStore, authenticate_device};
+use capf_trust::{DeviceProof, Precedence, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
 
@@ -417,14 +417,8 @@ impl EnrollmentHandler {
     /// Spec section 7 steps 4-6: device lookup, authentication, dispatch.
     async fn authenticate(&mut self, auth: Authentication) -> Result<Decision, Error> {
         let now = SystemTime::now();
-        // The store admits only valid names (capf-lsc's rules), so an invalid one is unknown.
-        let device = match DeviceName::new(&auth.device_name) {
-            Ok(device) => device,
-            Err(e) => {
-                info!(device = %auth.device_name.escape_debug(), error = %e, outcome = "unknown device", "END_SESSION 9");
-                return Ok(Decision::UnknownDevice);
-            }
-        };
+        // The session validated the name once (an invalid one got END_SESSION 9 there).
+        let device = auth.device_name.clone();
         let Some(record) = self
             .service
             .device_call(&device, "device lookup", |s, name, _| s.device(name))
@@ -465,10 +459,9 @@ impl EnrollmentHandler {
         }
         let decision = match &record.operation {
             Operation::InstallUpgrade(policy) => {
-                let Some(spec) = policy.key_to_request(
-                    record.ec_key_generation_failed,
-                    client_can_do_ec(auth.version),
-                ) else {
+                let Some(spec) =
+                    policy.key_to_request(record.ec_key_generation_failed, auth.can_request_ec())
+                else {
                     self.fail_before_beginning(format!(
                         "key order EC only, but the client (VERSION {}) cannot be asked for EC",
                         auth.version
@@ -501,7 +494,7 @@ impl EnrollmentHandler {
                     permit,
                 })
                 .await?;
-                Decision::Install(key_request_for(spec, auth.version))
+                Decision::Install(spec.into())
             }
             Operation::Delete => {
                 self.begin(|device| Attempt::DeleteRequested { device })
@@ -542,7 +535,7 @@ impl EnrollmentHandler {
                     info!(device = %device, failures = record.auth_failures, outcome = "throttled", "END_SESSION 7");
                     return Ok(false);
                 }
-                let candidate = auth.password.clone().unwrap_or_default();
+                let candidate = auth.password().unwrap_or_default().to_owned();
                 let ok = !candidate.is_empty()
                     && self
                         .service
@@ -570,7 +563,8 @@ impl EnrollmentHandler {
                 // Chain and signatures: milliseconds of CPU, off the I/O threads.
                 let auth = auth.clone();
                 let verdict = tokio::task::spawn_blocking(move || {
-                    authenticate_device(&trust, &device_proof(&auth), precedence, now)
+                    let proof = DeviceProof::from_auth_response(auth.session_id, auth.response());
+                    authenticate_device(&trust, &proof, precedence, now)
                 })
                 .await
                 .map_err(|source| Error::Task {
@@ -691,18 +685,13 @@ impl EnrollmentHandler {
         };
         match self.service.ca.issue(request, SystemTime::now()).await? {
             IssueOutcome::Issued(lsc) => {
-                let record = capf_store::IssuedLsc {
-                    serial: lsc.serial.clone(),
-                    der: lsc.der.clone(),
-                    not_before: lsc.not_before,
-                    not_after: lsc.not_after,
-                };
+                let record = lsc.clone();
                 self.service
                     .device_call(device, "record issued LSC", move |s, name, now| {
                         s.record_lsc_issued(name, &record, now)
                     })
                     .await?;
-                info!(device = %device, serial = %hex(&lsc.serial), ca = self.service.ca.mode(), "LSC issued");
+                info!(device = %device, serial = %capf_lsc::hex(&lsc.serial), ca = self.service.ca.mode(), "LSC issued");
                 if let Attempt::KeyRequested { device, permit, .. } = mem::take(&mut self.attempt) {
                     self.attempt = Attempt::LscIssued {
                         device,
@@ -817,42 +806,3 @@ impl EnrollmentHandler {
     }
 }
 
-/// Spec 8.11: only a client of VERSION 3 can be asked for an EC key. (The server's copy of a
-/// rule capf-session also enforces; one owner at the next step.)
-fn client_can_do_ec(version: u8) -> bool {
-    version >= 3
-}
-
-/// The KEY_GEN_REQUEST for a key spec: a client below VERSION 3 understands KEY_SIZE only
-/// (spec 8.11). (The server's copy of the KeySpec to KeyRequest mapping.)
-fn key_request_for(spec: KeySpec, version: u8) -> KeyRequest {
-    match spec {
-        KeySpec::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits.bits()),
-        KeySpec::Rsa(bits) => KeyRequest::Rsa(bits.bits()),
-        KeySpec::Ec(curve) => KeyRequest::Ec(match curve {
-            capf_lsc::Curve::P256 => capf_wire::Curve::SECP256R1,
-            capf_lsc::Curve::P384 => capf_wire::Curve::SECP384R1,
-            capf_lsc::Curve::P521 => capf_wire::Curve::SECP521R1,
-        }),
-    }
-}
-
-/// The proof of identity in an AUTH_RESPONSE, for capf-trust. (The server's copy of the
-/// DeviceProof constructor.)
-fn device_proof(auth: &Authentication) -> DeviceProof<'_> {
-    DeviceProof {
-        device_name: &auth.device_name,
-        session_id: auth.session_id,
-        certificate: auth.certificate.as_ref().map(|c| c.der.as_slice()),
-        signed_data: auth.signed_data.as_deref(),
-        sha2_signed_data: auth
-            .sha2_signed_data
-            .as_ref()
-            .map(|s| (s.hash_algorithm().0, s.signature())),
-        sudi: auth.sudi_data.as_ref().map(SudiProof::from_sudi_data),
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

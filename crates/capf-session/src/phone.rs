@@ -1,6 +1,5 @@
 //! The phone side of a CAPF session: the mirror image of the server (spec sections 8, 9.3, 11).
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::{Duration, Instant};
 
@@ -10,8 +9,9 @@ use capf_wire::{
     Strictness,
 };
 
+use crate::core::{Core, Role};
 use crate::error::{Error, Outcome, State};
-use crate::types::{Certificate, KeyRequest};
+use crate::types::{Certificate, read_key_request};
 
 /// The highest VERSION a phone session answers with (spec 5.3: the phone echoes
 /// min(server, 3)).
@@ -62,10 +62,10 @@ pub enum PhoneEvent {
     },
     /// KEY_GEN_REQUEST: generate this key, then call [`PhoneSession::send_public_key`] or
     /// [`PhoneSession::key_generation_failed`]. REQUEST_IN_PROGRESS is already queued (if
-    /// configured). [`KeyRequest::RsaKeySizeOnly`] (no KEY_TYPE) means RSA too (spec 5.4).
+    /// configured). [`crate::KeyRequest::RsaKeySizeOnly`] (no KEY_TYPE) means RSA too (spec 5.4).
     KeyGenerationRequested {
         /// The key asked for.
-        key: KeyRequest,
+        key: capf_wire::KeyRequest,
     },
     /// STORE_CERT_REQUEST: check that the certificate is for the key just generated, store it,
     /// and call [`PhoneSession::store_result`].
@@ -123,49 +123,65 @@ impl Expect {
 #[derive(Debug)]
 pub struct PhoneSession {
     deframer: Deframer,
-    core: Core,
+    core: Core<Phone>,
 }
 
+/// The phone's own data in the shared [`Core`].
 #[derive(Debug)]
-struct Core {
+struct Phone {
     config: PhoneConfig,
     session_id: Option<u32>,
-    state: Expect,
-    deadline: Option<Instant>,
-    transmits: VecDeque<Vec<u8>>,
-    events: VecDeque<PhoneEvent>,
+}
+
+impl Role for Phone {
+    type Expect = Expect;
+    type Event = PhoneEvent;
+    const CLOSED: Expect = Expect::Closed;
+    const TIMEOUT_END_SESSION: Option<Reason> = None;
+
+    fn state(expect: &Expect) -> State {
+        expect.state()
+    }
+
+    fn closed_event(outcome: Outcome) -> PhoneEvent {
+        PhoneEvent::Closed { outcome }
+    }
+
+    fn session_id(&self) -> u32 {
+        // Only needed after AUTH_REQUEST fixed the id: every sending call checks its state.
+        self.session_id.unwrap_or_default()
+    }
 }
 
 impl PhoneSession {
     /// A session for a connection whose TLS handshake has just finished; the phone waits for
     /// AUTH_REQUEST (the server speaks first, spec T6).
     pub fn new(config: PhoneConfig, now: Instant) -> Self {
+        let deadline = now + config.message_timeout;
+        let deframer = Deframer::new(config.strictness);
+        let phone = Phone {
+            config,
+            session_id: None,
+        };
         PhoneSession {
-            deframer: Deframer::new(config.strictness),
-            core: Core {
-                deadline: Some(now + config.message_timeout),
-                config,
-                session_id: None,
-                state: Expect::AuthRequest,
-                transmits: VecDeque::new(),
-                events: VecDeque::new(),
-            },
+            deframer,
+            core: Core::new(phone, Expect::AuthRequest, deadline),
         }
     }
 
     /// The session id, once AUTH_REQUEST has fixed it.
     pub fn session_id(&self) -> Option<u32> {
-        self.core.session_id
+        self.core.role.session_id
     }
 
     /// The state the session is in.
     pub fn state(&self) -> State {
-        self.core.state.state()
+        self.core.state()
     }
 
     /// Whether the session has ended (its last transmits may still be queued).
     pub fn is_closed(&self) -> bool {
-        matches!(self.core.state, Expect::Closed)
+        self.core.is_closed()
     }
 
     /// Feeds bytes read from the connection, split anywhere.
@@ -186,42 +202,27 @@ impl PhoneSession {
     /// The server closed the connection: normal after END_SESSION (capfd closes without
     /// close_notify, spec T10), a failure before it.
     pub fn handle_eof(&mut self, _now: Instant) {
-        if self.is_closed() {
-            return;
-        }
-        match self.deframer.finish() {
-            Err(e) => self.core.fail(Error::Decode(e)),
-            Ok(()) => {
-                let state = self.state();
-                self.core.close(Outcome::PeerClosed { state });
-            }
-        }
+        self.core.handle_eof(&mut self.deframer);
     }
 
     /// The next message to write, whole (one TLS write each: spec rule T9).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.core.transmits.pop_front()
+        self.core.poll_transmit()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.deadline
+        self.core.poll_timeout()
     }
 
     /// Time has passed: past the deadline the phone gives up and closes (spec 9.3).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.core.deadline.is_some_and(|d| now >= d) {
-            let state = self.state();
-            self.core.close(Outcome::TimedOut {
-                state,
-                end_session: None,
-            });
-        }
+        self.core.handle_timeout(now);
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<PhoneEvent> {
-        self.core.events.pop_front()
+        self.core.poll_event()
     }
 
     /// Answers [`PhoneEvent::AuthRequested`] with the AUTH_RESPONSE the application built
@@ -309,10 +310,7 @@ impl PhoneSession {
     /// Gives up: the phone just closes (no phone-to-server abort message exists, spec 8.12).
     pub fn abort(&mut self) -> Result<(), Error> {
         if self.is_closed() {
-            return Err(Error::WrongState {
-                call: "abort",
-                state: State::Closed,
-            });
+            return Err(self.core.wrong_state("abort"));
         }
         self.core.close(Outcome::Aborted { end_session: None });
         Ok(())
@@ -322,10 +320,7 @@ impl PhoneSession {
         if ok(&self.core.state) {
             Ok(())
         } else {
-            Err(Error::WrongState {
-                call,
-                state: self.state(),
-            })
+            Err(self.core.wrong_state(call))
         }
     }
 }
@@ -338,30 +333,10 @@ fn success_reason(ok: bool) -> Reason {
     }
 }
 
-impl Core {
-    fn send<'a>(&mut self, payload: impl Into<Payload<'a>>) {
-        // Only reachable after AUTH_REQUEST fixed the id: every sending call checks its state.
-        let id = self.session_id.unwrap_or_default();
-        self.transmits
-            .push_back(Message::new(id, payload).to_bytes());
-    }
-
+impl Core<Phone> {
     fn wait(&mut self, next: Expect, now: Instant) {
-        self.deadline = Some(now + self.config.message_timeout);
-        self.state = next;
-    }
-
-    /// The application's turn: no session deadline.
-    fn hand_over(&mut self, next: Expect, event: PhoneEvent) {
-        self.deadline = None;
-        self.state = next;
-        self.events.push_back(event);
-    }
-
-    fn close(&mut self, outcome: Outcome) {
-        self.state = Expect::Closed;
-        self.deadline = None;
-        self.events.push_back(PhoneEvent::Closed { outcome });
+        let deadline = now + self.role.config.message_timeout;
+        self.wait_until(next, deadline);
     }
 
     /// Any anomaly: close without sending anything (spec 9.3, phone column).
@@ -374,7 +349,7 @@ impl Core {
 
     fn on_frame(&mut self, _now: Instant, frame: &Frame<'_>) {
         let found = frame.header.session_id;
-        match self.session_id {
+        match self.role.session_id {
             // Adopted from AUTH_REQUEST below; the phone accepts any value (spec 2.3).
             None => {}
             Some(expected) if expected != found => {
@@ -391,7 +366,7 @@ impl Core {
             message.payload,
         ) {
             (Expect::AuthRequest, Payload::AuthRequest(request)) => {
-                self.session_id = Some(found);
+                self.role.session_id = Some(found);
                 let server_version = request.version();
                 self.hand_over(
                     Expect::AuthResponse,
@@ -408,9 +383,9 @@ impl Core {
                 self.close(Outcome::Ended { reason });
             }
             (Expect::Operation, Payload::KeyGenRequest(request)) => {
-                match KeyRequest::from_message(&request) {
+                match read_key_request(&request) {
                     Ok(key) => {
-                        if self.config.send_request_in_progress {
+                        if self.role.config.send_request_in_progress {
                             self.send(RequestInProgress::new());
                         }
                         self.hand_over(Expect::Key, PhoneEvent::KeyGenerationRequested { key });
@@ -442,7 +417,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capf_wire::{AuthRequest, Curve, EndSession, KeyGenRequest};
+    use capf_wire::{AuthRequest, Curve, EndSession, KeyGenRequest, KeyRequest};
 
     const ID: u32 = 0x0001_2345;
 

@@ -1,17 +1,17 @@
 //! The server side of a CAPF session (spec sections 7, 8, 9.3 and 11).
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::Instant;
 
 use capf_wire::{
-    AuthRequest, AuthResponse, AuthType, Deframer, DeleteCertificateRequest, EndSession,
-    ErrorPolicy, FetchCertificateRequest, Frame, KeyGenResponse, Message, Payload, Reason,
-    ServerAction, StoreCertificateRequest, Strictness,
+    AuthRequest, AuthResponse, AuthType, Deframer, DeleteCertificateRequest, ErrorPolicy,
+    FetchCertificateRequest, Frame, KeyGenResponse, Message, Payload, Reason, ServerAction,
+    StoreCertificateRequest, Strictness,
 };
 
+use crate::core::{Core, Role};
 use crate::error::{Error, Outcome, State};
-use crate::types::{Authentication, Certificate, Decision, KeyRequest, Timeouts};
+use crate::types::{Authentication, Certificate, Decision, Timeouts, key_request_for_version};
 
 /// The VERSION our server offers in AUTH_REQUEST (spec 5.3).
 pub const SERVER_VERSION: u8 = 3;
@@ -149,20 +149,37 @@ impl Expect {
 #[derive(Debug)]
 pub struct ServerSession {
     deframer: Deframer,
-    core: Core,
+
+    core: Core<Server>,
 }
 
+/// The server's own data in the shared [`Core`].
 #[derive(Debug)]
-struct Core {
+struct Server {
     config: ServerConfig,
     session_id: u32,
-    state: Expect,
     version: Option<u8>,
-    deadline: Option<Instant>,
-    transmits: VecDeque<Vec<u8>>,
-    events: VecDeque<ServerEvent>,
     /// The first bytes of the message last read or being read, for logs (spec 9.3).
     head: MessageHead,
+}
+
+impl Role for Server {
+    type Expect = Expect;
+    type Event = ServerEvent;
+    const CLOSED: Expect = Expect::Closed;
+    const TIMEOUT_END_SESSION: Option<Reason> = Some(Reason::INVALID_ELEMENT);
+
+    fn state(expect: &Expect) -> State {
+        expect.state()
+    }
+
+    fn closed_event(outcome: Outcome) -> ServerEvent {
+        ServerEvent::Closed { outcome }
+    }
+
+    fn session_id(&self) -> u32 {
+        self.session_id
+    }
 }
 
 /// At most [`MESSAGE_HEAD_LEN`] leading bytes of a message.
@@ -219,41 +236,37 @@ impl ServerSession {
         if let Some(auth_type) = config.auth_type {
             request = request.with_auth_type(auth_type);
         }
-        let mut core = Core {
-            deadline: Some(now + config.timeouts.message),
+        let deadline = now + config.timeouts.message;
+        let deframer = Deframer::new(config.strictness);
+        let server = Server {
             config,
             session_id,
-            state: Expect::Auth,
             version: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
             head: MessageHead::default(),
         };
+        let mut core = Core::new(server, Expect::Auth, deadline);
         core.send(request);
-        ServerSession {
-            deframer: Deframer::new(core.config.strictness),
-            core,
-        }
+        ServerSession { deframer, core }
     }
 
     /// The session id.
     pub fn session_id(&self) -> u32 {
-        self.core.session_id
+        self.core.role.session_id
     }
 
     /// The state the session is in.
     pub fn state(&self) -> State {
-        self.core.state.state()
+        self.core.state()
     }
 
     /// The VERSION the phone sent, once an acceptable AUTH_RESPONSE has arrived.
     pub fn version(&self) -> Option<u8> {
-        self.core.version
+        self.core.role.version
     }
 
     /// Whether the session has ended (its last transmits may still be queued).
     pub fn is_closed(&self) -> bool {
-        matches!(self.core.state, Expect::Closed)
+        self.core.is_closed()
     }
 
     /// Feeds bytes read from the connection, split anywhere. Bytes after the session's end are
@@ -263,17 +276,17 @@ impl ServerSession {
             match self.deframer.push(input) {
                 Err(e) => {
                     // The header that failed is at the start of what was not yet consumed.
-                    self.core.head.push(input);
+                    self.core.role.head.push(input);
                     self.core.decode_failed(e);
                     return;
                 }
                 Ok((used, None)) => {
-                    self.core.head.push(&input[..used]);
+                    self.core.role.head.push(&input[..used]);
                     input = &input[used..];
                 }
                 Ok((used, Some(frame))) => {
                     input = &input[used..];
-                    self.core.head.set(&frame);
+                    self.core.role.head.set(&frame);
                     self.core.on_frame(now, &frame);
                 }
             }
@@ -284,56 +297,35 @@ impl ServerSession {
     /// when the session failed: what spec 9.3 asks a server to log when it closes on a bad
     /// message.
     pub fn message_head(&self) -> &[u8] {
-        self.core.head.as_slice()
+        self.core.role.head.as_slice()
     }
 
     /// The phone closed the connection. Before the session's end that is a failure: inside a
     /// message the framing is broken, between messages the peer has gone; either way there is
     /// nobody to send END_SESSION to (spec 9.3).
     pub fn handle_eof(&mut self, _now: Instant) {
-        if self.is_closed() {
-            return;
-        }
-        match self.deframer.finish() {
-            Err(e) => self.core.close(Outcome::ProtocolError {
-                error: Error::Decode(e),
-                end_session: None,
-            }),
-            Ok(()) => {
-                let state = self.state();
-                self.core.close(Outcome::PeerClosed { state });
-            }
-        }
+        self.core.handle_eof(&mut self.deframer);
     }
 
     /// The next message to write, whole (one TLS write each: spec rule T9).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.core.transmits.pop_front()
+        self.core.poll_transmit()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` while the
     /// session waits on the application or is closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.deadline
+        self.core.poll_timeout()
     }
 
     /// Time has passed: past the deadline the session ends with END_SESSION 7 (spec 9.3).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.core.deadline.is_some_and(|d| now >= d) {
-            let state = self.state();
-            self.core.end(
-                Reason::INVALID_ELEMENT,
-                Outcome::TimedOut {
-                    state,
-                    end_session: Some(Reason::INVALID_ELEMENT),
-                },
-            );
-        }
+        self.core.handle_timeout(now);
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.core.events.pop_front()
+        self.core.poll_event()
     }
 
     /// Answers [`ServerEvent::Authenticate`] (spec 7 steps 4-6).
@@ -355,13 +347,7 @@ impl ServerSession {
             Decision::NoPendingOperation => c.finish(Reason::NO_ACTION),
             Decision::Refuse(reason) => c.finish(reason),
             Decision::Install(key) => {
-                let key = match key {
-                    KeyRequest::Rsa(bits) if version < 3 => KeyRequest::RsaKeySizeOnly(bits),
-                    KeyRequest::Ec(_) if version < 3 => {
-                        return Err(Error::EcKeyNeedsVersion3 { version });
-                    }
-                    key => key,
-                };
+                let key = key_request_for_version(key, version)?;
                 c.send(key.to_message());
                 c.wait(Expect::Key { in_progress: 0 }, now, true);
             }
@@ -422,39 +408,19 @@ impl ServerSession {
     }
 
     fn wrong_state(&self, call: &'static str) -> Error {
-        Error::WrongState {
-            call,
-            state: self.state(),
-        }
+        self.core.wrong_state(call)
     }
 }
 
-impl Core {
-    fn send<'a>(&mut self, payload: impl Into<Payload<'a>>) {
-        self.transmits
-            .push_back(Message::new(self.session_id, payload).to_bytes());
-    }
-
+impl Core<Server> {
     fn wait(&mut self, next: Expect, now: Instant, key_generation: bool) {
+        let timeouts = self.role.config.timeouts;
         let wait = if key_generation {
-            self.config.timeouts.key_generation
+            timeouts.key_generation
         } else {
-            self.config.timeouts.message
+            timeouts.message
         };
-        self.deadline = Some(now + wait);
-        self.state = next;
-    }
-
-    fn close(&mut self, outcome: Outcome) {
-        self.state = Expect::Closed;
-        self.deadline = None;
-        self.events.push_back(ServerEvent::Closed { outcome });
-    }
-
-    /// Sends END_SESSION `reason`, then closes.
-    fn end(&mut self, reason: Reason, outcome: Outcome) {
-        self.send(EndSession::new(reason));
-        self.close(outcome);
+        self.wait_until(next, now + wait);
     }
 
     /// The normal end of a session.
@@ -475,7 +441,7 @@ impl Core {
     }
 
     fn decode_failed(&mut self, e: capf_wire::Error) {
-        match e.server_action(self.config.error_policy) {
+        match e.server_action(self.role.config.error_policy) {
             ServerAction::EndSession(reason) => self.end(
                 reason,
                 Outcome::ProtocolError {
@@ -491,9 +457,9 @@ impl Core {
     }
 
     fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
-        if frame.header.session_id != self.session_id {
+        if frame.header.session_id != self.role.session_id {
             return self.fail(Error::SessionIdMismatch {
-                expected: self.session_id,
+                expected: self.role.session_id,
                 found: frame.header.session_id,
             });
         }
@@ -508,9 +474,9 @@ impl Core {
             (Expect::Auth, Payload::AuthResponse(auth)) => self.on_auth_response(&auth),
             (Expect::Key { in_progress }, Payload::RequestInProgress(_)) => {
                 let count = in_progress.saturating_add(1);
-                if count > self.config.max_requests_in_progress {
+                if count > self.role.config.max_requests_in_progress {
                     return self.fail(Error::TooManyRequestsInProgress {
-                        limit: self.config.max_requests_in_progress,
+                        limit: self.role.config.max_requests_in_progress,
                     });
                 }
                 // Each one restarts the key-generation deadline (spec 8.2 project rule).
@@ -560,25 +526,29 @@ impl Core {
             Some(v @ 1..=3) => v,
             version => return self.fail(Error::UnsupportedVersion { version }),
         };
-        self.version = Some(version);
-        self.state = Expect::Decision { version };
+        // A name no device can have is refused as an unknown device (END_SESSION 9) before the
+        // application is asked: it is validated once, here.
+        let auth = match Authentication::from_message(self.role.session_id, version, auth) {
+            Ok(auth) => auth,
+            Err(e) => return self.decode_failed(e),
+        };
+        self.role.version = Some(version);
         // The application owns this wait (database, throttling): no session deadline.
-        self.deadline = None;
-        self.events.push_back(ServerEvent::Authenticate(Box::new(
-            Authentication::from_message(self.session_id, version, auth),
-        )));
+        self.hand_over(
+            Expect::Decision { version },
+            ServerEvent::Authenticate(Box::new(auth)),
+        );
     }
 
     fn on_key_gen_response(&mut self, r: &KeyGenResponse<'_>) {
         match r.public_key() {
-            Some(spki) => {
-                self.state = Expect::Certificate;
-                // Issuance is the application's wait.
-                self.deadline = None;
-                self.events.push_back(ServerEvent::PublicKey {
+            // Issuance is the application's wait.
+            Some(spki) => self.hand_over(
+                Expect::Certificate,
+                ServerEvent::PublicKey {
                     spki_der: spki.to_vec(),
-                });
-            }
+                },
+            ),
             None => {
                 self.events
                     .push_back(ServerEvent::KeyGenerationFailed { reason: r.reason() });
@@ -591,7 +561,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capf_wire::{Curve, RequestInProgress, StoreCertificateResponse};
+    use capf_wire::{Curve, KeyRequest, RequestInProgress, StoreCertificateResponse};
     use std::time::Duration;
 
     const ID: u32 = 0x0001_2345;
@@ -618,10 +588,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex::decode(s).unwrap()
     }
 
     fn closed_outcome(s: &mut ServerSession) -> Outcome {
@@ -673,6 +640,7 @@ mod tests {
             panic!("no Authenticate event")
         };
         assert_eq!(auth.version, 2);
+        assert!(!auth.can_request_ec());
         assert_eq!(
             s.decide(now, Decision::Install(KeyRequest::Ec(Curve::SECP256R1))),
             Err(Error::EcKeyNeedsVersion3 { version: 2 })
@@ -758,6 +726,21 @@ mod tests {
         s.handle_input(now, &oversized[3..]);
         assert!(s.is_closed());
         assert_eq!(s.message_head(), &oversized[..]);
+    }
+
+    #[test]
+    fn a_device_name_no_device_can_have_is_an_unknown_device() {
+        let (mut s, now) = started();
+        let m = AuthResponse::new("SEP 1", 3).unwrap();
+        s.handle_input(now, &Message::new(ID, m).to_bytes());
+        assert_eq!(s.poll_transmit().unwrap(), hex("550f00012345000401000109"));
+        assert!(matches!(
+            closed_outcome(&mut s),
+            Outcome::ProtocolError {
+                error: Error::Decode(capf_wire::Error::InvalidDeviceName { .. }),
+                end_session: Some(Reason::UNKNOWN_DEVICE)
+            }
+        ));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use core::fmt;
 use std::time::Duration;
 
 use capf_wire::{
-    AuthResponse, CertificateType, CertificateValue, Curve, KeyGenRequest, KeyType, Reason,
-    Sha2SignedData, SudiData,
+    AuthResponse, CertificateType, CertificateValue, Curve, DeviceName, KeyGenRequest, KeyRequest,
+    KeyType, Reason, Sha2SignedData, SudiData,
 };
 
 /// How long a session waits for its peer (spec section 1 project rule). Waits on the application
@@ -30,72 +30,38 @@ impl Default for Timeouts {
     }
 }
 
-/// The key pair a server asks a phone to generate (KEY_GEN_REQUEST, spec 5.4 and 5.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyRequest {
-    /// RSA with this modulus size: KEY_SIZE and KEY_TYPE=0, as capfd sends it.
-    Rsa(u16),
-    /// An EC key on this curve: KEY_TYPE=1 and CURVE.
-    Ec(Curve),
-    /// RSA with KEY_SIZE only and no KEY_TYPE, as UCM asks Jabber-style (version 2) clients
-    /// (spec 8.11). A phone reads a missing KEY_TYPE as RSA.
-    RsaKeySizeOnly(u16),
+/// Reads a KEY_GEN_REQUEST as a phone does: a missing KEY_TYPE means RSA (spec 5.4 project
+/// rule; stock capfc fails there instead).
+pub(crate) fn read_key_request(m: &KeyGenRequest<'_>) -> Result<KeyRequest, crate::Error> {
+    let missing = |key_type, missing| crate::Error::IncompleteKeyGenRequest { key_type, missing };
+    match m.key_type() {
+        None => m
+            .key_size()
+            .map(KeyRequest::RsaKeySizeOnly)
+            .ok_or(missing(KeyType::RSA, capf_wire::Tag::KEY_SIZE)),
+        Some(KeyType::RSA) => m
+            .key_size()
+            .map(KeyRequest::Rsa)
+            .ok_or(missing(KeyType::RSA, capf_wire::Tag::KEY_SIZE)),
+        Some(KeyType::EC) => m
+            .curve()
+            .map(KeyRequest::Ec)
+            .ok_or(missing(KeyType::EC, capf_wire::Tag::CURVE)),
+        Some(key_type) => Err(crate::Error::UnknownKeyType { key_type }),
+    }
 }
 
-impl KeyRequest {
-    /// The key type (RSA for both RSA forms).
-    pub fn key_type(self) -> KeyType {
-        match self {
-            KeyRequest::Rsa(_) | KeyRequest::RsaKeySizeOnly(_) => KeyType::RSA,
-            KeyRequest::Ec(_) => KeyType::EC,
-        }
-    }
-
-    /// The RSA modulus size, for either RSA form.
-    pub fn rsa_bits(self) -> Option<u16> {
-        match self {
-            KeyRequest::Rsa(bits) | KeyRequest::RsaKeySizeOnly(bits) => Some(bits),
-            KeyRequest::Ec(_) => None,
-        }
-    }
-
-    /// The KEY_GEN_REQUEST message asking for this key.
-    pub fn to_message(self) -> KeyGenRequest<'static> {
-        match self {
-            KeyRequest::Rsa(bits) => KeyGenRequest::rsa(bits),
-            KeyRequest::Ec(curve) => KeyGenRequest::ec(curve),
-            KeyRequest::RsaKeySizeOnly(bits) => KeyGenRequest::rsa_key_size_only(bits),
-        }
-    }
-
-    /// Reads a KEY_GEN_REQUEST as a phone does: a missing KEY_TYPE means RSA (spec 5.4 project
-    /// rule; stock capfc fails there instead).
-    pub fn from_message(m: &KeyGenRequest<'_>) -> Result<KeyRequest, crate::Error> {
-        match m.key_type() {
-            None => m.key_size().map(KeyRequest::RsaKeySizeOnly).ok_or(
-                crate::Error::IncompleteKeyGenRequest {
-                    key_type: KeyType::RSA,
-                    missing: capf_wire::Tag::KEY_SIZE,
-                },
-            ),
-            Some(KeyType::RSA) => {
-                m.key_size()
-                    .map(KeyRequest::Rsa)
-                    .ok_or(crate::Error::IncompleteKeyGenRequest {
-                        key_type: KeyType::RSA,
-                        missing: capf_wire::Tag::KEY_SIZE,
-                    })
-            }
-            Some(KeyType::EC) => {
-                m.curve()
-                    .map(KeyRequest::Ec)
-                    .ok_or(crate::Error::IncompleteKeyGenRequest {
-                        key_type: KeyType::EC,
-                        missing: capf_wire::Tag::CURVE,
-                    })
-            }
-            Some(key_type) => Err(crate::Error::UnknownKeyType { key_type }),
-        }
+/// Spec 8.11, owned here alone: only a client of VERSION 3 can be asked for an EC key; below
+/// (Jabber sends 2) it understands RSA as KEY_SIZE only.
+pub(crate) fn key_request_for_version(
+    key: KeyRequest,
+    version: u8,
+) -> Result<KeyRequest, crate::Error> {
+    match key {
+        _ if version >= 3 => Ok(key),
+        KeyRequest::Rsa(bits) => Ok(KeyRequest::RsaKeySizeOnly(bits)),
+        KeyRequest::Ec(_) => Err(crate::Error::EcKeyNeedsVersion3 { version }),
+        KeyRequest::RsaKeySizeOnly(_) => Ok(key),
     }
 }
 
@@ -164,76 +130,108 @@ impl fmt::Debug for Certificate {
 ///
 /// The session checks nothing here beyond the codec and VERSION: the device lookup, the
 /// authentication string (compare in constant time) and the signatures (spec 6) are the
-/// application's. `Debug` does not show the authentication string.
+/// application's; capf-trust's `DeviceProof::from_auth_response` reads the proof from
+/// [`Authentication::response`]. `Debug` does not show the authentication string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Authentication {
     /// The session id the server assigned: the challenge in the SUDI signatures (spec 6.4).
     pub session_id: u32,
-    /// DEVICE_NAME (SEP + MAC for phones, CSF... for Jabber).
-    pub device_name: String,
+    /// DEVICE_NAME (SEP + MAC for phones, CSF... for Jabber), validated once here: the value
+    /// the application looks up, records and issues to.
+    pub device_name: DeviceName,
     /// The VERSION the phone sent (1-3; below 3 it can only be asked for RSA, KEY_SIZE only).
     pub version: u8,
-    /// REASON (phones send 1; meaning unknown, spec 5.1).
-    pub reason: Option<Reason>,
-    /// PASSWORD: the authentication string (empty is what capfc sends for none).
-    pub password: Option<String>,
-    /// CERTIFICATE: the LSC or MIC the phone authenticates with.
-    pub certificate: Option<Certificate>,
-    /// SIGNED_DATA: SHA-1 signature over [`Authentication::signed_content`] (spec 6.2).
-    pub signed_data: Option<Vec<u8>>,
-    /// SHA2_SIGNED_DATA: hash id and signature over the same content (spec 6.3).
-    pub sha2_signed_data: Option<Sha2SignedData<'static>>,
-    /// SUDI_DATA: the SUDI certificate and its two signatures over
-    /// [`Authentication::sudi_signed_content`] (spec 6.4).
-    pub sudi_data: Option<SudiData<'static>>,
+    response: AuthResponse<'static>,
 }
 
 impl Authentication {
-    pub(crate) fn from_message(session_id: u32, version: u8, m: &AuthResponse<'_>) -> Self {
-        Authentication {
+    /// The phone's AUTH_RESPONSE in the session `session_id`, whose VERSION the session
+    /// accepted as `version`.
+    ///
+    /// # Errors
+    /// [`capf_wire::Error::InvalidDeviceName`] for a DEVICE_NAME no device can have.
+    pub(crate) fn from_message(
+        session_id: u32,
+        version: u8,
+        m: &AuthResponse<'_>,
+    ) -> Result<Self, capf_wire::Error> {
+        Ok(Authentication {
             session_id,
-            device_name: m.device_name().to_owned(),
+            device_name: DeviceName::new(m.device_name())?,
             version,
-            reason: m.reason(),
-            password: m.password().map(str::to_owned),
-            certificate: m.certificate().map(Certificate::from_value),
-            signed_data: m.signed_data().map(<[u8]>::to_vec),
-            sha2_signed_data: m
-                .sha2_signed_data()
-                .cloned()
-                .map(Sha2SignedData::into_owned),
-            sudi_data: m.sudi_data().cloned().map(SudiData::into_owned),
-        }
+            response: m.clone().into_owned(),
+        })
     }
 
-    /// What SIGNED_DATA and SHA2_SIGNED_DATA sign (spec 6.1): the device name, its NUL, then the
-    /// DER of the certificate in CERTIFICATE. `None` without a certificate.
+    /// The AUTH_RESPONSE as received: every element of the proof.
+    pub fn response(&self) -> &AuthResponse<'static> {
+        &self.response
+    }
+
+    /// REASON (phones send 1; meaning unknown, spec 5.1).
+    pub fn reason(&self) -> Option<Reason> {
+        self.response.reason()
+    }
+
+    /// PASSWORD: the authentication string (empty is what capfc sends for none).
+    pub fn password(&self) -> Option<&str> {
+        self.response.password()
+    }
+
+    /// CERTIFICATE: the LSC or MIC the phone authenticates with.
+    pub fn certificate(&self) -> Option<&CertificateValue<'static>> {
+        self.response.certificate()
+    }
+
+    /// SIGNED_DATA: SHA-1 signature over [`Authentication::signed_content`] (spec 6.2).
+    pub fn signed_data(&self) -> Option<&[u8]> {
+        self.response.signed_data()
+    }
+
+    /// SHA2_SIGNED_DATA: hash id and signature over the same content (spec 6.3).
+    pub fn sha2_signed_data(&self) -> Option<&Sha2SignedData<'static>> {
+        self.response.sha2_signed_data()
+    }
+
+    /// SUDI_DATA: the SUDI certificate and its two signatures over
+    /// [`Authentication::sudi_signed_content`] (spec 6.4).
+    pub fn sudi_data(&self) -> Option<&SudiData<'static>> {
+        self.response.sudi_data()
+    }
+
+    /// Whether this client can be asked for an EC key (spec 8.11: VERSION 3 only): what a key
+    /// policy needs to choose the key for [`crate::Decision::Install`].
+    pub fn can_request_ec(&self) -> bool {
+        key_request_for_version(KeyRequest::Ec(Curve::SECP256R1), self.version).is_ok()
+    }
+
+    /// What SIGNED_DATA and SHA2_SIGNED_DATA sign (spec 6.1): capf-wire's
+    /// [`capf_wire::auth_signed_content`] over the device name and CERTIFICATE. `None` without a
+    /// certificate.
     pub fn signed_content(&self) -> Option<Vec<u8>> {
-        let cert = self.certificate.as_ref()?;
-        let mut blob = Vec::with_capacity(self.device_name.len() + 1 + cert.der.len());
-        blob.extend_from_slice(self.device_name.as_bytes());
-        blob.push(0);
-        blob.extend_from_slice(&cert.der);
-        Some(blob)
+        let cert = self.certificate()?;
+        Some(capf_wire::auth_signed_content(
+            &self.device_name,
+            cert.der(),
+        ))
     }
 
-    /// What the SUDI signatures sign (spec 6.4): this session's id, **little-endian**, then the
-    /// SUDI certificate DER. Built from the id the server assigned, never from the phone's
-    /// message. `None` without SUDI_DATA.
+    /// What the SUDI signatures sign (spec 6.4): capf-wire's [`capf_wire::sudi_signed_content`]
+    /// over the id the server assigned (never the phone's message's) and the SUDI certificate.
+    /// `None` without SUDI_DATA.
     pub fn sudi_signed_content(&self) -> Option<Vec<u8>> {
-        let sudi = self.sudi_data.as_ref()?;
-        let der = sudi.certificate().data;
-        let mut blob = Vec::with_capacity(4 + der.len());
-        blob.extend_from_slice(&self.session_id.to_le_bytes());
-        blob.extend_from_slice(der);
-        Some(blob)
+        let sudi = self.sudi_data()?;
+        Some(capf_wire::sudi_signed_content(
+            self.session_id,
+            sudi.certificate().data,
+        ))
     }
 }
 
 impl fmt::Debug for Authentication {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The authentication string is a secret: log only whether one was sent.
-        let password = self.password.as_ref().map(|p| {
+        let password = self.password().map(|p| {
             if p.is_empty() {
                 "<empty>"
             } else {
@@ -244,15 +242,20 @@ impl fmt::Debug for Authentication {
             .field("session_id", &self.session_id)
             .field("device_name", &self.device_name)
             .field("version", &self.version)
-            .field("reason", &self.reason)
+            .field("reason", &self.reason())
             .field("password", &password)
-            .field("certificate", &self.certificate)
-            .field("signed_data_len", &self.signed_data.as_ref().map(Vec::len))
+            .field(
+                "certificate",
+                &self
+                    .certificate()
+                    .map(|c| (c.certificate_type(), c.der().len())),
+            )
+            .field("signed_data_len", &self.signed_data().map(<[u8]>::len))
             .field(
                 "sha2_signed_data",
-                &self.sha2_signed_data.as_ref().map(|s| s.hash_algorithm()),
+                &self.sha2_signed_data().map(Sha2SignedData::hash_algorithm),
             )
-            .field("sudi_data", &self.sudi_data.is_some())
+            .field("sudi_data", &self.sudi_data().is_some())
             .finish()
     }
 }
@@ -265,7 +268,7 @@ mod tests {
     fn missing_key_type_reads_as_rsa_key_size_only() {
         let m = KeyGenRequest::rsa_key_size_only(2048);
         assert_eq!(
-            KeyRequest::from_message(&m).unwrap(),
+            read_key_request(&m).unwrap(),
             KeyRequest::RsaKeySizeOnly(2048)
         );
         assert_eq!(KeyRequest::RsaKeySizeOnly(2048).key_type(), KeyType::RSA);
@@ -278,23 +281,21 @@ mod tests {
             KeyRequest::Ec(Curve::SECP384R1),
             KeyRequest::RsaKeySizeOnly(1024),
         ] {
-            assert_eq!(KeyRequest::from_message(&k.to_message()).unwrap(), k);
+            assert_eq!(read_key_request(&k.to_message()).unwrap(), k);
         }
     }
 
     #[test]
     fn signed_content_is_name_nul_der_and_sudi_content_is_little_endian_id() {
-        let auth = Authentication {
-            session_id: 0x0001_2345,
-            device_name: "SEP001A2B3C4D5E".into(),
-            version: 3,
-            reason: None,
-            password: Some("123456".into()),
-            certificate: Some(Certificate::lsc(vec![0x30, 0x03, 1, 2, 3])),
-            signed_data: None,
-            sha2_signed_data: None,
-            sudi_data: Some(SudiData::new(&[0x30, 0x00], &[1], &[2]).unwrap()),
-        };
+        let response = AuthResponse::new("SEP001A2B3C4D5E", 3)
+            .unwrap()
+            .with_password("123456")
+            .unwrap()
+            .with_certificate(CertificateValue::lsc(vec![0x30, 0x03, 1, 2, 3]).unwrap())
+            .unwrap()
+            .with_sudi_data(SudiData::new(&[0x30, 0x00], &[1], &[2]).unwrap())
+            .unwrap();
+        let auth = Authentication::from_message(0x0001_2345, 3, &response).unwrap();
         assert_eq!(
             auth.signed_content().unwrap(),
             b"SEP001A2B3C4D5E\0\x30\x03\x01\x02\x03"

@@ -85,11 +85,12 @@ pub enum Error {
         /// The value, as text.
         value: String,
     },
-    /// A device name that cannot be registered (capf-lsc's device-name rules).
+    /// A device name that cannot be registered (the device-name rules of
+    /// [`capf_lsc::DeviceName`]).
     #[error("cannot register the device: {source}")]
     InvalidDeviceName {
-        /// capf-lsc's error, which names the device and the rule.
-        source: capf_lsc::Error,
+        /// The device-name error, which names the device and the rule.
+        source: capf_wire::Error,
     },
     /// A device with this name (compared case-insensitively) is already registered.
     #[error("device {name} is already registered")]

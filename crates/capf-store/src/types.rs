@@ -447,18 +447,9 @@ impl fmt::Display for LscState {
     }
 }
 
-/// An LSC the CAPF server has just signed and sent to a phone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedLsc {
-    /// The certificate's serial number: the content bytes of its DER INTEGER.
-    pub serial: Vec<u8>,
-    /// The certificate, DER.
-    pub der: Vec<u8>,
-    /// Its notBefore.
-    pub not_before: SystemTime,
-    /// Its notAfter.
-    pub not_after: SystemTime,
-}
+/// An LSC the CAPF server has just signed and sent to a phone: capf-lsc's, as capf-ca issued
+/// it.
+pub use capf_lsc::IssuedLsc;
 
 /// An LSC the store knows about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -488,15 +479,7 @@ impl LscRecord {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub(crate) use capf_lsc::hex;
 
 /// The certificate a phone sent back in a Troubleshoot (Fetch) operation.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 
-use crate::TrustError;
+use crate::Error;
 
 /// Most certificates one upload may carry; a CA chain is a handful, so more is a mistake.
 pub const MAX_BUNDLE_CERTIFICATES: usize = 64;
@@ -39,11 +39,11 @@ impl fmt::Display for Fingerprint {
 }
 
 impl FromStr for Fingerprint {
-    type Err = TrustError;
+    type Err = Error;
 
     /// 64 hex digits, optionally separated by `:` (as `openssl x509 -fingerprint` prints).
-    fn from_str(s: &str) -> Result<Self, TrustError> {
-        let err = || TrustError::InvalidFingerprint { text: s.to_owned() };
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let err = || Error::InvalidFingerprint { text: s.to_owned() };
         let hex: Vec<u8> = s.bytes().filter(|b| *b != b':').collect();
         if hex.len() != 64 {
             return Err(err());
@@ -75,11 +75,11 @@ impl Eq for Cert {}
 
 impl Cert {
     /// Parses one DER-encoded certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, TrustError> {
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
         if der.len() > MAX_CERTIFICATE_LEN {
-            return Err(TrustError::CertificateTooLarge { len: der.len() });
+            return Err(Error::CertificateTooLarge { len: der.len() });
         }
-        let cert = Certificate::from_der(der).map_err(TrustError::CertificateDer)?;
+        let cert = Certificate::from_der(der).map_err(Error::CertificateDer)?;
         Ok(Self {
             cert,
             der: der.to_vec(),
@@ -88,8 +88,8 @@ impl Cert {
     }
 
     /// Wraps an already parsed certificate.
-    pub fn from_certificate(cert: Certificate) -> Result<Self, TrustError> {
-        let der = cert.to_der().map_err(TrustError::CertificateDer)?;
+    pub fn from_certificate(cert: Certificate) -> Result<Self, Error> {
+        let der = cert.to_der().map_err(Error::CertificateDer)?;
         let fingerprint = Fingerprint::of(&der);
         Ok(Self {
             cert,
@@ -99,10 +99,10 @@ impl Cert {
     }
 
     /// Parses one PEM `CERTIFICATE` block.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, TrustError> {
-        let (label, der) = der::pem::decode_vec(pem).map_err(TrustError::Pem)?;
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let (label, der) = der::pem::decode_vec(pem).map_err(Error::Pem)?;
         if label != "CERTIFICATE" {
-            return Err(TrustError::NotACertificate {
+            return Err(Error::NotACertificate {
                 label: label.to_owned(),
             });
         }
@@ -174,24 +174,24 @@ impl Cert {
     }
 
     /// The BasicConstraints extension, if present.
-    pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, TrustError> {
+    pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, Error> {
         self.cert
             .tbs_certificate()
             .get_extension::<BasicConstraints>()
             .map(|found| found.map(|(_, v)| v))
-            .map_err(|source| TrustError::Extension {
+            .map_err(|source| Error::Extension {
                 extension: "BasicConstraints",
                 source,
             })
     }
 
     /// The KeyUsage extension, if present.
-    pub fn key_usage(&self) -> Result<Option<KeyUsage>, TrustError> {
+    pub fn key_usage(&self) -> Result<Option<KeyUsage>, Error> {
         self.cert
             .tbs_certificate()
             .get_extension::<KeyUsage>()
             .map(|found| found.map(|(_, v)| v))
-            .map_err(|source| TrustError::Extension {
+            .map_err(|source| Error::Extension {
                 extension: "KeyUsage",
                 source,
             })
@@ -203,9 +203,9 @@ impl Cert {
     }
 
     /// The certificate as a PEM `CERTIFICATE` block.
-    pub fn to_pem(&self) -> Result<String, TrustError> {
+    pub fn to_pem(&self) -> Result<String, Error> {
         der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.der)
-            .map_err(TrustError::Pem)
+            .map_err(Error::Pem)
     }
 }
 
@@ -221,7 +221,7 @@ pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
 /// between blocks, such as openssl's `subject=` lines, is allowed), or one DER certificate.
 /// Returns one result per certificate found, in order, so one bad block does not hide the
 /// others; a PEM block of another kind (a private key, say) is an error, not skipped.
-pub fn parse_bundle(input: &[u8]) -> Result<Vec<Result<Cert, TrustError>>, TrustError> {
+pub fn parse_bundle(input: &[u8]) -> Result<Vec<Result<Cert, Error>>, Error> {
     if input.first() == Some(&0x30) {
         return Ok(vec![Cert::from_der(input)]);
     }
@@ -233,7 +233,7 @@ pub fn parse_bundle(input: &[u8]) -> Result<Vec<Result<Cert, TrustError>>, Trust
         let block = &rest[start..];
         // The block runs to the end of its "-----END ...-----" line.
         let Some(end) = find(block, END) else {
-            out.push(Err(TrustError::UnterminatedPem { index: out.len() }));
+            out.push(Err(Error::UnterminatedPem { index: out.len() }));
             break;
         };
         let after_end = &block[end + END.len()..];
@@ -241,14 +241,14 @@ pub fn parse_bundle(input: &[u8]) -> Result<Vec<Result<Cert, TrustError>>, Trust
         let len = end + END.len() + line_end;
         out.push(Cert::from_pem(&block[..len]));
         if out.len() > MAX_BUNDLE_CERTIFICATES {
-            return Err(TrustError::TooManyCertificates {
+            return Err(Error::TooManyCertificates {
                 max: MAX_BUNDLE_CERTIFICATES,
             });
         }
         rest = &block[len..];
     }
     if out.is_empty() {
-        return Err(TrustError::NoCertificate);
+        return Err(Error::NoCertificate);
     }
     Ok(out)
 }
@@ -279,11 +279,8 @@ mod tests {
 
     #[test]
     fn rejects_input_without_certificate() {
-        assert!(matches!(
-            parse_bundle(b"hello"),
-            Err(TrustError::NoCertificate)
-        ));
-        assert!(matches!(parse_bundle(b""), Err(TrustError::NoCertificate)));
+        assert!(matches!(parse_bundle(b"hello"), Err(Error::NoCertificate)));
+        assert!(matches!(parse_bundle(b""), Err(Error::NoCertificate)));
     }
 
     #[test]
@@ -291,16 +288,13 @@ mod tests {
         let input = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nAAAA";
         let got = parse_bundle(input).unwrap();
         assert_eq!(got.len(), 2);
-        assert!(matches!(got[0], Err(TrustError::NotACertificate { .. })));
-        assert!(matches!(
-            got[1],
-            Err(TrustError::UnterminatedPem { index: 1 })
-        ));
+        assert!(matches!(got[0], Err(Error::NotACertificate { .. })));
+        assert!(matches!(got[1], Err(Error::UnterminatedPem { index: 1 })));
     }
 
     #[test]
     fn reports_garbage_der() {
         let got = parse_bundle(&[0x30, 0x03, 0x02, 0x01]).unwrap();
-        assert!(matches!(got[0], Err(TrustError::CertificateDer(_))));
+        assert!(matches!(got[0], Err(Error::CertificateDer(_))));
     }
 }

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::rules::{contains_reserved_capf_name, show_time};
+use capf_lsc::format_time;
+
+use crate::rules::contains_reserved_capf_name;
 use crate::{Cert, Fingerprint, Purpose, TrustStore};
 
 /// Longest chain followed (leaf, intermediates, anchor). LSC and MIC chains have 2-4
@@ -95,13 +97,17 @@ impl fmt::Display for ChainFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Expired { subject, not_after } => {
-                write!(f, "{subject}: expired at {}", show_time(*not_after))
+                write!(f, "{subject}: expired at {}", format_time(*not_after))
             }
             Self::NotYetValid {
                 subject,
                 not_before,
             } => {
-                write!(f, "{subject}: not valid before {}", show_time(*not_before))
+                write!(
+                    f,
+                    "{subject}: not valid before {}",
+                    format_time(*not_before)
+                )
             }
             Self::IssuedByUntrustedCapf { subject, issuer } => write!(
                 f,

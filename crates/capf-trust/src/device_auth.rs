@@ -91,6 +91,10 @@ pub struct DeviceProof<'a> {
 
 impl<'a> DeviceProof<'a> {
     /// The proof in an AUTH_RESPONSE of the session `session_id` (the id the server assigned).
+    ///
+    /// The one constructor: the server (over capf-session's `Authentication::response`), the
+    /// fuzz target, the bench and the tests all read the proof through it, so the path that is
+    /// fuzzed is the path that ships.
     pub fn from_auth_response(session_id: u32, response: &'a capf_wire::AuthResponse<'_>) -> Self {
         DeviceProof {
             device_name: response.device_name(),
@@ -322,11 +326,7 @@ pub fn authenticate_device(
             common_name,
         });
     }
-    // Spec 6.1: the device name, its NUL, then the certificate DER.
-    let mut blob = Vec::with_capacity(proof.device_name.len() + 1 + der.len());
-    blob.extend_from_slice(proof.device_name.as_bytes());
-    blob.push(0);
-    blob.extend_from_slice(der);
+    let blob = capf_wire::auth_signed_content(proof.device_name, der);
     let first = verify(&cert, AuthDigest::Sha1, &blob, signed, "SIGNED_DATA")?;
     let second = verify(&cert, AuthDigest::Sha512, &blob, sha2, "SHA2_SIGNED_DATA")?;
     let mut digest_info_used = [first, second].contains(&AuthSignatureForm::DigestInfo);
@@ -369,9 +369,7 @@ fn verify_sudi(
     if let ChainVerdict::Untrusted(why) = store.verify(&Purpose::CAPF_TRUST_SUDI, &cert, &[], now) {
         return Err(DeviceAuthFailure::SudiUntrusted(Box::new(why)));
     }
-    let mut blob = Vec::with_capacity(4 + sudi.certificate.len());
-    blob.extend_from_slice(&session_id.to_le_bytes());
-    blob.extend_from_slice(sudi.certificate);
+    let blob = capf_wire::sudi_signed_content(session_id, sudi.certificate);
     let a = verify(
         &cert,
         AuthDigest::Sha1,

@@ -4,7 +4,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Cert, Fingerprint, Purpose, Release, TrustError, TrustStore};
+use crate::{Cert, Error, Fingerprint, Purpose, Release, TrustStore};
 
 /// A trust store directory: one subdirectory per purpose, one PEM file per certificate named
 /// by its SHA-256 fingerprint. Writes are atomic (temporary file, fsync, rename, fsync of the
@@ -20,7 +20,7 @@ pub struct BadFile {
     /// The file (or directory).
     pub path: PathBuf,
     /// What is wrong with it.
-    pub error: TrustError,
+    pub error: Error,
 }
 
 /// What [`StoreDir::load`] found.
@@ -53,9 +53,9 @@ impl StoreDir {
     }
 
     /// Writes one certificate atomically; returns its path.
-    pub fn save(&self, purpose: &Purpose, cert: &Cert) -> Result<PathBuf, TrustError> {
+    pub fn save(&self, purpose: &Purpose, cert: &Cert) -> Result<PathBuf, Error> {
         let dir = self.root.join(purpose.as_str());
-        fs::create_dir_all(&dir).map_err(|source| TrustError::Io {
+        fs::create_dir_all(&dir).map_err(|source| Error::Io {
             path: dir.clone(),
             source,
         })?;
@@ -64,7 +64,7 @@ impl StoreDir {
         let pem = cert.to_pem()?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| TrustError::Io { path, source }
+            move |source| Error::Io { path, source }
         };
         {
             let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
@@ -80,12 +80,12 @@ impl StoreDir {
     }
 
     /// Deletes one certificate's file; returns false if it was not there.
-    pub fn delete(&self, purpose: &Purpose, fingerprint: Fingerprint) -> Result<bool, TrustError> {
+    pub fn delete(&self, purpose: &Purpose, fingerprint: Fingerprint) -> Result<bool, Error> {
         let path = self.path_of(purpose, fingerprint);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(TrustError::Io { path, source }),
+            Err(source) => Err(Error::Io { path, source }),
         }
     }
 
@@ -93,7 +93,7 @@ impl StoreDir {
     /// one file, a name that is not the certificate's fingerprint, a left-over temporary file,
     /// a stray file or directory). A missing directory is an empty store. Fails only when the
     /// directory itself cannot be read.
-    pub fn load(&self, release: Release) -> Result<LoadedStore, TrustError> {
+    pub fn load(&self, release: Release) -> Result<LoadedStore, Error> {
         let mut store = TrustStore::new(release);
         let mut bad_files = Vec::new();
         let top = match fs::read_dir(&self.root) {
@@ -102,7 +102,7 @@ impl StoreDir {
                 return Ok(LoadedStore { store, bad_files });
             }
             Err(source) => {
-                return Err(TrustError::Io {
+                return Err(Error::Io {
                     path: self.root.clone(),
                     source,
                 });
@@ -117,7 +117,7 @@ impl StoreDir {
             if !path.is_dir() {
                 bad_files.push(BadFile {
                     path,
-                    error: TrustError::StrayFile,
+                    error: Error::StrayFile,
                 });
                 continue;
             }
@@ -125,13 +125,13 @@ impl StoreDir {
                 Ok(p) if p.as_str() == name => p,
                 Ok(_) | Err(_) => {
                     bad_files.push(BadFile {
-                        error: TrustError::InvalidPurpose { name },
+                        error: Error::InvalidPurpose { name },
                         path,
                     });
                     continue;
                 }
             };
-            let files = fs::read_dir(&path).map_err(|source| TrustError::Io {
+            let files = fs::read_dir(&path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
             })?;
@@ -145,10 +145,10 @@ impl StoreDir {
     }
 }
 
-fn sorted(rd: fs::ReadDir, dir: &Path) -> Result<Vec<PathBuf>, TrustError> {
+fn sorted(rd: fs::ReadDir, dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for entry in rd {
-        let entry = entry.map_err(|source| TrustError::Io {
+        let entry = entry.map_err(|source| Error::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -158,38 +158,38 @@ fn sorted(rd: fs::ReadDir, dir: &Path) -> Result<Vec<PathBuf>, TrustError> {
     Ok(out)
 }
 
-fn load_file(store: &mut TrustStore, purpose: &Purpose, path: &Path) -> Result<(), TrustError> {
+fn load_file(store: &mut TrustStore, purpose: &Purpose, path: &Path) -> Result<(), Error> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.ends_with(TMP_SUFFIX) {
-        return Err(TrustError::LeftoverTemporaryFile);
+        return Err(Error::LeftoverTemporaryFile);
     }
     let Some(stem) = name.strip_suffix(".pem") else {
-        return Err(TrustError::StrayFile);
+        return Err(Error::StrayFile);
     };
     if path.is_dir() {
-        return Err(TrustError::StrayFile);
+        return Err(Error::StrayFile);
     }
-    let bytes = fs::read(path).map_err(|source| TrustError::Io {
+    let bytes = fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut certs = crate::cert::parse_bundle(&bytes)?;
     if certs.len() != 1 {
-        return Err(TrustError::NotOneCertificate { found: certs.len() });
+        return Err(Error::NotOneCertificate { found: certs.len() });
     }
     // invariant: exactly one element, checked above.
     let cert = certs.remove(0)?;
     let expected = cert.fingerprint();
     if stem != expected.to_string() {
-        return Err(TrustError::FileNameMismatch {
+        return Err(Error::FileNameMismatch {
             fingerprint: expected,
         });
     }
     if !store.insert_unchecked(purpose, cert) {
-        return Err(TrustError::DuplicateFile);
+        return Err(Error::DuplicateFile);
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub use store::{Ignored, IgnoredReason, TrustStore, UploadReport};
 /// Everything that can go wrong in capf-trust, with what and where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TrustError {
+pub enum Error {
     /// A purpose name that cannot name a store directory.
     #[error("invalid certificate purpose {name:?} (1-64 ASCII letters, digits, '-', '_', '.')")]
     InvalidPurpose {
@@ -91,7 +91,7 @@ pub enum TrustError {
         index: usize,
         /// Why.
         #[source]
-        source: Box<TrustError>,
+        source: Box<Error>,
     },
     /// An extension that is malformed or repeated.
     #[error("the {extension} extension is malformed or repeated")]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::TrustError;
+use crate::Error;
 
 /// A trust store's purpose, as Cisco Unified OS Administration names it ("CAPF-trust",
 /// "CallManager-trust", ...). An open set: unknown purposes are kept, so a store written by a
@@ -56,7 +56,7 @@ impl Purpose {
 
     /// Parses a purpose name. It must be 1-64 characters of ASCII letters, digits, `-`, `_`
     /// and `.`, not starting with `.`, because it names a directory of the store.
-    pub fn new(name: &str) -> Result<Self, TrustError> {
+    pub fn new(name: &str) -> Result<Self, Error> {
         let valid = !name.is_empty()
             && name.len() <= Self::MAX_LEN
             && !name.starts_with('.')
@@ -64,7 +64,7 @@ impl Purpose {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !valid {
-            return Err(TrustError::InvalidPurpose {
+            return Err(Error::InvalidPurpose {
                 name: name.to_owned(),
             });
         }
@@ -89,9 +89,9 @@ impl fmt::Display for Purpose {
 }
 
 impl FromStr for Purpose {
-    type Err = TrustError;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, TrustError> {
+    fn from_str(s: &str) -> Result<Self, Error> {
         Self::new(s)
     }
 }
@@ -121,7 +121,7 @@ mod tests {
     fn rejects_path_like_purpose() {
         for bad in ["", "../x", ".hidden", "a/b", "a b", &"x".repeat(65)] {
             assert!(
-                matches!(Purpose::new(bad), Err(TrustError::InvalidPurpose { .. })),
+                matches!(Purpose::new(bad), Err(Error::InvalidPurpose { .. })),
                 "{bad}"
             );
         }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::TrustError;
+use crate::Error;
 
 /// A Unified Communications Manager release such as 12.5SU7, 14SU2 or 15. Ordered, so rules
 /// can say "from 14SU2 on". A store configured for a release before a rule warns instead of
@@ -50,11 +50,11 @@ impl fmt::Display for Release {
 }
 
 impl FromStr for Release {
-    type Err = TrustError;
+    type Err = Error;
 
     /// Parses `14`, `14SU2`, `14 SU 3`, `12.5SU7` (SU in any case).
-    fn from_str(s: &str) -> Result<Self, TrustError> {
-        let err = || TrustError::InvalidRelease { text: s.to_owned() };
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let err = || Error::InvalidRelease { text: s.to_owned() };
         let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let upper = compact.to_ascii_uppercase();
         let (version, su) = match upper.split_once("SU") {

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::{Cert, Fingerprint, Purpose, Release, TrustError};
+use capf_lsc::format_time;
+
+use crate::{Cert, Error, Fingerprint, Purpose, Release};
 
 /// The dashes a copy-paste turns "CAPF-" into: U+2010 hyphen, U+2011 non-breaking hyphen,
 /// U+2012 figure dash, U+2013 en dash, U+2014 em dash, U+2015 horizontal bar, U+2212 minus
@@ -153,9 +155,9 @@ impl fmt::Display for Rule {
                 write!(f, "the {extension} extension is malformed or repeated")
             }
             Self::Duplicate => f.write_str("already in this trust store"),
-            Self::Expired { not_after } => write!(f, "expired at {}", show_time(*not_after)),
+            Self::Expired { not_after } => write!(f, "expired at {}", format_time(*not_after)),
             Self::NotYetValid { not_before } => {
-                write!(f, "not valid before {}", show_time(*not_before))
+                write!(f, "not valid before {}", format_time(*not_before))
             }
             Self::CapfProfile(problem) => write!(f, "CAPF certificate profile: {problem}"),
             Self::NotCapfName { common_name } => write!(
@@ -164,14 +166,6 @@ impl fmt::Display for Rule {
                 common_name.as_deref().unwrap_or("")
             ),
         }
-    }
-}
-
-/// An RFC 3339 rendering of a time, for messages.
-pub(crate) fn show_time(t: SystemTime) -> String {
-    match der::DateTime::from_system_time(t) {
-        Ok(dt) => dt.to_string(),
-        Err(_) => format!("{t:?}"),
     }
 }
 
@@ -442,7 +436,7 @@ pub(crate) fn check_capf(
     cert: &Cert,
     ctx: UploadContext<'_>,
     duplicate: bool,
-) -> Result<CertVerdict, TrustError> {
+) -> Result<CertVerdict, Error> {
     let mut reject = Vec::new();
     let mut warn = Vec::new();
     if duplicate {

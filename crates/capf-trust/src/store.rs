@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::rules::{self, CertVerdict, UploadContext};
-use crate::{Cert, Fingerprint, Purpose, Release, TrustError};
+use crate::{Cert, Error, Fingerprint, Purpose, Release};
 
 /// Trust stores by purpose, in the shape of rustls' `RootCertStore`: [`add`](Self::add),
 /// [`add_parsable_certificates`](Self::add_parsable_certificates), [`iter`](Self::iter),
@@ -44,7 +44,7 @@ impl UploadReport {
 #[non_exhaustive]
 pub enum IgnoredReason {
     /// It did not parse.
-    Unparsable(TrustError),
+    Unparsable(Error),
     /// A rule rejected it.
     Rejected(rules::Rule),
 }
@@ -120,10 +120,10 @@ impl TrustStore {
         purpose: &Purpose,
         input: &[u8],
         now: SystemTime,
-    ) -> Result<UploadReport, TrustError> {
+    ) -> Result<UploadReport, Error> {
         let mut bundle = Vec::new();
         for (index, parsed) in crate::cert::parse_bundle(input)?.into_iter().enumerate() {
-            bundle.push(parsed.map_err(|source| TrustError::InBundle {
+            bundle.push(parsed.map_err(|source| Error::InBundle {
                 index,
                 source: Box::new(source),
             })?);
@@ -180,7 +180,7 @@ impl TrustStore {
         purpose: &Purpose,
         cert: Cert,
         now: SystemTime,
-    ) -> Result<CertVerdict, TrustError> {
+    ) -> Result<CertVerdict, Error> {
         let ctx = UploadContext {
             purpose,
             release: self.release,

@@ -4,9 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use capf_trust::{
-    Cert, CertRole, ChainFailure, ChainVerdict, IgnoredReason, Purpose, Release, Rule, Scenario,
-    ScenarioCertificate, StoreDir, TrustError, TrustStore, Verdict, mic_root_advice,
-    upload_scenario,
+    Cert, CertRole, ChainFailure, ChainVerdict, Error, IgnoredReason, Purpose, Release, Rule,
+    Scenario, ScenarioCertificate, StoreDir, TrustStore, Verdict, mic_root_advice, upload_scenario,
 };
 
 /// 2027-01-15: inside every fixture's validity (generated 2026-11-25, 3650 days).
@@ -255,10 +254,7 @@ fn upload_pem_names_the_bad_block_and_stores_nothing() {
     let err = s
         .upload_pem(&Purpose::CAPF_TRUST, &input, now())
         .unwrap_err();
-    assert!(
-        matches!(err, TrustError::InBundle { index: 1, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::InBundle { index: 1, .. }), "{err:?}");
     assert!(s.is_empty());
 }
 
@@ -667,12 +663,12 @@ fn store_directory_reports_every_bad_file() {
         .bad_files
         .iter()
         .map(|b| match b.error {
-            TrustError::NoCertificate => "none".into(),
-            TrustError::FileNameMismatch { .. } => "name".into(),
-            TrustError::LeftoverTemporaryFile => "tmp".into(),
-            TrustError::StrayFile => "stray".into(),
-            TrustError::NotOneCertificate { found: 2 } => "two".into(),
-            TrustError::InvalidPurpose { .. } => "purpose".into(),
+            Error::NoCertificate => "none".into(),
+            Error::FileNameMismatch { .. } => "name".into(),
+            Error::LeftoverTemporaryFile => "tmp".into(),
+            Error::StrayFile => "stray".into(),
+            Error::NotOneCertificate { found: 2 } => "two".into(),
+            Error::InvalidPurpose { .. } => "purpose".into(),
             ref other => format!("{other:?}"),
         })
         .collect();

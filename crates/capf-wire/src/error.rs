@@ -1,6 +1,9 @@
 //! The decode error, its layer, and what a server does about it (spec section 9.3).
 
+use alloc::string::String;
+
 use crate::codes::{Command, Reason, Tag};
+use crate::device_name::DeviceNameError;
 use crate::frame::{HEADER_LEN, MAX_MESSAGE_LEN};
 
 /// Everything that can go wrong decoding or building a CAPF message.
@@ -232,6 +235,15 @@ pub enum Error {
         /// The value's length.
         len: usize,
     },
+    /// A name that is not a device name UCM allows (see [`crate::DeviceName`]): no device can
+    /// be registered under it.
+    #[error("invalid device name \"{name}\": {reason}")]
+    InvalidDeviceName {
+        /// The name, escaped for display.
+        name: String,
+        /// Why.
+        reason: DeviceNameError,
+    },
 }
 
 /// The decoding layer an error belongs to, named as the vectors' `error_layer` field names them
@@ -313,7 +325,8 @@ impl Error {
             | Error::CertificateInnerLength { .. }
             | Error::NestedLength { .. }
             | Error::TrailingValueBytes { .. }
-            | Error::ValueTooLarge { .. } => Layer::Value,
+            | Error::ValueTooLarge { .. }
+            | Error::InvalidDeviceName { .. } => Layer::Value,
         }
     }
 
@@ -353,18 +366,22 @@ impl Error {
             Error::TruncatedHeader { .. }
             | Error::TrailingBytes { .. }
             | Error::MissingElement { .. }
-            | Error::ValueTooLarge { .. } => None,
+            | Error::ValueTooLarge { .. }
+            | Error::InvalidDeviceName { .. } => None,
         }
     }
 
-    /// What a server does about this error (spec 9.3): END_SESSION 7 when the framing is intact,
-    /// a silent close when it is broken. The one place decode errors map to END_SESSION reasons.
+    /// What a server does about this error (spec 9.3): END_SESSION 7 when the framing is intact
+    /// (9 for a device name no device can have), a silent close when it is broken. The one place decode errors map to END_SESSION reasons.
     pub const fn server_action(&self, policy: ErrorPolicy) -> ServerAction {
         match self {
             Error::BadProtocolId { .. } if !policy.end_session_on_bad_protocol_id => {
                 ServerAction::Close
             }
             _ if self.is_framing_broken() => ServerAction::Close,
+            // No device can have this name: the answer to an unknown device (spec 7 step 4;
+            // phones depend on getting 9).
+            Error::InvalidDeviceName { .. } => ServerAction::EndSession(Reason::UNKNOWN_DEVICE),
             _ => ServerAction::EndSession(Reason::INVALID_ELEMENT),
         }
     }

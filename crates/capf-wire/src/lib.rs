@@ -6,24 +6,30 @@ extern crate alloc;
 
 mod codes;
 mod deframer;
+mod device_name;
 mod error;
 mod frame;
+mod key_request;
 mod message;
+mod signed_content;
 mod tlv;
 mod value;
 
 pub use codes::{AuthType, CertificateType, Command, Curve, HashAlgorithm, KeyType, Reason, Tag};
 pub use deframer::Deframer;
+pub use device_name::{DeviceName, DeviceNameError, DeviceNameKind};
 pub use error::{Error, ErrorPolicy, Layer, ServerAction};
 pub use frame::{
     Frame, HEADER_LEN, Header, MAX_BODY_LEN, MAX_MESSAGE_LEN, PROTOCOL_ID, Strictness,
 };
+pub use key_request::KeyRequest;
 pub use message::{
     AuthRequest, AuthResponse, DeleteCertificateRequest, DeleteCertificateResponse, EndSession,
     FetchCertificateRequest, FetchCertificateResponse, KeyGenRequest, KeyGenResponse, Message,
     PHONE_ORDER, Payload, RawMessage, RequestInProgress, SERVER_ORDER, StoreCertificateRequest,
     StoreCertificateResponse,
 };
+pub use signed_content::{auth_signed_content, sudi_signed_content};
 pub use tlv::{ELEMENT_HEADER_LEN, ElementOrder, Elements, MAX_ELEMENTS, RawElement, TagSet};
 pub use value::{
     CERTIFICATE_HEADER_LEN, CertificateValue, MAX_DEVICE_NAME_LEN, MAX_PASSWORD_LEN,

@@ -276,7 +276,7 @@ fn jabber_vector_reaches_the_application_with_version_2_and_cannot_get_ec() {
     let Some(ServerEvent::Authenticate(auth)) = server.poll_event() else {
         panic!("no Authenticate")
     };
-    assert_eq!((auth.version, auth.password.as_deref()), (2, None));
+    assert_eq!((auth.version, auth.password()), (2, None));
     assert_eq!(
         server.decide(now, Decision::Install(KeyRequest::Ec(Curve::SECP256R1))),
         Err(Error::EcKeyNeedsVersion3 { version: 2 })

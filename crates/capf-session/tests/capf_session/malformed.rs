@@ -181,7 +181,7 @@ fn semantic_vectors_reach_the_application_which_refuses_them() {
             panic!("{}", v["name"])
         };
         assert_eq!(
-            auth.sha2_signed_data.as_ref().unwrap().hash_algorithm(),
+            auth.sha2_signed_data().unwrap().hash_algorithm(),
             HashAlgorithm::SHA1
         );
         s.decide(now, Decision::AuthenticationFailed).unwrap();

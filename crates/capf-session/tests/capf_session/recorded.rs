@@ -218,25 +218,19 @@ fn recorded_passwords_and_certificate_proofs_reach_the_application() {
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(
-        proof("08-password-install").password.as_deref(),
-        Some("123456")
-    );
-    assert_eq!(
-        proof("09-wrong-password").password.as_deref(),
-        Some("999999")
-    );
+    assert_eq!(proof("08-password-install").password(), Some("123456"));
+    assert_eq!(proof("09-wrong-password").password(), Some("999999"));
     let cert = proof("11-lsc-rsa-auth-fetch");
     let content = cert.signed_content().unwrap();
     assert!(content.starts_with(b"SEP001A2B3C4D5E\0\x30\x82"));
-    assert_eq!(cert.signed_data.as_ref().unwrap().len(), 256, "RSA-2048");
+    assert_eq!(cert.signed_data().unwrap().len(), 256, "RSA-2048");
     assert_eq!(
-        cert.sha2_signed_data.as_ref().unwrap().hash_algorithm(),
+        cert.sha2_signed_data().unwrap().hash_algorithm(),
         capf_wire::HashAlgorithm::SHA512
     );
     // SUDI signs the session id little-endian (recorded session 11 has id 14).
     assert_eq!(cert.sudi_signed_content().unwrap()[..4], [14, 0, 0, 0]);
-    assert!(proof("13-cert-auth-missing").certificate.is_none());
+    assert!(proof("13-cert-auth-missing").certificate().is_none());
 }
 
 #[test]

@@ -1,14 +1,16 @@
-//! Device names: the CN and subjectAltName of an LSC.
+//! Device names: who a phone says it is (DEVICE_NAME), the key of the device registry, the CN
+//! and subjectAltName of its LSC. Validated once, where the name first arrives (the session, an
+//! administrator's input), then carried as a [`DeviceName`].
 
+use alloc::borrow::ToOwned;
+use alloc::string::{String, ToString};
 use core::fmt;
 
-use crate::Error;
-
-/// The longest device name accepted, in bytes (spec section 4.2, project rule).
-pub const MAX_DEVICE_NAME_LEN: usize = 64;
+use crate::error::Error;
+use crate::value::MAX_DEVICE_NAME_LEN;
 
 /// What kind of endpoint a device name denotes, recognised from its form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum DeviceNameKind {
     /// A hardware phone: `SEP` + 12 hex digits (the MAC address).
@@ -78,7 +80,7 @@ impl fmt::Display for DeviceNameError {
 /// IA5String subjectAltName and must survive a CAPF string element (spec section 4.2).
 /// A name of the form `SEP` + 12 characters must have hex digits there, since that is the
 /// reserved MAC-address form (lower-case hex is accepted, as UCM matches case-insensitively).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceName {
     name: String,
     kind: DeviceNameKind,
@@ -133,6 +135,11 @@ impl DeviceName {
         &self.name
     }
 
+    /// The name, owned.
+    pub fn into_string(self) -> String {
+        self.name
+    }
+
     /// What kind of endpoint the name denotes.
     pub fn kind(&self) -> DeviceNameKind {
         self.kind
@@ -142,6 +149,33 @@ impl DeviceName {
 impl fmt::Display for DeviceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
+    }
+}
+
+/// A device name is read as the text it is (store keys, logs, string elements).
+impl core::ops::Deref for DeviceName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AsRef<str> for DeviceName {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq<str> for DeviceName {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+
+impl PartialEq<&str> for DeviceName {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other
     }
 }
 

@@ -1,0 +1,144 @@
+//! What the two roles share: the queue of whole messages to write, the deadline, the events, the
+//! end of a session by EOF or timeout. Each role adds its states and its reading of messages.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use capf_wire::{Deframer, EndSession, Message, Payload, Reason};
+
+use crate::error::{Error, Outcome, State};
+
+/// One role of the protocol, server or phone: what differs in the shared [`Core`].
+pub(crate) trait Role {
+    /// The role's states, consumed by transitions.
+    type Expect;
+    /// What the role reports to its application.
+    type Event;
+    /// The state of a session that is over.
+    const CLOSED: Self::Expect;
+    /// The END_SESSION sent when the peer is too slow: 7 from a server, nothing from a phone,
+    /// which just closes (spec 9.3).
+    const TIMEOUT_END_SESSION: Option<Reason>;
+    /// The public name of a state.
+    fn state(expect: &Self::Expect) -> State;
+    /// The role's last event.
+    fn closed_event(outcome: Outcome) -> Self::Event;
+    /// The session id put in the messages this role sends.
+    fn session_id(&self) -> u32;
+}
+
+/// A session's state and queues, with the role's own data in `role`.
+#[derive(Debug)]
+pub(crate) struct Core<R: Role> {
+    pub(crate) role: R,
+    pub(crate) state: R::Expect,
+    pub(crate) deadline: Option<Instant>,
+    transmits: VecDeque<Vec<u8>>,
+    pub(crate) events: VecDeque<R::Event>,
+}
+
+impl<R: Role> Core<R> {
+    pub(crate) fn new(role: R, state: R::Expect, deadline: Instant) -> Self {
+        Core {
+            role,
+            state,
+            deadline: Some(deadline),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        R::state(&self.state)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state() == State::Closed
+    }
+
+    /// Queues one whole message (one TLS write, spec rule T9).
+    pub(crate) fn send<'a>(&mut self, payload: impl Into<Payload<'a>>) {
+        self.transmits
+            .push_back(Message::new(self.role.session_id(), payload).to_bytes());
+    }
+
+    /// Waits for the peer in `next` until `deadline`.
+    pub(crate) fn wait_until(&mut self, next: R::Expect, deadline: Instant) {
+        self.deadline = Some(deadline);
+        self.state = next;
+    }
+
+    /// The application's turn: no session deadline (the driver owns that wait).
+    pub(crate) fn hand_over(&mut self, next: R::Expect, event: R::Event) {
+        self.deadline = None;
+        self.state = next;
+        self.events.push_back(event);
+    }
+
+    pub(crate) fn close(&mut self, outcome: Outcome) {
+        self.state = R::CLOSED;
+        self.deadline = None;
+        self.events.push_back(R::closed_event(outcome));
+    }
+
+    /// Sends END_SESSION `reason`, then closes.
+    pub(crate) fn end(&mut self, reason: Reason, outcome: Outcome) {
+        self.send(EndSession::new(reason));
+        self.close(outcome);
+    }
+
+    /// The peer closed the connection. Before the session's end that is a failure: inside a
+    /// message the framing is broken, between messages the peer has gone; either way there is
+    /// nobody to send END_SESSION to (spec 9.3).
+    pub(crate) fn handle_eof(&mut self, deframer: &mut Deframer) {
+        if self.is_closed() {
+            return;
+        }
+        match deframer.finish() {
+            Err(e) => self.close(Outcome::ProtocolError {
+                error: Error::Decode(e),
+                end_session: None,
+            }),
+            Ok(()) => {
+                let state = self.state();
+                self.close(Outcome::PeerClosed { state });
+            }
+        }
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Past the deadline the session ends: END_SESSION 7 from a server, a silent close from a
+    /// phone (spec 9.3).
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|d| now >= d) {
+            let state = self.state();
+            let outcome = Outcome::TimedOut {
+                state,
+                end_session: R::TIMEOUT_END_SESSION,
+            };
+            match R::TIMEOUT_END_SESSION {
+                Some(reason) => self.end(reason, outcome),
+                None => self.close(outcome),
+            }
+        }
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<R::Event> {
+        self.events.pop_front()
+    }
+
+    /// A call the session cannot take in its state.
+    pub(crate) fn wrong_state(&self, call: &'static str) -> Error {
+        Error::WrongState {
+            call,
+            state: self.state(),
+        }
+    }
+}
