@@ -8,12 +8,12 @@ mod common;
 
 #[test]
 fn server_session_corpus_holds() {
-    assert!(common::replay_corpus("server_session", checks::server) >= 20);
+    assert!(common::replay_corpus("server_session", checks::server) >= 200);
 }
 
 #[test]
 fn phone_session_corpus_holds() {
-    assert!(common::replay_corpus("phone_session", checks::phone) >= 20);
+    assert!(common::replay_corpus("phone_session", checks::phone) >= 200);
 }
 
 /// The events a named seed of `fuzz/corpus/<target>/` raises, as `Debug` text.

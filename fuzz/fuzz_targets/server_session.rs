@@ -1,5 +1,7 @@
 #![no_main]
 
+// The other role's half of the check is unused here.
+#[allow(dead_code)]
 #[path = "../checks/session.rs"]
 mod checks;
 
