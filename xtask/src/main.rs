@@ -408,7 +408,10 @@ mod tests {
         let plan = Plan::for_missing(&[aiosmtpd]);
         assert_eq!(plan.pip, ["aiosmtpd"]);
         let commands = plan.commands("sudo ").join("\n");
-        assert!(commands.contains("python3 -m pip install aiosmtpd"), "{commands}");
+        assert!(
+            commands.contains("python3 -m pip install aiosmtpd"),
+            "{commands}"
+        );
     }
 
     #[test]
