@@ -1,0 +1,426 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::process::{Command, ExitCode, Stdio};
+
+/// One thing the tests need from the machine: how to tell it is there, and what provides it.
+///
+/// Later issues extend [`REQUIREMENTS`] (postgresql, slapd, libest, nginx, chromium, easy-rsa).
+struct Requirement {
+    /// What it is, as the messages name it.
+    name: &'static str,
+    /// Which tests need it, for the message when it is missing.
+    used_by: &'static str,
+    /// How to tell it is installed.
+    check: Check,
+    /// What installs it.
+    package: Package,
+}
+
+/// How to tell a requirement is installed.
+enum Check {
+    /// This command runs and exits 0 (`["openssl", "version"]`).
+    Command(&'static [&'static str]),
+    /// `python3 -c "import <module>"` exits 0.
+    PythonModule(&'static str),
+}
+
+/// What installs a requirement.
+enum Package {
+    /// Debian packages, installed with `apt-get install -y --no-install-recommends`.
+    Apt(&'static [&'static str]),
+    /// A PyPI package, installed with `python3 -m pip install` (pip itself from Debian's
+    /// `python3-pip` when missing).
+    Pip(&'static str),
+}
+
+/// Everything the workspace's tests need beyond a Rust toolchain, in install order.
+const REQUIREMENTS: &[Requirement] = &[
+    Requirement {
+        name: "openssl",
+        used_by: "independent checks of issued certificates, CSRs and CRLs in the capf-lsc, capf-server and capfctl tests",
+        check: Check::Command(&["openssl", "version"]),
+        package: Package::Apt(&["openssl"]),
+    },
+    Requirement {
+        name: "python3",
+        used_by: "the SMTP server of capfctl's monitor test",
+        check: Check::Command(&["python3", "--version"]),
+        package: Package::Apt(&["python3"]),
+    },
+    Requirement {
+        name: "aiosmtpd",
+        used_by: "the SMTP server of capfctl's monitor test",
+        check: Check::PythonModule("aiosmtpd"),
+        package: Package::Pip("aiosmtpd"),
+    },
+];
+
+/// A throwaway service the tests need running: started before `cargo test`, stopped after it
+/// whatever the tests did. Later issues fill [`SERVICES`] (PostgreSQL, slapd, an EST server,
+/// nginx); each names the [`REQUIREMENTS`] that provide it.
+struct Service {
+    /// What it is, as the messages name it.
+    name: &'static str,
+    /// The command that starts it and returns once it accepts connections.
+    start: &'static [&'static str],
+    /// The command that stops it.
+    stop: &'static [&'static str],
+}
+
+/// The services `cargo xtask test` runs. Empty today: the monitor test starts and stops its own
+/// SMTP server.
+const SERVICES: &[Service] = &[];
+
+/// Why a task failed, in one line (what to install is the one multi-line message).
+#[derive(Debug)]
+enum Error {
+    /// The command line is not understood.
+    Usage(String),
+    /// Requirements are missing and cannot be installed here.
+    Missing {
+        /// Why this process cannot install them.
+        why: String,
+        /// The commands that would install them.
+        commands: Vec<String>,
+        /// The requirements, each with what needs it.
+        missing: Vec<String>,
+    },
+    /// A program could not be started.
+    Spawn {
+        /// The program.
+        program: String,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// An install or service command failed.
+    Failed {
+        /// The command line.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// A requirement is still missing after its package was installed.
+    StillMissing(&'static str),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(detail) => write!(f, "{detail}\n\n{USAGE}"),
+            Error::Missing {
+                why,
+                commands,
+                missing,
+            } => {
+                writeln!(f, "the tests need what is not installed here ({why}):")?;
+                for m in missing {
+                    writeln!(f, "  - {m}")?;
+                }
+                writeln!(f, "install it with:")?;
+                for c in commands {
+                    writeln!(f, "  {c}")?;
+                }
+                write!(f, "then run `cargo xtask test` again")
+            }
+            Error::Spawn { program, source } => write!(f, "cannot run {program}: {source}"),
+            Error::Failed { command, status } => write!(f, "`{command}` failed ({status})"),
+            Error::StillMissing(name) => {
+                write!(f, "{name} is still missing after installing its package")
+            }
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task> [args]
+
+tasks:
+  test [args]   install what the tests need, start their services, then run
+                `cargo test --workspace --locked [args]` (a -p/--package in args replaces
+                --workspace) and exit with its status
+  deps          only check for and install what the tests need
+  help          this text";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let task = args.next();
+    let rest: Vec<OsString> = args.collect();
+    let result = match task.as_ref().and_then(|t| t.to_str()) {
+        Some("test") => test(&rest),
+        Some("deps") if rest.is_empty() => deps().map(|()| ExitCode::SUCCESS),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => Err(Error::Usage(format!("unknown task or arguments: {other}"))),
+        None => Err(Error::Usage("no task given".into())),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("cargo xtask: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `cargo xtask test`: requirements, services, then the workspace's tests.
+fn test(args: &[OsString]) -> Result<ExitCode, Error> {
+    deps()?;
+    let _services = Services::start()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.arg("test");
+    if !selects_packages(args) {
+        command.arg("--workspace");
+    }
+    command.arg("--locked").args(args);
+    eprintln!("cargo xtask: {}", shown(&command));
+    let status = command.status().map_err(|source| Error::Spawn {
+        program: "cargo".into(),
+        source,
+    })?;
+    // The services stop when `_services` drops, before the exit status goes back.
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// Whether `cargo test` arguments pick packages (then `--workspace` would override them).
+fn selects_packages(args: &[OsString]) -> bool {
+    args.iter()
+        .map_while(|a| a.to_str().filter(|a| *a != "--"))
+        .any(|a| a == "-p" || a.starts_with("--package") || (a.starts_with("-p") && a.len() > 2))
+}
+
+/// `cargo xtask deps`: installs what is missing, or says what to install.
+fn deps() -> Result<(), Error> {
+    let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !installed(r)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let plan = Plan::for_missing(&missing);
+    if let Some(why) = cannot_install(&plan) {
+        return Err(Error::Missing {
+            why,
+            commands: plan.commands(if is_root() { "" } else { "sudo " }),
+            missing: missing
+                .iter()
+                .map(|r| format!("{}: {}", r.name, r.used_by))
+                .collect(),
+        });
+    }
+    plan.run()?;
+    match missing.iter().find(|r| !installed(r)) {
+        Some(r) => Err(Error::StillMissing(r.name)),
+        None => Ok(()),
+    }
+}
+
+fn installed(r: &Requirement) -> bool {
+    match r.check {
+        Check::Command(argv) => succeeds(argv),
+        Check::PythonModule(module) => succeeds(&["python3", "-c", &format!("import {module}")]),
+    }
+}
+
+/// Runs `argv` quietly; whether it could start and exited 0.
+fn succeeds(argv: &[&str]) -> bool {
+    let Some((program, args)) = argv.split_first() else {
+        return false;
+    };
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What installs the missing requirements: Debian packages first (pip included when a PyPI
+/// package needs it), then PyPI packages.
+struct Plan {
+    apt: Vec<&'static str>,
+    pip: Vec<&'static str>,
+}
+
+impl Plan {
+    fn for_missing(missing: &[&Requirement]) -> Plan {
+        let mut plan = Plan {
+            apt: Vec::new(),
+            pip: Vec::new(),
+        };
+        for r in missing {
+            match r.package {
+                Package::Apt(packages) => plan.apt.extend_from_slice(packages),
+                Package::Pip(package) => plan.pip.push(package),
+            }
+        }
+        if !plan.pip.is_empty() && !succeeds(&["python3", "-m", "pip", "--version"]) {
+            plan.apt.push("python3-pip");
+        }
+        plan.apt.sort_unstable();
+        plan.apt.dedup();
+        plan
+    }
+
+    /// The commands as a user would type them, each behind `sudo` (`"sudo "` or nothing).
+    fn commands(&self, sudo: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.apt.is_empty() {
+            out.push(format!("{sudo}apt-get update"));
+            out.push(format!(
+                "{sudo}apt-get install -y --no-install-recommends {}",
+                self.apt.join(" ")
+            ));
+        }
+        if !self.pip.is_empty() {
+            out.push(format!(
+                "{sudo}python3 -m pip install {}   (add --break-system-packages if pip refuses)",
+                self.pip.join(" ")
+            ));
+        }
+        out
+    }
+
+    fn run(&self) -> Result<(), Error> {
+        if !self.apt.is_empty() {
+            run(&["apt-get", "update"])?;
+            let mut install = vec!["apt-get", "install", "-y", "--no-install-recommends"];
+            install.extend_from_slice(&self.apt);
+            run(&install)?;
+        }
+        if !self.pip.is_empty() {
+            let mut install = vec!["python3", "-m", "pip", "install"];
+            install.extend_from_slice(&self.pip);
+            if run(&install).is_err() {
+                // Debian's Python is externally managed (PEP 668): pip refuses without this.
+                install.push("--break-system-packages");
+                run(&install)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why this process cannot carry out `plan`, if it cannot.
+fn cannot_install(plan: &Plan) -> Option<String> {
+    if !is_root() {
+        return Some("installing needs root".into());
+    }
+    if !plan.apt.is_empty() && !succeeds(&["apt-get", "--version"]) {
+        return Some("no apt-get on this machine: install the equivalent packages".into());
+    }
+    None
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"0")
+}
+
+/// Runs `argv` in the foreground (its output shown), failing on a non-zero exit.
+fn run(argv: &[&str]) -> Result<(), Error> {
+    let Some((program, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    if *program == "apt-get" {
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+    }
+    eprintln!("cargo xtask: {}", shown(&command));
+    let status = command.status().map_err(|source| Error::Spawn {
+        program: (*program).to_owned(),
+        source,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Failed {
+            command: argv.join(" "),
+            status,
+        })
+    }
+}
+
+/// A command line as text, for messages.
+fn shown(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The services that were started; dropping it stops them, last started first.
+struct Services(Vec<&'static Service>);
+
+impl Services {
+    fn start() -> Result<Services, Error> {
+        let mut started = Services(Vec::new());
+        for service in SERVICES {
+            eprintln!("cargo xtask: starting {}", service.name);
+            // On failure `started` drops here and stops what already runs.
+            run(service.start)?;
+            started.0.push(service);
+        }
+        Ok(started)
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for service in self.0.iter().rev() {
+            eprintln!("cargo xtask: stopping {}", service.name);
+            if let Err(e) = run(service.stop) {
+                eprintln!("cargo xtask: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_selection_replaces_workspace() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(selects_packages(&args(&["-p", "capf-wire"])));
+        assert!(selects_packages(&args(&["-pcapf-wire"])));
+        assert!(selects_packages(&args(&["--package=capf-wire"])));
+        assert!(!selects_packages(&args(&["--test", "x", "--", "-p"])));
+        assert!(!selects_packages(&args(&[])));
+    }
+
+    #[test]
+    fn missing_pypi_package_plans_pip_and_says_what_to_run() {
+        let aiosmtpd = REQUIREMENTS
+            .iter()
+            .find(|r| r.name == "aiosmtpd")
+            .expect("in the table");
+        let plan = Plan::for_missing(&[aiosmtpd]);
+        assert_eq!(plan.pip, ["aiosmtpd"]);
+        let commands = plan.commands("sudo ").join("\n");
+        assert!(
+            commands.contains("python3 -m pip install aiosmtpd"),
+            "{commands}"
+        );
+    }
+
+    #[test]
+    fn every_requirement_names_a_package() {
+        for r in REQUIREMENTS {
+            match r.package {
+                Package::Apt(packages) => assert!(!packages.is_empty(), "{}", r.name),
+                Package::Pip(package) => assert!(!package.is_empty(), "{}", r.name),
+            }
+        }
+    }
+}
