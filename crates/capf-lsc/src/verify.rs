@@ -67,12 +67,7 @@ pub fn verify_signed_data(
                     key: key.algorithm.oid,
                 });
             }
-            let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
-                what: "RSA public key of the signer",
-                source,
-            })?;
-            let sig =
-                rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+            let (public, sig) = rsa_key_and_signature(key, signature)?;
             let ok = match alg {
                 oid::SHA1_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<sha1::Sha1>::new(public)
                     .verify(data, &sig)
@@ -114,6 +109,23 @@ pub fn verify_signed_data(
         }
         other => Err(Error::UnsupportedSignatureAlgorithm { oid: other }),
     }
+}
+
+/// The signer's RSA public key and a PKCS#1 v1.5 `signature`, read for verification.
+///
+/// # Errors
+/// [`Error::Spki`] for a malformed key, [`Error::BadSignature`] for a signature that cannot be
+/// one.
+pub(crate) fn rsa_key_and_signature(
+    key: SubjectPublicKeyInfoRef<'_>,
+    signature: &[u8],
+) -> Result<(rsa::PublicKey, rsa::pkcs1v15::Signature), Error> {
+    let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
+        what: "RSA public key of the signer",
+        source,
+    })?;
+    let sig = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+    Ok((public, sig))
 }
 
 /// Verifies a DER ECDSA `signature` over `digest` with the EC key `key` on `curve`. A digest
