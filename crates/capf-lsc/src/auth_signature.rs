@@ -10,13 +10,14 @@
 
 use sha1::Sha1;
 use sha2::{Digest, Sha512};
-use signature::Verifier;
 use signature::hazmat::{PrehashSigner, PrehashVerifier};
 use spki::SubjectPublicKeyInfoRef;
 
 use crate::keys::Curve;
 use crate::signer::{pkcs8_info, rsa_private_key};
-use crate::verify::{ecdsa_prehash, rsa_key_and_signature, verify_ecdsa_prehash};
+use crate::verify::{
+    ecdsa_prehash, rsa_key_and_signature, rsa_pkcs1v15_verifies, verify_ecdsa_prehash,
+};
 use crate::{Error, oid};
 
 /// The digest an authentication signature is made over.
@@ -69,12 +70,8 @@ pub fn verify_auth_signature(
                 return Ok(AuthSignatureForm::BareDigest);
             }
             let standard = match digest {
-                AuthDigest::Sha1 => rsa::pkcs1v15::VerifyingKey::<Sha1>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
-                AuthDigest::Sha512 => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
+                AuthDigest::Sha1 => rsa_pkcs1v15_verifies::<Sha1>(public, data, &sig),
+                AuthDigest::Sha512 => rsa_pkcs1v15_verifies::<Sha512>(public, data, &sig),
             };
             standard
                 .then_some(AuthSignatureForm::DigestInfo)

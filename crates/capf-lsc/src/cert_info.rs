@@ -21,13 +21,7 @@ pub fn extension<'a, T>(cert: &'a Certificate) -> Result<Option<T>, Error>
 where
     T: Decode<'a, Error = der::Error> + AssociatedOid,
 {
-    cert.tbs_certificate()
-        .get_extension::<T>()
-        .map(|found| found.map(|(_critical, value)| value))
-        .map_err(|source| Error::Extension {
-            oid: T::OID,
-            source,
-        })
+    Ok(extension_entry::<T>(cert)?.map(|(_critical, value)| value))
 }
 
 /// Whether extension `T` is marked critical; `None` when absent.
@@ -38,9 +32,16 @@ pub fn extension_critical<'a, T>(cert: &'a Certificate) -> Result<Option<bool>, 
 where
     T: Decode<'a, Error = der::Error> + AssociatedOid,
 {
+    Ok(extension_entry::<T>(cert)?.map(|(critical, _)| critical))
+}
+
+/// Extension `T` of `cert` with its critical flag, if present.
+fn extension_entry<'a, T>(cert: &'a Certificate) -> Result<Option<(bool, T)>, Error>
+where
+    T: Decode<'a, Error = der::Error> + AssociatedOid,
+{
     cert.tbs_certificate()
         .get_extension::<T>()
-        .map(|found| found.map(|(critical, _)| critical))
         .map_err(|source| Error::Extension {
             oid: T::OID,
             source,
