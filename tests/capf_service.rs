@@ -1,5 +1,5 @@
 //! The service's example binaries as processes: `capf-phone --demo` (the README's main job) and
-//! `capfd` on a first run, reached by `capf-phone` on 127.0.0.1.
+//! `capfd` on a first run, reached by `capf-phone` on 127.0.0.3.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -28,15 +28,20 @@ fn the_demo_enrolls_every_phone_and_verifies_every_lsc() {
     );
 }
 
+/// Where the first-run test's capfd listens.
+const CAPFD_HOST: &str = "127.0.0.3";
+
 #[test]
 fn capfd_first_run_creates_its_data_directory_and_serves() {
     let dir = std::env::temp_dir().join(format!("capfd-first-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // A loopback address no other test listens on (127.0.0.2 and up stand for "another host"
+    // elsewhere): a port freed here cannot be taken by another test's listener in between.
     let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind((CAPFD_HOST, 0)).unwrap();
         l.local_addr().unwrap().port()
     };
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("{CAPFD_HOST}:{port}");
     let mut capfd = Command::new(example("capfd"))
         .arg("--data")
         .arg(&dir)
@@ -46,8 +51,9 @@ fn capfd_first_run_creates_its_data_directory_and_serves() {
         .spawn()
         .unwrap();
     let started = Instant::now();
+    // capfd writes its certificate before it opens the store and listens: wait for both.
     let reached = loop {
-        if std::net::TcpStream::connect(&listen).is_ok() {
+        if dir.join("capf.pem").exists() && std::net::TcpStream::connect(&listen).is_ok() {
             break true;
         }
         if started.elapsed() > Duration::from_secs(60) {

@@ -629,7 +629,7 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd (installed by .ci/run: python3 -m pip install aiosmtpd)");
+            .expect("python3 -m aiosmtpd (installed by `cargo xtask test`: python3 -m pip install aiosmtpd)");
         let mut server = SmtpServer {
             child,
             port,

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use capf_lsc::DeviceName;
 use capf_store::{
     AuditEntry, AuthMode, Device, DeviceStore, DeviceUpdate, LscRecord, NewDevice, Operation,
-    is_valid_auth_string,
+    validate_auth_string,
 };
 
 use crate::{DeviceFilter, Error};
@@ -26,20 +26,13 @@ pub fn check_device_name(name: &str) -> Result<DeviceName, Error> {
     })
 }
 
-/// Checks an authentication string for `device` (4 to 10 ASCII digits); the error never
-/// shows the string.
+/// Checks an authentication string for `device` (4 to 10 ASCII digits) by the store's rule;
+/// the error never shows the string.
 ///
 /// # Errors
-/// [`Error::BadAuthString`].
+/// [`Error::Store`] with [`capf_store::Error::InvalidAuthString`].
 pub fn check_auth_string(device: &str, s: &str) -> Result<(), Error> {
-    if is_valid_auth_string(s) {
-        return Ok(());
-    }
-    Err(Error::BadAuthString {
-        device: device.to_owned(),
-        chars: s.chars().count(),
-        digits_only: s.chars().all(|c| c.is_ascii_digit()),
-    })
+    Ok(validate_auth_string(device, s)?)
 }
 
 /// The authentication mode of a new device: By Authentication String when a string is given
@@ -62,7 +55,7 @@ pub fn new_device_auth_mode(given: Option<AuthMode>, has_string: bool) -> Result
 /// Checks a new device (name and authentication string) before the store is touched.
 ///
 /// # Errors
-/// [`Error::DeviceName`], [`Error::BadAuthString`].
+/// [`Error::DeviceName`], [`Error::Store`] ([`capf_store::Error::InvalidAuthString`]).
 pub fn check_new_device(new: &NewDevice) -> Result<(), Error> {
     check_device_name(&new.name)?;
     if let Some(s) = &new.auth_string {
@@ -121,7 +114,7 @@ impl DeviceEdit {
     /// Checks the edit of `name` before the store is touched.
     ///
     /// # Errors
-    /// [`Error::BadAuthString`], [`Error::NothingToUpdate`].
+    /// [`Error::Store`] ([`capf_store::Error::InvalidAuthString`]), [`Error::NothingToUpdate`].
     pub fn check(&self, name: &str) -> Result<(), Error> {
         if let Some(Some(s)) = &self.auth_string {
             check_auth_string(name, s)?;
@@ -156,7 +149,8 @@ impl DeviceEdit {
 /// 0), with an optional new authentication string. An unknown device changes nothing.
 ///
 /// # Errors
-/// [`Error::BadAuthString`], [`Error::UnknownDevice`], or the store's.
+/// [`Error::UnknownDevice`], or the store's (such as
+/// [`InvalidAuthString`](capf_store::Error::InvalidAuthString)).
 pub fn schedule_device(
     store: &dyn DeviceStore,
     name: &str,

@@ -103,20 +103,6 @@ pub enum Error {
         /// What capf-wire reported.
         error: Box<capf_wire::Error>,
     },
-    /// An authentication string that is not 4 to 10 ASCII digits (never shown).
-    #[error(
-        "the authentication string for {device} must be 4 to 10 ASCII digits (0-9); the one \
-         given has {chars} characters{}",
-        if *digits_only { "" } else { ", not all of them digits" }
-    )]
-    BadAuthString {
-        /// The device it was for.
-        device: String,
-        /// How many characters it has.
-        chars: usize,
-        /// Whether they are all digits.
-        digits_only: bool,
-    },
     /// An authentication string given with an authentication mode other than By
     /// Authentication String.
     #[error("--auth-string needs --auth auth-string, not {}", mode.as_str())]

@@ -8,16 +8,16 @@
 //! caller can log it (spec 6.3 project rule). For EC keys they are DER ECDSA signatures over
 //! the digest.
 
-use der::Decode;
-use pkcs8::PrivateKeyInfoRef;
 use sha1::Sha1;
 use sha2::{Digest, Sha512};
-use signature::Verifier;
 use signature::hazmat::{PrehashSigner, PrehashVerifier};
 use spki::SubjectPublicKeyInfoRef;
 
 use crate::keys::Curve;
-use crate::verify::{ecdsa_prehash, verify_ecdsa_prehash};
+use crate::signer::{pkcs8_info, rsa_private_key};
+use crate::verify::{
+    ecdsa_prehash, rsa_key_and_signature, rsa_pkcs1v15_verifies, verify_ecdsa_prehash,
+};
 use crate::{Error, oid};
 
 /// The digest an authentication signature is made over.
@@ -63,24 +63,15 @@ pub fn verify_auth_signature(
 ) -> Result<AuthSignatureForm, Error> {
     match key.algorithm.oid {
         oid::RSA_ENCRYPTION => {
-            let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
-                what: "RSA public key of the signer",
-                source,
-            })?;
-            let sig =
-                rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+            let (public, sig) = rsa_key_and_signature(key, signature)?;
             let hash = digest.digest(data);
             let bare = rsa::pkcs1v15::VerifyingKey::<Sha1>::new_unprefixed(public.clone());
             if bare.verify_prehash(&hash, &sig).is_ok() {
                 return Ok(AuthSignatureForm::BareDigest);
             }
             let standard = match digest {
-                AuthDigest::Sha1 => rsa::pkcs1v15::VerifyingKey::<Sha1>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
-                AuthDigest::Sha512 => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
+                AuthDigest::Sha1 => rsa_pkcs1v15_verifies::<Sha1>(public, data, &sig),
+                AuthDigest::Sha512 => rsa_pkcs1v15_verifies::<Sha512>(public, data, &sig),
             };
             standard
                 .then_some(AuthSignatureForm::DigestInfo)
@@ -111,18 +102,11 @@ pub fn sign_auth_signature(
     digest: AuthDigest,
     data: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let info = PrivateKeyInfoRef::from_der(pkcs8_der).map_err(|source| Error::Der {
-        what: "PKCS#8 private key",
-        source,
-    })?;
+    let info = pkcs8_info(pkcs8_der)?;
     let hash = digest.digest(data);
     match info.algorithm.oid {
         oid::RSA_ENCRYPTION => {
-            let key = rsa::PrivateKey::try_from(info).map_err(|source| Error::Pkcs8 {
-                what: "RSA private key",
-                source,
-            })?;
-            let signer = rsa::pkcs1v15::SigningKey::<Sha1>::new_unprefixed(key);
+            let signer = rsa::pkcs1v15::SigningKey::<Sha1>::new_unprefixed(rsa_private_key(info)?);
             let sig: rsa::pkcs1v15::Signature =
                 signer.sign_prehash(&hash).map_err(Error::Signing)?;
             Ok(signature::SignatureEncoding::to_vec(&sig))
@@ -165,6 +149,8 @@ mod tests {
 
     use super::*;
     use crate::keys::{KeySpec, RsaBits};
+    use der::Decode;
+    use pkcs8::PrivateKeyInfoRef;
 
     fn key_der(spec: KeySpec) -> Vec<u8> {
         let pem = match spec {

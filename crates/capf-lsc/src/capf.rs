@@ -9,7 +9,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 
 use crate::Error;
-use crate::cert_info;
+use crate::cert_info::{self, MissingCaKeyUsage};
 use crate::keys::KeySpec;
 
 /// The guide's reason for the CAPF certificate profile, for messages.
@@ -71,14 +71,10 @@ impl fmt::Display for CapfCertificateProblem {
             Self::KeyUsageLacks {
                 digital_signature,
                 key_cert_sign,
-            } => {
-                let missing = match (digital_signature, key_cert_sign) {
-                    (true, true) => "digitalSignature and keyCertSign",
-                    (true, false) => "digitalSignature",
-                    _ => "keyCertSign",
-                };
-                write!(f, "KeyUsage lacks {missing}")
-            }
+            } => fmt::Display::fmt(
+                &MissingCaKeyUsage::new(*digital_signature, *key_cert_sign),
+                f,
+            ),
             Self::KeyMismatch => f.write_str("the certificate does not match the private key"),
             Self::Expired { not_after } => {
                 write!(f, "expired at {}", crate::text::format_time(*not_after))
@@ -143,13 +139,14 @@ pub fn capf_certificate_problems(
     }
     match cert_info::extension::<KeyUsage>(cert)? {
         None => problems.push(CapfCertificateProblem::KeyUsageMissing),
-        Some(ku) if !ku.digital_signature() || !ku.key_cert_sign() => {
-            problems.push(CapfCertificateProblem::KeyUsageLacks {
-                digital_signature: !ku.digital_signature(),
-                key_cert_sign: !ku.key_cert_sign(),
-            });
+        Some(ku) => {
+            if let Some(missing) = MissingCaKeyUsage::of(&ku) {
+                problems.push(CapfCertificateProblem::KeyUsageLacks {
+                    digital_signature: missing.digital_signature,
+                    key_cert_sign: missing.key_cert_sign,
+                });
+            }
         }
-        Some(_) => {}
     }
     if key.is_some_and(|k| k != cert.tbs_certificate().subject_public_key_info()) {
         problems.push(CapfCertificateProblem::KeyMismatch);

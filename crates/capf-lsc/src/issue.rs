@@ -85,6 +85,40 @@ pub(crate) fn ext<T: AssociatedOid + Encode>(
     })
 }
 
+/// BasicConstraints, critical in both profiles (RFC 5280 4.2.1.9 for a CA; the LSC profile
+/// marks CA:FALSE critical too).
+fn basic_constraints(ca: bool, path_len: Option<u8>) -> x509_cert::builder::Result<Extension> {
+    ext(
+        true,
+        &BasicConstraints {
+            ca,
+            path_len_constraint: path_len,
+        },
+    )
+}
+
+/// SubjectKeyIdentifier of `spk` (method 1) and AuthorityKeyIdentifier `authority_key_id`,
+/// neither critical (RFC 5280 4.2.1.1-2).
+fn key_identifiers(
+    spk: SubjectPublicKeyInfoRef<'_>,
+    authority_key_id: &[u8],
+) -> x509_cert::builder::Result<[Extension; 2]> {
+    Ok([
+        ext(
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(spk).as_slice())?),
+        )?,
+        ext(
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(authority_key_id)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+    ])
+}
+
 fn rdn(oid: const_oid::ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, Error> {
     RelativeDistinguishedName::try_from(vec![AttributeTypeAndValue { oid, value }]).map_err(
         |source| Error::Der {
@@ -226,14 +260,9 @@ impl BuilderProfile for LscProfile {
             KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)
         };
         let uri = Ia5String::new(self.device.as_str())?;
+        let [ski, aki] = key_identifiers(spk, &self.authority_key_id)?;
         Ok(vec![
-            ext(
-                true,
-                &BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                },
-            )?,
+            basic_constraints(false, None)?,
             ext(true, &key_usage)?,
             ext(
                 false,
@@ -247,18 +276,8 @@ impl BuilderProfile for LscProfile {
                 false,
                 &SubjectAltName(vec![GeneralName::UniformResourceIdentifier(uri)]),
             )?,
-            ext(
-                false,
-                &SubjectKeyIdentifier(OctetString::new(key_identifier(spk).as_slice())?),
-            )?,
-            ext(
-                false,
-                &AuthorityKeyIdentifier {
-                    key_identifier: Some(OctetString::new(self.authority_key_id.as_slice())?),
-                    authority_cert_issuer: None,
-                    authority_cert_serial_number: None,
-                },
-            )?,
+            ski,
+            aki,
         ])
     }
 }
@@ -289,31 +308,14 @@ impl BuilderProfile for CaProfile {
         issuer_spk: SubjectPublicKeyInfoRef<'_>,
         _tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
-        let aki = match &self.authority_key_id {
-            Some(id) => id.clone(),
-            None => key_identifier(issuer_spk).to_vec(),
-        };
+        let issuer_key_id = key_identifier(issuer_spk);
+        let aki = self.authority_key_id.as_deref().unwrap_or(&issuer_key_id);
+        let [ski, aki] = key_identifiers(spk, aki)?;
         Ok(vec![
-            ext(
-                true,
-                &BasicConstraints {
-                    ca: true,
-                    path_len_constraint: self.path_len,
-                },
-            )?,
+            basic_constraints(true, self.path_len)?,
             ext(true, &ca_key_usage())?,
-            ext(
-                false,
-                &SubjectKeyIdentifier(OctetString::new(key_identifier(spk).as_slice())?),
-            )?,
-            ext(
-                false,
-                &AuthorityKeyIdentifier {
-                    key_identifier: Some(OctetString::new(aki)?),
-                    authority_cert_issuer: None,
-                    authority_cert_serial_number: None,
-                },
-            )?,
+            ski,
+            aki,
         ])
     }
 }

@@ -168,12 +168,7 @@ impl KeySpec {
     /// # Errors
     /// The [`Error`] saying what is wrong with the key.
     pub fn of_spki(spki: SubjectPublicKeyInfoRef<'_>) -> Result<Self, Error> {
-        let bits = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or(Error::MalformedPublicKey {
-                reason: "the key BIT STRING has unused bits",
-            })?;
+        let bits = key_bits(&spki)?;
         match spki.algorithm.oid {
             oid::RSA_ENCRYPTION => {
                 // RFC 3279 2.3.1: the parameters MUST be NULL (some encoders omit them).
@@ -287,6 +282,18 @@ impl core::str::FromStr for KeySpec {
 }
 
 /// The number of significant bits of a big-endian unsigned integer.
+/// The subjectPublicKey bits of `spki` (an RSAPublicKey or an EC point), whole bytes only.
+///
+/// # Errors
+/// [`Error::MalformedPublicKey`] when the BIT STRING has unused bits.
+pub(crate) fn key_bits<'a>(spki: &SubjectPublicKeyInfoRef<'a>) -> Result<&'a [u8], Error> {
+    spki.subject_public_key
+        .as_bytes()
+        .ok_or(Error::MalformedPublicKey {
+            reason: "the key BIT STRING has unused bits",
+        })
+}
+
 fn bit_len(bytes: &[u8]) -> usize {
     let Some(pos) = bytes.iter().position(|&b| b != 0) else {
         return 0;

@@ -166,19 +166,10 @@ impl IssuerKey {
     /// or [`Error::UnsupportedCurve`] for other key types, [`Error::IssuerKeyNotAllowed`] for
     /// RSA-1024 and P-521.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
-        let info = PrivateKeyInfoRef::from_der(der).map_err(|source| Error::Der {
-            what: "PKCS#8 private key",
-            source,
-        })?;
+        let info = pkcs8_info(der)?;
         let hash = SignatureHash::Sha256;
         match info.algorithm.oid {
-            oid::RSA_ENCRYPTION => {
-                let key = rsa::PrivateKey::try_from(info).map_err(|source| Error::Pkcs8 {
-                    what: "RSA private key",
-                    source,
-                })?;
-                Self::from_rsa(key, hash)
-            }
+            oid::RSA_ENCRYPTION => Self::from_rsa(rsa_private_key(info)?, hash),
             oid::EC_PUBLIC_KEY => {
                 match Curve::from_parameters(
                     info.algorithm.parameters,
@@ -390,4 +381,26 @@ impl spki::DynSignatureAlgorithmIdentifier for BuilderSigner<'_> {
     fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
         Ok(self.0.signature_algorithm())
     }
+}
+
+/// An unencrypted PKCS#8 DER private key, read.
+///
+/// # Errors
+/// [`Error::Der`] when it is not one.
+pub(crate) fn pkcs8_info(der: &[u8]) -> Result<PrivateKeyInfoRef<'_>, Error> {
+    PrivateKeyInfoRef::from_der(der).map_err(|source| Error::Der {
+        what: "PKCS#8 private key",
+        source,
+    })
+}
+
+/// The RSA key of a PKCS#8 key whose algorithm is rsaEncryption.
+///
+/// # Errors
+/// [`Error::Pkcs8`] when the key is malformed.
+pub(crate) fn rsa_private_key(info: PrivateKeyInfoRef<'_>) -> Result<rsa::PrivateKey, Error> {
+    rsa::PrivateKey::try_from(info).map_err(|source| Error::Pkcs8 {
+        what: "RSA private key",
+        source,
+    })
 }

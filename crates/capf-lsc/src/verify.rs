@@ -67,25 +67,12 @@ pub fn verify_signed_data(
                     key: key.algorithm.oid,
                 });
             }
-            let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
-                what: "RSA public key of the signer",
-                source,
-            })?;
-            let sig =
-                rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+            let (public, sig) = rsa_key_and_signature(key, signature)?;
             let ok = match alg {
-                oid::SHA1_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<sha1::Sha1>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
-                oid::SHA256_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
-                oid::SHA384_WITH_RSA => rsa::pkcs1v15::VerifyingKey::<Sha384>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
-                _ => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(public)
-                    .verify(data, &sig)
-                    .is_ok(),
+                oid::SHA1_WITH_RSA => rsa_pkcs1v15_verifies::<sha1::Sha1>(public, data, &sig),
+                oid::SHA256_WITH_RSA => rsa_pkcs1v15_verifies::<Sha256>(public, data, &sig),
+                oid::SHA384_WITH_RSA => rsa_pkcs1v15_verifies::<Sha384>(public, data, &sig),
+                _ => rsa_pkcs1v15_verifies::<Sha512>(public, data, &sig),
             };
             ok.then_some(()).ok_or(Error::BadSignature)
         }
@@ -116,6 +103,38 @@ pub fn verify_signed_data(
     }
 }
 
+/// The signer's RSA public key and a PKCS#1 v1.5 `signature`, read for verification.
+///
+/// # Errors
+/// [`Error::Spki`] for a malformed key, [`Error::BadSignature`] for a signature that cannot be
+/// one.
+pub(crate) fn rsa_key_and_signature(
+    key: SubjectPublicKeyInfoRef<'_>,
+    signature: &[u8],
+) -> Result<(rsa::PublicKey, rsa::pkcs1v15::Signature), Error> {
+    let public = rsa::PublicKey::try_from(key).map_err(|source| Error::Spki {
+        what: "RSA public key of the signer",
+        source,
+    })?;
+    let sig = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+    Ok((public, sig))
+}
+
+/// Whether `sig` verifies over `data` as a standard PKCS#1 v1.5 signature (with the
+/// DigestInfo prefix) with digest `D`.
+pub(crate) fn rsa_pkcs1v15_verifies<D>(
+    public: rsa::PublicKey,
+    data: &[u8],
+    sig: &rsa::pkcs1v15::Signature,
+) -> bool
+where
+    D: Digest + const_oid::AssociatedOid,
+{
+    rsa::pkcs1v15::VerifyingKey::<D>::new(public)
+        .verify(data, sig)
+        .is_ok()
+}
+
 /// Verifies a DER ECDSA `signature` over `digest` with the EC key `key` on `curve`. A digest
 /// shorter than the curve (SHA-1 or SHA-256 on P-384/P-521) is taken as an integer, as SEC 1
 /// does, by left-padding it with zeros: RustCrypto wants at least half the field size.
@@ -129,12 +148,7 @@ pub(crate) fn verify_ecdsa_prehash(
     digest: &[u8],
     signature: &[u8],
 ) -> Result<bool, Error> {
-    let point = key
-        .subject_public_key
-        .as_bytes()
-        .ok_or(Error::MalformedPublicKey {
-            reason: "the key BIT STRING has unused bits",
-        })?;
+    let point = crate::keys::key_bits(&key)?;
     let prehash = ecdsa_prehash(curve, digest);
     Ok(match curve {
         Curve::P256 => {

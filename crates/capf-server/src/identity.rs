@@ -124,24 +124,35 @@ impl CapfIdentity {
     }
 }
 
+/// A [`CapfIdentity`] loaded from files written with a fixture CAPF certificate and key, and
+/// that certificate's issuer (for the phone side's trust).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn fixture(test: &str, spec: capf_lsc::KeySpec) -> (CapfIdentity, Issuer) {
+    let issuer = capf_test_support::capf_issuer(spec);
+    let dir = std::env::temp_dir().join(format!("capf-server-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
+    std::fs::write(
+        &cert,
+        capf_lsc::certificate_to_pem(issuer.certificate()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
+    let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (identity, issuer)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use capf_lsc::{Curve, KeySpec, certificate_to_pem};
-
-    use super::CapfIdentity;
+    use capf_lsc::{Curve, KeySpec};
 
     #[test]
     fn debug_output_keeps_the_key_out() {
         let spec = KeySpec::Ec(Curve::P256);
-        let issuer = capf_test_support::capf_issuer(spec);
-        let dir = std::env::temp_dir().join(format!("capf-server-identity-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
-        std::fs::write(&cert, certificate_to_pem(issuer.certificate()).unwrap()).unwrap();
-        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
-        let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        let (identity, _) = super::fixture("identity", spec);
         let shown = format!("{identity:?}");
         let key_body = capf_test_support::key_pem(spec).lines().nth(1).unwrap();
         assert!(!shown.contains("PRIVATE KEY"), "{shown}");

@@ -262,30 +262,21 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use capf_lsc::{KeySpec, certificate_to_der, certificate_to_pem};
+    use capf_lsc::{KeySpec, certificate_to_der};
     use capf_phone::TlsVersions;
     use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     use super::TlsConnection;
-    use crate::CapfIdentity;
 
     /// The CAPF identity over fixture files, and the phone-side TLS configuration trusting it.
     fn identity(
         test: &str,
         versions: TlsVersions,
     ) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-        let spec = KeySpec::Ec(capf_lsc::Curve::P256);
-        let issuer = capf_test_support::capf_issuer(spec);
-        let dir =
-            std::env::temp_dir().join(format!("capf-server-tls-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
-        std::fs::write(&cert, certificate_to_pem(issuer.certificate()).unwrap()).unwrap();
-        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
-        let identity = CapfIdentity::load(&cert, &key, capf_test_support::now()).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        let (identity, issuer) =
+            crate::identity::fixture(&format!("tls-{test}"), KeySpec::Ec(capf_lsc::Curve::P256));
         let trust = vec![certificate_to_der(issuer.certificate()).unwrap()];
         let client = capf_phone::client_config_with(&trust, versions).unwrap();
         (identity.tls, client)

@@ -142,3 +142,50 @@ impl<R: Role> Core<R> {
         }
     }
 }
+
+/// The public calls both session types make the same way, over their `core` and `deframer`
+/// fields: written once here, expanded in each type's `impl` block.
+macro_rules! shared_session_calls {
+    ($event:ty) => {
+        /// The state the session is in.
+        pub fn state(&self) -> State {
+            self.core.state()
+        }
+
+        /// Whether the session has ended (its last transmits may still be queued).
+        pub fn is_closed(&self) -> bool {
+            self.core.is_closed()
+        }
+
+        /// The peer closed the connection: normal after the session's end (capfd closes
+        /// without close_notify, spec T10). Before it that is a failure: inside a message the
+        /// framing is broken, between messages the peer has gone; either way there is nobody
+        /// to send END_SESSION to (spec 9.3).
+        pub fn handle_eof(&mut self, _now: Instant) {
+            self.core.handle_eof(&mut self.deframer);
+        }
+
+        /// The next message to write, whole (one TLS write each: spec rule T9).
+        pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+            self.core.poll_transmit()
+        }
+
+        /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` while the
+        /// session waits on the application or is closed.
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            self.core.poll_timeout()
+        }
+
+        /// Time has passed: past the deadline the session ends, with END_SESSION 7 from a
+        /// server, silently from a phone (spec 9.3).
+        pub fn handle_timeout(&mut self, now: Instant) {
+            self.core.handle_timeout(now);
+        }
+
+        /// The next event for the application.
+        pub fn poll_event(&mut self) -> Option<$event> {
+            self.core.poll_event()
+        }
+    };
+}
+pub(crate) use shared_session_calls;

@@ -9,7 +9,7 @@ use capf_wire::{
     Strictness,
 };
 
-use crate::core::{Core, Role};
+use crate::core::{Core, Role, shared_session_calls};
 use crate::error::{Error, Outcome, State};
 use crate::types::{Certificate, read_key_request};
 
@@ -154,6 +154,8 @@ impl Role for Phone {
 }
 
 impl PhoneSession {
+    shared_session_calls!(PhoneEvent);
+
     /// A session for a connection whose TLS handshake has just finished; the phone waits for
     /// AUTH_REQUEST (the server speaks first, spec T6).
     pub fn new(config: PhoneConfig, now: Instant) -> Self {
@@ -174,16 +176,6 @@ impl PhoneSession {
         self.core.role.session_id
     }
 
-    /// The state the session is in.
-    pub fn state(&self) -> State {
-        self.core.state()
-    }
-
-    /// Whether the session has ended (its last transmits may still be queued).
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-
     /// Feeds bytes read from the connection, split anywhere.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) {
         while !input.is_empty() && !self.is_closed() {
@@ -197,32 +189,6 @@ impl PhoneSession {
                 }
             }
         }
-    }
-
-    /// The server closed the connection: normal after END_SESSION (capfd closes without
-    /// close_notify, spec T10), a failure before it.
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.core.handle_eof(&mut self.deframer);
-    }
-
-    /// The next message to write, whole (one TLS write each: spec rule T9).
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.core.poll_transmit()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
-    }
-
-    /// Time has passed: past the deadline the phone gives up and closes (spec 9.3).
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.core.handle_timeout(now);
-    }
-
-    /// The next event for the application.
-    pub fn poll_event(&mut self) -> Option<PhoneEvent> {
-        self.core.poll_event()
     }
 
     /// Answers [`PhoneEvent::AuthRequested`] with the AUTH_RESPONSE the application built

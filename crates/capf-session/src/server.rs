@@ -9,7 +9,7 @@ use capf_wire::{
     StoreCertificateRequest, Strictness,
 };
 
-use crate::core::{Core, Role};
+use crate::core::{Core, Role, shared_session_calls};
 use crate::error::{Error, Outcome, State};
 use crate::types::{Authentication, Certificate, Decision, Timeouts, key_request_for_version};
 
@@ -226,6 +226,8 @@ impl MessageHead {
 }
 
 impl ServerSession {
+    shared_session_calls!(ServerEvent);
+
     /// A session for a connection whose TLS handshake has just finished: AUTH_REQUEST (VERSION 3,
     /// AUTH_TYPE from the config) is queued at once (the server speaks first, spec T6).
     ///
@@ -254,19 +256,9 @@ impl ServerSession {
         self.core.role.session_id
     }
 
-    /// The state the session is in.
-    pub fn state(&self) -> State {
-        self.core.state()
-    }
-
     /// The VERSION the phone sent, once an acceptable AUTH_RESPONSE has arrived.
     pub fn version(&self) -> Option<u8> {
         self.core.role.version
-    }
-
-    /// Whether the session has ended (its last transmits may still be queued).
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
     }
 
     /// Feeds bytes read from the connection, split anywhere. Bytes after the session's end are
@@ -298,34 +290,6 @@ impl ServerSession {
     /// message.
     pub fn message_head(&self) -> &[u8] {
         self.core.role.head.as_slice()
-    }
-
-    /// The phone closed the connection. Before the session's end that is a failure: inside a
-    /// message the framing is broken, between messages the peer has gone; either way there is
-    /// nobody to send END_SESSION to (spec 9.3).
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.core.handle_eof(&mut self.deframer);
-    }
-
-    /// The next message to write, whole (one TLS write each: spec rule T9).
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.core.poll_transmit()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` while the
-    /// session waits on the application or is closed.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
-    }
-
-    /// Time has passed: past the deadline the session ends with END_SESSION 7 (spec 9.3).
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.core.handle_timeout(now);
-    }
-
-    /// The next event for the application.
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.core.poll_event()
     }
 
     /// Answers [`ServerEvent::Authenticate`] (spec 7 steps 4-6).

@@ -38,8 +38,12 @@ pub fn is_valid_auth_string(candidate: &str) -> bool {
         && candidate.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Checks `candidate` against UCM's rule for `device`.
-pub(crate) fn validate(device: &str, candidate: &str) -> Result<(), Error> {
+/// Checks `candidate` against UCM's rule for `device` (exported as `validate_auth_string`);
+/// the error never shows the string.
+///
+/// # Errors
+/// [`Error::InvalidAuthString`].
+pub fn validate(device: &str, candidate: &str) -> Result<(), Error> {
     if is_valid_auth_string(candidate) {
         Ok(())
     } else {

@@ -17,7 +17,10 @@ pub use admin::{
     BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, PendingCsr, Schedule, StatusKind,
     StatusReport,
 };
-pub use auth::{AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string};
+pub use auth::{
+    AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string,
+    validate as validate_auth_string,
+};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, Settings};

@@ -194,9 +194,7 @@ impl SqliteStore {
             let Some(detail) = f(tx, &mut row)? else {
                 return Ok(row.device);
             };
-            row.device.updated_at = now;
-            store_device(tx, &row)?;
-            append_audit(tx, now, Some(&row.device.name), action, &detail)?;
+            store_changed_device(tx, &mut row, now, action, &detail)?;
             load_required(tx, name).map(|r| r.device)
         })
     }
@@ -456,7 +454,16 @@ fn load_required(conn: &Connection, name: &str) -> Result<DeviceRow, Error> {
     })
 }
 
-fn store_device(conn: &Connection, row: &DeviceRow) -> Result<(), Error> {
+/// Stores a changed device, its `updated_at` set to `now`, with the audit entry `action`
+/// `detail` in the same transaction (every change has one).
+fn store_changed_device(
+    conn: &Connection,
+    row: &mut DeviceRow,
+    now: SystemTime,
+    action: &str,
+    detail: &str,
+) -> Result<(), Error> {
+    row.device.updated_at = now;
     let d = &row.device;
     let (operation, key_order, key_size, key_curve) = operation_columns(&d.operation);
     conn.prepare_cached(
@@ -490,7 +497,7 @@ fn store_device(conn: &Connection, row: &DeviceRow) -> Result<(), Error> {
         ])
     })
     .map_err(Error::db_device("storing the device", &d.name))?;
-    Ok(())
+    append_audit(conn, now, Some(&d.name), action, detail)
 }
 
 /// Inserts a new device row (status Pending, or None for no operation).
@@ -612,6 +619,44 @@ impl RawLsc {
     }
 }
 
+/// Every row `sql` selects with `params`, each read by `read` (the statement cached).
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    conn.prepare_cached(sql)?
+        .query_map(params, read)?
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// Checks an LSC about to be recorded (issued or imported) for `device`: a serial, a
+/// certificate, and notBefore no later than notAfter.
+fn check_lsc(
+    device: &str,
+    serial: &[u8],
+    der: &[u8],
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<(), Error> {
+    let invalid = |reason| Error::InvalidLsc {
+        serial: hex(serial),
+        device: device.to_owned(),
+        reason,
+    };
+    if serial.is_empty() {
+        return Err(invalid("the serial number is empty"));
+    }
+    if der.is_empty() {
+        return Err(invalid("the certificate is empty"));
+    }
+    if not_after < not_before {
+        return Err(invalid("notAfter is before notBefore"));
+    }
+    Ok(())
+}
+
 fn query_lscs(
     conn: &Connection,
     filter: &str,
@@ -619,13 +664,7 @@ fn query_lscs(
     action: &'static str,
 ) -> Result<Vec<LscRecord>, Error> {
     let sql = format!("SELECT {LSC_COLUMNS} FROM lscs WHERE {filter} ORDER BY issued_at, rowid");
-    let raws = conn
-        .prepare_cached(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map([param], RawLsc::read)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(Error::db(action))?;
+    let raws = all_rows(conn, &sql, [param], RawLsc::read).map_err(Error::db(action))?;
     raws.into_iter().map(RawLsc::parse).collect()
 }
 
@@ -650,13 +689,13 @@ fn move_lscs(
     to: LscState,
     now: SystemTime,
 ) -> Result<Vec<String>, Error> {
-    let serials = conn
-        .prepare_cached(DEVICE_LSCS_IN_STATE)
-        .and_then(|mut stmt| {
-            stmt.query_map(params![device, from.as_str()], |r| r.get::<_, Vec<u8>>(0))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(Error::db_device("finding LSCs to move", device))?;
+    let serials = all_rows(
+        conn,
+        DEVICE_LSCS_IN_STATE,
+        params![device, from.as_str()],
+        |r| r.get::<_, Vec<u8>>(0),
+    )
+    .map_err(Error::db_device("finding LSCs to move", device))?;
     let mut moved = Vec::new();
     for serial in serials {
         set_lsc_state(conn, &serial, to, now)?;

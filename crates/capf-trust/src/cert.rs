@@ -175,24 +175,25 @@ impl Cert {
 
     /// The BasicConstraints extension, if present.
     pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, Error> {
-        self.cert
-            .tbs_certificate()
-            .get_extension::<BasicConstraints>()
-            .map(|found| found.map(|(_, v)| v))
-            .map_err(|source| Error::Extension {
-                extension: "BasicConstraints",
-                source,
-            })
+        self.extension("BasicConstraints")
     }
 
     /// The KeyUsage extension, if present.
     pub fn key_usage(&self) -> Result<Option<KeyUsage>, Error> {
+        self.extension("KeyUsage")
+    }
+
+    /// Extension `T`, named `name` in errors, if present.
+    fn extension<'a, T>(&'a self, name: &'static str) -> Result<Option<T>, Error>
+    where
+        T: Decode<'a, Error = der::Error> + der::oid::AssociatedOid,
+    {
         self.cert
             .tbs_certificate()
-            .get_extension::<KeyUsage>()
+            .get_extension::<T>()
             .map(|found| found.map(|(_, v)| v))
             .map_err(|source| Error::Extension {
-                extension: "KeyUsage",
+                extension: name,
                 source,
             })
     }

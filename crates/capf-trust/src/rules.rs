@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use capf_lsc::cert_info::MissingCaKeyUsage;
 use capf_lsc::format_time;
 
 use crate::{Cert, Error, Fingerprint, Purpose, Release};
@@ -140,14 +141,11 @@ impl fmt::Display for Rule {
             Self::KeyUsageLacks {
                 digital_signature,
                 key_cert_sign,
-            } => {
-                let missing = match (digital_signature, key_cert_sign) {
-                    (true, true) => "digitalSignature and keyCertSign",
-                    (true, false) => "digitalSignature",
-                    _ => "keyCertSign",
-                };
-                write!(f, "KeyUsage lacks {missing} (from 14SU2)")
-            }
+            } => write!(
+                f,
+                "{} (from 14SU2)",
+                MissingCaKeyUsage::new(*digital_signature, *key_cert_sign)
+            ),
             Self::IpsecCertificateIsCa => {
                 f.write_str("a CA-signed IPsec certificate must not carry CA:TRUE (from 14SU3)")
             }
@@ -419,13 +417,14 @@ fn ca_extension_rules(cert: &Cert, intermediates_below: u8) -> Vec<Rule> {
             extension: "KeyUsage",
         }),
         Ok(None) => rules.push(Rule::KeyUsageMissing),
-        Ok(Some(ku)) if !ku.digital_signature() || !ku.key_cert_sign() => {
-            rules.push(Rule::KeyUsageLacks {
-                digital_signature: !ku.digital_signature(),
-                key_cert_sign: !ku.key_cert_sign(),
-            });
+        Ok(Some(ku)) => {
+            if let Some(missing) = MissingCaKeyUsage::of(&ku) {
+                rules.push(Rule::KeyUsageLacks {
+                    digital_signature: missing.digital_signature,
+                    key_cert_sign: missing.key_cert_sign,
+                });
+            }
         }
-        Ok(Some(_)) => {}
     }
     rules
 }

@@ -9,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 use capf_lsc::DeviceName;
 
 use super::{
-    DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, append_audit, describe_time,
-    from_unix, from_unix_opt, load_lsc, load_required, operation_columns, operation_from_columns,
-    store_device, to_unix,
+    DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, all_rows, append_audit, check_lsc,
+    describe_time, from_unix, from_unix_opt, load_lsc, load_required, operation_columns,
+    operation_from_columns, store_changed_device, to_unix,
 };
 use crate::auth;
 use crate::settings::KEEPALIVE;
@@ -163,15 +163,7 @@ pub(super) fn update_devices(
         let Some(detail) = apply(&mut row, change) else {
             continue;
         };
-        row.device.updated_at = now;
-        store_device(tx, &row)?;
-        append_audit(
-            tx,
-            now,
-            Some(&row.device.name),
-            action::DEVICE_BULK_UPDATED,
-            &detail,
-        )?;
+        store_changed_device(tx, &mut row, now, action::DEVICE_BULK_UPDATED, &detail)?;
         out.push(DeviceChange {
             name: row.device.name,
             detail,
@@ -192,12 +184,10 @@ pub(super) fn set_auth_strings(
             let mut row = load_required(tx, name)?;
             row.auth_hash = Some(auth::tag(key, &row.device.name, string));
             row.device.auth_mode = AuthMode::AuthenticationString;
-            row.device.updated_at = now;
-            store_device(tx, &row)?;
-            append_audit(
+            store_changed_device(
                 tx,
+                &mut row,
                 now,
-                Some(&row.device.name),
                 action::AUTH_STRING_SET,
                 "authentication string generated; auth mode By Authentication String",
             )
@@ -212,13 +202,13 @@ pub(super) fn set_auth_strings(
 
 pub(super) fn status_report(conn: &Connection, now: SystemTime) -> Result<StatusReport, Error> {
     let fail = Error::db("counting the devices by status");
-    let counts = conn
-        .prepare_cached("SELECT status, count(*) FROM devices GROUP BY status")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(fail)?;
+    let counts = all_rows(
+        conn,
+        "SELECT status, count(*) FROM devices GROUP BY status",
+        [],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )
+    .map_err(fail)?;
     let mut report = StatusReport::default();
     for (status, n) in counts {
         let slot = match status.as_str() {
@@ -394,21 +384,14 @@ pub(super) fn import_lscs(
 
 fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<(), Error> {
     DeviceName::new(&lsc.device).map_err(|source| Error::InvalidDeviceName { source })?;
-    let invalid = |reason| Error::InvalidLsc {
-        serial: hex(&lsc.serial),
-        device: lsc.device.clone(),
-        reason,
-    };
     // The same checks as an LSC issued (`record_lsc_issued`).
-    if lsc.serial.is_empty() {
-        return Err(invalid("the serial number is empty"));
-    }
-    if lsc.der.is_empty() {
-        return Err(invalid("the certificate is empty"));
-    }
-    if lsc.not_after < lsc.not_before {
-        return Err(invalid("notAfter is before notBefore"));
-    }
+    check_lsc(
+        &lsc.device,
+        &lsc.serial,
+        &lsc.der,
+        lsc.not_before,
+        lsc.not_after,
+    )?;
     let inserted = tx
         .prepare_cached(
             "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
@@ -498,13 +481,13 @@ pub(super) fn add_pending_csr(
 }
 
 pub(super) fn pending_csrs(conn: &Connection) -> Result<Vec<PendingCsr>, Error> {
-    let rows = conn
-        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs ORDER BY id")
-        .and_then(|mut stmt| {
-            stmt.query_map([], csr_from_row)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(Error::db("listing the pending certificate requests"))?;
+    let rows = all_rows(
+        conn,
+        "SELECT id, device, request, received_at FROM pending_csrs ORDER BY id",
+        [],
+        csr_from_row,
+    )
+    .map_err(Error::db("listing the pending certificate requests"))?;
     rows.into_iter().map(csr_parse).collect()
 }
 
@@ -639,14 +622,8 @@ pub(super) fn template(conn: &Connection, name: &str) -> Result<Option<DeviceTem
 }
 
 pub(super) fn templates(conn: &Connection) -> Result<Vec<DeviceTemplate>, Error> {
-    let rows = conn
-        .prepare_cached(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM device_templates ORDER BY name"
-        ))
-        .and_then(|mut stmt| {
-            stmt.query_map([], template_from_row)?
-                .collect::<Result<Vec<_>, _>>()
-        })
+    let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM device_templates ORDER BY name");
+    let rows = all_rows(conn, &sql, [], template_from_row)
         .map_err(Error::db("listing the device templates"))?;
     rows.into_iter().map(template_parse).collect()
 }

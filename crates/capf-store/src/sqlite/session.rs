@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use rusqlite::params;
 
 use super::{
-    DeviceRow, append_audit, bulk, describe_time, list_of, load, load_lsc, load_required,
-    move_lscs, set_lsc_state, to_unix,
+    DeviceRow, append_audit, bulk, check_lsc, describe_time, list_of, load, load_lsc,
+    load_required, move_lscs, set_lsc_state, to_unix,
 };
 use crate::auth;
 use crate::types::hex;
@@ -81,20 +81,7 @@ impl SessionStore for SqliteStore {
         lsc: &IssuedLsc,
         now: SystemTime,
     ) -> Result<LscRecord, Error> {
-        let invalid = |reason| Error::InvalidLsc {
-            serial: hex(&lsc.serial),
-            device: name.to_owned(),
-            reason,
-        };
-        if lsc.serial.is_empty() {
-            return Err(invalid("the serial number is empty"));
-        }
-        if lsc.der.is_empty() {
-            return Err(invalid("the certificate is empty"));
-        }
-        if lsc.not_after < lsc.not_before {
-            return Err(invalid("notAfter is before notBefore"));
-        }
+        check_lsc(name, &lsc.serial, &lsc.der, lsc.not_before, lsc.not_after)?;
         self.write(Some(name), |tx| {
             let device = load_required(tx, name)?.device;
             if let Some(existing) = load_lsc(tx, &lsc.serial)? {
