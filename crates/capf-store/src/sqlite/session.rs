@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use capf_lsc::DeviceName;
 use rusqlite::params;
 
 use super::{
@@ -16,11 +17,11 @@ use crate::{
 };
 
 impl SessionStore for SqliteStore {
-    fn device(&self, name: &str) -> Result<Option<Device>, Error> {
+    fn device(&self, name: &DeviceName) -> Result<Option<Device>, Error> {
         Ok(load(&self.lock(), name)?.map(|r| r.device))
     }
 
-    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error> {
+    fn check_auth_string(&self, name: &DeviceName, candidate: &str) -> Result<bool, Error> {
         let row = load_required(&self.lock(), name)?;
         Ok(match &row.auth_hash {
             Some(expected) => auth::verify(&self.key, &row.device.name, candidate, expected),
@@ -28,7 +29,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn record_auth_failure(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::AUTH_FAILURE, |_, row| {
             let d = &mut row.device;
             d.auth_failures = d.auth_failures.saturating_add(1);
@@ -40,12 +41,12 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn begin_attempt(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::ATTEMPT_BEGUN, |_, row| {
             let d = &mut row.device;
             if !d.has_operation_to_run() {
                 return Err(Error::NoOperationToRun {
-                    device: d.name.clone(),
+                    device: d.name.to_string(),
                     operation: d.operation,
                     status: d.status.clone(),
                 });
@@ -63,7 +64,7 @@ impl SessionStore for SqliteStore {
 
     fn record_ec_key_generation_failure(
         &self,
-        name: &str,
+        name: &DeviceName,
         now: SystemTime,
     ) -> Result<Device, Error> {
         self.change(name, now, action::EC_KEY_GENERATION_FAILED, |_, row| {
@@ -77,13 +78,13 @@ impl SessionStore for SqliteStore {
 
     fn record_lsc_issued(
         &self,
-        name: &str,
+        name: &DeviceName,
         lsc: &IssuedLsc,
         now: SystemTime,
     ) -> Result<LscRecord, Error> {
         let invalid = |reason| Error::InvalidLsc {
             serial: hex(&lsc.serial),
-            device: name.to_owned(),
+            device: name.to_string(),
             reason,
         };
         if lsc.serial.is_empty() {
@@ -100,7 +101,7 @@ impl SessionStore for SqliteStore {
             if let Some(existing) = load_lsc(tx, &lsc.serial)? {
                 return Err(Error::DuplicateSerial {
                     serial: hex(&lsc.serial),
-                    owner: existing.device,
+                    owner: existing.device.into_string(),
                 });
             }
             let stale = move_lscs(tx, &device.name, LscState::Issued, LscState::Stale, now)?;
@@ -111,7 +112,7 @@ impl SessionStore for SqliteStore {
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     lsc.serial,
-                    device.name,
+                    device.name.as_str(),
                     lsc.der,
                     to_unix(lsc.not_before),
                     to_unix(lsc.not_after),
@@ -140,7 +141,7 @@ impl SessionStore for SqliteStore {
 
     fn confirm_lsc_installed(
         &self,
-        name: &str,
+        name: &DeviceName,
         serial: &[u8],
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -152,8 +153,8 @@ impl SessionStore for SqliteStore {
             if !lsc.device.eq_ignore_ascii_case(&d.name) {
                 return Err(Error::LscOfAnotherDevice {
                     serial: hex(serial),
-                    device: d.name.clone(),
-                    owner: lsc.device,
+                    device: d.name.to_string(),
+                    owner: lsc.device.into_string(),
                 });
             }
             if lsc.state != LscState::Issued {
@@ -181,7 +182,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn record_delete_done(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::DELETE_DONE, |tx, row| {
             let deleted = move_lscs(
                 tx,
@@ -205,7 +206,7 @@ impl SessionStore for SqliteStore {
 
     fn record_fetch_done(
         &self,
-        name: &str,
+        name: &DeviceName,
         certificate: Option<(u8, Vec<u8>)>,
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -219,7 +220,12 @@ impl SessionStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4)",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![row.device.name, cert_type, der, to_unix(now)])
+                stmt.execute(params![
+                    row.device.name.as_str(),
+                    cert_type,
+                    der,
+                    to_unix(now)
+                ])
             })
             .map_err(Error::db_device("storing the troubleshoot result", name))?;
             let mut detail = match &certificate {
@@ -242,7 +248,12 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error> {
+    fn end_attempt(
+        &self,
+        name: &DeviceName,
+        end: AttemptEnd,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
         let action = match end {
             AttemptEnd::Interrupted { .. } => action::ATTEMPT_INTERRUPTED,
             AttemptEnd::Failed { .. } => action::ATTEMPT_FAILED,
@@ -269,7 +280,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn mark_expired(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::OPERATION_EXPIRED, |_, row| {
             let d = &mut row.device;
             if !d.has_operation_to_run() {
