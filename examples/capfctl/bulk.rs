@@ -10,7 +10,7 @@ use capf_admin::{
     BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, OperationKind, RemovedView,
     TemplateParams, TemplateView, TerminalProgress, open_existing_store, open_store,
 };
-use capf_store::{AuthMode, AdminStore};
+use capf_store::{AdminStore, AuthMode};
 
 use crate::device::{DataArgs, KeyArgs};
 use crate::print_json;
@@ -183,7 +183,7 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
                     devices: changes
                         .iter()
                         .map(|c| ChangeView {
-                            name: c.name.clone(),
+                            name: c.name.to_string(),
                             change: c.detail.clone(),
                         })
                         .collect(),

@@ -59,12 +59,12 @@ pub fn new_device_auth_mode(given: Option<AuthMode>, has_string: bool) -> Result
     }
 }
 
-/// Checks a new device (name and authentication string) before the store is touched.
+/// Checks a new device before the store is touched: its authentication string (its name is a
+/// [`DeviceName`], checked where it was given, with [`check_device_name`]).
 ///
 /// # Errors
-/// [`Error::DeviceName`], [`Error::BadAuthString`].
+/// [`Error::BadAuthString`].
 pub fn check_new_device(new: &NewDevice) -> Result<(), Error> {
-    check_device_name(&new.name)?;
     if let Some(s) = &new.auth_string {
         check_auth_string(&new.name, s)?;
     }
@@ -84,12 +84,25 @@ pub fn add_device(
     Ok(store.add_device(new, now)?)
 }
 
-/// The device named `name` (ignoring case).
+/// The device named `name` (ignoring case), after [`lookup_name`].
 ///
 /// # Errors
 /// [`Error::UnknownDevice`], or the store's.
 pub fn require_device(store: &dyn DeviceStore, name: &str) -> Result<Device, Error> {
-    store.device(name)?.ok_or_else(|| Error::UnknownDevice {
+    store
+        .device(&lookup_name(name)?)?
+        .ok_or_else(|| Error::UnknownDevice {
+            name: name.to_owned(),
+        })
+}
+
+/// Parses a name an administrator gives to find a registered device. A name no device can
+/// have is not registered either, so it is the same error as a valid name nobody registered.
+///
+/// # Errors
+/// [`Error::UnknownDevice`].
+pub fn lookup_name(name: &str) -> Result<DeviceName, Error> {
+    DeviceName::new(name).map_err(|_| Error::UnknownDevice {
         name: name.to_owned(),
     })
 }

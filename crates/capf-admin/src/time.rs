@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use capf_lsc::der::DateTime;
 
-
 use crate::{DateProblem, Error};
 
 /// RFC 3339 UTC, such as `2030-01-31T23:59:59Z`: capf-lsc's [`format_time`](capf_lsc::format_time).

@@ -109,7 +109,7 @@ impl Lab {
     ) -> Phone {
         let addr = self.addr(v6);
         let mut config =
-            PhoneConfig::new(PHONE, &addr.ip().to_string(), self.capf_pem.as_bytes()).unwrap();
+            PhoneConfig::new(dn(PHONE), &addr.ip().to_string(), self.capf_pem.as_bytes()).unwrap();
         config.port = addr.port();
         config.retries = 0;
         tune(&mut config);
@@ -408,7 +408,7 @@ async fn a_regenerated_capf_certificate_is_served_without_restart() {
     std::fs::write(lab.dir.join("capf.pem"), &next_pem).unwrap();
     // A phone trusting only the new certificate gets through once the server reloaded.
     let addr = lab.addr(false);
-    let mut config = PhoneConfig::new(PHONE, "127.0.0.1", next_pem.as_bytes()).unwrap();
+    let mut config = PhoneConfig::new(dn(PHONE), "127.0.0.1", next_pem.as_bytes()).unwrap();
     config.port = addr.port();
     config.retries = 20;
     config.retry_interval = Duration::from_millis(100);
