@@ -245,3 +245,45 @@ pub fn device_detail(
         audit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use capf_store::{AdminStore, SqliteStore};
+
+    use super::*;
+
+    /// Moved from the store's conformance suite: the store takes a `DeviceName`, so a name is
+    /// refused here, where an administrator gives it, and nothing reaches the store.
+    #[test]
+    fn rejects_invalid_device_names_and_logs_nothing() {
+        let store = SqliteStore::open_in_memory([9; 32]).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for bad in ["", "SEP00112233445G", "a b", "SEP\0", &"A".repeat(65)] {
+            let added = check_device_name(bad)
+                .and_then(|name| add_device(&store, &NewDevice::new(name), now));
+            match added {
+                Err(e @ Error::DeviceName { .. }) => assert!(
+                    e.to_string().starts_with("cannot register the device: "),
+                    "{e}"
+                ),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(store.audit(None, usize::MAX).unwrap().is_empty());
+        assert!(store.list_devices().unwrap().is_empty());
+    }
+
+    /// A name no device can have is looked up as not registered, as before names were typed.
+    #[test]
+    fn an_invalid_name_to_look_up_is_not_registered() {
+        let store = SqliteStore::open_in_memory([9; 32]).unwrap();
+        assert!(matches!(
+            require_device(&store, "a b"),
+            Err(Error::UnknownDevice { name }) if name == "a b"
+        ));
+    }
+}
