@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use capf_lsc::KeyPolicy;
 use capf_store::{
-    AdminStore, BulkChange, DeviceQuery, DeviceUpdate, LscRecord, LscState, NewDevice, Operation,
-    SessionStore, SqliteStore,
+    AdminStore, BulkChange, DeviceName, DeviceQuery, DeviceUpdate, LscRecord, LscState, NewDevice,
+    Operation, SessionStore, SqliteStore,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -40,7 +40,7 @@ fn devices(prefix: &str) -> Vec<NewDevice> {
             model: "Cisco 8865".into(),
             operation: Operation::InstallUpgrade(KeyPolicy::default()),
             auth_string: (i % 2 == 0).then(|| format!("{:06}", i % 1_000_000)),
-            ..NewDevice::new(format!("SEP{prefix}{i:07}"))
+            ..NewDevice::new(DeviceName::new(&format!("SEP{prefix}{i:07}")).unwrap())
         })
         .collect()
 }
@@ -57,8 +57,9 @@ struct Server {
 impl Server {
     fn start(dir: &Path) -> Server {
         let store = SqliteStore::open(dir).unwrap();
+        let phone = DeviceName::new("SEPFFFFFFFFFFFF").unwrap();
         store
-            .add_device(&NewDevice::new("SEPFFFFFFFFFFFF"), SystemTime::now())
+            .add_device(&NewDevice::new(phone.clone()), SystemTime::now())
             .ok();
         let stop = Arc::new(AtomicBool::new(false));
         let worst_micros = Arc::new(AtomicU64::new(0));
@@ -69,7 +70,7 @@ impl Server {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
                     store
-                        .record_auth_failure("SEPFFFFFFFFFFFF", SystemTime::now())
+                        .record_auth_failure(&phone, SystemTime::now())
                         .expect("the server's write failed");
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     worst.fetch_max(micros, Ordering::Relaxed);
@@ -198,7 +199,7 @@ fn certificates(dir: &Path, now: SystemTime) {
         let issued = now - 100 * day;
         LscRecord {
             serial: (i as u64 + 1).to_be_bytes().to_vec(),
-            device: format!("SEP{:012}", i / 2),
+            device: DeviceName::new(&format!("SEP{:012}", i / 2)).unwrap(),
             der: der.clone(),
             not_before: issued,
             not_after,

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use capf_lsc::der::Decode;
 use capf_lsc::x509_cert::Certificate;
-use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, verify_signature};
+use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, KeySpec, RsaBits, verify_signature};
 use capf_phone::{
     CertificateProof, GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey,
     TlsVersions,
@@ -147,7 +147,8 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     let trust = std::fs::read(trust_path).with_context(|| trust_path.display().to_string())?;
     let (host, port) = split_host_port(server)?;
     if let Some(device) = &cli.device {
-        let mut config = PhoneConfig::new(device, &host, &trust)?;
+        let name = DeviceName::new(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+        let mut config = PhoneConfig::new(name, &host, &trust)?;
         config.tls_versions = cli.tls_versions();
         config.port = port;
         if let Some(s) = &cli.auth_string {
@@ -194,12 +195,12 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     }
     let spec = parse_spec(&cli.key)?;
     let keys = key_pool(spec)?;
-    let names: Vec<String> = (1..=cli.phones)
+    let names = (1..=cli.phones)
         .map(|n| device_name(&cli.prefix, n))
-        .collect();
-    let idle_names: Vec<String> = (1..=cli.idle)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let idle_names = (1..=cli.idle)
         .map(|n| device_name(&cli.prefix, 0x8000_0000 + n))
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(dir) = &cli.provision {
         provision(
             dir,
@@ -215,7 +216,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         asked: std::sync::atomic::AtomicU32::new(0),
     });
     for name in &idle_names {
-        let mut config = PhoneConfig::new(name, &host, &trust)?;
+        let mut config = PhoneConfig::new(name.clone(), &host, &trust)?;
         config.port = port;
         config.retries = 0;
         config.key_generation_delay = Duration::from_secs(cli.idle_secs);
@@ -289,14 +290,14 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
 fn provision<'a>(
     dir: &std::path::Path,
     spec: KeySpec,
-    names: impl Iterator<Item = &'a String>,
+    names: impl Iterator<Item = &'a DeviceName>,
     sessions: u32,
 ) -> anyhow::Result<()> {
     let store = SqliteStore::open(dir)?;
     let policy = policy_for(spec);
     for name in names {
         if store.device(name)?.is_none() {
-            store.add_device(&NewDevice::new(name.as_str()), SystemTime::now())?;
+            store.add_device(&NewDevice::new(name.clone()), SystemTime::now())?;
         }
         store.schedule(
             name,
@@ -397,9 +398,10 @@ fn split_host_port(server: &str) -> anyhow::Result<(String, u16)> {
     }
 }
 
-fn device_name(prefix: &str, n: u32) -> String {
+fn device_name(prefix: &str, n: u32) -> anyhow::Result<DeviceName> {
     let width = 15usize.saturating_sub(prefix.len());
-    format!("{prefix}{n:0width$X}")
+    DeviceName::new(&format!("{prefix}{n:0width$X}"))
+        .map_err(|e| anyhow::anyhow!("--prefix {prefix}: {e}"))
 }
 
 fn parse_spec(s: &str) -> anyhow::Result<KeySpec> {
@@ -466,7 +468,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn enroll(
-    names: Vec<String>,
+    names: Vec<DeviceName>,
     host: &str,
     port: u16,
     trust: &[u8],
@@ -478,7 +480,7 @@ async fn enroll(
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
     for name in names {
-        let mut config = PhoneConfig::new(&name, host, trust)?;
+        let mut config = PhoneConfig::new(name.clone(), host, trust)?;
         config.port = port;
         config.retries = 0;
         config.tls_versions = tls_versions;
@@ -531,9 +533,11 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     );
     let store = Arc::new(SqliteStore::open(&dir)?);
     let policy = policy_for(spec);
-    let names: Vec<String> = (1..=cli.phones).map(|n| device_name("SEP", n)).collect();
+    let names = (1..=cli.phones)
+        .map(|n| device_name("SEP", n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     for name in &names {
-        let mut d = NewDevice::new(name.as_str());
+        let mut d = NewDevice::new(name.clone());
         d.operation = Operation::InstallUpgrade(policy);
         d.model = "Cisco 8865".into();
         store.add_device(&d, SystemTime::now())?;

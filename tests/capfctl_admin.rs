@@ -13,10 +13,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use capf_lsc::KeyPolicy;
 use capf_store::{
-    AdminStore, AuthMode, IssuedLsc, LscState, NewDevice, Operation, OperationStatus, SessionStore,
-    SqliteStore,
+    AdminStore, AuthMode, DeviceName, IssuedLsc, LscState, NewDevice, Operation, OperationStatus,
+    SessionStore, SqliteStore,
 };
 use serde_json::Value;
+
+/// A device name the test knows is valid.
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
 
 fn capfctl() -> PathBuf {
     common::example("capfctl")
@@ -115,21 +120,21 @@ fn with_lsc(
     install: bool,
 ) {
     let now = SystemTime::now();
-    if store.device(name).unwrap().is_none() {
-        store.add_device(&NewDevice::new(name), now).unwrap();
+    if store.device(&dn(name)).unwrap().is_none() {
+        store.add_device(&NewDevice::new(dn(name)), now).unwrap();
     }
     store
         .schedule(
-            name,
+            &dn(name),
             Operation::InstallUpgrade(KeyPolicy::default()),
             None,
             now,
         )
         .unwrap();
-    store.begin_attempt(name, now).unwrap();
+    store.begin_attempt(&dn(name), now).unwrap();
     store
         .record_lsc_issued(
-            name,
+            &dn(name),
             &IssuedLsc {
                 serial: serial.to_vec(),
                 der: der.to_vec(),
@@ -140,7 +145,7 @@ fn with_lsc(
         )
         .unwrap();
     if install {
-        store.confirm_lsc_installed(name, serial, now).unwrap();
+        store.confirm_lsc_installed(&dn(name), serial, now).unwrap();
     }
 }
 
@@ -217,7 +222,7 @@ fn bulk_insert_from_csv_with_a_template_and_line_numbered_errors() {
     assert_eq!(list[0]["device_pool"], "Remote");
     assert!(
         s.store()
-            .check_auth_string("SEP001122334455", "123456")
+            .check_auth_string(&dn("SEP001122334455"), "123456")
             .unwrap()
     );
 
@@ -265,7 +270,7 @@ fn bulk_insert_from_csv_with_a_template_and_line_numbered_errors() {
     s.ok(&["bulk", "insert", file.to_str().unwrap()]);
     assert_eq!(
         s.store()
-            .device("SEP00AA000000EE")
+            .device(&dn("SEP00AA000000EE"))
             .unwrap()
             .unwrap()
             .operation,
@@ -345,12 +350,16 @@ fn update_by_query_dry_run_then_for_real() {
     let text = s.ok(&dry);
     assert!(text.contains("dry run: 1 devices would change"), "{text}");
     assert_eq!(
-        store.device("SEP001122334466").unwrap().unwrap().status,
+        store
+            .device(&dn("SEP001122334466"))
+            .unwrap()
+            .unwrap()
+            .status,
         OperationStatus::Success
     );
     let out = s.json(&args);
     assert_eq!(out["changed"], 1);
-    let d = store.device("SEP001122334466").unwrap().unwrap();
+    let d = store.device(&dn("SEP001122334466")).unwrap().unwrap();
     assert_eq!(d.status, OperationStatus::Pending);
     assert!(d.operation.to_string().contains("RSA 4096"));
 
@@ -367,11 +376,11 @@ fn update_by_query_dry_run_then_for_real() {
     ]);
     assert_eq!(out["changed"], 1);
     assert_eq!(
-        store.device("SEP001122334455").unwrap().unwrap().model,
+        store.device(&dn("SEP001122334455")).unwrap().unwrap().model,
         "Cisco 8865NR"
     );
     assert_eq!(
-        store.device("SEP001122334466").unwrap().unwrap().model,
+        store.device(&dn("SEP001122334466")).unwrap().unwrap().model,
         "Cisco 8865"
     );
     let pending = s.json(&[
@@ -417,9 +426,9 @@ fn update_by_query_dry_run_then_for_real() {
     ]);
     assert_eq!(updated["device_pool"], "Home");
     assert_eq!(updated["has_auth_string"], true);
-    let d = store.device("CSFjsmith").unwrap().unwrap();
+    let d = store.device(&dn("CSFjsmith")).unwrap().unwrap();
     assert_eq!(d.device_pool, "Home");
-    assert!(store.check_auth_string("CSFjsmith", "98765").unwrap());
+    assert!(store.check_auth_string(&dn("CSFjsmith"), "98765").unwrap());
     s.ok(&[
         "device",
         "update",
@@ -428,7 +437,7 @@ fn update_by_query_dry_run_then_for_real() {
         "--auth",
         "null-string",
     ]);
-    let d = store.device("CSFjsmith").unwrap().unwrap();
+    let d = store.device(&dn("CSFjsmith")).unwrap().unwrap();
     assert!(!d.has_auth_string);
     assert_eq!(d.auth_mode, AuthMode::NullString);
     let err = s.fails(&["device", "update", "CSFjsmith"]);
@@ -468,8 +477,8 @@ fn generated_strings_are_digits_printed_once_in_a_private_csv_and_stored_as_hmac
         assert_eq!(line, format!("{name},{string}"));
         assert_eq!(string.len(), 8);
         assert!(string.bytes().all(|b| b.is_ascii_digit()));
-        assert!(store.check_auth_string(name, string).unwrap());
-        let device = store.device(name).unwrap().unwrap();
+        assert!(store.check_auth_string(&dn(name), string).unwrap());
+        let device = store.device(&dn(name)).unwrap().unwrap();
         assert_eq!(device.auth_mode, AuthMode::AuthenticationString);
         strings.push(string.to_owned());
     }
@@ -503,8 +512,12 @@ fn generated_strings_are_digits_printed_once_in_a_private_csv_and_stored_as_hmac
     let string = rows[0].split_whitespace().nth(1).unwrap();
     assert_eq!(string.len(), 4);
     assert_eq!(rows[1].split_whitespace().nth(1), Some(string));
-    assert!(store.check_auth_string("CSFjsmith", string).unwrap());
-    assert!(store.check_auth_string("SEP001122334455", string).unwrap());
+    assert!(store.check_auth_string(&dn("CSFjsmith"), string).unwrap());
+    assert!(
+        store
+            .check_auth_string(&dn("SEP001122334455"), string)
+            .unwrap()
+    );
 
     let err = s.fails(&["auth-string", "generate", "--all", "--csv", "same.csv"]);
     assert!(err.contains("never overwritten"), "{err}");
@@ -536,7 +549,7 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
     with_lsc(&store, "SEP0011223344AA", &[0x61, 1], &[0x30], later, false);
     store
         .end_attempt(
-            "SEP0011223344AA",
+            &dn("SEP0011223344AA"),
             capf_store::AttemptEnd::Interrupted {
                 reason: "hang-up".into(),
             },
@@ -546,7 +559,7 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
     with_lsc(&store, "SEP0011223344AA", &[0x61, 2], &[0x30], later, false);
     store
         .end_attempt(
-            "SEP0011223344AA",
+            &dn("SEP0011223344AA"),
             capf_store::AttemptEnd::Failed {
                 reason: "key generation failed".into(),
             },
@@ -554,7 +567,7 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
         )
         .unwrap();
     store
-        .add_pending_csr("SEP001122334466", &[0x30, 0x00], SystemTime::now())
+        .add_pending_csr(&dn("SEP001122334466"), &[0x30, 0x00], SystemTime::now())
         .unwrap();
 
     let stale = s.json(&["stale-lsc", "list"]);
@@ -981,7 +994,7 @@ fn the_cli_and_another_writer_share_the_store_without_lock_errors_or_lost_update
     let s = Scratch::new("shared");
     let store = s.store();
     store
-        .add_device(&NewDevice::new("SEP00CC00000000"), SystemTime::now())
+        .add_device(&NewDevice::new(dn("SEP00CC00000000")), SystemTime::now())
         .unwrap();
     let mut csv = String::from("device_name,device_pool,operation\n");
     for i in 1..=3000 {
@@ -993,7 +1006,7 @@ fn the_cli_and_another_writer_share_the_store_without_lock_errors_or_lost_update
         // Another process's handle (the server's, in production), writing all along.
         for _ in 0..WRITES {
             store
-                .record_auth_failure("SEP00CC00000000", SystemTime::now())
+                .record_auth_failure(&dn("SEP00CC00000000"), SystemTime::now())
                 .unwrap();
         }
         store
@@ -1011,7 +1024,7 @@ fn the_cli_and_another_writer_share_the_store_without_lock_errors_or_lost_update
     let store = writer.join().unwrap();
     assert_eq!(
         store
-            .device("SEP00CC00000000")
+            .device(&dn("SEP00CC00000000"))
             .unwrap()
             .unwrap()
             .auth_failures,

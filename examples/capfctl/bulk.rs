@@ -183,7 +183,7 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
                     devices: changes
                         .iter()
                         .map(|c| ChangeView {
-                            name: c.name.clone(),
+                            name: c.name.to_string(),
                             change: c.detail.clone(),
                         })
                         .collect(),

@@ -207,7 +207,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                 auth_mode,
                 auth_string,
                 complete_by: complete_by_arg(complete_by.as_deref())?,
-                ..NewDevice::new(name)
+                ..NewDevice::new(capf_admin::check_device_name(&name)?)
             };
             add(&data.data, &new, json)
         }
@@ -278,7 +278,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
         }
         DeviceCommand::Remove { data, name, json } => {
             let store = open_existing_store(&data.data)?;
-            store.remove_device(&name, SystemTime::now())?;
+            store.remove_device(&capf_admin::lookup_name(&name)?, SystemTime::now())?;
             if json {
                 return print_json(&RemovedView { removed: name });
             }

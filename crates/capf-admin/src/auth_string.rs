@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::SystemTime;
 
+use capf_lsc::DeviceName;
 use capf_store::{AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, DeviceStore};
 
 use crate::{AuthStringView, DeviceFilter, Error, require_device, write_new_file};
@@ -82,8 +83,12 @@ impl DeviceSelection {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], [`Error::NoDevicesMatch`], or the store's.
-    pub fn names(&self, store: &dyn DeviceStore, now: SystemTime) -> Result<Vec<String>, Error> {
-        let mut names: Vec<String> = Vec::new();
+    pub fn names(
+        &self,
+        store: &dyn DeviceStore,
+        now: SystemTime,
+    ) -> Result<Vec<DeviceName>, Error> {
+        let mut names: Vec<DeviceName> = Vec::new();
         for name in &self.devices {
             names.push(require_device(store, name)?.name);
         }
@@ -106,7 +111,7 @@ impl DeviceSelection {
 /// [`Error::TooFewAuthStrings`] when there are more devices than distinct strings of this
 /// length; [`Error::Random`].
 pub fn generate_auth_strings(
-    names: Vec<String>,
+    names: Vec<DeviceName>,
     length: AuthStringLength,
     same: bool,
 ) -> Result<Vec<AuthStringView>, Error> {
@@ -170,7 +175,7 @@ pub fn set_auth_strings(
     now: SystemTime,
 ) -> Result<(), Error> {
     write_new_file(csv, auth_strings_csv(strings).as_bytes(), true)?;
-    let pairs: Vec<(String, String)> = strings
+    let pairs: Vec<(DeviceName, String)> = strings
         .iter()
         .map(|s| (s.name.clone(), s.auth_string.clone()))
         .collect();
@@ -198,6 +203,10 @@ mod tests {
         }
     }
 
+    fn dn(name: &str) -> DeviceName {
+        DeviceName::new(name).unwrap()
+    }
+
     #[test]
     fn length_is_4_to_10() {
         for bad in [-1, 0, 3, 11] {
@@ -210,7 +219,7 @@ mod tests {
     fn every_device_gets_its_own_string() {
         // 4 digits give 10,000 strings: 9,000 devices would almost surely collide if the
         // strings were drawn independently.
-        let names: Vec<String> = (0..9_000).map(|i| format!("SEP{i:012}")).collect();
+        let names: Vec<DeviceName> = (0..9_000).map(|i| dn(&format!("SEP{i:012}"))).collect();
         let strings =
             generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false).unwrap();
         let distinct: HashSet<&str> = strings.iter().map(|s| s.auth_string.as_str()).collect();
@@ -219,7 +228,7 @@ mod tests {
 
     #[test]
     fn more_devices_than_strings_is_refused() {
-        let names: Vec<String> = (0..10_001).map(|i| format!("SEP{i:012}")).collect();
+        let names: Vec<DeviceName> = (0..10_001).map(|i| dn(&format!("SEP{i:012}"))).collect();
         let err =
             generate_auth_strings(names, AuthStringLength::new(4).unwrap(), false).unwrap_err();
         assert!(matches!(
@@ -233,7 +242,7 @@ mod tests {
 
     #[test]
     fn same_gives_one_string() {
-        let names = vec!["A".to_owned(), "B".to_owned()];
+        let names = vec![dn("A"), dn("B")];
         let strings = generate_auth_strings(names, AuthStringLength::default(), true).unwrap();
         assert_eq!(strings[0].auth_string, strings[1].auth_string);
         assert_eq!(

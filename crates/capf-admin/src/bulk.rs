@@ -106,8 +106,7 @@ fn row_device(
     template: Option<&DeviceTemplate>,
     now: SystemTime,
 ) -> Result<NewDevice, Error> {
-    let name = row.get("device_name").ok_or(Error::NoDeviceName)?;
-    check_device_name(name)?;
+    let name = check_device_name(row.get("device_name").ok_or(Error::NoDeviceName)?)?;
     let mut new = match template {
         Some(t) => t.new_device(name),
         None => NewDevice::new(name),
@@ -140,7 +139,7 @@ fn row_device(
     }
     let string = row.get("auth_string");
     if let Some(s) = string {
-        check_auth_string(name, s)?;
+        check_auth_string(&new.name, s)?;
         new.auth_string = Some(s.to_owned());
     }
     match row.get("auth_mode") {
@@ -261,7 +260,7 @@ fn check_records(
         let new = row_device(&row, template, now).map_err(at_line)?;
         if let Some(first) = seen.insert(new.name.to_ascii_lowercase(), line) {
             return Err(at_line(Error::DuplicateDevice {
-                name: new.name,
+                name: new.name.into_string(),
                 first,
             }));
         }

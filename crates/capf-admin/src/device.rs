@@ -52,12 +52,12 @@ pub fn new_device_auth_mode(given: Option<AuthMode>, has_string: bool) -> Result
     }
 }
 
-/// Checks a new device (name and authentication string) before the store is touched.
+/// Checks a new device before the store is touched: its authentication string (its name is a
+/// [`DeviceName`], checked where it was given, with [`check_device_name`]).
 ///
 /// # Errors
 /// [`Error::DeviceName`], [`Error::Store`] ([`capf_store::Error::InvalidAuthString`]).
 pub fn check_new_device(new: &NewDevice) -> Result<(), Error> {
-    check_device_name(&new.name)?;
     if let Some(s) = &new.auth_string {
         check_auth_string(&new.name, s)?;
     }
@@ -77,12 +77,25 @@ pub fn add_device(
     Ok(store.add_device(new, now)?)
 }
 
-/// The device named `name` (ignoring case).
+/// The device named `name` (ignoring case), after [`lookup_name`].
 ///
 /// # Errors
 /// [`Error::UnknownDevice`], or the store's.
 pub fn require_device(store: &dyn DeviceStore, name: &str) -> Result<Device, Error> {
-    store.device(name)?.ok_or_else(|| Error::UnknownDevice {
+    store
+        .device(&lookup_name(name)?)?
+        .ok_or_else(|| Error::UnknownDevice {
+            name: name.to_owned(),
+        })
+}
+
+/// Parses a name an administrator gives to find a registered device. A name no device can
+/// have is not registered either, so it is the same error as a valid name nobody registered.
+///
+/// # Errors
+/// [`Error::UnknownDevice`].
+pub fn lookup_name(name: &str) -> Result<DeviceName, Error> {
+    DeviceName::new(name).map_err(|_| Error::UnknownDevice {
         name: name.to_owned(),
     })
 }
@@ -225,4 +238,46 @@ pub fn device_detail(
         lscs,
         audit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use capf_store::{AdminStore, SqliteStore};
+
+    use super::*;
+
+    /// Moved from the store's conformance suite: the store takes a `DeviceName`, so a name is
+    /// refused here, where an administrator gives it, and nothing reaches the store.
+    #[test]
+    fn rejects_invalid_device_names_and_logs_nothing() {
+        let store = SqliteStore::open_in_memory([9; 32]).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for bad in ["", "SEP00112233445G", "a b", "SEP\0", &"A".repeat(65)] {
+            let added = check_device_name(bad)
+                .and_then(|name| add_device(&store, &NewDevice::new(name), now));
+            match added {
+                Err(e @ Error::DeviceName { .. }) => assert!(
+                    e.to_string().starts_with("cannot register the device: "),
+                    "{e}"
+                ),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(store.audit(None, usize::MAX).unwrap().is_empty());
+        assert!(store.list_devices().unwrap().is_empty());
+    }
+
+    /// A name no device can have is looked up as not registered, as before names were typed.
+    #[test]
+    fn an_invalid_name_to_look_up_is_not_registered() {
+        let store = SqliteStore::open_in_memory([9; 32]).unwrap();
+        assert!(matches!(
+            require_device(&store, "a b"),
+            Err(Error::UnknownDevice { name }) if name == "a b"
+        ));
+    }
 }

@@ -23,8 +23,8 @@ pub use bulk::{
 };
 pub use device::{
     AUDIT_ENTRIES, DeviceDetail, DeviceEdit, add_device, check_auth_string, check_device_name,
-    check_new_device, device_detail, list_devices, new_device_auth_mode, require_device,
-    schedule_device,
+    check_new_device, device_detail, list_devices, lookup_name, new_device_auth_mode,
+    require_device, schedule_device,
 };
 pub use error::{DateProblem, Error};
 pub use files::{open_existing_store, open_store, random_serial, read_text, write_new_file};

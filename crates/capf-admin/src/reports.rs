@@ -45,7 +45,7 @@ pub fn status_report(store: &dyn DeviceStore, now: SystemTime) -> Result<StatusV
         failed_devices: failed
             .iter()
             .map(|d| FailedDeviceView {
-                name: d.name.clone(),
+                name: d.name.to_string(),
                 operation: d.operation.to_string(),
                 reason: reason(d),
             })
@@ -53,7 +53,7 @@ pub fn status_report(store: &dyn DeviceStore, now: SystemTime) -> Result<StatusV
         past_complete_by_devices: past
             .iter()
             .map(|d| PastCompleteByView {
-                name: d.name.clone(),
+                name: d.name.to_string(),
                 operation: d.operation.to_string(),
                 complete_by: d.complete_by.map(rfc3339),
             })
@@ -383,7 +383,7 @@ pub fn export_csv(lscs: &[LscRecord]) -> Result<String, Error> {
     for l in lscs {
         writer
             .write_record([
-                l.device.clone(),
+                l.device.to_string(),
                 l.serial_hex(),
                 l.state.as_str().to_owned(),
                 rfc3339(l.not_before),

@@ -1,6 +1,7 @@
 //! Views of the store's records for people and programs: serde types whose JSON is capfctl's
 //! `--json` output (field order kept), and the texts CSV and PEM come from.
 
+use capf_lsc::DeviceName;
 use capf_store::{
     AuditEntry, Device, DeviceTemplate, LscRecord, Operation, OperationStatus, PendingCsr,
     StatusKind,
@@ -86,7 +87,7 @@ pub struct DeviceView {
 impl From<&Device> for DeviceView {
     fn from(d: &Device) -> Self {
         DeviceView {
-            name: d.name.clone(),
+            name: d.name.to_string(),
             description: d.description.clone(),
             device_pool: d.device_pool.clone(),
             model: d.model.clone(),
@@ -163,7 +164,7 @@ impl From<&LscRecord> for LscView {
     fn from(l: &LscRecord) -> Self {
         LscView {
             serial: l.serial_hex(),
-            device: l.device.clone(),
+            device: l.device.to_string(),
             state: l.state.as_str(),
             not_before: rfc3339(l.not_before),
             not_after: rfc3339(l.not_after),
@@ -258,7 +259,7 @@ impl From<&PendingCsr> for CsrView {
     fn from(c: &PendingCsr) -> Self {
         CsrView {
             id: c.id,
-            device: c.device.clone(),
+            device: c.device.to_string(),
             received_at: rfc3339(c.received_at),
             bytes: c.request.len(),
             key: capf_lsc::PhonePublicKey::from_der(&c.request)
@@ -356,10 +357,16 @@ pub struct BulkInsertView {
 /// A device and its new authentication string (shown once).
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct AuthStringView {
-    /// The device.
-    pub name: String,
+    /// The device (as registered: the store takes it back without parsing it again).
+    #[serde(serialize_with = "name_as_str")]
+    pub name: DeviceName,
     /// Its authentication string.
     pub auth_string: String,
+}
+
+/// A device name in JSON: its text.
+fn name_as_str<S: serde::Serializer>(name: &DeviceName, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(name)
 }
 
 impl core::fmt::Debug for AuthStringView {

@@ -15,7 +15,7 @@ use capf_lsc::der::Decode;
 use capf_lsc::x509_cert::Certificate as X509;
 use capf_lsc::{KeySpec, certificates_from_pem};
 use capf_session::{Certificate, Outcome, PhoneEvent, PhoneSession};
-use capf_wire::{AuthResponse, Reason};
+use capf_wire::{AuthResponse, DeviceName, Reason};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -255,8 +255,8 @@ impl std::fmt::Debug for PhoneAuth {
 /// One phone's CAPF settings.
 #[derive(Debug, Clone)]
 pub struct PhoneConfig {
-    /// The device name (SEP + MAC, or CSF... for Jabber).
-    pub device_name: String,
+    /// The device name (SEP + MAC, or CSF... for Jabber), validated where it was given.
+    pub device_name: DeviceName,
     /// CAPF's host name or address.
     pub host: String,
     /// CAPF's port (3804).
@@ -296,7 +296,7 @@ impl PhoneConfig {
     /// # Errors
     /// [`Error::Lsc`] for unreadable PEM, [`Error::NoTrustCertificate`] when it holds no
     /// certificate.
-    pub fn new(device_name: &str, host: &str, trust_pem: &[u8]) -> Result<Self, Error> {
+    pub fn new(device_name: DeviceName, host: &str, trust_pem: &[u8]) -> Result<Self, Error> {
         let lsc = |source| Error::Lsc {
             what: "CAPF trust",
             source,
@@ -310,7 +310,7 @@ impl PhoneConfig {
             return Err(Error::NoTrustCertificate);
         }
         Ok(PhoneConfig {
-            device_name: device_name.to_owned(),
+            device_name,
             host: host.to_owned(),
             port: 3804,
             ip_mode: PhoneIpMode::TwoStack,
@@ -627,7 +627,7 @@ fn auth_response(
     version: u8,
     session_id: u32,
 ) -> Result<AuthResponse<'static>, Error> {
-    let name = config.device_name.clone();
+    let name = config.device_name.to_string();
     let response = AuthResponse::new(name.clone(), version)?;
     Ok(match &config.auth {
         PhoneAuth::AuthenticationString(s) => response.with_password(s.clone())?,

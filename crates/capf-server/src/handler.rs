@@ -131,21 +131,21 @@ impl EnrollmentService {
     }
 
     /// A store call about `device`, at the time it runs. The blocking pool needs owned data:
-    /// this is the one place the device name is copied.
+    /// the session's one validated name is shared with it, not copied.
     async fn device_call<T, F>(
         &self,
-        device: &DeviceName,
+        device: &Arc<DeviceName>,
         context: &'static str,
         f: F,
     ) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn SessionStore, &str, SystemTime) -> Result<T, capf_store::Error>
+        F: FnOnce(&dyn SessionStore, &DeviceName, SystemTime) -> Result<T, capf_store::Error>
             + Send
             + 'static,
     {
-        let device = device.clone();
-        self.store_call(context, move |s| f(s, device.as_str(), SystemTime::now()))
+        let device = Arc::clone(device);
+        self.store_call(context, move |s| f(s, &device, SystemTime::now()))
             .await
     }
 }
@@ -189,20 +189,20 @@ enum Attempt {
     /// to do, or refused before the attempt began (complete-by passed, authentication failed,
     /// key-generation queue full).
     NotBegun {
-        device: DeviceName,
+        device: Arc<DeviceName>,
         operation: Option<OperationKind>,
     },
     /// Install/Upgrade begun: KEY_GEN_REQUEST sent for `requested`; `permit` holds a
     /// key-generation slot.
     KeyRequested {
-        device: DeviceName,
+        device: Arc<DeviceName>,
         requested: KeySpec,
         permit: KeyGenPermit,
     },
     /// The LSC with this serial is issued and recorded, STORE_CERT_REQUEST sent; installed
     /// only on STORE_CERT_RESPONSE (spec 8.2 project rule).
     LscIssued {
-        device: DeviceName,
+        device: Arc<DeviceName>,
         serial: Vec<u8>,
         #[expect(
             dead_code,
@@ -211,18 +211,18 @@ enum Attempt {
         permit: KeyGenPermit,
     },
     /// Troubleshoot begun: FETCH_CERT_REQUEST sent.
-    FetchRequested { device: DeviceName },
+    FetchRequested { device: Arc<DeviceName> },
     /// Delete begun: DELETE_CERT_REQUEST sent.
-    DeleteRequested { device: DeviceName },
+    DeleteRequested { device: Arc<DeviceName> },
     /// The attempt is over and the store has recorded how (succeeded, failed or interrupted).
     Ended {
-        device: DeviceName,
+        device: Arc<DeviceName>,
         operation: Option<OperationKind>,
     },
 }
 
 impl Attempt {
-    fn device(&self) -> Option<&DeviceName> {
+    fn device(&self) -> Option<&Arc<DeviceName>> {
         match self {
             Attempt::NoDevice => None,
             Attempt::NotBegun { device, .. }
@@ -235,7 +235,7 @@ impl Attempt {
     }
 
     fn device_name(&self) -> Option<&str> {
-        self.device().map(DeviceName::as_str)
+        self.device().map(|d| d.as_str())
     }
 
     fn operation(&self) -> Option<OperationKind> {
@@ -337,7 +337,7 @@ pub struct EnrollmentHandler {
 impl EnrollmentHandler {
     /// The device this session is about, once AUTH_RESPONSE named a known one.
     pub fn device(&self) -> Option<&DeviceName> {
-        self.attempt.device()
+        self.attempt.device().map(Arc::as_ref)
     }
 
     /// Whether the store holds this session's attempt in progress, so that the session's end
@@ -417,8 +417,9 @@ impl EnrollmentHandler {
     /// Spec section 7 steps 4-6: device lookup, authentication, dispatch.
     async fn authenticate(&mut self, auth: Authentication) -> Result<Decision, Error> {
         let now = SystemTime::now();
-        // The session validated the name once (an invalid one got END_SESSION 9 there).
-        let device = auth.device_name.clone();
+        // The session validated the name once (an invalid one got END_SESSION 9 there); the
+        // attempt holds it for every store call of the session.
+        let device = Arc::new(auth.device_name.clone());
         let Some(record) = self
             .service
             .device_call(&device, "device lookup", |s, name, _| s.device(name))
@@ -605,7 +606,7 @@ impl EnrollmentHandler {
     }
 
     /// Begins the attempt in the store; `next` is the state it is in then.
-    async fn begin(&mut self, next: impl FnOnce(DeviceName) -> Attempt) -> Result<(), Error> {
+    async fn begin(&mut self, next: impl FnOnce(Arc<DeviceName>) -> Attempt) -> Result<(), Error> {
         let Some(device) = self.attempt.device() else {
             return Ok(());
         };
@@ -679,7 +680,7 @@ impl EnrollmentHandler {
             return Ok(Answer::IssuanceFailed);
         }
         let request = IssueRequest {
-            device: device.clone(),
+            device: DeviceName::clone(device),
             public_key: key,
             validity: self.service.lsc_validity,
         };

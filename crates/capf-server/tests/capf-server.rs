@@ -13,8 +13,8 @@ use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, certificate_to_pem}
 use capf_phone::{KeyPool, Phone, PhoneAuth, PhoneConfig, PhoneKey};
 use capf_server::{CapfServer, Config, ServerHandle};
 use capf_store::{
-    AdminStore, AuthMode, LscState, NewDevice, Operation, OperationStatus, SessionStore,
-    SqliteStore,
+    AdminStore, AuthMode, DeviceName, LscState, NewDevice, Operation, OperationStatus,
+    SessionStore, SqliteStore,
 };
 use capf_wire::Reason;
 
@@ -22,6 +22,11 @@ use capf_wire::Reason;
 mod handler;
 
 const PHONE: &str = "SEP001122334455";
+
+/// A device name the test knows is valid.
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
 
 struct Lab {
     dir: PathBuf,
@@ -84,7 +89,7 @@ impl Lab {
     }
 
     fn add(&self, operation: Operation, auth: AuthMode, string: Option<&str>) {
-        let mut d = NewDevice::new(PHONE);
+        let mut d = NewDevice::new(dn(PHONE));
         d.operation = operation;
         d.auth_mode = auth;
         d.auth_string = string.map(str::to_owned);
@@ -104,7 +109,7 @@ impl Lab {
     ) -> Phone {
         let addr = self.addr(v6);
         let mut config =
-            PhoneConfig::new(PHONE, &addr.ip().to_string(), self.capf_pem.as_bytes()).unwrap();
+            PhoneConfig::new(dn(PHONE), &addr.ip().to_string(), self.capf_pem.as_bytes()).unwrap();
         config.port = addr.port();
         config.retries = 0;
         tune(&mut config);
@@ -112,7 +117,7 @@ impl Lab {
     }
 
     fn status(&self) -> OperationStatus {
-        self.store.device(PHONE).unwrap().unwrap().status
+        self.store.device(&dn(PHONE)).unwrap().unwrap().status
     }
 
     async fn stop(mut self) {
@@ -168,7 +173,7 @@ async fn installs_an_rsa_2048_lsc_over_ipv4_that_openssl_verifies() {
     let (der, _) = e.installed.clone().expect("an LSC installed");
     assert!(e.succeeded());
     assert_eq!(lab.status(), OperationStatus::Success);
-    let lscs = lab.store.lscs(PHONE).unwrap();
+    let lscs = lab.store.lscs(&dn(PHONE)).unwrap();
     assert_eq!(lscs.len(), 1);
     assert_eq!(lscs[0].state, LscState::Installed);
     assert_eq!(lscs[0].der, der);
@@ -191,7 +196,10 @@ async fn a_phone_offering_only_tls_1_2_installs_its_lsc() {
     assert!(e.succeeded(), "{e:?}");
     let (der, _) = e.installed.clone().expect("an LSC installed");
     assert_eq!(lab.status(), OperationStatus::Success);
-    assert_eq!(lab.store.lscs(PHONE).unwrap()[0].state, LscState::Installed);
+    assert_eq!(
+        lab.store.lscs(&dn(PHONE)).unwrap()[0].state,
+        LscState::Installed
+    );
     openssl_verify(&lab.dir, &lab.capf_pem, &der);
     lab.stop().await;
 }
@@ -201,11 +209,11 @@ async fn installs_ec_lscs_on_every_curve_over_ipv6() {
     let lab = lab("install-ec", |_| {}).await;
     for curve in [Curve::P256, Curve::P384, Curve::P521] {
         let op = install(KeyOrder::EcOnly, RsaBits::B2048, curve);
-        if lab.store.device(PHONE).unwrap().is_none() {
+        if lab.store.device(&dn(PHONE)).unwrap().is_none() {
             lab.add(op, AuthMode::NullString, None);
         } else {
             lab.store
-                .schedule(PHONE, op, None, SystemTime::now())
+                .schedule(&dn(PHONE), op, None, SystemTime::now())
                 .unwrap();
         }
         let mut phone = lab.phone(true, vec![key(KeySpec::Ec(curve))]);
@@ -217,7 +225,7 @@ async fn installs_ec_lscs_on_every_curve_over_ipv6() {
     }
     let states: Vec<LscState> = lab
         .store
-        .lscs(PHONE)
+        .lscs(&dn(PHONE))
         .unwrap()
         .iter()
         .map(|l| l.state)
@@ -241,23 +249,26 @@ async fn troubleshoot_fetches_the_lsc_and_delete_removes_it() {
     let (der, _) = phone.run_once().await.unwrap().installed.unwrap();
 
     lab.store
-        .schedule(PHONE, Operation::Troubleshoot, None, SystemTime::now())
+        .schedule(&dn(PHONE), Operation::Troubleshoot, None, SystemTime::now())
         .unwrap();
     let e = phone.run_once().await.unwrap();
     assert!(e.fetched);
     assert_eq!(e.end_reason(), Some(Reason::NO_ACTION));
-    let results = lab.store.troubleshoot_results(PHONE).unwrap();
+    let results = lab.store.troubleshoot_results(&dn(PHONE)).unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].certificate.as_ref().unwrap().der, der);
 
     lab.store
-        .schedule(PHONE, Operation::Delete, None, SystemTime::now())
+        .schedule(&dn(PHONE), Operation::Delete, None, SystemTime::now())
         .unwrap();
     let e = phone.run_once().await.unwrap();
     assert!(e.deleted);
     assert_eq!(e.end_reason(), Some(Reason::UPDATE_CERTIFICATE));
     assert_eq!(lab.status(), OperationStatus::Success);
-    assert_eq!(lab.store.lscs(PHONE).unwrap()[0].state, LscState::Deleted);
+    assert_eq!(
+        lab.store.lscs(&dn(PHONE)).unwrap()[0].state,
+        LscState::Deleted
+    );
     lab.stop().await;
 }
 
@@ -294,12 +305,15 @@ async fn wrong_authentication_string_fails_and_is_throttled() {
         let e = phone.run_once().await.unwrap();
         assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
     }
-    assert_eq!(lab.store.device(PHONE).unwrap().unwrap().auth_failures, 2);
+    assert_eq!(
+        lab.store.device(&dn(PHONE)).unwrap().unwrap().auth_failures,
+        2
+    );
     // Locked out: even the right string is refused now, and nothing was issued.
     phone.config_mut().auth = PhoneAuth::AuthenticationString("123456".into());
     let e = phone.run_once().await.unwrap();
     assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
-    assert!(lab.store.lscs(PHONE).unwrap().is_empty());
+    assert!(lab.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(lab.status(), OperationStatus::Pending);
     lab.stop().await;
 }
@@ -316,14 +330,20 @@ async fn right_authentication_string_installs_and_is_cleared() {
     phone.config_mut().auth = PhoneAuth::AuthenticationString("123456".into());
     let e = phone.run_once().await.unwrap();
     assert!(e.installed.is_some());
-    assert!(!lab.store.device(PHONE).unwrap().unwrap().has_auth_string);
+    assert!(
+        !lab.store
+            .device(&dn(PHONE))
+            .unwrap()
+            .unwrap()
+            .has_auth_string
+    );
     lab.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_by_date_passed_expires_the_operation() {
     let lab = lab("expired", |_| {}).await;
-    let mut d = NewDevice::new(PHONE);
+    let mut d = NewDevice::new(dn(PHONE));
     d.operation = rsa_install();
     d.complete_by = Some(SystemTime::now() - Duration::from_secs(60));
     lab.store.add_device(&d, SystemTime::now()).unwrap();
@@ -365,7 +385,7 @@ async fn a_phone_that_cannot_make_the_key_fails_the_attempt_and_keeps_it_schedul
     let e = phone.run_once().await.unwrap();
     assert_eq!(e.requested, Some(KeySpec::Ec(Curve::P256)));
     assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
-    let d = lab.store.device(PHONE).unwrap().unwrap();
+    let d = lab.store.device(&dn(PHONE)).unwrap().unwrap();
     assert!(d.ec_key_generation_failed);
     assert!(matches!(d.status, OperationStatus::Failed { .. }));
     let e = phone.run_once().await.unwrap();
@@ -388,7 +408,7 @@ async fn a_regenerated_capf_certificate_is_served_without_restart() {
     std::fs::write(lab.dir.join("capf.pem"), &next_pem).unwrap();
     // A phone trusting only the new certificate gets through once the server reloaded.
     let addr = lab.addr(false);
-    let mut config = PhoneConfig::new(PHONE, "127.0.0.1", next_pem.as_bytes()).unwrap();
+    let mut config = PhoneConfig::new(dn(PHONE), "127.0.0.1", next_pem.as_bytes()).unwrap();
     config.port = addr.port();
     config.retries = 20;
     config.retry_interval = Duration::from_millis(100);
@@ -505,9 +525,9 @@ fn end_session_reason(m: &capf_wire::Message<'_>) -> Reason {
 }
 
 fn unchanged(lab: &Lab) {
-    let d = lab.store.device(PHONE).unwrap().unwrap();
+    let d = lab.store.device(&dn(PHONE)).unwrap().unwrap();
     assert_eq!((d.status, d.attempts), (OperationStatus::Pending, 0));
-    assert!(lab.store.lscs(PHONE).unwrap().is_empty());
+    assert!(lab.store.lscs(&dn(PHONE)).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,14 +629,14 @@ async fn a_phone_that_hangs_up_mid_install_leaves_an_unconfirmed_lsc_that_goes_s
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let lscs = lab.store.lscs(PHONE).unwrap();
+    let lscs = lab.store.lscs(&dn(PHONE)).unwrap();
     assert_eq!(lscs.len(), 1);
     assert_eq!(lscs[0].state, LscState::Issued);
     let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
     assert!(phone.run_once().await.unwrap().installed.is_some());
     let states: Vec<LscState> = lab
         .store
-        .lscs(PHONE)
+        .lscs(&dn(PHONE))
         .unwrap()
         .iter()
         .map(|l| l.state)
@@ -637,7 +657,7 @@ async fn a_full_key_generation_queue_refuses_with_7_and_keeps_the_operation_pend
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let other = "SEP00000000BEEF";
     for name in [PHONE, other] {
-        let mut d = NewDevice::new(name);
+        let mut d = NewDevice::new(dn(name));
         d.operation = rsa_install();
         lab.store.add_device(&d, SystemTime::now()).unwrap();
     }
@@ -689,7 +709,9 @@ async fn a_restart_with_a_session_in_flight_leaves_the_operation_to_the_next_att
     stopping.await.unwrap();
     assert_eq!(lab.status(), OperationStatus::Pending);
     // A crash leaves a device In Progress: the next start puts it back to Pending.
-    lab.store.begin_attempt(PHONE, SystemTime::now()).unwrap();
+    lab.store
+        .begin_attempt(&dn(PHONE), SystemTime::now())
+        .unwrap();
     let mut config = Config::new(lab.dir.join("capf.pem"), lab.dir.join("capf.key"));
     config.listen = vec!["127.0.0.1:0".parse().unwrap()];
     lab.server = Some(
@@ -856,7 +878,7 @@ mod certificate_authentication {
         assert!(e.installed.is_some(), "{:?}", e.outcome);
         // A SUDI certificate from a root this cluster does not trust is refused.
         lab.store
-            .schedule(PHONE, rsa_install(), None, SystemTime::now())
+            .schedule(&dn(PHONE), rsa_install(), None, SystemTime::now())
             .unwrap();
         let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
         let mut p = proof(lsc, CertificateType::LSC, &pki.phone_key);
@@ -912,7 +934,7 @@ mod certificate_authentication {
         ];
         for (what, proof, expect) in cases {
             lab.store
-                .schedule(PHONE, rsa_install(), None, SystemTime::now())
+                .schedule(&dn(PHONE), rsa_install(), None, SystemTime::now())
                 .unwrap();
             let mut phone = match proof {
                 Some(p) => phone_with(&lab, p),
@@ -923,7 +945,10 @@ mod certificate_authentication {
             let reason = failed_reason(&lab);
             assert!(reason.contains(expect), "{what}: {reason}");
         }
-        assert!(lab.store.lscs(PHONE).unwrap().is_empty(), "nothing issued");
+        assert!(
+            lab.store.lscs(&dn(PHONE)).unwrap().is_empty(),
+            "nothing issued"
+        );
         lab.stop().await;
     }
 
@@ -947,7 +972,7 @@ mod certificate_authentication {
         )
         .unwrap();
         lab.store
-            .schedule(PHONE, rsa_install(), None, SystemTime::now())
+            .schedule(&dn(PHONE), rsa_install(), None, SystemTime::now())
             .unwrap();
         // The server looks at the directory every 100 ms in these tests.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -4,6 +4,8 @@
 use core::fmt;
 use std::time::SystemTime;
 
+use capf_lsc::DeviceName;
+
 use crate::DeviceUpdate;
 use crate::types::{AuthMode, NewDevice, Operation, OperationStatus};
 
@@ -144,7 +146,7 @@ impl BulkChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceChange {
     /// The device name.
-    pub name: String,
+    pub name: DeviceName,
     /// What changed, as the audit log records it.
     pub detail: String,
 }
@@ -192,7 +194,7 @@ pub struct DeviceTemplate {
 
 impl DeviceTemplate {
     /// A new device named `name` with the template's settings.
-    pub fn new_device(&self, name: impl Into<String>) -> NewDevice {
+    pub fn new_device(&self, name: DeviceName) -> NewDevice {
         NewDevice {
             description: self.description.clone(),
             device_pool: self.device_pool.clone(),
@@ -212,7 +214,7 @@ pub struct PendingCsr {
     /// The request's number in the store.
     pub id: i64,
     /// The device that sent it.
-    pub device: String,
+    pub device: DeviceName,
     /// The public key (DER SubjectPublicKeyInfo) or the PKCS#10 request, as received.
     pub request: Vec<u8>,
     /// When it was received.

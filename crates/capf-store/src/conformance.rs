@@ -38,7 +38,6 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $factory; lifecycle:
             adds_a_device_pending_when_an_operation_is_given,
             adds_a_device_without_operation_with_status_none,
-            rejects_invalid_device_names_and_logs_nothing,
             rejects_a_duplicate_name_ignoring_case,
             lists_devices_ordered_by_name,
             unknown_devices_are_a_typed_error_for_writes_and_none_for_reads,

@@ -85,13 +85,6 @@ pub enum Error {
         /// The value, as text.
         value: String,
     },
-    /// A device name that cannot be registered (the device-name rules of
-    /// [`capf_lsc::DeviceName`]).
-    #[error("cannot register the device: {source}")]
-    InvalidDeviceName {
-        /// The device-name error, which names the device and the rule.
-        source: capf_wire::Error,
-    },
     /// A device with this name (compared case-insensitively) is already registered.
     #[error("device {name} is already registered")]
     DuplicateDevice {

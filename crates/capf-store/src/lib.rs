@@ -21,6 +21,8 @@ pub use auth::{
     AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string,
     validate as validate_auth_string,
 };
+/// The validated device name every method about a device takes (capf-wire's, re-exported).
+pub use capf_wire::DeviceName;
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, Settings};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use capf_lsc::{Curve, KeyOrder, KeyPolicy, RsaBits};
+use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::auth::{self, AUTH_KEY_LEN};
@@ -264,6 +264,20 @@ fn from_unix(secs: i64, table: &'static str, column: &'static str) -> Result<Sys
     })
 }
 
+/// A device name read back from the store's own rows: it was valid when it was written, so one
+/// that does not parse was edited by hand or damaged.
+fn name_from_db(
+    text: String,
+    table: &'static str,
+    column: &'static str,
+) -> Result<DeviceName, Error> {
+    DeviceName::new(&text).map_err(|_| Error::Corrupt {
+        table,
+        column,
+        value: text,
+    })
+}
+
 fn from_unix_opt(
     secs: Option<i64>,
     table: &'static str,
@@ -414,7 +428,7 @@ impl RawDevice {
             .ok_or_else(|| corrupt("status", &self.status))?;
         Ok(DeviceRow {
             device: Device {
-                name: self.name,
+                name: name_from_db(self.name, "devices", "name")?,
                 description: self.description,
                 device_pool: self.device_pool,
                 model: self.model,
@@ -475,7 +489,7 @@ fn store_changed_device(
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
-            d.name,
+            d.name.as_str(),
             d.description,
             d.device_pool,
             d.model,
@@ -521,7 +535,7 @@ fn insert_device(
          ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, 0, 0, NULL, ?13, ?13)",
     )?
     .execute(params![
-        new.name,
+        new.name.as_str(),
         new.description,
         new.device_pool,
         new.model,
@@ -609,7 +623,7 @@ impl RawLsc {
                 value: self.state.clone(),
             })?,
             serial: self.serial,
-            device: self.device,
+            device: name_from_db(self.device, "lscs", "device")?,
             der: self.der,
             not_before: from_unix(self.not_before, "lscs", "not_before")?,
             not_after: from_unix(self.not_after, "lscs", "not_after")?,

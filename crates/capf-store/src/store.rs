@@ -3,6 +3,8 @@
 
 use std::time::SystemTime;
 
+use capf_lsc::DeviceName;
+
 use crate::{
     AttemptEnd, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
     DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord, NewDevice, Operation, PendingCsr,
@@ -22,14 +24,17 @@ use crate::{
 /// transaction that also appends an [`AuditEntry`], so a crash leaves a device either as it was
 /// or as it became, never in between, and the audit log always matches.
 ///
-/// Device names are looked up case-insensitively. A call about a device that is not registered
+/// Device names come typed ([`DeviceName`]): the caller validated them where they were given
+/// (the session, a form, a CSV file), so the store never checks one again; the names it returns
+/// it reads back from its own records (a stored name that does not parse is
+/// [`Error::Corrupt`]). Device names are looked up case-insensitively. A call about a device that is not registered
 /// fails with [`Error::UnknownDevice`], except [`SessionStore::device`], which returns `None`.
 pub trait SessionStore: Send + Sync {
     /// The device, or `None` if it is not registered.
     ///
     /// # Errors
     /// A database error.
-    fn device(&self, name: &str) -> Result<Option<Device>, Error>;
+    fn device(&self, name: &DeviceName) -> Result<Option<Device>, Error>;
 
     /// Whether `candidate` is the device's authentication string (compared in constant time);
     /// `false` when the device has none. Changes nothing: record a failure with
@@ -37,14 +42,14 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error>;
+    fn check_auth_string(&self, name: &DeviceName, candidate: &str) -> Result<bool, Error>;
 
     /// Counts a failed authentication-string attempt: `auth_failures` + 1, `last_auth_failure`
     /// = `now` (see [`Device::is_auth_locked_out`]).
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+    fn record_auth_failure(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error>;
 
     /// A session for the device's operation has begun (the phone authenticated): status
     /// InProgress, attempts + 1, auth failures reset to 0.
@@ -53,7 +58,7 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::NoOperationToRun`] unless [`Device::has_operation_to_run`] (the server checks
     /// the complete-by date first and calls [`SessionStore::mark_expired`]),
     /// [`Error::UnknownDevice`], or a database error.
-    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+    fn begin_attempt(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error>;
 
     /// The phone reported that it could not generate an EC key: later attempts of this
     /// operation ask for RSA (see [`Device::ec_key_generation_failed`]).
@@ -62,7 +67,7 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::UnknownDevice`], or a database error.
     fn record_ec_key_generation_failure(
         &self,
-        name: &str,
+        name: &DeviceName,
         now: SystemTime,
     ) -> Result<Device, Error>;
 
@@ -74,7 +79,7 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::DuplicateSerial`], [`Error::UnknownDevice`], or a database error.
     fn record_lsc_issued(
         &self,
-        name: &str,
+        name: &DeviceName,
         lsc: &IssuedLsc,
         now: SystemTime,
     ) -> Result<LscRecord, Error>;
@@ -88,7 +93,7 @@ pub trait SessionStore: Send + Sync {
     /// is not Issued), [`Error::UnknownDevice`], or a database error.
     fn confirm_lsc_installed(
         &self,
-        name: &str,
+        name: &DeviceName,
         serial: &[u8],
         now: SystemTime,
     ) -> Result<Device, Error>;
@@ -99,7 +104,7 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+    fn record_delete_done(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error>;
 
     /// The phone answered a Troubleshoot (Fetch) operation with `certificate` (the type byte,
     /// 1 = LSC, 2 = MIC, and the DER; `None` when it had none): the result is stored; operation
@@ -109,7 +114,7 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::UnknownDevice`], or a database error.
     fn record_fetch_done(
         &self,
-        name: &str,
+        name: &DeviceName,
         certificate: Option<(u8, Vec<u8>)>,
         now: SystemTime,
     ) -> Result<Device, Error>;
@@ -121,14 +126,19 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error>;
+    fn end_attempt(
+        &self,
+        name: &DeviceName,
+        end: AttemptEnd,
+        now: SystemTime,
+    ) -> Result<Device, Error>;
 
     /// The operation's complete-by date passed: status Expired (the operation is kept, for the
     /// administrator to see). Only a device with an operation to run changes.
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error>;
+    fn mark_expired(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error>;
 
     /// The current settings (defaults for any not stored).
     ///
@@ -159,7 +169,6 @@ pub trait AdminStore: Send + Sync {
     /// [`Operation::None`], None otherwise.
     ///
     /// # Errors
-    /// [`Error::InvalidDeviceName`] (capf-lsc's device-name rules),
     /// [`Error::InvalidAuthString`], [`Error::DuplicateDevice`], or a database error.
     fn add_device(&self, device: &NewDevice, now: SystemTime) -> Result<Device, Error>;
 
@@ -169,7 +178,7 @@ pub trait AdminStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
-    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error>;
+    fn remove_device(&self, name: &DeviceName, now: SystemTime) -> Result<(), Error>;
 
     /// Every device, ordered by name (ignoring case).
     ///
@@ -184,7 +193,7 @@ pub trait AdminStore: Send + Sync {
     /// [`Error::UnknownDevice`], or a database error.
     fn update_device(
         &self,
-        name: &str,
+        name: &DeviceName,
         update: &DeviceUpdate,
         now: SystemTime,
     ) -> Result<Device, Error>;
@@ -196,7 +205,7 @@ pub trait AdminStore: Send + Sync {
     /// [`Error::UnknownDevice`], or a database error.
     fn schedule(
         &self,
-        name: &str,
+        name: &DeviceName,
         operation: Operation,
         complete_by: Option<SystemTime>,
         now: SystemTime,
@@ -209,7 +218,7 @@ pub trait AdminStore: Send + Sync {
     /// [`Error::InvalidAuthString`], [`Error::UnknownDevice`], or a database error.
     fn set_auth_string(
         &self,
-        name: &str,
+        name: &DeviceName,
         auth_string: Option<&str>,
         now: SystemTime,
     ) -> Result<Device, Error>;
@@ -218,14 +227,14 @@ pub trait AdminStore: Send + Sync {
     ///
     /// # Errors
     /// A database error.
-    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error>;
+    fn troubleshoot_results(&self, name: &DeviceName) -> Result<Vec<TroubleshootResult>, Error>;
 
     /// Every LSC recorded for the device name, oldest first (including those of a removed
     /// device of that name).
     ///
     /// # Errors
     /// A database error.
-    fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error>;
+    fn lscs(&self, name: &DeviceName) -> Result<Vec<LscRecord>, Error>;
 
     /// The LSC with this serial number.
     ///
@@ -256,7 +265,7 @@ pub trait AdminStore: Send + Sync {
     ///
     /// # Errors
     /// A database error.
-    fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
+    fn audit(&self, device: Option<&DeviceName>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
 
     /// Registers every device of `devices` in one transaction: all of them, or (on the first
     /// error) none. Each device gets its own audit entry.
@@ -294,7 +303,11 @@ pub trait AdminStore: Send + Sync {
     /// # Errors
     /// [`Error::BulkItem`] naming the first pair that cannot be applied
     /// ([`Error::InvalidAuthString`], [`Error::UnknownDevice`]), or a database error.
-    fn set_auth_strings(&self, strings: &[(String, String)], now: SystemTime) -> Result<(), Error>;
+    fn set_auth_strings(
+        &self,
+        strings: &[(DeviceName, String)],
+        now: SystemTime,
+    ) -> Result<(), Error>;
 
     /// How many devices stand where, with "past complete-by" counted at `now`.
     ///
@@ -348,7 +361,7 @@ pub trait AdminStore: Send + Sync {
     /// [`Error::UnknownDevice`], or a database error.
     fn add_pending_csr(
         &self,
-        device: &str,
+        device: &DeviceName,
         request: &[u8],
         now: SystemTime,
     ) -> Result<PendingCsr, Error>;
@@ -399,8 +412,8 @@ pub trait AdminStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::BulkItem`] naming the first record that cannot be imported (its index) and why
-    /// ([`Error::InvalidDeviceName`], [`Error::InvalidLsc`], [`Error::DuplicateSerial`],
-    /// including a serial given twice), or a database error.
+    /// ([`Error::InvalidLsc`], [`Error::DuplicateSerial`], including a serial given twice), or a
+    /// database error.
     fn import_lscs(
         &self,
         records: &mut dyn Iterator<Item = LscRecord>,

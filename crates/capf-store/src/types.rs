@@ -3,7 +3,7 @@
 use core::fmt;
 use std::time::SystemTime;
 
-use capf_lsc::{KeyOrder, KeyPolicy};
+use capf_lsc::{DeviceName, KeyOrder, KeyPolicy};
 
 use crate::settings::Settings;
 
@@ -238,7 +238,7 @@ impl fmt::Display for OperationStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
     /// The device name, as it was registered (lookups ignore case).
-    pub name: String,
+    pub name: DeviceName,
     /// The administrator's description.
     pub description: String,
     /// The device pool.
@@ -308,8 +308,8 @@ impl Device {
 /// A device to register: [`NewDevice::new`] and then set the fields that matter.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewDevice {
-    /// The device name (checked with capf-lsc's [`capf_lsc::DeviceName`] rules).
-    pub name: String,
+    /// The device name, validated where it was given (a form, a CSV file, a session).
+    pub name: DeviceName,
     /// The administrator's description.
     pub description: String,
     /// The device pool.
@@ -329,9 +329,9 @@ pub struct NewDevice {
 impl NewDevice {
     /// A device with this name, empty description, pool and model, no operation, the null
     /// string authentication mode, no authentication string and no complete-by date.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: DeviceName) -> Self {
         NewDevice {
-            name: name.into(),
+            name,
             description: String::new(),
             device_pool: String::new(),
             model: String::new(),
@@ -457,7 +457,7 @@ pub struct LscRecord {
     /// The certificate's serial number (unique in the store).
     pub serial: Vec<u8>,
     /// The device it was issued to.
-    pub device: String,
+    pub device: DeviceName,
     /// The certificate, DER.
     pub der: Vec<u8>,
     /// Its notBefore.
@@ -502,7 +502,7 @@ impl FetchedCertificate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TroubleshootResult {
     /// The device.
-    pub device: String,
+    pub device: DeviceName,
     /// The certificate the phone sent, or `None` when it had none to send.
     pub certificate: Option<FetchedCertificate>,
     /// When the phone sent it.
@@ -515,8 +515,8 @@ pub struct TroubleshootResult {
 pub struct AuditEntry {
     /// When (the `now` of the call).
     pub at: SystemTime,
-    /// The device concerned (`None` for settings).
-    pub device: Option<String>,
+    /// The device concerned (`None` for settings and templates).
+    pub device: Option<DeviceName>,
     /// What happened: one of the [`action`](crate::action) names.
     pub action: String,
     /// Details for people (never an authentication string).

@@ -21,6 +21,11 @@ use proptest::prelude::*;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
+/// A device name the test knows is valid.
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
@@ -113,46 +118,51 @@ fn full_install_lifecycle_ends_in_success_with_the_string_cleared_and_survives_r
     const PHONE: &str = "SEP001A2B3C4D5E";
     {
         let store = SqliteStore::open(&dir).unwrap();
-        let mut new = NewDevice::new(PHONE);
+        let mut new = NewDevice::new(dn(PHONE));
         new.model = "Cisco 8865".into();
         new.auth_mode = AuthMode::AuthenticationString;
         let d = store.add_device(&new, t(0)).unwrap();
         assert_eq!(d.status, OperationStatus::None);
-        store.set_auth_string(PHONE, Some("482915"), t(1)).unwrap();
+        store
+            .set_auth_string(&dn(PHONE), Some("482915"), t(1))
+            .unwrap();
         let d = store
-            .schedule(PHONE, install(), Some(t(86_400)), t(2))
+            .schedule(&dn(PHONE), install(), Some(t(86_400)), t(2))
             .unwrap();
         assert_eq!(d.status, OperationStatus::Pending);
         assert!(d.has_operation_to_run() && d.has_auth_string);
 
-        assert!(store.check_auth_string(PHONE, "482915").unwrap());
-        let d = store.begin_attempt(PHONE, t(10)).unwrap();
+        assert!(store.check_auth_string(&dn(PHONE), "482915").unwrap());
+        let d = store.begin_attempt(&dn(PHONE), t(10)).unwrap();
         assert_eq!(
             (d.status.clone(), d.attempts),
             (OperationStatus::InProgress, 1)
         );
         let issued = store
-            .record_lsc_issued(PHONE, &lsc(&[0x51, 0x01], t(11)), t(11))
+            .record_lsc_issued(&dn(PHONE), &lsc(&[0x51, 0x01], t(11)), t(11))
             .unwrap();
         assert_eq!(issued.state, LscState::Issued);
         let d = store
-            .confirm_lsc_installed(PHONE, &[0x51, 0x01], t(12))
+            .confirm_lsc_installed(&dn(PHONE), &[0x51, 0x01], t(12))
             .unwrap();
         assert_eq!(d.operation, Operation::None);
         assert_eq!(d.status, OperationStatus::Success);
         assert!(!d.has_auth_string);
-        assert!(!store.check_auth_string(PHONE, "482915").unwrap());
+        assert!(!store.check_auth_string(&dn(PHONE), "482915").unwrap());
     }
     let store = SqliteStore::open(&dir).unwrap();
-    let d = store.device(PHONE).unwrap().unwrap();
+    let d = store.device(&dn(PHONE)).unwrap().unwrap();
     assert_eq!(
         (d.operation, d.status),
         (Operation::None, OperationStatus::Success)
     );
     assert_eq!(d.model, "Cisco 8865");
-    assert_eq!(store.lscs(PHONE).unwrap()[0].state, LscState::Installed);
+    assert_eq!(
+        store.lscs(&dn(PHONE)).unwrap()[0].state,
+        LscState::Installed
+    );
     let actions: Vec<String> = store
-        .audit(Some(PHONE), 100)
+        .audit(Some(&dn(PHONE)), 100)
         .unwrap()
         .into_iter()
         .rev()
@@ -215,23 +225,31 @@ fn auth_strings_follow_ucm_rule_check_true_or_false_and_never_reach_the_database
     const SECRET: &str = "8675309142";
     {
         let store = SqliteStore::open(&dir).unwrap();
-        store.add_device(&NewDevice::new(PHONE), t(0)).unwrap();
+        store.add_device(&NewDevice::new(dn(PHONE)), t(0)).unwrap();
         for bad in ["123", "12345678901", "12ab", "abcd"] {
-            let err = store.set_auth_string(PHONE, Some(bad), t(1)).unwrap_err();
+            let err = store
+                .set_auth_string(&dn(PHONE), Some(bad), t(1))
+                .unwrap_err();
             assert!(matches!(err, Error::InvalidAuthString { .. }), "{bad}");
             let message = err.to_string();
             assert!(message.contains("4 to 10 ASCII digits"), "{message}");
             assert!(!message.contains(bad), "{message}");
         }
-        store.set_auth_string(PHONE, Some(SECRET), t(2)).unwrap();
-        assert!(store.check_auth_string(PHONE, SECRET).unwrap());
-        assert!(!store.check_auth_string(PHONE, "8675309143").unwrap());
-        assert!(!store.check_auth_string(PHONE, "867530914").unwrap());
+        store
+            .set_auth_string(&dn(PHONE), Some(SECRET), t(2))
+            .unwrap();
+        assert!(store.check_auth_string(&dn(PHONE), SECRET).unwrap());
+        assert!(!store.check_auth_string(&dn(PHONE), "8675309143").unwrap());
+        assert!(!store.check_auth_string(&dn(PHONE), "867530914").unwrap());
         // The same string on another device works there too, stored differently.
-        let mut other = NewDevice::new("SEP0011223344DD");
+        let mut other = NewDevice::new(dn("SEP0011223344DD"));
         other.auth_string = Some(SECRET.into());
         store.add_device(&other, t(3)).unwrap();
-        assert!(store.check_auth_string("SEP0011223344DD", SECRET).unwrap());
+        assert!(
+            store
+                .check_auth_string(&dn("SEP0011223344DD"), SECRET)
+                .unwrap()
+        );
     }
     // Everything the store wrote to the database files, while the WAL is still there.
     let mut bytes = Vec::new();
@@ -262,7 +280,7 @@ fn the_key_file_is_owner_only_kept_across_opens_and_refused_when_others_can_read
     const PHONE: &str = "SEP0011223344EE";
     {
         let store = SqliteStore::open(&dir).unwrap();
-        let mut new = NewDevice::new(PHONE);
+        let mut new = NewDevice::new(dn(PHONE));
         new.auth_string = Some("5555".into());
         store.add_device(&new, t(0)).unwrap();
     }
@@ -276,7 +294,7 @@ fn the_key_file_is_owner_only_kept_across_opens_and_refused_when_others_can_read
     assert!(
         SqliteStore::open(&dir)
             .unwrap()
-            .check_auth_string(PHONE, "5555")
+            .check_auth_string(&dn(PHONE), "5555")
             .unwrap()
     );
     assert_eq!(std::fs::read(&key_path).unwrap(), key);
@@ -343,17 +361,17 @@ fn two_handles_on_one_file_interleave_writes_without_lock_errors() {
     let b = SqliteStore::open(&dir).unwrap();
 
     // Strict alternation: each handle sees the other's writes at once.
-    a.add_device(&NewDevice::new("SEP0011223344F0"), t(0))
+    a.add_device(&NewDevice::new(dn("SEP0011223344F0")), t(0))
         .unwrap();
-    b.schedule("SEP0011223344F0", install(), None, t(1))
+    b.schedule(&dn("SEP0011223344F0"), install(), None, t(1))
         .unwrap();
-    a.begin_attempt("SEP0011223344F0", t(2)).unwrap();
-    b.record_lsc_issued("SEP0011223344F0", &lsc(&[0xf0], t(3)), t(3))
+    a.begin_attempt(&dn("SEP0011223344F0"), t(2)).unwrap();
+    b.record_lsc_issued(&dn("SEP0011223344F0"), &lsc(&[0xf0], t(3)), t(3))
         .unwrap();
     let d = a
-        .confirm_lsc_installed("SEP0011223344F0", &[0xf0], t(4))
+        .confirm_lsc_installed(&dn("SEP0011223344F0"), &[0xf0], t(4))
         .unwrap();
-    assert_eq!(b.device("SEP0011223344F0").unwrap(), Some(d));
+    assert_eq!(b.device(&dn("SEP0011223344F0")).unwrap(), Some(d));
 
     // Concurrent writers on both handles, as the server and an administration CLI would.
     let stores = [Arc::new(a), Arc::new(b)];
@@ -366,15 +384,17 @@ fn two_handles_on_one_file_interleave_writes_without_lock_errors() {
                 barrier.wait();
                 for i in 0..40u64 {
                     let name = format!("SEP{n:02X}{i:010X}");
-                    let mut new = NewDevice::new(name.as_str());
+                    let mut new = NewDevice::new(dn(name.as_str()));
                     new.operation = install();
                     store.add_device(&new, t(i)).unwrap();
-                    store.begin_attempt(&name, t(i)).unwrap();
+                    store.begin_attempt(&dn(&name), t(i)).unwrap();
                     let serial = [0xee, n as u8, i as u8];
                     store
-                        .record_lsc_issued(&name, &lsc(&serial, t(i)), t(i))
+                        .record_lsc_issued(&dn(&name), &lsc(&serial, t(i)), t(i))
                         .unwrap();
-                    store.confirm_lsc_installed(&name, &serial, t(i)).unwrap();
+                    store
+                        .confirm_lsc_installed(&dn(&name), &serial, t(i))
+                        .unwrap();
                     if i.is_multiple_of(10) {
                         store.update_settings(&Settings::default(), t(i)).unwrap();
                     }
@@ -423,50 +443,56 @@ fn crash_writer(dir: &Path, round: u8) {
             s.push(k);
             s
         };
-        let mut new = NewDevice::new(name.as_str());
+        let mut new = NewDevice::new(dn(name.as_str()));
         new.operation = install();
         new.auth_mode = AuthMode::AuthenticationString;
         new.auth_string = Some("1234".into());
         store.add_device(&new, now).unwrap();
-        store.record_auth_failure(&name, now).unwrap();
-        store.begin_attempt(&name, now).unwrap();
+        store.record_auth_failure(&dn(&name), now).unwrap();
+        store.begin_attempt(&dn(&name), now).unwrap();
         store
-            .record_lsc_issued(&name, &lsc(&serial(1), now), now)
+            .record_lsc_issued(&dn(&name), &lsc(&serial(1), now), now)
             .unwrap();
         store
             .end_attempt(
-                &name,
+                &dn(&name),
                 AttemptEnd::Interrupted {
                     reason: "hung up".into(),
                 },
                 now,
             )
             .unwrap();
-        store.begin_attempt(&name, now).unwrap();
+        store.begin_attempt(&dn(&name), now).unwrap();
         store
-            .record_lsc_issued(&name, &lsc(&serial(2), now), now)
+            .record_lsc_issued(&dn(&name), &lsc(&serial(2), now), now)
             .unwrap();
-        store.confirm_lsc_installed(&name, &serial(2), now).unwrap();
+        store
+            .confirm_lsc_installed(&dn(&name), &serial(2), now)
+            .unwrap();
         if i.is_multiple_of(3) {
-            store.schedule(&name, Operation::Delete, None, now).unwrap();
-            store.begin_attempt(&name, now).unwrap();
-            store.record_delete_done(&name, now).unwrap();
+            store
+                .schedule(&dn(&name), Operation::Delete, None, now)
+                .unwrap();
+            store.begin_attempt(&dn(&name), now).unwrap();
+            store.record_delete_done(&dn(&name), now).unwrap();
         }
         if i.is_multiple_of(4) {
             store
-                .schedule(&name, Operation::Troubleshoot, None, now)
+                .schedule(&dn(&name), Operation::Troubleshoot, None, now)
                 .unwrap();
-            store.begin_attempt(&name, now).unwrap();
+            store.begin_attempt(&dn(&name), now).unwrap();
             store
-                .record_fetch_done(&name, Some((1, vec![0x30, 0x00])), now)
+                .record_fetch_done(&dn(&name), Some((1, vec![0x30, 0x00])), now)
                 .unwrap();
         }
         if i.is_multiple_of(5) {
-            store.schedule(&name, install(), Some(now), now).unwrap();
-            store.begin_attempt(&name, now).unwrap();
+            store
+                .schedule(&dn(&name), install(), Some(now), now)
+                .unwrap();
+            store.begin_attempt(&dn(&name), now).unwrap();
             store
                 .end_attempt(
-                    &name,
+                    &dn(&name),
                     AttemptEnd::Failed {
                         reason: "no key".into(),
                     },
@@ -474,11 +500,11 @@ fn crash_writer(dir: &Path, round: u8) {
                 )
                 .unwrap();
             if i.is_multiple_of(10) {
-                store.mark_expired(&name, now).unwrap();
+                store.mark_expired(&dn(&name), now).unwrap();
             }
         }
         if i.is_multiple_of(7) {
-            store.remove_device(&name, now).unwrap();
+            store.remove_device(&dn(&name), now).unwrap();
         }
         i += 1;
     }
@@ -685,37 +711,47 @@ proptest! {
         let store = SqliteStore::open_in_memory([3; 32]).unwrap();
         let name_ok = DeviceName::new(&name).is_ok();
         let auth_ok = is_valid_auth_string(&auth);
-        let mut new = NewDevice::new(name.as_str());
-        new.auth_string = Some(auth.clone());
-        match store.add_device(&new, t(0)) {
-            Ok(d) => {
-                prop_assert!(name_ok && auth_ok);
-                prop_assert_eq!(&d.name, &name);
-                prop_assert!(d.has_auth_string);
-                prop_assert_eq!(store.device(&name).unwrap(), Some(d));
-                prop_assert!(store.check_auth_string(&name, &auth).unwrap());
-                let longer = format!("{auth}0");
-                prop_assert!(!store.check_auth_string(&name, &longer).unwrap());
-            }
-            Err(err @ Error::InvalidDeviceName { .. }) => {
+        // The name is validated where it is given (a `DeviceName`); only a valid one reaches
+        // the store.
+        let parsed = match DeviceName::new(&name) {
+            Ok(parsed) => Some(parsed),
+            Err(err) => {
                 prop_assert!(!name_ok);
                 prop_assert!(!err.to_string().is_empty());
+                None
             }
-            Err(Error::InvalidAuthString { device, len, all_digits }) => {
-                prop_assert!(name_ok && !auth_ok);
-                prop_assert_eq!(device, name.clone());
-                prop_assert_eq!(len, auth.chars().count());
-                prop_assert_eq!(all_digits, auth.chars().all(|c| c.is_ascii_digit()));
+        };
+        if let Some(parsed) = &parsed {
+            let mut new = NewDevice::new(parsed.clone());
+            new.auth_string = Some(auth.clone());
+            match store.add_device(&new, t(0)) {
+                Ok(d) => {
+                    prop_assert!(name_ok && auth_ok);
+                    prop_assert_eq!(d.name.as_str(), name.as_str());
+                    prop_assert!(d.has_auth_string);
+                    prop_assert_eq!(store.device(parsed).unwrap(), Some(d));
+                    prop_assert!(store.check_auth_string(parsed, &auth).unwrap());
+                    let longer = format!("{auth}0");
+                    prop_assert!(!store.check_auth_string(parsed, &longer).unwrap());
+                }
+                Err(Error::InvalidAuthString { device, len, all_digits }) => {
+                    prop_assert!(name_ok && !auth_ok);
+                    prop_assert_eq!(device, name.clone());
+                    prop_assert_eq!(len, auth.chars().count());
+                    prop_assert_eq!(all_digits, auth.chars().all(|c| c.is_ascii_digit()));
+                }
+                Err(other) => prop_assert!(false, "unexpected {other}"),
             }
-            Err(other) => prop_assert!(false, "unexpected {other}"),
         }
         // The string alone, on a device that exists.
-        store.add_device(&NewDevice::new("SEP00000000AA01"), t(0)).ok();
-        let set = store.set_auth_string("SEP00000000AA01", Some(&auth), t(1));
+        store.add_device(&NewDevice::new(dn("SEP00000000AA01")), t(0)).ok();
+        let set = store.set_auth_string(&dn("SEP00000000AA01"), Some(&auth), t(1));
         prop_assert_eq!(set.is_ok(), auth_ok);
-        prop_assert_eq!(store.check_auth_string("SEP00000000AA01", &auth).unwrap(), auth_ok);
-        // Looking up any name never fails.
-        prop_assert!(store.device(&name).is_ok());
-        prop_assert!(store.lscs(&name).is_ok());
+        prop_assert_eq!(store.check_auth_string(&dn("SEP00000000AA01"), &auth).unwrap(), auth_ok);
+        // Looking up any (valid) name never fails.
+        if let Some(parsed) = &parsed {
+            prop_assert!(store.device(parsed).is_ok());
+            prop_assert!(store.lscs(parsed).is_ok());
+        }
     }
 }

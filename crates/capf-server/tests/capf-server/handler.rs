@@ -81,7 +81,7 @@ impl Bench {
     }
 
     fn add_named(&self, name: &str, operation: Operation, auth: AuthMode, string: Option<&str>) {
-        let mut d = NewDevice::new(name);
+        let mut d = NewDevice::new(dn(name));
         d.operation = operation;
         d.auth_mode = auth;
         d.auth_string = string.map(str::to_owned);
@@ -90,12 +90,12 @@ impl Bench {
 
     fn schedule(&self, operation: Operation) {
         self.store
-            .schedule(PHONE, operation, None, SystemTime::now())
+            .schedule(&dn(PHONE), operation, None, SystemTime::now())
             .unwrap();
     }
 
     fn device(&self) -> capf_store::Device {
-        self.store.device(PHONE).unwrap().unwrap()
+        self.store.device(&dn(PHONE)).unwrap().unwrap()
     }
 
     fn status(&self) -> OperationStatus {
@@ -111,7 +111,7 @@ impl Bench {
 
     fn lsc_states(&self) -> Vec<LscState> {
         self.store
-            .lscs(PHONE)
+            .lscs(&dn(PHONE))
             .unwrap()
             .iter()
             .map(|l| l.state)
@@ -249,7 +249,7 @@ async fn null_string_install_issues_and_installs_only_on_store_cert_response() {
     let lsc = delivered_lsc(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
     // Issued and recorded, not installed until the phone says it stored it.
     assert_eq!(bench.lsc_states(), [LscState::Issued]);
-    assert_eq!(bench.store.lscs(PHONE).unwrap()[0].der, lsc);
+    assert_eq!(bench.store.lscs(&dn(PHONE)).unwrap()[0].der, lsc);
     let sent = sim
         .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
         .await;
@@ -278,7 +278,7 @@ async fn installs_ec_lscs_on_every_curve() {
     let bench = Bench::new("install-ec");
     for curve in [Curve::P256, Curve::P384, Curve::P521] {
         let op = install(KeyOrder::EcOnly, RsaBits::B2048, curve);
-        if bench.store.device(PHONE).unwrap().is_none() {
+        if bench.store.device(&dn(PHONE)).unwrap().is_none() {
             bench.add(op, AuthMode::NullString, None);
         } else {
             bench.schedule(op);
@@ -374,7 +374,7 @@ async fn unknown_and_invalid_device_names_get_9_and_no_operation_gets_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_by_date_passed_expires_the_operation() {
     let bench = Bench::new("expired");
-    let mut d = NewDevice::new(PHONE);
+    let mut d = NewDevice::new(dn(PHONE));
     d.operation = rsa_install();
     d.complete_by = Some(SystemTime::now() - Duration::from_secs(60));
     bench.store.add_device(&d, SystemTime::now()).unwrap();
@@ -427,7 +427,7 @@ async fn wrong_authentication_string_fails_is_counted_and_locks_out() {
         ended(&sim.authenticate(3, "123456").await),
         Reason::INVALID_ELEMENT
     );
-    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+    assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(bench.status(), OperationStatus::Pending);
     assert_eq!(bench.device().attempts, 0);
 }
@@ -447,7 +447,7 @@ async fn troubleshoot_records_the_phones_certificate() {
     let found =
         FetchCertificateResponse::found(CertificateValue::lsc(der.clone()).unwrap()).unwrap();
     assert_eq!(ended(&sim.send(found).await), Reason::NO_ACTION);
-    let results = bench.store.troubleshoot_results(PHONE).unwrap();
+    let results = bench.store.troubleshoot_results(&dn(PHONE)).unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].certificate.as_ref().unwrap().der, der);
     assert_eq!(bench.status(), OperationStatus::Success);
@@ -458,7 +458,7 @@ async fn troubleshoot_records_the_phones_certificate() {
     sim.authenticate(3, "").await;
     let none = FetchCertificateResponse::not_found(Reason::INVALID_ELEMENT);
     assert_eq!(ended(&sim.send(none).await), Reason::NO_ACTION);
-    let results = bench.store.troubleshoot_results(PHONE).unwrap();
+    let results = bench.store.troubleshoot_results(&dn(PHONE)).unwrap();
     assert_eq!(results.len(), 2);
     assert!(results[1].certificate.is_none());
 }
@@ -561,7 +561,7 @@ async fn a_key_that_is_not_acceptable_or_not_the_one_asked_for_fails_issuance() 
         assert!(!sim.handler.attempt_in_progress());
     }
     assert!(
-        bench.store.lscs(PHONE).unwrap().is_empty(),
+        bench.store.lscs(&dn(PHONE)).unwrap().is_empty(),
         "nothing issued"
     );
 }
@@ -624,7 +624,7 @@ async fn an_issuer_failure_aborts_and_interrupts_the_attempt() {
     assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
     assert!(matches!(sim.outcome(), Outcome::Aborted { .. }));
     assert_eq!(bench.status(), OperationStatus::Pending);
-    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+    assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,7 +706,7 @@ async fn an_out_of_order_message_gets_7_and_changes_nothing() {
     assert_eq!(&sim.session.message_head()[..2], &[0x55, 4]);
     let d = bench.device();
     assert_eq!((d.status, d.attempts), (OperationStatus::Pending, 0));
-    assert!(bench.store.lscs(PHONE).unwrap().is_empty());
+    assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -917,7 +917,7 @@ mod certificates {
             assert!(reason.contains(expect), "{what}: {reason}");
         }
         assert!(
-            bench.store.lscs(PHONE).unwrap().is_empty(),
+            bench.store.lscs(&dn(PHONE)).unwrap().is_empty(),
             "nothing issued"
         );
     }

@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::{
     DEVICE_COLUMNS, RawDevice, added_detail, append_audit, bulk, describe_time, from_unix,
-    insert_device, load, load_lsc, load_required, query_lscs, set_lsc_state,
+    insert_device, load, load_lsc, load_required, name_from_db, query_lscs, set_lsc_state,
 };
 use crate::auth;
 use crate::types::hex;
@@ -21,12 +21,11 @@ use crate::{
 
 impl AdminStore for SqliteStore {
     fn add_device(&self, new: &NewDevice, now: SystemTime) -> Result<Device, Error> {
-        DeviceName::new(&new.name).map_err(|source| Error::InvalidDeviceName { source })?;
         let auth_hash = self.tag(&new.name, new.auth_string.as_deref())?;
         self.write(Some(&new.name), |tx| {
             if load(tx, &new.name)?.is_some() {
                 return Err(Error::DuplicateDevice {
-                    name: new.name.clone(),
+                    name: new.name.to_string(),
                 });
             }
             insert_device(tx, new, auth_hash.as_deref(), now)
@@ -37,15 +36,15 @@ impl AdminStore for SqliteStore {
         })
     }
 
-    fn remove_device(&self, name: &str, now: SystemTime) -> Result<(), Error> {
+    fn remove_device(&self, name: &DeviceName, now: SystemTime) -> Result<(), Error> {
         self.write(Some(name), |tx| {
             let row = load_required(tx, name)?;
             tx.prepare_cached("DELETE FROM devices WHERE name = ?1")
-                .and_then(|mut stmt| stmt.execute([name]))
+                .and_then(|mut stmt| stmt.execute([name.as_str()]))
                 .map_err(Error::db_device("removing the device", name))?;
             let kept: i64 = tx
                 .prepare_cached("SELECT count(*) FROM lscs WHERE device = ?1")
-                .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)))
+                .and_then(|mut stmt| stmt.query_row([name.as_str()], |r| r.get(0)))
                 .map_err(Error::db_device("counting the device's LSCs", name))?;
             let detail = format!(
                 "operation was {}, status {}; {kept} LSC record(s) kept",
@@ -78,7 +77,7 @@ impl AdminStore for SqliteStore {
 
     fn update_device(
         &self,
-        name: &str,
+        name: &DeviceName,
         update: &DeviceUpdate,
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -107,7 +106,7 @@ impl AdminStore for SqliteStore {
 
     fn schedule(
         &self,
-        name: &str,
+        name: &DeviceName,
         operation: Operation,
         complete_by: Option<SystemTime>,
         now: SystemTime,
@@ -136,7 +135,7 @@ impl AdminStore for SqliteStore {
 
     fn set_auth_string(
         &self,
-        name: &str,
+        name: &DeviceName,
         auth_string: Option<&str>,
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -162,7 +161,7 @@ impl AdminStore for SqliteStore {
         })
     }
 
-    fn troubleshoot_results(&self, name: &str) -> Result<Vec<TroubleshootResult>, Error> {
+    fn troubleshoot_results(&self, name: &DeviceName) -> Result<Vec<TroubleshootResult>, Error> {
         let conn = self.lock();
         let rows = conn
             .prepare_cached(
@@ -170,7 +169,7 @@ impl AdminStore for SqliteStore {
                  WHERE device = ?1 ORDER BY id",
             )
             .and_then(|mut stmt| {
-                stmt.query_map([name], |r| {
+                stmt.query_map([name.as_str()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, Option<u8>>(1)?,
@@ -184,7 +183,7 @@ impl AdminStore for SqliteStore {
         rows.into_iter()
             .map(|(device, cert_type, der, fetched_at)| {
                 Ok(TroubleshootResult {
-                    device,
+                    device: name_from_db(device, "troubleshoot_results", "device")?,
                     certificate: match (cert_type, der) {
                         (Some(cert_type), Some(der)) => Some(FetchedCertificate { cert_type, der }),
                         _ => None,
@@ -195,11 +194,11 @@ impl AdminStore for SqliteStore {
             .collect()
     }
 
-    fn lscs(&self, name: &str) -> Result<Vec<LscRecord>, Error> {
+    fn lscs(&self, name: &DeviceName) -> Result<Vec<LscRecord>, Error> {
         query_lscs(
             &self.lock(),
             "device = ?1",
-            &name,
+            &name.as_str(),
             "listing the device's LSCs",
         )
     }
@@ -255,7 +254,7 @@ impl AdminStore for SqliteStore {
         })
     }
 
-    fn audit(&self, device: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+    fn audit(&self, device: Option<&DeviceName>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         let conn = self.lock();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = conn
@@ -264,7 +263,7 @@ impl AdminStore for SqliteStore {
                  WHERE ?1 IS NULL OR device = ?1 ORDER BY id DESC LIMIT ?2",
             )
             .and_then(|mut stmt| {
-                stmt.query_map(params![device, limit], |r| {
+                stmt.query_map(params![device.map(DeviceName::as_str), limit], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, Option<String>>(1)?,
@@ -279,7 +278,9 @@ impl AdminStore for SqliteStore {
             .map(|(at, device, action, detail)| {
                 Ok(AuditEntry {
                     at: from_unix(at, "audit", "at")?,
-                    device,
+                    device: device
+                        .map(|d| name_from_db(d, "audit", "device"))
+                        .transpose()?,
                     action,
                     detail,
                 })
@@ -297,9 +298,6 @@ impl AdminStore for SqliteStore {
         // Everything that needs no database is checked (and hashed) before the write lock.
         let mut hashes = Vec::with_capacity(devices.len());
         for (index, new) in devices.iter().enumerate() {
-            DeviceName::new(&new.name)
-                .map_err(|source| Error::InvalidDeviceName { source })
-                .map_err(item(index))?;
             hashes.push(
                 self.tag(&new.name, new.auth_string.as_deref())
                     .map_err(item(index))?,
@@ -313,12 +311,12 @@ impl AdminStore for SqliteStore {
                             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
                         {
                             Error::DuplicateDevice {
-                                name: new.name.clone(),
+                                name: new.name.to_string(),
                             }
                         }
                         source => Error::Database {
                             action: "adding the device",
-                            device: Some(new.name.clone()),
+                            device: Some(new.name.to_string()),
                             source,
                         },
                     })
@@ -353,7 +351,11 @@ impl AdminStore for SqliteStore {
         self.write_or_roll_back(dry_run, |tx| bulk::update_devices(tx, query, change, now))
     }
 
-    fn set_auth_strings(&self, strings: &[(String, String)], now: SystemTime) -> Result<(), Error> {
+    fn set_auth_strings(
+        &self,
+        strings: &[(DeviceName, String)],
+        now: SystemTime,
+    ) -> Result<(), Error> {
         self.write(None, |tx| {
             bulk::set_auth_strings(tx, &self.key, strings, now)
         })
@@ -389,7 +391,7 @@ impl AdminStore for SqliteStore {
 
     fn add_pending_csr(
         &self,
-        device: &str,
+        device: &DeviceName,
         request: &[u8],
         now: SystemTime,
     ) -> Result<PendingCsr, Error> {

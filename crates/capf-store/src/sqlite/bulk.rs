@@ -10,8 +10,8 @@ use capf_lsc::DeviceName;
 
 use super::{
     DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, all_rows, append_audit, check_lsc,
-    describe_time, from_unix, from_unix_opt, load_lsc, load_required, operation_columns,
-    operation_from_columns, store_changed_device, to_unix,
+    describe_time, from_unix, from_unix_opt, load_lsc, load_required, name_from_db,
+    operation_columns, operation_from_columns, store_changed_device, to_unix,
 };
 use crate::auth;
 use crate::settings::KEEPALIVE;
@@ -175,7 +175,7 @@ pub(super) fn update_devices(
 pub(super) fn set_auth_strings(
     tx: &Transaction<'_>,
     key: &[u8; auth::AUTH_KEY_LEN],
-    strings: &[(String, String)],
+    strings: &[(DeviceName, String)],
     now: SystemTime,
 ) -> Result<(), Error> {
     for (index, (name, string)) in strings.iter().enumerate() {
@@ -383,7 +383,6 @@ pub(super) fn import_lscs(
 }
 
 fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<(), Error> {
-    DeviceName::new(&lsc.device).map_err(|source| Error::InvalidDeviceName { source })?;
     // The same checks as an LSC issued (`record_lsc_issued`).
     check_lsc(
         &lsc.device,
@@ -401,7 +400,7 @@ fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<
         .and_then(|mut stmt| {
             stmt.execute(params![
                 lsc.serial,
-                lsc.device,
+                lsc.device.as_str(),
                 lsc.der,
                 to_unix(lsc.not_before),
                 to_unix(lsc.not_after),
@@ -412,7 +411,7 @@ fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<
         })
         .map_err(Error::db_device("importing the LSC", &lsc.device))?;
     if inserted == 0 {
-        let owner = load_lsc(tx, &lsc.serial)?.map_or_else(String::new, |l| l.device);
+        let owner = load_lsc(tx, &lsc.serial)?.map_or_else(String::new, |l| l.device.into_string());
         return Err(Error::DuplicateSerial {
             serial: hex(&lsc.serial),
             owner,
@@ -440,7 +439,7 @@ fn csr_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Vec<u
 fn csr_parse((id, device, request, at): (i64, String, Vec<u8>, i64)) -> Result<PendingCsr, Error> {
     Ok(PendingCsr {
         id,
-        device,
+        device: name_from_db(device, "pending_csrs", "device")?,
         request,
         received_at: from_unix(at, "pending_csrs", "received_at")?,
     })
@@ -459,7 +458,9 @@ pub(super) fn add_pending_csr(
              RETURNING id",
         )
         .and_then(|mut stmt| {
-            stmt.query_row(params![name, request, to_unix(now)], |r| r.get::<_, i64>(0))
+            stmt.query_row(params![name.as_str(), request, to_unix(now)], |r| {
+                r.get::<_, i64>(0)
+            })
         })
         .map_err(Error::db_device(
             "recording the certificate request",

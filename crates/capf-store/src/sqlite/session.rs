@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use capf_lsc::DeviceName;
 use rusqlite::params;
 
 use super::{
@@ -16,11 +17,11 @@ use crate::{
 };
 
 impl SessionStore for SqliteStore {
-    fn device(&self, name: &str) -> Result<Option<Device>, Error> {
+    fn device(&self, name: &DeviceName) -> Result<Option<Device>, Error> {
         Ok(load(&self.lock(), name)?.map(|r| r.device))
     }
 
-    fn check_auth_string(&self, name: &str, candidate: &str) -> Result<bool, Error> {
+    fn check_auth_string(&self, name: &DeviceName, candidate: &str) -> Result<bool, Error> {
         let row = load_required(&self.lock(), name)?;
         Ok(match &row.auth_hash {
             Some(expected) => auth::verify(&self.key, &row.device.name, candidate, expected),
@@ -28,7 +29,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn record_auth_failure(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn record_auth_failure(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::AUTH_FAILURE, |_, row| {
             let d = &mut row.device;
             d.auth_failures = d.auth_failures.saturating_add(1);
@@ -40,12 +41,12 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn begin_attempt(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn begin_attempt(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::ATTEMPT_BEGUN, |_, row| {
             let d = &mut row.device;
             if !d.has_operation_to_run() {
                 return Err(Error::NoOperationToRun {
-                    device: d.name.clone(),
+                    device: d.name.to_string(),
                     operation: d.operation,
                     status: d.status.clone(),
                 });
@@ -63,7 +64,7 @@ impl SessionStore for SqliteStore {
 
     fn record_ec_key_generation_failure(
         &self,
-        name: &str,
+        name: &DeviceName,
         now: SystemTime,
     ) -> Result<Device, Error> {
         self.change(name, now, action::EC_KEY_GENERATION_FAILED, |_, row| {
@@ -77,17 +78,23 @@ impl SessionStore for SqliteStore {
 
     fn record_lsc_issued(
         &self,
-        name: &str,
+        name: &DeviceName,
         lsc: &IssuedLsc,
         now: SystemTime,
     ) -> Result<LscRecord, Error> {
-        check_lsc(name, &lsc.serial, &lsc.der, lsc.not_before, lsc.not_after)?;
+        check_lsc(
+            name.as_str(),
+            &lsc.serial,
+            &lsc.der,
+            lsc.not_before,
+            lsc.not_after,
+        )?;
         self.write(Some(name), |tx| {
             let device = load_required(tx, name)?.device;
             if let Some(existing) = load_lsc(tx, &lsc.serial)? {
                 return Err(Error::DuplicateSerial {
                     serial: hex(&lsc.serial),
-                    owner: existing.device,
+                    owner: existing.device.into_string(),
                 });
             }
             let stale = move_lscs(tx, &device.name, LscState::Issued, LscState::Stale, now)?;
@@ -98,7 +105,7 @@ impl SessionStore for SqliteStore {
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     lsc.serial,
-                    device.name,
+                    device.name.as_str(),
                     lsc.der,
                     to_unix(lsc.not_before),
                     to_unix(lsc.not_after),
@@ -127,7 +134,7 @@ impl SessionStore for SqliteStore {
 
     fn confirm_lsc_installed(
         &self,
-        name: &str,
+        name: &DeviceName,
         serial: &[u8],
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -139,8 +146,8 @@ impl SessionStore for SqliteStore {
             if !lsc.device.eq_ignore_ascii_case(&d.name) {
                 return Err(Error::LscOfAnotherDevice {
                     serial: hex(serial),
-                    device: d.name.clone(),
-                    owner: lsc.device,
+                    device: d.name.to_string(),
+                    owner: lsc.device.into_string(),
                 });
             }
             if lsc.state != LscState::Issued {
@@ -168,7 +175,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn record_delete_done(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn record_delete_done(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::DELETE_DONE, |tx, row| {
             let deleted = move_lscs(
                 tx,
@@ -192,7 +199,7 @@ impl SessionStore for SqliteStore {
 
     fn record_fetch_done(
         &self,
-        name: &str,
+        name: &DeviceName,
         certificate: Option<(u8, Vec<u8>)>,
         now: SystemTime,
     ) -> Result<Device, Error> {
@@ -206,7 +213,12 @@ impl SessionStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4)",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![row.device.name, cert_type, der, to_unix(now)])
+                stmt.execute(params![
+                    row.device.name.as_str(),
+                    cert_type,
+                    der,
+                    to_unix(now)
+                ])
             })
             .map_err(Error::db_device("storing the troubleshoot result", name))?;
             let mut detail = match &certificate {
@@ -229,7 +241,12 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn end_attempt(&self, name: &str, end: AttemptEnd, now: SystemTime) -> Result<Device, Error> {
+    fn end_attempt(
+        &self,
+        name: &DeviceName,
+        end: AttemptEnd,
+        now: SystemTime,
+    ) -> Result<Device, Error> {
         let action = match end {
             AttemptEnd::Interrupted { .. } => action::ATTEMPT_INTERRUPTED,
             AttemptEnd::Failed { .. } => action::ATTEMPT_FAILED,
@@ -256,7 +273,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn mark_expired(&self, name: &str, now: SystemTime) -> Result<Device, Error> {
+    fn mark_expired(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
         self.change(name, now, action::OPERATION_EXPIRED, |_, row| {
             let d = &mut row.device;
             if !d.has_operation_to_run() {

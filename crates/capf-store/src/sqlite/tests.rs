@@ -9,6 +9,11 @@ use capf_lsc::KeyPolicy;
 use super::*;
 use crate::{AdminStore, SessionStore};
 
+/// A device name the test knows is valid.
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
+
 const PHONE: &str = "SEP001122AABBCC";
 
 fn t(secs: u64) -> SystemTime {
@@ -25,7 +30,7 @@ fn install() -> Operation {
 
 fn with_phone(operation: Operation) -> SqliteStore {
     let s = store();
-    let mut new = NewDevice::new(PHONE);
+    let mut new = NewDevice::new(dn(PHONE));
     new.operation = operation;
     s.add_device(&new, t(0)).unwrap();
     s
@@ -35,7 +40,7 @@ fn with_phone(operation: Operation) -> SqliteStore {
 fn equal_strings_on_two_devices_are_stored_differently() {
     let s = store();
     for name in ["SEP0011223344AA", "SEP0011223344BB"] {
-        let mut new = NewDevice::new(name);
+        let mut new = NewDevice::new(dn(name));
         new.auth_string = Some("1234".into());
         s.add_device(&new, t(0)).unwrap();
     }
@@ -54,7 +59,7 @@ fn equal_strings_on_two_devices_are_stored_differently() {
 #[test]
 fn a_different_key_does_not_accept_the_string() {
     let s = with_phone(install());
-    s.set_auth_string(PHONE, Some("1234"), t(0)).unwrap();
+    s.set_auth_string(&dn(PHONE), Some("1234"), t(0)).unwrap();
     let hash: Vec<u8> = s
         .lock()
         .query_row("SELECT auth_hash FROM devices", [], |r| r.get(0))
@@ -66,7 +71,7 @@ fn a_different_key_does_not_accept_the_string() {
 #[test]
 fn times_are_stored_as_whole_unix_seconds() {
     let s = store();
-    let mut new = NewDevice::new(PHONE);
+    let mut new = NewDevice::new(dn(PHONE));
     new.operation = install();
     new.complete_by = Some(t(10) + Duration::from_millis(999));
     let d = s
@@ -107,7 +112,7 @@ fn an_unreadable_stored_value_is_a_typed_error() {
         )
         .unwrap();
     assert!(matches!(
-        s.device(PHONE),
+        s.device(&dn(PHONE)),
         Err(Error::Corrupt { table: "devices", column: "auth_mode", value }) if value == "by_existing_certificate"
     ));
     s.lock()
@@ -130,7 +135,7 @@ fn debug_output_hides_the_key_and_the_auth_string() {
         !shown.contains("171") && !shown.contains("ab, ab"),
         "{shown}"
     );
-    let mut new = NewDevice::new(PHONE);
+    let mut new = NewDevice::new(dn(PHONE));
     new.auth_string = Some("86753".into());
     let shown = format!("{new:?}");
     assert!(
