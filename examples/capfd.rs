@@ -127,7 +127,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if let Some(s) = file.key_generation_timeout_secs {
         config.session.timeouts.key_generation = Duration::from_secs(s);
     }
-    let grace = Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30));
+    if let Some(s) = file.shutdown_grace_secs {
+        config.shutdown_grace = Duration::from_secs(s);
+    }
+    let grace = config.shutdown_grace;
     let server = CapfServer::bind(config, store).await?;
     tracing::info!(addrs = ?server.local_addrs(), data = %data.display(), "CAPF serving");
     server
