@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod data_dir;
 mod error;
 mod schema;
 mod settings;
@@ -18,6 +19,7 @@ pub use admin::{
     StatusReport,
 };
 pub use auth::{AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string};
+pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, Settings};
