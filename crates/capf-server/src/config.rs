@@ -129,15 +129,26 @@ impl Config {
                 session.timeouts.key_generation,
                 KEY_GENERATION_TIMEOUT_SECS,
             ),
-            ("shutdown_grace_secs", self.shutdown_grace, SHUTDOWN_GRACE_SECS),
+            (
+                "shutdown_grace_secs",
+                self.shutdown_grace,
+                SHUTDOWN_GRACE_SECS,
+            ),
             ("reload_interval_secs", self.reload_interval, INTERVAL_SECS),
-            ("settings_refresh_secs", self.settings_refresh, INTERVAL_SECS),
+            (
+                "settings_refresh_secs",
+                self.settings_refresh,
+                INTERVAL_SECS,
+            ),
         ];
         for (key, value, range) in durations {
-            let allowed =
-                Duration::from_secs(*range.start())..=Duration::from_secs(*range.end());
+            let allowed = Duration::from_secs(*range.start())..=Duration::from_secs(*range.end());
             if !allowed.contains(&value) {
-                return Err(config_error(key, format_secs(value), range_text(&range, " s")));
+                return Err(config_error(
+                    key,
+                    format_secs(value),
+                    range_text(&range, " s"),
+                ));
             }
         }
         if session.max_requests_in_progress > MAX_REQUESTS_IN_PROGRESS {

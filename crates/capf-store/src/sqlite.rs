@@ -114,7 +114,10 @@ impl SqliteStore {
     /// [`Error::Damaged`] with what the check found, also when SQLite cannot even run it on a
     /// malformed file; another database error.
     pub fn check_integrity(&self) -> Result<(), Error> {
-        let path = self.path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"));
         let conn = self.lock();
         let rows = conn.prepare("PRAGMA quick_check").and_then(|mut stmt| {
             stmt.query_map([], |row| row.get::<_, String>(0))?

@@ -669,7 +669,9 @@ fn a_new_data_directory_is_owner_only_and_so_are_the_database_and_its_wal_files(
     let tmp = TempDir::new("modes-new");
     let dir = tmp.data_dir();
     let store = SqliteStore::open(&dir).unwrap();
-    store.add_device(&NewDevice::new("SEP0011223344AA"), t(0)).unwrap();
+    store
+        .add_device(&NewDevice::new("SEP0011223344AA"), t(0))
+        .unwrap();
     assert_eq!(file_mode(&dir), 0o700);
     let db = dir.join(SqliteStore::DATABASE_FILE);
     assert_eq!(file_mode(&db), 0o600);
@@ -693,7 +695,12 @@ fn an_existing_looser_data_directory_is_tightened_and_says_so() {
     let folder = dir.join("trust");
     std::fs::write(&other, b"x").unwrap();
     std::fs::create_dir(&folder).unwrap();
-    for (path, loose) in [(&dir, 0o755), (&db, 0o644), (&other, 0o664), (&folder, 0o755)] {
+    for (path, loose) in [
+        (&dir, 0o755),
+        (&db, 0o644),
+        (&other, 0o664),
+        (&folder, 0o755),
+    ] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(loose)).unwrap();
     }
     let tightened = capf_store::secure_data_dir(&dir).unwrap();
@@ -746,7 +753,8 @@ fn a_damaged_devices_table_fails_the_integrity_check_and_a_sound_one_passes() {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         (
-            conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
             conn.query_row(
                 "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'devices'",
                 [],
