@@ -104,7 +104,8 @@ impl Config {
             ));
         }
         for (i, addr) in self.listen.iter().enumerate() {
-            if self.listen[..i].contains(addr) {
+            // Port 0 asks the system for a port, so it may repeat.
+            if addr.port() != 0 && self.listen[..i].contains(addr) {
                 return Err(config_error(
                     "listen",
                     format!("{addr} twice"),
