@@ -30,8 +30,8 @@ pub const CAPF_PORT: u16 = 3804;
 /// | `key_generation_timeout_secs` | 1 to 7200 s | 3600 s |
 /// | `max_requests_in_progress` | 0 to 1000 | 16 |
 /// | `shutdown_grace_secs` | 0 to 3600 s | 30 s |
-/// | `reload_interval_secs` | 1 to 3600 s | 2 s |
-/// | `settings_refresh_secs` | 1 to 3600 s | 2 s |
+/// | `reload_interval_secs` | 0.010 to 3600 s | 2 s |
+/// | `settings_refresh_secs` | 0.010 to 3600 s | 2 s |
 /// | `backlog` | 1 to 65535 | 4096 |
 /// | `lsc_validity_days` | 1 to 1825 (checked by [`ValidityDays`]) | 1825 |
 #[derive(Debug, Clone)]
@@ -143,13 +143,13 @@ impl Config {
             ),
         ];
         for (key, value, range) in durations {
-            let allowed = Duration::from_secs(*range.start())..=Duration::from_secs(*range.end());
-            if !allowed.contains(&value) {
-                return Err(config_error(
-                    key,
-                    format_secs(value),
-                    range_text(&range, " s"),
-                ));
+            if !range.contains(&value) {
+                let allowed = format!(
+                    "{} to {} s",
+                    seconds(*range.start()),
+                    seconds(*range.end())
+                );
+                return Err(config_error(key, format_secs(value), allowed));
             }
         }
         if session.max_requests_in_progress > MAX_REQUESTS_IN_PROGRESS {
@@ -173,15 +173,20 @@ impl Config {
 /// At most this many listen addresses (a host has few interfaces; each is a socket and a task).
 const MAX_LISTEN: usize = 64;
 /// A handshake is a few round trips; 0 would refuse every phone, minutes only hold sockets.
-const TLS_HANDSHAKE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=300;
+const TLS_HANDSHAKE_TIMEOUT_SECS: RangeInclusive<Duration> = secs(1)..=secs(300);
 /// The phone answers each message at once (spec 9.3: 30 s); an hour is already generous.
-const MESSAGE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
+const MESSAGE_TIMEOUT_SECS: RangeInclusive<Duration> = secs(1)..=secs(3600);
 /// A phone generates an RSA-4096 key in minutes; spec 9.3 waits 60 min, twice that at most.
-const KEY_GENERATION_TIMEOUT_SECS: RangeInclusive<u64> = 1..=7200;
+const KEY_GENERATION_TIMEOUT_SECS: RangeInclusive<Duration> = secs(1)..=secs(7200);
 /// 0 stops at once; an hour covers any session that is still making progress.
-const SHUTDOWN_GRACE_SECS: RangeInclusive<u64> = 0..=3600;
-/// Timer periods: 0 would spin (and panics tokio's interval).
-const INTERVAL_SECS: RangeInclusive<u64> = 1..=3600;
+const SHUTDOWN_GRACE_SECS: RangeInclusive<Duration> = secs(0)..=secs(3600);
+/// Timer periods (short ones for tests): 0 would spin, and panics tokio's interval.
+const INTERVAL_SECS: RangeInclusive<Duration> = Duration::from_millis(10)..=secs(3600);
+
+const fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
 /// REQUEST_IN_PROGRESS messages per key generation (spec 8.2 project rule: 16).
 const MAX_REQUESTS_IN_PROGRESS: u32 = 1000;
 /// The kernel clamps a listen backlog to `somaxconn` anyway; 0 is meaningless.
@@ -200,10 +205,15 @@ fn range_text<T: std::fmt::Display>(range: &RangeInclusive<T>, unit: &str) -> St
 }
 
 fn format_secs(value: Duration) -> String {
+    format!("{} s", seconds(value))
+}
+
+/// Whole seconds as an integer, others to the millisecond.
+fn seconds(value: Duration) -> String {
     if value.subsec_nanos() == 0 {
-        format!("{} s", value.as_secs())
+        value.as_secs().to_string()
     } else {
-        format!("{:.3} s", value.as_secs_f64())
+        format!("{:.3}", value.as_secs_f64())
     }
 }
 
@@ -273,8 +283,8 @@ mod tests {
         c.reload_interval = Duration::ZERO;
         assert!(refused(&c).contains("reload_interval_secs"));
         let mut c = config();
-        c.settings_refresh = Duration::from_millis(500);
-        assert!(refused(&c).contains("settings_refresh_secs = 0.500 s"));
+        c.settings_refresh = Duration::from_millis(5);
+        assert!(refused(&c).contains("settings_refresh_secs = 0.005 s"));
         let mut c = config();
         c.backlog = 0;
         assert!(refused(&c).contains("backlog = 0"));
