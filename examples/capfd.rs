@@ -59,7 +59,7 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line: what went wrong, with its causes.
-            eprintln!("capfd: {e:#}");
+            eprintln!("capfd: {}", capf_admin::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -99,6 +99,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
     let store = Arc::new(SqliteStore::open(&data)?);
+    store.check_integrity()?; // a damaged store is refused, not served (issue 12)
     let mut config = Config::new(
         file.capf_certificate.unwrap_or(files.certificate),
         file.capf_key.unwrap_or(files.key),
@@ -127,7 +128,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if let Some(s) = file.key_generation_timeout_secs {
         config.session.timeouts.key_generation = Duration::from_secs(s);
     }
-    let grace = Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30));
+    if let Some(s) = file.shutdown_grace_secs {
+        config.shutdown_grace = Duration::from_secs(s);
+    }
+    let grace = config.shutdown_grace;
     let server = CapfServer::bind(config, store).await?;
     tracing::info!(addrs = ?server.local_addrs(), data = %data.display(), "CAPF serving");
     server

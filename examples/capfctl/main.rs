@@ -98,6 +98,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Warnings from the libraries (a data directory's permissions tightened) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CapfCert(cmd) => capf_cert::run(cmd),
@@ -119,7 +128,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line that says what is wrong and where.
-            eprintln!("capfctl: {err:#}");
+            eprintln!("capfctl: {}", capf_admin::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

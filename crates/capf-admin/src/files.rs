@@ -23,14 +23,26 @@ pub fn open_store(dir: &Path) -> Result<SqliteStore, Error> {
 /// directory creates nothing).
 ///
 /// # Errors
-/// [`Error::NoStore`], [`Error::OpenStore`].
+/// [`Error::NoStore`] when it holds no database, [`Error::Io`] when looking for it fails
+/// otherwise (permission denied), [`Error::OpenStore`].
 pub fn open_existing_store(dir: &Path) -> Result<SqliteStore, Error> {
-    if !dir.join(SqliteStore::DATABASE_FILE).is_file() {
-        return Err(Error::NoStore {
+    let database = dir.join(SqliteStore::DATABASE_FILE);
+    // Only "not found" means there is no store: any other error (permission denied, say) is
+    // reported as itself.
+    match std::fs::metadata(&database) {
+        Ok(meta) if meta.is_file() => open_store(dir),
+        Ok(_) => Err(Error::NoStore {
             dir: dir.to_owned(),
-        });
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoStore {
+            dir: dir.to_owned(),
+        }),
+        Err(source) => Err(Error::Io {
+            action: "looking for the device store",
+            path: database,
+            source,
+        }),
     }
-    open_store(dir)
 }
 
 /// The text of a file.
@@ -79,4 +91,41 @@ pub fn random_serial() -> Result<[u8; 16], Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|error| Error::Random { error })?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn temp(label: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("capf-admin-files-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_looked_for_reports_the_real_cause_once() {
+        // A data "directory" that is a file: looking for capf.sqlite in it fails with ENOTDIR,
+        // which is no "no device store" (issue 12: permission denied was reported so).
+        let dir = temp("notdir");
+        let data = dir.join("data");
+        std::fs::write(&data, b"").unwrap();
+        let err = open_existing_store(&data).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        let line = crate::error_chain(&err);
+        assert!(line.starts_with("looking for the device store"), "{line}");
+        assert!(line.contains("os error 20"), "{line}");
+        assert!(!line.contains("no device store"), "{line}");
+        // A missing database is still "no device store".
+        let err = open_existing_store(&dir).unwrap_err();
+        assert!(matches!(err, Error::NoStore { .. }), "{err:?}");
+        // A store error that embeds its cause prints it once.
+        let err = open_store(&data).unwrap_err();
+        let line = crate::error_chain(&err);
+        assert_eq!(line.matches("os error").count(), 1, "{line}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -49,13 +49,18 @@ pub use views::{
     RemovedView, StatusView, TemplateView,
 };
 
-/// An error and its causes on one line, `outer: cause: cause`, as capfctl prints them.
+/// An error and its causes on one line, `outer: cause: cause`, as capfctl and capfd print them.
+/// A cause whose text the line already ends with is left out: some layers' messages embed their
+/// cause (for the log's sake), and a line says each cause once.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -21,12 +21,19 @@ pub struct CapfFiles {
 
 /// Makes sure `data_dir` holds a CAPF certificate and key, generating a self-signed CAPF
 /// certificate (CN `CAPF-` + 8 random hex digits, RSA-2048, the CAPF certificate profile) on a
-/// first run. Existing files are left alone.
+/// first run. Existing files are kept, their permissions tightened: the directory is created
+/// or tightened to 0700 and its files to 0600 ([`capf_store::secure_data_dir`]).
 ///
 /// # Errors
-/// [`Error::Read`] for a file that cannot be written, [`Error::Identity`] if generation fails,
+/// [`Error::Store`] when the directory cannot be created or tightened, [`Error::Read`] for a
+/// file that cannot be written, [`Error::Identity`] if generation fails,
 /// [`Error::Random`] without a random source.
 pub fn ensure_capf_files(data_dir: &Path, now: SystemTime) -> Result<CapfFiles, Error> {
+    // The directory owner-only (0700) and its files 0600, tightened if looser (issue 12).
+    capf_store::secure_data_dir(data_dir).map_err(|source| Error::Store {
+        context: "securing the data directory",
+        source,
+    })?;
     let certificate = data_dir.join("capf.pem");
     let key = data_dir.join("capf.key");
     if certificate.exists() && key.exists() {
@@ -40,7 +47,6 @@ pub fn ensure_capf_files(data_dir: &Path, now: SystemTime) -> Result<CapfFiles, 
         let path = path.to_owned();
         move |source| Error::Read { path, source }
     };
-    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     let identity = |source| Error::Identity {
         path: certificate.clone(),
         source,
@@ -57,7 +63,7 @@ pub fn ensure_capf_files(data_dir: &Path, now: SystemTime) -> Result<CapfFiles, 
     let key_pem = issuer_key.to_pkcs8_pem().map_err(identity)?;
     write_private(&key, key_pem.as_bytes()).map_err(io(&key))?;
     let pem = certificate_to_pem(&cert).map_err(identity)?;
-    std::fs::write(&certificate, pem).map_err(io(&certificate))?;
+    write_private(&certificate, pem.as_bytes()).map_err(io(&certificate))?;
     Ok(CapfFiles {
         certificate,
         key,

@@ -263,6 +263,30 @@ mod tests {
     }
 
     #[test]
+    fn the_head_of_a_frame_split_then_cut_off_or_with_a_bad_protocol_id_is_logged() {
+        // As tried against capfd over TLS (RELIABILITY.md, item 11): a header in two reads,
+        // then the phone hangs up inside the body.
+        let now = Instant::now();
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        session.handle_input(now, &[0x55, 2, 0, 0]);
+        session.handle_input(now, &[0, 7, 0, 0x40, 1, 2]);
+        session.handle_eof(now);
+        let outcome = closed_outcome(&mut session);
+        assert_eq!(
+            failing_message_head(&session, &outcome).as_deref(),
+            Some("55020000000700400102")
+        );
+        // Not a CAPF header at all: its first bytes, at most 32.
+        let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);
+        session.handle_input(now, &[0x16; 40]);
+        let outcome = closed_outcome(&mut session);
+        assert_eq!(
+            failing_message_head(&session, &outcome).as_deref(),
+            Some("16".repeat(32).as_str())
+        );
+    }
+
+    #[test]
     fn other_ends_log_no_head() {
         let now = Instant::now();
         let mut session = ServerSession::new(capf_session::ServerConfig::default(), 7, now);

@@ -6,6 +6,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A configuration value outside its allowed range ([`crate::Config::validate`]).
+    #[error("configuration: {key} = {value} is out of range: allowed {allowed}")]
+    Config {
+        /// The configuration key, as capfd's configuration file names it.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The allowed range, such as "1 to 300 s".
+        allowed: String,
+    },
     /// A file (the CAPF certificate or key) could not be read.
     #[error("reading {}: {source}", path.display())]
     Read {

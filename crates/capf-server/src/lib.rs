@@ -70,9 +70,11 @@ impl CapfServer {
     /// signs LSCs itself with that key (the guide's default mode).
     ///
     /// # Errors
-    /// As [`CapfIdentity::load`], [`Error::Listen`] for an address that cannot be bound,
+    /// [`Error::Config`] for a value out of range ([`Config::validate`]), as
+    /// [`CapfIdentity::load`], [`Error::Listen`] for an address that cannot be bound,
     /// [`Error::Store`] when the run-time settings cannot be read.
     pub async fn bind(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, Error> {
+        config.validate()?;
         let mut identity = CapfIdentity::load(
             &config.capf_certificate,
             &config.capf_key,
@@ -100,6 +102,7 @@ impl CapfServer {
         capf_signer: Option<Arc<CapfSigner>>,
         identity: CapfIdentity,
     ) -> Result<Self, Error> {
+        config.validate()?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
             listeners.push(listen(*addr, config.backlog)?);

@@ -2,7 +2,7 @@
 //! end of a session by EOF or timeout. Each role adds its states and its reading of messages.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use capf_wire::{Deframer, EndSession, Message, Payload, Reason};
 
@@ -27,6 +27,12 @@ pub(crate) trait Role {
     fn session_id(&self) -> u32;
 }
 
+/// The deadline `wait` after `now`; `None` (no deadline) for a wait too long for the clock to
+/// represent, so a huge configured timeout never panics a session (`Instant + Duration` does).
+pub(crate) fn deadline_after(now: Instant, wait: Duration) -> Option<Instant> {
+    now.checked_add(wait)
+}
+
 /// A session's state and queues, with the role's own data in `role`.
 #[derive(Debug)]
 pub(crate) struct Core<R: Role> {
@@ -38,11 +44,11 @@ pub(crate) struct Core<R: Role> {
 }
 
 impl<R: Role> Core<R> {
-    pub(crate) fn new(role: R, state: R::Expect, deadline: Instant) -> Self {
+    pub(crate) fn new(role: R, state: R::Expect, deadline: Option<Instant>) -> Self {
         Core {
             role,
             state,
-            deadline: Some(deadline),
+            deadline,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -62,9 +68,9 @@ impl<R: Role> Core<R> {
             .push_back(Message::new(self.role.session_id(), payload).to_bytes());
     }
 
-    /// Waits for the peer in `next` until `deadline`.
-    pub(crate) fn wait_until(&mut self, next: R::Expect, deadline: Instant) {
-        self.deadline = Some(deadline);
+    /// Waits for the peer in `next` until `deadline` (`None`: no deadline).
+    pub(crate) fn wait_until(&mut self, next: R::Expect, deadline: Option<Instant>) {
+        self.deadline = deadline;
         self.state = next;
     }
 

@@ -9,7 +9,7 @@ use capf_wire::{
     Strictness,
 };
 
-use crate::core::{Core, Role, shared_session_calls};
+use crate::core::{Core, Role, deadline_after, shared_session_calls};
 use crate::error::{Error, Outcome, State};
 use crate::types::{Certificate, read_key_request};
 
@@ -159,7 +159,7 @@ impl PhoneSession {
     /// A session for a connection whose TLS handshake has just finished; the phone waits for
     /// AUTH_REQUEST (the server speaks first, spec T6).
     pub fn new(config: PhoneConfig, now: Instant) -> Self {
-        let deadline = now + config.message_timeout;
+        let deadline = deadline_after(now, config.message_timeout);
         let deframer = Deframer::new(config.strictness);
         let phone = Phone {
             config,
@@ -301,7 +301,7 @@ fn success_reason(ok: bool) -> Reason {
 
 impl Core<Phone> {
     fn wait(&mut self, next: Expect, now: Instant) {
-        let deadline = now + self.role.config.message_timeout;
+        let deadline = deadline_after(now, self.role.config.message_timeout);
         self.wait_until(next, deadline);
     }
 
@@ -520,6 +520,23 @@ mod tests {
                 reason: Reason::NO_ACTION
             }
         );
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_means_no_deadline_not_a_panic() {
+        let now = Instant::now();
+        let config = PhoneConfig {
+            message_timeout: Duration::MAX,
+            ..PhoneConfig::default()
+        };
+        let mut p = PhoneSession::new(config, now);
+        assert_eq!(p.poll_timeout(), None);
+        p.handle_input(now, &Message::new(ID, AuthRequest::new(3)).to_bytes());
+        assert!(p.poll_event().is_some());
+        p.send_auth_response(now, AuthResponse::new("CSF123", 3).unwrap())
+            .unwrap();
+        assert_eq!(p.poll_timeout(), None);
+        assert!(!p.is_closed());
     }
 
     #[test]

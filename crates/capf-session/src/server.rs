@@ -9,7 +9,7 @@ use capf_wire::{
     StoreCertificateRequest, Strictness,
 };
 
-use crate::core::{Core, Role, shared_session_calls};
+use crate::core::{Core, Role, deadline_after, shared_session_calls};
 use crate::error::{Error, Outcome, State};
 use crate::types::{Authentication, Certificate, Decision, Timeouts, key_request_for_version};
 
@@ -238,7 +238,7 @@ impl ServerSession {
         if let Some(auth_type) = config.auth_type {
             request = request.with_auth_type(auth_type);
         }
-        let deadline = now + config.timeouts.message;
+        let deadline = deadline_after(now, config.timeouts.message);
         let deframer = Deframer::new(config.strictness);
         let server = Server {
             config,
@@ -384,7 +384,7 @@ impl Core<Server> {
         } else {
             timeouts.message
         };
-        self.wait_until(next, now + wait);
+        self.wait_until(next, deadline_after(now, wait));
     }
 
     /// The normal end of a session.
@@ -636,6 +636,28 @@ mod tests {
             s.poll_event(),
             Some(ServerEvent::KeyGenerationInProgress { count: 1 })
         );
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_means_no_deadline_not_a_panic() {
+        // RELIABILITY.md item 10: u64::MAX seconds once panicked "overflow when adding
+        // duration to instant" on every connection.
+        let now = Instant::now();
+        let mut config = ServerConfig::default();
+        config.timeouts.message = Duration::from_secs(u64::MAX);
+        config.timeouts.key_generation = Duration::MAX;
+        let mut s = ServerSession::new(config, ID, now);
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_input(now, &auth_response(Some(3)));
+        assert!(matches!(s.poll_event(), Some(ServerEvent::Authenticate(_))));
+        s.decide(now, Decision::Install(KeyRequest::Rsa(2048)))
+            .unwrap();
+        assert_eq!(s.state(), State::WaitKey);
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_input(now, &Message::new(ID, RequestInProgress::new()).to_bytes());
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(now + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(s.state(), State::WaitKey);
     }
 
     #[test]

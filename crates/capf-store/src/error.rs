@@ -64,6 +64,23 @@ pub enum Error {
         /// The rusqlite error.
         source: rusqlite::Error,
     },
+    /// SQLite's quick check found the database damaged ([`SqliteStore::check_integrity`]):
+    /// serving from it would fail sessions one by one, so it is refused as a whole.
+    ///
+    /// [`SqliteStore::check_integrity`]: crate::SqliteStore::check_integrity
+    #[error(
+        "the database {} is damaged ({}{}): restore it from a backup, or recover it with \
+         sqlite3's .recover",
+        path.display(),
+        problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+        if problems.len() > 3 { format!("; and {} more", problems.len() - 3) } else { String::new() }
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What the check reported, one problem each.
+        problems: Vec<String>,
+    },
     /// The database was written by a newer version of capf-store.
     #[error(
         "the database has schema version {found}, newer than the {supported} this capf-store \

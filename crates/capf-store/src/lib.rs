@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod data_dir;
 mod error;
 mod schema;
 mod settings;
@@ -23,6 +24,7 @@ pub use auth::{
 };
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
 pub use capf_wire::DeviceName;
+pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, Settings};

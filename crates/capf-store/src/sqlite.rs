@@ -4,8 +4,6 @@
 //! [`AdminStore`](crate::AdminStore), over the work in bulk in `bulk`.
 
 use core::fmt;
-use std::fs::DirBuilder;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -59,25 +57,19 @@ impl SqliteStore {
     pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Opens the store in `data_dir`, creating the directory (mode 0700), the database
-    /// ([`Self::DATABASE_FILE`], migrated to the current schema) and the HMAC key file
-    /// ([`Self::KEY_FILE`]: 32 random bytes, mode 0600, created atomically) when missing.
+    /// ([`Self::DATABASE_FILE`], mode 0600, migrated to the current schema) and the HMAC key
+    /// file ([`Self::KEY_FILE`]: 32 random bytes, mode 0600, created atomically) when missing.
+    /// An existing directory looser than that is tightened first ([`crate::secure_data_dir`]).
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Random`], [`Error::KeyFilePermissions`] when the key file is
     /// accessible by group or others, [`Error::KeyFileLength`] when it is not 32 bytes,
     /// [`Error::SchemaTooNew`] for a database written by newer code, or a database error.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, Error> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|source| Error::Io {
-                action: "creating the data directory",
-                path: data_dir.to_owned(),
-                source,
-            })?;
+        crate::data_dir::secure_data_dir(data_dir)?;
         let key = auth::load_or_create_key(&data_dir.join(Self::KEY_FILE))?;
         let path = data_dir.join(Self::DATABASE_FILE);
+        crate::data_dir::create_private_file(&path)?;
         let mut conn = Connection::open(&path).map_err(Error::db("opening the database"))?;
         configure(&mut conn)?;
         // The journal mode is a property of the file, kept once set; "memory" or "delete" come
@@ -112,6 +104,42 @@ impl SqliteStore {
     /// The database file (`None` in memory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// SQLite's `PRAGMA quick_check` (the b-trees' structure, without comparing indexes to
+    /// their tables, so it is fast enough for every start): a server checks its store before
+    /// serving, rather than failing each session on a damaged page (END_SESSION 7 to everyone).
+    ///
+    /// # Errors
+    /// [`Error::Damaged`] with what the check found, also when SQLite cannot even run it on a
+    /// malformed file; another database error.
+    pub fn check_integrity(&self) -> Result<(), Error> {
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"));
+        let conn = self.lock();
+        let rows = conn.prepare("PRAGMA quick_check").and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let problems = match rows {
+            Ok(rows) => rows.into_iter().filter(|r| r != "ok").collect::<Vec<_>>(),
+            Err(rusqlite::Error::SqliteFailure(e, message))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                ) =>
+            {
+                vec![message.unwrap_or_else(|| e.to_string())]
+            }
+            Err(source) => return Err(Error::db("checking integrity")(source)),
+        };
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Damaged { path, problems })
+        }
     }
 
     /// SQLite's `PRAGMA integrity_check`: the problems it finds (empty when the database is

@@ -684,6 +684,133 @@ fn a_writer_killed_mid_transaction_leaves_the_store_consistent() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The data directory's permissions, and a damaged database (issue 12 items 8 and 11)
+
+fn file_mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn a_new_data_directory_is_owner_only_and_so_are_the_database_and_its_wal_files() {
+    let tmp = TempDir::new("modes-new");
+    let dir = tmp.data_dir();
+    let store = SqliteStore::open(&dir).unwrap();
+    store
+        .add_device(&NewDevice::new(dn("SEP0011223344AA")), t(0))
+        .unwrap();
+    assert_eq!(file_mode(&dir), 0o700);
+    let db = dir.join(SqliteStore::DATABASE_FILE);
+    assert_eq!(file_mode(&db), 0o600);
+    // WAL mode: while the store is open its -wal and -shm files exist, with the database's mode.
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.join(format!("{}{suffix}", SqliteStore::DATABASE_FILE));
+        assert_eq!(file_mode(&side), 0o600, "{}", side.display());
+    }
+    assert_eq!(file_mode(&dir.join(SqliteStore::KEY_FILE)), 0o600);
+}
+
+#[test]
+fn an_existing_looser_data_directory_is_tightened_and_says_so() {
+    let tmp = TempDir::new("modes-old");
+    let dir = tmp.data_dir();
+    drop(SqliteStore::open(&dir).unwrap());
+    // As an earlier version left it: the directory 0755, the database 0644, a file capfctl
+    // wrote 0664, a folder 0755.
+    let db = dir.join(SqliteStore::DATABASE_FILE);
+    let other = dir.join("capf.pem");
+    let folder = dir.join("trust");
+    std::fs::write(&other, b"x").unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    for (path, loose) in [
+        (&dir, 0o755),
+        (&db, 0o644),
+        (&other, 0o664),
+        (&folder, 0o755),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(loose)).unwrap();
+    }
+    let tightened = capf_store::secure_data_dir(&dir).unwrap();
+    let mut seen: Vec<_> = tightened
+        .iter()
+        .map(|t| (t.path.clone(), t.from, t.to))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (dir.clone(), 0o755, 0o700),
+        (db.clone(), 0o644, 0o600),
+        (other.clone(), 0o664, 0o600),
+        (folder.clone(), 0o755, 0o700),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert!(
+        tightened[0].to_string().contains("tightened to 0"),
+        "{}",
+        tightened[0]
+    );
+    // Opening does the same.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(SqliteStore::open(&dir).unwrap());
+    assert_eq!(file_mode(&dir), 0o700);
+    assert_eq!(file_mode(&db), 0o600);
+    // Nothing left to tighten.
+    assert_eq!(capf_store::secure_data_dir(&dir).unwrap(), vec![]);
+}
+
+#[test]
+fn a_damaged_devices_table_fails_the_integrity_check_and_a_sound_one_passes() {
+    let tmp = TempDir::new("damaged");
+    let dir = tmp.data_dir();
+    {
+        let store = SqliteStore::open(&dir).unwrap();
+        let devices: Vec<_> = (0..2000)
+            .map(|i| NewDevice::new(dn(&format!("SEP{i:012X}"))))
+            .collect();
+        for device in &devices {
+            store.add_device(device, t(0)).unwrap();
+        }
+        store.check_integrity().unwrap();
+    }
+    let db = dir.join(SqliteStore::DATABASE_FILE);
+    let (page_size, root): (u32, u32) = {
+        let conn = raw(&dir);
+        // Everything in the main file, nothing left in the WAL.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        (
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'devices'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+        )
+    };
+    // Garbage over the devices b-tree's root page (an interior page: 2000 rows span many).
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        file.seek(SeekFrom::Start(u64::from(root - 1) * u64::from(page_size)))
+            .unwrap();
+        file.write_all(&vec![0xA5; usize::try_from(page_size).unwrap()])
+            .unwrap();
+        file.sync_all().unwrap();
+    }
+    let err = match SqliteStore::open(&dir) {
+        Ok(store) => store.check_integrity().unwrap_err(),
+        Err(err) => err,
+    };
+    assert!(
+        matches!(&err, Error::Damaged { path, problems } if *path == db && !problems.is_empty()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("is damaged"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 
 fn names() -> impl Strategy<Value = String> {
