@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod auth_signature;
+mod bundle;
 mod capf;
 pub mod cert_info;
 mod csr;
@@ -13,12 +14,15 @@ mod oid;
 mod pem;
 mod policy;
 mod signer;
+mod single_key;
+mod summary;
 mod validity;
 mod verify;
 
 pub use auth_signature::{
     AuthDigest, AuthSignatureForm, sign_auth_signature, verify_auth_signature,
 };
+pub use bundle::CertificateAndKey;
 pub use capf::{
     CAPF_PROFILE_RULE, CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
     check_capf_certificate,
@@ -36,6 +40,7 @@ pub use pem::{
     csr_to_pem, public_key_from_pem_or_der,
 };
 pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
+pub use summary::{CertificateSummary, key_usage_names};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
 pub use validity::ValidityDays;
 pub use verify::{verify_signature, verify_signed_data};
