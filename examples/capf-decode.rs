@@ -121,7 +121,10 @@ fn check_vectors(path: &str) -> anyhow::Result<bool> {
             }
             let frame = Frame::parse(&data, Strictness::Strict)?;
             let arrow = v["direction"].as_str().unwrap_or("?");
-            println!("{arrow} {}", serde_json::to_value(FrameView::new(0, &frame))?);
+            println!(
+                "{arrow} {}",
+                serde_json::to_value(FrameView::new(0, &frame))?
+            );
         }
     }
     println!(

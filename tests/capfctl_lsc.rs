@@ -369,7 +369,14 @@ fn check_takes_the_bundle_lsc_issue_takes() {
     ok(
         &dir,
         &[
-            "capf-cert", "csr", "--cert", "bundle.pem", "--key", "capf.key", "--out", "capf.csr",
+            "capf-cert",
+            "csr",
+            "--cert",
+            "bundle.pem",
+            "--key",
+            "capf.key",
+            "--out",
+            "capf.csr",
         ],
     );
     openssl(&dir, &["req", "-verify", "-noout", "-in", "capf.csr"]);

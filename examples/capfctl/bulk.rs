@@ -10,7 +10,7 @@ use capf_admin::{
     BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, OperationKind, RemovedView,
     TemplateParams, TemplateView, TerminalProgress, open_existing_store, open_store,
 };
-use capf_store::{AuthMode, AdminStore};
+use capf_store::{AdminStore, AuthMode};
 
 use crate::device::{DataArgs, KeyArgs};
 use crate::print_json;

@@ -11,7 +11,7 @@ use capf_admin::{
     open_existing_store, open_store, rfc3339,
 };
 use capf_lsc::{Curve, KeyOrder, RsaBits};
-use capf_store::{AuthMode, Device, AdminStore, DeviceUpdate, NewDevice};
+use capf_store::{AdminStore, AuthMode, Device, DeviceUpdate, NewDevice};
 
 use crate::print_json;
 use crate::query::QueryArgs;

@@ -157,7 +157,9 @@ pub fn generate_capf_certificate(
     let mut params = CaCertificateParams::capf(capf_id);
     params.validity = request.validity;
     params.organization.clone_from(&request.organization);
-    params.organizational_unit.clone_from(&request.organizational_unit);
+    params
+        .organizational_unit
+        .clone_from(&request.organizational_unit);
     params.locality.clone_from(&request.locality);
     params.state.clone_from(&request.state);
     params.country.clone_from(&request.country);
@@ -251,7 +253,10 @@ pub fn issue_lsc_pem(
 /// # Errors
 /// As [`read_certificate_and_key`]; [`Error::CertificateFile`] naming `certificate` when
 /// there is no key or the pair cannot issue (not a CA, a key that does not match).
-pub fn read_issuer(certificate: NamedFile<'_>, key: Option<NamedFile<'_>>) -> Result<Issuer, Error> {
+pub fn read_issuer(
+    certificate: NamedFile<'_>,
+    key: Option<NamedFile<'_>>,
+) -> Result<Issuer, Error> {
     let CertificateAndKey {
         certificate: cert,
         key: issuer_key,

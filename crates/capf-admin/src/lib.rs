@@ -27,8 +27,8 @@ pub use bulk::{
 };
 pub use certificates::{
     CapfCertificateRequest, NamedFile, capf_csr_pem, check_capf_certificate,
-    generate_capf_certificate, issue_lsc_pem, parse_capf_id, read_certificate_and_key,
-    read_issuer, read_public_key,
+    generate_capf_certificate, issue_lsc_pem, parse_capf_id, read_certificate_and_key, read_issuer,
+    read_public_key,
 };
 pub use device::{
     AUDIT_ENTRIES, DeviceDetail, DeviceEdit, add_device, check_auth_string, check_device_name,

@@ -80,7 +80,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use capf_lsc::{Curve, KeySpec};
-    use capf_store::SqliteStore;
+    use capf_store::{SessionStore, SqliteStore};
 
     use super::*;
 

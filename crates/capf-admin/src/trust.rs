@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use capf_trust::{
     BadFile, Cert, CertVerdict, FingerprintPrefix, PrefixMatch, Purpose, Release, StoreDir,
-    TrustStore, VerifiedChain, Verdict, contains_reserved_capf_name, is_mic_root, parse_bundle,
+    TrustStore, Verdict, VerifiedChain, contains_reserved_capf_name, is_mic_root, parse_bundle,
 };
 use serde::Serialize;
 
@@ -281,4 +281,3 @@ impl TrustCertView {
         }
     }
 }
-

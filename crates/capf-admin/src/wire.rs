@@ -8,12 +8,12 @@
 use std::fmt;
 
 use base64::Engine;
-use der::Decode;
-use der::asn1::{ObjectIdentifier, UintRef};
-use der::referenced::OwnedToRef;
 use capf_lsc::spki::SubjectPublicKeyInfoRef;
 use capf_lsc::x509_cert::Certificate;
 use capf_wire::{Deframer, Frame, HashAlgorithm, Message, RawElement, Strictness, Tag, Value};
+use der::Decode;
+use der::asn1::{ObjectIdentifier, UintRef};
+use der::referenced::OwnedToRef;
 use serde::Serialize;
 
 use crate::Error;
@@ -401,7 +401,11 @@ impl<'a> CaptureDecoder<'a> {
         }
     }
 
-    fn fail(&mut self, message_start: usize, error: capf_wire::Error) -> Option<<Self as Iterator>::Item> {
+    fn fail(
+        &mut self,
+        message_start: usize,
+        error: capf_wire::Error,
+    ) -> Option<<Self as Iterator>::Item> {
         self.done = true;
         Some(Err(CaptureError {
             message_start,

@@ -40,8 +40,8 @@ pub use pem::{
     csr_to_pem, public_key_from_pem_or_der,
 };
 pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
-pub use summary::{CertificateSummary, key_usage_names};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
+pub use summary::{CertificateSummary, key_usage_names};
 pub use validity::ValidityDays;
 pub use verify::{verify_signature, verify_signed_data};
 

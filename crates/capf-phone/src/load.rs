@@ -303,7 +303,10 @@ mod tests {
         assert_eq!(simulated_device_name("SEP", 1), "SEP000000000001");
         assert_eq!(simulated_device_name("SEP", 0x8000_0001), "SEP000080000001");
         assert_eq!(simulated_device_name("CSF", 255), "CSF0000000000FF");
-        assert_eq!(simulated_device_name("LONGPREFIX12345", 7), "LONGPREFIX123457");
+        assert_eq!(
+            simulated_device_name("LONGPREFIX12345", 7),
+            "LONGPREFIX123457"
+        );
     }
 
     #[test]

@@ -66,7 +66,11 @@ impl ConfigFile {
         toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |span| {
                 let before = text.as_bytes().get(..span.start.min(text.len()));
-                1 + before.unwrap_or_default().iter().filter(|&&b| b == b'\n').count()
+                1 + before
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
             });
             Error::ConfigParse {
                 path: path.to_owned(),
@@ -97,11 +101,7 @@ impl ConfigFile {
                 .unwrap_or_else(|| files.certificate.clone()),
             self.capf_key.clone().unwrap_or_else(|| files.key.clone()),
         );
-        config.trust_dir = Some(
-            self.trust_dir
-                .clone()
-                .unwrap_or_else(|| data.join("trust")),
-        );
+        config.trust_dir = Some(self.trust_dir.clone().unwrap_or_else(|| data.join("trust")));
         if let Some(listen) = &self.listen {
             config.listen.clone_from(listen);
         }
@@ -166,10 +166,7 @@ mod tests {
                     shutdown_grace_secs = 3\n";
         let file = ConfigFile::parse(text, Path::new("capfd.toml")).unwrap();
         assert_eq!(file.data_dir(None), PathBuf::from("/srv/capf"));
-        assert_eq!(
-            file.data_dir(Some(PathBuf::from("x"))),
-            PathBuf::from("x")
-        );
+        assert_eq!(file.data_dir(Some(PathBuf::from("x"))), PathBuf::from("x"));
         assert_eq!(file.shutdown_grace(), Duration::from_secs(3));
         let config = file.server_config(Path::new("d"), &files()).unwrap();
         assert_eq!(config.listen, ["127.0.0.1:3805".parse().unwrap()]);
@@ -182,7 +179,10 @@ mod tests {
         let err = ConfigFile::parse("listen = []\nlisten_port = 1\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("c.toml:2: unknown field `listen_port`"), "{err}");
+        assert!(
+            err.starts_with("c.toml:2: unknown field `listen_port`"),
+            "{err}"
+        );
         let file = ConfigFile::parse("lsc_validity_days = 0\n", Path::new("c.toml")).unwrap();
         let err = file.server_config(Path::new("d"), &files()).unwrap_err();
         assert!(matches!(

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
 use capf_session::{Authentication, Decision, KeyRequest, Outcome, ServerEvent, ServerSession};
-use capf_store::{AttemptEnd, AuthMode, Device, SessionStore, Operation, Settings};
+use capf_store::{AttemptEnd, AuthMode, Device, Operation, SessionStore, Settings};
 use capf_trust::{DeviceProof, Precedence, SudiProof, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};

@@ -47,7 +47,8 @@ fn refuses_a_key_alone_and_non_pkcs8_keys() {
         })
     ));
     let (cert, _) = capf();
-    let legacy = format!("{cert}-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n");
+    let legacy =
+        format!("{cert}-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n");
     assert!(matches!(
         CertificateAndKey::from_pem(&legacy),
         Err(Error::UnexpectedPemLabel { .. })
