@@ -268,3 +268,111 @@ pub fn read_issuer(
     })?;
     Issuer::new(cert, Box::new(issuer_key)).map_err(|e| certificate.refused(e))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use capf_lsc::{Curve, KeySpec};
+    use capf_test_support as support;
+
+    use super::*;
+    use crate::error_chain;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("capf-admin-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn request(dir: &Path) -> CapfCertificateRequest {
+        CapfCertificateRequest {
+            key: KeySpec::Ec(Curve::P256),
+            validity: ValidityDays::new(30).unwrap(),
+            hash: SignatureHash::default(),
+            capf_id: Some(parse_capf_id("0123abcd").unwrap()),
+            organization: "Example".into(),
+            organizational_unit: String::new(),
+            locality: String::new(),
+            state: String::new(),
+            country: "NZ".into(),
+            certificate_out: dir.join("capf.pem"),
+            key_out: dir.join("capf.key"),
+        }
+    }
+
+    #[test]
+    fn capf_ids_are_eight_hex_digits() {
+        assert_eq!(parse_capf_id("0123abcd").unwrap(), 0x0123_abcd);
+        for bad in ["123abcd", "0123abcdef", "0123abcg", ""] {
+            assert!(
+                matches!(parse_capf_id(bad), Err(Error::CapfId { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn generates_checks_and_issues_from_a_bundle_or_two_files() {
+        let dir = scratch("capf-cert");
+        let req = request(&dir);
+        let cn = generate_capf_certificate(&req, SystemTime::now()).unwrap();
+        assert_eq!(cn, "CAPF-0123abcd");
+        // Never overwritten.
+        let err = generate_capf_certificate(&req, SystemTime::now()).unwrap_err();
+        assert!(matches!(err, Error::Exists { .. }), "{err}");
+
+        let cert = std::fs::read_to_string(&req.certificate_out).unwrap();
+        let key = std::fs::read_to_string(&req.key_out).unwrap();
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, format!("{key}{cert}")).unwrap();
+        for loaded in [
+            read_certificate_and_key(NamedFile::plain(&bundle), None).unwrap(),
+            read_certificate_and_key(
+                NamedFile::plain(&req.certificate_out),
+                Some(NamedFile::plain(&req.key_out)),
+            )
+            .unwrap(),
+        ] {
+            let report = check_capf_certificate(&loaded, &bundle, SystemTime::now()).unwrap();
+            assert!(report.reserved_common_name);
+            capf_csr_pem(&loaded).unwrap();
+        }
+        let issuer = read_issuer(NamedFile::flagged("--issuer", &bundle), None).unwrap();
+        let device = DeviceName::new("SEP001122334455").unwrap();
+        let pem = issue_lsc_pem(
+            &issuer,
+            &support::phone_key(KeySpec::Ec(Curve::P256)),
+            &device,
+            ValidityDays::new(5).unwrap(),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+
+        // A certificate alone cannot issue, and the error names the flag and the file.
+        let err =
+            read_issuer(NamedFile::flagged("--issuer", &req.certificate_out), None).unwrap_err();
+        assert!(
+            error_chain(&err).starts_with(&format!(
+                "--issuer {}: no PEM PRIVATE KEY block found",
+                req.certificate_out.display()
+            )),
+            "{err}"
+        );
+        // A foreign key does not match.
+        let other = dir.join("other.key");
+        std::fs::write(&other, support::key_pem(KeySpec::Ec(Curve::P256))).unwrap();
+        let loaded = read_certificate_and_key(
+            NamedFile::plain(&req.certificate_out),
+            Some(NamedFile::plain(&other)),
+        )
+        .unwrap();
+        let err =
+            check_capf_certificate(&loaded, &req.certificate_out, SystemTime::now()).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert!(matches!(capf_csr_pem(&loaded), Err(Error::KeyMismatch)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

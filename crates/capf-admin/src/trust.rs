@@ -281,3 +281,106 @@ impl TrustCertView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error_chain;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../capf-trust/tests/fixtures")
+            .join(format!("{name}.pem"))
+    }
+
+    /// Inside every capf-trust fixture's validity.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[test]
+    fn uploads_saves_lists_verifies_and_deletes_by_prefix() {
+        let root = std::env::temp_dir().join(format!("capf-admin-trust-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut opened = OpenTrustStore::load(&root, Release::LATEST).unwrap();
+        let verdicts = opened
+            .upload(
+                &Purpose::CAPF_TRUST,
+                read_certificates(&fixture("root")).unwrap(),
+                now(),
+            )
+            .unwrap();
+        check_verdicts(Path::new("root.pem"), &verdicts).unwrap();
+        assert_eq!(verdict_text(&verdicts[0].verdict), "accepted");
+
+        // Saved: a second load sees it.
+        let mut opened = OpenTrustStore::load(&root, Release::LATEST).unwrap();
+        let views = opened.views(Some(&Purpose::CAPF_TRUST));
+        assert_eq!(views.len(), 1);
+        assert!(views[0].ca && views[0].self_issued && !views[0].mic_root);
+        let inter = fixture("inter");
+        let chain = read_certificates(&inter).unwrap();
+        let verified = opened
+            .verify(&Purpose::CAPF_TRUST, &inter, &chain, now())
+            .unwrap();
+        assert_eq!(verified.subjects.len(), 2);
+        let err = opened
+            .verify(&Purpose::CALLMANAGER_TRUST, &inter, &chain, now())
+            .unwrap_err();
+        assert!(matches!(err, Error::Untrusted { .. }), "{err}");
+
+        let fp = views[0].fingerprint_sha256.clone();
+        let err = opened
+            .delete_by_prefix(&Purpose::CAPF_TRUST, "abc")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fingerprint \"abc\": expected at least 8 hex digits"
+        );
+        let err = opened
+            .delete_by_prefix(&Purpose::CALLMANAGER_TRUST, &fp[..8])
+            .unwrap_err();
+        assert!(matches!(err, Error::NoSuchFingerprint { .. }), "{err}");
+        let removed = opened
+            .delete_by_prefix(&Purpose::CAPF_TRUST, &fp[..10])
+            .unwrap();
+        assert_eq!(removed.fingerprint().to_string(), fp);
+        let opened = OpenTrustStore::load(&root, Release::LATEST).unwrap();
+        assert!(opened.views(None).is_empty());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_rejected_certificate_fails_the_upload_naming_the_rule() {
+        let root = std::env::temp_dir().join(format!("capf-admin-reject-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut opened = OpenTrustStore::load(&root, Release::LATEST).unwrap();
+        let file = fixture("reserved-ascii");
+        let verdicts = opened
+            .upload(
+                &Purpose::CAPF_TRUST,
+                read_certificates(&file).unwrap(),
+                now(),
+            )
+            .unwrap();
+        let err = check_verdicts(&file, &verdicts).unwrap_err();
+        assert!(
+            error_chain(&err).contains("1 of 1 certificate(s) rejected, first: "),
+            "{err}"
+        );
+        assert!(
+            OpenTrustStore::load(&root, Release::LATEST)
+                .unwrap()
+                .views(None)
+                .is_empty()
+        );
+        let err = read_certificate(&root.join("missing.pem")).unwrap_err();
+        assert!(error_chain(&err).starts_with("reading "), "{err}");
+        std::fs::remove_dir_all(&root).ok();
+    }
+}

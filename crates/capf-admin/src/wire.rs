@@ -549,3 +549,71 @@ impl fmt::Display for VectorVerdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// An AUTH_RESPONSE from the spec's vectors: REASON, VERSION, DEVICE_NAME.
+    const AUTH_RESPONSE: &str =
+        "550200012346001b01000101070001030d001053455030303141324233433444354500";
+
+    #[test]
+    fn parses_hex_with_separators_and_names_bad_digits() {
+        assert_eq!(parse_hex(b"55:02 0a\n").unwrap(), [0x55, 0x02, 0x0a]);
+        assert_eq!(
+            parse_hex(b"55 zz").unwrap_err().to_string(),
+            "hex input: 'z' is not a hex digit (digit 2)"
+        );
+        assert_eq!(
+            parse_hex(b"abc").unwrap_err().to_string(),
+            "hex input: odd number of hex digits (3)"
+        );
+    }
+
+    #[test]
+    fn shows_each_message_as_json_then_the_first_error() {
+        let mut data = parse_hex(AUTH_RESPONSE.as_bytes()).unwrap();
+        data.extend_from_slice(&[0x55, 0x02, 0x00]);
+        let mut messages = CaptureDecoder::new(&data, Strictness::Strict);
+        let view = messages.next().unwrap().unwrap();
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(
+            json.starts_with(
+                "{\"offset\":0,\"protocol_id\":85,\"command\":2,\"command_name\":\"AUTH_RESPONSE\""
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains("{\"tag\":1,\"name\":\"REASON\",\"length\":1,\"value\":1,\"value_name\":\"UPDATE_CERTIFICATE\"}"),
+            "{json}"
+        );
+        assert!(
+            json.contains("{\"tag\":7,\"name\":\"VERSION\",\"length\":1,\"value\":3}"),
+            "{json}"
+        );
+        let err = messages.next().unwrap().unwrap_err();
+        assert_eq!(err.message_start, 35);
+        assert!(
+            err.to_string()
+                .starts_with("error at byte 35 (message at byte 35, frame layer)"),
+            "{err}"
+        );
+        assert!(messages.next().is_none());
+    }
+
+    #[test]
+    fn checks_vectors_against_their_expected_layer() {
+        let data = parse_hex(AUTH_RESPONSE.as_bytes()).unwrap();
+        let valid = VectorVerdict::check(&data, None);
+        assert!(valid.passed() && valid.decoded(), "{valid}");
+        let above = VectorVerdict::check(&data, Some("session"));
+        assert!(matches!(above, VectorVerdict::LeftAbove { .. }));
+        let wrong = VectorVerdict::check(&data, Some("frame"));
+        assert!(!wrong.passed() && wrong.decoded(), "{wrong}");
+        let truncated = VectorVerdict::check(&data[..5], Some("frame"));
+        assert!(truncated.passed() && !truncated.decoded(), "{truncated}");
+    }
+}
