@@ -566,7 +566,7 @@ impl Issuer {
     ///
     /// # Errors
     /// [`Error::MissingPemBlock`] when either is absent, else as [`Issuer::new`] and
-    /// [`IssuerKey::from_pkcs8_der`].
+    /// [`CertificateAndKey::from_pem`].
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
         // One loader for every certificate-with-key input (crate::bundle).
         let CertificateAndKey { certificate, key } = CertificateAndKey::from_pem(pem)?;
