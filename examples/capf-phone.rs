@@ -22,18 +22,21 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use capf_lsc::der::Decode;
 use capf_lsc::x509_cert::Certificate;
-use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, KeySpec, RsaBits, verify_signature};
+use capf_lsc::{DeviceName, KeySpec};
+use capf_phone::load::{
+    IdleSessions, LoadReport, LoadTarget, ProcessStats, enroll, simulated_device_name,
+};
 use capf_phone::{
     CertificateProof, GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey,
     TlsVersions,
 };
 use capf_server::{CapfServer, Config, ensure_capf_files};
-use capf_store::{AdminStore, LscState, NewDevice, Operation, SessionStore, SqliteStore};
+use capf_store::SqliteStore;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -194,50 +197,48 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let spec = parse_spec(&cli.key)?;
-    let keys = key_pool(spec)?;
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(spec)?);
     let names = (1..=cli.phones)
-        .map(|n| device_name(&cli.prefix, n))
+        .map(|n| simulated_name(&cli.prefix, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let idle_names = (1..=cli.idle)
-        .map(|n| device_name(&cli.prefix, 0x8000_0000 + n))
+        .map(|n| simulated_name(&cli.prefix, 0x8000_0000 + n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(dir) = &cli.provision {
-        provision(
-            dir,
-            spec,
+        let store = SqliteStore::open(dir)?;
+        capf_admin::provision_load_devices(
+            &store,
             names.iter().chain(&idle_names),
+            spec,
             cli.phones + cli.idle,
+            SystemTime::now(),
         )?;
+        // The server re-reads its settings every 2 s.
+        std::thread::sleep(Duration::from_millis(2500));
     }
-    let baseline = cli.server_pid.and_then(process_stats);
-    let mut idle = tokio::task::JoinSet::new();
-    let asked = Arc::new(CountingKeys {
-        keys: Arc::clone(&keys),
-        asked: std::sync::atomic::AtomicU32::new(0),
-    });
-    for name in &idle_names {
-        let mut config = PhoneConfig::new(name.clone(), &host, &trust)?;
-        config.port = port;
-        config.retries = 0;
-        config.key_generation_delay = Duration::from_secs(cli.idle_secs);
-        config.tls_versions = cli.tls_versions();
-        let mut phone = Phone::new(config, Arc::clone(&asked) as Arc<dyn KeySource>)?;
-        idle.spawn(async move { phone.run_once().await });
-    }
+    let target = LoadTarget {
+        host,
+        port,
+        trust_pem: trust,
+        tls_versions: cli.tls_versions(),
+    };
+    let baseline = cli.server_pid.and_then(ProcessStats::of);
+    let mut idle = IdleSessions::start(
+        &target,
+        &idle_names,
+        Arc::clone(&keys),
+        Duration::from_secs(cli.idle_secs),
+    )?;
     if cli.idle > 0 {
         // Wait until every idle phone has been asked for its key.
-        let started = Instant::now();
-        while asked.asked.load(std::sync::atomic::Ordering::Relaxed) < cli.idle {
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!("idle phones did not all reach key generation");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if !idle.wait_until_mid_install(Duration::from_secs(600)).await {
+            bail!("idle phones did not all reach key generation");
         }
         // Let the server settle (the last handshakes' buffers freed).
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!("{} sessions held mid-install", cli.idle);
     }
-    let before = cli.server_pid.and_then(process_stats);
+    let before = cli.server_pid.and_then(ProcessStats::of);
     if let (Some(baseline), Some(before), true) = (baseline, before, cli.idle > 0) {
         println!(
             "server: {} idle sessions take {} kB resident, {:.1} kB each",
@@ -246,29 +247,12 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             before.rss_kb.saturating_sub(baseline.rss_kb) as f64 / f64::from(cli.idle),
         );
     }
-    let report = enroll(
-        names,
-        &host,
-        port,
-        &trust,
-        keys,
-        cli.concurrency,
-        cli.tls_versions(),
-    )
-    .await?;
-    report.print();
-    let capf = capf_lsc::certificate_from_pem_or_der(&trust)?;
-    for der in &report.lscs {
-        verify_signature(
-            &Certificate::from_der(der)?,
-            capf.tbs_certificate().subject_public_key_info(),
-        )?;
-    }
-    println!(
-        "{} LSCs verified against the CAPF certificate",
-        report.lscs.len()
-    );
-    if let (Some(before), Some(after)) = (before, cli.server_pid.and_then(process_stats)) {
+    let report = enroll(&target, names, keys, cli.concurrency).await?;
+    print_report(&report);
+    let capf = capf_lsc::certificate_from_pem_or_der(&target.trust_pem)?;
+    let verified = report.verify_lscs(&capf)?;
+    println!("{verified} LSCs verified against the CAPF certificate");
+    if let (Some(before), Some(after)) = (before, cli.server_pid.and_then(ProcessStats::of)) {
         let cpu = after.cpu.saturating_sub(before.cpu);
         println!(
             "server: {:.2} ms CPU per enrollment; resident memory {} kB before the run, {} kB after ({} idle sessions held)",
@@ -278,99 +262,11 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             cli.idle,
         );
     }
-    idle.abort_all();
+    idle.abort();
     if !report.failed.is_empty() {
         bail!("{} phones did not enroll", report.failed.len());
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// Schedules `names` for Install/Upgrade of `spec` in the store at `dir`, and raises the
-/// session limits to at least `sessions` for the run.
-fn provision<'a>(
-    dir: &std::path::Path,
-    spec: KeySpec,
-    names: impl Iterator<Item = &'a DeviceName>,
-    sessions: u32,
-) -> anyhow::Result<()> {
-    let store = SqliteStore::open(dir)?;
-    let policy = policy_for(spec);
-    for name in names {
-        if store.device(name)?.is_none() {
-            store.add_device(&NewDevice::new(name.clone()), SystemTime::now())?;
-        }
-        store.schedule(
-            name,
-            Operation::InstallUpgrade(policy),
-            None,
-            SystemTime::now(),
-        )?;
-    }
-    let mut settings = store.settings()?;
-    settings.max_sessions = settings.max_sessions.max(sessions + 100);
-    settings.max_key_generation_sessions = settings.max_key_generation_sessions.max(sessions + 100);
-    store.update_settings(&settings, SystemTime::now())?;
-    // The server re-reads its settings every 2 s.
-    std::thread::sleep(Duration::from_millis(2500));
-    Ok(())
-}
-
-fn policy_for(spec: KeySpec) -> KeyPolicy {
-    match spec {
-        KeySpec::Rsa(bits) => KeyPolicy {
-            order: KeyOrder::RsaOnly,
-            rsa: bits,
-            curve: Curve::P256,
-        },
-        KeySpec::Ec(curve) => KeyPolicy {
-            order: KeyOrder::EcOnly,
-            rsa: RsaBits::B2048,
-            curve,
-        },
-    }
-}
-
-/// Counts the phones that were asked for a key (reached KEY_GEN_REQUEST).
-#[derive(Debug)]
-struct CountingKeys {
-    keys: Arc<dyn KeySource>,
-    asked: std::sync::atomic::AtomicU32,
-}
-
-impl KeySource for CountingKeys {
-    fn key(&self, spec: KeySpec) -> Result<PhoneKey, capf_phone::Error> {
-        self.asked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.keys.key(spec)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct ProcessStats {
-    cpu: Duration,
-    rss_kb: u64,
-}
-
-/// CPU time (user + system) and resident memory of a process, from /proc (Linux).
-fn process_stats(pid: u32) -> Option<ProcessStats> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces) follow the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(ProcessStats {
-        cpu: Duration::from_millis(ticks * 10),
-        rss_kb,
-    })
 }
 
 fn read_der(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
@@ -398,68 +294,26 @@ fn split_host_port(server: &str) -> anyhow::Result<(String, u16)> {
     }
 }
 
-fn device_name(prefix: &str, n: u32) -> anyhow::Result<DeviceName> {
-    let width = 15usize.saturating_sub(prefix.len());
-    DeviceName::new(&format!("{prefix}{n:0width$X}"))
-        .map_err(|e| anyhow::anyhow!("--prefix {prefix}: {e}"))
-}
-
 fn parse_spec(s: &str) -> anyhow::Result<KeySpec> {
     s.parse::<KeySpec>()
         .map_err(|e| anyhow::anyhow!("--key {s}: {e}"))
 }
 
-/// A pool made before timing: key generation is the phone's cost, not the server's.
-fn key_pool(spec: KeySpec) -> anyhow::Result<Arc<dyn KeySource>> {
-    let mut keys = Vec::new();
-    for _ in 0..4 {
-        keys.push(PhoneKey::generate(spec)?);
-    }
-    Ok(Arc::new(KeyPool(keys)))
-}
-
-struct Report {
-    enrolled: usize,
-    failed: Vec<String>,
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-    lscs: Vec<Vec<u8>>,
-}
-
-impl Report {
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut v = self.latencies.clone();
-        v.sort();
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i.min(v.len() - 1)]
-    }
-
-    fn mean(&self) -> Duration {
-        let n = u32::try_from(self.latencies.len())
-            .unwrap_or(u32::MAX)
-            .max(1);
-        self.latencies.iter().sum::<Duration>() / n
-    }
-
-    fn print(&self) {
-        let total = self.enrolled + self.failed.len();
-        let (mean, p99) = (ms(self.mean()), ms(self.percentile(0.99)));
-        println!(
-            "enrolled {}/{} in {:.2} s: {:.1} enrollments/s; latency mean {mean:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {p99:.1} ms ({:.2}x the mean)",
-            self.enrolled,
-            total,
-            self.elapsed.as_secs_f64(),
-            self.enrolled as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            ms(self.percentile(0.50)),
-            ms(self.percentile(0.95)),
-            p99 / mean.max(1e-9),
-        );
-        for f in &self.failed {
-            println!("failed: {f}");
-        }
+fn print_report(report: &LoadReport) {
+    let total = report.enrolled + report.failed.len();
+    let (mean, p99) = (ms(report.mean()), ms(report.percentile(0.99)));
+    println!(
+        "enrolled {}/{} in {:.2} s: {:.1} enrollments/s; latency mean {mean:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {p99:.1} ms ({:.2}x the mean)",
+        report.enrolled,
+        total,
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        ms(report.percentile(0.50)),
+        ms(report.percentile(0.95)),
+        p99 / mean.max(1e-9),
+    );
+    for f in &report.failed {
+        println!("failed: {f}");
     }
 }
 
@@ -467,58 +321,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn enroll(
-    names: Vec<DeviceName>,
-    host: &str,
-    port: u16,
-    trust: &[u8],
-    keys: Arc<dyn KeySource>,
-    concurrency: usize,
-    tls_versions: TlsVersions,
-) -> anyhow::Result<Report> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for name in names {
-        let mut config = PhoneConfig::new(name.clone(), host, trust)?;
-        config.port = port;
-        config.retries = 0;
-        config.tls_versions = tls_versions;
-        let mut phone = Phone::new(config, Arc::clone(&keys))?;
-        let limit = Arc::clone(&limit);
-        tasks.spawn(async move {
-            let _slot = limit.acquire_owned().await;
-            let t = Instant::now();
-            let result = phone.run_once().await;
-            (name, t.elapsed(), result)
-        });
-    }
-    let mut report = Report {
-        enrolled: 0,
-        failed: Vec::new(),
-        latencies: Vec::new(),
-        elapsed: Duration::ZERO,
-        lscs: Vec::new(),
-    };
-    while let Some(joined) = tasks.join_next().await {
-        let (name, latency, result) = joined?;
-        match result {
-            Ok(e) if e.succeeded() && e.installed.is_some() => {
-                report.enrolled += 1;
-                report.latencies.push(latency);
-                if let Some((der, _)) = e.installed {
-                    report.lscs.push(der);
-                }
-            }
-            Ok(e) => report.failed.push(format!("{name}: {:?}", e.outcome)),
-            Err(err) => report.failed.push(format!("{name}: {err}")),
-        }
-    }
-    report.elapsed = started.elapsed();
-    Ok(report)
-}
-
 /// The main job with embedded defaults: a server, N devices, N phones, every LSC verified.
+/// It wires capf-server, capf-admin and capf-phone together, which no one library can do
+/// (capf-server and capf-phone are of one level and do not depend on each other).
 async fn demo(cli: &Cli) -> anyhow::Result<()> {
     let spec = parse_spec(&cli.key)?;
     let dir = std::env::temp_dir().join(format!("capf-demo-{}", std::process::id()));
@@ -532,16 +337,10 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         capf.tbs_certificate().subject()
     );
     let store = Arc::new(SqliteStore::open(&dir)?);
-    let policy = policy_for(spec);
     let names = (1..=cli.phones)
-        .map(|n| device_name("SEP", n))
+        .map(|n| simulated_name("SEP", n))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    for name in &names {
-        let mut d = NewDevice::new(name.clone());
-        d.operation = Operation::InstallUpgrade(policy);
-        d.model = "Cisco 8865".into();
-        store.add_device(&d, SystemTime::now())?;
-    }
+    capf_admin::add_demo_devices(store.as_ref(), &names, spec, SystemTime::now())?;
     println!(
         "{} devices scheduled for Install/Upgrade ({spec})",
         names.len()
@@ -560,33 +359,18 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     println!("CAPF listening on {addrs:?}");
     let port = addrs.first().map(|a| a.port()).context("no listener")?;
     let handle = server.spawn();
-    let keys = key_pool(spec)?;
-    let report = enroll(
-        names.clone(),
-        "127.0.0.1",
+    let target = LoadTarget {
+        host: "127.0.0.1".to_owned(),
         port,
-        &capf_pem,
-        keys,
-        cli.concurrency,
-        cli.tls_versions(),
-    )
-    .await?;
-    report.print();
+        trust_pem: capf_pem,
+        tls_versions: cli.tls_versions(),
+    };
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(spec)?);
+    let report = enroll(&target, names.clone(), keys, cli.concurrency).await?;
+    print_report(&report);
     // Every LSC chains to the CAPF certificate, and the store holds it as installed.
-    let mut verified = 0;
-    for der in &report.lscs {
-        let cert = Certificate::from_der(der)?;
-        verify_signature(&cert, capf.tbs_certificate().subject_public_key_info())?;
-        verified += 1;
-    }
-    let installed = names
-        .iter()
-        .filter(|n| {
-            store
-                .lscs(n)
-                .is_ok_and(|l| l.iter().any(|r| r.state == LscState::Installed))
-        })
-        .count();
+    let verified = report.verify_lscs(&capf)?;
+    let installed = capf_admin::count_installed(store.as_ref(), &names);
     println!(
         "{verified} LSCs verified against the CAPF certificate; {installed} installed in the store"
     );
@@ -596,4 +380,9 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         bail!("{} phones did not enroll", names.len() - installed);
     }
     Ok(())
+}
+
+/// Simulated phone `n`'s device name, checked once (a bad `--prefix` is one line).
+fn simulated_name(prefix: &str, n: u32) -> anyhow::Result<DeviceName> {
+    DeviceName::new(&simulated_device_name(prefix, n)).with_context(|| format!("--prefix {prefix}"))
 }

@@ -11,13 +11,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use anyhow::Context;
-use capf_server::{CapfServer, Config, ensure_capf_files};
+use capf_server::{CapfServer, ConfigFile, ensure_capf_files};
 use capf_store::SqliteStore;
 use clap::Parser;
-use serde::Deserialize;
 
 #[derive(Parser)]
 #[command(name = "capfd", version, about = "The CAPF server")]
@@ -34,23 +32,6 @@ struct Cli {
     /// The Enable IPv6 enterprise parameter.
     #[arg(long)]
     enable_ipv6: Option<bool>,
-}
-
-/// The TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<Vec<SocketAddr>>,
-    enable_ipv6: Option<bool>,
-    capf_certificate: Option<PathBuf>,
-    capf_key: Option<PathBuf>,
-    trust_dir: Option<PathBuf>,
-    lsc_validity_days: Option<i64>,
-    tls_handshake_timeout_secs: Option<u64>,
-    message_timeout_secs: Option<u64>,
-    key_generation_timeout_secs: Option<u64>,
-    shutdown_grace_secs: Option<u64>,
 }
 
 #[tokio::main]
@@ -73,63 +54,25 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         )
         .init();
     let cli = Cli::parse();
-    let file: FileConfig = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).map_err(|e| {
-                // One line: file, line and what is wrong (toml's own text draws the line).
-                let line = e.span().map_or(1, |span| {
-                    1 + text.as_bytes()[..span.start.min(text.len())]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count()
-                });
-                anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
-            })?
-        }
-        None => FileConfig::default(),
+    let file = match &cli.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
     };
-    let data = cli
-        .data
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("capf-data"));
+    let data = file.data_dir(cli.data);
     let files = ensure_capf_files(&data, SystemTime::now())?;
     if files.created {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
     let store = Arc::new(SqliteStore::open(&data)?);
     store.check_integrity()?; // a damaged store is refused, not served (issue 12)
-    let mut config = Config::new(
-        file.capf_certificate.unwrap_or(files.certificate),
-        file.capf_key.unwrap_or(files.key),
-    );
     // CAPF-trust, CAPF-trust-MIC, CAPF-trust-SUDI for authentication by existing certificate
-    // (capfctl trust ... --store DIR manages it); a missing directory is an empty store.
-    config.trust_dir = Some(file.trust_dir.unwrap_or_else(|| data.join("trust")));
-    if let Some(listen) = file.listen {
-        config.listen = listen;
-    }
+    // live in <data>/trust unless the file says otherwise (capfctl trust ... --store DIR).
+    let mut config = file.server_config(&data, &files)?;
     if !cli.listen.is_empty() {
         config.listen = cli.listen;
     }
-    if let Some(v6) = cli.enable_ipv6.or(file.enable_ipv6) {
+    if let Some(v6) = cli.enable_ipv6 {
         config.enable_ipv6 = v6.into();
-    }
-    if let Some(days) = file.lsc_validity_days {
-        config.lsc_validity = capf_lsc::ValidityDays::new(days).context("lsc_validity_days")?;
-    }
-    if let Some(s) = file.tls_handshake_timeout_secs {
-        config.tls_handshake_timeout = Duration::from_secs(s);
-    }
-    if let Some(s) = file.message_timeout_secs {
-        config.session.timeouts.message = Duration::from_secs(s);
-    }
-    if let Some(s) = file.key_generation_timeout_secs {
-        config.session.timeouts.key_generation = Duration::from_secs(s);
-    }
-    if let Some(s) = file.shutdown_grace_secs {
-        config.shutdown_grace = Duration::from_secs(s);
     }
     let grace = config.shutdown_grace;
     let server = CapfServer::bind(config, store).await?;

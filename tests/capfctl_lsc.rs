@@ -316,3 +316,75 @@ fn bad_input_is_one_line_and_exit_status_1() {
     assert!(err.contains("does not match"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `capf-cert check` (and `csr`) read a certificate through the loader `lsc issue --issuer`
+/// uses, so the certificate + key bundle that one takes, the other takes too.
+#[test]
+fn check_takes_the_bundle_lsc_issue_takes() {
+    let dir = scratch("bundle");
+    ok(
+        &dir,
+        &[
+            "capf-cert",
+            "generate",
+            "--key-type",
+            "p256",
+            "--capf-id",
+            "0123abcd",
+            "--cert-out",
+            "capf.pem",
+            "--key-out",
+            "capf.key",
+        ],
+    );
+    let cert = std::fs::read_to_string(dir.join("capf.pem")).unwrap();
+    let key = std::fs::read_to_string(dir.join("capf.key")).unwrap();
+    std::fs::write(dir.join("bundle.pem"), format!("{cert}{key}")).unwrap();
+    std::fs::write(dir.join("key-first.pem"), format!("{key}{cert}")).unwrap();
+    for bundle in ["bundle.pem", "key-first.pem"] {
+        let check = ok(&dir, &["capf-cert", "check", bundle]);
+        assert!(check.contains("OK (CAPF-0123abcd, EC P-256"), "{check}");
+        // The bundle's key is checked against its certificate.
+        let show = ok(&dir, &["capf-cert", "show", bundle]);
+        assert!(show.contains("CAPF profile: OK"), "{show}");
+    }
+    let phone = fixture("phone-p256.pub.pem");
+    ok(
+        &dir,
+        &[
+            "lsc",
+            "issue",
+            "--issuer",
+            "bundle.pem",
+            "--public-key",
+            phone.to_str().unwrap(),
+            "--device",
+            "SEP001122334455",
+            "--days",
+            "30",
+            "--out",
+            "lsc.pem",
+        ],
+    );
+    ok(
+        &dir,
+        &[
+            "capf-cert",
+            "csr",
+            "--cert",
+            "bundle.pem",
+            "--key",
+            "capf.key",
+            "--out",
+            "capf.csr",
+        ],
+    );
+    openssl(&dir, &["req", "-verify", "-noout", "-in", "capf.csr"]);
+
+    // A bundle whose key is not the certificate's fails as a separate --key would.
+    let other = std::fs::read_to_string(fixture("p256.pem")).unwrap();
+    std::fs::write(dir.join("mismatch.pem"), format!("{cert}{other}")).unwrap();
+    let err = fails(&dir, &["capf-cert", "check", "mismatch.pem"]);
+    assert!(err.contains("does not match"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -3,14 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
-use capf_admin::rfc3339;
-use capf_lsc::der::referenced::OwnedToRef;
-use capf_lsc::x509_cert::Certificate;
-use capf_lsc::x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
-use capf_lsc::{
-    CaCertificateParams, IssuerKey, KeySpec, LscSigner, SignatureHash, ValidityDays, cert_info,
-};
+use anyhow::{Context, Result};
+use capf_admin::{CapfCertificateRequest, NamedFile, read_certificate_and_key, rfc3339};
+use capf_lsc::{CertificateSummary, KeySpec, SignatureHash, ValidityDays};
 
 use crate::write_out;
 
@@ -27,9 +22,10 @@ pub(crate) enum CapfCertCommand {
     },
     /// Check a CAPF certificate (14SU2 extensions, dates, matching key); exit 1 if it fails.
     Check {
-        /// The certificate file (PEM or DER).
+        /// The certificate file (PEM or DER), or a PEM bundle of the certificate and its key.
         cert: PathBuf,
-        /// The CAPF private key (PKCS#8 PEM) that must match the certificate.
+        /// The CAPF private key (PKCS#8 PEM) that must match the certificate (when the
+        /// certificate file holds none).
         #[arg(long)]
         key: Option<PathBuf>,
     },
@@ -94,112 +90,56 @@ pub(crate) fn run(cmd: CapfCertCommand) -> Result<()> {
     }
 }
 
-pub(crate) fn read_certificate(path: &Path) -> Result<Certificate> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    capf_lsc::certificate_from_pem_or_der(&bytes).with_context(|| format!("{}", path.display()))
-}
-
-pub(crate) fn read_key(path: &Path) -> Result<IssuerKey> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    IssuerKey::from_pkcs8_pem(&text).with_context(|| format!("{}", path.display()))
-}
-
 fn generate(args: GenerateArgs) -> Result<()> {
     let spec: KeySpec = args.key_type.parse().context("--key-type")?;
     let validity: ValidityDays = args.days.parse().context("--days")?;
     let hash: SignatureHash = args.hash.parse().context("--hash")?;
-    let capf_id = match &args.capf_id {
-        Some(hex) => {
-            if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("--capf-id: {hex:?} is not 8 hex digits");
-            }
-            u32::from_str_radix(hex, 16).context("--capf-id")?
-        }
-        None => {
-            let b = capf_admin::random_serial()?;
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        }
+    let capf_id = args
+        .capf_id
+        .as_deref()
+        .map(capf_admin::parse_capf_id)
+        .transpose()?;
+    let request = CapfCertificateRequest {
+        key: spec,
+        validity,
+        hash,
+        capf_id,
+        organization: args.org,
+        organizational_unit: args.ou,
+        locality: args.locality,
+        state: args.state,
+        country: args.country,
+        certificate_out: args.cert_out,
+        key_out: args.key_out,
     };
-    for path in [&args.cert_out, &args.key_out] {
-        if path.exists() {
-            bail!("{} already exists; it is never overwritten", path.display());
-        }
-    }
-    let mut params = CaCertificateParams::capf(capf_id);
-    params.validity = validity;
-    params.organization = args.org;
-    params.organizational_unit = args.ou;
-    params.locality = args.locality;
-    params.state = args.state;
-    params.country = args.country;
-    params.subject().context("subject")?;
-    let key = IssuerKey::generate(spec, &mut getrandom::SysRng)
-        .context("generating the CAPF key")?
-        .with_hash(hash);
-    let serial = capf_admin::random_serial()?;
-    let cert = params.self_signed(&key, SystemTime::now(), &mut || serial)?;
-    let key_pem = key.to_pkcs8_pem()?;
-    write_out(Some(&args.key_out), &key_pem, true)?;
-    write_out(
-        Some(&args.cert_out),
-        &capf_lsc::certificate_to_pem(&cert)?,
-        false,
-    )?;
+    let common_name = capf_admin::generate_capf_certificate(&request, SystemTime::now())?;
     eprintln!(
-        "wrote {} ({}) and {} ({spec}, {validity})",
-        args.cert_out.display(),
-        params.common_name,
-        args.key_out.display()
+        "wrote {} ({common_name}) and {} ({spec}, {validity})",
+        request.certificate_out.display(),
+        request.key_out.display()
     );
     Ok(())
 }
 
 fn show(path: &Path) -> Result<()> {
-    let cert = read_certificate(path)?;
-    let tbs = cert.tbs_certificate();
-    let (nb, na) = cert_info::validity(&cert);
-    outln!("subject:     {}", tbs.subject());
-    outln!("issuer:      {}", tbs.issuer());
-    outln!(
-        "serial:      {}",
-        hex::encode(tbs.serial_number().as_bytes())
-    );
-    outln!("not before:  {}", rfc3339(nb));
-    outln!("not after:   {}", rfc3339(na));
-    match KeySpec::of_spki(tbs.subject_public_key_info().owned_to_ref()) {
+    let cert = read_certificate_and_key(NamedFile::plain(path), None)?.certificate;
+    let s = CertificateSummary::of(&cert)?;
+    outln!("subject:     {}", s.subject);
+    outln!("issuer:      {}", s.issuer);
+    outln!("serial:      {}", s.serial_hex);
+    outln!("not before:  {}", rfc3339(s.not_before));
+    outln!("not after:   {}", rfc3339(s.not_after));
+    match &s.key {
         Ok(spec) => outln!("key:         {spec}"),
         Err(e) => outln!("key:         unsupported ({e})"),
     }
-    outln!("signature:   {}", cert.signature_algorithm().oid);
-    match cert_info::extension::<BasicConstraints>(&cert)? {
-        Some(bc) => outln!(
-            "constraints: CA:{}{}",
-            if bc.ca { "TRUE" } else { "FALSE" },
-            bc.path_len_constraint
-                .map(|n| format!(" pathlen:{n}"))
-                .unwrap_or_default()
-        ),
+    outln!("signature:   {}", s.signature_algorithm);
+    match s.constraints_text() {
+        Some(text) => outln!("constraints: {text}"),
         None => outln!("constraints: (none)"),
     }
-    match cert_info::extension::<KeyUsage>(&cert)? {
-        Some(ku) => {
-            let names = [
-                (ku.digital_signature(), "digitalSignature"),
-                (ku.non_repudiation(), "nonRepudiation"),
-                (ku.key_encipherment(), "keyEncipherment"),
-                (ku.data_encipherment(), "dataEncipherment"),
-                (ku.key_agreement(), "keyAgreement"),
-                (ku.key_cert_sign(), "keyCertSign"),
-                (ku.crl_sign(), "cRLSign"),
-            ];
-            let set: Vec<&str> = names
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, n)| *n)
-                .collect();
-            outln!("key usage:   {}", set.join(", "));
-        }
+    match &s.key_usage {
+        Some(names) => outln!("key usage:   {}", names.join(", ")),
         None => outln!("key usage:   (none)"),
     }
     let problems = capf_lsc::capf_certificate_problems(&cert, None, SystemTime::now())?;
@@ -214,22 +154,8 @@ fn show(path: &Path) -> Result<()> {
 }
 
 fn check(path: &Path, key: Option<&Path>) -> Result<()> {
-    let cert = read_certificate(path)?;
-    let key = key.map(read_key).transpose()?;
-    let spki = key.as_ref().map(|k| k.public_key());
-    let problems = capf_lsc::capf_certificate_problems(&cert, spki, SystemTime::now())
-        .with_context(|| format!("{}", path.display()))?;
-    if !problems.is_empty() {
-        let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        bail!(
-            "{}: not a valid CAPF certificate: {} ({})",
-            path.display(),
-            all.join("; "),
-            capf_lsc::CAPF_PROFILE_RULE
-        );
-    }
-    let report = capf_lsc::check_capf_certificate(&cert, spki, SystemTime::now())
-        .with_context(|| format!("{}", path.display()))?;
+    let loaded = read_certificate_and_key(NamedFile::plain(path), key.map(NamedFile::plain))?;
+    let report = capf_admin::check_capf_certificate(&loaded, path, SystemTime::now())?;
     outln!(
         "{}: OK ({}, {}, valid until {}{})",
         path.display(),
@@ -246,11 +172,6 @@ fn check(path: &Path, key: Option<&Path>) -> Result<()> {
 }
 
 fn csr(cert: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
-    let cert = read_certificate(cert)?;
-    let key = read_key(key)?;
-    if key.public_key() != cert.tbs_certificate().subject_public_key_info() {
-        bail!("--key does not match the public key of --cert");
-    }
-    let req = capf_lsc::capf_csr(cert.tbs_certificate().subject(), &key)?;
-    write_out(out, &capf_lsc::csr_to_pem(&req)?, false)
+    let loaded = read_certificate_and_key(NamedFile::plain(cert), Some(NamedFile::plain(key)))?;
+    write_out(out, &capf_admin::capf_csr_pem(&loaded)?, false)
 }

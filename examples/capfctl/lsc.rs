@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use capf_lsc::{Issuer, LscParams, ValidityDays};
+use capf_admin::NamedFile;
+use capf_lsc::{DeviceName, ValidityDays};
 
 use crate::write_out;
 
@@ -45,33 +46,17 @@ pub(crate) fn run(cmd: LscCommand) -> Result<()> {
             out,
         } => {
             let validity: ValidityDays = days.parse().context("--days")?;
-            capf_lsc::DeviceName::new(&device).context("--device")?;
-            let mut pem = std::fs::read_to_string(&issuer)
-                .with_context(|| format!("reading --issuer {}", issuer.display()))?;
-            if let Some(path) = &issuer_key {
-                pem.push('\n');
-                pem.push_str(
-                    &std::fs::read_to_string(path)
-                        .with_context(|| format!("reading --issuer-key {}", path.display()))?,
-                );
-            }
-            let issuer =
-                Issuer::from_pem(&pem).with_context(|| format!("--issuer {}", issuer.display()))?;
-            let bytes = std::fs::read(&public_key)
-                .with_context(|| format!("reading --public-key {}", public_key.display()))?;
-            let key = capf_lsc::public_key_from_pem_or_der(&bytes)
-                .with_context(|| format!("--public-key {}", public_key.display()))?;
-            let serial = capf_admin::random_serial()?;
-            let lsc = issuer.issue_lsc(
-                &key,
-                &LscParams {
-                    device_name: device,
-                    validity,
-                },
-                SystemTime::now(),
-                &mut || serial,
+            let device = DeviceName::new(&device).context("--device")?;
+            let issuer = capf_admin::read_issuer(
+                NamedFile::flagged("--issuer", &issuer),
+                issuer_key
+                    .as_deref()
+                    .map(|path| NamedFile::flagged("--issuer-key", path)),
             )?;
-            write_out(out.as_deref(), &capf_lsc::certificate_to_pem(&lsc)?, false)
+            let key = capf_admin::read_public_key(NamedFile::flagged("--public-key", &public_key))?;
+            let pem =
+                capf_admin::issue_lsc_pem(&issuer, &key, &device, validity, SystemTime::now())?;
+            write_out(out.as_deref(), &pem, false)
         }
     }
 }

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, anyhow, bail};
-use capf_admin::rfc3339;
-use capf_trust::{
-    Cert, ChainVerdict, Fingerprint, MIC_ROOTS, Purpose, Release, StoreDir, TrustStore, Verdict,
-    contains_reserved_capf_name, mic_root_advice, parse_bundle, upload_scenario,
+use anyhow::Result;
+use capf_admin::{
+    OpenTrustStore, check_verdicts, describe_certificate, parse_rfc3339, read_certificate,
+    read_certificates, verdict_text,
 };
+use capf_trust::{CertVerdict, Purpose, Release, mic_root_advice, upload_scenario};
 
 /// Where the store lives and which release's rules apply.
 #[derive(clap::Args)]
@@ -141,212 +141,91 @@ pub(crate) fn run(cmd: TrustCommand) -> Result<()> {
 }
 
 /// Loads the store, warning on stderr about every bad file (none is skipped silently).
-fn load(args: &StoreArgs) -> Result<(StoreDir, TrustStore)> {
-    let dir = StoreDir::new(&args.store);
-    let loaded = dir
-        .load(args.release)
-        .with_context(|| format!("loading {}", args.store.display()))?;
-    for bad in &loaded.bad_files {
+fn load(args: &StoreArgs) -> Result<OpenTrustStore> {
+    let opened = OpenTrustStore::load(&args.store, args.release)?;
+    for bad in &opened.bad_files {
         eprintln!(
             "capfctl: warning: {}: {} (not loaded)",
             bad.path.display(),
             bad.error
         );
     }
-    Ok((dir, loaded.store))
+    Ok(opened)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<Cert>> {
-    let bytes = read(path)?;
-    let parsed = parse_bundle(&bytes).with_context(|| path.display().to_string())?;
-    parsed
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| c.with_context(|| format!("{}: certificate {}", path.display(), i + 1)))
-        .collect()
-}
-
-fn read_one(path: &Path) -> Result<Cert> {
-    let mut certs = read_certs(path)?;
-    if certs.len() != 1 {
-        bail!(
-            "{}: expected one certificate, found {}",
-            path.display(),
-            certs.len()
-        );
-    }
-    Ok(certs.remove(0))
-}
-
-fn describe(cert: &Cert) -> String {
-    cert.common_name()
-        .map_or_else(|| cert.subject(), |cn| format!("CN={cn}"))
-}
-
-/// Saves every accepted certificate and prints one line per verdict; fails if any was rejected.
-fn store_verdicts(
-    dir: &StoreDir,
-    store: &TrustStore,
-    purpose: &Purpose,
-    file: &Path,
-    verdicts: &[capf_trust::CertVerdict],
-) -> Result<()> {
+/// Prints one line per verdict; fails if any was rejected.
+fn print_verdicts(purpose: &Purpose, file: &Path, verdicts: &[CertVerdict]) -> Result<()> {
     for v in verdicts {
-        let fp = v.fingerprint;
-        if v.verdict.is_accepted() {
-            let cert = store
-                .certificates(purpose)
-                .iter()
-                .find(|c| c.fingerprint() == fp)
-                .ok_or_else(|| anyhow!("{fp}: accepted but not in the store"))?;
-            dir.save(purpose, cert)?;
-        }
-        let verdict = match &v.verdict {
-            Verdict::Accepted => "accepted".to_owned(),
-            other => other.to_string(),
-        };
-        outln!("{purpose}  {fp}  {} ({}): {verdict}", v.subject, v.role);
-    }
-    let rejected = verdicts.iter().filter(|v| !v.verdict.is_accepted()).count();
-    if rejected > 0 {
-        let first = verdicts
-            .iter()
-            .find_map(|v| match &v.verdict {
-                Verdict::Rejected { rule, .. } => Some(format!("{}: {rule}", v.subject)),
-                _ => None,
-            })
-            .unwrap_or_default();
-        bail!(
-            "{}: {rejected} of {} certificate(s) rejected, first: {first}",
-            file.display(),
-            verdicts.len()
+        outln!(
+            "{purpose}  {}  {} ({}): {}",
+            v.fingerprint,
+            v.subject,
+            v.role,
+            verdict_text(&v.verdict)
         );
     }
-    Ok(())
+    Ok(check_verdicts(file, verdicts)?)
 }
 
 fn upload(args: &StoreArgs, purpose: &Purpose, file: &Path) -> Result<()> {
-    let bundle = read_certs(file)?;
-    let (dir, mut store) = load(args)?;
-    let report = store.upload(purpose, bundle, SystemTime::now());
-    store_verdicts(&dir, &store, purpose, file, &report.verdicts)
+    let bundle = read_certificates(file)?;
+    let mut opened = load(args)?;
+    let verdicts = opened.upload(purpose, bundle, SystemTime::now())?;
+    print_verdicts(purpose, file, &verdicts)
 }
 
 fn add_capf(args: &StoreArgs, purpose: &Purpose, file: &Path) -> Result<()> {
-    let cert = read_one(file)?;
-    let (dir, mut store) = load(args)?;
-    let verdict = store
-        .add_capf(purpose, cert, SystemTime::now())
-        .with_context(|| file.display().to_string())?;
-    store_verdicts(&dir, &store, purpose, file, &[verdict])
+    let cert = read_certificate(file)?;
+    let mut opened = load(args)?;
+    let verdict = opened.add_capf(purpose, cert, file, SystemTime::now())?;
+    print_verdicts(purpose, file, &[verdict])
 }
 
 fn list(args: &StoreArgs, only: Option<&Purpose>, json: bool) -> Result<()> {
-    let (_, store) = load(args)?;
-    let rows: Vec<(&Purpose, &Cert)> = store
-        .iter()
-        .filter(|(p, _)| only.is_none_or(|o| o == *p))
-        .collect();
+    let views = load(args)?.views(only);
     if json {
-        let items: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(p, c)| {
-                let cn = c.common_name();
-                serde_json::json!({
-                    "purpose": p.as_str(),
-                    "fingerprint_sha256": c.fingerprint().to_string(),
-                    "subject": c.subject(),
-                    "issuer": c.issuer(),
-                    "common_name": cn,
-                    "not_before": rfc3339(c.not_before()),
-                    "not_after": rfc3339(c.not_after()),
-                    "self_issued": c.is_self_issued(),
-                    "ca": c.is_ca(),
-                    "capf": cn.as_deref().is_some_and(contains_reserved_capf_name),
-                    "mic_root": cn.as_deref().is_some_and(|n| MIC_ROOTS.iter().any(|m| m.eq_ignore_ascii_case(n))),
-                })
-            })
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&items)?);
-        return Ok(());
+        return crate::print_json(&views);
     }
-    if rows.is_empty() {
+    if views.is_empty() {
         let scope = only.map_or_else(String::new, |p| format!(" for {p}"));
         outln!("no certificates in {}{scope}", args.store.display());
     }
-    for (p, c) in rows {
+    for v in views {
         outln!(
-            "{p}  {}  {}  (until {})",
-            c.fingerprint(),
-            c.subject(),
-            rfc3339(c.not_after())
+            "{}  {}  {}  (until {})",
+            v.purpose,
+            v.fingerprint_sha256,
+            v.subject,
+            v.not_after
         );
     }
     Ok(())
 }
 
 fn delete(args: &StoreArgs, purpose: &Purpose, text: &str) -> Result<()> {
-    let (dir, mut store) = load(args)?;
-    let wanted: String = text
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if wanted.len() < 8 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("fingerprint {text:?}: expected at least 8 hex digits");
-    }
-    let matches: Vec<Fingerprint> = store
-        .certificates(purpose)
-        .iter()
-        .map(Cert::fingerprint)
-        .filter(|fp| fp.to_string().starts_with(&wanted))
-        .collect();
-    let fp = match matches.as_slice() {
-        [fp] => *fp,
-        [] => bail!("{purpose}: no certificate with fingerprint {text}"),
-        _ => bail!(
-            "{purpose}: fingerprint prefix {text} matches {} certificates",
-            matches.len()
-        ),
-    };
-    let cert = store
-        .remove(purpose, fp)
-        .ok_or_else(|| anyhow!("{fp}: vanished"))?;
-    dir.delete(purpose, fp)?;
-    outln!("deleted from {purpose}: {fp}  {}", cert.subject());
+    let mut opened = load(args)?;
+    let cert = opened.delete_by_prefix(purpose, text)?;
+    outln!(
+        "deleted from {purpose}: {}  {}",
+        cert.fingerprint(),
+        cert.subject()
+    );
     Ok(())
 }
 
 fn verify(args: &StoreArgs, purpose: &Purpose, at: Option<&str>, file: &Path) -> Result<()> {
     let now = match at {
-        Some(text) => text
-            .parse::<der::DateTime>()
-            .map_err(|e| {
-                anyhow!("--at {text:?}: expected RFC 3339 like 2030-01-01T00:00:00Z ({e})")
-            })?
-            .to_system_time(),
+        Some(text) => parse_rfc3339(text, "--at")?,
         None => SystemTime::now(),
     };
-    let mut certs = read_certs(file)?;
-    let leaf = certs.remove(0);
-    let (_, store) = load(args)?;
-    match store.verify(purpose, &leaf, &certs, now) {
-        ChainVerdict::Trusted(chain) => {
-            outln!(
-                "trusted by {purpose}: {} (anchor {})",
-                chain.subjects.join(" <- "),
-                chain.anchor
-            );
-            Ok(())
-        }
-        ChainVerdict::Untrusted(failure) => {
-            bail!("{}: not trusted by {purpose}: {failure}", file.display())
-        }
-    }
+    let chain = read_certificates(file)?;
+    let verified = load(args)?.verify(purpose, file, &chain, now)?;
+    outln!(
+        "trusted by {purpose}: {} (anchor {})",
+        verified.subjects.join(" <- "),
+        verified.anchor
+    );
+    Ok(())
 }
 
 fn advise(
@@ -356,11 +235,11 @@ fn advise(
     intermediates: &[PathBuf],
 ) -> Result<()> {
     if let (Some(root), Some(https)) = (root, https) {
-        let root_cert = read_one(root)?;
-        let https_cert = read_one(https)?;
+        let root_cert = read_certificate(root)?;
+        let https_cert = read_certificate(https)?;
         let mut inter = Vec::new();
         for path in intermediates {
-            inter.extend(read_certs(path)?);
+            inter.extend(read_certificates(path)?);
         }
         let advice = upload_scenario(&root_cert, &https_cert, &inter);
         outln!("Upload Certificate Scenarios, {}", advice.scenario);
@@ -374,13 +253,13 @@ fn advise(
             outln!(
                 "  upload {} ({}) to {}",
                 path.display(),
-                describe(cert),
+                describe_certificate(cert),
                 to.join(" and ")
             );
         }
     }
-    let (_, store) = load(args)?;
-    let mic = mic_root_advice(&store);
+    let opened = load(args)?;
+    let mic = mic_root_advice(&opened.store);
     if mic.is_empty() {
         outln!("CallManager-trust holds none of the MIC roots the guide recommends removing");
     } else {

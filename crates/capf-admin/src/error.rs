@@ -365,6 +365,189 @@ pub enum Error {
         /// What the PEM encoder reported.
         error: capf_lsc::der::pem::Error,
     },
+    /// A time that is not RFC 3339.
+    #[error("{field} {text:?}: expected RFC 3339 like 2030-01-01T00:00:00Z ({error})")]
+    Rfc3339 {
+        /// The field, as the caller names it (`--at`).
+        field: String,
+        /// The text given.
+        text: String,
+        /// What the parser reported.
+        error: capf_lsc::der::Error,
+    },
+    /// capf-trust failed or refused (a store file that cannot be written, say).
+    #[error(transparent)]
+    Trust(Box<capf_trust::Error>),
+    /// A trust store directory that cannot be read.
+    #[error("loading {}", dir.display())]
+    LoadTrustStore {
+        /// The store directory.
+        dir: PathBuf,
+        /// What capf-trust reported.
+        #[source]
+        source: Box<capf_trust::Error>,
+    },
+    /// A certificate file capf-trust cannot read.
+    #[error("{}", path.display())]
+    TrustFile {
+        /// The file.
+        path: PathBuf,
+        /// What capf-trust reported.
+        #[source]
+        source: Box<capf_trust::Error>,
+    },
+    /// One certificate of a file that does not parse.
+    #[error("{}: certificate {number}", path.display())]
+    TrustFileCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Which certificate, from 1.
+        number: usize,
+        /// What capf-trust reported.
+        #[source]
+        source: Box<capf_trust::Error>,
+    },
+    /// A file that must hold exactly one certificate.
+    #[error("{}: expected one certificate, found {found}", path.display())]
+    NotOneCertificate {
+        /// The file.
+        path: PathBuf,
+        /// How many it holds.
+        found: usize,
+    },
+    /// An upload of which the trust store's rules rejected some certificates (the accepted
+    /// ones are saved).
+    #[error(
+        "{}: {rejected} of {total} certificate(s) rejected, first: {first}",
+        path.display()
+    )]
+    TrustRejected {
+        /// The file uploaded.
+        path: PathBuf,
+        /// How many were rejected.
+        rejected: usize,
+        /// How many the file held.
+        total: usize,
+        /// The first rejected certificate's subject and the rule it broke.
+        first: String,
+    },
+    /// A fingerprint prefix with too few hex digits.
+    #[error(
+        "fingerprint {text:?}: expected at least {} hex digits",
+        capf_trust::MIN_FINGERPRINT_PREFIX
+    )]
+    FingerprintPrefix {
+        /// The text given.
+        text: String,
+    },
+    /// No certificate of the purpose has this fingerprint.
+    #[error("{purpose}: no certificate with fingerprint {text}")]
+    NoSuchFingerprint {
+        /// The purpose.
+        purpose: capf_trust::Purpose,
+        /// The fingerprint, as given.
+        text: String,
+    },
+    /// A fingerprint prefix that matches several certificates.
+    #[error("{purpose}: fingerprint prefix {text} matches {matches} certificates")]
+    AmbiguousFingerprint {
+        /// The purpose.
+        purpose: capf_trust::Purpose,
+        /// The prefix, as given.
+        text: String,
+        /// How many certificates it matches.
+        matches: usize,
+    },
+    /// A certificate that does not chain to the purpose's anchors.
+    #[error("{}: not trusted by {purpose}: {failure}", path.display())]
+    Untrusted {
+        /// The certificate file.
+        path: PathBuf,
+        /// The purpose.
+        purpose: capf_trust::Purpose,
+        /// The first rule the chain broke.
+        failure: capf_trust::ChainFailure,
+    },
+    /// A file that could not be read, named as the user gave it (`--issuer capf.pem`).
+    #[error("reading {file}")]
+    ReadFile {
+        /// The file, with the flag that named it.
+        file: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate, key or public-key file capf-lsc refused, named as the user gave it.
+    #[error("{file}")]
+    CertificateFile {
+        /// The file, with the flag that named it.
+        file: String,
+        /// What capf-lsc reported.
+        #[source]
+        source: Box<capf_lsc::Error>,
+    },
+    /// A file that is not a valid CAPF certificate (every problem, with the rule).
+    #[error(
+        "{}: not a valid CAPF certificate: {} ({})",
+        path.display(),
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        capf_lsc::CAPF_PROFILE_RULE
+    )]
+    NotCapfCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// What the profile check found.
+        problems: Vec<capf_lsc::CapfCertificateProblem>,
+    },
+    /// A CAPF identifier that is not 8 hex digits.
+    #[error("--capf-id: {text:?} is not 8 hex digits")]
+    CapfId {
+        /// The text given.
+        text: String,
+    },
+    /// An output file that exists already.
+    #[error("{} already exists; it is never overwritten", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A CAPF certificate subject that cannot be encoded.
+    #[error("subject")]
+    Subject {
+        /// What capf-lsc reported.
+        #[source]
+        source: Box<capf_lsc::Error>,
+    },
+    /// The CAPF key could not be generated.
+    #[error("generating the CAPF key")]
+    GenerateKey {
+        /// What capf-lsc reported.
+        #[source]
+        source: Box<capf_lsc::Error>,
+    },
+    /// A private key that is not the certificate's.
+    #[error("--key does not match the public key of --cert")]
+    KeyMismatch,
+    /// Hex text with a character that is not a hex digit.
+    #[error("hex input: {found:?} is not a hex digit (digit {position})")]
+    HexDigit {
+        /// The character.
+        found: char,
+        /// Its position among the digits (separators not counted), from 0.
+        position: usize,
+    },
+    /// Hex text with an odd number of digits.
+    #[error("hex input: odd number of hex digits ({digits})")]
+    HexOddLength {
+        /// How many digits it has.
+        digits: usize,
+    },
+}
+
+impl From<capf_trust::Error> for Error {
+    fn from(e: capf_trust::Error) -> Self {
+        Error::Trust(Box::new(e))
+    }
 }
 
 // Lower errors are boxed, so a `Result` of this crate stays small.

@@ -3,15 +3,19 @@
 
 mod auth_string;
 pub mod bulk;
+mod certificates;
 mod device;
 mod error;
 mod files;
+mod load;
 mod names;
 mod progress;
 mod query;
 mod reports;
 mod time;
+mod trust;
 mod views;
+pub mod wire;
 
 pub use auth_string::{
     AuthStringLength, DeviceSelection, auth_strings_csv, generate_auth_strings, random_digits,
@@ -21,6 +25,11 @@ pub use bulk::{
     BulkInsert, COLUMNS, ChangeParams, CsvDevices, TemplateParams, insert_devices_csv,
     parse_key_spec, read_devices_csv, update_devices,
 };
+pub use certificates::{
+    CapfCertificateRequest, NamedFile, capf_csr_pem, check_capf_certificate,
+    generate_capf_certificate, issue_lsc_pem, parse_capf_id, read_certificate_and_key, read_issuer,
+    read_public_key,
+};
 pub use device::{
     AUDIT_ENTRIES, DeviceDetail, DeviceEdit, add_device, check_auth_string, check_device_name,
     check_new_device, device_detail, list_devices, lookup_name, new_device_auth_mode,
@@ -28,6 +37,7 @@ pub use device::{
 };
 pub use error::{DateProblem, Error};
 pub use files::{open_existing_store, open_store, random_serial, read_text, write_new_file};
+pub use load::{add_demo_devices, count_installed, provision_load_devices};
 pub use names::{
     KEY_ORDERS, KeyChoice, OperationKind, key_order_name, parse_curve, parse_key_order,
     parse_rsa_bits,
@@ -41,7 +51,11 @@ pub use reports::{
     load_issuer, lsc_pem, monitor, parse_serial, revoked_lscs_crl, select_lscs, send_notification,
     set_keepalive, status_report,
 };
-pub use time::{complete_by, day_start, parse_ymd, rfc3339, rfc3339_opt};
+pub use time::{complete_by, day_start, parse_rfc3339, parse_ymd, rfc3339, rfc3339_opt};
+pub use trust::{
+    OpenTrustStore, TrustCertView, check_verdicts, describe_certificate, read_certificate,
+    read_certificates, verdict_text,
+};
 pub use views::{
     AuditView, AuthStringView, AuthStringsView, BulkInsertView, BulkUpdateView, ChangeView,
     CrlView, CsrView, DeletedView, DeviceDetailView, DeviceLscView, DeviceView, ExportedLscView,

@@ -73,6 +73,21 @@ pub fn complete_by(text: &str, field: &str, now: SystemTime) -> Result<SystemTim
     Ok(end)
 }
 
+/// An RFC 3339 UTC time such as `2030-01-01T00:00:00Z` (the form [`rfc3339`] writes).
+/// `field` names the value in the error (such as `--at`).
+///
+/// # Errors
+/// [`Error::Rfc3339`].
+pub fn parse_rfc3339(text: &str, field: &str) -> Result<SystemTime, Error> {
+    text.parse::<DateTime>()
+        .map(|d| d.to_system_time())
+        .map_err(|error| Error::Rfc3339 {
+            field: field.to_owned(),
+            text: text.to_owned(),
+            error,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -97,6 +112,17 @@ mod tests {
         assert_eq!(err, "--x \"2030-02-30\": no such date");
         let err = day_start("tomorrow", "--x").unwrap_err().to_string();
         assert!(err.contains("YYYY-MM-DD"), "{err}");
+    }
+
+    #[test]
+    fn parses_rfc3339_as_it_formats_it() {
+        let t = parse_rfc3339("2030-01-31T23:59:59Z", "--at").unwrap();
+        assert_eq!(rfc3339(t), "2030-01-31T23:59:59Z");
+        let err = parse_rfc3339("2030-01-31", "--at").unwrap_err().to_string();
+        assert!(
+            err.starts_with("--at \"2030-01-31\": expected RFC 3339 like 2030-01-01T00:00:00Z ("),
+            "{err}"
+        );
     }
 
     #[test]

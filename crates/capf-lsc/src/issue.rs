@@ -22,9 +22,10 @@ use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+use crate::bundle::CertificateAndKey;
 use crate::cert_info::{self, key_identifier};
 use crate::keys::{KeySpec, PhonePublicKey};
-use crate::signer::{BuilderSigner, IssuerKey, LscSigner, check_issuer_spec};
+use crate::signer::{BuilderSigner, LscSigner, check_issuer_spec};
 use crate::validity::ValidityDays;
 use crate::{Error, oid};
 use capf_wire::DeviceName;
@@ -575,41 +576,14 @@ impl Issuer {
     ///
     /// # Errors
     /// [`Error::MissingPemBlock`] when either is absent, else as [`Issuer::new`] and
-    /// [`IssuerKey::from_pkcs8_der`].
+    /// [`CertificateAndKey::from_pem`].
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
-        let mut cert = None;
-        let mut key = None;
-        for block in pem_blocks(pem) {
-            let (label, der) =
-                der::pem::decode_vec(block.as_bytes()).map_err(|source| Error::Pem {
-                    what: "issuer PEM block",
-                    source,
-                })?;
-            let der = der::zeroize::Zeroizing::new(der);
-            match label {
-                "CERTIFICATE" if cert.is_none() => {
-                    cert = Some(
-                        Certificate::from_der(&der)
-                            .map_err(Error::from_der("issuer certificate"))?,
-                    );
-                }
-                "PRIVATE KEY" if key.is_none() => key = Some(IssuerKey::from_pkcs8_der(&der)?),
-                "ENCRYPTED PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
-                    return Err(Error::UnexpectedPemLabel {
-                        expected: "PRIVATE KEY",
-                        found: label.to_owned(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        let cert = cert.ok_or(Error::MissingPemBlock {
-            label: "CERTIFICATE",
-        })?;
+        // One loader for every certificate-with-key input (crate::bundle).
+        let CertificateAndKey { certificate, key } = CertificateAndKey::from_pem(pem)?;
         let key = key.ok_or(Error::MissingPemBlock {
             label: "PRIVATE KEY",
         })?;
-        Issuer::new(cert, Box::new(key))
+        Issuer::new(certificate, Box::new(key))
     }
 
     /// The issuing certificate.
@@ -702,7 +676,7 @@ impl Issuer {
 }
 
 /// The `-----BEGIN ...-----` to `-----END ...-----` blocks of `text`.
-fn pem_blocks(text: &str) -> Vec<&str> {
+pub(crate) fn pem_blocks(text: &str) -> Vec<&str> {
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod auth_signature;
+mod bundle;
 mod capf;
 pub mod cert_info;
 mod csr;
@@ -13,6 +14,8 @@ mod oid;
 mod pem;
 mod policy;
 mod signer;
+mod single_key;
+mod summary;
 mod text;
 mod validity;
 mod verify;
@@ -20,6 +23,7 @@ mod verify;
 pub use auth_signature::{
     AuthDigest, AuthSignatureForm, sign_auth_signature, verify_auth_signature,
 };
+pub use bundle::CertificateAndKey;
 pub use capf::{
     CAPF_PROFILE_RULE, CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,
     check_capf_certificate,
@@ -40,6 +44,7 @@ pub use pem::{
 };
 pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
+pub use summary::{CertificateSummary, key_usage_names};
 pub use text::{format_time, hex};
 pub use validity::ValidityDays;
 pub use verify::{verify_signature, verify_signed_data};

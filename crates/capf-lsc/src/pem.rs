@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 use crate::Error;
 use crate::keys::PhonePublicKey;
 
-fn is_pem(input: &[u8]) -> bool {
+pub(crate) fn is_pem(input: &[u8]) -> bool {
     input
         .iter()
         .position(|b| !b.is_ascii_whitespace())

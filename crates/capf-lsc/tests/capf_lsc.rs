@@ -18,6 +18,9 @@ use capf_test_support::{
 };
 use proptest::prelude::*;
 
+#[path = "capf_lsc/bundle.rs"]
+mod bundle;
+
 // ---------- helpers ----------
 
 fn scratch_dir() -> PathBuf {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod keys;
+pub mod load;
 mod verifier;
 
 use std::net::SocketAddr;

@@ -114,6 +114,34 @@ pub enum Error {
     /// The operating system's random number generator failed (session ids come from it).
     #[error("random session id: {0}")]
     Random(#[source] getrandom::Error),
+    /// The configuration file could not be read.
+    #[error("reading {}", path.display())]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML of the expected keys.
+    #[error("{}:{line}: {message}", path.display())]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// The line at fault, from 1.
+        line: usize,
+        /// What is wrong, in toml's words.
+        message: String,
+    },
+    /// A configuration value out of range.
+    #[error("{key}")]
+    ConfigValue {
+        /// The key.
+        key: &'static str,
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
+    },
 }
 
 /// The profile problems, joined for the message.

@@ -5,6 +5,7 @@ mod cert;
 mod chain;
 mod device_auth;
 mod dir;
+mod maintain;
 mod purpose;
 mod release;
 mod rules;
@@ -20,6 +21,7 @@ pub use device_auth::{
     SHA512_HASH_ID, SudiProof, authenticate_device, names_device,
 };
 pub use dir::{BadFile, LoadedStore, StoreDir};
+pub use maintain::{FingerprintPrefix, MIN_FINGERPRINT_PREFIX, PrefixMatch, is_mic_root};
 pub use purpose::Purpose;
 pub use release::Release;
 pub use rules::{CertRole, CertVerdict, DASHES, Rule, Verdict, contains_reserved_capf_name};

@@ -170,13 +170,10 @@ pub fn mic_root_advice(store: &TrustStore) -> Vec<MicRootAdvice> {
         .iter()
         .filter_map(|c| {
             let cn = c.common_name()?;
-            MIC_ROOTS
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(cn.trim()))
-                .then(|| MicRootAdvice {
-                    common_name: cn,
-                    fingerprint: c.fingerprint(),
-                })
+            crate::is_mic_root(&cn).then(|| MicRootAdvice {
+                common_name: cn,
+                fingerprint: c.fingerprint(),
+            })
         })
         .collect()
 }

@@ -8,6 +8,9 @@ use capf_trust::{
     Scenario, ScenarioCertificate, StoreDir, TrustStore, Verdict, mic_root_advice, upload_scenario,
 };
 
+#[path = "capf-trust/maintain.rs"]
+mod maintain;
+
 /// 2027-01-15: inside every fixture's validity (generated 2026-11-25, 3650 days).
 fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)

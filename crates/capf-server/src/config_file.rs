@@ -1,0 +1,197 @@
+//! capfd's TOML configuration file: every key optional, unknown keys refused, a bad file
+//! reported as `FILE:LINE: what`. Command-line flags override it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{CapfFiles, Config, Error};
+
+/// How long running sessions may finish after a shutdown signal, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The data directory without any configuration.
+pub const DEFAULT_DATA_DIR: &str = "capf-data";
+
+/// The configuration file, as read (nothing checked beyond its syntax yet; see
+/// [`ConfigFile::server_config`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConfigFile {
+    /// The data directory (store, CAPF certificate and key).
+    pub data_dir: Option<PathBuf>,
+    /// Listen addresses.
+    pub listen: Option<Vec<SocketAddr>>,
+    /// The Enable IPv6 enterprise parameter.
+    pub enable_ipv6: Option<bool>,
+    /// The CAPF certificate, instead of the data directory's.
+    pub capf_certificate: Option<PathBuf>,
+    /// The CAPF key, instead of the data directory's.
+    pub capf_key: Option<PathBuf>,
+    /// The trust-store directory, instead of `<data_dir>/trust`.
+    pub trust_dir: Option<PathBuf>,
+    /// The validity of issued LSCs, 1 to 1825 days.
+    pub lsc_validity_days: Option<i64>,
+    /// How long a TLS handshake may take.
+    pub tls_handshake_timeout_secs: Option<u64>,
+    /// How long the phone may take to answer a message.
+    pub message_timeout_secs: Option<u64>,
+    /// How long the phone may take to generate its key.
+    pub key_generation_timeout_secs: Option<u64>,
+    /// How long running sessions may finish after a shutdown signal.
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads and parses the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::ConfigRead`], [`Error::ConfigParse`].
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text`, the content of the file `path` (named in errors).
+    ///
+    /// # Errors
+    /// [`Error::ConfigParse`]: the file, the line and what is wrong, on one line.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| {
+                let before = text.as_bytes().get(..span.start.min(text.len()));
+                1 + before
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
+            Error::ConfigParse {
+                path: path.to_owned(),
+                line,
+                // toml's own text draws the line; the message alone fits one line.
+                message: e.message().trim().to_owned(),
+            }
+        })
+    }
+
+    /// The data directory: `flag` (the command line's) first, then the file's, then
+    /// [`DEFAULT_DATA_DIR`].
+    pub fn data_dir(&self, flag: Option<PathBuf>) -> PathBuf {
+        flag.or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// The server's configuration from this file, over the data directory `data` and its CAPF
+    /// files: the trust stores in `<data>/trust` unless the file says otherwise (a missing
+    /// directory is an empty store).
+    ///
+    /// # Errors
+    /// [`Error::ConfigValue`] for a value out of range.
+    pub fn server_config(&self, data: &Path, files: &CapfFiles) -> Result<Config, Error> {
+        let mut config = Config::new(
+            self.capf_certificate
+                .clone()
+                .unwrap_or_else(|| files.certificate.clone()),
+            self.capf_key.clone().unwrap_or_else(|| files.key.clone()),
+        );
+        config.trust_dir = Some(self.trust_dir.clone().unwrap_or_else(|| data.join("trust")));
+        if let Some(listen) = &self.listen {
+            config.listen.clone_from(listen);
+        }
+        if let Some(v6) = self.enable_ipv6 {
+            config.enable_ipv6 = v6.into();
+        }
+        if let Some(days) = self.lsc_validity_days {
+            config.lsc_validity =
+                capf_lsc::ValidityDays::new(days).map_err(|source| Error::ConfigValue {
+                    key: "lsc_validity_days",
+                    source,
+                })?;
+        }
+        if let Some(s) = self.tls_handshake_timeout_secs {
+            config.tls_handshake_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = self.message_timeout_secs {
+            config.session.timeouts.message = Duration::from_secs(s);
+        }
+        if let Some(s) = self.key_generation_timeout_secs {
+            config.session.timeouts.key_generation = Duration::from_secs(s);
+        }
+        config.shutdown_grace = self.shutdown_grace();
+        Ok(config)
+    }
+
+    /// How long running sessions may finish after a shutdown signal.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace_secs
+            .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn files() -> CapfFiles {
+        CapfFiles {
+            certificate: PathBuf::from("d/capf.pem"),
+            key: PathBuf::from("d/capf.key"),
+            created: false,
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let file = ConfigFile::parse("", Path::new("capfd.toml")).unwrap();
+        assert_eq!(file.data_dir(None), PathBuf::from("capf-data"));
+        assert_eq!(file.shutdown_grace(), Duration::from_secs(30));
+        let config = file.server_config(Path::new("d"), &files()).unwrap();
+        assert_eq!(config.capf_certificate, PathBuf::from("d/capf.pem"));
+        assert_eq!(config.trust_dir, Some(PathBuf::from("d/trust")));
+        assert_eq!(config.listen, Config::new("a", "b").listen);
+    }
+
+    #[test]
+    fn reads_every_key_and_flags_win() {
+        let text = "data_dir = \"/srv/capf\"\nlisten = [\"127.0.0.1:3805\"]\n\
+                    enable_ipv6 = false\nlsc_validity_days = 365\nmessage_timeout_secs = 5\n\
+                    shutdown_grace_secs = 3\n";
+        let file = ConfigFile::parse(text, Path::new("capfd.toml")).unwrap();
+        assert_eq!(file.data_dir(None), PathBuf::from("/srv/capf"));
+        assert_eq!(file.data_dir(Some(PathBuf::from("x"))), PathBuf::from("x"));
+        assert_eq!(file.shutdown_grace(), Duration::from_secs(3));
+        let config = file.server_config(Path::new("d"), &files()).unwrap();
+        assert_eq!(config.listen, ["127.0.0.1:3805".parse().unwrap()]);
+        assert_eq!(config.lsc_validity.days(), 365);
+        assert_eq!(config.session.timeouts.message, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn names_the_line_of_an_unknown_key_and_refuses_a_bad_validity() {
+        let err = ConfigFile::parse("listen = []\nlisten_port = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:2: unknown field `listen_port`"),
+            "{err}"
+        );
+        let file = ConfigFile::parse("lsc_validity_days = 0\n", Path::new("c.toml")).unwrap();
+        let err = file.server_config(Path::new("d"), &files()).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::ConfigValue {
+                key: "lsc_validity_days",
+                ..
+            }
+        ));
+    }
+}
