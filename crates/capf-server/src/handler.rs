@@ -428,6 +428,9 @@ impl EnrollmentHandler {
             info!(device = %device, outcome = "unknown device", "END_SESSION 9");
             return Ok(Decision::UnknownDevice);
         };
+        // The lookup ignores case: from here on, the device is named as registered, so the
+        // LSC's CN and every store call spell it as the administrator did, not as the phone.
+        let device = Arc::new(record.name.clone());
         if !record.has_operation_to_run() {
             // Nothing to protect: the one-time authentication string is cleared once an
             // operation succeeds, so a phone checking in afterwards is told there is nothing

@@ -274,6 +274,27 @@ async fn null_string_install_issues_and_installs_only_on_store_cert_response() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lsc_names_the_device_as_registered_not_as_the_phone_spelled_it() {
+    let bench = Bench::new("install-spelling");
+    bench.add_named("SEP00000000CA5E", rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    let response = AuthResponse::new("sep00000000ca5e", 3)
+        .unwrap()
+        .with_password("")
+        .unwrap();
+    assert_eq!(
+        commands(&sim.send(response).await),
+        [Command::KEY_GEN_REQUEST]
+    );
+    let lsc = install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    let cn = Cert::from_der(&lsc).unwrap().common_name();
+    assert_eq!(cn.as_deref(), Some("SEP00000000CA5E"));
+    let records = bench.store.lscs(&dn("SEP00000000CA5E")).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].device.as_str(), "SEP00000000CA5E");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_ec_lscs_on_every_curve() {
     let bench = Bench::new("install-ec");
     for curve in [Curve::P256, Curve::P384, Curve::P521] {
