@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
 use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession};
-use capf_store::{AttemptEnd, AuthMode, Device, Operation, SessionStore, Settings};
-use capf_trust::{DeviceProof, Precedence, TrustStore, authenticate_device};
+use capf_store::{AttemptEnd, AuthMode, Device, LscState, Operation, SessionStore, Settings};
+use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
 
@@ -581,6 +581,15 @@ impl EnrollmentHandler {
                             // Spec 6.3 project rule: accepted for interoperability, logged.
                             warn!(device = %device, "signature in the DigestInfo form, not the bare digest");
                         }
+                        if by.kind == CertificateKind::Lsc
+                            && let Some(refused) = self.lsc_refused(device, by.serial).await?
+                        {
+                            let reason =
+                                format!("authentication by existing certificate failed: {refused}");
+                            info!(device = %device, %reason, "END_SESSION 7");
+                            self.fail_before_beginning(reason).await?;
+                            return Ok(false);
+                        }
                         info!(
                             device = %device,
                             certificate = %by.kind,
@@ -606,6 +615,32 @@ impl EnrollmentHandler {
                 Ok(false)
             }
         }
+    }
+
+    /// Why the store refuses an LSC that chained to CAPF-trust, or `None` when it holds it as
+    /// the device's installed, current LSC (issue 12 item 5: a superseded or revoked LSC no
+    /// longer proves anything).
+    async fn lsc_refused(
+        &self,
+        device: &Arc<DeviceName>,
+        serial: Vec<u8>,
+    ) -> Result<Option<String>, Error> {
+        let hex = capf_lsc::hex(&serial);
+        let state = self
+            .service
+            .device_call(device, "LSC state", move |s, name, _| {
+                s.lsc_state(name, &serial)
+            })
+            .await?;
+        Ok(match state {
+            Some(LscState::Installed) => None,
+            Some(LscState::Revoked) => Some(format!("LSC revoked (serial {hex})")),
+            Some(LscState::Superseded) => Some(format!("LSC superseded (serial {hex})")),
+            Some(other) => Some(format!("LSC {other}, not installed (serial {hex})")),
+            None => Some(format!(
+                "LSC not issued to this device by this CAPF's store (serial {hex})"
+            )),
+        })
     }
 
     /// Begins the attempt in the store; `next` is the state it is in then.

@@ -116,6 +116,9 @@ pub struct DeviceAuthentication {
     pub kind: CertificateKind,
     /// The certificate's subject.
     pub subject: String,
+    /// The certificate's serial number (the content bytes of its DER INTEGER), for the server
+    /// to check an LSC against what its store holds (installed, not superseded nor revoked).
+    pub serial: Vec<u8>,
     /// Whether the kind is the one the device's precedence names first.
     pub preferred: bool,
     /// A signature used the DigestInfo form instead of the bare digest (accepted, to be
@@ -341,6 +344,12 @@ pub fn authenticate_device(
     Ok(DeviceAuthentication {
         kind,
         subject: cert.subject(),
+        serial: cert
+            .certificate()
+            .tbs_certificate()
+            .serial_number()
+            .as_bytes()
+            .to_vec(),
         preferred: kind == order[0],
         digest_info_used,
         sudi,

@@ -17,7 +17,7 @@ use capf_wire::{
     StoreCertificateResponse, SudiData,
 };
 
-use super::certificate_authentication::{Pki, issue, pki};
+use super::certificate_authentication::{Pki, issue, pki, record_installed};
 use super::*;
 
 /// The session id of every simulated session (the SUDI challenge).
@@ -838,6 +838,7 @@ mod certificates {
         let pki = pki();
         let bench = cert_bench("cert-lsc", &pki, AuthMode::ExistingCertificateLscFirst);
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&bench.store, PHONE, &lsc);
         assert!(
             enroll(
                 &bench,
@@ -846,6 +847,60 @@ mod certificates {
             .await
         );
         assert_eq!(bench.status(), OperationStatus::Success);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_installed_current_lsc_authenticates() {
+        let pki = pki();
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        let response = || proof(&lsc, CertificateType::LSC, &pki.phone_key, None);
+        // Unknown to the store: chains to CAPF-trust, but was never installed here.
+        let bench = cert_bench(
+            "cert-lsc-unknown",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC not issued"),
+            "{}",
+            bench.failed_reason()
+        );
+        // Superseded: the enrollment it authenticated installed a newer LSC.
+        let bench = cert_bench(
+            "cert-lsc-superseded",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        record_installed(&bench.store, PHONE, &lsc);
+        assert!(enroll(&bench, response()).await);
+        bench.schedule(rsa_install());
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC superseded"),
+            "{}",
+            bench.failed_reason()
+        );
+        assert_eq!(
+            bench.lsc_states(),
+            [LscState::Superseded, LscState::Installed]
+        );
+        // Revoked by the administrator.
+        let bench = cert_bench(
+            "cert-lsc-revoked",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        record_installed(&bench.store, PHONE, &lsc);
+        let serial = bench.store.lscs(&dn(PHONE)).unwrap()[0].serial.clone();
+        bench.store.revoke_lsc(&serial, SystemTime::now()).unwrap();
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC revoked"),
+            "{}",
+            bench.failed_reason()
+        );
+        assert_eq!(bench.lsc_states(), [LscState::Revoked], "nothing issued");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -868,6 +923,7 @@ mod certificates {
         let pki = pki();
         let bench = cert_bench("cert-sudi", &pki, AuthMode::ExistingCertificateLscFirst);
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&bench.store, PHONE, &lsc);
         let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
         let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
         let response = proof(
