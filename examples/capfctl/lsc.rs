@@ -32,6 +32,8 @@ pub(crate) enum LscCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Revoke an LSC: it no longer authenticates a phone, and the CRL lists it.
+    Revoke(crate::lsc_revoke::RevokeArgs),
 }
 
 pub(crate) fn run(cmd: LscCommand) -> Result<()> {
@@ -73,5 +75,6 @@ pub(crate) fn run(cmd: LscCommand) -> Result<()> {
             )?;
             write_out(out.as_deref(), &capf_lsc::certificate_to_pem(&lsc)?, false)
         }
+        LscCommand::Revoke(args) => crate::lsc_revoke::run(args),
     }
 }
