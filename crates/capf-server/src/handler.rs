@@ -10,7 +10,7 @@ use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
 use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession};
 use capf_store::{AttemptEnd, AuthMode, Device, LscState, Operation, SessionStore, Settings};
-use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device};
+use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device_with};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
 
@@ -564,11 +564,12 @@ impl EnrollmentHandler {
                     Precedence::MicFirst
                 };
                 let trust = self.service.trust();
+                let sudi_policy = self.service.settings().sudi_policy;
                 // Chain and signatures: milliseconds of CPU, off the I/O threads.
                 let auth = auth.clone();
                 let verdict = tokio::task::spawn_blocking(move || {
                     let proof = DeviceProof::from_auth_response(auth.session_id, auth.response());
-                    authenticate_device(&trust, &proof, precedence, now)
+                    authenticate_device_with(&trust, &proof, precedence, sudi_policy, now)
                 })
                 .await
                 .map_err(|source| Error::Task {
@@ -580,6 +581,9 @@ impl EnrollmentHandler {
                         if by.digest_info_used {
                             // Spec 6.3 project rule: accepted for interoperability, logged.
                             warn!(device = %device, "signature in the DigestInfo form, not the bare digest");
+                        }
+                        if let Some(subject) = &by.sudi_ignored {
+                            info!(device = %device, sudi = %subject, %sudi_policy, "SUDI data ignored: its issuer is not in CAPF-trust-SUDI");
                         }
                         if by.kind == CertificateKind::Lsc
                             && let Some(refused) = self.lsc_refused(device, by.serial).await?

@@ -22,6 +22,7 @@ pub use auth::{
     validate as validate_auth_string,
 };
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
+pub use capf_lsc::SudiPolicy;
 pub use capf_wire::DeviceName;
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;

@@ -9,7 +9,7 @@ use capf_ca::{CapfSigner, CertificateAuthority, IssueFuture, IssueOutcome, Issue
 use capf_lsc::{AuthDigest, Issuer, ValidityDays};
 use capf_server::{EnrollmentHandler, EnrollmentService};
 use capf_session::{Outcome, ServerConfig, ServerEvent, ServerSession, State};
-use capf_store::Settings;
+use capf_store::{Settings, SudiPolicy};
 use capf_trust::{Cert, Purpose, TrustStore};
 use capf_wire::{
     AuthResponse, CertificateType, CertificateValue, Command, DeleteCertificateResponse,
@@ -947,6 +947,53 @@ mod certificates {
             "{}",
             bench.failed_reason()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sudi_policy_requires_a_verifiable_sudi_or_checks_it_only_under_a_trusted_root() {
+        let pki = pki();
+        let bench = cert_bench(
+            "cert-sudi-policy",
+            &pki,
+            AuthMode::ExistingCertificateMicFirst,
+        );
+        let mic = issue(&pki.manufacturing, PHONE, &pki.phone_key);
+        let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
+        // capfc's way: SUDI data built from a certificate no SUDI root issued.
+        let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
+        let with_rogue = || {
+            proof(
+                &mic,
+                CertificateType::MIC,
+                &pki.phone_key,
+                Some((&rogue, &sudi_key)),
+            )
+        };
+        // Default `require`: refused, and the reason names SUDI, not an untrusted CAPF.
+        assert_eq!(bench.service.settings().sudi_policy, SudiPolicy::Require);
+        assert!(!enroll(&bench, with_rogue()).await);
+        let reason = bench.failed_reason();
+        assert!(reason.contains("SUDI"), "{reason}");
+        assert!(reason.contains("CAPF-trust-SUDI"), "{reason}");
+        assert!(!reason.contains("moved from another cluster"), "{reason}");
+        // `when-trusted`: ignored, the MIC authenticates.
+        bench.with_settings(|s| s.sudi_policy = SudiPolicy::WhenTrusted);
+        bench.schedule(rsa_install());
+        assert!(enroll(&bench, with_rogue()).await);
+        assert_eq!(bench.status(), OperationStatus::Success);
+        // ... but a SUDI under a trusted root that does not verify still refuses.
+        let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
+        let wrong_key = key(KeySpec::Ec(Curve::P384));
+        bench.schedule(rsa_install());
+        let response = proof(
+            &mic,
+            CertificateType::MIC,
+            &pki.phone_key,
+            Some((&sudi, &wrong_key)),
+        );
+        assert!(!enroll(&bench, response).await);
+        let reason = bench.failed_reason();
+        assert!(reason.contains("SUDI_DATA"), "{reason}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

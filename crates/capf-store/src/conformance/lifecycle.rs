@@ -719,6 +719,7 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         key_generation_queue: 3,
         auth_failure_limit: 0,
         auth_lockout: Duration::from_secs(30),
+        sudi_policy: capf_lsc::SudiPolicy::WhenTrusted,
     };
     s.update_settings(&changed, t(1)).unwrap();
     assert_eq!(s.settings().unwrap(), changed);
