@@ -3,6 +3,7 @@
 //! `ServerSession` in memory.
 
 use std::mem;
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -15,6 +16,7 @@ use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
 
 use crate::Error;
+use crate::auth_throttle::AuthThrottle;
 use crate::limits::{KeyGenLimiter, KeyGenPermit};
 
 /// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
@@ -35,6 +37,8 @@ pub struct EnrollmentService {
     trust: RwLock<Arc<TrustStore>>,
     settings: RwLock<Settings>,
     key_generation: Arc<KeyGenLimiter>,
+    /// Failed authentication strings, per (device, source address) and per device.
+    auth_throttle: AuthThrottle,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -67,15 +71,18 @@ impl EnrollmentService {
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
+            auth_throttle: AuthThrottle::default(),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
         }
     }
 
-    /// The handler for a new session.
-    pub fn handler(self: &Arc<Self>) -> EnrollmentHandler {
+    /// The handler for a new session with the phone at `peer` (authentication-string
+    /// failures are throttled per device and source address).
+    pub fn handler(self: &Arc<Self>, peer: SocketAddr) -> EnrollmentHandler {
         EnrollmentHandler {
             service: Arc::clone(self),
             attempt: Attempt::NoDevice,
+            peer,
         }
     }
 
@@ -332,6 +339,8 @@ impl Answer {
 pub struct EnrollmentHandler {
     service: Arc<EnrollmentService>,
     attempt: Attempt,
+    /// The phone's address, as the driver accepted it.
+    peer: SocketAddr,
 }
 
 impl EnrollmentHandler {
@@ -535,25 +544,37 @@ impl EnrollmentHandler {
         match record.auth_mode {
             AuthMode::NullString => Ok(true),
             AuthMode::AuthenticationString => {
-                if record.is_auth_locked_out(&self.service.settings(), now) {
-                    info!(device = %device, failures = record.auth_failures, outcome = "throttled", "END_SESSION 7");
-                    return Ok(false);
-                }
+                // Throttled and wrong guesses get the same reply after the same work (the
+                // HMAC check and the failure's store write, with its audit entry), so neither
+                // content nor timing tells them apart; see `auth_throttle` for the scheme.
+                let settings = self.service.settings();
+                let source = self.peer.ip();
+                let throttle = &self.service.auth_throttle;
+                let throttled = throttle.is_throttled(device, source, &settings, Instant::now());
                 let candidate = auth.password().unwrap_or_default().to_owned();
-                let ok = !candidate.is_empty()
-                    && self
-                        .service
-                        .device_call(device, "authentication string", move |s, name, _| {
-                            s.check_auth_string(name, &candidate)
-                        })
-                        .await?;
-                if !ok {
+                let empty = candidate.is_empty();
+                let matches = self
+                    .service
+                    .device_call(device, "authentication string", move |s, name, _| {
+                        s.check_auth_string(name, &candidate)
+                    })
+                    .await?;
+                let ok = matches && !empty && !throttled;
+                if ok {
+                    throttle.record_success(device, source);
+                } else {
+                    throttle.record_failure(device, source, &settings, Instant::now());
                     self.service
                         .device_call(device, "record failed authentication", move |s, name, _| {
                             s.record_auth_failure(name, now)
                         })
                         .await?;
-                    info!(device = %device, outcome = "authentication failed", "END_SESSION 7");
+                    let outcome = if throttled {
+                        "throttled"
+                    } else {
+                        "authentication failed"
+                    };
+                    info!(device = %device, %source, outcome, "END_SESSION 7");
                 }
                 Ok(ok)
             }

@@ -23,6 +23,9 @@ use super::*;
 /// The session id of every simulated session (the SUDI challenge).
 const SESSION_ID: u32 = 0x5eed_0001;
 
+/// The phone's (the installer's) address in every simulated session unless told otherwise.
+const INSTALLER: &str = "192.0.2.10:49152";
+
 /// A store, a CAPF, and the service over them.
 struct Bench {
     dir: PathBuf,
@@ -124,12 +127,17 @@ impl Bench {
         self.service.set_settings(settings);
     }
 
-    /// A new session with its AUTH_REQUEST already read.
+    /// A new session with its AUTH_REQUEST already read, from the installer's address.
     async fn session(&self) -> Sim {
+        self.session_from(INSTALLER).await
+    }
+
+    /// A new session from `peer`.
+    async fn session_from(&self, peer: &str) -> Sim {
         let mut sim = Sim {
             now: Instant::now(),
             session: ServerSession::new(ServerConfig::default(), SESSION_ID, Instant::now()),
-            handler: self.service.handler(),
+            handler: self.service.handler(peer.parse().unwrap()),
             outcome: None,
         };
         let sent = sim.pump().await;
@@ -450,6 +458,198 @@ async fn wrong_authentication_string_fails_is_counted_and_locks_out() {
     );
     assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(bench.status(), OperationStatus::Pending);
+    assert_eq!(bench.device().attempts, 0);
+}
+
+/// A store that counts the authentication-string checks it runs (the HMAC), over SQLite.
+struct CountingStore {
+    inner: Arc<SqliteStore>,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn checks(&self) -> usize {
+        self.checks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SessionStore for CountingStore {
+    fn device(&self, name: &DeviceName) -> Result<Option<capf_store::Device>, capf_store::Error> {
+        self.inner.device(name)
+    }
+    fn check_auth_string(
+        &self,
+        name: &DeviceName,
+        candidate: &str,
+    ) -> Result<bool, capf_store::Error> {
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.check_auth_string(name, candidate)
+    }
+    fn record_auth_failure(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_auth_failure(name, now)
+    }
+    fn begin_attempt(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.begin_attempt(name, now)
+    }
+    fn record_ec_key_generation_failure(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_ec_key_generation_failure(name, now)
+    }
+    fn record_lsc_issued(
+        &self,
+        name: &DeviceName,
+        lsc: &capf_store::IssuedLsc,
+        now: SystemTime,
+    ) -> Result<capf_store::LscRecord, capf_store::Error> {
+        self.inner.record_lsc_issued(name, lsc, now)
+    }
+    fn confirm_lsc_installed(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.confirm_lsc_installed(name, serial, now)
+    }
+    fn record_delete_done(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_delete_done(name, now)
+    }
+    fn record_fetch_done(
+        &self,
+        name: &DeviceName,
+        certificate: Option<(u8, Vec<u8>)>,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_fetch_done(name, certificate, now)
+    }
+    fn end_attempt(
+        &self,
+        name: &DeviceName,
+        end: capf_store::AttemptEnd,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.end_attempt(name, end, now)
+    }
+    fn mark_expired(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.mark_expired(name, now)
+    }
+    fn lsc_state(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<LscState>, capf_store::Error> {
+        self.inner.lsc_state(name, serial)
+    }
+    fn settings(&self) -> Result<Settings, capf_store::Error> {
+        SessionStore::settings(self.inner.as_ref())
+    }
+    fn devices_in_progress(&self) -> Result<Vec<capf_store::Device>, capf_store::Error> {
+        self.inner.devices_in_progress()
+    }
+}
+
+/// A bench whose service goes through a [`CountingStore`].
+fn counting_bench(name: &str) -> (Bench, Arc<CountingStore>) {
+    let mut bench = Bench::new(name);
+    let counting = Arc::new(CountingStore {
+        inner: bench.store.clone(),
+        checks: std::sync::atomic::AtomicUsize::new(0),
+    });
+    bench.service = Arc::new(EnrollmentService::new(
+        counting.clone(),
+        bench.capf.clone(),
+        trust(&bench.capf.issuer(), &[]),
+        bench.store.settings().unwrap(),
+        ValidityDays::MAX,
+    ));
+    (bench, counting)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_lock_the_installer_out() {
+    let bench = Bench::new("auth-stranger");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 2);
+    // Someone who knows the device name keeps guessing from elsewhere, past the limit.
+    for _ in 0..5 {
+        let mut sim = bench.session_from("198.51.100.7:40000").await;
+        assert_eq!(
+            ended(&sim.authenticate(3, "999999").await),
+            Reason::INVALID_ELEMENT
+        );
+    }
+    // Their guesses are refused even when right...
+    let mut sim = bench.session_from("198.51.100.7:40001").await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "123456").await),
+        Reason::INVALID_ELEMENT
+    );
+    // ... but the installer, from its own address, is not locked out.
+    let mut sim = bench.session().await;
+    assert_eq!(
+        commands(&sim.authenticate(3, "123456").await),
+        [Command::KEY_GEN_REQUEST]
+    );
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_wrong_replies_are_the_same_run_the_hmac_check_and_are_audited() {
+    let (bench, counting) = counting_bench("auth-same-reply");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 1);
+    let audited = || {
+        bench
+            .store
+            .audit(Some(&dn(PHONE)), 100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == capf_store::action::AUTH_FAILURE)
+            .count()
+    };
+    // Wrong, not yet throttled.
+    let mut sim = bench.session().await;
+    let wrong = sim.authenticate(3, "999999").await;
+    assert_eq!(ended(&wrong), Reason::INVALID_ELEMENT);
+    assert_eq!((counting.checks(), audited()), (1, 1));
+    // Throttled now: a wrong guess and the right string get the very same reply, after the
+    // same HMAC check, and each is audited.
+    for (n, password) in [(2, "999999"), (3, "123456"), (4, "")] {
+        let mut sim = bench.session().await;
+        let throttled = sim.authenticate(3, password).await;
+        assert_eq!(throttled, wrong, "{password:?}");
+        assert_eq!((counting.checks(), audited()), (n, n), "{password:?}");
+    }
+    assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(bench.device().attempts, 0);
 }
 
