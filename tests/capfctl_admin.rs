@@ -54,8 +54,8 @@ impl Scratch {
     fn run(&self, args: &[&str]) -> Output {
         let mut command = Command::new(capfctl());
         command.current_dir(&self.0).args(args);
-        // The certificate verbs work on files, not on the store.
-        if !matches!(args.first(), Some(&"capf-cert" | &"lsc")) {
+        // The certificate verbs work on files, not on the store (`lsc revoke` does).
+        if !matches!(args.first(), Some(&"capf-cert" | &"lsc")) || args.get(1) == Some(&"revoke") {
             command.arg("--data").arg(self.data());
         }
         command.output().unwrap()
@@ -883,6 +883,67 @@ fn monitor_mails_expiring_lscs_revokes_expired_ones_and_crl_lists_them() {
     );
     let err = s.fails(&["crl", "--out", "revoked.crl"]);
     assert!(err.contains("never overwritten"), "{err}");
+}
+
+#[test]
+fn lsc_revoke_revokes_a_valid_lsc_once_and_the_crl_lists_it() {
+    let s = Scratch::new("lsc-revoke");
+    std::fs::create_dir_all(s.data()).unwrap();
+    s.ok(&[
+        "capf-cert",
+        "generate",
+        "--key-type",
+        "p256",
+        "--days",
+        "30",
+        "--cert-out",
+        "data/capf.pem",
+        "--key-out",
+        "data/capf.key",
+    ]);
+    let store = s.store();
+    let now = SystemTime::now();
+    with_lsc(
+        &store,
+        "SEP00AA00000011",
+        &[0x72, 1],
+        &[0x30],
+        now + days(30),
+        true,
+    );
+    with_lsc(
+        &store,
+        "SEP00AA00000012",
+        &[0x72, 2],
+        &[0x30],
+        now + days(30),
+        true,
+    );
+    let crl = s.json(&["crl"]);
+    assert_eq!(crl["revoked"], serde_json::json!([]));
+
+    let revoked = s.json(&["lsc", "revoke", "72:01"]);
+    assert_eq!(revoked["serial"], "7201");
+    assert_eq!(revoked["device"], "SEP00AA00000011");
+    assert_eq!(revoked["state"], "revoked");
+    let text = s.ok(&["lsc", "revoke", "7202"]);
+    assert!(
+        text.starts_with("revoked LSC 7202 of SEP00AA00000012"),
+        "{text}"
+    );
+    assert_eq!(
+        store.lsc(&[0x72, 1]).unwrap().unwrap().state,
+        LscState::Revoked
+    );
+    let crl = s.json(&["crl"]);
+    assert_eq!(crl["revoked"], serde_json::json!(["7201", "7202"]));
+
+    let err = s.fails(&["lsc", "revoke", "7201"]);
+    assert!(err.contains("revoked"), "{err}");
+    let err = s.fails(&["lsc", "revoke", "7299"]);
+    assert!(err.contains("no LSC with serial 7299"), "{err}");
+    let err = s.fails(&["lsc", "revoke", "zz"]);
+    assert!(err.contains("hex"), "{err}");
 }
 
 #[test]

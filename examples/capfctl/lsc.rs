@@ -33,6 +33,8 @@ pub(crate) enum LscCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Revoke an LSC: it no longer authenticates a phone, and the CRL lists it.
+    Revoke(crate::lsc_revoke::RevokeArgs),
 }
 
 pub(crate) fn run(cmd: LscCommand) -> Result<()> {
@@ -58,5 +60,6 @@ pub(crate) fn run(cmd: LscCommand) -> Result<()> {
                 capf_admin::issue_lsc_pem(&issuer, &key, &device, validity, SystemTime::now())?;
             write_out(out.as_deref(), &pem, false)
         }
+        LscCommand::Revoke(args) => crate::lsc_revoke::run(args),
     }
 }

@@ -32,6 +32,7 @@ mod bulk;
 mod capf_cert;
 mod device;
 mod lsc;
+mod lsc_revoke;
 mod names;
 mod query;
 mod report;

@@ -48,8 +48,8 @@ pub use progress::{NoProgress, Progress};
 pub use query::DeviceFilter;
 pub use reports::{
     Crl, LscSelection, MonitorReport, SmtpRelay, export_csv, export_pem, export_views, keepalive,
-    load_issuer, lsc_pem, monitor, parse_serial, revoked_lscs_crl, select_lscs, send_notification,
-    set_keepalive, status_report,
+    load_issuer, lsc_pem, monitor, parse_serial, revoke_lsc, revoked_lscs_crl, select_lscs,
+    send_notification, set_keepalive, status_report,
 };
 pub use time::{complete_by, day_start, parse_rfc3339, parse_ymd, rfc3339, rfc3339_opt};
 pub use trust::{

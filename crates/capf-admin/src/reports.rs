@@ -309,6 +309,27 @@ pub fn parse_serial(text: &str) -> Result<Vec<u8>, Error> {
         })
 }
 
+/// Revokes the LSC whose serial is `serial` (hex, colons allowed): from then on it no longer
+/// authenticates a phone (the server accepts only an installed, current LSC), and the next
+/// [`revoked_lscs_crl`] lists it.
+///
+/// # Errors
+/// [`Error::SerialHex`], [`Error::UnknownLsc`], or the store's (the LSC is already revoked:
+/// [`capf_store::Error::LscWrongState`]).
+pub fn revoke_lsc(
+    store: &dyn DeviceStore,
+    serial: &str,
+    now: SystemTime,
+) -> Result<LscRecord, Error> {
+    let bytes = parse_serial(serial)?;
+    if store.lsc(&bytes)?.is_none() {
+        return Err(Error::UnknownLsc {
+            text: serial.to_owned(),
+        });
+    }
+    Ok(store.revoke_lsc(&bytes, now)?)
+}
+
 /// What to export: one LSC by serial (in whatever state), or the installed LSCs of the
 /// devices a filter matches.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -153,3 +153,83 @@ mod tests {
         ));
     }
 }
+
+/// What the server does with SUDI data a phone sends with its certificate (spec 6.4), the
+/// run-time setting `sudi_policy`. Named once here, the level below both the store (which
+/// keeps the setting) and capf-trust (which applies it).
+///
+/// A phone that sends no SUDI data is judged on its LSC or MIC alone under either policy
+/// (SUDI_DATA is optional, spec 6.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SudiPolicy {
+    /// `require`: SUDI data, when sent, must verify (its certificate chains to
+    /// CAPF-trust-SUDI and both signatures cover this session), or the session is refused.
+    /// The default: a claim the server cannot check is never passed over in silence.
+    #[default]
+    Require,
+    /// `when-trusted`: SUDI data is checked only when its certificate's issuer is in
+    /// CAPF-trust-SUDI, and ignored (logged) otherwise; one from a trusted root that fails a
+    /// check still refuses the session. For phones that send SUDI data built from their own
+    /// LSC (the public Python phone capfc does by default).
+    WhenTrusted,
+}
+
+impl SudiPolicy {
+    /// Every policy, in the order of its names.
+    pub const ALL: [SudiPolicy; 2] = [SudiPolicy::Require, SudiPolicy::WhenTrusted];
+
+    /// The policy's name: `require`, `when-trusted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SudiPolicy::Require => "require",
+            SudiPolicy::WhenTrusted => "when-trusted",
+        }
+    }
+}
+
+impl core::fmt::Display for SudiPolicy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A SUDI policy name that is neither `require` nor `when-trusted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownSudiPolicy(pub String);
+
+impl core::fmt::Display for UnknownSudiPolicy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "SUDI policy {:?}: expected `require` or `when-trusted`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownSudiPolicy {}
+
+impl core::str::FromStr for SudiPolicy {
+    type Err = UnknownSudiPolicy;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        SudiPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| UnknownSudiPolicy(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod sudi_policy_tests {
+    use super::*;
+
+    #[test]
+    fn sudi_policy_names_round_trip_and_require_is_the_default() {
+        for p in SudiPolicy::ALL {
+            assert_eq!(p.as_str().parse::<SudiPolicy>(), Ok(p));
+        }
+        assert_eq!(SudiPolicy::default(), SudiPolicy::Require);
+        assert!("Require".parse::<SudiPolicy>().is_err());
+    }
+}

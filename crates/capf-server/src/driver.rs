@@ -95,7 +95,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
         }
     };
     let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    drive(shared, tls, session_id).instrument(span).await;
+    drive(shared, tls, session_id, peer).instrument(span).await;
 }
 
 /// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
@@ -116,9 +116,10 @@ pub(crate) async fn drive<T: Transport>(
     shared: Arc<Shared>,
     mut transport: Box<T>,
     session_id: u32,
+    peer: SocketAddr,
 ) {
     let mut session = ServerSession::new(shared.config.session.clone(), session_id, Instant::now());
-    let mut handler = shared.enrollment.handler();
+    let mut handler = shared.enrollment.handler(peer);
     let mut hard_stop = shared.hard_stop.clone();
     loop {
         if let Some(event) = session.poll_event() {

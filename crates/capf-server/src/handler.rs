@@ -3,18 +3,20 @@
 //! `ServerSession` in memory.
 
 use std::mem;
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
 use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
 use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession};
-use capf_store::{AttemptEnd, AuthMode, Device, Operation, SessionStore, Settings};
-use capf_trust::{DeviceProof, Precedence, TrustStore, authenticate_device};
+use capf_store::{AttemptEnd, AuthMode, Device, LscState, Operation, SessionStore, Settings};
+use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device_with};
 use capf_wire::{CertificateType, Reason};
 use tracing::{debug, info, warn};
 
 use crate::Error;
+use crate::auth_throttle::AuthThrottle;
 use crate::limits::{KeyGenLimiter, KeyGenPermit};
 
 /// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
@@ -35,6 +37,8 @@ pub struct EnrollmentService {
     trust: RwLock<Arc<TrustStore>>,
     settings: RwLock<Settings>,
     key_generation: Arc<KeyGenLimiter>,
+    /// Failed authentication strings, per (device, source address) and per device.
+    auth_throttle: AuthThrottle,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -67,15 +71,18 @@ impl EnrollmentService {
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
+            auth_throttle: AuthThrottle::default(),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
         }
     }
 
-    /// The handler for a new session.
-    pub fn handler(self: &Arc<Self>) -> EnrollmentHandler {
+    /// The handler for a new session with the phone at `peer` (authentication-string
+    /// failures are throttled per device and source address).
+    pub fn handler(self: &Arc<Self>, peer: SocketAddr) -> EnrollmentHandler {
         EnrollmentHandler {
             service: Arc::clone(self),
             attempt: Attempt::NoDevice,
+            peer,
         }
     }
 
@@ -332,6 +339,8 @@ impl Answer {
 pub struct EnrollmentHandler {
     service: Arc<EnrollmentService>,
     attempt: Attempt,
+    /// The phone's address, as the driver accepted it.
+    peer: SocketAddr,
 }
 
 impl EnrollmentHandler {
@@ -428,6 +437,9 @@ impl EnrollmentHandler {
             info!(device = %device, outcome = "unknown device", "END_SESSION 9");
             return Ok(Decision::UnknownDevice);
         };
+        // The lookup ignores case: from here on, the device is named as registered, so the
+        // LSC's CN and every store call spell it as the administrator did, not as the phone.
+        let device = Arc::new(record.name.clone());
         if !record.has_operation_to_run() {
             // Nothing to protect: the one-time authentication string is cleared once an
             // operation succeeds, so a phone checking in afterwards is told there is nothing
@@ -532,25 +544,37 @@ impl EnrollmentHandler {
         match record.auth_mode {
             AuthMode::NullString => Ok(true),
             AuthMode::AuthenticationString => {
-                if record.is_auth_locked_out(&self.service.settings(), now) {
-                    info!(device = %device, failures = record.auth_failures, outcome = "throttled", "END_SESSION 7");
-                    return Ok(false);
-                }
+                // Throttled and wrong guesses get the same reply after the same work (the
+                // HMAC check and the failure's store write, with its audit entry), so neither
+                // content nor timing tells them apart; see `auth_throttle` for the scheme.
+                let settings = self.service.settings();
+                let source = self.peer.ip();
+                let throttle = &self.service.auth_throttle;
+                let throttled = throttle.is_throttled(device, source, &settings, Instant::now());
                 let candidate = auth.password().unwrap_or_default().to_owned();
-                let ok = !candidate.is_empty()
-                    && self
-                        .service
-                        .device_call(device, "authentication string", move |s, name, _| {
-                            s.check_auth_string(name, &candidate)
-                        })
-                        .await?;
-                if !ok {
+                let empty = candidate.is_empty();
+                let matches = self
+                    .service
+                    .device_call(device, "authentication string", move |s, name, _| {
+                        s.check_auth_string(name, &candidate)
+                    })
+                    .await?;
+                let ok = matches && !empty && !throttled;
+                if ok {
+                    throttle.record_success(device, source);
+                } else {
+                    throttle.record_failure(device, source, &settings, Instant::now());
                     self.service
                         .device_call(device, "record failed authentication", move |s, name, _| {
                             s.record_auth_failure(name, now)
                         })
                         .await?;
-                    info!(device = %device, outcome = "authentication failed", "END_SESSION 7");
+                    let outcome = if throttled {
+                        "throttled"
+                    } else {
+                        "authentication failed"
+                    };
+                    info!(device = %device, %source, outcome, "END_SESSION 7");
                 }
                 Ok(ok)
             }
@@ -561,11 +585,12 @@ impl EnrollmentHandler {
                     Precedence::MicFirst
                 };
                 let trust = self.service.trust();
+                let sudi_policy = self.service.settings().sudi_policy;
                 // Chain and signatures: milliseconds of CPU, off the I/O threads.
                 let auth = auth.clone();
                 let verdict = tokio::task::spawn_blocking(move || {
                     let proof = DeviceProof::from_auth_response(auth.session_id, auth.response());
-                    authenticate_device(&trust, &proof, precedence, now)
+                    authenticate_device_with(&trust, &proof, precedence, sudi_policy, now)
                 })
                 .await
                 .map_err(|source| Error::Task {
@@ -577,6 +602,18 @@ impl EnrollmentHandler {
                         if by.digest_info_used {
                             // Spec 6.3 project rule: accepted for interoperability, logged.
                             warn!(device = %device, "signature in the DigestInfo form, not the bare digest");
+                        }
+                        if let Some(subject) = &by.sudi_ignored {
+                            info!(device = %device, sudi = %subject, %sudi_policy, "SUDI data ignored: its issuer is not in CAPF-trust-SUDI");
+                        }
+                        if by.kind == CertificateKind::Lsc
+                            && let Some(refused) = self.lsc_refused(device, by.serial).await?
+                        {
+                            let reason =
+                                format!("authentication by existing certificate failed: {refused}");
+                            info!(device = %device, %reason, "END_SESSION 7");
+                            self.fail_before_beginning(reason).await?;
+                            return Ok(false);
                         }
                         info!(
                             device = %device,
@@ -603,6 +640,32 @@ impl EnrollmentHandler {
                 Ok(false)
             }
         }
+    }
+
+    /// Why the store refuses an LSC that chained to CAPF-trust, or `None` when it holds it as
+    /// the device's installed, current LSC (issue 12 item 5: a superseded or revoked LSC no
+    /// longer proves anything).
+    async fn lsc_refused(
+        &self,
+        device: &Arc<DeviceName>,
+        serial: Vec<u8>,
+    ) -> Result<Option<String>, Error> {
+        let hex = capf_lsc::hex(&serial);
+        let state = self
+            .service
+            .device_call(device, "LSC state", move |s, name, _| {
+                s.lsc_state(name, &serial)
+            })
+            .await?;
+        Ok(match state {
+            Some(LscState::Installed) => None,
+            Some(LscState::Revoked) => Some(format!("LSC revoked (serial {hex})")),
+            Some(LscState::Superseded) => Some(format!("LSC superseded (serial {hex})")),
+            Some(other) => Some(format!("LSC {other}, not installed (serial {hex})")),
+            None => Some(format!(
+                "LSC not issued to this device by this CAPF's store (serial {hex})"
+            )),
+        })
     }
 
     /// Begins the attempt in the store; `next` is the state it is in then.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod auth_throttle;
 mod config;
 mod config_file;
 mod data_dir;

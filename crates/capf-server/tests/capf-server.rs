@@ -773,6 +773,27 @@ mod certificate_authentication {
         capf_lsc::certificate_to_der(&cert).unwrap()
     }
 
+    /// Records `der` in `store` as the installed LSC of `device`, as a completed enrollment
+    /// leaves it: only such an LSC authenticates (issue 12 item 5).
+    pub(crate) fn record_installed(store: &SqliteStore, device: &str, der: &[u8]) {
+        let cert = Cert::from_der(der).unwrap();
+        let issued = capf_lsc::IssuedLsc::from_certificate(cert.certificate()).unwrap();
+        let now = SystemTime::now();
+        let record = capf_store::LscRecord {
+            serial: issued.serial,
+            device: dn(device),
+            der: issued.der,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            issued_at: now,
+            state: LscState::Installed,
+            state_changed_at: now,
+        };
+        store
+            .import_lscs(&mut std::iter::once(record), now)
+            .unwrap();
+    }
+
     pub(crate) struct Pki {
         pub(crate) capf: Issuer,
         pub(crate) manufacturing: Issuer,
@@ -839,6 +860,7 @@ mod certificate_authentication {
         let pki = pki();
         let lab = cert_lab("cert-lsc", &pki, AuthMode::ExistingCertificateLscFirst).await;
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&lab.store, PHONE, &lsc);
         let mut phone = phone_with(&lab, proof(lsc, CertificateType::LSC, &pki.phone_key));
         let e = phone.run_once().await.unwrap();
         assert!(e.installed.is_some(), "{:?}", e.outcome);
@@ -870,6 +892,7 @@ mod certificate_authentication {
         let pki = pki();
         let lab = cert_lab("cert-sudi", &pki, AuthMode::ExistingCertificateLscFirst).await;
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&lab.store, PHONE, &lsc);
         let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
         let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
         let mut p = proof(lsc.clone(), CertificateType::LSC, &pki.phone_key);

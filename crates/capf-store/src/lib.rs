@@ -23,6 +23,7 @@ pub use auth::{
     validate as validate_auth_string,
 };
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
+pub use capf_lsc::SudiPolicy;
 pub use capf_wire::DeviceName;
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;

@@ -3,6 +3,8 @@
 use core::fmt;
 use std::time::Duration;
 
+use capf_lsc::SudiPolicy;
+
 use crate::Error;
 
 /// The CAPF keepalive timer, in minutes: 5 to 60 inclusive (the guide's range), 15 by default.
@@ -66,7 +68,8 @@ impl fmt::Display for KeepaliveMinutes {
 ///
 /// Stored as key/value rows in table `settings`: `keepalive_minutes`, `max_sessions`,
 /// `max_key_generation_sessions`, `key_generation_queue`, `auth_failure_limit`,
-/// `auth_lockout_seconds` (decimal text); a missing row means the default.
+/// `auth_lockout_seconds` (decimal text), `sudi_policy` (`require` or `when-trusted`); a
+/// missing row means the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The CAPF keepalive timer.
@@ -81,10 +84,12 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// How long a lockout lasts after the last failure (stored in whole seconds).
     pub auth_lockout: Duration,
+    /// What authentication by existing certificate does with SUDI data (stored as its name).
+    pub sudi_policy: SudiPolicy,
 }
 
 /// Keepalive 15 minutes, 1000 sessions, 64 key-generation sessions, a queue of 256, lockout
-/// after 5 failures for 5 minutes.
+/// after 5 failures for 5 minutes, SUDI policy `require`.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -94,6 +99,7 @@ impl Default for Settings {
             key_generation_queue: 256,
             auth_failure_limit: 5,
             auth_lockout: Duration::from_secs(5 * 60),
+            sudi_policy: SudiPolicy::Require,
         }
     }
 }
@@ -104,10 +110,11 @@ pub(crate) const MAX_KEY_GENERATION_SESSIONS: &str = "max_key_generation_session
 pub(crate) const KEY_GENERATION_QUEUE: &str = "key_generation_queue";
 pub(crate) const AUTH_FAILURE_LIMIT: &str = "auth_failure_limit";
 pub(crate) const AUTH_LOCKOUT: &str = "auth_lockout_seconds";
+pub(crate) const SUDI_POLICY: &str = "sudi_policy";
 
 impl Settings {
     /// The settings as key/value rows.
-    pub(crate) fn to_rows(self) -> [(&'static str, String); 6] {
+    pub(crate) fn to_rows(self) -> [(&'static str, String); 7] {
         [
             (KEEPALIVE, self.keepalive.minutes().to_string()),
             (MAX_SESSIONS, self.max_sessions.to_string()),
@@ -118,6 +125,7 @@ impl Settings {
             (KEY_GENERATION_QUEUE, self.key_generation_queue.to_string()),
             (AUTH_FAILURE_LIMIT, self.auth_failure_limit.to_string()),
             (AUTH_LOCKOUT, self.auth_lockout.as_secs().to_string()),
+            (SUDI_POLICY, self.sudi_policy.as_str().to_owned()),
         ]
     }
 
@@ -152,6 +160,7 @@ impl Settings {
             AUTH_LOCKOUT => {
                 self.auth_lockout = Duration::from_secs(number(AUTH_LOCKOUT, value)?);
             }
+            SUDI_POLICY => self.sudi_policy = number(SUDI_POLICY, value)?,
             _ => {}
         }
         Ok(())
@@ -164,13 +173,14 @@ impl fmt::Display for Settings {
         write!(
             f,
             "keepalive {}, max sessions {}, max key-generation sessions {}, key-generation queue \
-             {}, auth failure limit {}, auth lockout {} s",
+             {}, auth failure limit {}, auth lockout {} s, SUDI policy {}",
             self.keepalive,
             self.max_sessions,
             self.max_key_generation_sessions,
             self.key_generation_queue,
             self.auth_failure_limit,
-            self.auth_lockout.as_secs()
+            self.auth_lockout.as_secs(),
+            self.sudi_policy
         )
     }
 }
@@ -219,6 +229,7 @@ mod tests {
             key_generation_queue: 9,
             auth_failure_limit: 0,
             auth_lockout: Duration::from_secs(61),
+            sudi_policy: SudiPolicy::WhenTrusted,
         };
         let mut back = Settings::default();
         for (key, value) in settings.to_rows() {
@@ -241,6 +252,13 @@ mod tests {
             s.apply_row(MAX_SESSIONS, "many"),
             Err(Error::Corrupt {
                 column: MAX_SESSIONS,
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.apply_row(SUDI_POLICY, "sometimes"),
+            Err(Error::Corrupt {
+                column: SUDI_POLICY,
                 ..
             })
         ));

@@ -7,8 +7,8 @@ use capf_lsc::DeviceName;
 
 use crate::{
     AttemptEnd, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
-    DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord, NewDevice, Operation, PendingCsr,
-    Settings, StatusReport, TroubleshootResult,
+    DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord, LscState, NewDevice, Operation,
+    PendingCsr, Settings, StatusReport, TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -139,6 +139,15 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// [`Error::UnknownDevice`], or a database error.
     fn mark_expired(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error>;
+
+    /// Where the LSC with `serial` stands, when it was issued to the device `name` (compared
+    /// ignoring case); `None` when the store holds no such LSC for that device. Authentication by
+    /// existing certificate accepts only an [`LscState::Installed`](crate::LscState::Installed)
+    /// one: current, neither superseded, deleted nor revoked.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn lsc_state(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscState>, Error>;
 
     /// The current settings (defaults for any not stored).
     ///

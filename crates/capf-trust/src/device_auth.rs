@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use capf_lsc::{AuthDigest, AuthSignatureForm, verify_auth_signature};
+use capf_lsc::{AuthDigest, AuthSignatureForm, SudiPolicy, verify_auth_signature};
 use der::referenced::OwnedToRef;
 
 use crate::{Cert, ChainFailure, ChainVerdict, Purpose, TrustStore};
@@ -116,6 +116,9 @@ pub struct DeviceAuthentication {
     pub kind: CertificateKind,
     /// The certificate's subject.
     pub subject: String,
+    /// The certificate's serial number (the content bytes of its DER INTEGER), for the server
+    /// to check an LSC against what its store holds (installed, not superseded nor revoked).
+    pub serial: Vec<u8>,
     /// Whether the kind is the one the device's precedence names first.
     pub preferred: bool,
     /// A signature used the DigestInfo form instead of the bare digest (accepted, to be
@@ -123,6 +126,9 @@ pub struct DeviceAuthentication {
     pub digest_info_used: bool,
     /// The SUDI certificate's subject, when SUDI data was sent and verified.
     pub sudi: Option<String>,
+    /// The SUDI certificate's subject, when SUDI data was sent and ignored: its issuer is not
+    /// in CAPF-trust-SUDI and the policy is [`SudiPolicy::WhenTrusted`].
+    pub sudi_ignored: Option<String>,
 }
 
 /// Why a device failed authentication by existing certificate.
@@ -202,7 +208,18 @@ impl fmt::Display for DeviceAuthFailure {
             Self::BadSignature { element, reason } => {
                 write!(f, "{element} does not verify: {reason}")
             }
-            Self::SudiUntrusted(why) => write!(f, "SUDI certificate untrusted: {why}"),
+            // Not the chain check's words for an LSC ("an untrusted CAPF ... a phone moved
+            // from another cluster"): a SUDI is the manufacturer's, checked against
+            // CAPF-trust-SUDI.
+            Self::SudiUntrusted(why) => match why.as_ref() {
+                ChainFailure::IssuedByUntrustedCapf { subject, issuer }
+                | ChainFailure::UnknownIssuer { subject, issuer } => write!(
+                    f,
+                    "SUDI certificate {subject}: its issuer {issuer} is not in CAPF-trust-SUDI \
+                     (SUDI policy `require`; `when-trusted` ignores such SUDI data)"
+                ),
+                other => write!(f, "SUDI certificate untrusted: {other}"),
+            },
         }
     }
 }
@@ -256,6 +273,22 @@ pub fn authenticate_device(
     store: &TrustStore,
     proof: &DeviceProof<'_>,
     precedence: Precedence,
+    now: SystemTime,
+) -> Result<DeviceAuthentication, DeviceAuthFailure> {
+    authenticate_device_with(store, proof, precedence, SudiPolicy::Require, now)
+}
+
+/// [`authenticate_device`] under an explicit [`SudiPolicy`] (the server's run-time setting):
+/// with [`SudiPolicy::WhenTrusted`], SUDI data whose certificate's issuer is not in
+/// CAPF-trust-SUDI is ignored ([`DeviceAuthentication::sudi_ignored`]) rather than refused.
+///
+/// # Errors
+/// The first rule the proof breaks.
+pub fn authenticate_device_with(
+    store: &TrustStore,
+    proof: &DeviceProof<'_>,
+    precedence: Precedence,
+    sudi_policy: SudiPolicy,
     now: SystemTime,
 ) -> Result<DeviceAuthentication, DeviceAuthFailure> {
     let der = proof.certificate.ok_or(DeviceAuthFailure::NoCertificate)?;
@@ -330,20 +363,51 @@ pub fn authenticate_device(
     let first = verify(&cert, AuthDigest::Sha1, &blob, signed, "SIGNED_DATA")?;
     let second = verify(&cert, AuthDigest::Sha512, &blob, sha2, "SHA2_SIGNED_DATA")?;
     let mut digest_info_used = [first, second].contains(&AuthSignatureForm::DigestInfo);
+    let mut sudi_ignored = None;
     let sudi = match proof.sudi {
         None => None,
         Some(sudi) => {
-            let (subject, used) = verify_sudi(store, &sudi, proof.session_id, now)?;
-            digest_info_used |= used;
-            Some(subject)
+            match verify_sudi(store, &sudi, proof.session_id, now) {
+                Ok((subject, used)) => {
+                    digest_info_used |= used;
+                    Some(subject)
+                }
+                Err(failure) => {
+                    // Ignored only when its issuer is not a SUDI root at all; one that chains
+                    // to a trusted root and fails any other check still refuses.
+                    let cert = Cert::from_der(sudi.certificate).ok();
+                    let unknown_root = cert.as_ref().is_some_and(|c| {
+                        !store
+                            .certificates(&Purpose::CAPF_TRUST_SUDI)
+                            .iter()
+                            .any(|root| c.names_issuer(root))
+                    });
+                    if sudi_policy == SudiPolicy::WhenTrusted
+                        && unknown_root
+                        && matches!(failure, DeviceAuthFailure::SudiUntrusted(_))
+                    {
+                        sudi_ignored = cert.map(|c| c.subject());
+                        None
+                    } else {
+                        return Err(failure);
+                    }
+                }
+            }
         }
     };
     Ok(DeviceAuthentication {
         kind,
         subject: cert.subject(),
+        serial: cert
+            .certificate()
+            .tbs_certificate()
+            .serial_number()
+            .as_bytes()
+            .to_vec(),
         preferred: kind == order[0],
         digest_info_used,
         sudi,
+        sudi_ignored,
     })
 }
 

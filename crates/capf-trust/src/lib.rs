@@ -14,11 +14,12 @@ mod store;
 
 use std::path::PathBuf;
 
+pub use capf_lsc::SudiPolicy;
 pub use cert::{Cert, Fingerprint, MAX_BUNDLE_CERTIFICATES, MAX_CERTIFICATE_LEN, parse_bundle};
 pub use chain::{ChainFailure, ChainVerdict, MAX_CHAIN_LEN, VerifiedChain};
 pub use device_auth::{
     CertificateKind, DeviceAuthFailure, DeviceAuthentication, DeviceProof, Precedence,
-    SHA512_HASH_ID, SudiProof, authenticate_device, names_device,
+    SHA512_HASH_ID, SudiProof, authenticate_device, authenticate_device_with, names_device,
 };
 pub use dir::{BadFile, LoadedStore, StoreDir};
 pub use maintain::{FingerprintPrefix, MIN_FINGERPRINT_PREFIX, PrefixMatch, is_mic_root};

@@ -9,7 +9,7 @@ use capf_ca::{CapfSigner, CertificateAuthority, IssueFuture, IssueOutcome, Issue
 use capf_lsc::{AuthDigest, Issuer, ValidityDays};
 use capf_server::{EnrollmentHandler, EnrollmentService};
 use capf_session::{Outcome, ServerConfig, ServerEvent, ServerSession, State};
-use capf_store::Settings;
+use capf_store::{Settings, SudiPolicy};
 use capf_trust::{Cert, Purpose, TrustStore};
 use capf_wire::{
     AuthResponse, CertificateType, CertificateValue, Command, DeleteCertificateResponse,
@@ -17,11 +17,14 @@ use capf_wire::{
     StoreCertificateResponse, SudiData,
 };
 
-use super::certificate_authentication::{Pki, issue, pki};
+use super::certificate_authentication::{Pki, issue, pki, record_installed};
 use super::*;
 
 /// The session id of every simulated session (the SUDI challenge).
 const SESSION_ID: u32 = 0x5eed_0001;
+
+/// The phone's (the installer's) address in every simulated session unless told otherwise.
+const INSTALLER: &str = "192.0.2.10:49152";
 
 /// A store, a CAPF, and the service over them.
 struct Bench {
@@ -124,12 +127,17 @@ impl Bench {
         self.service.set_settings(settings);
     }
 
-    /// A new session with its AUTH_REQUEST already read.
+    /// A new session with its AUTH_REQUEST already read, from the installer's address.
     async fn session(&self) -> Sim {
+        self.session_from(INSTALLER).await
+    }
+
+    /// A new session from `peer`.
+    async fn session_from(&self, peer: &str) -> Sim {
         let mut sim = Sim {
             now: Instant::now(),
             session: ServerSession::new(ServerConfig::default(), SESSION_ID, Instant::now()),
-            handler: self.service.handler(),
+            handler: self.service.handler(peer.parse().unwrap()),
             outcome: None,
         };
         let sent = sim.pump().await;
@@ -271,6 +279,27 @@ async fn null_string_install_issues_and_installs_only_on_store_cert_response() {
     // The operation is done: the next session is told there is nothing to do.
     let mut again = bench.session().await;
     assert_eq!(ended(&again.authenticate(3, "").await), Reason::NO_ACTION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lsc_names_the_device_as_registered_not_as_the_phone_spelled_it() {
+    let bench = Bench::new("install-spelling");
+    bench.add_named("SEP00000000CA5E", rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    let response = AuthResponse::new("sep00000000ca5e", 3)
+        .unwrap()
+        .with_password("")
+        .unwrap();
+    assert_eq!(
+        commands(&sim.send(response).await),
+        [Command::KEY_GEN_REQUEST]
+    );
+    let lsc = install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    let cn = Cert::from_der(&lsc).unwrap().common_name();
+    assert_eq!(cn.as_deref(), Some("SEP00000000CA5E"));
+    let records = bench.store.lscs(&dn("SEP00000000CA5E")).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].device.as_str(), "SEP00000000CA5E");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,6 +458,198 @@ async fn wrong_authentication_string_fails_is_counted_and_locks_out() {
     );
     assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(bench.status(), OperationStatus::Pending);
+    assert_eq!(bench.device().attempts, 0);
+}
+
+/// A store that counts the authentication-string checks it runs (the HMAC), over SQLite.
+struct CountingStore {
+    inner: Arc<SqliteStore>,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn checks(&self) -> usize {
+        self.checks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SessionStore for CountingStore {
+    fn device(&self, name: &DeviceName) -> Result<Option<capf_store::Device>, capf_store::Error> {
+        self.inner.device(name)
+    }
+    fn check_auth_string(
+        &self,
+        name: &DeviceName,
+        candidate: &str,
+    ) -> Result<bool, capf_store::Error> {
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.check_auth_string(name, candidate)
+    }
+    fn record_auth_failure(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_auth_failure(name, now)
+    }
+    fn begin_attempt(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.begin_attempt(name, now)
+    }
+    fn record_ec_key_generation_failure(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_ec_key_generation_failure(name, now)
+    }
+    fn record_lsc_issued(
+        &self,
+        name: &DeviceName,
+        lsc: &capf_store::IssuedLsc,
+        now: SystemTime,
+    ) -> Result<capf_store::LscRecord, capf_store::Error> {
+        self.inner.record_lsc_issued(name, lsc, now)
+    }
+    fn confirm_lsc_installed(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.confirm_lsc_installed(name, serial, now)
+    }
+    fn record_delete_done(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_delete_done(name, now)
+    }
+    fn record_fetch_done(
+        &self,
+        name: &DeviceName,
+        certificate: Option<(u8, Vec<u8>)>,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.record_fetch_done(name, certificate, now)
+    }
+    fn end_attempt(
+        &self,
+        name: &DeviceName,
+        end: capf_store::AttemptEnd,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.end_attempt(name, end, now)
+    }
+    fn mark_expired(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+    ) -> Result<capf_store::Device, capf_store::Error> {
+        self.inner.mark_expired(name, now)
+    }
+    fn lsc_state(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<LscState>, capf_store::Error> {
+        self.inner.lsc_state(name, serial)
+    }
+    fn settings(&self) -> Result<Settings, capf_store::Error> {
+        SessionStore::settings(self.inner.as_ref())
+    }
+    fn devices_in_progress(&self) -> Result<Vec<capf_store::Device>, capf_store::Error> {
+        self.inner.devices_in_progress()
+    }
+}
+
+/// A bench whose service goes through a [`CountingStore`].
+fn counting_bench(name: &str) -> (Bench, Arc<CountingStore>) {
+    let mut bench = Bench::new(name);
+    let counting = Arc::new(CountingStore {
+        inner: bench.store.clone(),
+        checks: std::sync::atomic::AtomicUsize::new(0),
+    });
+    bench.service = Arc::new(EnrollmentService::new(
+        counting.clone(),
+        bench.capf.clone(),
+        trust(&bench.capf.issuer(), &[]),
+        bench.store.settings().unwrap(),
+        ValidityDays::MAX,
+    ));
+    (bench, counting)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_lock_the_installer_out() {
+    let bench = Bench::new("auth-stranger");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 2);
+    // Someone who knows the device name keeps guessing from elsewhere, past the limit.
+    for _ in 0..5 {
+        let mut sim = bench.session_from("198.51.100.7:40000").await;
+        assert_eq!(
+            ended(&sim.authenticate(3, "999999").await),
+            Reason::INVALID_ELEMENT
+        );
+    }
+    // Their guesses are refused even when right...
+    let mut sim = bench.session_from("198.51.100.7:40001").await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "123456").await),
+        Reason::INVALID_ELEMENT
+    );
+    // ... but the installer, from its own address, is not locked out.
+    let mut sim = bench.session().await;
+    assert_eq!(
+        commands(&sim.authenticate(3, "123456").await),
+        [Command::KEY_GEN_REQUEST]
+    );
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_wrong_replies_are_the_same_run_the_hmac_check_and_are_audited() {
+    let (bench, counting) = counting_bench("auth-same-reply");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 1);
+    let audited = || {
+        bench
+            .store
+            .audit(Some(&dn(PHONE)), 100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == capf_store::action::AUTH_FAILURE)
+            .count()
+    };
+    // Wrong, not yet throttled.
+    let mut sim = bench.session().await;
+    let wrong = sim.authenticate(3, "999999").await;
+    assert_eq!(ended(&wrong), Reason::INVALID_ELEMENT);
+    assert_eq!((counting.checks(), audited()), (1, 1));
+    // Throttled now: a wrong guess and the right string get the very same reply, after the
+    // same HMAC check, and each is audited.
+    for (n, password) in [(2, "999999"), (3, "123456"), (4, "")] {
+        let mut sim = bench.session().await;
+        let throttled = sim.authenticate(3, password).await;
+        assert_eq!(throttled, wrong, "{password:?}");
+        assert_eq!((counting.checks(), audited()), (n, n), "{password:?}");
+    }
+    assert!(bench.store.lscs(&dn(PHONE)).unwrap().is_empty());
     assert_eq!(bench.device().attempts, 0);
 }
 
@@ -817,6 +1038,7 @@ mod certificates {
         let pki = pki();
         let bench = cert_bench("cert-lsc", &pki, AuthMode::ExistingCertificateLscFirst);
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&bench.store, PHONE, &lsc);
         assert!(
             enroll(
                 &bench,
@@ -825,6 +1047,60 @@ mod certificates {
             .await
         );
         assert_eq!(bench.status(), OperationStatus::Success);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_installed_current_lsc_authenticates() {
+        let pki = pki();
+        let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        let response = || proof(&lsc, CertificateType::LSC, &pki.phone_key, None);
+        // Unknown to the store: chains to CAPF-trust, but was never installed here.
+        let bench = cert_bench(
+            "cert-lsc-unknown",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC not issued"),
+            "{}",
+            bench.failed_reason()
+        );
+        // Superseded: the enrollment it authenticated installed a newer LSC.
+        let bench = cert_bench(
+            "cert-lsc-superseded",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        record_installed(&bench.store, PHONE, &lsc);
+        assert!(enroll(&bench, response()).await);
+        bench.schedule(rsa_install());
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC superseded"),
+            "{}",
+            bench.failed_reason()
+        );
+        assert_eq!(
+            bench.lsc_states(),
+            [LscState::Superseded, LscState::Installed]
+        );
+        // Revoked by the administrator.
+        let bench = cert_bench(
+            "cert-lsc-revoked",
+            &pki,
+            AuthMode::ExistingCertificateLscFirst,
+        );
+        record_installed(&bench.store, PHONE, &lsc);
+        let serial = bench.store.lscs(&dn(PHONE)).unwrap()[0].serial.clone();
+        bench.store.revoke_lsc(&serial, SystemTime::now()).unwrap();
+        assert!(!enroll(&bench, response()).await);
+        assert!(
+            bench.failed_reason().contains("LSC revoked"),
+            "{}",
+            bench.failed_reason()
+        );
+        assert_eq!(bench.lsc_states(), [LscState::Revoked], "nothing issued");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -847,6 +1123,7 @@ mod certificates {
         let pki = pki();
         let bench = cert_bench("cert-sudi", &pki, AuthMode::ExistingCertificateLscFirst);
         let lsc = issue(&pki.capf, PHONE, &pki.phone_key);
+        record_installed(&bench.store, PHONE, &lsc);
         let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
         let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
         let response = proof(
@@ -870,6 +1147,53 @@ mod certificates {
             "{}",
             bench.failed_reason()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sudi_policy_requires_a_verifiable_sudi_or_checks_it_only_under_a_trusted_root() {
+        let pki = pki();
+        let bench = cert_bench(
+            "cert-sudi-policy",
+            &pki,
+            AuthMode::ExistingCertificateMicFirst,
+        );
+        let mic = issue(&pki.manufacturing, PHONE, &pki.phone_key);
+        let sudi_key = key(KeySpec::Rsa(RsaBits::B2048));
+        // capfc's way: SUDI data built from a certificate no SUDI root issued.
+        let rogue = issue(&pki.foreign_capf, PHONE, &sudi_key);
+        let with_rogue = || {
+            proof(
+                &mic,
+                CertificateType::MIC,
+                &pki.phone_key,
+                Some((&rogue, &sudi_key)),
+            )
+        };
+        // Default `require`: refused, and the reason names SUDI, not an untrusted CAPF.
+        assert_eq!(bench.service.settings().sudi_policy, SudiPolicy::Require);
+        assert!(!enroll(&bench, with_rogue()).await);
+        let reason = bench.failed_reason();
+        assert!(reason.contains("SUDI"), "{reason}");
+        assert!(reason.contains("CAPF-trust-SUDI"), "{reason}");
+        assert!(!reason.contains("moved from another cluster"), "{reason}");
+        // `when-trusted`: ignored, the MIC authenticates.
+        bench.with_settings(|s| s.sudi_policy = SudiPolicy::WhenTrusted);
+        bench.schedule(rsa_install());
+        assert!(enroll(&bench, with_rogue()).await);
+        assert_eq!(bench.status(), OperationStatus::Success);
+        // ... but a SUDI under a trusted root that does not verify still refuses.
+        let sudi = issue(&pki.sudi_root, PHONE, &sudi_key);
+        let wrong_key = key(KeySpec::Ec(Curve::P384));
+        bench.schedule(rsa_install());
+        let response = proof(
+            &mic,
+            CertificateType::MIC,
+            &pki.phone_key,
+            Some((&sudi, &wrong_key)),
+        );
+        assert!(!enroll(&bench, response).await);
+        let reason = bench.failed_reason();
+        assert!(reason.contains("SUDI_DATA"), "{reason}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -719,6 +719,7 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         key_generation_queue: 3,
         auth_failure_limit: 0,
         auth_lockout: Duration::from_secs(30),
+        sudi_policy: capf_lsc::SudiPolicy::WhenTrusted,
     };
     s.update_settings(&changed, t(1)).unwrap();
     assert_eq!(s.settings().unwrap(), changed);
@@ -981,4 +982,47 @@ pub fn devices_in_progress_are_those_with_an_attempt_running<S: DeviceStore>(
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].name, "SEP0011223344CC");
     assert_eq!(running[0].status, OperationStatus::InProgress);
+}
+
+/// The LSC state authentication by existing certificate reads: only for the device it was
+/// issued to (under any case of the name), through issued, installed, superseded and revoked.
+pub fn lsc_state_is_per_device_and_follows_the_lifecycle<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = with_phone(&new_store, install());
+    assert_eq!(s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(), None);
+    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).unwrap();
+    assert_eq!(
+        s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(),
+        Some(LscState::Issued)
+    );
+    s.confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(3))
+        .unwrap();
+    let lower = dn(&PHONE.to_ascii_lowercase());
+    assert_eq!(
+        s.lsc_state(&lower, &lsc(1).serial).unwrap(),
+        Some(LscState::Installed)
+    );
+    s.add_device(&NewDevice::new(dn("SEP00AABBCCDDEE")), t(3))
+        .unwrap();
+    assert_eq!(
+        s.lsc_state(&dn("SEP00AABBCCDDEE"), &lsc(1).serial).unwrap(),
+        None,
+        "another device's LSC"
+    );
+    s.schedule(&dn(PHONE), install(), None, t(4)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(5)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(6)).unwrap();
+    s.confirm_lsc_installed(&dn(PHONE), &lsc(2).serial, t(7))
+        .unwrap();
+    assert_eq!(
+        s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(),
+        Some(LscState::Superseded)
+    );
+    s.revoke_lsc(&lsc(2).serial, t(8)).unwrap();
+    assert_eq!(
+        s.lsc_state(&dn(PHONE), &lsc(2).serial).unwrap(),
+        Some(LscState::Revoked)
+    );
 }

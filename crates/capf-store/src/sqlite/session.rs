@@ -307,6 +307,12 @@ impl SessionStore for SqliteStore {
         Ok(settings)
     }
 
+    fn lsc_state(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscState>, Error> {
+        Ok(load_lsc(&self.lock(), serial)?
+            .filter(|lsc| lsc.device.as_str().eq_ignore_ascii_case(name.as_str()))
+            .map(|lsc| lsc.state))
+    }
+
     fn devices_in_progress(&self) -> Result<Vec<Device>, Error> {
         // By the status index: a start with 100,000 devices reads only those in progress.
         let query = DeviceQuery {
