@@ -129,26 +129,25 @@ pub(crate) async fn drive<T: Transport>(
                 break;
             }
             // Work for the application; the phone's bytes meanwhile still reach the session.
-            let answer = {
-                // Boxed: the work's state exists only while it runs, not in every idle
-                // connection's future.
-                let mut work = Box::pin(handler.handle(event));
+            // A hang-up (or the grace period's end) lets the work finish its store calls, so
+            // `closed` below ends every attempt that began.
+            let hang_up = async {
                 loop {
                     tokio::select! {
-                        answer = &mut work => break Some(answer),
                         read = transport.read() => {
                             feed(&mut session, read);
                             if session.is_closed() {
-                                break None;
+                                return;
                             }
                         }
                         _ = hard_stop.changed() => {
                             let _ = session.abort(Reason::INVALID_ELEMENT);
-                            break None;
+                            return;
                         }
                     }
                 }
             };
+            let answer = handler.handle_until(event, hang_up).await;
             if let Some(answer) = answer
                 && let Err(e) = answer.apply(&mut session, Instant::now())
             {

@@ -12,6 +12,7 @@ use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession
 use capf_store::{AttemptEnd, AuthMode, Device, Operation, SessionStore, Settings};
 use capf_trust::{DeviceProof, Precedence, TrustStore, authenticate_device};
 use capf_wire::{CertificateType, Reason};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::Error;
@@ -76,6 +77,7 @@ impl EnrollmentService {
         EnrollmentHandler {
             service: Arc::clone(self),
             attempt: Attempt::NoDevice,
+            hung_up: CancellationToken::new(),
         }
     }
 
@@ -332,6 +334,8 @@ impl Answer {
 pub struct EnrollmentHandler {
     service: Arc<EnrollmentService>,
     attempt: Attempt,
+    /// Set once the session has ended while work ran: waits give up, and no attempt begins.
+    hung_up: CancellationToken,
 }
 
 impl EnrollmentHandler {
@@ -344,6 +348,30 @@ impl EnrollmentHandler {
     /// records how it ended.
     pub fn attempt_in_progress(&self) -> bool {
         self.attempt.in_progress()
+    }
+
+    /// Answers `event` as [`handle`](Self::handle) does while `hang_up` watches the phone
+    /// (the driver feeds the session its bytes meanwhile, and completes `hang_up` once the
+    /// session has closed). Work in flight is never dropped: once the phone has gone, waits give
+    /// up and no attempt begins, but a store call already made finishes, so the
+    /// [`closed`](Self::closed) that follows sees every attempt that began and ends it (issue
+    /// 12 item 9). `None` when the phone hung up meanwhile (the answer has no session to go to).
+    pub async fn handle_until(
+        &mut self,
+        event: ServerEvent,
+        hang_up: impl Future<Output = ()>,
+    ) -> Option<Answer> {
+        let hung_up = self.hung_up.clone();
+        // Boxed: the work's state exists only while it runs, not in every idle connection's
+        // future.
+        let mut work = Box::pin(self.handle(event));
+        let mut hang_up = std::pin::pin!(hang_up);
+        loop {
+            tokio::select! {
+                answer = &mut work => return (!hung_up.is_cancelled()).then_some(answer),
+                () = &mut hang_up, if !hung_up.is_cancelled() => hung_up.cancel(),
+            }
+        }
     }
 
     /// Answers one event. A store or issuer failure ends the session
@@ -471,15 +499,18 @@ impl EnrollmentHandler {
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
                 let settings = self.service.settings();
-                let Some(permit) = self
-                    .service
-                    .key_generation
-                    .acquire(
-                        settings.max_key_generation_sessions,
-                        settings.key_generation_queue,
-                    )
-                    .await
-                else {
+                let acquire = self.service.key_generation.acquire(
+                    settings.max_key_generation_sessions,
+                    settings.key_generation_queue,
+                );
+                let permit = tokio::select! {
+                    permit = acquire => permit,
+                    () = self.hung_up.cancelled() => {
+                        debug!(device = self.attempt.device_name(), "hung up in the key-generation queue");
+                        return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                    }
+                };
+                let Some(permit) = permit else {
                     // No "retry later" message exists (spec section 3): END_SESSION 7, and the
                     // operation stays pending for the phone's next attempt.
                     info!(
@@ -610,6 +641,11 @@ impl EnrollmentHandler {
         let Some(device) = self.attempt.device() else {
             return Ok(());
         };
+        if self.hung_up.is_cancelled() {
+            // The phone has gone: an attempt begun now would have no session to end it.
+            debug!(device = %device, "hung up before the attempt began");
+            return Ok(());
+        }
         self.service
             .device_call(device, "begin attempt", |s, name, now| {
                 s.begin_attempt(name, now)
@@ -677,6 +713,10 @@ impl EnrollmentHandler {
                 reason: format!("the phone sent another key than asked for: {e}"),
             })
             .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+        if self.hung_up.is_cancelled() {
+            // No LSC for a phone that has gone; the session's end interrupts the attempt.
             return Ok(Answer::IssuanceFailed);
         }
         let request = IssueRequest {

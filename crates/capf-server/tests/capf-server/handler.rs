@@ -941,3 +941,6 @@ mod certificates {
         assert!(enroll(&bench, response()).await);
     }
 }
+
+#[path = "attempts.rs"]
+mod attempts;
