@@ -179,6 +179,12 @@ pub(crate) async fn drive<T: Transport>(
         tokio::select! {
             read = transport.read() => feed(&mut session, read),
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = sleep_until(handler.deadline()) => {
+                // Key generation is bounded in all (issue 12 item 1): END_SESSION 7, and the
+                // attempt ends as interrupted.
+                info!(device = handler.device().map(capf_lsc::DeviceName::as_str), "key generation took too long in all");
+                let _ = session.abort(Reason::INVALID_ELEMENT);
+            }
             _ = hard_stop.changed() => {
                 let _ = session.abort(Reason::INVALID_ELEMENT);
             }

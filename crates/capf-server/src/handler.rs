@@ -2,8 +2,9 @@
 //! the trust store, without sockets or TLS (the driver owns those). Tests drive it with a
 //! `ServerSession` in memory.
 
+use std::collections::HashSet;
 use std::mem;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
@@ -36,6 +37,11 @@ pub struct EnrollmentService {
     trust: RwLock<Arc<TrustStore>>,
     settings: RwLock<Settings>,
     key_generation: Arc<KeyGenLimiter>,
+    /// The devices a session is serving now (their names in upper case, as the store looks
+    /// names up ignoring case): one session per device at a time, as UCM refuses a device
+    /// already being served (issue 12 item 1). In process for now; a cluster needs it in the
+    /// store.
+    serving: Mutex<HashSet<String>>,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -68,6 +74,7 @@ impl EnrollmentService {
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
+            serving: Mutex::new(HashSet::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
         }
     }
@@ -78,6 +85,8 @@ impl EnrollmentService {
             service: Arc::clone(self),
             attempt: Attempt::NoDevice,
             hung_up: CancellationToken::new(),
+            serving: None,
+            key_generation_deadline: None,
         }
     }
 
@@ -112,6 +121,21 @@ impl EnrollmentService {
     /// Replaces the trust store (the trust directory or the CAPF certificate changed).
     pub fn set_trust(&self, trust: TrustStore) {
         *self.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+    }
+
+    /// Claims `device` for one session; `None` when another session is serving it.
+    fn claim(&self, device: &DeviceName) -> Option<String> {
+        let key = device.as_str().to_ascii_uppercase();
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        serving.insert(key.clone()).then_some(key)
+    }
+
+    /// Ends a claim of [`claim`](Self::claim).
+    fn release(&self, key: &str) {
+        self.serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Runs a store call on the blocking pool.
@@ -336,12 +360,35 @@ pub struct EnrollmentHandler {
     attempt: Attempt,
     /// Set once the session has ended while work ran: waits give up, and no attempt begins.
     hung_up: CancellationToken,
+    /// This session's claim on its device (see [`EnrollmentService::claim`]).
+    serving: Option<String>,
+    /// When the wait for the phone's key is over, however many REQUEST_IN_PROGRESS came.
+    key_generation_deadline: Option<Instant>,
+}
+
+impl Drop for EnrollmentHandler {
+    fn drop(&mut self) {
+        if let Some(key) = self.serving.take() {
+            self.service.release(&key);
+        }
+    }
 }
 
 impl EnrollmentHandler {
     /// The device this session is about, once AUTH_RESPONSE named a known one.
     pub fn device(&self) -> Option<&DeviceName> {
         self.attempt.device().map(Arc::as_ref)
+    }
+
+    /// When the session must end because the phone has taken too long to make its key in all
+    /// (the setting `key_generation_total`; the spec's 60 minutes are renewed by each of up to
+    /// 16 REQUEST_IN_PROGRESS): the driver aborts the session then. `None` unless the session
+    /// waits for the phone's key.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.attempt {
+            Attempt::KeyRequested { .. } => self.key_generation_deadline,
+            _ => None,
+        }
     }
 
     /// Whether the store holds this session's attempt in progress, so that the session's end
@@ -432,8 +479,11 @@ impl EnrollmentHandler {
                 warn!(error = %e, "recording the end of the attempt");
             }
         }
-        // Whatever the store said, the key-generation slot is free now.
+        // Whatever the store said, the key-generation slot and the device are free now.
         self.attempt.end();
+        if let Some(key) = self.serving.take() {
+            self.service.release(&key);
+        }
         info!(
             device = self.attempt.device_name(),
             operation = self.attempt.operation_name(),
@@ -456,6 +506,14 @@ impl EnrollmentHandler {
             info!(device = %device, outcome = "unknown device", "END_SESSION 9");
             return Ok(Decision::UnknownDevice);
         };
+        if self.serving.is_none() {
+            let Some(key) = self.service.claim(&device) else {
+                // Changes nothing: the session serving the device goes on.
+                info!(device = %device, outcome = "device already being served", "END_SESSION 7");
+                return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+            };
+            self.serving = Some(key);
+        }
         if !record.has_operation_to_run() {
             // Nothing to protect: the one-time authentication string is cleared once an
             // operation succeeds, so a phone checking in afterwards is told there is nothing
@@ -503,8 +561,10 @@ impl EnrollmentHandler {
                     settings.max_key_generation_sessions,
                     settings.key_generation_queue,
                 );
+                // Every wait in the queue has a deadline (issue 12 item 1).
+                let acquire = tokio::time::timeout(settings.key_generation_queue_wait, acquire);
                 let permit = tokio::select! {
-                    permit = acquire => permit,
+                    permit = acquire => permit.ok().flatten(),
                     () = self.hung_up.cancelled() => {
                         debug!(device = self.attempt.device_name(), "hung up in the key-generation queue");
                         return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
@@ -515,7 +575,7 @@ impl EnrollmentHandler {
                     // operation stays pending for the phone's next attempt.
                     info!(
                         device = self.attempt.device_name(),
-                        outcome = "key-generation queue full",
+                        outcome = "key-generation queue full or its wait over",
                         "END_SESSION 7"
                     );
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
@@ -526,6 +586,8 @@ impl EnrollmentHandler {
                     permit,
                 })
                 .await?;
+                self.key_generation_deadline =
+                    Instant::now().checked_add(settings.key_generation_total);
                 Decision::Install(spec.into())
             }
             Operation::Delete => {

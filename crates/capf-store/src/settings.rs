@@ -66,7 +66,8 @@ impl fmt::Display for KeepaliveMinutes {
 ///
 /// Stored as key/value rows in table `settings`: `keepalive_minutes`, `max_sessions`,
 /// `max_key_generation_sessions`, `key_generation_queue`, `auth_failure_limit`,
-/// `auth_lockout_seconds` (decimal text); a missing row means the default.
+/// `auth_lockout_seconds`, `key_generation_queue_wait_seconds`, `key_generation_total_seconds`
+/// (decimal text); a missing row means the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The CAPF keepalive timer.
@@ -81,10 +82,16 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// How long a lockout lasts after the last failure (stored in whole seconds).
     pub auth_lockout: Duration,
+    /// The longest a session waits in the key-generation queue before it is refused (whole
+    /// seconds).
+    pub key_generation_queue_wait: Duration,
+    /// The longest a session waits for the phone's key in all, from KEY_GEN_REQUEST, however
+    /// many REQUEST_IN_PROGRESS renew the spec's 60 minutes (whole seconds).
+    pub key_generation_total: Duration,
 }
 
 /// Keepalive 15 minutes, 1000 sessions, 64 key-generation sessions, a queue of 256, lockout
-/// after 5 failures for 5 minutes.
+/// after 5 failures for 5 minutes, a queue wait of 60 s, key generation of 2 hours in all.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -94,6 +101,8 @@ impl Default for Settings {
             key_generation_queue: 256,
             auth_failure_limit: 5,
             auth_lockout: Duration::from_secs(5 * 60),
+            key_generation_queue_wait: Duration::from_secs(60),
+            key_generation_total: Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -104,10 +113,12 @@ pub(crate) const MAX_KEY_GENERATION_SESSIONS: &str = "max_key_generation_session
 pub(crate) const KEY_GENERATION_QUEUE: &str = "key_generation_queue";
 pub(crate) const AUTH_FAILURE_LIMIT: &str = "auth_failure_limit";
 pub(crate) const AUTH_LOCKOUT: &str = "auth_lockout_seconds";
+pub(crate) const KEY_GENERATION_QUEUE_WAIT: &str = "key_generation_queue_wait_seconds";
+pub(crate) const KEY_GENERATION_TOTAL: &str = "key_generation_total_seconds";
 
 impl Settings {
     /// The settings as key/value rows.
-    pub(crate) fn to_rows(self) -> [(&'static str, String); 6] {
+    pub(crate) fn to_rows(self) -> [(&'static str, String); 8] {
         [
             (KEEPALIVE, self.keepalive.minutes().to_string()),
             (MAX_SESSIONS, self.max_sessions.to_string()),
@@ -118,6 +129,14 @@ impl Settings {
             (KEY_GENERATION_QUEUE, self.key_generation_queue.to_string()),
             (AUTH_FAILURE_LIMIT, self.auth_failure_limit.to_string()),
             (AUTH_LOCKOUT, self.auth_lockout.as_secs().to_string()),
+            (
+                KEY_GENERATION_QUEUE_WAIT,
+                self.key_generation_queue_wait.as_secs().to_string(),
+            ),
+            (
+                KEY_GENERATION_TOTAL,
+                self.key_generation_total.as_secs().to_string(),
+            ),
         ]
     }
 
@@ -152,6 +171,14 @@ impl Settings {
             AUTH_LOCKOUT => {
                 self.auth_lockout = Duration::from_secs(number(AUTH_LOCKOUT, value)?);
             }
+            KEY_GENERATION_QUEUE_WAIT => {
+                self.key_generation_queue_wait =
+                    Duration::from_secs(number(KEY_GENERATION_QUEUE_WAIT, value)?);
+            }
+            KEY_GENERATION_TOTAL => {
+                self.key_generation_total =
+                    Duration::from_secs(number(KEY_GENERATION_TOTAL, value)?);
+            }
             _ => {}
         }
         Ok(())
@@ -164,13 +191,16 @@ impl fmt::Display for Settings {
         write!(
             f,
             "keepalive {}, max sessions {}, max key-generation sessions {}, key-generation queue \
-             {}, auth failure limit {}, auth lockout {} s",
+             {}, auth failure limit {}, auth lockout {} s, key-generation queue wait {} s, \
+             key generation {} s in all",
             self.keepalive,
             self.max_sessions,
             self.max_key_generation_sessions,
             self.key_generation_queue,
             self.auth_failure_limit,
-            self.auth_lockout.as_secs()
+            self.auth_lockout.as_secs(),
+            self.key_generation_queue_wait.as_secs(),
+            self.key_generation_total.as_secs()
         )
     }
 }
@@ -219,6 +249,8 @@ mod tests {
             key_generation_queue: 9,
             auth_failure_limit: 0,
             auth_lockout: Duration::from_secs(61),
+            key_generation_queue_wait: Duration::from_secs(5),
+            key_generation_total: Duration::from_secs(600),
         };
         let mut back = Settings::default();
         for (key, value) in settings.to_rows() {

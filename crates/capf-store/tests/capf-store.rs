@@ -201,6 +201,7 @@ fn settings_round_trip_and_the_keepalive_range_is_5_to_60_minutes() {
         key_generation_queue: 1024,
         auth_failure_limit: 10,
         auth_lockout: Duration::from_secs(900),
+        ..Settings::default()
     };
     {
         let store = SqliteStore::open(&dir).unwrap();

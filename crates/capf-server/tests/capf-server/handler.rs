@@ -944,3 +944,6 @@ mod certificates {
 
 #[path = "attempts.rs"]
 mod attempts;
+
+#[path = "one_session_per_device.rs"]
+mod one_session_per_device;

@@ -719,6 +719,8 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         key_generation_queue: 3,
         auth_failure_limit: 0,
         auth_lockout: Duration::from_secs(30),
+        key_generation_queue_wait: Duration::from_secs(7),
+        key_generation_total: Duration::from_secs(900),
     };
     s.update_settings(&changed, t(1)).unwrap();
     assert_eq!(s.settings().unwrap(), changed);
