@@ -508,8 +508,13 @@ impl EnrollmentHandler {
         };
         if self.serving.is_none() {
             let Some(key) = self.service.claim(&device) else {
-                // Changes nothing: the session serving the device goes on.
+                // Changes nothing but the audit: the session serving the device goes on.
                 info!(device = %device, outcome = "device already being served", "END_SESSION 7");
+                self.service
+                    .device_call(&device, "record refused session", |s, name, now| {
+                        s.record_refused_session(name, "device already being served", now)
+                    })
+                    .await?;
                 return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
             };
             self.serving = Some(key);
@@ -685,8 +690,9 @@ impl EnrollmentHandler {
                         let reason =
                             format!("authentication by existing certificate failed: {failure}");
                         info!(device = %device, %reason, "END_SESSION 7");
-                        // The operation fails, with the reason in its status (the guide's rule).
-                        self.fail_before_beginning(reason).await?;
+                        // A session that never authenticated changes no status: audited only
+                        // (issue 12 item 4).
+                        self.refused(reason).await?;
                         Ok(false)
                     }
                 }
@@ -717,6 +723,18 @@ impl EnrollmentHandler {
             self.attempt = next(device);
         }
         Ok(())
+    }
+
+    /// Audits a session refused before it authenticated; the device does not change.
+    async fn refused(&self, reason: String) -> Result<(), Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(());
+        };
+        self.service
+            .device_call(device, "record refused session", move |s, name, now| {
+                s.record_refused_session(name, &reason, now)
+            })
+            .await
     }
 
     /// Fails the operation before its attempt began (the attempt is begun and failed in one

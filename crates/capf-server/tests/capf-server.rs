@@ -18,6 +18,26 @@ use capf_store::{
 };
 use capf_wire::Reason;
 
+/// The reason the last session was refused with before it authenticated: audited, and the
+/// device's status neither Failed nor InProgress (issue 12 item 4).
+fn refused_reason(store: &SqliteStore) -> String {
+    let d = store.device(&dn(PHONE)).unwrap().unwrap();
+    assert!(
+        !matches!(
+            d.status,
+            OperationStatus::Failed { .. } | OperationStatus::InProgress
+        ),
+        "a refused session changed the status: {:?}",
+        d.status
+    );
+    let refused = store.audit(None, 100).unwrap();
+    let entry = refused
+        .iter()
+        .find(|e| e.action == capf_store::action::SESSION_REFUSED)
+        .expect("the refusal is audited");
+    entry.detail.clone()
+}
+
 #[path = "capf-server/handler.rs"]
 mod handler;
 
@@ -827,11 +847,8 @@ mod certificate_authentication {
         }
     }
 
-    fn failed_reason(lab: &Lab) -> String {
-        match lab.status() {
-            OperationStatus::Failed { reason } => reason,
-            other => panic!("expected Failed, got {other:?}"),
-        }
+    fn refused_reason(lab: &Lab) -> String {
+        super::refused_reason(&lab.store)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -886,9 +903,9 @@ mod certificate_authentication {
         let e = phone_with(&lab, p).run_once().await.unwrap();
         assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
         assert!(
-            failed_reason(&lab).contains("SUDI"),
+            refused_reason(&lab).contains("SUDI"),
             "{}",
-            failed_reason(&lab)
+            refused_reason(&lab)
         );
         lab.stop().await;
     }
@@ -942,7 +959,7 @@ mod certificate_authentication {
             };
             let e = phone.run_once().await.unwrap();
             assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{what}");
-            let reason = failed_reason(&lab);
+            let reason = refused_reason(&lab);
             assert!(reason.contains(expect), "{what}: {reason}");
         }
         assert!(

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_it_stale,
             failed_authentication_is_counted_locked_out_and_reset,
             devices_in_progress_are_those_with_an_attempt_running,
+            a_refused_session_is_audited_and_changes_nothing,
         );
         $crate::conformance_tests!(@each $factory; admin:
             bulk_insert_is_all_or_nothing_and_names_the_bad_item,

@@ -132,6 +132,15 @@ impl SessionStore for Stalling {
     fn settings(&self) -> Result<Settings, StoreError> {
         self.inner.settings()
     }
+    fn record_refused_session(
+        &self,
+        name: &DeviceName,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.gate("record_refused_session");
+        self.inner.record_refused_session(name, reason, now)
+    }
     fn devices_in_progress(&self) -> Result<Vec<Device>, StoreError> {
         self.inner.devices_in_progress()
     }

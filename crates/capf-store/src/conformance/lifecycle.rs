@@ -984,3 +984,25 @@ pub fn devices_in_progress_are_those_with_an_attempt_running<S: DeviceStore>(
     assert_eq!(running[0].name, "SEP0011223344CC");
     assert_eq!(running[0].status, OperationStatus::InProgress);
 }
+
+/// A refused session (it never authenticated) is audited, under the registered name, and
+/// changes nothing else.
+pub fn a_refused_session_is_audited_and_changes_nothing<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = with_phone(&new_store, install());
+    let before = s.device(&dn(PHONE)).unwrap();
+    s.record_refused_session(
+        &dn(&PHONE.to_ascii_lowercase()),
+        "certificate refused",
+        t(5),
+    )
+    .unwrap();
+    assert_eq!(s.device(&dn(PHONE)).unwrap(), before);
+    let entry = &s.audit(None, 1).unwrap()[0];
+    assert_eq!(entry.action, action::SESSION_REFUSED);
+    assert_eq!(entry.device.as_ref().map(DeviceName::as_str), Some(PHONE));
+    assert_eq!(entry.detail, "certificate refused");
+    assert!(matches!(
+        s.record_refused_session(&dn("SEP000000000000"), "x", t(6)),
+        Err(Error::UnknownDevice { .. })
+    ));
+}

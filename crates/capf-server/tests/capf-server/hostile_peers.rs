@@ -1,6 +1,6 @@
-//! Issue 12 item 1: key-generation slots cannot be held through one device. One session per
+//! Issue 12 items 1 and 4. Key-generation slots cannot be held through one device: one session per
 //! device at a time, a deadline on every wait in the key-generation queue, and key generation
-//! bounded in all.
+//! bounded in all. A session that never authenticated changes no device's status.
 
 use std::time::Duration;
 
@@ -99,4 +99,24 @@ async fn key_generation_has_a_deadline_in_all_and_its_end_interrupts_the_attempt
     let mut sim = bench.session().await;
     key_request(&sim.authenticate(3, "").await);
     assert_eq!(sim.handler.deadline(), None);
+}
+
+/// Issue 12 item 4: a session that never authenticated changes no status; it is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_auth_response_in_certificate_mode_is_audited_and_changes_nothing() {
+    let bench = Bench::new("unauthenticated");
+    bench.add(rsa_install(), AuthMode::ExistingCertificateLscFirst, None);
+    let before = bench.device();
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert!(bench.refused_reason().contains("no certificate"));
+    let after = bench.device();
+    assert_eq!(after.status, OperationStatus::Pending);
+    assert_eq!(
+        (after.attempts, after.last_error),
+        (before.attempts, before.last_error)
+    );
 }
