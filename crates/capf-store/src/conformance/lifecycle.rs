@@ -721,6 +721,10 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         auth_lockout: Duration::from_secs(30),
         key_generation_queue_wait: Duration::from_secs(7),
         key_generation_total: Duration::from_secs(900),
+        max_unauthenticated_sessions: 4,
+        max_sessions_per_address: 5,
+        tls_handshake_timeout: Duration::from_secs(6),
+        auth_response_timeout: Duration::from_secs(8),
     };
     s.update_settings(&changed, t(1)).unwrap();
     assert_eq!(s.settings().unwrap(), changed);
