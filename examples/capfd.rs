@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use capf_server::{CapfServer, Config, ensure_capf_files};
-use capf_store::SqliteStore;
+use capf_store::{AdminStore, SessionStore, SqliteStore};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -51,6 +51,9 @@ struct FileConfig {
     message_timeout_secs: Option<u64>,
     key_generation_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    /// Run-time settings (`capfctl settings show` lists the keys), stored at start; capfctl
+    /// changes them later without a restart.
+    settings: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
 #[tokio::main]
@@ -99,6 +102,19 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
     let store = Arc::new(SqliteStore::open(&data)?);
+    if let Some(values) = file.settings {
+        let mut settings = store.settings()?;
+        for (key, value) in values {
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            settings
+                .set(&key, &text)
+                .with_context(|| format!("settings.{key}"))?;
+        }
+        store.update_settings(&settings, SystemTime::now())?;
+    }
     let mut config = Config::new(
         file.capf_certificate.unwrap_or(files.certificate),
         file.capf_key.unwrap_or(files.key),
