@@ -70,6 +70,15 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// The server on 127.0.0.1 and [::1] (ephemeral ports) with an RSA-2048 CAPF certificate.
 async fn lab(name: &str, tune: impl FnOnce(&mut Config)) -> Lab {
+    lab_with(name, None, tune).await
+}
+
+/// As [`lab`], with these run-time settings in the store before the server starts.
+async fn lab_with(
+    name: &str,
+    settings: Option<capf_store::Settings>,
+    tune: impl FnOnce(&mut Config),
+) -> Lab {
     let dir = temp_dir(name);
     let issuer = capf_test_support::capf_issuer(KeySpec::Rsa(RsaBits::B2048));
     let capf_pem = certificate_to_pem(issuer.certificate()).unwrap();
@@ -80,6 +89,9 @@ async fn lab(name: &str, tune: impl FnOnce(&mut Config)) -> Lab {
     )
     .unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("data")).unwrap());
+    if let Some(settings) = settings {
+        store.update_settings(&settings, SystemTime::now()).unwrap();
+    }
     let mut config = Config::new(dir.join("capf.pem"), dir.join("capf.key"));
     config.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
     config.reload_interval = Duration::from_millis(100);
@@ -181,6 +193,32 @@ fn openssl_verify(dir: &Path, capf_pem: &str, lsc_der: &[u8]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 12 item 2: bare TCP connections from one address (127.0.0.2), more than the sessions
+/// allowed in all, do not keep a phone on another address (127.0.0.1) from enrolling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_leave_room_for_phones_from_others() {
+    let settings = capf_store::Settings {
+        max_sessions: 150,
+        max_sessions_per_address: 64,
+        ..capf_store::Settings::default()
+    };
+    let lab = lab_with("flood", Some(settings), |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let target = lab.addr(false);
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(socket.connect(target).await.unwrap());
+    }
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    let e = phone.run().await.unwrap();
+    assert_eq!(e.end_reason(), Some(Reason::UPDATE_CERTIFICATE));
+    assert_eq!(lab.status(), OperationStatus::Success);
+    drop(idle);
+    lab.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
