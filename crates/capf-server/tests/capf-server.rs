@@ -588,6 +588,26 @@ fn unchanged(lab: &Lab) {
     assert!(lab.store.lscs(&dn(PHONE)).unwrap().is_empty());
 }
 
+/// Issue 12 item 2: a peer past TLS that never sends AUTH_RESPONSE is cut off at the short
+/// deadline before authentication, not the 30 s message timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_after_tls_gets_end_session_7_at_the_auth_response_deadline() {
+    let settings = capf_store::Settings {
+        auth_response_timeout: Duration::from_secs(1),
+        ..capf_store::Settings::default()
+    };
+    let lab = lab_with("raw-silent", Some(settings), |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let mut raw = Raw::connect(&lab).await;
+    let request = raw.recv().await.unwrap();
+    assert_eq!(request.command(), capf_wire::Command::AUTH_REQUEST);
+    let end = raw.recv().await.expect("END_SESSION");
+    assert_eq!(end_session_reason(&end), Reason::INVALID_ELEMENT);
+    assert!(raw.recv().await.is_none());
+    unchanged(&lab);
+    lab.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_order_message_gets_end_session_7_and_changes_nothing() {
     let lab = lab("raw-order", |_| {}).await;
