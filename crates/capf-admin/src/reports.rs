@@ -83,8 +83,8 @@ pub fn keepalive(store: &dyn DeviceStore) -> Result<KeepaliveMinutes, Error> {
     Ok(store.settings()?.keepalive)
 }
 
-/// Every run-time setting, as (key, value) in the order of [`Settings::KEYS`]
-/// (`capfctl settings show`).
+/// Every run-time setting, as (key, value) in the order of
+/// [`capf_store::Settings::KEYS`] (`capfctl settings show`).
 ///
 /// # Errors
 /// The store's.
