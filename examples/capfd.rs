@@ -109,9 +109,8 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 toml::Value::String(s) => s,
                 other => other.to_string(),
             };
-            settings
-                .set(&key, &text)
-                .with_context(|| format!("settings.{key}"))?;
+            // The error names the key.
+            settings.set(&key, &text).context("[settings]")?;
         }
         store.update_settings(&settings, SystemTime::now())?;
     }
