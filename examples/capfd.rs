@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use capf_server::{CapfServer, ConfigFile, ensure_capf_files};
-use capf_store::SqliteStore;
+use capf_store::{AdminStore, SessionStore, SqliteStore};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -65,6 +65,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     }
     let store = Arc::new(SqliteStore::open(&data)?);
     store.check_integrity()?; // a damaged store is refused, not served (issue 12)
+    let mut settings = store.settings()?;
+    if file.apply_settings(&mut settings)? {
+        store.update_settings(&settings, SystemTime::now())?;
+    }
     // CAPF-trust, CAPF-trust-MIC, CAPF-trust-SUDI for authentication by existing certificate
     // live in <data>/trust unless the file says otherwise (capfctl trust ... --store DIR).
     let mut config = file.server_config(&data, &files)?;

@@ -618,6 +618,37 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
         assert!(err.contains("5 to 60"), "{bad}: {err}");
     }
     assert_eq!(store.settings().unwrap().keepalive.minutes(), 42);
+
+    // Every run-time limit and deadline (issue 12 item 2), by key.
+    let shown = s.json(&["settings", "show"]);
+    let keys: Vec<&str> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, capf_store::Settings::KEYS);
+    let set = s.json(&["settings", "set", "max_sessions", "250"]);
+    assert_eq!(
+        (&set["key"], &set["value"]),
+        (&"max_sessions".into(), &"250".into())
+    );
+    s.ok(&["settings", "set", "auth_response_timeout_seconds", "3"]);
+    let settings = store.settings().unwrap();
+    assert_eq!(settings.max_sessions, 250);
+    assert_eq!(settings.auth_response_timeout.as_secs(), 3);
+    assert_eq!(settings.keepalive.minutes(), 42);
+    let text = s.ok(&["settings", "show"]);
+    assert!(text.contains("max_sessions = 250"), "{text}");
+    for (key, bad) in [
+        ("max_session", "1"),
+        ("max_sessions", "0"),
+        ("max_sessions", "x"),
+    ] {
+        let err = s.fails(&["settings", "set", key, bad]);
+        assert!(err.contains(key), "{key} {bad}: {err}");
+    }
+    assert_eq!(store.settings().unwrap().max_sessions, 250);
 }
 
 /// aiosmtpd on 127.0.0.1, saving what it receives into a Maildir; stopped on drop.

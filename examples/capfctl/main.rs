@@ -84,6 +84,9 @@ enum Command {
     /// The CAPF keepalive timer (5 to 60 minutes, default 15).
     #[command(subcommand)]
     KeepAlive(report::KeepAliveCommand),
+    /// Run-time limits and deadlines (sessions, queues, timeouts), re-read by a running capfd.
+    #[command(subcommand)]
+    Settings(report::SettingsCommand),
     /// LSCs expiring soon (optionally by email); expired LSCs are marked revoked.
     Monitor(report::MonitorArgs),
     /// A CRL of the revoked LSCs, signed by the CAPF key.
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::StaleLsc(cmd) => report::run_stale(cmd),
         Command::Status { data, json } => report::run_status(&data, json),
         Command::KeepAlive(cmd) => report::run_keep_alive(cmd),
+        Command::Settings(cmd) => report::run_settings(cmd),
         Command::Monitor(args) => report::run_monitor(args),
         Command::Crl(args) => report::run_crl(args),
         Command::Export(args) => report::run_export(args),

@@ -55,6 +55,66 @@ pub(crate) enum StaleLscCommand {
     },
 }
 
+/// `settings ...`: every run-time limit and deadline, which the running server re-reads.
+#[derive(clap::Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Set one setting (`capfctl settings show` lists the keys).
+    Set {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The setting's key, e.g. max_sessions.
+        key: String,
+        /// Its value (seconds for a `..._seconds` key).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every setting.
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run_settings(cmd: SettingsCommand) -> Result<()> {
+    match cmd {
+        SettingsCommand::Set {
+            data,
+            key,
+            value,
+            json,
+        } => {
+            let store = open_existing_store(&data.data)?;
+            let set = capf_admin::set_setting(&store, &key, &value, SystemTime::now())?;
+            if json {
+                return print_json(&set);
+            }
+            outln!(
+                "{} set to {} (the running server picks it up)",
+                set.key,
+                set.value
+            );
+            Ok(())
+        }
+        SettingsCommand::Show { data, json } => {
+            let store = open_existing_store(&data.data)?;
+            let settings = capf_admin::settings(&store)?;
+            if json {
+                return print_json(&settings);
+            }
+            for s in settings {
+                outln!("{} = {}", s.key, s.value);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// `keep-alive ...`: the CAPF keepalive timer, which the running server re-reads.
 #[derive(clap::Subcommand)]
 pub(crate) enum KeepAliveCommand {

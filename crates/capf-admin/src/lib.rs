@@ -49,7 +49,7 @@ pub use query::DeviceFilter;
 pub use reports::{
     Crl, LscSelection, MonitorReport, SmtpRelay, export_csv, export_pem, export_views, keepalive,
     load_issuer, lsc_pem, monitor, parse_serial, revoke_lsc, revoked_lscs_crl, select_lscs,
-    send_notification, set_keepalive, status_report,
+    send_notification, set_keepalive, set_setting, settings, status_report,
 };
 pub use time::{complete_by, day_start, parse_rfc3339, parse_ymd, rfc3339, rfc3339_opt};
 pub use trust::{
@@ -60,7 +60,7 @@ pub use views::{
     AuditView, AuthStringView, AuthStringsView, BulkInsertView, BulkUpdateView, ChangeView,
     CrlView, CsrView, DeletedView, DeviceDetailView, DeviceLscView, DeviceView, ExportedLscView,
     FailedDeviceView, KeepaliveView, LscView, MonitorView, OperationView, PastCompleteByView,
-    RemovedView, StatusView, TemplateView,
+    RemovedView, SettingView, StatusView, TemplateView,
 };
 
 /// An error and its causes on one line, `outer: cause: cause`, as capfctl and capfd print them.

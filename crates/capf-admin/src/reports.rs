@@ -10,7 +10,9 @@ use capf_store::{
     Device, DeviceQuery, DeviceStore, KeepaliveMinutes, LscRecord, OperationStatus, StatusKind,
 };
 
-use crate::views::{ExportedLscView, FailedDeviceView, LscView, PastCompleteByView, StatusView};
+use crate::views::{
+    ExportedLscView, FailedDeviceView, LscView, PastCompleteByView, SettingView, StatusView,
+};
 use crate::{DeviceFilter, Error, read_text, rfc3339};
 
 const DAY: u64 = 86_400;
@@ -79,6 +81,45 @@ pub fn set_keepalive(
 /// The store's.
 pub fn keepalive(store: &dyn DeviceStore) -> Result<KeepaliveMinutes, Error> {
     Ok(store.settings()?.keepalive)
+}
+
+/// Every run-time setting, as (key, value) in the order of
+/// [`capf_store::Settings::KEYS`] (`capfctl settings show`).
+///
+/// # Errors
+/// The store's.
+pub fn settings(store: &dyn DeviceStore) -> Result<Vec<SettingView>, Error> {
+    Ok(store
+        .settings()?
+        .rows()
+        .into_iter()
+        .map(|(key, value)| SettingView { key, value })
+        .collect())
+}
+
+/// Sets one run-time setting from its text (`capfctl settings set KEY VALUE`); the running
+/// server picks it up within seconds (issue 12 item 2).
+///
+/// # Errors
+/// [`capf_store::Error::UnknownSetting`] or [`capf_store::Error::InvalidSetting`] (as
+/// [`Error::Store`]), or the store's.
+pub fn set_setting(
+    store: &dyn DeviceStore,
+    key: &str,
+    value: &str,
+    now: SystemTime,
+) -> Result<SettingView, Error> {
+    let mut settings = store.settings()?;
+    settings.set(key, value.trim())?;
+    store.update_settings(&settings, now)?;
+    let (key, value) = settings
+        .rows()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .ok_or_else(|| capf_store::Error::UnknownSetting {
+            key: key.to_owned(),
+        })?;
+    Ok(SettingView { key, value })
 }
 
 /// What one monitor run found.

@@ -429,6 +429,15 @@ pub struct DeletedView {
     pub deleted: usize,
 }
 
+/// One run-time setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SettingView {
+    /// Its key (`max_sessions`, `auth_response_timeout_seconds`, ...).
+    pub key: &'static str,
+    /// Its value, in decimal text.
+    pub value: String,
+}
+
 /// The CAPF keepalive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct KeepaliveView {

@@ -17,7 +17,7 @@ pub const DEFAULT_DATA_DIR: &str = "capf-data";
 
 /// The configuration file, as read (nothing checked beyond its syntax yet; see
 /// [`ConfigFile::server_config`]).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConfigFile {
@@ -43,6 +43,9 @@ pub struct ConfigFile {
     pub key_generation_timeout_secs: Option<u64>,
     /// How long running sessions may finish after a shutdown signal.
     pub shutdown_grace_secs: Option<u64>,
+    /// Run-time settings (`[settings]`, keys as `capfctl settings show` lists them), stored at
+    /// start; capfctl changes them later without a restart.
+    pub settings: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
 impl ConfigFile {
@@ -126,6 +129,28 @@ impl ConfigFile {
         }
         config.shutdown_grace = self.shutdown_grace();
         Ok(config)
+    }
+
+    /// Applies the file's `[settings]` to `settings`; `false` when the file has none.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming `[settings]`, for an unknown key or a value it does not take.
+    pub fn apply_settings(&self, settings: &mut capf_store::Settings) -> Result<bool, Error> {
+        let Some(values) = &self.settings else {
+            return Ok(false);
+        };
+        for (key, value) in values {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            // The store's error names the key.
+            settings.set(key, &text).map_err(|source| Error::Store {
+                context: "[settings] in the configuration file",
+                source,
+            })?;
+        }
+        Ok(true)
     }
 
     /// How long running sessions may finish after a shutdown signal.

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::handler::EnrollmentHandler;
+use crate::limits::Admission;
 use crate::tls::TlsConnection;
 use crate::{Error, Shared};
 
@@ -48,7 +49,12 @@ impl Transport for TlsConnection {
 }
 
 /// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+) {
     if admit_peer(shared.config.enable_ipv6, peer.ip()) == PeerAdmission::RefusedIpv6Disabled {
         // The guide: with Enable IPv6 false, CAPF refuses phones that use IPv6.
         info!(%peer, "refused: IPv6 peer while Enable IPv6 is False");
@@ -76,7 +82,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
     // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
     // passed by value would be held twice in every connection's future.
     let mut tls = Box::new(TlsConnection::new(tcp, conn));
-    match tokio::time::timeout(shared.config.tls_handshake_timeout, tls.handshake()).await {
+    // Short before authentication (issue 12 item 2): the run-time setting, within the
+    // configuration's bound.
+    let handshake_timeout = shared
+        .config
+        .tls_handshake_timeout
+        .min(settings.tls_handshake_timeout);
+    match tokio::time::timeout(handshake_timeout, tls.handshake()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             info!(%peer, error = %e, "TLS handshake failed");
@@ -95,7 +107,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
         }
     };
     let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    drive(shared, tls, session_id, peer).instrument(span).await;
+    drive(shared, tls, session_id, admission, peer)
+        .instrument(span)
+        .await;
 }
 
 /// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
@@ -116,9 +130,14 @@ pub(crate) async fn drive<T: Transport>(
     shared: Arc<Shared>,
     mut transport: Box<T>,
     session_id: u32,
+    mut admission: Admission,
     peer: SocketAddr,
 ) {
-    let mut session = ServerSession::new(shared.config.session.clone(), session_id, Instant::now());
+    let started = Instant::now();
+    let mut session = ServerSession::new(shared.config.session.clone(), session_id, started);
+    // The wait for AUTH_RESPONSE is short (issue 12 item 2); it is over once the phone's
+    // AUTH_RESPONSE has arrived.
+    let mut auth_deadline = started.checked_add(shared.enrollment.settings().auth_response_timeout);
     let mut handler = shared.enrollment.handler(peer);
     let mut hard_stop = shared.hard_stop.clone();
     loop {
@@ -129,27 +148,33 @@ pub(crate) async fn drive<T: Transport>(
                 Box::pin(closed(&session, &mut handler, outcome)).await;
                 break;
             }
+            let authenticating = matches!(event, ServerEvent::Authenticate(_));
+            if authenticating {
+                auth_deadline = None;
+            }
             // Work for the application; the phone's bytes meanwhile still reach the session.
-            let answer = {
-                // Boxed: the work's state exists only while it runs, not in every idle
-                // connection's future.
-                let mut work = Box::pin(handler.handle(event));
+            // A hang-up (or the grace period's end) lets the work finish its store calls, so
+            // `closed` below ends every attempt that began.
+            let hang_up = async {
                 loop {
                     tokio::select! {
-                        answer = &mut work => break Some(answer),
                         read = transport.read() => {
                             feed(&mut session, read);
                             if session.is_closed() {
-                                break None;
+                                return;
                             }
                         }
                         _ = hard_stop.changed() => {
                             let _ = session.abort(Reason::INVALID_ELEMENT);
-                            break None;
+                            return;
                         }
                     }
                 }
             };
+            let answer = handler.handle_until(event, hang_up).await;
+            if authenticating && handler.attempt_in_progress() {
+                admission.authenticated();
+            }
             if let Some(answer) = answer
                 && let Err(e) = answer.apply(&mut session, Instant::now())
             {
@@ -181,6 +206,17 @@ pub(crate) async fn drive<T: Transport>(
         tokio::select! {
             read = transport.read() => feed(&mut session, read),
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = sleep_until(auth_deadline) => {
+                info!("no AUTH_RESPONSE in time");
+                auth_deadline = None;
+                let _ = session.abort(Reason::INVALID_ELEMENT);
+            }
+            _ = sleep_until(handler.deadline()) => {
+                // Key generation is bounded in all (issue 12 item 1): END_SESSION 7, and the
+                // attempt ends as interrupted.
+                info!(device = handler.device().map(capf_lsc::DeviceName::as_str), "key generation took too long in all");
+                let _ = session.abort(Reason::INVALID_ELEMENT);
+            }
             _ = hard_stop.changed() => {
                 let _ = session.abort(Reason::INVALID_ELEMENT);
             }

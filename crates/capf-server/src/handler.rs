@@ -2,9 +2,10 @@
 //! the trust store, without sockets or TLS (the driver owns those). Tests drive it with a
 //! `ServerSession` in memory.
 
+use std::collections::HashSet;
 use std::mem;
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
 use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
@@ -13,6 +14,7 @@ use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession
 use capf_store::{AttemptEnd, AuthMode, Device, LscState, Operation, SessionStore, Settings};
 use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device_with};
 use capf_wire::{CertificateType, Reason};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::Error;
@@ -39,6 +41,11 @@ pub struct EnrollmentService {
     key_generation: Arc<KeyGenLimiter>,
     /// Failed authentication strings, per (device, source address) and per device.
     auth_throttle: AuthThrottle,
+    /// The devices a session is serving now (their names in upper case, as the store looks
+    /// names up ignoring case): one session per device at a time, as UCM refuses a device
+    /// already being served (issue 12 item 1). In process for now; a cluster needs it in the
+    /// store.
+    serving: Mutex<HashSet<String>>,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -72,6 +79,7 @@ impl EnrollmentService {
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
             auth_throttle: AuthThrottle::default(),
+            serving: Mutex::new(HashSet::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
         }
     }
@@ -83,6 +91,9 @@ impl EnrollmentService {
             service: Arc::clone(self),
             attempt: Attempt::NoDevice,
             peer,
+            hung_up: CancellationToken::new(),
+            serving: None,
+            key_generation_deadline: None,
         }
     }
 
@@ -117,6 +128,21 @@ impl EnrollmentService {
     /// Replaces the trust store (the trust directory or the CAPF certificate changed).
     pub fn set_trust(&self, trust: TrustStore) {
         *self.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+    }
+
+    /// Claims `device` for one session; `None` when another session is serving it.
+    fn claim(&self, device: &DeviceName) -> Option<String> {
+        let key = device.as_str().to_ascii_uppercase();
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        serving.insert(key.clone()).then_some(key)
+    }
+
+    /// Ends a claim of [`claim`](Self::claim).
+    fn release(&self, key: &str) {
+        self.serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Runs a store call on the blocking pool.
@@ -341,6 +367,20 @@ pub struct EnrollmentHandler {
     attempt: Attempt,
     /// The phone's address, as the driver accepted it.
     peer: SocketAddr,
+    /// Set once the session has ended while work ran: waits give up, and no attempt begins.
+    hung_up: CancellationToken,
+    /// This session's claim on its device (see [`EnrollmentService::claim`]).
+    serving: Option<String>,
+    /// When the wait for the phone's key is over, however many REQUEST_IN_PROGRESS came.
+    key_generation_deadline: Option<Instant>,
+}
+
+impl Drop for EnrollmentHandler {
+    fn drop(&mut self) {
+        if let Some(key) = self.serving.take() {
+            self.service.release(&key);
+        }
+    }
 }
 
 impl EnrollmentHandler {
@@ -349,10 +389,45 @@ impl EnrollmentHandler {
         self.attempt.device().map(Arc::as_ref)
     }
 
+    /// When the session must end because the phone has taken too long to make its key in all
+    /// (the setting `key_generation_total`; the spec's 60 minutes are renewed by each of up to
+    /// 16 REQUEST_IN_PROGRESS): the driver aborts the session then. `None` unless the session
+    /// waits for the phone's key.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.attempt {
+            Attempt::KeyRequested { .. } => self.key_generation_deadline,
+            _ => None,
+        }
+    }
+
     /// Whether the store holds this session's attempt in progress, so that the session's end
     /// records how it ended.
     pub fn attempt_in_progress(&self) -> bool {
         self.attempt.in_progress()
+    }
+
+    /// Answers `event` as [`handle`](Self::handle) does while `hang_up` watches the phone
+    /// (the driver feeds the session its bytes meanwhile, and completes `hang_up` once the
+    /// session has closed). Work in flight is never dropped: once the phone has gone, waits give
+    /// up and no attempt begins, but a store call already made finishes, so the
+    /// [`closed`](Self::closed) that follows sees every attempt that began and ends it (issue
+    /// 12 item 9). `None` when the phone hung up meanwhile (the answer has no session to go to).
+    pub async fn handle_until(
+        &mut self,
+        event: ServerEvent,
+        hang_up: impl Future<Output = ()>,
+    ) -> Option<Answer> {
+        let hung_up = self.hung_up.clone();
+        // Boxed: the work's state exists only while it runs, not in every idle connection's
+        // future.
+        let mut work = Box::pin(self.handle(event));
+        let mut hang_up = std::pin::pin!(hang_up);
+        loop {
+            tokio::select! {
+                answer = &mut work => return (!hung_up.is_cancelled()).then_some(answer),
+                () = &mut hang_up, if !hung_up.is_cancelled() => hung_up.cancel(),
+            }
+        }
     }
 
     /// Answers one event. A store or issuer failure ends the session
@@ -413,8 +488,11 @@ impl EnrollmentHandler {
                 warn!(error = %e, "recording the end of the attempt");
             }
         }
-        // Whatever the store said, the key-generation slot is free now.
+        // Whatever the store said, the key-generation slot and the device are free now.
         self.attempt.end();
+        if let Some(key) = self.serving.take() {
+            self.service.release(&key);
+        }
         info!(
             device = self.attempt.device_name(),
             operation = self.attempt.operation_name(),
@@ -440,6 +518,19 @@ impl EnrollmentHandler {
         // The lookup ignores case: from here on, the device is named as registered, so the
         // LSC's CN and every store call spell it as the administrator did, not as the phone.
         let device = Arc::new(record.name.clone());
+        if self.serving.is_none() {
+            let Some(key) = self.service.claim(&device) else {
+                // Changes nothing but the audit: the session serving the device goes on.
+                info!(device = %device, outcome = "device already being served", "END_SESSION 7");
+                self.service
+                    .device_call(&device, "record refused session", |s, name, now| {
+                        s.record_refused_session(name, "device already being served", now)
+                    })
+                    .await?;
+                return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+            };
+            self.serving = Some(key);
+        }
         if !record.has_operation_to_run() {
             // Nothing to protect: the one-time authentication string is cleared once an
             // operation succeeds, so a phone checking in afterwards is told there is nothing
@@ -483,20 +574,25 @@ impl EnrollmentHandler {
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
                 let settings = self.service.settings();
-                let Some(permit) = self
-                    .service
-                    .key_generation
-                    .acquire(
-                        settings.max_key_generation_sessions,
-                        settings.key_generation_queue,
-                    )
-                    .await
-                else {
+                let acquire = self.service.key_generation.acquire(
+                    settings.max_key_generation_sessions,
+                    settings.key_generation_queue,
+                );
+                // Every wait in the queue has a deadline (issue 12 item 1).
+                let acquire = tokio::time::timeout(settings.key_generation_queue_wait, acquire);
+                let permit = tokio::select! {
+                    permit = acquire => permit.ok().flatten(),
+                    () = self.hung_up.cancelled() => {
+                        debug!(device = self.attempt.device_name(), "hung up in the key-generation queue");
+                        return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                    }
+                };
+                let Some(permit) = permit else {
                     // No "retry later" message exists (spec section 3): END_SESSION 7, and the
                     // operation stays pending for the phone's next attempt.
                     info!(
                         device = self.attempt.device_name(),
-                        outcome = "key-generation queue full",
+                        outcome = "key-generation queue full or its wait over",
                         "END_SESSION 7"
                     );
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
@@ -507,6 +603,8 @@ impl EnrollmentHandler {
                     permit,
                 })
                 .await?;
+                self.key_generation_deadline =
+                    Instant::now().checked_add(settings.key_generation_total);
                 Decision::Install(spec.into())
             }
             Operation::Delete => {
@@ -612,7 +710,8 @@ impl EnrollmentHandler {
                             let reason =
                                 format!("authentication by existing certificate failed: {refused}");
                             info!(device = %device, %reason, "END_SESSION 7");
-                            self.fail_before_beginning(reason).await?;
+                            // Not authenticated: audited only, no status changes (item 4).
+                            self.refused(reason).await?;
                             return Ok(false);
                         }
                         info!(
@@ -629,8 +728,9 @@ impl EnrollmentHandler {
                         let reason =
                             format!("authentication by existing certificate failed: {failure}");
                         info!(device = %device, %reason, "END_SESSION 7");
-                        // The operation fails, with the reason in its status (the guide's rule).
-                        self.fail_before_beginning(reason).await?;
+                        // A session that never authenticated changes no status: audited only
+                        // (issue 12 item 4).
+                        self.refused(reason).await?;
                         Ok(false)
                     }
                 }
@@ -673,6 +773,11 @@ impl EnrollmentHandler {
         let Some(device) = self.attempt.device() else {
             return Ok(());
         };
+        if self.hung_up.is_cancelled() {
+            // The phone has gone: an attempt begun now would have no session to end it.
+            debug!(device = %device, "hung up before the attempt began");
+            return Ok(());
+        }
         self.service
             .device_call(device, "begin attempt", |s, name, now| {
                 s.begin_attempt(name, now)
@@ -682,6 +787,18 @@ impl EnrollmentHandler {
             self.attempt = next(device);
         }
         Ok(())
+    }
+
+    /// Audits a session refused before it authenticated; the device does not change.
+    async fn refused(&self, reason: String) -> Result<(), Error> {
+        let Some(device) = self.attempt.device() else {
+            return Ok(());
+        };
+        self.service
+            .device_call(device, "record refused session", move |s, name, now| {
+                s.record_refused_session(name, &reason, now)
+            })
+            .await
     }
 
     /// Fails the operation before its attempt began (the attempt is begun and failed in one
@@ -740,6 +857,10 @@ impl EnrollmentHandler {
                 reason: format!("the phone sent another key than asked for: {e}"),
             })
             .await?;
+            return Ok(Answer::IssuanceFailed);
+        }
+        if self.hung_up.is_cancelled() {
+            // No LSC for a phone that has gone; the session's end interrupts the attempt.
             return Ok(Answer::IssuanceFailed);
         }
         let request = IssueRequest {

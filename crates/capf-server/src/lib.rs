@@ -13,7 +13,6 @@ mod limits;
 mod tls;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -40,7 +39,8 @@ struct Shared {
     /// The CAPF signer to hand a reloaded key to, when CAPF signs LSCs itself.
     capf_signer: Option<Arc<CapfSigner>>,
     identity: RwLock<Arc<CapfIdentity>>,
-    sessions: AtomicUsize,
+    /// Sessions in all, before authentication, per source address.
+    admissions: Arc<limits::Admissions>,
     /// Set when the shutdown grace period is over: sessions still running end now.
     hard_stop: watch::Receiver<bool>,
 }
@@ -152,7 +152,7 @@ impl CapfServer {
             enrollment,
             capf_signer,
             identity: RwLock::new(Arc::new(identity)),
-            sessions: AtomicUsize::new(0),
+            admissions: Arc::default(),
             hard_stop: hard_stop_rx,
         });
         Ok(CapfServer {
@@ -212,7 +212,7 @@ impl CapfServer {
         let refresh = tokio::spawn(settings_loop(Arc::clone(&self.shared)));
         let grace = shutdown.await;
         info!(
-            sessions = self.shared.sessions.load(Ordering::Relaxed),
+            sessions = self.shared.admissions.total(),
             ?grace,
             "shutting down"
         );
@@ -281,23 +281,16 @@ fn recover_interrupted(store: &dyn SessionStore) -> Result<usize, Error> {
 
 async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
     let settings = shared.enrollment.settings();
-    let now = shared.sessions.fetch_add(1, Ordering::AcqRel) + 1;
-    let _guard = SessionCount(&shared.sessions);
-    if now > settings.max_sessions as usize {
-        // Over the concurrent-session limit: close at once, as capfd does (spec 8.12); the
-        // phone retries later.
-        info!(%peer, sessions = now, "refused: maximum concurrent sessions");
-        return;
-    }
-    driver::serve(Arc::clone(&shared), tcp, peer).await;
-}
-
-struct SessionCount<'a>(&'a AtomicUsize);
-
-impl Drop for SessionCount<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    let admission = match shared.admissions.admit(peer.ip(), &settings) {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            // Over a session budget: close at once, as capfd does (spec 8.12); the phone
+            // retries later.
+            info!(%peer, "refused: {}", refusal.as_str());
+            return;
+        }
+    };
+    driver::serve(Arc::clone(&shared), tcp, peer, admission).await;
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {

@@ -3,9 +3,120 @@
 //! processing). Both bounds come from the store's run-time settings, so they can change while
 //! the server runs.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use capf_store::Settings;
 use tokio::sync::Notify;
+
+/// Sessions at once: in all, before authentication, and per source address (issue 12 item 2:
+/// bare connections from one address cannot take every session).
+#[derive(Debug, Default)]
+pub(crate) struct Admissions {
+    counts: Mutex<AdmissionCounts>,
+}
+
+#[derive(Debug, Default)]
+struct AdmissionCounts {
+    total: u32,
+    unauthenticated: u32,
+    per_address: HashMap<IpAddr, u32>,
+}
+
+/// Which budget refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `max_sessions`.
+    Sessions,
+    /// `max_unauthenticated_sessions`.
+    Unauthenticated,
+    /// `max_sessions_per_address`.
+    Address,
+}
+
+impl Refusal {
+    /// For logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Sessions => "maximum concurrent sessions",
+            Refusal::Unauthenticated => "maximum sessions before authentication",
+            Refusal::Address => "maximum sessions from one address",
+        }
+    }
+}
+
+/// One admitted session's place in the budgets; given back on drop.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    admissions: Arc<Admissions>,
+    ip: IpAddr,
+    unauthenticated: bool,
+}
+
+impl Admissions {
+    fn lock(&self) -> MutexGuard<'_, AdmissionCounts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits a new connection from `ip`, counted as not authenticated yet.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        settings: &Settings,
+    ) -> Result<Admission, Refusal> {
+        let mut counts = self.lock();
+        if counts.total >= settings.max_sessions {
+            return Err(Refusal::Sessions);
+        }
+        if counts.unauthenticated >= settings.max_unauthenticated_sessions {
+            return Err(Refusal::Unauthenticated);
+        }
+        let from_ip = counts.per_address.get(&ip).copied().unwrap_or(0);
+        if from_ip >= settings.max_sessions_per_address {
+            return Err(Refusal::Address);
+        }
+        counts.total += 1;
+        counts.unauthenticated += 1;
+        counts.per_address.insert(ip, from_ip + 1);
+        Ok(Admission {
+            admissions: Arc::clone(self),
+            ip,
+            unauthenticated: true,
+        })
+    }
+
+    /// Sessions running now.
+    pub(crate) fn total(&self) -> u32 {
+        self.lock().total
+    }
+}
+
+impl Admission {
+    /// The session authenticated: it leaves the budget before authentication.
+    pub(crate) fn authenticated(&mut self) {
+        if self.unauthenticated {
+            self.unauthenticated = false;
+            self.admissions.lock().unauthenticated -= 1;
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut counts = self.admissions.lock();
+        counts.total -= 1;
+        if self.unauthenticated {
+            counts.unauthenticated -= 1;
+        }
+        if let Some(n) = counts.per_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_address.remove(&self.ip);
+            }
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -105,6 +216,37 @@ impl Drop for LeaveQueueOnCancel<'_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn admission_has_budgets_in_all_before_authentication_and_per_address() {
+        let a = Arc::new(Admissions::default());
+        let settings = Settings {
+            max_sessions: 4,
+            max_unauthenticated_sessions: 3,
+            max_sessions_per_address: 2,
+            ..Settings::default()
+        };
+        let one: IpAddr = [127, 0, 0, 2].into();
+        let two: IpAddr = [127, 0, 0, 1].into();
+        let three: IpAddr = [127, 0, 0, 3].into();
+        let mut first = a.admit(one, &settings).unwrap();
+        let _second = a.admit(one, &settings).unwrap();
+        assert_eq!(a.admit(one, &settings).err(), Some(Refusal::Address));
+        let _third = a.admit(two, &settings).unwrap();
+        assert_eq!(
+            a.admit(three, &settings).err(),
+            Some(Refusal::Unauthenticated)
+        );
+        first.authenticated();
+        let _fourth = a.admit(three, &settings).unwrap();
+        assert_eq!(a.admit(three, &settings).err(), Some(Refusal::Sessions));
+        drop(first);
+        assert_eq!(a.total(), 3);
+        assert_eq!(
+            a.admit(one, &settings).err(),
+            Some(Refusal::Unauthenticated)
+        );
+    }
 
     #[tokio::test]
     async fn queue_waits_for_a_slot_and_refuses_past_its_bound() {

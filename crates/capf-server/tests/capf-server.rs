@@ -18,6 +18,26 @@ use capf_store::{
 };
 use capf_wire::Reason;
 
+/// The reason the last session was refused with before it authenticated: audited, and the
+/// device's status neither Failed nor InProgress (issue 12 item 4).
+fn refused_reason(store: &SqliteStore) -> String {
+    let d = store.device(&dn(PHONE)).unwrap().unwrap();
+    assert!(
+        !matches!(
+            d.status,
+            OperationStatus::Failed { .. } | OperationStatus::InProgress
+        ),
+        "a refused session changed the status: {:?}",
+        d.status
+    );
+    let refused = store.audit(None, 100).unwrap();
+    let entry = refused
+        .iter()
+        .find(|e| e.action == capf_store::action::SESSION_REFUSED)
+        .expect("the refusal is audited");
+    entry.detail.clone()
+}
+
 #[path = "capf-server/handler.rs"]
 mod handler;
 
@@ -50,6 +70,15 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// The server on 127.0.0.1 and [::1] (ephemeral ports) with an RSA-2048 CAPF certificate.
 async fn lab(name: &str, tune: impl FnOnce(&mut Config)) -> Lab {
+    lab_with(name, None, tune).await
+}
+
+/// As [`lab`], with these run-time settings in the store before the server starts.
+async fn lab_with(
+    name: &str,
+    settings: Option<capf_store::Settings>,
+    tune: impl FnOnce(&mut Config),
+) -> Lab {
     let dir = temp_dir(name);
     let issuer = capf_test_support::capf_issuer(KeySpec::Rsa(RsaBits::B2048));
     let capf_pem = certificate_to_pem(issuer.certificate()).unwrap();
@@ -60,6 +89,9 @@ async fn lab(name: &str, tune: impl FnOnce(&mut Config)) -> Lab {
     )
     .unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("data")).unwrap());
+    if let Some(settings) = settings {
+        store.update_settings(&settings, SystemTime::now()).unwrap();
+    }
     let mut config = Config::new(dir.join("capf.pem"), dir.join("capf.key"));
     config.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
     config.reload_interval = Duration::from_millis(100);
@@ -161,6 +193,32 @@ fn openssl_verify(dir: &Path, capf_pem: &str, lsc_der: &[u8]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 12 item 2: bare TCP connections from one address (127.0.0.2), more than the sessions
+/// allowed in all, do not keep a phone on another address (127.0.0.1) from enrolling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_leave_room_for_phones_from_others() {
+    let settings = capf_store::Settings {
+        max_sessions: 150,
+        max_sessions_per_address: 64,
+        ..capf_store::Settings::default()
+    };
+    let lab = lab_with("flood", Some(settings), |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let target = lab.addr(false);
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(socket.connect(target).await.unwrap());
+    }
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    let e = phone.run().await.unwrap();
+    assert_eq!(e.end_reason(), Some(Reason::UPDATE_CERTIFICATE));
+    assert_eq!(lab.status(), OperationStatus::Success);
+    drop(idle);
+    lab.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,6 +588,26 @@ fn unchanged(lab: &Lab) {
     assert!(lab.store.lscs(&dn(PHONE)).unwrap().is_empty());
 }
 
+/// Issue 12 item 2: a peer past TLS that never sends AUTH_RESPONSE is cut off at the short
+/// deadline before authentication, not the 30 s message timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_after_tls_gets_end_session_7_at_the_auth_response_deadline() {
+    let settings = capf_store::Settings {
+        auth_response_timeout: Duration::from_secs(1),
+        ..capf_store::Settings::default()
+    };
+    let lab = lab_with("raw-silent", Some(settings), |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let mut raw = Raw::connect(&lab).await;
+    let request = raw.recv().await.unwrap();
+    assert_eq!(request.command(), capf_wire::Command::AUTH_REQUEST);
+    let end = raw.recv().await.expect("END_SESSION");
+    assert_eq!(end_session_reason(&end), Reason::INVALID_ELEMENT);
+    assert!(raw.recv().await.is_none());
+    unchanged(&lab);
+    lab.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_order_message_gets_end_session_7_and_changes_nothing() {
     let lab = lab("raw-order", |_| {}).await;
@@ -848,11 +926,8 @@ mod certificate_authentication {
         }
     }
 
-    fn failed_reason(lab: &Lab) -> String {
-        match lab.status() {
-            OperationStatus::Failed { reason } => reason,
-            other => panic!("expected Failed, got {other:?}"),
-        }
+    fn refused_reason(lab: &Lab) -> String {
+        super::refused_reason(&lab.store)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -909,9 +984,9 @@ mod certificate_authentication {
         let e = phone_with(&lab, p).run_once().await.unwrap();
         assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT));
         assert!(
-            failed_reason(&lab).contains("SUDI"),
+            refused_reason(&lab).contains("SUDI"),
             "{}",
-            failed_reason(&lab)
+            refused_reason(&lab)
         );
         lab.stop().await;
     }
@@ -965,7 +1040,7 @@ mod certificate_authentication {
             };
             let e = phone.run_once().await.unwrap();
             assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{what}");
-            let reason = failed_reason(&lab);
+            let reason = refused_reason(&lab);
             assert!(reason.contains(expect), "{what}: {reason}");
         }
         assert!(

@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             failed_authentication_is_counted_locked_out_and_reset,
             devices_in_progress_are_those_with_an_attempt_running,
             lsc_state_is_per_device_and_follows_the_lifecycle,
+            a_refused_session_is_audited_and_changes_nothing,
         );
         $crate::conformance_tests!(@each $factory; admin:
             bulk_insert_is_all_or_nothing_and_names_the_bad_item,

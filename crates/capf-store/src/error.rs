@@ -136,6 +136,20 @@ pub enum Error {
         /// The rejected value.
         minutes: u64,
     },
+    /// No run-time setting has this key (see [`Settings::KEYS`](crate::Settings::KEYS)).
+    #[error("no setting is named {key}")]
+    UnknownSetting {
+        /// The key given.
+        key: String,
+    },
+    /// A setting's value is not a number in its range.
+    #[error("{value} is not a valid value for the setting {key}")]
+    InvalidSetting {
+        /// The setting.
+        key: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// The device has no operation to run, so no session can begin one.
     #[error("device {device} has no operation to run (operation {operation}, status {status})")]
     NoOperationToRun {

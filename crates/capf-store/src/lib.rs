@@ -52,6 +52,8 @@ pub mod action {
     pub const AUTH_STRING_CLEARED: &str = "auth string cleared";
     /// [`SessionStore::record_auth_failure`](crate::SessionStore::record_auth_failure).
     pub const AUTH_FAILURE: &str = "auth failure";
+    /// [`SessionStore::record_refused_session`](crate::SessionStore::record_refused_session).
+    pub const SESSION_REFUSED: &str = "session refused";
     /// [`SessionStore::begin_attempt`](crate::SessionStore::begin_attempt).
     pub const ATTEMPT_BEGUN: &str = "attempt begun";
     /// [`SessionStore::record_ec_key_generation_failure`](crate::SessionStore::record_ec_key_generation_failure).

@@ -68,8 +68,10 @@ impl fmt::Display for KeepaliveMinutes {
 ///
 /// Stored as key/value rows in table `settings`: `keepalive_minutes`, `max_sessions`,
 /// `max_key_generation_sessions`, `key_generation_queue`, `auth_failure_limit`,
-/// `auth_lockout_seconds` (decimal text), `sudi_policy` (`require` or `when-trusted`); a
-/// missing row means the default.
+/// `auth_lockout_seconds`, `key_generation_queue_wait_seconds`, `key_generation_total_seconds`,
+/// `max_unauthenticated_sessions`, `max_sessions_per_address`, `tls_handshake_timeout_seconds`,
+/// `auth_response_timeout_seconds` (decimal text), `sudi_policy` (`require` or `when-trusted`);
+/// a missing row means the default. [`Settings::KEYS`] names them, [`Settings::set`] parses one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The CAPF keepalive timer.
@@ -84,12 +86,31 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// How long a lockout lasts after the last failure (stored in whole seconds).
     pub auth_lockout: Duration,
+    /// The longest a session waits in the key-generation queue before it is refused (whole
+    /// seconds).
+    pub key_generation_queue_wait: Duration,
+    /// The longest a session waits for the phone's key in all, from KEY_GEN_REQUEST, however
+    /// many REQUEST_IN_PROGRESS renew the spec's 60 minutes (whole seconds).
+    pub key_generation_total: Duration,
+    /// The most sessions at once that have not authenticated yet (TCP connected, in the TLS
+    /// handshake, or waiting for AUTH_RESPONSE), part of `max_sessions`: a flood of bare
+    /// connections cannot take every session (issue 12 item 2).
+    pub max_unauthenticated_sessions: u32,
+    /// The most sessions at once from one source address.
+    pub max_sessions_per_address: u32,
+    /// How long a TLS handshake may take (whole seconds).
+    pub tls_handshake_timeout: Duration,
+    /// How long the server waits for AUTH_RESPONSE once the TLS handshake is done (whole
+    /// seconds).
+    pub auth_response_timeout: Duration,
     /// What authentication by existing certificate does with SUDI data (stored as its name).
     pub sudi_policy: SudiPolicy,
 }
 
 /// Keepalive 15 minutes, 1000 sessions, 64 key-generation sessions, a queue of 256, lockout
-/// after 5 failures for 5 minutes, SUDI policy `require`.
+/// after 5 failures for 5 minutes, a queue wait of 60 s, key generation of 2 hours in all, 500
+/// sessions before authentication, 64 per source address, 10 s for the TLS handshake and 10 s
+/// for AUTH_RESPONSE, SUDI policy `require`.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -99,6 +120,12 @@ impl Default for Settings {
             key_generation_queue: 256,
             auth_failure_limit: 5,
             auth_lockout: Duration::from_secs(5 * 60),
+            key_generation_queue_wait: Duration::from_secs(60),
+            key_generation_total: Duration::from_secs(2 * 60 * 60),
+            max_unauthenticated_sessions: 500,
+            max_sessions_per_address: 64,
+            tls_handshake_timeout: Duration::from_secs(10),
+            auth_response_timeout: Duration::from_secs(10),
             sudi_policy: SudiPolicy::Require,
         }
     }
@@ -110,11 +137,78 @@ pub(crate) const MAX_KEY_GENERATION_SESSIONS: &str = "max_key_generation_session
 pub(crate) const KEY_GENERATION_QUEUE: &str = "key_generation_queue";
 pub(crate) const AUTH_FAILURE_LIMIT: &str = "auth_failure_limit";
 pub(crate) const AUTH_LOCKOUT: &str = "auth_lockout_seconds";
+pub(crate) const KEY_GENERATION_QUEUE_WAIT: &str = "key_generation_queue_wait_seconds";
+pub(crate) const KEY_GENERATION_TOTAL: &str = "key_generation_total_seconds";
+pub(crate) const MAX_UNAUTHENTICATED_SESSIONS: &str = "max_unauthenticated_sessions";
+pub(crate) const MAX_SESSIONS_PER_ADDRESS: &str = "max_sessions_per_address";
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: &str = "tls_handshake_timeout_seconds";
+pub(crate) const AUTH_RESPONSE_TIMEOUT: &str = "auth_response_timeout_seconds";
 pub(crate) const SUDI_POLICY: &str = "sudi_policy";
 
 impl Settings {
+    /// Every setting's key, as stored and as `capfctl settings set KEY VALUE` names it.
+    pub const KEYS: [&'static str; 13] = [
+        KEEPALIVE,
+        MAX_SESSIONS,
+        MAX_UNAUTHENTICATED_SESSIONS,
+        MAX_SESSIONS_PER_ADDRESS,
+        MAX_KEY_GENERATION_SESSIONS,
+        KEY_GENERATION_QUEUE,
+        KEY_GENERATION_QUEUE_WAIT,
+        KEY_GENERATION_TOTAL,
+        TLS_HANDSHAKE_TIMEOUT,
+        AUTH_RESPONSE_TIMEOUT,
+        AUTH_FAILURE_LIMIT,
+        AUTH_LOCKOUT,
+        SUDI_POLICY,
+    ];
+
+    /// Every setting as (key, value as text), in the order of [`Settings::KEYS`].
+    pub fn rows(self) -> Vec<(&'static str, String)> {
+        let rows = self.to_rows();
+        Settings::KEYS
+            .iter()
+            .filter_map(|key| rows.iter().find(|(k, _)| k == key).cloned())
+            .collect()
+    }
+
+    /// Sets the setting `key` from its text: decimal (seconds for a `…_seconds` key, minutes
+    /// for `keepalive_minutes`), or `require` / `when-trusted` for `sudi_policy`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSetting`] for a key not in [`Settings::KEYS`],
+    /// [`Error::InvalidSetting`] for a value that is not one the key takes.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        let Some(key) = Settings::KEYS.iter().copied().find(|k| *k == key) else {
+            return Err(Error::UnknownSetting {
+                key: key.to_owned(),
+            });
+        };
+        let mut changed = *self;
+        changed
+            .apply_row(key, value)
+            .map_err(|_| Error::InvalidSetting {
+                key,
+                value: value.to_owned(),
+            })?;
+        if changed.max_sessions == 0
+            || changed.max_unauthenticated_sessions == 0
+            || changed.max_sessions_per_address == 0
+            || changed.tls_handshake_timeout.is_zero()
+            || changed.auth_response_timeout.is_zero()
+        {
+            // Zero would refuse every phone or cut every session at once.
+            return Err(Error::InvalidSetting {
+                key,
+                value: value.to_owned(),
+            });
+        }
+        *self = changed;
+        Ok(())
+    }
+
     /// The settings as key/value rows.
-    pub(crate) fn to_rows(self) -> [(&'static str, String); 7] {
+    pub(crate) fn to_rows(self) -> [(&'static str, String); 13] {
         [
             (KEEPALIVE, self.keepalive.minutes().to_string()),
             (MAX_SESSIONS, self.max_sessions.to_string()),
@@ -125,6 +219,30 @@ impl Settings {
             (KEY_GENERATION_QUEUE, self.key_generation_queue.to_string()),
             (AUTH_FAILURE_LIMIT, self.auth_failure_limit.to_string()),
             (AUTH_LOCKOUT, self.auth_lockout.as_secs().to_string()),
+            (
+                KEY_GENERATION_QUEUE_WAIT,
+                self.key_generation_queue_wait.as_secs().to_string(),
+            ),
+            (
+                KEY_GENERATION_TOTAL,
+                self.key_generation_total.as_secs().to_string(),
+            ),
+            (
+                MAX_UNAUTHENTICATED_SESSIONS,
+                self.max_unauthenticated_sessions.to_string(),
+            ),
+            (
+                MAX_SESSIONS_PER_ADDRESS,
+                self.max_sessions_per_address.to_string(),
+            ),
+            (
+                TLS_HANDSHAKE_TIMEOUT,
+                self.tls_handshake_timeout.as_secs().to_string(),
+            ),
+            (
+                AUTH_RESPONSE_TIMEOUT,
+                self.auth_response_timeout.as_secs().to_string(),
+            ),
             (SUDI_POLICY, self.sudi_policy.as_str().to_owned()),
         ]
     }
@@ -160,6 +278,28 @@ impl Settings {
             AUTH_LOCKOUT => {
                 self.auth_lockout = Duration::from_secs(number(AUTH_LOCKOUT, value)?);
             }
+            KEY_GENERATION_QUEUE_WAIT => {
+                self.key_generation_queue_wait =
+                    Duration::from_secs(number(KEY_GENERATION_QUEUE_WAIT, value)?);
+            }
+            KEY_GENERATION_TOTAL => {
+                self.key_generation_total =
+                    Duration::from_secs(number(KEY_GENERATION_TOTAL, value)?);
+            }
+            MAX_UNAUTHENTICATED_SESSIONS => {
+                self.max_unauthenticated_sessions = number(MAX_UNAUTHENTICATED_SESSIONS, value)?;
+            }
+            MAX_SESSIONS_PER_ADDRESS => {
+                self.max_sessions_per_address = number(MAX_SESSIONS_PER_ADDRESS, value)?;
+            }
+            TLS_HANDSHAKE_TIMEOUT => {
+                self.tls_handshake_timeout =
+                    Duration::from_secs(number(TLS_HANDSHAKE_TIMEOUT, value)?);
+            }
+            AUTH_RESPONSE_TIMEOUT => {
+                self.auth_response_timeout =
+                    Duration::from_secs(number(AUTH_RESPONSE_TIMEOUT, value)?);
+            }
             SUDI_POLICY => self.sudi_policy = number(SUDI_POLICY, value)?,
             _ => {}
         }
@@ -173,13 +313,21 @@ impl fmt::Display for Settings {
         write!(
             f,
             "keepalive {}, max sessions {}, max key-generation sessions {}, key-generation queue \
-             {}, auth failure limit {}, auth lockout {} s, SUDI policy {}",
+             {}, auth failure limit {}, auth lockout {} s, key-generation queue wait {} s, \
+             key generation {} s in all, max unauthenticated sessions {}, max sessions per \
+             address {}, TLS handshake timeout {} s, AUTH_RESPONSE timeout {} s, SUDI policy {}",
             self.keepalive,
             self.max_sessions,
             self.max_key_generation_sessions,
             self.key_generation_queue,
             self.auth_failure_limit,
             self.auth_lockout.as_secs(),
+            self.key_generation_queue_wait.as_secs(),
+            self.key_generation_total.as_secs(),
+            self.max_unauthenticated_sessions,
+            self.max_sessions_per_address,
+            self.tls_handshake_timeout.as_secs(),
+            self.auth_response_timeout.as_secs(),
             self.sudi_policy
         )
     }
@@ -229,6 +377,12 @@ mod tests {
             key_generation_queue: 9,
             auth_failure_limit: 0,
             auth_lockout: Duration::from_secs(61),
+            key_generation_queue_wait: Duration::from_secs(5),
+            key_generation_total: Duration::from_secs(600),
+            max_unauthenticated_sessions: 11,
+            max_sessions_per_address: 12,
+            tls_handshake_timeout: Duration::from_secs(2),
+            auth_response_timeout: Duration::from_secs(3),
             sudi_policy: SudiPolicy::WhenTrusted,
         };
         let mut back = Settings::default();
@@ -264,5 +418,32 @@ mod tests {
         ));
         assert!(s.apply_row("from_a_newer_version", "x").is_ok());
         assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn set_names_every_key_and_refuses_unknown_keys_and_bad_values() {
+        let mut s = Settings::default();
+        for (key, _) in Settings::default().rows() {
+            s.set(key, "7").unwrap();
+        }
+        assert!(s.rows().iter().all(|(_, v)| v == "7"));
+        assert_eq!(s.rows().len(), Settings::KEYS.len());
+        assert!(matches!(
+            s.set("max_session", "1"),
+            Err(Error::UnknownSetting { .. })
+        ));
+        for (key, bad) in [
+            (MAX_SESSIONS, "-1"),
+            (KEEPALIVE, "61"),
+            (MAX_SESSIONS, "0"),
+            (TLS_HANDSHAKE_TIMEOUT, "0"),
+            (AUTH_RESPONSE_TIMEOUT, "x"),
+        ] {
+            assert!(
+                matches!(s.set(key, bad), Err(Error::InvalidSetting { .. })),
+                "{key} = {bad}"
+            );
+        }
+        assert!(s.rows().iter().all(|(_, v)| v == "7"));
     }
 }

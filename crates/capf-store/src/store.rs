@@ -149,6 +149,20 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::Corrupt`] for an unreadable record, or a database error.
     fn lsc_state(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscState>, Error>;
 
+    /// A session that named the device was refused before it authenticated (a failed
+    /// certificate authentication, a device already being served): an audit entry with
+    /// `reason`, and nothing else changes, so a stranger cannot change a device's status
+    /// (issue 12 item 4).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_refused_session(
+        &self,
+        name: &DeviceName,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<(), Error>;
+
     /// The current settings (defaults for any not stored).
     ///
     /// # Errors

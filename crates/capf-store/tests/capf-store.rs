@@ -202,6 +202,7 @@ fn settings_round_trip_and_the_keepalive_range_is_5_to_60_minutes() {
         auth_failure_limit: 10,
         auth_lockout: Duration::from_secs(900),
         sudi_policy: capf_store::SudiPolicy::WhenTrusted,
+        ..Settings::default()
     };
     {
         let store = SqliteStore::open(&dir).unwrap();

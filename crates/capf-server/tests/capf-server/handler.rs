@@ -112,6 +112,12 @@ impl Bench {
         }
     }
 
+    /// The reason the last session was refused with, before it authenticated: audited, the
+    /// device's status unchanged (issue 12 item 4).
+    fn refused_reason(&self) -> String {
+        refused_reason(&self.store)
+    }
+
     fn lsc_states(&self) -> Vec<LscState> {
         self.store
             .lscs(&dn(PHONE))
@@ -565,6 +571,14 @@ impl SessionStore for CountingStore {
     }
     fn devices_in_progress(&self) -> Result<Vec<capf_store::Device>, capf_store::Error> {
         self.inner.devices_in_progress()
+    }
+    fn record_refused_session(
+        &self,
+        name: &DeviceName,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<(), capf_store::Error> {
+        self.inner.record_refused_session(name, reason, now)
     }
 }
 
@@ -1062,9 +1076,9 @@ mod certificates {
         );
         assert!(!enroll(&bench, response()).await);
         assert!(
-            bench.failed_reason().contains("LSC not issued"),
+            bench.refused_reason().contains("LSC not issued"),
             "{}",
-            bench.failed_reason()
+            bench.refused_reason()
         );
         // Superseded: the enrollment it authenticated installed a newer LSC.
         let bench = cert_bench(
@@ -1077,9 +1091,9 @@ mod certificates {
         bench.schedule(rsa_install());
         assert!(!enroll(&bench, response()).await);
         assert!(
-            bench.failed_reason().contains("LSC superseded"),
+            bench.refused_reason().contains("LSC superseded"),
             "{}",
-            bench.failed_reason()
+            bench.refused_reason()
         );
         assert_eq!(
             bench.lsc_states(),
@@ -1096,9 +1110,9 @@ mod certificates {
         bench.store.revoke_lsc(&serial, SystemTime::now()).unwrap();
         assert!(!enroll(&bench, response()).await);
         assert!(
-            bench.failed_reason().contains("LSC revoked"),
+            bench.refused_reason().contains("LSC revoked"),
             "{}",
-            bench.failed_reason()
+            bench.refused_reason()
         );
         assert_eq!(bench.lsc_states(), [LscState::Revoked], "nothing issued");
     }
@@ -1143,9 +1157,9 @@ mod certificates {
         );
         assert!(!enroll(&bench, response).await);
         assert!(
-            bench.failed_reason().contains("SUDI"),
+            bench.refused_reason().contains("SUDI"),
             "{}",
-            bench.failed_reason()
+            bench.refused_reason()
         );
     }
 
@@ -1172,7 +1186,7 @@ mod certificates {
         // Default `require`: refused, and the reason names SUDI, not an untrusted CAPF.
         assert_eq!(bench.service.settings().sudi_policy, SudiPolicy::Require);
         assert!(!enroll(&bench, with_rogue()).await);
-        let reason = bench.failed_reason();
+        let reason = bench.refused_reason();
         assert!(reason.contains("SUDI"), "{reason}");
         assert!(reason.contains("CAPF-trust-SUDI"), "{reason}");
         assert!(!reason.contains("moved from another cluster"), "{reason}");
@@ -1192,7 +1206,7 @@ mod certificates {
             Some((&sudi, &wrong_key)),
         );
         assert!(!enroll(&bench, response).await);
-        let reason = bench.failed_reason();
+        let reason = bench.refused_reason();
         assert!(reason.contains("SUDI_DATA"), "{reason}");
     }
 
@@ -1237,7 +1251,7 @@ mod certificates {
         for (what, response, expect) in cases {
             bench.schedule(rsa_install());
             assert!(!enroll(&bench, response).await, "{what}");
-            let reason = bench.failed_reason();
+            let reason = bench.refused_reason();
             assert!(reason.contains(expect), "{what}: {reason}");
         }
         assert!(
@@ -1265,3 +1279,9 @@ mod certificates {
         assert!(enroll(&bench, response()).await);
     }
 }
+
+#[path = "attempts.rs"]
+mod attempts;
+
+#[path = "hostile_peers.rs"]
+mod hostile_peers;

@@ -720,6 +720,12 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         auth_failure_limit: 0,
         auth_lockout: Duration::from_secs(30),
         sudi_policy: capf_lsc::SudiPolicy::WhenTrusted,
+        key_generation_queue_wait: Duration::from_secs(7),
+        key_generation_total: Duration::from_secs(900),
+        max_unauthenticated_sessions: 4,
+        max_sessions_per_address: 5,
+        tls_handshake_timeout: Duration::from_secs(6),
+        auth_response_timeout: Duration::from_secs(8),
     };
     s.update_settings(&changed, t(1)).unwrap();
     assert_eq!(s.settings().unwrap(), changed);
@@ -1025,4 +1031,26 @@ pub fn lsc_state_is_per_device_and_follows_the_lifecycle<S: DeviceStore>(
         s.lsc_state(&dn(PHONE), &lsc(2).serial).unwrap(),
         Some(LscState::Revoked)
     );
+}
+
+/// A refused session (it never authenticated) is audited, under the registered name, and
+/// changes nothing else.
+pub fn a_refused_session_is_audited_and_changes_nothing<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = with_phone(&new_store, install());
+    let before = s.device(&dn(PHONE)).unwrap();
+    s.record_refused_session(
+        &dn(&PHONE.to_ascii_lowercase()),
+        "certificate refused",
+        t(5),
+    )
+    .unwrap();
+    assert_eq!(s.device(&dn(PHONE)).unwrap(), before);
+    let entry = &s.audit(None, 1).unwrap()[0];
+    assert_eq!(entry.action, action::SESSION_REFUSED);
+    assert_eq!(entry.device.as_ref().map(DeviceName::as_str), Some(PHONE));
+    assert_eq!(entry.detail, "certificate refused");
+    assert!(matches!(
+        s.record_refused_session(&dn("SEP000000000000"), "x", t(6)),
+        Err(Error::UnknownDevice { .. })
+    ));
 }

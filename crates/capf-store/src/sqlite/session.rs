@@ -291,6 +291,24 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    fn record_refused_session(
+        &self,
+        name: &DeviceName,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(Some(name), |tx| {
+            let row = load_required(tx, name)?;
+            append_audit(
+                tx,
+                now,
+                Some(row.device.name.as_str()),
+                action::SESSION_REFUSED,
+                reason,
+            )
+        })
+    }
+
     fn settings(&self) -> Result<Settings, Error> {
         let conn = self.lock();
         let rows = conn
