@@ -423,10 +423,18 @@ mod tests {
     #[test]
     fn set_names_every_key_and_refuses_unknown_keys_and_bad_values() {
         let mut s = Settings::default();
+        // Every key but `sudi_policy` takes a number.
+        let numeric = |key: &str| key != SUDI_POLICY;
         for (key, _) in Settings::default().rows() {
-            s.set(key, "7").unwrap();
+            s.set(key, if numeric(key) { "7" } else { "when-trusted" })
+                .unwrap();
         }
-        assert!(s.rows().iter().all(|(_, v)| v == "7"));
+        let as_set = |s: &Settings| {
+            s.rows()
+                .iter()
+                .all(|(k, v)| v == if numeric(k) { "7" } else { "when-trusted" })
+        };
+        assert!(as_set(&s));
         assert_eq!(s.rows().len(), Settings::KEYS.len());
         assert!(matches!(
             s.set("max_session", "1"),
@@ -438,12 +446,13 @@ mod tests {
             (MAX_SESSIONS, "0"),
             (TLS_HANDSHAKE_TIMEOUT, "0"),
             (AUTH_RESPONSE_TIMEOUT, "x"),
+            (SUDI_POLICY, "sometimes"),
         ] {
             assert!(
                 matches!(s.set(key, bad), Err(Error::InvalidSetting { .. })),
                 "{key} = {bad}"
             );
         }
-        assert!(s.rows().iter().all(|(_, v)| v == "7"));
+        assert!(as_set(&s));
     }
 }
