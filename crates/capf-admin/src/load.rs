@@ -12,7 +12,8 @@ use crate::Error;
 const SESSION_HEADROOM: u32 = 100;
 
 /// Schedules every device of `names` for Install/Upgrade of exactly `spec`, adding the
-/// devices not yet registered, and raises the server's session and key-generation limits to
+/// devices not yet registered, and raises the server's session limits (in all, per address, before authentication) and its
+/// key-generation limit to
 /// at least `sessions` plus headroom (the server re-reads its settings every 2 s).
 ///
 /// # Errors
@@ -35,6 +36,9 @@ pub fn provision_load_devices<'a>(
     let wanted = sessions.saturating_add(SESSION_HEADROOM);
     settings.max_sessions = settings.max_sessions.max(wanted);
     settings.max_key_generation_sessions = settings.max_key_generation_sessions.max(wanted);
+    // Every simulated phone comes from this one address, and they connect at once.
+    settings.max_sessions_per_address = settings.max_sessions_per_address.max(wanted);
+    settings.max_unauthenticated_sessions = settings.max_unauthenticated_sessions.max(wanted);
     store.update_settings(&settings, now)?;
     Ok(())
 }
@@ -103,6 +107,10 @@ mod tests {
         }
         let settings = store.settings().unwrap();
         assert!(settings.max_sessions >= 5100 && settings.max_key_generation_sessions >= 5100);
+        assert!(
+            settings.max_sessions_per_address >= 5100
+                && settings.max_unauthenticated_sessions >= 5100
+        );
         assert_eq!(count_installed(&store, &names), 0);
         drop(store);
         std::fs::remove_dir_all(&dir).ok();
