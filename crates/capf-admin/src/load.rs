@@ -12,9 +12,9 @@ use crate::Error;
 const SESSION_HEADROOM: u32 = 100;
 
 /// Schedules every device of `names` for Install/Upgrade of exactly `spec`, adding the
-/// devices not yet registered, and raises the server's session limits (in all, per address, before authentication) and its
-/// key-generation limit to
-/// at least `sessions` plus headroom (the server re-reads its settings every 2 s).
+/// devices not yet registered, and raises the server's session limits (in all, per address,
+/// before authentication) and its key-generation limit to at least `sessions` plus headroom
+/// (the server re-reads its settings every 2 s).
 ///
 /// # Errors
 /// The store's.
