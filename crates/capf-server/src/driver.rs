@@ -171,9 +171,7 @@ pub(crate) async fn drive<T: Transport>(
                     }
                 }
             };
-            // Boxed: the work and its read of the phone's bytes exist only while an event is
-            // answered, not in every idle connection's future.
-            let answer = Box::pin(handler.handle_until(event, hang_up)).await;
+            let answer = handler.handle_until(event, hang_up).await;
             if authenticating && handler.attempt_in_progress() {
                 admission.authenticated();
             }
