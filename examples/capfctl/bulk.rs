@@ -56,18 +56,8 @@ pub(crate) enum BulkCommand {
 /// What `bulk update` changes.
 #[derive(clap::Args)]
 pub(crate) struct ChangeArgs {
-    /// A new description.
-    #[arg(long)]
-    description: Option<String>,
-    /// A new device pool.
-    #[arg(long)]
-    pool: Option<String>,
-    /// A new model.
-    #[arg(long)]
-    model: Option<String>,
-    /// A new authentication mode.
-    #[arg(long, value_parser = crate::names::auth_mode())]
-    auth: Option<AuthMode>,
+    #[command(flatten)]
+    fields: crate::device::FieldChanges,
     /// Schedule this operation (attempts start again at 0).
     #[arg(long, value_parser = crate::names::operation())]
     operation: Option<OperationKind>,
@@ -80,11 +70,12 @@ pub(crate) struct ChangeArgs {
 
 impl ChangeArgs {
     fn params(&self) -> ChangeParams {
+        let fields = self.fields.update();
         ChangeParams {
-            description: self.description.clone(),
-            device_pool: self.pool.clone(),
-            model: self.model.clone(),
-            auth_mode: self.auth,
+            description: fields.description,
+            device_pool: fields.device_pool,
+            model: fields.model,
+            auth_mode: fields.auth_mode,
             operation: self.operation,
             keys: self.keys.choice(),
             complete_by: self.complete_by.clone(),

@@ -92,18 +92,8 @@ pub(crate) enum DeviceCommand {
         /// The device name.
         #[arg(allow_hyphen_values = true)]
         name: String,
-        /// A new description.
-        #[arg(long)]
-        description: Option<String>,
-        /// A new device pool.
-        #[arg(long)]
-        pool: Option<String>,
-        /// A new model.
-        #[arg(long)]
-        model: Option<String>,
-        /// A new authentication mode.
-        #[arg(long, value_parser = crate::names::auth_mode())]
-        auth: Option<AuthMode>,
+        #[command(flatten)]
+        fields: FieldChanges,
         /// A new one-time authentication string: 4 to 10 digits.
         #[arg(
             long,
@@ -183,6 +173,35 @@ pub(crate) fn complete_by_arg(text: Option<&str>) -> Result<Option<SystemTime>> 
         .transpose()?)
 }
 
+/// New values for a device's administrative fields (`device update`, `bulk update`).
+#[derive(clap::Args)]
+pub(crate) struct FieldChanges {
+    /// A new description.
+    #[arg(long)]
+    description: Option<String>,
+    /// A new device pool.
+    #[arg(long)]
+    pool: Option<String>,
+    /// A new model.
+    #[arg(long)]
+    model: Option<String>,
+    /// A new authentication mode.
+    #[arg(long, value_parser = crate::names::auth_mode())]
+    auth: Option<AuthMode>,
+}
+
+impl FieldChanges {
+    /// The store's update for these values.
+    pub(crate) fn update(&self) -> DeviceUpdate {
+        DeviceUpdate {
+            description: self.description.clone(),
+            device_pool: self.pool.clone(),
+            model: self.model.clone(),
+            auth_mode: self.auth,
+        }
+    }
+}
+
 pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
     match cmd {
         DeviceCommand::Add {
@@ -214,21 +233,13 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
         DeviceCommand::Update {
             data,
             name,
-            description,
-            pool,
-            model,
-            auth,
+            fields,
             auth_string,
             clear_auth_string,
             json,
         } => {
             let edit = DeviceEdit {
-                update: DeviceUpdate {
-                    description,
-                    device_pool: pool,
-                    model,
-                    auth_mode: auth,
-                },
+                update: fields.update(),
                 auth_string: match (auth_string, clear_auth_string) {
                     (Some(s), _) => Some(Some(s)),
                     (None, true) => Some(None),

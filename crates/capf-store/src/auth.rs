@@ -106,14 +106,7 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<[u8; AUTH_KEY_LEN], Erro
         std::process::id(),
         crate::types::hex(&suffix)
     ));
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = Error::io;
     {
         let mut file = OpenOptions::new()
             .write(true)

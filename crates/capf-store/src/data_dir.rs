@@ -46,14 +46,7 @@ impl std::fmt::Display for Tightened {
 /// # Errors
 /// [`Error::Io`] when the directory cannot be created, listed or changed.
 pub fn secure_data_dir(data_dir: &Path) -> Result<Vec<Tightened>, Error> {
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = Error::io;
     DirBuilder::new()
         .recursive(true)
         .mode(DATA_DIR_MODE)

@@ -260,3 +260,18 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// A `map_err` for a file-system call: the I/O error of `action` on `path`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
