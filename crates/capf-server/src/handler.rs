@@ -546,10 +546,15 @@ impl EnrollmentHandler {
             device,
             operation: OperationKind::of(&record.operation),
         };
-        let Some(device) = self.attempt.device() else {
-            return Ok(Decision::UnknownDevice);
-        };
+        if !self.authenticated(&record, &auth, now).await? {
+            return Ok(Decision::AuthenticationFailed);
+        }
+        // Only after authentication: a session that never authenticated changes no status
+        // (issue 12 item 4), not even to Expired.
         if record.is_past_complete_by(now) {
+            let Some(device) = self.attempt.device() else {
+                return Ok(Decision::UnknownDevice);
+            };
             self.service
                 .device_call(device, "mark expired", move |s, name, _| {
                     s.mark_expired(name, now)
@@ -557,9 +562,6 @@ impl EnrollmentHandler {
                 .await?;
             info!(device = %device, outcome = "complete-by date passed", "END_SESSION 7");
             return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
-        }
-        if !self.authenticated(&record, &auth, now).await? {
-            return Ok(Decision::AuthenticationFailed);
         }
         let decision = match &record.operation {
             Operation::InstallUpgrade(policy) => {

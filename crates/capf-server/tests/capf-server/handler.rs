@@ -422,6 +422,31 @@ async fn complete_by_date_passed_expires_the_operation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_authenticated_does_not_expire_the_operation() {
+    let bench = Bench::new("expired-unauthenticated");
+    let mut d = NewDevice::new(dn(PHONE));
+    d.operation = rsa_install();
+    d.auth_mode = AuthMode::AuthenticationString;
+    d.auth_string = Some("123456".to_owned());
+    d.complete_by = Some(SystemTime::now() - Duration::from_secs(60));
+    bench.store.add_device(&d, SystemTime::now()).unwrap();
+    // A wrong string: refused, and the operation stays as it was (issue 12 item 4).
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "999999").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert_eq!(bench.status(), OperationStatus::Pending);
+    // The installer, authenticated, finds the operation past its complete-by date.
+    let mut sim = bench.session().await;
+    assert_eq!(
+        ended(&sim.authenticate(3, "123456").await),
+        Reason::INVALID_ELEMENT
+    );
+    assert_eq!(bench.status(), OperationStatus::Expired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_authentication_string_installs_and_is_cleared() {
     let bench = Bench::new("auth-ok");
     bench.add(
