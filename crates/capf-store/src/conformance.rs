@@ -9,27 +9,57 @@
 //!
 //! ```
 //! mod conformance {
-//!     capf_store::conformance_tests!(|| capf_store::SqliteStore::open_in_memory([9; 32]).unwrap());
+//!     use capf_store::conformance::Must;
+//!     capf_store::conformance_tests!(|| capf_store::SqliteStore::open_in_memory([9; 32]).must());
 //! }
 //!
 //! // Or one behaviour alone:
+//! use capf_store::conformance::Must;
 //! capf_store::conformance::lifecycle::begin_attempt_needs_an_operation_to_run(|| {
-//!     capf_store::SqliteStore::open_in_memory([9; 32]).unwrap()
+//!     capf_store::SqliteStore::open_in_memory([9; 32]).must()
 //! });
 //! ```
 //!
 //! A behaviour fails by panicking, as a test does. What only one backend can show (SQLite's
 //! files, query plans, schema constraints, crash safety) stays in that backend's own tests.
 
-// Test code: a failed step should fail the test loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test code: a failed step fails the test loudly, through `Must` (once) and `assert!`.
+#![allow(clippy::panic)]
 
 pub mod admin;
 pub mod lifecycle;
 
+/// A step of a conformance test that must succeed: [`must`](Must::must) gives the value or
+/// fails the test with the error and the caller's line, as a failed `assert!` does. The suite's
+/// one place that panics on a store's answer; nothing outside tests should use it.
+pub trait Must<T> {
+    /// The value, or a test failure naming what went wrong.
+    fn must(self) -> T;
+}
+
+impl<T, E: core::fmt::Debug> Must<T> for Result<T, E> {
+    #[track_caller]
+    fn must(self) -> T {
+        match self {
+            Ok(value) => value,
+            Err(e) => panic!("conformance step failed: {e:?}"),
+        }
+    }
+}
+
+impl<T> Must<T> for Option<T> {
+    #[track_caller]
+    fn must(self) -> T {
+        match self {
+            Some(value) => value,
+            None => panic!("conformance step failed: nothing where a value was expected"),
+        }
+    }
+}
+
 /// One `#[test]` per behaviour of the [conformance suite](crate::conformance), each calling it
 /// with the factory given: an expression that makes a fresh, empty store (evaluated once per
-/// test), such as a closure `|| MyStore::open_empty().unwrap()`.
+/// test), such as a closure `|| MyStore::open_empty().must()` ([`Must`]).
 ///
 /// Invoke it inside a module of a test crate (the tests take the behaviours' names).
 #[macro_export]

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Must;
+
 use capf_lsc::KeyPolicy;
 
 use crate::{
@@ -16,7 +18,7 @@ use crate::{
 
 /// A device name the test knows is valid.
 fn dn(name: &str) -> DeviceName {
-    DeviceName::new(name).unwrap()
+    DeviceName::new(name).must()
 }
 
 fn t(secs: u64) -> SystemTime {
@@ -48,8 +50,8 @@ fn issue<S: DeviceStore + ?Sized>(
         None,
         t(0),
     )
-    .unwrap();
-    s.begin_attempt(&dn(name), t(1)).unwrap();
+    .must();
+    s.begin_attempt(&dn(name), t(1)).must();
     s.record_lsc_issued(
         &dn(name),
         &IssuedLsc {
@@ -60,10 +62,10 @@ fn issue<S: DeviceStore + ?Sized>(
         },
         t(2),
     )
-    .unwrap();
+    .must();
     if install {
         s.confirm_lsc_installed(&dn(name), &[0x40, serial], t(3))
-            .unwrap();
+            .must();
     }
 }
 
@@ -73,7 +75,7 @@ pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
 ) {
     let s = new_store();
     s.add_device(&NewDevice::new(dn("SEP000000000003")), t(0))
-        .unwrap();
+        .must();
     let batch = [
         device("SEP000000000001", "A", "8865"),
         device("SEP000000000002", "A", "8865"),
@@ -85,7 +87,7 @@ pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.list_devices().unwrap().len(), 1);
+    assert_eq!(s.list_devices().must().len(), 1);
 
     let twice = [
         device("SEP000000000001", "A", "8865"),
@@ -104,9 +106,9 @@ pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
         Err(Error::BulkItem { index: 0, source }) if matches!(*source, Error::InvalidAuthString { .. })
     ));
 
-    assert_eq!(s.add_devices(&batch[..2], t(1)).unwrap(), 2);
-    assert_eq!(s.list_devices().unwrap().len(), 3);
-    let audit = s.audit(Some(&dn("SEP000000000002")), 10).unwrap();
+    assert_eq!(s.add_devices(&batch[..2], t(1)).must(), 2);
+    assert_eq!(s.list_devices().must().len(), 3);
+    let audit = s.audit(Some(&dn("SEP000000000002")), 10).must();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, action::DEVICE_BULK_ADDED);
 }
@@ -125,11 +127,11 @@ pub fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry<S: DeviceSt
         ],
         t(0),
     )
-    .unwrap();
+    .must();
     let q = |f: &dyn Fn(&mut DeviceQuery)| {
         let mut query = DeviceQuery::default();
         f(&mut query);
-        s.query_devices(&query).unwrap()
+        s.query_devices(&query).must()
     };
     assert_eq!(q(&|_| {}).len(), 4);
     assert_eq!(
@@ -181,7 +183,7 @@ pub fn bulk_update_dry_run_shows_the_changes_and_changes_nothing<S: DeviceStore>
         ],
         t(0),
     )
-    .unwrap();
+    .must();
     let query = DeviceQuery {
         device_pool: Some("Lobby".into()),
         ..DeviceQuery::default()
@@ -196,8 +198,8 @@ pub fn bulk_update_dry_run_shows_the_changes_and_changes_nothing<S: DeviceStore>
             complete_by: Some(t(86_400)),
         }),
     };
-    let audit_before = s.audit(None, usize::MAX).unwrap().len();
-    let dry = s.update_devices(&query, &change, true, t(5)).unwrap();
+    let audit_before = s.audit(None, usize::MAX).must().len();
+    let dry = s.update_devices(&query, &change, true, t(5)).must();
     assert_eq!(
         dry.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["SEP000000000001", "SEP000000000002"]
@@ -208,28 +210,25 @@ pub fn bulk_update_dry_run_shows_the_changes_and_changes_nothing<S: DeviceStore>
         dry[0].detail
     );
     assert!(dry[0].detail.contains("Delete"), "{}", dry[0].detail);
-    assert!(s.list_devices().unwrap().iter().all(|d| d.model == "8865"));
-    assert_eq!(s.audit(None, usize::MAX).unwrap().len(), audit_before);
+    assert!(s.list_devices().must().iter().all(|d| d.model == "8865"));
+    assert_eq!(s.audit(None, usize::MAX).must().len(), audit_before);
 
-    let done = s.update_devices(&query, &change, false, t(5)).unwrap();
+    let done = s.update_devices(&query, &change, false, t(5)).must();
     assert_eq!(done, dry);
-    let d = s.device(&dn("SEP000000000002")).unwrap().unwrap();
+    let d = s.device(&dn("SEP000000000002")).must().must();
     assert_eq!(d.model, "8865NR");
     assert_eq!(d.operation, Operation::Delete);
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!(d.complete_by, Some(t(86_400)));
+    assert_eq!(s.device(&dn("SEP000000000003")).must().must().model, "8865");
     assert_eq!(
-        s.device(&dn("SEP000000000003")).unwrap().unwrap().model,
-        "8865"
-    );
-    assert_eq!(
-        s.audit(Some(&dn("SEP000000000001")), 1).unwrap()[0].action,
+        s.audit(Some(&dn("SEP000000000001")), 1).must()[0].action,
         action::DEVICE_BULK_UPDATED
     );
     // The same change again changes nothing, so nothing is listed.
     assert!(
         s.update_devices(&query, &change, false, t(6))
-            .unwrap()
+            .must()
             .is_empty()
     );
 }
@@ -246,24 +245,24 @@ pub fn generated_strings_are_set_with_the_mode_and_only_as_a_tag<S: DeviceStore>
         ],
         t(0),
     )
-    .unwrap();
+    .must();
     let strings = vec![
         (dn("SEP000000000001"), "48151623".to_owned()),
         (dn("sep000000000002"), "4242".to_owned()),
     ];
-    s.set_auth_strings(&strings, t(1)).unwrap();
-    for d in s.list_devices().unwrap() {
+    s.set_auth_strings(&strings, t(1)).must();
+    for d in s.list_devices().must() {
         assert!(d.has_auth_string);
         assert_eq!(d.auth_mode, AuthMode::AuthenticationString);
     }
     assert!(
         s.check_auth_string(&dn("SEP000000000001"), "48151623")
-            .unwrap()
+            .must()
     );
-    assert!(s.check_auth_string(&dn("SEP000000000002"), "4242").unwrap());
+    assert!(s.check_auth_string(&dn("SEP000000000002"), "4242").must());
     assert!(
         !s.check_auth_string(&dn("SEP000000000002"), "48151623")
-            .unwrap()
+            .must()
     );
 
     let bad = vec![
@@ -277,7 +276,7 @@ pub fn generated_strings_are_set_with_the_mode_and_only_as_a_tag<S: DeviceStore>
     // Nothing of the failed call applied.
     assert!(
         s.check_auth_string(&dn("SEP000000000001"), "48151623")
-            .unwrap()
+            .must()
     );
 }
 
@@ -307,8 +306,8 @@ pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
         ],
         t(0),
     )
-    .unwrap();
-    s.begin_attempt(&dn("SEP000000000004"), t(1)).unwrap();
+    .must();
+    s.begin_attempt(&dn("SEP000000000004"), t(1)).must();
     s.end_attempt(
         &dn("SEP000000000004"),
         crate::AttemptEnd::Failed {
@@ -316,8 +315,8 @@ pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
         },
         t(2),
     )
-    .unwrap();
-    let r = s.status_report(t(500)).unwrap();
+    .must();
+    let r = s.status_report(t(500)).must();
     assert_eq!(
         (
             r.none,
@@ -335,7 +334,7 @@ pub fn status_report_counts_each_status_and_past_complete_by<S: DeviceStore>(
             complete_by_before: Some(t(500)),
             ..DeviceQuery::default()
         })
-        .unwrap();
+        .must();
     assert_eq!(names(&past), ["SEP000000000001"]);
 }
 
@@ -344,13 +343,13 @@ pub fn expiry_revocation_and_stale_lsc_deletion<S: DeviceStore>(new_store: impl 
     let s = new_store();
     for n in 1..=3 {
         s.add_device(&NewDevice::new(dn(&format!("SEP00000000000{n}"))), t(0))
-            .unwrap();
+            .must();
     }
     issue(&s, "SEP000000000001", 1, t(1_000), true);
     issue(&s, "SEP000000000002", 2, t(50_000), true);
     // Two issued, never confirmed: the first becomes stale.
     issue(&s, "SEP000000000003", 3, t(50_000), false);
-    s.begin_attempt(&dn("SEP000000000003"), t(4)).unwrap();
+    s.begin_attempt(&dn("SEP000000000003"), t(4)).must();
     s.record_lsc_issued(
         &dn("SEP000000000003"),
         &IssuedLsc {
@@ -361,51 +360,51 @@ pub fn expiry_revocation_and_stale_lsc_deletion<S: DeviceStore>(new_store: impl 
         },
         t(5),
     )
-    .unwrap();
+    .must();
 
     let soon: Vec<_> = s
         .lscs_expiring_before(t(55_000))
-        .unwrap()
+        .must()
         .into_iter()
         .map(|l| l.serial[1])
         .collect();
     assert_eq!(soon, [1, 2]);
 
-    let revoked = s.revoke_expired_lscs(t(2_000)).unwrap();
+    let revoked = s.revoke_expired_lscs(t(2_000)).must();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].serial, [0x40, 1]);
-    assert_eq!(s.lsc(&[0x40, 1]).unwrap().unwrap().state, LscState::Revoked);
-    assert_eq!(s.revoked_lscs().unwrap(), revoked);
-    assert!(s.revoke_expired_lscs(t(2_000)).unwrap().is_empty());
+    assert_eq!(s.lsc(&[0x40, 1]).must().must().state, LscState::Revoked);
+    assert_eq!(s.revoked_lscs().must(), revoked);
+    assert!(s.revoke_expired_lscs(t(2_000)).must().is_empty());
 
     let installed = s
         .installed_lscs(&DeviceQuery {
             name_pattern: Some("SEP*".into()),
             ..DeviceQuery::default()
         })
-        .unwrap();
+        .must();
     assert_eq!(installed.len(), 1);
     assert_eq!(installed[0].device, "SEP000000000002");
 
-    assert_eq!(s.stale_lscs().unwrap().len(), 1);
-    assert_eq!(s.delete_stale_lscs(t(10)).unwrap(), 1);
-    assert!(s.stale_lscs().unwrap().is_empty());
-    assert!(s.lsc(&[0x40, 3]).unwrap().is_none());
-    let entry = &s.audit(Some(&dn("SEP000000000003")), 1).unwrap()[0];
+    assert_eq!(s.stale_lscs().must().len(), 1);
+    assert_eq!(s.delete_stale_lscs(t(10)).must(), 1);
+    assert!(s.stale_lscs().must().is_empty());
+    assert!(s.lsc(&[0x40, 3]).must().is_none());
+    let entry = &s.audit(Some(&dn("SEP000000000003")), 1).must()[0];
     assert_eq!(entry.action, action::STALE_LSC_DELETED);
     assert!(entry.detail.contains("4003"), "{}", entry.detail);
-    assert_eq!(s.delete_stale_lscs(t(11)).unwrap(), 0);
+    assert_eq!(s.delete_stale_lscs(t(11)).must(), 0);
 }
 
 /// Keepalive is stored alone.
 pub fn keepalive_is_stored_alone<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
-    let mut settings = s.settings().unwrap();
+    let mut settings = s.settings().must();
     settings.max_sessions = 12;
-    s.update_settings(&settings, t(0)).unwrap();
-    s.set_keepalive(KeepaliveMinutes::new(42).unwrap(), t(1))
-        .unwrap();
-    let back = s.settings().unwrap();
+    s.update_settings(&settings, t(0)).must();
+    s.set_keepalive(KeepaliveMinutes::new(42).must(), t(1))
+        .must();
+    let back = s.settings().must();
     assert_eq!(back.keepalive.minutes(), 42);
     assert_eq!(back.max_sessions, 12);
 }
@@ -414,21 +413,21 @@ pub fn keepalive_is_stored_alone<S: DeviceStore>(new_store: impl Fn() -> S) {
 pub fn pending_csrs_are_added_listed_and_removed<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     s.add_device(&NewDevice::new(dn("SEP000000000001")), t(0))
-        .unwrap();
+        .must();
     assert!(matches!(
         s.add_pending_csr(&dn("SEP000000000009"), &[1], t(1)),
         Err(Error::UnknownDevice { .. })
     ));
     let a = s
         .add_pending_csr(&dn("sep000000000001"), &[0x30, 1], t(1))
-        .unwrap();
+        .must();
     let b = s
         .add_pending_csr(&dn("SEP000000000001"), &[0x30, 2], t(2))
-        .unwrap();
+        .must();
     assert_eq!(a.device, "SEP000000000001");
-    assert_eq!(s.pending_csrs().unwrap(), [a.clone(), b.clone()]);
-    s.remove_pending_csr(a.id, t(3)).unwrap();
-    assert_eq!(s.pending_csrs().unwrap(), [b]);
+    assert_eq!(s.pending_csrs().must(), [a.clone(), b.clone()]);
+    s.remove_pending_csr(a.id, t(3)).must();
+    assert_eq!(s.pending_csrs().must(), [b]);
     assert!(matches!(
         s.remove_pending_csr(a.id, t(3)),
         Err(Error::UnknownCsr { .. })
@@ -447,14 +446,14 @@ pub fn templates_round_trip_replace_and_remove<S: DeviceStore>(new_store: impl F
         auth_mode: AuthMode::AuthenticationString,
         complete_by: Some(t(3600)),
     };
-    s.save_template(&template, t(0)).unwrap();
-    assert_eq!(s.template("lobby PHONES").unwrap(), Some(template.clone()));
+    s.save_template(&template, t(0)).must();
+    assert_eq!(s.template("lobby PHONES").must(), Some(template.clone()));
     let replaced = DeviceTemplate {
         operation: Operation::None,
         ..template.clone()
     };
-    s.save_template(&replaced, t(1)).unwrap();
-    assert_eq!(s.templates().unwrap(), [replaced]);
+    s.save_template(&replaced, t(1)).must();
+    assert_eq!(s.templates().must(), [replaced]);
     let d = template.new_device(dn("SEP000000000001"));
     assert_eq!(d.device_pool, "Lobby");
     assert_eq!(d.auth_mode, AuthMode::AuthenticationString);
@@ -462,8 +461,8 @@ pub fn templates_round_trip_replace_and_remove<S: DeviceStore>(new_store: impl F
         s.save_template(&DeviceTemplate::default(), t(1)),
         Err(Error::EmptyTemplateName)
     ));
-    s.remove_template("Lobby phones", t(2)).unwrap();
-    assert!(s.templates().unwrap().is_empty());
+    s.remove_template("Lobby phones", t(2)).must();
+    assert!(s.templates().must().is_empty());
     assert!(matches!(
         s.remove_template("Lobby phones", t(2)),
         Err(Error::UnknownTemplate { .. })
@@ -487,7 +486,7 @@ fn record(serial: u8, device: &str, state: LscState) -> LscRecord {
 pub fn imported_lscs_are_stored_as_given_all_or_nothing<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     s.add_device(&NewDevice::new(dn("SEP000000000001")), t(0))
-        .unwrap();
+        .must();
     s.record_lsc_issued(
         &dn("SEP000000000001"),
         &IssuedLsc {
@@ -498,8 +497,8 @@ pub fn imported_lscs_are_stored_as_given_all_or_nothing<S: DeviceStore>(new_stor
         },
         t(1),
     )
-    .unwrap();
-    let audit_before = s.audit(None, usize::MAX).unwrap().len();
+    .must();
+    let audit_before = s.audit(None, usize::MAX).must().len();
 
     // The first bad record applies nothing, and is named by its index.
     let mut empty_der = record(3, "SEP000000000002", LscState::Installed);
@@ -547,8 +546,8 @@ pub fn imported_lscs_are_stored_as_given_all_or_nothing<S: DeviceStore>(new_stor
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(s.audit(None, usize::MAX).unwrap().len(), audit_before);
-    assert!(s.lscs(&dn("SEP000000000002")).unwrap().is_empty());
+    assert_eq!(s.audit(None, usize::MAX).must().len(), audit_before);
+    assert!(s.lscs(&dn("SEP000000000002")).must().is_empty());
 
     // A device not registered (or removed) may have LSCs; each keeps its state and times.
     let good = vec![
@@ -558,21 +557,21 @@ pub fn imported_lscs_are_stored_as_given_all_or_nothing<S: DeviceStore>(new_stor
         record(4, "SEP000000000001", LscState::Revoked),
     ];
     assert_eq!(
-        s.import_lscs(&mut good.clone().into_iter(), t(30)).unwrap(),
+        s.import_lscs(&mut good.clone().into_iter(), t(30)).must(),
         4
     );
-    assert_eq!(s.lscs(&dn("SEP000000000002")).unwrap(), good[..2]);
-    assert_eq!(s.lsc(&[0x50, 3]).unwrap().as_ref(), Some(&good[2]));
-    assert_eq!(s.stale_lscs().unwrap(), good[2..3]);
-    assert_eq!(s.revoked_lscs().unwrap(), good[3..]);
-    assert_eq!(s.lscs(&dn("SEP000000000001")).unwrap().len(), 2);
-    let entry = &s.audit(Some(&dn("SEP000000000003")), 1).unwrap()[0];
+    assert_eq!(s.lscs(&dn("SEP000000000002")).must(), good[..2]);
+    assert_eq!(s.lsc(&[0x50, 3]).must().as_ref(), Some(&good[2]));
+    assert_eq!(s.stale_lscs().must(), good[2..3]);
+    assert_eq!(s.revoked_lscs().must(), good[3..]);
+    assert_eq!(s.lscs(&dn("SEP000000000001")).must().len(), 2);
+    let entry = &s.audit(Some(&dn("SEP000000000003")), 1).must()[0];
     assert_eq!(entry.action, action::LSC_IMPORTED);
     assert_eq!(entry.at, t(30));
     assert!(entry.detail.contains("5003"), "{}", entry.detail);
     assert_eq!(
-        s.audit(None, usize::MAX).unwrap().len(),
+        s.audit(None, usize::MAX).must().len(),
         audit_before + good.len()
     );
-    assert_eq!(s.import_lscs(&mut std::iter::empty(), t(31)).unwrap(), 0);
+    assert_eq!(s.import_lscs(&mut std::iter::empty(), t(31)).must(), 0);
 }

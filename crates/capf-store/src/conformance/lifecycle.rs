@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Must;
+
 use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits};
 
 use crate::{
@@ -17,7 +19,7 @@ const PHONE: &str = "SEP001122AABBCC";
 
 /// A device name the test knows is valid.
 fn dn(name: &str) -> DeviceName {
-    DeviceName::new(name).unwrap()
+    DeviceName::new(name).must()
 }
 
 fn t(secs: u64) -> SystemTime {
@@ -32,7 +34,7 @@ fn with_phone<S: DeviceStore>(new_store: impl Fn() -> S, operation: Operation) -
     let s = new_store();
     let mut new = NewDevice::new(dn(PHONE));
     new.operation = operation;
-    s.add_device(&new, t(0)).unwrap();
+    s.add_device(&new, t(0)).must();
     s
 }
 
@@ -56,12 +58,12 @@ fn lsc_at(serial: &[u8], at: SystemTime) -> IssuedLsc {
 }
 
 fn audit_count<S: AdminStore + ?Sized>(s: &S) -> usize {
-    s.audit(None, usize::MAX).unwrap().len()
+    s.audit(None, usize::MAX).must().len()
 }
 
 fn states<S: AdminStore + ?Sized>(s: &S) -> Vec<LscState> {
     s.lscs(&dn(PHONE))
-        .unwrap()
+        .must()
         .into_iter()
         .map(|l| l.state)
         .collect()
@@ -78,7 +80,7 @@ pub fn adds_a_device_pending_when_an_operation_is_given<S: DeviceStore>(new_stor
     new.auth_mode = AuthMode::AuthenticationString;
     new.auth_string = Some("123456".into());
     new.complete_by = Some(t(3600));
-    let d = s.add_device(&new, t(5)).unwrap();
+    let d = s.add_device(&new, t(5)).must();
     assert_eq!(
         d,
         Device {
@@ -100,15 +102,13 @@ pub fn adds_a_device_pending_when_an_operation_is_given<S: DeviceStore>(new_stor
         }
     );
     assert!(d.has_operation_to_run());
-    assert_eq!(s.device(&dn(PHONE)).unwrap(), Some(d));
+    assert_eq!(s.device(&dn(PHONE)).must(), Some(d));
 }
 
 /// Adds a device without operation with status none.
 pub fn adds_a_device_without_operation_with_status_none<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
-    let d = s
-        .add_device(&NewDevice::new(dn("CSFjsmith")), t(0))
-        .unwrap();
+    let d = s.add_device(&NewDevice::new(dn("CSFjsmith")), t(0)).must();
     assert_eq!(d.operation, Operation::None);
     assert_eq!(d.status, OperationStatus::None);
     assert_eq!(d.auth_mode, AuthMode::NullString);
@@ -124,7 +124,7 @@ pub fn rejects_a_duplicate_name_ignoring_case<S: DeviceStore>(new_store: impl Fn
         Err(Error::DuplicateDevice { name }) if name == lower
     ));
     assert_eq!(
-        s.device(&dn(&lower)).unwrap().map(|d| d.name),
+        s.device(&dn(&lower)).must().map(|d| d.name),
         Some(dn(PHONE))
     );
     assert_eq!(audit_count(&s), 1);
@@ -134,11 +134,11 @@ pub fn rejects_a_duplicate_name_ignoring_case<S: DeviceStore>(new_store: impl Fn
 pub fn lists_devices_ordered_by_name<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
     for name in ["TABuser", "BOTuser", "SEP0011223344AA", "csfuser"] {
-        s.add_device(&NewDevice::new(dn(name)), t(0)).unwrap();
+        s.add_device(&NewDevice::new(dn(name)), t(0)).must();
     }
     let names: Vec<DeviceName> = s
         .list_devices()
-        .unwrap()
+        .must()
         .into_iter()
         .map(|d| d.name)
         .collect();
@@ -150,8 +150,8 @@ pub fn unknown_devices_are_a_typed_error_for_writes_and_none_for_reads<S: Device
     new_store: impl Fn() -> S,
 ) {
     let s = new_store();
-    assert_eq!(s.device(&dn("SEP000000000000")).unwrap(), None);
-    assert!(s.lscs(&dn("SEP000000000000")).unwrap().is_empty());
+    assert_eq!(s.device(&dn("SEP000000000000")).must(), None);
+    assert!(s.lscs(&dn("SEP000000000000")).must().is_empty());
     for result in [
         s.schedule(&dn("SEP000000000000"), install(), None, t(0)),
         s.begin_attempt(&dn("SEP000000000000"), t(0)),
@@ -184,7 +184,7 @@ pub fn updates_only_the_fields_given<S: DeviceStore>(new_store: impl Fn() -> S) 
             },
             t(9),
         )
-        .unwrap();
+        .must();
     assert_eq!(d.model, "Cisco 7841");
     assert_eq!(d.auth_mode, AuthMode::AuthenticationString);
     assert_eq!(d.description, "");
@@ -193,7 +193,7 @@ pub fn updates_only_the_fields_given<S: DeviceStore>(new_store: impl Fn() -> S) 
     let before = audit_count(&s);
     let same = s
         .update_device(&dn(PHONE), &DeviceUpdate::default(), t(10))
-        .unwrap();
+        .must();
     assert_eq!(same, d);
     assert_eq!(audit_count(&s), before);
 }
@@ -214,9 +214,9 @@ pub fn every_operation_and_key_policy_round_trips<S: DeviceStore>(new_store: imp
         }
     }
     for op in operations {
-        let d = s.schedule(&dn(PHONE), op, Some(t(60)), t(1)).unwrap();
+        let d = s.schedule(&dn(PHONE), op, Some(t(60)), t(1)).must();
         assert_eq!(d.operation, op);
-        assert_eq!(s.device(&dn(PHONE)).unwrap().map(|d| d.operation), Some(op));
+        assert_eq!(s.device(&dn(PHONE)).must().map(|d| d.operation), Some(op));
     }
 }
 
@@ -225,9 +225,8 @@ pub fn schedule_resets_attempts_the_ec_flag_and_the_last_error<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
-    s.record_ec_key_generation_failure(&dn(PHONE), t(2))
-        .unwrap();
+    s.begin_attempt(&dn(PHONE), t(1)).must();
+    s.record_ec_key_generation_failure(&dn(PHONE), t(2)).must();
     s.end_attempt(
         &dn(PHONE),
         AttemptEnd::Failed {
@@ -235,16 +234,16 @@ pub fn schedule_resets_attempts_the_ec_flag_and_the_last_error<S: DeviceStore>(
         },
         t(3),
     )
-    .unwrap();
+    .must();
     let d = s
         .schedule(&dn(PHONE), Operation::Delete, Some(t(100)), t(4))
-        .unwrap();
+        .must();
     assert_eq!(d.operation, Operation::Delete);
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!((d.attempts, d.ec_key_generation_failed), (0, false));
     assert_eq!(d.last_error, None);
     assert_eq!(d.complete_by, Some(t(100)));
-    let none = s.schedule(&dn(PHONE), Operation::None, None, t(5)).unwrap();
+    let none = s.schedule(&dn(PHONE), Operation::None, None, t(5)).must();
     assert_eq!(none.status, OperationStatus::None);
     assert!(!none.has_operation_to_run());
 }
@@ -259,14 +258,14 @@ pub fn begin_attempt_needs_an_operation_to_run<S: DeviceStore>(new_store: impl F
             ..
         })
     ));
-    s.schedule(&dn(PHONE), install(), None, t(2)).unwrap();
-    let d = s.begin_attempt(&dn(PHONE), t(3)).unwrap();
+    s.schedule(&dn(PHONE), install(), None, t(2)).must();
+    let d = s.begin_attempt(&dn(PHONE), t(3)).must();
     assert_eq!(
         (d.status.clone(), d.attempts),
         (OperationStatus::InProgress, 1)
     );
     // A session that died with the server leaves InProgress: the next one may still begin.
-    assert_eq!(s.begin_attempt(&dn(PHONE), t(4)).unwrap().attempts, 2);
+    assert_eq!(s.begin_attempt(&dn(PHONE), t(4)).must().attempts, 2);
 }
 
 /// Authentication failures count, lock out, and reset when an attempt begins.
@@ -275,10 +274,10 @@ pub fn auth_failures_count_lock_out_and_reset_when_an_attempt_begins<S: DeviceSt
 ) {
     let s = with_phone(&new_store, install());
     let settings = Settings::default();
-    let mut d = s.device(&dn(PHONE)).unwrap().unwrap();
+    let mut d = s.device(&dn(PHONE)).must().must();
     for i in 1..=settings.auth_failure_limit {
         assert!(!d.is_auth_locked_out(&settings, t(u64::from(i))));
-        d = s.record_auth_failure(&dn(PHONE), t(u64::from(i))).unwrap();
+        d = s.record_auth_failure(&dn(PHONE), t(u64::from(i))).must();
         assert_eq!(d.auth_failures, i);
         assert_eq!(d.last_auth_failure, Some(t(u64::from(i))));
     }
@@ -290,7 +289,7 @@ pub fn auth_failures_count_lock_out_and_reset_when_an_attempt_begins<S: DeviceSt
         ..settings
     };
     assert!(!d.is_auth_locked_out(&off, t(last + 1)));
-    let d = s.begin_attempt(&dn(PHONE), t(100)).unwrap();
+    let d = s.begin_attempt(&dn(PHONE), t(100)).must();
     assert_eq!(d.auth_failures, 0);
 }
 
@@ -299,7 +298,7 @@ pub fn interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled<S:
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(1)).must();
     let d = s
         .end_attempt(
             &dn(PHONE),
@@ -308,11 +307,11 @@ pub fn interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled<S:
             },
             t(2),
         )
-        .unwrap();
+        .must();
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!(d.last_error.as_deref(), Some("phone hung up"));
     assert_eq!(d.operation, install());
-    s.begin_attempt(&dn(PHONE), t(3)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(3)).must();
     let d = s
         .end_attempt(
             &dn(PHONE),
@@ -321,7 +320,7 @@ pub fn interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled<S:
             },
             t(4),
         )
-        .unwrap();
+        .must();
     assert_eq!(
         d.status,
         OperationStatus::Failed {
@@ -330,17 +329,17 @@ pub fn interrupted_attempts_go_back_to_pending_and_failed_ones_stay_scheduled<S:
     );
     assert_eq!(d.last_error.as_deref(), Some("bad key"));
     assert!(d.has_operation_to_run());
-    assert_eq!(s.begin_attempt(&dn(PHONE), t(5)).unwrap().attempts, 3);
+    assert_eq!(s.begin_attempt(&dn(PHONE), t(5)).must().attempts, 3);
 }
 
 /// A late `end_attempt` never clobbers a success.
 pub fn a_late_end_attempt_never_clobbers_a_success<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(1)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).must();
     let done = s
         .confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(3))
-        .unwrap();
+        .must();
     let before = audit_count(&s);
     for end in [
         AttemptEnd::Interrupted {
@@ -350,7 +349,7 @@ pub fn a_late_end_attempt_never_clobbers_a_success<S: DeviceStore>(new_store: im
             reason: "late".into(),
         },
     ] {
-        assert_eq!(s.end_attempt(&dn(PHONE), end, t(4)).unwrap(), done);
+        assert_eq!(s.end_attempt(&dn(PHONE), end, t(4)).must(), done);
     }
     assert_eq!(audit_count(&s), before);
 }
@@ -360,15 +359,15 @@ pub fn expiry_applies_only_to_an_operation_to_run<S: DeviceStore>(new_store: imp
     let s = with_phone(&new_store, Operation::None);
     let before = audit_count(&s);
     assert_eq!(
-        s.mark_expired(&dn(PHONE), t(1)).unwrap().status,
+        s.mark_expired(&dn(PHONE), t(1)).must().status,
         OperationStatus::None
     );
     assert_eq!(audit_count(&s), before);
     let d = s
         .schedule(&dn(PHONE), Operation::Troubleshoot, Some(t(10)), t(2))
-        .unwrap();
+        .must();
     assert!(!d.is_past_complete_by(t(10)) && d.is_past_complete_by(t(11)));
-    let d = s.mark_expired(&dn(PHONE), t(11)).unwrap();
+    let d = s.mark_expired(&dn(PHONE), t(11)).must();
     assert_eq!(d.status, OperationStatus::Expired);
     assert_eq!(d.operation, Operation::Troubleshoot);
     assert!(!d.has_operation_to_run());
@@ -391,13 +390,12 @@ pub fn an_ec_key_generation_failure_makes_the_next_attempt_ask_for_rsa<S: Device
         curve: Curve::P384,
     };
     let s = with_phone(&new_store, Operation::InstallUpgrade(policy));
-    let d = s.begin_attempt(&dn(PHONE), t(1)).unwrap();
+    let d = s.begin_attempt(&dn(PHONE), t(1)).must();
     assert_eq!(
         policy.key_to_request(d.ec_key_generation_failed, true),
         Some(KeySpec::Ec(Curve::P384))
     );
-    s.record_ec_key_generation_failure(&dn(PHONE), t(2))
-        .unwrap();
+    s.record_ec_key_generation_failure(&dn(PHONE), t(2)).must();
     s.end_attempt(
         &dn(PHONE),
         AttemptEnd::Interrupted {
@@ -405,8 +403,8 @@ pub fn an_ec_key_generation_failure_makes_the_next_attempt_ask_for_rsa<S: Device
         },
         t(3),
     )
-    .unwrap();
-    let d = s.begin_attempt(&dn(PHONE), t(4)).unwrap();
+    .must();
+    let d = s.begin_attempt(&dn(PHONE), t(4)).must();
     assert!(d.ec_key_generation_failed);
     assert_eq!(
         policy.key_to_request(d.ec_key_generation_failed, true),
@@ -421,16 +419,16 @@ pub fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
-    let first = s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(1)).must();
+    let first = s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).must();
     assert_eq!(first.state, LscState::Issued);
     assert_eq!(first.serial_hex(), "0101");
     assert_eq!(first.issued_at, t(2));
-    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(3)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(3)).must();
     assert_eq!(states(&s), [LscState::Stale, LscState::Issued]);
     assert_eq!(
         s.stale_lscs()
-            .unwrap()
+            .must()
             .into_iter()
             .map(|l| l.serial)
             .collect::<Vec<_>>(),
@@ -445,22 +443,22 @@ pub fn a_new_issuance_makes_unconfirmed_ones_stale_and_an_install_supersedes_the
         })
     ));
     s.confirm_lsc_installed(&dn(PHONE), &lsc(2).serial, t(4))
-        .unwrap();
+        .must();
     // A second install/upgrade supersedes the installed LSC.
-    s.schedule(&dn(PHONE), install(), None, t(5)).unwrap();
-    s.begin_attempt(&dn(PHONE), t(6)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(3), t(7)).unwrap();
+    s.schedule(&dn(PHONE), install(), None, t(5)).must();
+    s.begin_attempt(&dn(PHONE), t(6)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(3), t(7)).must();
     assert_eq!(
         states(&s),
         [LscState::Stale, LscState::Installed, LscState::Issued]
     );
     s.confirm_lsc_installed(&dn(PHONE), &lsc(3).serial, t(8))
-        .unwrap();
+        .must();
     assert_eq!(
         states(&s),
         [LscState::Stale, LscState::Superseded, LscState::Installed]
     );
-    let installed = s.lsc(&lsc(3).serial).unwrap().unwrap();
+    let installed = s.lsc(&lsc(3).serial).must().must();
     assert_eq!(installed.state_changed_at, t(8));
     assert_eq!(installed.der, lsc(3).der);
     assert_eq!(
@@ -474,8 +472,8 @@ pub fn confirming_clears_the_operation_and_the_one_time_auth_string<S: DeviceSto
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    s.set_auth_string(&dn(PHONE), Some("2468"), t(1)).unwrap();
-    s.begin_attempt(&dn(PHONE), t(2)).unwrap();
+    s.set_auth_string(&dn(PHONE), Some("2468"), t(1)).must();
+    s.begin_attempt(&dn(PHONE), t(2)).must();
     s.end_attempt(
         &dn(PHONE),
         AttemptEnd::Interrupted {
@@ -483,17 +481,17 @@ pub fn confirming_clears_the_operation_and_the_one_time_auth_string<S: DeviceSto
         },
         t(3),
     )
-    .unwrap();
-    s.begin_attempt(&dn(PHONE), t(4)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(5)).unwrap();
+    .must();
+    s.begin_attempt(&dn(PHONE), t(4)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(5)).must();
     let d = s
         .confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(6))
-        .unwrap();
+        .must();
     assert_eq!(d.operation, Operation::None);
     assert_eq!(d.status, OperationStatus::Success);
     assert_eq!(d.last_error, None);
     assert!(!d.has_auth_string);
-    assert!(!s.check_auth_string(&dn(PHONE), "2468").unwrap());
+    assert!(!s.check_auth_string(&dn(PHONE), "2468").must());
     assert_eq!(d.attempts, 2);
 }
 
@@ -501,9 +499,9 @@ pub fn confirming_clears_the_operation_and_the_one_time_auth_string<S: DeviceSto
 pub fn confirming_rejects_unknown_and_foreign_serials<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
     s.add_device(&NewDevice::new(dn("SEP00112233DDEE")), t(0))
-        .unwrap();
+        .must();
     s.record_lsc_issued(&dn("SEP00112233DDEE"), &lsc(9), t(1))
-        .unwrap();
+        .must();
     assert!(matches!(
         s.confirm_lsc_installed(&dn(PHONE), &[0xde, 0xad], t(2)),
         Err(Error::UnknownLsc { serial }) if serial == "dead"
@@ -513,7 +511,7 @@ pub fn confirming_rejects_unknown_and_foreign_serials<S: DeviceStore>(new_store:
         Err(Error::LscOfAnotherDevice { owner, .. }) if owner == "SEP00112233DDEE"
     ));
     assert_eq!(
-        s.device(&dn(PHONE)).unwrap().map(|d| d.status),
+        s.device(&dn(PHONE)).must().map(|d| d.status),
         Some(OperationStatus::Pending)
     );
 }
@@ -521,7 +519,7 @@ pub fn confirming_rejects_unknown_and_foreign_serials<S: DeviceStore>(new_store:
 /// Rejects duplicate serials and malformed records.
 pub fn rejects_duplicate_serials_and_malformed_records<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).must();
     assert!(matches!(
         s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)),
         Err(Error::DuplicateSerial { serial, owner }) if serial == "0101" && owner == PHONE
@@ -546,17 +544,16 @@ pub fn rejects_duplicate_serials_and_malformed_records<S: DeviceStore>(new_store
 /// Delete done deletes installed LSCs only.
 pub fn delete_done_deletes_installed_lscs_only<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
-    s.set_auth_string(&dn(PHONE), Some("1357"), t(0)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).unwrap();
+    s.set_auth_string(&dn(PHONE), Some("1357"), t(0)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).must();
     s.confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(2))
-        .unwrap();
-    s.schedule(&dn(PHONE), install(), None, t(3)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(4)).unwrap();
-    s.set_auth_string(&dn(PHONE), Some("1357"), t(5)).unwrap();
-    s.schedule(&dn(PHONE), Operation::Delete, None, t(5))
-        .unwrap();
-    s.begin_attempt(&dn(PHONE), t(6)).unwrap();
-    let d = s.record_delete_done(&dn(PHONE), t(7)).unwrap();
+        .must();
+    s.schedule(&dn(PHONE), install(), None, t(3)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(4)).must();
+    s.set_auth_string(&dn(PHONE), Some("1357"), t(5)).must();
+    s.schedule(&dn(PHONE), Operation::Delete, None, t(5)).must();
+    s.begin_attempt(&dn(PHONE), t(6)).must();
+    let d = s.record_delete_done(&dn(PHONE), t(7)).must();
     assert_eq!(states(&s), [LscState::Deleted, LscState::Issued]);
     assert_eq!(
         (d.operation, d.status),
@@ -568,26 +565,26 @@ pub fn delete_done_deletes_installed_lscs_only<S: DeviceStore>(new_store: impl F
 /// Fetch done stores the certificate and succeeds.
 pub fn fetch_done_stores_the_certificate_and_succeeds<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, Operation::Troubleshoot);
-    s.set_auth_string(&dn(PHONE), Some("97531"), t(0)).unwrap();
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
+    s.set_auth_string(&dn(PHONE), Some("97531"), t(0)).must();
+    s.begin_attempt(&dn(PHONE), t(1)).must();
     let d = s
         .record_fetch_done(
             &dn(PHONE),
             Some((FetchedCertificate::MIC, vec![0x30, 0x00])),
             t(2),
         )
-        .unwrap();
+        .must();
     assert_eq!(
         (d.operation, d.status),
         (Operation::None, OperationStatus::Success)
     );
     assert!(!d.has_auth_string);
     s.schedule(&dn(PHONE), Operation::Troubleshoot, None, t(3))
-        .unwrap();
-    s.begin_attempt(&dn(PHONE), t(4)).unwrap();
-    s.record_fetch_done(&dn(PHONE), None, t(5)).unwrap();
+        .must();
+    s.begin_attempt(&dn(PHONE), t(4)).must();
+    s.record_fetch_done(&dn(PHONE), None, t(5)).must();
     assert_eq!(
-        s.troubleshoot_results(&dn(PHONE)).unwrap(),
+        s.troubleshoot_results(&dn(PHONE)).must(),
         [
             TroubleshootResult {
                 device: dn(PHONE),
@@ -611,20 +608,20 @@ pub fn removing_a_device_keeps_its_lscs_and_drops_its_troubleshoot_results<S: De
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).must();
     s.schedule(&dn(PHONE), Operation::Troubleshoot, None, t(2))
-        .unwrap();
+        .must();
     s.record_fetch_done(&dn(PHONE), Some((1, vec![1])), t(3))
-        .unwrap();
-    s.remove_device(&dn(PHONE), t(4)).unwrap();
-    assert_eq!(s.device(&dn(PHONE)).unwrap(), None);
+        .must();
+    s.remove_device(&dn(PHONE), t(4)).must();
+    assert_eq!(s.device(&dn(PHONE)).must(), None);
     assert_eq!(states(&s), [LscState::Issued]);
     assert_eq!(
-        s.lsc(&lsc(1).serial).unwrap().map(|l| l.device),
+        s.lsc(&lsc(1).serial).must().map(|l| l.device),
         Some(dn(PHONE))
     );
-    assert!(s.troubleshoot_results(&dn(PHONE)).unwrap().is_empty());
-    let removed = &s.audit(Some(&dn(PHONE)), 1).unwrap()[0];
+    assert!(s.troubleshoot_results(&dn(PHONE)).must().is_empty());
+    let removed = &s.audit(Some(&dn(PHONE)), 1).must()[0];
     assert_eq!(removed.action, action::DEVICE_REMOVED);
     assert!(
         removed.detail.contains("1 LSC record(s) kept"),
@@ -632,15 +629,15 @@ pub fn removing_a_device_keeps_its_lscs_and_drops_its_troubleshoot_results<S: De
         removed.detail
     );
     // Registered again, the name sees its history.
-    s.add_device(&NewDevice::new(dn(PHONE)), t(5)).unwrap();
-    assert_eq!(s.lscs(&dn(PHONE)).unwrap().len(), 1);
+    s.add_device(&NewDevice::new(dn(PHONE)), t(5)).must();
+    assert_eq!(s.lscs(&dn(PHONE)).must().len(), 1);
 }
 
 /// Revokes an LSC once.
 pub fn revokes_an_lsc_once<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).unwrap();
-    let r = s.revoke_lsc(&lsc(1).serial, t(2)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(1)).must();
+    let r = s.revoke_lsc(&lsc(1).serial, t(2)).must();
     assert_eq!((r.state, r.state_changed_at), (LscState::Revoked, t(2)));
     assert!(matches!(
         s.revoke_lsc(&lsc(1).serial, t(3)),
@@ -653,7 +650,7 @@ pub fn revokes_an_lsc_once<S: DeviceStore>(new_store: impl Fn() -> S) {
         s.revoke_lsc(&[7], t(3)),
         Err(Error::UnknownLsc { .. })
     ));
-    assert_eq!(s.audit(None, 1).unwrap()[0].action, action::LSC_REVOKED);
+    assert_eq!(s.audit(None, 1).must()[0].action, action::LSC_REVOKED);
 }
 
 /// Authentication strings follow the rule, and check under any case of the name.
@@ -667,25 +664,25 @@ pub fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name<S: Devi
             Err(Error::InvalidAuthString { .. })
         ));
     }
-    assert!(!s.check_auth_string(&dn(PHONE), "1234").unwrap());
+    assert!(!s.check_auth_string(&dn(PHONE), "1234").must());
     assert!(
         s.set_auth_string(&dn(PHONE), Some("1234"), t(1))
-            .unwrap()
+            .must()
             .has_auth_string
     );
-    assert!(s.check_auth_string(&dn(PHONE), "1234").unwrap());
+    assert!(s.check_auth_string(&dn(PHONE), "1234").must());
     assert!(
         s.check_auth_string(&dn(&PHONE.to_ascii_lowercase()), "1234")
-            .unwrap()
+            .must()
     );
-    assert!(!s.check_auth_string(&dn(PHONE), "12345").unwrap());
-    assert!(!s.check_auth_string(&dn(PHONE), "abcd").unwrap());
+    assert!(!s.check_auth_string(&dn(PHONE), "12345").must());
+    assert!(!s.check_auth_string(&dn(PHONE), "abcd").must());
     assert!(
         !s.set_auth_string(&dn(PHONE), None, t(2))
-            .unwrap()
+            .must()
             .has_auth_string
     );
-    assert!(!s.check_auth_string(&dn(PHONE), "1234").unwrap());
+    assert!(!s.check_auth_string(&dn(PHONE), "1234").must());
     let mut new = NewDevice::new(dn("SEP00112233DDEE"));
     new.auth_string = Some("12".into());
     assert!(matches!(
@@ -698,7 +695,7 @@ pub fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name<S: Devi
     ));
     let actions: Vec<String> = s
         .audit(Some(&dn(PHONE)), 2)
-        .unwrap()
+        .must()
         .into_iter()
         .map(|a| a.action)
         .collect();
@@ -711,9 +708,9 @@ pub fn auth_strings_follow_the_rule_and_check_under_any_case_of_the_name<S: Devi
 /// Settings default, and round-trip.
 pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = new_store();
-    assert_eq!(s.settings().unwrap(), Settings::default());
+    assert_eq!(s.settings().must(), Settings::default());
     let changed = Settings {
-        keepalive: KeepaliveMinutes::new(60).unwrap(),
+        keepalive: KeepaliveMinutes::new(60).must(),
         max_sessions: 10,
         max_key_generation_sessions: 2,
         key_generation_queue: 3,
@@ -727,9 +724,9 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         tls_handshake_timeout: Duration::from_secs(6),
         auth_response_timeout: Duration::from_secs(8),
     };
-    s.update_settings(&changed, t(1)).unwrap();
-    assert_eq!(s.settings().unwrap(), changed);
-    let entry = &s.audit(None, 1).unwrap()[0];
+    s.update_settings(&changed, t(1)).must();
+    assert_eq!(s.settings().must(), changed);
+    let entry = &s.audit(None, 1).must()[0];
     assert_eq!(entry.action, action::SETTINGS_UPDATED);
     assert_eq!(entry.device, None);
     assert!(
@@ -743,10 +740,10 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
 pub fn audit_is_newest_first_filtered_and_limited<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
     s.add_device(&NewDevice::new(dn("SEP00112233DDEE")), t(1))
-        .unwrap();
-    s.begin_attempt(&dn(PHONE), t(2)).unwrap();
-    s.update_settings(&Settings::default(), t(3)).unwrap();
-    let all = s.audit(None, 10).unwrap();
+        .must();
+    s.begin_attempt(&dn(PHONE), t(2)).must();
+    s.update_settings(&Settings::default(), t(3)).must();
+    let all = s.audit(None, 10).must();
     let actions: Vec<&str> = all.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -759,10 +756,10 @@ pub fn audit_is_newest_first_filtered_and_limited<S: DeviceStore>(new_store: imp
     );
     assert_eq!(all[1].at, t(2));
     assert_eq!(all[1].device.as_deref(), Some(PHONE));
-    let mine = s.audit(Some(&dn(&PHONE.to_ascii_lowercase())), 10).unwrap();
+    let mine = s.audit(Some(&dn(&PHONE.to_ascii_lowercase())), 10).must();
     assert_eq!(mine.len(), 2);
-    assert_eq!(s.audit(None, 1).unwrap().len(), 1);
-    assert!(s.audit(None, 0).unwrap().is_empty());
+    assert_eq!(s.audit(None, 1).must().len(), 1);
+    assert!(s.audit(None, 0).must().is_empty());
 }
 
 /// Every change appends exactly one audit entry.
@@ -775,7 +772,7 @@ pub fn every_change_appends_exactly_one_audit_entry<S: DeviceStore>(new_store: i
     };
     let mut new = NewDevice::new(dn(PHONE));
     new.operation = install();
-    s.add_device(&new, t(0)).unwrap();
+    s.add_device(&new, t(0)).must();
     step("add", &s);
     s.update_device(
         &dn(PHONE),
@@ -785,60 +782,58 @@ pub fn every_change_appends_exactly_one_audit_entry<S: DeviceStore>(new_store: i
         },
         t(1),
     )
-    .unwrap();
+    .must();
     step("update", &s);
-    s.set_auth_string(&dn(PHONE), Some("1234"), t(1)).unwrap();
+    s.set_auth_string(&dn(PHONE), Some("1234"), t(1)).must();
     step("set auth string", &s);
-    s.record_auth_failure(&dn(PHONE), t(1)).unwrap();
+    s.record_auth_failure(&dn(PHONE), t(1)).must();
     step("auth failure", &s);
-    s.begin_attempt(&dn(PHONE), t(2)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(2)).must();
     step("begin", &s);
-    s.record_ec_key_generation_failure(&dn(PHONE), t(2))
-        .unwrap();
+    s.record_ec_key_generation_failure(&dn(PHONE), t(2)).must();
     step("ec failure", &s);
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).must();
     step("issued", &s);
     s.end_attempt(
         &dn(PHONE),
         AttemptEnd::Interrupted { reason: "x".into() },
         t(3),
     )
-    .unwrap();
+    .must();
     step("interrupted", &s);
-    s.begin_attempt(&dn(PHONE), t(4)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(4)).must();
     step("begin", &s);
     s.end_attempt(&dn(PHONE), AttemptEnd::Failed { reason: "y".into() }, t(4))
-        .unwrap();
+        .must();
     step("failed", &s);
-    s.begin_attempt(&dn(PHONE), t(5)).unwrap();
+    s.begin_attempt(&dn(PHONE), t(5)).must();
     step("begin", &s);
-    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(5)).unwrap();
+    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(5)).must();
     step("issued", &s);
     s.confirm_lsc_installed(&dn(PHONE), &lsc(2).serial, t(6))
-        .unwrap();
+        .must();
     step("installed", &s);
-    s.schedule(&dn(PHONE), Operation::Delete, None, t(7))
-        .unwrap();
+    s.schedule(&dn(PHONE), Operation::Delete, None, t(7)).must();
     step("schedule", &s);
-    s.record_delete_done(&dn(PHONE), t(8)).unwrap();
+    s.record_delete_done(&dn(PHONE), t(8)).must();
     step("delete done", &s);
     s.schedule(&dn(PHONE), Operation::Troubleshoot, Some(t(9)), t(8))
-        .unwrap();
+        .must();
     step("schedule", &s);
-    s.mark_expired(&dn(PHONE), t(10)).unwrap();
+    s.mark_expired(&dn(PHONE), t(10)).must();
     step("expired", &s);
     s.schedule(&dn(PHONE), Operation::Troubleshoot, None, t(11))
-        .unwrap();
+        .must();
     step("schedule", &s);
-    s.record_fetch_done(&dn(PHONE), None, t(12)).unwrap();
+    s.record_fetch_done(&dn(PHONE), None, t(12)).must();
     step("fetch done", &s);
-    s.revoke_lsc(&lsc(1).serial, t(13)).unwrap();
+    s.revoke_lsc(&lsc(1).serial, t(13)).must();
     step("revoke", &s);
-    s.set_auth_string(&dn(PHONE), None, t(14)).unwrap();
+    s.set_auth_string(&dn(PHONE), None, t(14)).must();
     step("clear auth string", &s);
-    s.update_settings(&Settings::default(), t(15)).unwrap();
+    s.update_settings(&Settings::default(), t(15)).must();
     step("settings", &s);
-    s.remove_device(&dn(PHONE), t(16)).unwrap();
+    s.remove_device(&dn(PHONE), t(16)).must();
     step("remove", &s);
 }
 
@@ -853,14 +848,14 @@ pub fn the_store_is_usable_as_a_trait_object_across_threads<S: DeviceStore + 'st
             std::thread::spawn(move || {
                 let name = format!("SEP0011223344{i:02X}");
                 s.add_device(&NewDevice::new(dn(name.as_str())), t(0))
-                    .unwrap();
+                    .must();
             })
         })
         .collect();
     for h in handles {
-        h.join().unwrap();
+        h.join().must();
     }
-    assert_eq!(s.list_devices().unwrap().len(), 4);
+    assert_eq!(s.list_devices().must().len(), 4);
 }
 
 /// An interrupted install keeps the LSC issued and the next issuance makes it stale.
@@ -873,12 +868,12 @@ pub fn an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_i
     const PHONE: &str = "SEP0011223344AA";
     let mut new = NewDevice::new(dn(PHONE));
     new.operation = install();
-    store.add_device(&new, t(0)).unwrap();
+    store.add_device(&new, t(0)).must();
 
-    store.begin_attempt(&dn(PHONE), t(1)).unwrap();
+    store.begin_attempt(&dn(PHONE), t(1)).must();
     store
         .record_lsc_issued(&dn(PHONE), &lsc_at(&[1], t(2)), t(2))
-        .unwrap();
+        .must();
     let d = store
         .end_attempt(
             &dn(PHONE),
@@ -887,24 +882,24 @@ pub fn an_interrupted_install_keeps_the_lsc_issued_and_the_next_issuance_makes_i
             },
             t(3),
         )
-        .unwrap();
+        .must();
     assert_eq!(d.status, OperationStatus::Pending);
     assert_eq!(d.operation, install());
     assert!(d.last_error.is_some());
-    assert_eq!(store.lsc(&[1]).unwrap().unwrap().state, LscState::Issued);
-    assert!(store.stale_lscs().unwrap().is_empty());
+    assert_eq!(store.lsc(&[1]).must().must().state, LscState::Issued);
+    assert!(store.stale_lscs().must().is_empty());
 
-    let d = store.begin_attempt(&dn(PHONE), t(4)).unwrap();
+    let d = store.begin_attempt(&dn(PHONE), t(4)).must();
     assert_eq!(d.attempts, 2);
     store
         .record_lsc_issued(&dn(PHONE), &lsc_at(&[2], t(5)), t(5))
-        .unwrap();
-    assert_eq!(store.lsc(&[1]).unwrap().unwrap().state, LscState::Stale);
-    assert_eq!(store.stale_lscs().unwrap()[0].serial, [1]);
-    store.confirm_lsc_installed(&dn(PHONE), &[2], t(6)).unwrap();
+        .must();
+    assert_eq!(store.lsc(&[1]).must().must().state, LscState::Stale);
+    assert_eq!(store.stale_lscs().must()[0].serial, [1]);
+    store.confirm_lsc_installed(&dn(PHONE), &[2], t(6)).must();
     let states: Vec<LscState> = store
         .lscs(&dn(PHONE))
-        .unwrap()
+        .must()
         .iter()
         .map(|l| l.state)
         .collect();
@@ -921,33 +916,33 @@ pub fn failed_authentication_is_counted_locked_out_and_reset<S: DeviceStore>(
     new.operation = install();
     new.auth_mode = AuthMode::AuthenticationString;
     new.auth_string = Some("1234".into());
-    store.add_device(&new, t(0)).unwrap();
+    store.add_device(&new, t(0)).must();
     let settings = Settings {
         auth_failure_limit: 3,
         auth_lockout: Duration::from_secs(60),
         ..Settings::default()
     };
-    store.update_settings(&settings, t(0)).unwrap();
-    let settings = store.settings().unwrap();
+    store.update_settings(&settings, t(0)).must();
+    let settings = store.settings().must();
 
     for (i, guess) in ["0000", "1111", "2222"].into_iter().enumerate() {
-        assert!(!store.check_auth_string(&dn(PHONE), guess).unwrap());
+        assert!(!store.check_auth_string(&dn(PHONE), guess).must());
         let d = store
             .record_auth_failure(&dn(PHONE), t(10 + i as u64))
-            .unwrap();
+            .must();
         assert_eq!(d.auth_failures, i as u32 + 1);
     }
-    let d = store.device(&dn(PHONE)).unwrap().unwrap();
+    let d = store.device(&dn(PHONE)).must().must();
     assert_eq!(d.last_auth_failure, Some(t(12)));
     assert!(d.is_auth_locked_out(&settings, t(13)));
     assert!(d.is_auth_locked_out(&settings, t(71)));
     assert!(!d.is_auth_locked_out(&settings, t(72)));
-    assert!(store.check_auth_string(&dn(PHONE), "1234").unwrap());
-    let d = store.begin_attempt(&dn(PHONE), t(80)).unwrap();
+    assert!(store.check_auth_string(&dn(PHONE), "1234").must());
+    let d = store.begin_attempt(&dn(PHONE), t(80)).must();
     assert_eq!(d.auth_failures, 0);
     let failures = store
         .audit(Some(&dn(PHONE)), 100)
-        .unwrap()
+        .must()
         .iter()
         .filter(|a| a.action == action::AUTH_FAILURE)
         .count();
@@ -959,19 +954,19 @@ pub fn devices_in_progress_are_those_with_an_attempt_running<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
     let s = new_store();
-    assert!(s.devices_in_progress().unwrap().is_empty());
+    assert!(s.devices_in_progress().must().is_empty());
     for name in ["SEP0011223344CC", "SEP0011223344AA", "SEP0011223344BB"] {
         let mut new = NewDevice::new(dn(name));
         new.operation = install();
-        s.add_device(&new, t(0)).unwrap();
+        s.add_device(&new, t(0)).must();
     }
     s.add_device(&NewDevice::new(dn("SEP0011223344DD")), t(0))
-        .unwrap();
-    s.begin_attempt(&dn("SEP0011223344CC"), t(1)).unwrap();
-    s.begin_attempt(&dn("SEP0011223344AA"), t(1)).unwrap();
+        .must();
+    s.begin_attempt(&dn("SEP0011223344CC"), t(1)).must();
+    s.begin_attempt(&dn("SEP0011223344AA"), t(1)).must();
     let running: Vec<DeviceName> = s
         .devices_in_progress()
-        .unwrap()
+        .must()
         .into_iter()
         .map(|d| d.name)
         .collect();
@@ -983,8 +978,8 @@ pub fn devices_in_progress_are_those_with_an_attempt_running<S: DeviceStore>(
         },
         t(2),
     )
-    .unwrap();
-    let running = s.devices_in_progress().unwrap();
+    .must();
+    let running = s.devices_in_progress().must();
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].name, "SEP0011223344CC");
     assert_eq!(running[0].status, OperationStatus::InProgress);
@@ -996,39 +991,39 @@ pub fn lsc_state_is_per_device_and_follows_the_lifecycle<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
     let s = with_phone(&new_store, install());
-    assert_eq!(s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(), None);
-    s.begin_attempt(&dn(PHONE), t(1)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).unwrap();
+    assert_eq!(s.lsc_state(&dn(PHONE), &lsc(1).serial).must(), None);
+    s.begin_attempt(&dn(PHONE), t(1)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(1), t(2)).must();
     assert_eq!(
-        s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(),
+        s.lsc_state(&dn(PHONE), &lsc(1).serial).must(),
         Some(LscState::Issued)
     );
     s.confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(3))
-        .unwrap();
+        .must();
     let lower = dn(&PHONE.to_ascii_lowercase());
     assert_eq!(
-        s.lsc_state(&lower, &lsc(1).serial).unwrap(),
+        s.lsc_state(&lower, &lsc(1).serial).must(),
         Some(LscState::Installed)
     );
     s.add_device(&NewDevice::new(dn("SEP00AABBCCDDEE")), t(3))
-        .unwrap();
+        .must();
     assert_eq!(
-        s.lsc_state(&dn("SEP00AABBCCDDEE"), &lsc(1).serial).unwrap(),
+        s.lsc_state(&dn("SEP00AABBCCDDEE"), &lsc(1).serial).must(),
         None,
         "another device's LSC"
     );
-    s.schedule(&dn(PHONE), install(), None, t(4)).unwrap();
-    s.begin_attempt(&dn(PHONE), t(5)).unwrap();
-    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(6)).unwrap();
+    s.schedule(&dn(PHONE), install(), None, t(4)).must();
+    s.begin_attempt(&dn(PHONE), t(5)).must();
+    s.record_lsc_issued(&dn(PHONE), &lsc(2), t(6)).must();
     s.confirm_lsc_installed(&dn(PHONE), &lsc(2).serial, t(7))
-        .unwrap();
+        .must();
     assert_eq!(
-        s.lsc_state(&dn(PHONE), &lsc(1).serial).unwrap(),
+        s.lsc_state(&dn(PHONE), &lsc(1).serial).must(),
         Some(LscState::Superseded)
     );
-    s.revoke_lsc(&lsc(2).serial, t(8)).unwrap();
+    s.revoke_lsc(&lsc(2).serial, t(8)).must();
     assert_eq!(
-        s.lsc_state(&dn(PHONE), &lsc(2).serial).unwrap(),
+        s.lsc_state(&dn(PHONE), &lsc(2).serial).must(),
         Some(LscState::Revoked)
     );
 }
@@ -1037,15 +1032,15 @@ pub fn lsc_state_is_per_device_and_follows_the_lifecycle<S: DeviceStore>(
 /// changes nothing else.
 pub fn a_refused_session_is_audited_and_changes_nothing<S: DeviceStore>(new_store: impl Fn() -> S) {
     let s = with_phone(&new_store, install());
-    let before = s.device(&dn(PHONE)).unwrap();
+    let before = s.device(&dn(PHONE)).must();
     s.record_refused_session(
         &dn(&PHONE.to_ascii_lowercase()),
         "certificate refused",
         t(5),
     )
-    .unwrap();
-    assert_eq!(s.device(&dn(PHONE)).unwrap(), before);
-    let entry = &s.audit(None, 1).unwrap()[0];
+    .must();
+    assert_eq!(s.device(&dn(PHONE)).must(), before);
+    let entry = &s.audit(None, 1).must()[0];
     assert_eq!(entry.action, action::SESSION_REFUSED);
     assert_eq!(entry.device.as_ref().map(DeviceName::as_str), Some(PHONE));
     assert_eq!(entry.detail, "certificate refused");
