@@ -680,7 +680,11 @@ mod tests {
             .map(|m| serde_json::to_string(&m.unwrap()).unwrap())
             .collect();
         assert_eq!(json.len(), 3);
-        assert!(json[0].contains("\"command_name\":\"RETRY_LATER\""), "{}", json[0]);
+        assert!(
+            json[0].contains("\"command_name\":\"RETRY_LATER\""),
+            "{}",
+            json[0]
+        );
         assert!(
             json[0].contains("{\"tag\":12,\"name\":\"RETRY_DELAY\",\"length\":4,\"value\":3600}"),
             "{}",
