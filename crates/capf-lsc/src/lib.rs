@@ -6,6 +6,7 @@ mod bundle;
 mod capf;
 pub mod cert_info;
 mod csr;
+mod endpoint_csr;
 mod error;
 mod issue;
 mod issued;
@@ -29,6 +30,7 @@ pub use capf::{
     check_capf_certificate,
 };
 pub use csr::{VerifiedCsr, capf_csr};
+pub use endpoint_csr::{EndpointCsr, endpoint_csr_info, sign_endpoint_csr_info};
 // Validated once where a name arrives, carried from the session to the store to issuance.
 pub use capf_wire::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
 pub use error::Error;
