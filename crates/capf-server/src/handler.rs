@@ -869,6 +869,7 @@ impl EnrollmentHandler {
             device: DeviceName::clone(device),
             public_key: key,
             validity: self.service.lsc_validity,
+            endpoint_csr: None,
         };
         match self.service.ca.issue(request, SystemTime::now()).await? {
             IssueOutcome::Issued(lsc) => {
@@ -890,7 +891,10 @@ impl EnrollmentHandler {
             }
             IssueOutcome::Pending { request_id } => {
                 self.end(AttemptEnd::Interrupted {
-                    reason: format!("the CA holds the request as pending ({request_id})"),
+                    reason: format!(
+                        "the CA holds the request as pending ({})",
+                        request_id.as_deref().unwrap_or("no CA request id")
+                    ),
                 })
                 .await?;
                 Ok(Answer::IssuanceFailed)

@@ -842,7 +842,7 @@ impl CertificateAuthority for FakeCa {
         Box::pin(async move {
             if pending {
                 Ok(IssueOutcome::Pending {
-                    request_id: "request 42".to_owned(),
+                    request_id: Some("request 42".to_owned()),
                 })
             } else {
                 Err(capf_ca::Error::Lsc {
