@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod key_dir;
 mod keys;
 pub mod load;
 mod verifier;
@@ -22,7 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey};
+pub use key_dir::{KeyDir, LSC_FILE, LSC_KEY_FILE, PENDING_KEY_FILE};
+pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, sign_csr_info};
 
 /// The TLS client configuration a phone uses: it accepts a server whose certificate is one of
 /// `trust` (DER CAPF certificates) or is signed by one of them and valid now, with no host-name
@@ -154,6 +156,16 @@ pub enum Error {
     NoPooledKey {
         /// The spec asked for.
         spec: KeySpec,
+    },
+    /// A file of the phone's output directory (its pending key, LSC or LSC key) could not be
+    /// read or written.
+    #[error("{}: {source}", path.display())]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// The trust file holds no certificate.
     #[error("CAPF trust: no certificate in the trust file")]
@@ -288,6 +300,11 @@ pub struct PhoneConfig {
     pub lsc: Option<Vec<u8>>,
     /// The MIC, sent in Troubleshoot when there is no LSC.
     pub mic: Option<Vec<u8>>,
+    /// The output directory: when set, the key made for a KEY_GEN_REQUEST is kept there as the
+    /// pending key (0600) until a certificate for it is stored, a later KEY_GEN_REQUEST for the
+    /// same key spec reuses it (an external CA's certificate arrives sessions later, spec
+    /// section 16), and a stored LSC is written there with its key ([`KeyDir`]).
+    pub key_dir: Option<KeyDir>,
 }
 
 impl PhoneConfig {
@@ -326,6 +343,7 @@ impl PhoneConfig {
             session: capf_session::PhoneConfig::default(),
             lsc: None,
             mic: None,
+            key_dir: None,
         })
     }
 }
@@ -548,7 +566,7 @@ impl Phone {
                     PhoneEvent::KeyGenerationRequested { key: request } => {
                         let spec = KeySpec::try_from(request).ok();
                         requested = spec;
-                        let made = spec.map(|s| self.keys.key(s));
+                        let made = spec.map(|s| self.key_for(s));
                         if !self.config.key_generation_delay.is_zero() {
                             tokio::time::sleep(self.config.key_generation_delay).await;
                         }
@@ -569,8 +587,15 @@ impl Phone {
                         let matches = key
                             .as_ref()
                             .is_some_and(|k| certificate_has_key(&certificate.der, k));
-                        session.store_result(now, matches)?;
-                        if let (true, Some(k)) = (matches, key.clone()) {
+                        let kept = match (&self.config.key_dir, &key) {
+                            (Some(dir), Some(k)) if matches => dir
+                                .promote(&certificate.der, k)
+                                .map_err(|e| info!(error = %e, "the LSC cannot be kept"))
+                                .is_ok(),
+                            _ => matches,
+                        };
+                        session.store_result(now, kept)?;
+                        if let (true, Some(k)) = (kept, key.clone()) {
                             self.config.lsc = Some(certificate.der.clone());
                             installed = Some((certificate.der, k));
                         }
@@ -619,6 +644,24 @@ impl Phone {
             deleted,
             fetched,
         })
+    }
+}
+
+impl Phone {
+    /// The key to answer a KEY_GEN_REQUEST for `spec` with: the pending key of the output
+    /// directory when it is of `spec` (no new key), else a new one from the key source, kept
+    /// as the pending key.
+    fn key_for(&self, spec: KeySpec) -> Result<PhoneKey, Error> {
+        let Some(dir) = &self.config.key_dir else {
+            return self.keys.key(spec);
+        };
+        if let Some(key) = dir.pending_for(spec)? {
+            info!(device = %self.config.device_name, %spec, "answering with the pending key");
+            return Ok(key);
+        }
+        let key = self.keys.key(spec)?;
+        dir.save_pending(&key)?;
+        Ok(key)
     }
 }
 
