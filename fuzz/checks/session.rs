@@ -115,6 +115,7 @@ fn phone_config(script: &mut Script<'_>) -> Option<PhoneConfig> {
         message_timeout: script.timeout(defaults.message_timeout, 1)?,
         send_request_in_progress: flags & 1 == 0,
         strictness: strictness(flags & 2 != 0),
+        endpoint_csr: flags & 4 == 0,
     })
 }
 

@@ -21,6 +21,12 @@ pub enum State {
     /// Server: the phone's public key is in; the application issues the LSC and calls
     /// [`crate::ServerSession::deliver_certificate`] or [`crate::ServerSession::issuance_failed`].
     AwaitingCertificate,
+    /// Server: SIGN_CERT_REQUEST sent, waiting for SIGN_CERT_RESPONSE (spec 16).
+    WaitCsrSignature,
+    /// Server: the phone signed the CSR; the application has the CA issue the LSC and calls
+    /// [`crate::ServerSession::deliver_certificate`], [`crate::ServerSession::retry_later`] or
+    /// [`crate::ServerSession::issuance_failed`] (spec 16).
+    AwaitingCaCertificate,
     /// Server: STORE_CERT_REQUEST sent, waiting for STORE_CERT_RESPONSE.
     WaitStore,
     /// Server: FETCH_CERT_REQUEST sent, waiting for FETCH_CERT_RESPONSE.
@@ -38,6 +44,12 @@ pub enum State {
     GeneratingKey,
     /// Phone: KEY_GEN_RESPONSE sent, waiting for STORE_CERT_REQUEST (or END_SESSION).
     WaitCertificate,
+    /// Phone: SIGN_CERT_REQUEST received; the application signs CSR_INFO with the key just
+    /// generated (spec 16).
+    SigningCsr,
+    /// Phone: SIGN_CERT_RESPONSE sent, waiting for STORE_CERT_REQUEST, RETRY_LATER or
+    /// END_SESSION (spec 16).
+    WaitSignedCertificate,
     /// Phone: STORE_CERT_REQUEST received; the application checks and stores the LSC.
     StoringCertificate,
     /// Phone: FETCH_CERT_REQUEST received; the application reads its certificate.
@@ -58,6 +70,8 @@ impl State {
             State::AwaitingDecision => "AwaitingDecision",
             State::WaitKey => "WaitKey",
             State::AwaitingCertificate => "AwaitingCertificate",
+            State::WaitCsrSignature => "WaitCsrSignature",
+            State::AwaitingCaCertificate => "AwaitingCaCertificate",
             State::WaitStore => "WaitStore",
             State::WaitFetch => "WaitFetch",
             State::WaitDelete => "WaitDelete",
@@ -66,6 +80,8 @@ impl State {
             State::WaitOperation => "WaitOperation",
             State::GeneratingKey => "GeneratingKey",
             State::WaitCertificate => "WaitCertificate",
+            State::SigningCsr => "SigningCsr",
+            State::WaitSignedCertificate => "WaitSignedCertificate",
             State::StoringCertificate => "StoringCertificate",
             State::FetchingCertificate => "FetchingCertificate",
             State::DeletingCertificate => "DeletingCertificate",
@@ -131,6 +147,18 @@ pub enum Error {
     UnknownKeyType {
         /// The value received.
         key_type: KeyType,
+    },
+    /// SIGN_CERT_RESPONSE with REASON 1 but no CSR_SIGNATURE (spec 16: success needs the
+    /// signature); also what [`crate::PhoneSession::csr_signing_failed`] answers when given
+    /// REASON 1.
+    #[error("SIGN_CERT_RESPONSE with REASON 1 lacks CSR_SIGNATURE")]
+    MissingCsrSignature,
+    /// SIGN_CERT_RESPONSE with a REASON other than 1 and a CSR_SIGNATURE (spec 16: a failure
+    /// comes with REASON alone).
+    #[error("SIGN_CERT_RESPONSE with REASON {reason} carries CSR_SIGNATURE")]
+    UnexpectedCsrSignature {
+        /// The REASON sent.
+        reason: Reason,
     },
     /// The application called a method the session's state does not allow.
     #[error("{call} is not possible in state {state}")]
@@ -211,6 +239,26 @@ impl Outcome {
             | Outcome::ProtocolError { end_session, .. }
             | Outcome::TimedOut { end_session, .. } => *end_session,
             Outcome::PeerClosed { .. } => None,
+        }
+    }
+}
+
+impl Outcome {
+    /// The command the peer sent when the session expected another in `state`: what a server
+    /// reads to tell a phone without endpoint-CSR support (it answered SIGN_CERT_REQUEST with
+    /// END_SESSION or anything else) with
+    /// `outcome.unexpected_in(State::WaitCsrSignature)` (spec 16).
+    pub fn unexpected_in(&self, state: State) -> Option<Command> {
+        match self {
+            Outcome::ProtocolError {
+                error:
+                    Error::UnexpectedMessage {
+                        command,
+                        state: found,
+                    },
+                ..
+            } if *found == state => Some(*command),
+            _ => None,
         }
     }
 }

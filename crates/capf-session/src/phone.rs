@@ -4,14 +4,14 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use capf_wire::{
-    AuthResponse, AuthType, Deframer, DeleteCertificateResponse, FetchCertificateResponse, Frame,
-    KeyGenResponse, Message, Payload, Reason, RequestInProgress, StoreCertificateResponse,
-    Strictness,
+    AuthResponse, AuthType, CsrSignature, Deframer, DeleteCertificateResponse,
+    FetchCertificateResponse, Frame, KeyGenResponse, Message, Payload, Reason, RequestInProgress,
+    SignCertResponse, StoreCertificateResponse, Strictness,
 };
 
 use crate::core::{Core, Role, deadline_after, shared_session_calls};
 use crate::error::{Error, Outcome, State};
-use crate::types::{Certificate, read_key_request};
+use crate::types::{Certificate, csr_answer, read_key_request};
 
 /// The highest VERSION a phone session answers with (spec 5.3: the phone echoes
 /// min(server, 3)).
@@ -28,6 +28,10 @@ pub struct PhoneConfig {
     pub send_request_in_progress: bool,
     /// How strictly the server's messages are decoded.
     pub strictness: Strictness,
+    /// Take part in the endpoint-CSR extension (spec 16): sign CSR_INFO on SIGN_CERT_REQUEST
+    /// and honour RETRY_LATER. On by default; off, both are unexpected commands and the phone
+    /// closes without a word (spec 9.3), as a phone without CSR support does.
+    pub endpoint_csr: bool,
 }
 
 impl Default for PhoneConfig {
@@ -36,6 +40,7 @@ impl Default for PhoneConfig {
             message_timeout: Duration::from_secs(30),
             send_request_in_progress: true,
             strictness: Strictness::Strict,
+            endpoint_csr: true,
         }
     }
 }
@@ -73,6 +78,19 @@ pub enum PhoneEvent {
         /// The LSC.
         certificate: Certificate,
     },
+    /// SIGN_CERT_REQUEST (spec 16): sign `csr_info_der` with the key just generated
+    /// (RSA: PKCS#1 v1.5 with SHA-256; EC: DER ECDSA with SHA-256) and call
+    /// [`PhoneSession::send_csr_signature`], or [`PhoneSession::csr_signing_failed`].
+    CsrSignatureRequested {
+        /// CSR_INFO: the DER CertificationRequestInfo to sign, as received.
+        csr_info_der: Vec<u8>,
+    },
+    /// RETRY_LATER (spec 16): the certificate is not ready; keep the key just generated (if
+    /// any) and connect again after `delay_secs`. END_SESSION follows.
+    RetryLater {
+        /// RETRY_DELAY in seconds (1-604800).
+        delay_secs: u32,
+    },
     /// FETCH_CERT_REQUEST (Troubleshoot): call [`PhoneSession::send_certificate`].
     FetchRequested,
     /// DELETE_CERT_REQUEST: delete the LSC and call [`PhoneSession::delete_result`].
@@ -92,6 +110,8 @@ enum Expect {
     Operation,
     Key,
     Certificate,
+    Csr,
+    SignedCertificate,
     Store,
     Fetch,
     Delete,
@@ -107,6 +127,8 @@ impl Expect {
             Expect::Operation => State::WaitOperation,
             Expect::Key => State::GeneratingKey,
             Expect::Certificate => State::WaitCertificate,
+            Expect::Csr => State::SigningCsr,
+            Expect::SignedCertificate => State::WaitSignedCertificate,
             Expect::Store => State::StoringCertificate,
             Expect::Fetch => State::FetchingCertificate,
             Expect::Delete => State::DeletingCertificate,
@@ -227,6 +249,33 @@ impl PhoneSession {
         Ok(())
     }
 
+    /// Answers [`PhoneEvent::CsrSignatureRequested`] with the signature over CSR_INFO:
+    /// SIGN_CERT_RESPONSE with REASON 1 and CSR_SIGNATURE (1-1024 bytes); the phone then waits
+    /// for STORE_CERT_REQUEST, RETRY_LATER or END_SESSION (spec 16).
+    pub fn send_csr_signature(&mut self, now: Instant, signature: &[u8]) -> Result<(), Error> {
+        self.require_state(|e| matches!(e, Expect::Csr), "send_csr_signature")?;
+        let response = CsrSignature::new(signature)
+            .and_then(SignCertResponse::signed)
+            .map_err(|source| Error::Encode {
+                command: SignCertResponse::COMMAND,
+                source,
+            })?;
+        self.core.send(response);
+        self.core.wait(Expect::SignedCertificate, now);
+        Ok(())
+    }
+
+    /// Answers [`PhoneEvent::CsrSignatureRequested`] when the phone cannot sign:
+    /// SIGN_CERT_RESPONSE with `reason` alone (any REASON but 1, which
+    /// [`Error::MissingCsrSignature`] refuses); the server then ends the session (spec 16).
+    pub fn csr_signing_failed(&mut self, now: Instant, reason: Reason) -> Result<(), Error> {
+        self.require_state(|e| matches!(e, Expect::Csr), "csr_signing_failed")?;
+        csr_answer(reason, None)?;
+        self.core.send(SignCertResponse::failure(reason));
+        self.core.wait(Expect::End, now);
+        Ok(())
+    }
+
     /// Answers [`PhoneEvent::CertificateReceived`]: STORE_CERT_RESPONSE REASON 1 if the LSC
     /// matched the key and was stored, 7 otherwise.
     pub fn store_result(&mut self, now: Instant, stored: bool) -> Result<(), Error> {
@@ -313,7 +362,7 @@ impl Core<Phone> {
         });
     }
 
-    fn on_frame(&mut self, _now: Instant, frame: &Frame<'_>) {
+    fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
         let found = frame.header.session_id;
         match self.role.session_id {
             // Adopted from AUTH_REQUEST below; the phone accepts any value (spec 2.3).
@@ -365,7 +414,27 @@ impl Core<Phone> {
             (Expect::Operation, Payload::DeleteCertificateRequest(_)) => {
                 self.hand_over(Expect::Delete, PhoneEvent::DeleteRequested);
             }
-            (Expect::Certificate, Payload::StoreCertificateRequest(request)) => {
+            (Expect::Certificate, Payload::SignCertRequest(request))
+                if self.role.config.endpoint_csr =>
+            {
+                let csr_info_der = request.csr_info().as_bytes().to_vec();
+                self.hand_over(
+                    Expect::Csr,
+                    PhoneEvent::CsrSignatureRequested { csr_info_der },
+                );
+            }
+            (Expect::Operation | Expect::SignedCertificate, Payload::RetryLater(retry))
+                if self.role.config.endpoint_csr =>
+            {
+                // END_SESSION follows (spec 16): wait for it as for any server message.
+                let delay_secs = retry.retry_delay().seconds();
+                self.events.push_back(PhoneEvent::RetryLater { delay_secs });
+                self.wait(Expect::End, now);
+            }
+            (
+                Expect::Certificate | Expect::SignedCertificate,
+                Payload::StoreCertificateRequest(request),
+            ) => {
                 let certificate = Certificate::from_value(request.certificate());
                 self.hand_over(
                     Expect::Store,

@@ -4,14 +4,17 @@ use std::mem;
 use std::time::Instant;
 
 use capf_wire::{
-    AuthRequest, AuthResponse, AuthType, Deframer, DeleteCertificateRequest, ErrorPolicy,
-    FetchCertificateRequest, Frame, KeyGenResponse, Message, Payload, Reason, ServerAction,
-    StoreCertificateRequest, Strictness,
+    AuthRequest, AuthResponse, AuthType, CsrInfo, Deframer, DeleteCertificateRequest, ErrorPolicy,
+    FetchCertificateRequest, Frame, KeyGenResponse, Message, Payload, Reason, RetryDelay,
+    RetryLater, ServerAction, SignCertRequest, SignCertResponse, StoreCertificateRequest,
+    Strictness,
 };
 
 use crate::core::{Core, Role, deadline_after, shared_session_calls};
 use crate::error::{Error, Outcome, State};
-use crate::types::{Authentication, Certificate, Decision, Timeouts, key_request_for_version};
+use crate::types::{
+    Authentication, Certificate, CsrAnswer, Decision, Timeouts, csr_answer, key_request_for_version,
+};
 
 /// The VERSION our server offers in AUTH_REQUEST (spec 5.3).
 pub const SERVER_VERSION: u8 = 3;
@@ -69,8 +72,9 @@ pub enum ServerEvent {
         count: u32,
     },
     /// KEY_GEN_RESPONSE with PUBLIC_KEY: issue an LSC for exactly this key and call
-    /// [`ServerSession::deliver_certificate`] (or [`ServerSession::issuance_failed`]).
-    /// The DER is not checked here.
+    /// [`ServerSession::deliver_certificate`] (or [`ServerSession::issuance_failed`]), or have
+    /// the phone sign a CSR for an external CA first with
+    /// [`ServerSession::request_csr_signature`] (spec 16). The DER is not checked here.
     PublicKey {
         /// The DER SubjectPublicKeyInfo.
         spki_der: Vec<u8>,
@@ -80,6 +84,20 @@ pub enum ServerEvent {
     KeyGenerationFailed {
         /// The REASON the phone gave, if any.
         reason: Option<Reason>,
+    },
+    /// SIGN_CERT_RESPONSE with REASON 1 and CSR_SIGNATURE (spec 16): assemble and verify the
+    /// PKCS#10 request, have the CA issue the LSC, then call
+    /// [`ServerSession::deliver_certificate`], [`ServerSession::retry_later`] (the CA has not
+    /// answered yet) or [`ServerSession::issuance_failed`]. The signature is not checked here.
+    CsrSigned {
+        /// CSR_SIGNATURE: the phone's signature over the CSR_INFO sent.
+        signature: Vec<u8>,
+    },
+    /// SIGN_CERT_RESPONSE with a REASON other than 1, alone: the phone could not sign.
+    /// END_SESSION 7 follows (spec 16).
+    CsrSigningFailed {
+        /// The REASON the phone gave.
+        reason: Reason,
     },
     /// STORE_CERT_RESPONSE with REASON 1: the phone stored the LSC; only now is it installed
     /// (spec 8.2 project rule). END_SESSION 1 follows.
@@ -116,6 +134,8 @@ enum Expect {
     Decision { version: u8 },
     Key { in_progress: u32 },
     Certificate,
+    CsrSignature,
+    CaCertificate,
     Store,
     Fetch,
     Delete,
@@ -129,6 +149,8 @@ impl Expect {
             Expect::Decision { .. } => State::AwaitingDecision,
             Expect::Key { .. } => State::WaitKey,
             Expect::Certificate => State::AwaitingCertificate,
+            Expect::CsrSignature => State::WaitCsrSignature,
+            Expect::CaCertificate => State::AwaitingCaCertificate,
             Expect::Store => State::WaitStore,
             Expect::Fetch => State::WaitFetch,
             Expect::Delete => State::WaitDelete,
@@ -310,6 +332,7 @@ impl ServerSession {
             Decision::AuthenticationFailed => c.finish(Reason::INVALID_ELEMENT),
             Decision::NoPendingOperation => c.finish(Reason::NO_ACTION),
             Decision::Refuse(reason) => c.finish(reason),
+            Decision::RetryLater { delay_secs } => c.retry_later(delay_secs)?,
             Decision::Install(key) => {
                 let key = key_request_for_version(key, version)?;
                 c.send(key.to_message());
@@ -327,12 +350,13 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Answers [`ServerEvent::PublicKey`] with the issued LSC (DER): STORE_CERT_REQUEST with
-    /// CERTIFICATE_TYPE 1 and CERTIFICATE. Keep the LSC as issued but unconfirmed until
-    /// [`ServerEvent::CertificateStored`]. On error (a certificate too large for one message)
-    /// the session still waits for a certificate or [`issuance_failed`](Self::issuance_failed).
+    /// Answers [`ServerEvent::PublicKey`] or [`ServerEvent::CsrSigned`] with the issued LSC
+    /// (DER): STORE_CERT_REQUEST with CERTIFICATE_TYPE 1 and CERTIFICATE. Keep the LSC as issued
+    /// but unconfirmed until [`ServerEvent::CertificateStored`]. On error (a certificate too
+    /// large for one message) the session still waits for a certificate or
+    /// [`issuance_failed`](Self::issuance_failed).
     pub fn deliver_certificate(&mut self, now: Instant, der: &[u8]) -> Result<(), Error> {
-        if !matches!(self.core.state, Expect::Certificate) {
+        if !matches!(self.core.state, Expect::Certificate | Expect::CaCertificate) {
             return Err(self.wrong_state("deliver_certificate"));
         }
         let request = capf_wire::CertificateValue::lsc(der)
@@ -346,10 +370,44 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Answers [`ServerEvent::PublicKey`] when no LSC can be issued (bad key, issuer failure):
-    /// END_SESSION 7.
-    pub fn issuance_failed(&mut self) -> Result<(), Error> {
+    /// Answers [`ServerEvent::PublicKey`] with SIGN_CERT_REQUEST carrying `csr_info_der`, the
+    /// DER CertificationRequestInfo for the phone's key (spec 16): the phone signs it, and
+    /// [`ServerEvent::CsrSigned`] or [`ServerEvent::CsrSigningFailed`] follows (30 s deadline, as
+    /// every wait on the phone). A phone that answers anything else ends the session with
+    /// END_SESSION 7; [`Outcome::unexpected_in`]`(State::WaitCsrSignature)` names what it sent.
+    /// On error (empty, or too large for one message) nothing changes.
+    pub fn request_csr_signature(
+        &mut self,
+        now: Instant,
+        csr_info_der: &[u8],
+    ) -> Result<(), Error> {
         if !matches!(self.core.state, Expect::Certificate) {
+            return Err(self.wrong_state("request_csr_signature"));
+        }
+        let info = CsrInfo::new(csr_info_der).map_err(|source| Error::Encode {
+            command: SignCertRequest::COMMAND,
+            source,
+        })?;
+        self.core.send(SignCertRequest::new(info));
+        self.core.wait(Expect::CsrSignature, now, false);
+        Ok(())
+    }
+
+    /// Answers [`ServerEvent::CsrSigned`] when the CA has not issued the LSC yet: RETRY_LATER
+    /// with `delay_secs` (1-604800), then END_SESSION 1; the session ends as
+    /// [`Outcome::Ended`] with REASON 1 (spec 16.x). On error (a delay out of range) nothing
+    /// changes.
+    pub fn retry_later(&mut self, _now: Instant, delay_secs: u32) -> Result<(), Error> {
+        if !matches!(self.core.state, Expect::CaCertificate) {
+            return Err(self.wrong_state("retry_later"));
+        }
+        self.core.retry_later(delay_secs)
+    }
+
+    /// Answers [`ServerEvent::PublicKey`] or [`ServerEvent::CsrSigned`] when no LSC can be
+    /// issued (bad key, bad CSR signature, issuer failure): END_SESSION 7.
+    pub fn issuance_failed(&mut self) -> Result<(), Error> {
+        if !matches!(self.core.state, Expect::Certificate | Expect::CaCertificate) {
             return Err(self.wrong_state("issuance_failed"));
         }
         self.core.finish(Reason::INVALID_ELEMENT);
@@ -390,6 +448,17 @@ impl Core<Server> {
     /// The normal end of a session.
     fn finish(&mut self, reason: Reason) {
         self.end(reason, Outcome::Ended { reason });
+    }
+
+    /// RETRY_LATER, then END_SESSION 1 (spec 16); a delay out of range changes nothing.
+    fn retry_later(&mut self, delay_secs: u32) -> Result<(), Error> {
+        let delay = RetryDelay::new(delay_secs).map_err(|source| Error::Encode {
+            command: RetryLater::COMMAND,
+            source,
+        })?;
+        self.send(RetryLater::new(delay));
+        self.finish(Reason::UPDATE_CERTIFICATE);
+        Ok(())
     }
 
     fn fail(&mut self, error: Error) {
@@ -449,6 +518,7 @@ impl Core<Server> {
                     .push_back(ServerEvent::KeyGenerationInProgress { count });
             }
             (Expect::Key { .. }, Payload::KeyGenResponse(r)) => self.on_key_gen_response(&r),
+            (Expect::CsrSignature, Payload::SignCertResponse(r)) => self.on_sign_cert_response(&r),
             (Expect::Store, Payload::StoreCertificateResponse(r)) => {
                 let reason = r.reason();
                 self.events
@@ -502,6 +572,25 @@ impl Core<Server> {
             Expect::Decision { version },
             ServerEvent::Authenticate(Box::new(auth)),
         );
+    }
+
+    fn on_sign_cert_response(&mut self, r: &SignCertResponse<'_>) {
+        let signature = r.csr_signature().map(capf_wire::CsrSignature::as_bytes);
+        match csr_answer(r.reason(), signature) {
+            // The CA's answer is the application's wait.
+            Ok(CsrAnswer::Signed(signature)) => self.hand_over(
+                Expect::CaCertificate,
+                ServerEvent::CsrSigned {
+                    signature: signature.to_vec(),
+                },
+            ),
+            Ok(CsrAnswer::Failed(reason)) => {
+                self.events
+                    .push_back(ServerEvent::CsrSigningFailed { reason });
+                self.finish(Reason::INVALID_ELEMENT);
+            }
+            Err(e) => self.fail(e),
+        }
     }
 
     fn on_key_gen_response(&mut self, r: &KeyGenResponse<'_>) {

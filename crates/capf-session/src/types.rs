@@ -84,6 +84,36 @@ pub enum Decision {
     /// Refuse with END_SESSION and this REASON (for example 7 when the key-generation queue is
     /// full, or UCM's "certificate already issued").
     Refuse(Reason),
+    /// The device's certificate is still with the CA: RETRY_LATER with this RETRY_DELAY
+    /// (1-604800 seconds), then END_SESSION 1; the session ends as [`crate::Outcome::Ended`]
+    /// with REASON 1 (spec 16.y, project extension).
+    RetryLater {
+        /// Seconds until the phone should come back.
+        delay_secs: u32,
+    },
+}
+
+/// What a SIGN_CERT_RESPONSE says, read by the one rule of spec 16: REASON 1 comes with
+/// CSR_SIGNATURE, any other REASON alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CsrAnswer<'m> {
+    /// The phone signed.
+    Signed(&'m [u8]),
+    /// The phone could not sign.
+    Failed(Reason),
+}
+
+/// Reads a SIGN_CERT_RESPONSE's REASON and CSR_SIGNATURE (spec 16, semantic layer).
+pub(crate) fn csr_answer(
+    reason: Reason,
+    signature: Option<&[u8]>,
+) -> Result<CsrAnswer<'_>, crate::Error> {
+    match (reason, signature) {
+        (Reason::UPDATE_CERTIFICATE, Some(signature)) => Ok(CsrAnswer::Signed(signature)),
+        (Reason::UPDATE_CERTIFICATE, None) => Err(crate::Error::MissingCsrSignature),
+        (reason, Some(_)) => Err(crate::Error::UnexpectedCsrSignature { reason }),
+        (reason, None) => Ok(CsrAnswer::Failed(reason)),
+    }
 }
 
 /// A certificate as it travels in a CERTIFICATE element: its type byte and its DER.

@@ -3,6 +3,8 @@
 //! every flow, the malformed vectors, and properties over arbitrary input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "capf_session/csr.rs"]
+mod csr;
 #[path = "capf_session/flows.rs"]
 mod flows;
 #[path = "capf_session/harness.rs"]

@@ -64,7 +64,8 @@ macro_rules! wire_u8 {
 
 wire_u8! {
     /// The command byte of the header (spec section 3). Codes 1-23 are named; the strict decoder
-    /// rejects every other code.
+    /// rejects every other code. RETRY_LATER and SIGN_CERT_* carry the project's endpoint-CSR
+    /// extension (spec section 16).
     Command {
         /// Server -> phone, first message of every session.
         AUTH_REQUEST = 1,
@@ -96,7 +97,8 @@ wire_u8! {
         DELETE_CERT_RESPONSE = 14,
         /// Server -> phone: the session is over, with a REASON.
         END_SESSION = 15,
-        /// Named only (inferred: server -> phone with RETRY_DELAY).
+        /// Server -> phone: come back after RETRY_DELAY seconds; END_SESSION 1 follows (project
+        /// extension, spec 16).
         RETRY_LATER = 16,
         /// Phone -> server: key generation has started.
         REQUEST_IN_PROGRESS = 17,
@@ -108,9 +110,10 @@ wire_u8! {
         ABORT_REQUEST = 20,
         /// Named only.
         ABORT_RESPONSE = 21,
-        /// Named only.
+        /// Server -> phone: sign this CSR_INFO (project extension, spec 16).
         SIGN_CERT_REQUEST = 22,
-        /// Named only.
+        /// Phone -> server: REASON 1 with CSR_SIGNATURE, or another REASON alone (project
+        /// extension, spec 16).
         SIGN_CERT_RESPONSE = 23,
     }
 }
@@ -121,10 +124,23 @@ impl Command {
     pub const fn is_recorded(self) -> bool {
         matches!(self.0, 1..=4 | 9..=15 | 17)
     }
+
+    /// Whether the command belongs to the project's endpoint-CSR extension (spec section 16):
+    /// RETRY_LATER, SIGN_CERT_REQUEST and SIGN_CERT_RESPONSE, which have typed messages too.
+    pub const fn is_project_extension(self) -> bool {
+        matches!(self.0, 16 | 22 | 23)
+    }
+
+    /// Whether the command decodes to a typed message rather than a raw one: the recorded
+    /// commands and the project extension's.
+    pub const fn has_typed_message(self) -> bool {
+        self.is_recorded() || self.is_project_extension()
+    }
 }
 
 wire_u8! {
-    /// An element tag (spec section 4.1). Tags 1-13 and 16-20 are named; 0, 14, 15 and 21-255
+    /// An element tag (spec section 4.1). Tags 1-13 and 16-22 are named (21 and 22, and the
+    /// layout of 12, are the project's endpoint-CSR extension, spec 16); 0, 14, 15 and 23-255
     /// are not assigned, and the strict decoder rejects them.
     Tag {
         /// u8, [`Reason`].
@@ -149,7 +165,7 @@ wire_u8! {
         KEY_SIZE = 10,
         /// NUL-terminated authentication string.
         PASSWORD = 11,
-        /// Named only; kept opaque.
+        /// u32 seconds until the phone comes back, 1-604800 (project extension, spec 16).
         RETRY_DELAY = 12,
         /// NUL-terminated device name.
         DEVICE_NAME = 13,
@@ -163,6 +179,10 @@ wire_u8! {
         DIGEST_TYPE = 19,
         /// Hash id + u16 length + signature (spec 6.3).
         SHA2_SIGNED_DATA = 20,
+        /// DER PKCS#10 CertificationRequestInfo the phone signs (project extension, spec 16).
+        CSR_INFO = 21,
+        /// The phone's signature over CSR_INFO (project extension, spec 16).
+        CSR_SIGNATURE = 22,
     }
 }
 
@@ -252,7 +272,7 @@ mod tests {
         assert_eq!(
             tags,
             [
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22
             ]
         );
         assert_eq!(
@@ -277,5 +297,13 @@ mod tests {
         let recorded: alloc::vec::Vec<u8> =
             (0..=255u8).filter(|c| Command(*c).is_recorded()).collect();
         assert_eq!(recorded, [1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 17]);
+        let extension: alloc::vec::Vec<u8> = (0..=255u8)
+            .filter(|c| Command(*c).is_project_extension())
+            .collect();
+        assert_eq!(extension, [16, 22, 23]);
+        let typed = (0..=255u8)
+            .filter(|c| Command(*c).has_typed_message())
+            .count();
+        assert_eq!(typed, 15);
     }
 }

@@ -219,6 +219,32 @@ pub enum Error {
         /// The leftover bytes.
         extra: usize,
     },
+    /// An opaque value outside its length limits (spec 16: CSR_INFO at least 1 byte,
+    /// CSR_SIGNATURE 1 to [`crate::MAX_CSR_SIGNATURE_LEN`]).
+    #[error("{tag} is {len} bytes long; it must be {min} to {max} bytes (offset {offset})")]
+    ValueLength {
+        /// Offset of the element header (0 for a value built locally).
+        offset: usize,
+        /// The element's tag.
+        tag: Tag,
+        /// The value's length.
+        len: usize,
+        /// The shortest allowed.
+        min: usize,
+        /// The longest allowed.
+        max: usize,
+    },
+    /// RETRY_DELAY outside 1 to [`crate::MAX_RETRY_DELAY_SECS`] seconds (spec 16).
+    #[error(
+        "RETRY_DELAY of {seconds} seconds is outside 1 to {} (offset {offset})",
+        crate::MAX_RETRY_DELAY_SECS
+    )]
+    RetryDelayOutOfRange {
+        /// Offset of the element header (0 for a value built locally).
+        offset: usize,
+        /// The delay found.
+        seconds: u32,
+    },
     /// A command without an element it cannot do without (for example END_SESSION without REASON).
     #[error("{command} lacks its required {tag} element")]
     MissingElement {
@@ -325,6 +351,8 @@ impl Error {
             | Error::CertificateInnerLength { .. }
             | Error::NestedLength { .. }
             | Error::TrailingValueBytes { .. }
+            | Error::ValueLength { .. }
+            | Error::RetryDelayOutOfRange { .. }
             | Error::ValueTooLarge { .. }
             | Error::InvalidDeviceName { .. } => Layer::Value,
         }
@@ -362,7 +390,9 @@ impl Error {
             | Error::CertificateMarker { offset, .. }
             | Error::CertificateInnerLength { offset, .. }
             | Error::NestedLength { offset, .. }
-            | Error::TrailingValueBytes { offset, .. } => Some(*offset),
+            | Error::TrailingValueBytes { offset, .. }
+            | Error::ValueLength { offset, .. }
+            | Error::RetryDelayOutOfRange { offset, .. } => Some(*offset),
             Error::TruncatedHeader { .. }
             | Error::TrailingBytes { .. }
             | Error::MissingElement { .. }

@@ -26,12 +26,14 @@ pub use key_request::KeyRequest;
 pub use message::{
     AuthRequest, AuthResponse, DeleteCertificateRequest, DeleteCertificateResponse, EndSession,
     FetchCertificateRequest, FetchCertificateResponse, KeyGenRequest, KeyGenResponse, Message,
-    PHONE_ORDER, Payload, RawMessage, RequestInProgress, SERVER_ORDER, StoreCertificateRequest,
-    StoreCertificateResponse,
+    PHONE_ORDER, Payload, RawMessage, RequestInProgress, RetryLater, SERVER_ORDER, SignCertRequest,
+    SignCertResponse, StoreCertificateRequest, StoreCertificateResponse,
 };
 pub use signed_content::{auth_signed_content, sudi_signed_content};
 pub use tlv::{ELEMENT_HEADER_LEN, ElementOrder, Elements, MAX_ELEMENTS, RawElement, TagSet};
 pub use value::{
-    CERTIFICATE_HEADER_LEN, CertificateValue, MAX_DEVICE_NAME_LEN, MAX_PASSWORD_LEN,
-    MAX_REASON_INFO_LEN, MAX_VALUE_LEN, Sha2SignedData, SudiBlock, SudiData, Value,
+    CERTIFICATE_HEADER_LEN, CertificateValue, CsrInfo, CsrSignature, MAX_CSR_INFO_LEN,
+    MAX_CSR_SIGNATURE_LEN, MAX_DEVICE_NAME_LEN, MAX_PASSWORD_LEN, MAX_REASON_INFO_LEN,
+    MAX_RETRY_DELAY_SECS, MAX_VALUE_LEN, MIN_RETRY_DELAY_SECS, RetryDelay, Sha2SignedData,
+    SudiBlock, SudiData, Value,
 };

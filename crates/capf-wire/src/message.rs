@@ -8,10 +8,12 @@ use crate::error::Error;
 use crate::frame::{Frame, HEADER_LEN, Header, MAX_BODY_LEN, Strictness};
 use crate::tlv::{ELEMENT_HEADER_LEN, ElementOrder, RawElement, write_element_header};
 use crate::value::{
-    CertificateValue, FieldValue, Sha2SignedData, SudiData, Value, check_len, check_string,
+    CertificateValue, CsrInfo, CsrSignature, FieldValue, RetryDelay, Sha2SignedData, SudiData,
+    Value, check_len, check_string,
 };
 
-/// The order in which capfd writes elements (spec 2.2); messages the server sends use it.
+/// The order in which capfd writes elements (spec 2.2); messages the server sends use it. The
+/// project extension's tags (spec 16) come last.
 pub const SERVER_ORDER: &[Tag] = &[
     Tag::REASON,
     Tag::CERTIFICATE_TYPE,
@@ -22,9 +24,12 @@ pub const SERVER_ORDER: &[Tag] = &[
     Tag::KEY_TYPE,
     Tag::CURVE,
     Tag::REASON_INFO,
+    Tag::RETRY_DELAY,
+    Tag::CSR_INFO,
 ];
 
-/// The order in which capfc writes elements (spec 2.2); messages the phone sends use it.
+/// The order in which capfc writes elements (spec 2.2); messages the phone sends use it. The
+/// project extension's tag (spec 16) comes last.
 pub const PHONE_ORDER: &[Tag] = &[
     Tag::REASON,
     Tag::CERTIFICATE_TYPE,
@@ -36,6 +41,7 @@ pub const PHONE_ORDER: &[Tag] = &[
     Tag::SUDI_DATA,
     Tag::PUBLIC_KEY,
     Tag::SHA2_SIGNED_DATA,
+    Tag::CSR_SIGNATURE,
 ];
 
 /// Element order and the elements a typed message does not model (unknown tags in lenient mode,
@@ -591,7 +597,83 @@ empty! {
     DeleteCertificateRequest = DELETE_CERT_REQUEST, SERVER_ORDER
 }
 
-/// A message of a command that has no typed form: the named-only commands (5-8, 16, 18-23),
+message! {
+    /// RETRY_LATER (16), server -> phone: the certificate is not ready; come back after
+    /// RETRY_DELAY seconds. END_SESSION 1 follows (project extension, spec 16).
+    RetryLater = RETRY_LATER, SERVER_ORDER;
+    required { retry_delay: RetryDelay = RETRY_DELAY }
+    optional {}
+}
+
+impl RetryLater<'static> {
+    /// RETRY_LATER with this delay.
+    pub fn new(retry_delay: RetryDelay) -> Self {
+        Self::from_required(retry_delay)
+    }
+}
+
+impl RetryLater<'_> {
+    /// RETRY_DELAY.
+    pub fn retry_delay(&self) -> RetryDelay {
+        self.retry_delay
+    }
+}
+
+message! {
+    /// SIGN_CERT_REQUEST (22), server -> phone: sign this CertificationRequestInfo with the key
+    /// just generated (project extension, spec 16).
+    SignCertRequest = SIGN_CERT_REQUEST, SERVER_ORDER;
+    required { csr_info: CsrInfo<'a> = CSR_INFO }
+    optional {}
+}
+
+impl<'a> SignCertRequest<'a> {
+    /// SIGN_CERT_REQUEST carrying `csr_info` (whose limit keeps the message within the cap).
+    pub fn new(csr_info: CsrInfo<'a>) -> Self {
+        Self::from_required(csr_info)
+    }
+
+    /// CSR_INFO.
+    pub fn csr_info(&self) -> &CsrInfo<'a> {
+        &self.csr_info
+    }
+}
+
+message! {
+    /// SIGN_CERT_RESPONSE (23), phone -> server: REASON 1 with CSR_SIGNATURE, or another REASON
+    /// alone when the phone could not sign (project extension, spec 16). Which combinations are
+    /// acceptable is a semantic check (capf-session), not the codec's.
+    SignCertResponse = SIGN_CERT_RESPONSE, PHONE_ORDER;
+    required { reason: Reason = REASON }
+    optional { csr_signature: CsrSignature<'a> = CSR_SIGNATURE }
+}
+
+impl<'a> SignCertResponse<'a> {
+    /// REASON 1 and the signature over CSR_INFO.
+    pub fn signed(signature: CsrSignature<'a>) -> Result<Self, Error> {
+        let len = signature.encoded_len();
+        let mut m = Self::from_required(Reason::UPDATE_CERTIFICATE);
+        m.csr_signature = Some(signature);
+        m.added(Tag::CSR_SIGNATURE, len)
+    }
+
+    /// The phone could not sign: REASON alone (any REASON but 1, which needs a signature).
+    pub fn failure(reason: Reason) -> Self {
+        Self::from_required(reason)
+    }
+
+    /// REASON.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// CSR_SIGNATURE, if sent.
+    pub fn csr_signature(&self) -> Option<&CsrSignature<'a>> {
+        self.csr_signature.as_ref()
+    }
+}
+
+/// A message of a command that has no typed form: the named-only commands (5-8, 18-21),
 /// and in lenient mode unknown command codes. Its elements are kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage<'a> {
@@ -700,6 +782,12 @@ pub enum Payload<'a> {
     EndSession(EndSession<'a>),
     /// REQUEST_IN_PROGRESS.
     RequestInProgress(RequestInProgress<'a>),
+    /// RETRY_LATER (project extension, spec 16).
+    RetryLater(RetryLater<'a>),
+    /// SIGN_CERT_REQUEST (project extension, spec 16).
+    SignCertRequest(SignCertRequest<'a>),
+    /// SIGN_CERT_RESPONSE (project extension, spec 16).
+    SignCertResponse(SignCertResponse<'a>),
     /// Any other command.
     Raw(RawMessage<'a>),
 }
@@ -719,6 +807,9 @@ macro_rules! for_each_payload {
             Payload::DeleteCertificateResponse($m) => $e,
             Payload::EndSession($m) => $e,
             Payload::RequestInProgress($m) => $e,
+            Payload::RetryLater($m) => $e,
+            Payload::SignCertRequest($m) => $e,
+            Payload::SignCertResponse($m) => $e,
             Payload::Raw($m) => $e,
         }
     };
@@ -739,6 +830,9 @@ macro_rules! map_payload {
             Payload::DeleteCertificateResponse($m) => Payload::DeleteCertificateResponse($e),
             Payload::EndSession($m) => Payload::EndSession($e),
             Payload::RequestInProgress($m) => Payload::RequestInProgress($e),
+            Payload::RetryLater($m) => Payload::RetryLater($e),
+            Payload::SignCertRequest($m) => Payload::SignCertRequest($e),
+            Payload::SignCertResponse($m) => Payload::SignCertResponse($e),
             Payload::Raw($m) => Payload::Raw($e),
         }
     };
@@ -761,6 +855,9 @@ impl<'a> Payload<'a> {
             Payload::DeleteCertificateResponse(_) => DeleteCertificateResponse::COMMAND,
             Payload::EndSession(_) => EndSession::COMMAND,
             Payload::RequestInProgress(_) => RequestInProgress::COMMAND,
+            Payload::RetryLater(_) => RetryLater::COMMAND,
+            Payload::SignCertRequest(_) => SignCertRequest::COMMAND,
+            Payload::SignCertResponse(_) => SignCertResponse::COMMAND,
         }
     }
 
@@ -780,6 +877,9 @@ impl<'a> Payload<'a> {
             Command::DELETE_CERT_RESPONSE => DeleteCertificateResponse::decode_payload(frame),
             Command::END_SESSION => EndSession::decode_payload(frame),
             Command::REQUEST_IN_PROGRESS => RequestInProgress::decode_payload(frame),
+            Command::RETRY_LATER => RetryLater::decode_payload(frame),
+            Command::SIGN_CERT_REQUEST => SignCertRequest::decode_payload(frame),
+            Command::SIGN_CERT_RESPONSE => SignCertResponse::decode_payload(frame),
             _ => RawMessage::decode_frame(frame).map(Payload::Raw),
         }
     }
@@ -874,6 +974,7 @@ impl<'a> Message<'a> {
 mod tests {
     use super::*;
     use crate::Layer;
+    use crate::value::{MAX_CSR_SIGNATURE_LEN, MAX_RETRY_DELAY_SECS};
     use alloc::vec;
 
     /// A message of `command` whose body is the given (tag, value) elements.
@@ -1005,12 +1106,14 @@ mod tests {
 
     #[test]
     fn named_only_commands_decode_as_raw_messages() {
-        let m = raw(16, &[(12, &[0, 30])]);
+        // RETRY_LATER (16), once this test's example, is typed since spec 16: STATUS_REQUEST is
+        // still named only.
+        let m = raw(18, &[(5, &[0, 30])]);
         let decoded = Message::decode(&m).unwrap();
         let Payload::Raw(r) = &decoded.payload else {
             panic!()
         };
-        assert_eq!(r.command(), Command::RETRY_LATER);
+        assert_eq!(r.command(), Command::STATUS_REQUEST);
         assert_eq!(decoded.to_bytes(), m);
     }
 
@@ -1089,5 +1192,112 @@ mod tests {
             )),
             "550a00012345000401000101"
         );
+    }
+
+    #[test]
+    fn endpoint_csr_messages_are_built_in_reference_order_and_byte_exact() {
+        // Spec 16 (project extension).
+        let retry = RetryLater::new(RetryDelay::new(3600).unwrap());
+        assert_eq!(
+            Message::new(0x12345, retry).to_bytes(),
+            raw(16, &[(12, &[0, 0, 0x0e, 0x10])])
+        );
+        let request = SignCertRequest::new(CsrInfo::new(&[0x30, 0x00][..]).unwrap());
+        assert_eq!(request.csr_info().as_bytes(), [0x30, 0x00]);
+        assert_eq!(
+            Message::new(0x12345, request).to_bytes(),
+            raw(22, &[(21, &[0x30, 0x00])])
+        );
+        let signed = SignCertResponse::signed(CsrSignature::new(&[7, 8][..]).unwrap()).unwrap();
+        assert_eq!(signed.element_order(), [Tag::REASON, Tag::CSR_SIGNATURE]);
+        assert_eq!(
+            Message::new(0x12345, signed).to_bytes(),
+            raw(23, &[(1, &[1]), (22, &[7, 8])])
+        );
+        let failed = SignCertResponse::failure(Reason::INVALID_ELEMENT);
+        assert_eq!(failed.csr_signature(), None);
+        assert_eq!(
+            Message::new(0x12345, failed).to_bytes(),
+            raw(23, &[(1, &[7])])
+        );
+    }
+
+    #[test]
+    fn endpoint_csr_values_are_checked_on_decode_and_construction() {
+        for bad in [0u32, MAX_RETRY_DELAY_SECS + 1, u32::MAX] {
+            assert_eq!(
+                RetryDelay::new(bad),
+                Err(Error::RetryDelayOutOfRange {
+                    offset: 0,
+                    seconds: bad
+                })
+            );
+            let err = Message::decode(&raw(16, &[(12, &bad.to_be_bytes())])).unwrap_err();
+            assert_eq!(
+                err,
+                Error::RetryDelayOutOfRange {
+                    offset: 8,
+                    seconds: bad
+                }
+            );
+            assert_eq!(err.layer(), Layer::Value);
+        }
+        for ok in [1, MAX_RETRY_DELAY_SECS] {
+            let m = raw(16, &[(12, &ok.to_be_bytes())]);
+            let Payload::RetryLater(r) = Message::decode(&m).unwrap().payload else {
+                panic!()
+            };
+            assert_eq!(r.retry_delay().seconds(), ok);
+        }
+        assert!(matches!(
+            Message::decode(&raw(16, &[(12, &[0, 30])])).unwrap_err(),
+            Error::WrongLength { expected: 4, .. }
+        ));
+        assert!(matches!(
+            CsrInfo::new(&[][..]),
+            Err(Error::ValueLength { len: 0, .. })
+        ));
+        let long = vec![1u8; MAX_CSR_SIGNATURE_LEN + 1];
+        assert!(matches!(
+            CsrSignature::new(long.as_slice()),
+            Err(Error::ValueLength { len: 1025, .. })
+        ));
+        assert!(CsrSignature::new(&long[1..]).is_ok());
+        let err = Message::decode(&raw(23, &[(1, &[1]), (22, &long)])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ValueLength {
+                    offset: 12,
+                    max: 1024,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            Message::decode(&raw(22, &[(21, &[])])).unwrap_err(),
+            Error::ValueLength { .. }
+        ));
+        // The codec requires REASON and CSR_INFO; which REASON goes with a signature is the
+        // session's rule.
+        assert!(matches!(
+            Message::decode(&raw(23, &[(22, &[1])])).unwrap_err(),
+            Error::MissingElement { .. }
+        ));
+        assert!(matches!(
+            Message::decode(&raw(22, &[])).unwrap_err(),
+            Error::MissingElement { .. }
+        ));
+        assert!(Message::decode(&raw(23, &[(1, &[1])])).is_ok());
+    }
+
+    #[test]
+    fn endpoint_csr_tags_are_known_so_strict_decoding_keeps_them_elsewhere() {
+        // CSR_INFO in an END_SESSION: known but unexpected, kept and re-encoded (spec 2.2).
+        let m = raw(15, &[(1, &[1]), (21, &[0x30])]);
+        assert_eq!(Message::decode(&m).unwrap().to_bytes(), m);
+        // ... and still checked.
+        assert!(Message::decode(&raw(15, &[(1, &[1]), (21, &[])])).is_err());
     }
 }

@@ -17,6 +17,15 @@ pub const MAX_PASSWORD_LEN: usize = 64;
 pub const MAX_REASON_INFO_LEN: usize = 255;
 /// Largest value one element can carry in a message within the size cap.
 pub const MAX_VALUE_LEN: usize = MAX_BODY_LEN - ELEMENT_HEADER_LEN;
+/// Longest CSR_INFO: the whole SIGN_CERT_REQUEST body but its element header (spec 16).
+pub const MAX_CSR_INFO_LEN: usize = MAX_VALUE_LEN;
+/// Longest CSR_SIGNATURE (spec 16): an RSA-8192 signature is 1024 bytes, a DER ECDSA P-384 one
+/// at most 104.
+pub const MAX_CSR_SIGNATURE_LEN: usize = 1024;
+/// Shortest RETRY_DELAY, in seconds (spec 16).
+pub const MIN_RETRY_DELAY_SECS: u32 = 1;
+/// Longest RETRY_DELAY, in seconds: one week (spec 16).
+pub const MAX_RETRY_DELAY_SECS: u32 = 604_800;
 
 /// Length limits of a string element: (shortest, longest), without the NUL.
 fn string_limits(tag: Tag) -> (usize, usize) {
@@ -521,6 +530,121 @@ impl<'a> FieldValue<'a> for SudiData<'a> {
     }
 }
 
+/// Checks an opaque value's length against its limits (spec 16); `offset` 0 for a value built
+/// locally.
+fn check_value_len(offset: usize, tag: Tag, len: usize, max: usize) -> Result<(), Error> {
+    if len == 0 || len > max {
+        return Err(Error::ValueLength {
+            offset,
+            tag,
+            len,
+            min: 1,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// RETRY_DELAY: how many seconds the phone waits before it comes back, 1 to
+/// [`MAX_RETRY_DELAY_SECS`] (u32 big-endian, L = 4; spec 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RetryDelay(u32);
+
+impl RetryDelay {
+    /// A delay of `seconds`, refused outside 1 to [`MAX_RETRY_DELAY_SECS`].
+    pub const fn new(seconds: u32) -> Result<Self, Error> {
+        if seconds < MIN_RETRY_DELAY_SECS || seconds > MAX_RETRY_DELAY_SECS {
+            return Err(Error::RetryDelayOutOfRange { offset: 0, seconds });
+        }
+        Ok(RetryDelay(seconds))
+    }
+
+    /// The delay in seconds.
+    pub const fn seconds(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'a> FieldValue<'a> for RetryDelay {
+    type Static = RetryDelay;
+    #[inline]
+    fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
+        let seconds = u32::from_be_bytes(fixed::<4>(el)?);
+        RetryDelay::new(seconds).map_err(|_| Error::RetryDelayOutOfRange {
+            offset: el.offset,
+            seconds,
+        })
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_be_bytes());
+    }
+    fn encoded_len(&self) -> usize {
+        4
+    }
+    fn into_static(self) -> Self {
+        self
+    }
+}
+
+/// An opaque value whose length has limits: CSR_INFO and CSR_SIGNATURE (spec 16).
+macro_rules! bounded_bytes {
+    ($(#[$doc:meta])* $name:ident = $tag:ident, $max:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name<'a>(Cow<'a, [u8]>);
+
+        impl<'a> $name<'a> {
+            /// The value, refused when empty or longer than its limit.
+            pub fn new(bytes: impl Into<Cow<'a, [u8]>>) -> Result<Self, Error> {
+                let bytes = bytes.into();
+                check_value_len(0, Tag::$tag, bytes.len(), $max)?;
+                Ok($name(bytes))
+            }
+
+            /// The bytes.
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.0
+            }
+
+            /// The same value owning its bytes.
+            pub fn into_owned(self) -> $name<'static> {
+                $name(Cow::Owned(self.0.into_owned()))
+            }
+        }
+
+        impl<'a> FieldValue<'a> for $name<'a> {
+            type Static = $name<'static>;
+            #[inline]
+            fn decode(el: Slot<'a>, _: Strictness) -> Result<Self, Error> {
+                check_value_len(el.offset, el.tag, el.value.len(), $max)?;
+                Ok($name(Cow::Borrowed(el.value)))
+            }
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.0);
+            }
+            fn encoded_len(&self) -> usize {
+                self.0.len()
+            }
+            fn into_static(self) -> Self::Static {
+                self.into_owned()
+            }
+        }
+    };
+}
+
+bounded_bytes! {
+    /// CSR_INFO: the DER of the PKCS#10 CertificationRequestInfo (RFC 2986) the server asks the
+    /// phone to sign, 1 to [`MAX_CSR_INFO_LEN`] bytes (spec 16). Not parsed here: see capf-lsc.
+    CsrInfo = CSR_INFO, MAX_CSR_INFO_LEN
+}
+
+bounded_bytes! {
+    /// CSR_SIGNATURE: the phone's signature over CSR_INFO's bytes, 1 to
+    /// [`MAX_CSR_SIGNATURE_LEN`] bytes (spec 16): RSA PKCS#1 v1.5 with SHA-256, or DER
+    /// ECDSA-Sig-Value over SHA-256. Not verified here: see capf-lsc.
+    CsrSignature = CSR_SIGNATURE, MAX_CSR_SIGNATURE_LEN
+}
+
 /// Any element's value, typed by its tag: what a dissector shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -547,6 +671,12 @@ pub enum Value<'a> {
     Sha2SignedData(Sha2SignedData<'a>),
     /// SUDI_DATA.
     SudiData(SudiData<'a>),
+    /// RETRY_DELAY (spec 16).
+    RetryDelay(RetryDelay),
+    /// CSR_INFO (spec 16).
+    CsrInfo(CsrInfo<'a>),
+    /// CSR_SIGNATURE (spec 16).
+    CsrSignature(CsrSignature<'a>),
     /// PUBLIC_KEY (DER SubjectPublicKeyInfo), SIGNED_DATA, named-only and unknown tags.
     Opaque(Cow<'a, [u8]>),
 }
@@ -572,6 +702,9 @@ impl<'a> Value<'a> {
             Tag::CERTIFICATE => Value::Certificate(FieldValue::decode(el, strictness)?),
             Tag::SHA2_SIGNED_DATA => Value::Sha2SignedData(FieldValue::decode(el, strictness)?),
             Tag::SUDI_DATA => Value::SudiData(FieldValue::decode(el, strictness)?),
+            Tag::RETRY_DELAY => Value::RetryDelay(FieldValue::decode(el, strictness)?),
+            Tag::CSR_INFO => Value::CsrInfo(FieldValue::decode(el, strictness)?),
+            Tag::CSR_SIGNATURE => Value::CsrSignature(FieldValue::decode(el, strictness)?),
             _ => Value::Opaque(Cow::Borrowed(el.value)),
         })
     }

@@ -20,6 +20,27 @@ pub(crate) struct ServerApp {
     pub(crate) certificate: Option<Vec<u8>>,
 }
 
+/// What the server application does with the phone's key in the endpoint-CSR flow (spec 16).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum ServerCsr {
+    /// No CSR: [`ServerApp::certificate`] answers the key at once (CAPF mode).
+    #[default]
+    Off,
+    /// Ask the phone to sign `csr_info`, then answer its signature with `then`.
+    Request { csr_info: Vec<u8>, then: AfterCsr },
+}
+
+/// The server application's answer to [`ServerEvent::CsrSigned`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AfterCsr {
+    /// The CA signed at once: deliver [`ServerApp::certificate`].
+    Deliver,
+    /// The CA has not answered: RETRY_LATER with this delay.
+    RetryLater(u32),
+    /// The signature does not verify, or the CA refused: END_SESSION 7.
+    Fail,
+}
+
 /// What the phone application does.
 #[derive(Debug, Clone)]
 pub(crate) struct PhoneApp {
@@ -37,6 +58,8 @@ pub(crate) struct PhoneApp {
     pub(crate) store_ok: bool,
     pub(crate) certificate: Option<Certificate>,
     pub(crate) delete_ok: bool,
+    /// The answer to SIGN_CERT_REQUEST: a signature, or the REASON of a failure (spec 16).
+    pub(crate) csr_answer: Result<Vec<u8>, Reason>,
 }
 
 impl Default for PhoneApp {
@@ -51,6 +74,7 @@ impl Default for PhoneApp {
             store_ok: true,
             certificate: None,
             delete_ok: true,
+            csr_answer: Ok(b"fake CSR signature".to_vec()),
         }
     }
 }
@@ -62,6 +86,8 @@ pub(crate) struct Pair {
     pub(crate) phone: PhoneSession,
     pub(crate) server_app: ServerApp,
     pub(crate) phone_app: PhoneApp,
+    /// The server application's endpoint-CSR behaviour (off unless a test sets it).
+    pub(crate) server_csr: ServerCsr,
     pub(crate) server_events: Vec<ServerEvent>,
     pub(crate) phone_events: Vec<PhoneEvent>,
     /// Every message in wire order, with its direction (true: server to phone).
@@ -91,6 +117,7 @@ impl Pair {
             phone: PhoneSession::new(phone_config, now),
             server_app,
             phone_app,
+            server_csr: ServerCsr::Off,
             server_events: Vec::new(),
             phone_events: Vec::new(),
             wire: Vec::new(),
@@ -147,11 +174,29 @@ impl Pair {
             ServerEvent::Authenticate(_) => {
                 self.server.decide(now, self.server_app.decision).unwrap();
             }
-            ServerEvent::PublicKey { .. } => match &self.server_app.certificate {
-                Some(der) => self.server.deliver_certificate(now, der).unwrap(),
-                None => self.server.issuance_failed().unwrap(),
+            ServerEvent::PublicKey { .. } => match &self.server_csr {
+                ServerCsr::Request { csr_info, .. } => {
+                    self.server.request_csr_signature(now, csr_info).unwrap();
+                }
+                ServerCsr::Off => self.deliver(),
+            },
+            ServerEvent::CsrSigned { .. } => match &self.server_csr {
+                ServerCsr::Request { then, .. } => match *then {
+                    AfterCsr::Deliver => self.deliver(),
+                    AfterCsr::RetryLater(delay) => self.server.retry_later(now, delay).unwrap(),
+                    AfterCsr::Fail => self.server.issuance_failed().unwrap(),
+                },
+                ServerCsr::Off => panic!("CsrSigned without a CSR request"),
             },
             _ => {}
+        }
+    }
+
+    /// The server application delivers [`ServerApp::certificate`], or fails without one.
+    fn deliver(&mut self) {
+        match &self.server_app.certificate {
+            Some(der) => self.server.deliver_certificate(self.now, der).unwrap(),
+            None => self.server.issuance_failed().unwrap(),
         }
     }
 
@@ -182,6 +227,10 @@ impl Pair {
             PhoneEvent::DeleteRequested => {
                 self.phone.delete_result(now, app.delete_ok).unwrap();
             }
+            PhoneEvent::CsrSignatureRequested { .. } => match &app.csr_answer {
+                Ok(signature) => self.phone.send_csr_signature(now, signature).unwrap(),
+                Err(reason) => self.phone.csr_signing_failed(now, *reason).unwrap(),
+            },
             _ => {}
         }
     }

@@ -25,6 +25,9 @@ fn decoding_valid_messages_allocates_nothing() {
         "AUTH_RESPONSE with RSA LSC + SIGNED_DATA + SHA2_SIGNED_DATA + SUDI_DATA",
         "KEY_GEN_RESPONSE with RSA 2048 public key",
         "STORE_CERT_REQUEST with LSC (RSA 2048, DER)",
+        "RETRY_LATER with RETRY_DELAY 3600",
+        "SIGN_CERT_REQUEST with CSR_INFO (RSA 2048 key)",
+        "SIGN_CERT_RESPONSE with CSR_SIGNATURE (EC P-256)",
     ] {
         let bytes = vector(name);
         let mut ok = false;

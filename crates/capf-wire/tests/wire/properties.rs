@@ -88,8 +88,23 @@ fn payload() -> impl Strategy<Value = Payload<'static>> {
         reason
             .clone()
             .prop_map(|r| DeleteCertificateResponse::new(r).into()),
-        reason.prop_map(|r| EndSession::new(r).into()),
+        reason.clone().prop_map(|r| EndSession::new(r).into()),
         Just(RequestInProgress::new().into()),
+        // The project extension (spec 16).
+        (capf_wire::MIN_RETRY_DELAY_SECS..=capf_wire::MAX_RETRY_DELAY_SECS).prop_map(|d| {
+            capf_wire::RetryLater::new(capf_wire::RetryDelay::new(d).unwrap()).into()
+        }),
+        proptest::collection::vec(any::<u8>(), 1..1200).prop_map(|c| {
+            capf_wire::SignCertRequest::new(capf_wire::CsrInfo::new(c).unwrap()).into()
+        }),
+        proptest::collection::vec(any::<u8>(), 1..=capf_wire::MAX_CSR_SIGNATURE_LEN).prop_map(
+            |s| {
+                capf_wire::SignCertResponse::signed(capf_wire::CsrSignature::new(s).unwrap())
+                    .unwrap()
+                    .into()
+            }
+        ),
+        reason.prop_map(|r| capf_wire::SignCertResponse::failure(r).into()),
     ]
 }
 
