@@ -305,6 +305,12 @@ pub struct PhoneConfig {
     /// same key spec reuses it (an external CA's certificate arrives sessions later, spec
     /// section 16), and a stored LSC is written there with its key ([`KeyDir`]).
     pub key_dir: Option<KeyDir>,
+    /// The longest RETRY_DELAY [`Phone::run`] waits out before it connects again (spec section
+    /// 16): zero by default, so `run` returns the [`Enrollment`] with
+    /// [`Enrollment::retry_after`] set and the caller decides. A longer delay is returned the
+    /// same way. The guide's retries ([`PhoneConfig::retries`]) are for communication failures
+    /// only, never for RETRY_LATER.
+    pub max_retry_wait: Duration,
 }
 
 impl PhoneConfig {
@@ -344,6 +350,7 @@ impl PhoneConfig {
             lsc: None,
             mic: None,
             key_dir: None,
+            max_retry_wait: Duration::ZERO,
         })
     }
 }
@@ -365,6 +372,9 @@ pub struct Enrollment {
     pub deleted: bool,
     /// The phone sent its certificate for Troubleshoot.
     pub fetched: bool,
+    /// RETRY_LATER: the server holds the request with an external CA and told the phone to
+    /// connect again after this long (spec section 16).
+    pub retry_after: Option<Duration>,
 }
 
 impl Enrollment {
@@ -462,15 +472,29 @@ impl Phone {
     }
 
     /// Runs sessions until one ends as the server meant it to (END_SESSION received), retrying
-    /// a failed one `retries` times at `retry_interval`.
+    /// a failed one `retries` times at `retry_interval`. A session the server ends with
+    /// RETRY_LATER is run again after its delay when that is at most
+    /// [`PhoneConfig::max_retry_wait`]; otherwise its [`Enrollment`] says when to come back.
     ///
     /// # Errors
     /// The last connection error when every attempt failed to connect.
     pub async fn run(&mut self) -> Result<Enrollment, Error> {
         let mut attempt = 0;
+        let mut earlier = 0;
         loop {
             attempt += 1;
             let result = self.run_once().await;
+            if let Ok(e) = &result
+                && let Some(delay) = e.retry_after
+                && delay <= self.config.max_retry_wait
+            {
+                // Not a communication failure: the guide's retry count starts again.
+                earlier += attempt;
+                attempt = 0;
+                info!(device = %self.config.device_name, delay_secs = delay.as_secs(), "told to come back later; waiting");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             let retry = match &result {
                 Ok(e) => !matches!(e.outcome, Outcome::Ended { .. }),
                 Err(Error::Connect { .. }) => true,
@@ -478,7 +502,7 @@ impl Phone {
             };
             if !retry || attempt > self.config.retries {
                 return result.map(|mut e| {
-                    e.sessions = attempt;
+                    e.sessions = earlier + attempt;
                     e
                 });
             }
@@ -545,6 +569,7 @@ impl Phone {
         let mut key: Option<PhoneKey> = None;
         let mut installed = None;
         let (mut deleted, mut fetched) = (false, false);
+        let mut retry_after = None;
         let outcome = loop {
             while let Some(message) = session.poll_transmit() {
                 // One message per TLS write (spec rule T9).
@@ -600,6 +625,22 @@ impl Phone {
                             installed = Some((certificate.der, k));
                         }
                     }
+                    PhoneEvent::CsrSignatureRequested { csr_info_der } => {
+                        // Spec 16: sign the CSR for the key just sent, with that key.
+                        match key.as_ref().map(|k| sign_csr_info(&csr_info_der, k)) {
+                            Some(Ok(signature)) => session.send_csr_signature(now, &signature)?,
+                            Some(Err(e)) => {
+                                info!(error = %e, "cannot sign the endpoint CSR");
+                                session.csr_signing_failed(now, Reason::INVALID_ELEMENT)?;
+                            }
+                            None => session.csr_signing_failed(now, Reason::INVALID_ELEMENT)?,
+                        }
+                    }
+                    PhoneEvent::RetryLater { delay_secs } => {
+                        // The pending key stays in the key directory for the next session.
+                        info!(device = %self.config.device_name, delay_secs, "RETRY_LATER");
+                        retry_after = Some(Duration::from_secs(u64::from(delay_secs)));
+                    }
                     PhoneEvent::FetchRequested => {
                         let cert = self.config.lsc.clone().map(Certificate::lsc).or_else(|| {
                             self.config.mic.clone().map(|der| Certificate {
@@ -643,6 +684,7 @@ impl Phone {
             installed,
             deleted,
             fetched,
+            retry_after,
         })
     }
 }
