@@ -178,7 +178,6 @@ impl Bench {
             self.capf.clone(),
             trust(&self.capf.issuer(), &[]),
             self.store.settings().unwrap(),
-            ValidityDays::MAX,
         ));
         let mut sim = Sim {
             now: Instant::now(),

@@ -69,7 +69,6 @@ impl Bench {
             ca,
             trust(&capf.issuer(), &[]),
             store.settings().unwrap(),
-            ValidityDays::MAX,
         ));
         Bench {
             dir,
@@ -619,7 +618,6 @@ fn counting_bench(name: &str) -> (Bench, Arc<CountingStore>) {
         bench.capf.clone(),
         trust(&bench.capf.issuer(), &[]),
         bench.store.settings().unwrap(),
-        ValidityDays::MAX,
     ));
     (bench, counting)
 }
