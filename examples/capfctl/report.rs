@@ -219,7 +219,7 @@ pub(crate) struct ExportArgs {
 pub(crate) fn run_csr(cmd: CsrCommand) -> Result<()> {
     let CsrCommand::List { data, json } = cmd;
     let store = open_existing_store(&data.data)?;
-    let csrs: Vec<CsrView> = store.pending_csrs()?.iter().map(CsrView::from).collect();
+    let csrs: Vec<CsrView> = store.ca_requests(None)?.iter().map(CsrView::from).collect();
     if json {
         return print_json(&csrs);
     }
