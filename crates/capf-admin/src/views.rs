@@ -456,8 +456,33 @@ pub struct DeletedView {
 pub struct SettingView {
     /// Its key (`max_sessions`, `auth_response_timeout_seconds`, ...).
     pub key: &'static str,
-    /// Its value, in decimal text.
+    /// Its value, in decimal text (or the mode's name).
     pub value: String,
+    /// The guide's name for it, where that helps (the certificate issuer mode's label, the
+    /// Duration Of Certificate Validity); absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl SettingView {
+    /// The view of one setting row.
+    pub fn new(key: &'static str, value: String) -> Self {
+        use capf_store::Settings;
+        let note = match key {
+            Settings::CERTIFICATE_ISSUER_KEY => value
+                .parse::<capf_lsc::CertificateIssuer>()
+                .ok()
+                .map(|m| format!("Certificate Issuer to Endpoint: {}", m.label())),
+            Settings::LSC_VALIDITY_DAYS_KEY => {
+                Some("Duration Of Certificate Validity, in days".to_owned())
+            }
+            Settings::CA_RETRY_DELAY_KEY => {
+                Some("a phone whose request is pending comes back after this".to_owned())
+            }
+            _ => None,
+        };
+        SettingView { key, value, note }
+    }
 }
 
 /// The CAPF keepalive.

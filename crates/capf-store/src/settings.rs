@@ -166,6 +166,13 @@ pub(crate) const CA_RETRY_DELAY: &str = "ca_retry_delay_seconds";
 pub const MAX_CA_RETRY_DELAY_SECS: u64 = 604_800;
 
 impl Settings {
+    /// The key of [`Settings::certificate_issuer`].
+    pub const CERTIFICATE_ISSUER_KEY: &'static str = CERTIFICATE_ISSUER;
+    /// The key of [`Settings::lsc_validity_days`].
+    pub const LSC_VALIDITY_DAYS_KEY: &'static str = LSC_VALIDITY_DAYS;
+    /// The key of [`Settings::ca_retry_delay`].
+    pub const CA_RETRY_DELAY_KEY: &'static str = CA_RETRY_DELAY;
+
     /// Every setting's key, as stored and as `capfctl settings set KEY VALUE` names it; the
     /// certificate issuer mode and the LSC validity next to each other, as the guide shows them.
     pub const KEYS: [&'static str; 16] = [
