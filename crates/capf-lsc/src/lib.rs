@@ -44,7 +44,10 @@ pub use pem::{
     certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,
     csr_to_pem, public_key_from_pem_or_der,
 };
-pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy, SudiPolicy, UnknownSudiPolicy};
+pub use policy::{
+    CertificateIssuer, KeyOrder, KeyPolicy, OnlineCaPolicy, SudiPolicy, UnknownCertificateIssuer,
+    UnknownSudiPolicy,
+};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
 pub use summary::{CertificateSummary, key_usage_names};
 pub use text::{format_time, hex};

@@ -148,6 +148,36 @@ impl SessionStore for Stalling {
     fn devices_in_progress(&self) -> Result<Vec<Device>, StoreError> {
         self.inner.devices_in_progress()
     }
+    fn open_ca_request(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.open_ca_request(name)
+    }
+    fn record_ca_request(
+        &self,
+        name: &DeviceName,
+        request: &capf_store::NewCaRequest<'_>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.record_ca_request(name, request, now)
+    }
+    fn ca_request_issued(
+        &self,
+        id: i64,
+        lsc: &capf_store::IssuedLsc,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_issued(id, lsc, now)
+    }
+    fn ca_request_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_failed(id, reason, now)
+    }
 }
 
 impl Sim {
