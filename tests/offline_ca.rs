@@ -247,21 +247,59 @@ impl OpensslCa {
         std::fs::write(dir.join("index.txt"), "").unwrap();
         std::fs::write(dir.join("serial"), "1000\n").unwrap();
         std::fs::copy(fixture("p256.pem"), dir.join("root.key")).unwrap();
-        std::fs::copy(fixture("intermediate-p256.pem"), dir.join("intermediate.key")).unwrap();
+        std::fs::copy(
+            fixture("intermediate-p256.pem"),
+            dir.join("intermediate.key"),
+        )
+        .unwrap();
         let ca = OpensslCa { dir };
         ca.openssl(&[
-            "req", "-new", "-x509", "-config", "openssl.cnf", "-extensions", "v3_root", "-key",
-            "root.key", "-subj", "/O=Example/CN=Example Offline Root", "-days", "3650", "-out",
+            "req",
+            "-new",
+            "-x509",
+            "-config",
+            "openssl.cnf",
+            "-extensions",
+            "v3_root",
+            "-key",
+            "root.key",
+            "-subj",
+            "/O=Example/CN=Example Offline Root",
+            "-days",
+            "3650",
+            "-out",
             "root.pem",
         ]);
         ca.openssl(&[
-            "req", "-new", "-config", "openssl.cnf", "-key", "intermediate.key", "-subj",
-            "/O=Example/CN=Example Offline Intermediate", "-out", "intermediate.csr",
+            "req",
+            "-new",
+            "-config",
+            "openssl.cnf",
+            "-key",
+            "intermediate.key",
+            "-subj",
+            "/O=Example/CN=Example Offline Intermediate",
+            "-out",
+            "intermediate.csr",
         ]);
         ca.openssl(&[
-            "ca", "-batch", "-config", "openssl.cnf", "-cert", "root.pem", "-keyfile",
-            "root.key", "-extensions", "v3_intermediate", "-days", "3650", "-notext", "-in",
-            "intermediate.csr", "-out", "intermediate.pem",
+            "ca",
+            "-batch",
+            "-config",
+            "openssl.cnf",
+            "-cert",
+            "root.pem",
+            "-keyfile",
+            "root.key",
+            "-extensions",
+            "v3_intermediate",
+            "-days",
+            "3650",
+            "-notext",
+            "-in",
+            "intermediate.csr",
+            "-out",
+            "intermediate.pem",
         ]);
         ca
     }
@@ -275,9 +313,21 @@ impl OpensslCa {
         let name = csr.file_stem().unwrap().to_str().unwrap();
         let lsc = self.dir.join(format!("{name}.lsc.pem"));
         self.openssl(&[
-            "ca", "-batch", "-config", "openssl.cnf", "-cert", "intermediate.pem", "-keyfile",
-            "intermediate.key", "-extensions", "v3_lsc", "-notext", "-in",
-            csr.to_str().unwrap(), "-out", lsc.to_str().unwrap(),
+            "ca",
+            "-batch",
+            "-config",
+            "openssl.cnf",
+            "-cert",
+            "intermediate.pem",
+            "-keyfile",
+            "intermediate.key",
+            "-extensions",
+            "v3_lsc",
+            "-notext",
+            "-in",
+            csr.to_str().unwrap(),
+            "-out",
+            lsc.to_str().unwrap(),
         ]);
         let chain = self.dir.join(format!("{name}.pem"));
         let mut pem = std::fs::read_to_string(&lsc).unwrap();
@@ -289,7 +339,11 @@ impl OpensslCa {
     /// `openssl verify -CAfile root -untrusted intermediate LSC`.
     fn verify(&self, lsc: &Path) {
         let out = self.openssl(&[
-            "verify", "-CAfile", "root.pem", "-untrusted", "intermediate.pem",
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "intermediate.pem",
             lsc.to_str().unwrap(),
         ]);
         assert!(out.trim_end().ends_with(": OK"), "{out}");
@@ -341,7 +395,13 @@ fn openssl_ca_signs_the_exported_csr_and_the_phone_comes_back_and_installs() {
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
     assert!(name.starts_with(&format!("{DEVICE}-")), "{name}");
-    ca.openssl(&["req", "-verify", "-noout", "-in", files[0].to_str().unwrap()]);
+    ca.openssl(&[
+        "req",
+        "-verify",
+        "-noout",
+        "-in",
+        files[0].to_str().unwrap(),
+    ]);
     let signed = ca.sign(&files[0]);
     let imported = capfd.import(&[signed]);
     assert!(imported.status.success(), "{}", text(&imported));
@@ -392,9 +452,20 @@ fn easy_rsa_signs_the_exported_csr_and_the_phone_installs() {
         ok(&mut command)
     };
     easyrsa("root", &["init-pki"]);
-    easyrsa("root", &["--req-cn=Example easy-rsa Root", "build-ca", "nopass"]);
+    easyrsa(
+        "root",
+        &["--req-cn=Example easy-rsa Root", "build-ca", "nopass"],
+    );
     easyrsa("sub", &["init-pki"]);
-    easyrsa("sub", &["--req-cn=Example easy-rsa Sub", "build-ca", "nopass", "subca"]);
+    easyrsa(
+        "sub",
+        &[
+            "--req-cn=Example easy-rsa Sub",
+            "build-ca",
+            "nopass",
+            "subca",
+        ],
+    );
     let sub_req = dir.join("sub/reqs/ca.req");
     easyrsa("root", &["import-req", sub_req.to_str().unwrap(), "sub"]);
     easyrsa("root", &["--subca-len=0", "sign-req", "ca", "sub"]);
@@ -423,7 +494,13 @@ fn easy_rsa_signs_the_exported_csr_and_the_phone_installs() {
     assert!(installed.status.success(), "{}", text(&installed));
     let verify = ok(Command::new("openssl")
         .current_dir(&dir)
-        .args(["verify", "-CAfile", "root/ca.crt", "-untrusted", "sub/ca.crt"])
+        .args([
+            "verify",
+            "-CAfile",
+            "root/ca.crt",
+            "-untrusted",
+            "sub/ca.crt",
+        ])
         .arg(out.join("lsc.pem")));
     assert!(verify.trim_end().ends_with(": OK"), "{verify}");
 }
@@ -452,7 +529,10 @@ fn a_phone_that_lost_its_key_makes_the_issued_certificate_a_stale_lsc() {
     .unwrap();
     assert_told_to_come_back(&capfd.phone(device, &out, &[]));
     let requests = capfd.requests();
-    let states: Vec<&str> = requests.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = requests
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["stale", "pending"], "{requests:?}");
     let stale = capfd.json(&["stale-lsc", "list"]);
     assert!(stale.to_string().contains(device), "{stale}");

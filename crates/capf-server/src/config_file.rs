@@ -221,8 +221,8 @@ mod tests {
             err.starts_with("c.toml:2: unknown field `listen_port`"),
             "{err}"
         );
-        let file = ConfigFile::parse("[settings]\nlsc_validity_days = 0\n", Path::new("c.toml"))
-            .unwrap();
+        let file =
+            ConfigFile::parse("[settings]\nlsc_validity_days = 0\n", Path::new("c.toml")).unwrap();
         let err = file
             .apply_settings(&mut capf_store::Settings::default())
             .unwrap_err()
@@ -239,7 +239,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("c.toml:2: `lsc_validity_days` moved to `[settings] lsc_validity_days`"),
+            err.starts_with(
+                "c.toml:2: `lsc_validity_days` moved to `[settings] lsc_validity_days`"
+            ),
             "{err}"
         );
     }

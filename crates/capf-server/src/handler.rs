@@ -977,7 +977,9 @@ impl EnrollmentHandler {
             && request.public_key == spki_der
         {
             // Spec 16.z: the phone still holds the key the CA certified: deliver, no signing.
-            return self.deliver_issued(request.id, request.lsc_serial.clone()).await;
+            return self
+                .deliver_issued(request.id, request.lsc_serial.clone())
+                .await;
         }
         if mode.is_external() {
             // Spec 16.x: the phone signs the endpoint CSR (an older Issued request becomes
@@ -1178,7 +1180,8 @@ impl EnrollmentHandler {
             Ok(other) => {
                 let reason = format!("unexpected answer from the {}: {other:?}", ca.mode());
                 self.ca_request_failed(id, reason.clone()).await?;
-                self.end(AttemptEnd::Failed { reason }).await
+                self.end(AttemptEnd::Failed { reason })
+                    .await
                     .map(|_| Answer::IssuanceFailed)
             }
             Err(e) => {

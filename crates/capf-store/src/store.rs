@@ -179,6 +179,14 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::Corrupt`] for an unreadable record, or a database error.
     fn open_ca_request(&self, name: &DeviceName) -> Result<Option<CaRequest>, Error>;
 
+    /// The device's LSC with `serial` while it is Issued (signed, not yet confirmed by the
+    /// phone): what the server delivers when the phone comes back for the certificate an
+    /// external CA issued (spec 16.z); `None` for another device's LSC or one in another state.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn issued_lsc(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscRecord>, Error>;
+
     /// Records the endpoint CSR the device signed, about to go to an external CA: a new request,
     /// Pending. In the same transaction every older open request of the device ends: a Pending
     /// one becomes Failed ("replaced by a new request"), an Issued one Stale; and every Issued

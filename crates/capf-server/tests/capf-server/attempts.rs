@@ -154,6 +154,13 @@ impl SessionStore for Stalling {
     ) -> Result<Option<capf_store::CaRequest>, capf_store::Error> {
         self.inner.open_ca_request(name)
     }
+    fn issued_lsc(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<capf_store::LscRecord>, capf_store::Error> {
+        self.inner.issued_lsc(name, serial)
+    }
     fn record_ca_request(
         &self,
         name: &DeviceName,

@@ -602,6 +602,13 @@ impl SessionStore for CountingStore {
     ) -> Result<Option<capf_store::CaRequest>, capf_store::Error> {
         self.inner.open_ca_request(name)
     }
+    fn issued_lsc(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<capf_store::LscRecord>, capf_store::Error> {
+        self.inner.issued_lsc(name, serial)
+    }
     fn record_ca_request(
         &self,
         name: &DeviceName,
@@ -1439,7 +1446,10 @@ async fn offline_ca_records_the_csr_retries_then_delivers_the_imported_certifica
     // 16.z: the same key is answered with the certificate, no signing.
     let mut delivery = bench.session().await;
     key_request(&delivery.authenticate(3, "").await);
-    assert_eq!(delivered_lsc(&delivery.public_key(spki(spec)).await), lsc.der);
+    assert_eq!(
+        delivered_lsc(&delivery.public_key(spki(spec)).await),
+        lsc.der
+    );
     let sent = delivery
         .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
         .await;
@@ -1477,7 +1487,9 @@ async fn a_phone_that_cannot_sign_or_signs_with_another_key_fails_with_a_reason(
     key_request(&sim.authenticate(3, "").await);
     csr_info(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
     let sent = sim
-        .send(capf_wire::SignCertResponse::failure(Reason::INVALID_ELEMENT))
+        .send(capf_wire::SignCertResponse::failure(
+            Reason::INVALID_ELEMENT,
+        ))
         .await;
     assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
     let reason = bench.failed_reason();

@@ -137,6 +137,13 @@ pub fn a_request_is_issued_then_delivered_when_the_phone_confirms<S: DeviceStore
         Some(LscState::Issued)
     );
     assert_eq!(s.open_ca_request(&dn(PHONE)).must(), Some(issued));
+    // The certificate to deliver: this device's, while Issued.
+    let held = s.issued_lsc(&dn(PHONE), &lsc(1).serial).must().must();
+    assert_eq!(held.der, lsc(1).der);
+    assert_eq!(
+        s.issued_lsc(&dn("SEP00AABBCCDDEE"), &lsc(1).serial).must(),
+        None
+    );
     s.begin_attempt(&dn(PHONE), t(3)).must();
     s.confirm_lsc_installed(&dn(PHONE), &lsc(1).serial, t(4))
         .must();
@@ -148,6 +155,7 @@ pub fn a_request_is_issued_then_delivered_when_the_phone_confirms<S: DeviceStore
         s.lsc_state(&dn(PHONE), &lsc(1).serial).must(),
         Some(LscState::Installed)
     );
+    assert_eq!(s.issued_lsc(&dn(PHONE), &lsc(1).serial).must(), None);
     let last = s.audit(Some(&dn(PHONE)), 1).must();
     assert!(last[0].detail.contains("delivered"), "{}", last[0].detail);
 }

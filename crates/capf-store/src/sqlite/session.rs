@@ -338,6 +338,12 @@ impl SessionStore for SqliteStore {
         ca::open_request(&self.lock(), name)
     }
 
+    fn issued_lsc(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscRecord>, Error> {
+        Ok(load_lsc(&self.lock(), serial)?.filter(|lsc| {
+            lsc.state == LscState::Issued && lsc.device.as_str().eq_ignore_ascii_case(name.as_str())
+        }))
+    }
+
     fn record_ca_request(
         &self,
         name: &DeviceName,
