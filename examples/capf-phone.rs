@@ -116,6 +116,10 @@ struct Cli {
     /// failures only).
     #[arg(long, default_value_t = 3600)]
     max_retry_wait: u64,
+    /// One phone: how many more sessions it runs after a communication failure (the guide: 3,
+    /// at 30 s).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
     /// One phone: play a phone without endpoint-CSR support (SIGN_CERT_REQUEST is an unexpected
     /// command: it closes the connection, spec 9.3).
     #[arg(long)]
@@ -171,6 +175,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.key_dir = cli.out.clone().map(KeyDir::new);
         config.max_retry_wait = Duration::from_secs(cli.max_retry_wait);
         config.session.endpoint_csr = !cli.no_endpoint_csr;
+        config.retries = cli.retries;
         if let Some(s) = &cli.auth_string {
             config.auth = PhoneAuth::AuthenticationString(s.clone());
         }

@@ -154,6 +154,19 @@ impl Capfd {
         shown.get("device").cloned().unwrap_or(shown)
     }
 
+    /// The device once its status is `status` (the server records a session's end just after
+    /// the phone has gone), within 10 s.
+    fn device_when(&self, device: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shown = self.device(device);
+            if shown["status"] == status || Instant::now() > deadline {
+                return shown;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Every CA request, as `capfctl csr list --json` shows them.
     fn requests(&self) -> Vec<Value> {
         match self.json(&["csr", "list"]) {
@@ -165,9 +178,7 @@ impl Capfd {
     /// `capfctl csr export --dir DIR`: the exported CSR files (not the index).
     fn export(&self, dir: &Path) -> Vec<PathBuf> {
         let _ = std::fs::remove_dir_all(dir);
-        let mut command = self.capfctl(&["csr", "export", "--dir"]);
-        command.arg(dir);
-        ok(&mut command);
+        ok(&mut self.capfctl(&["csr", "export", "--dir", dir.to_str().unwrap()]));
         assert!(dir.join("index.csv").exists(), "no index.csv");
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
@@ -180,9 +191,10 @@ impl Capfd {
 
     /// `capfctl cert import FILES...`.
     fn import(&self, files: &[PathBuf]) -> Output {
-        let mut command = self.capfctl(&["cert", "import"]);
-        command.args(files);
-        command.output().unwrap()
+        let trust = self.data().join("trust");
+        let mut args = vec!["cert", "import", "--trust", trust.to_str().unwrap()];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        self.capfctl(&args).output().unwrap()
     }
 }
 
@@ -427,7 +439,7 @@ fn openssl_ca_signs_the_exported_csr_and_the_phone_comes_back_and_installs() {
     );
     let requests = capfd.requests();
     assert_eq!(requests[0]["state"], "delivered", "{requests:?}");
-    assert_eq!(capfd.device(DEVICE)["status"], "success");
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
 
     // 7. OpenSSL accepts the installed LSC against the root and the intermediate.
     ca.verify(&out.join("lsc.pem"));
@@ -440,10 +452,28 @@ fn easy_rsa_signs_the_exported_csr_and_the_phone_installs() {
     let capfd = Capfd::start("easyrsa");
     let dir = capfd.path("easyrsa");
     std::fs::create_dir_all(&dir).unwrap();
+    // The guide (from 14SU2) wants digitalSignature in a CA certificate uploaded to CAPF-trust;
+    // easy-rsa's `ca` type has keyCertSign and cRLSign only: a copy of its types, amended.
+    let types = dir.join("x509-types");
+    std::fs::create_dir_all(&types).unwrap();
+    for entry in std::fs::read_dir("/usr/share/easy-rsa/x509-types").unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), types.join(entry.file_name())).unwrap();
+    }
+    let ca_type = std::fs::read_to_string(types.join("ca")).unwrap();
+    std::fs::write(
+        types.join("ca"),
+        ca_type.replace(
+            "keyUsage = cRLSign, keyCertSign",
+            "keyUsage = critical, digitalSignature, cRLSign, keyCertSign",
+        ),
+    )
+    .unwrap();
     let easyrsa = |pki: &str, args: &[&str]| {
         let mut command = Command::new("/usr/share/easy-rsa/easyrsa");
         command
             .current_dir(&dir)
+            .env("EASYRSA_EXT_DIR", &types)
             .env("EASYRSA_BATCH", "1")
             .env("EASYRSA_ALGO", "ec")
             .env("EASYRSA_CURVE", "prime256v1")
@@ -547,9 +577,9 @@ fn a_phone_without_csr_support_fails_the_operation_with_a_reason() {
     let device = "SEP0A0B0C0D0E04";
     capfd.add_device(device);
     let out = phone_dir(&capfd, "phone", "rsa-2048.pem");
-    let run = capfd.phone(device, &out, &["--no-endpoint-csr"]);
+    let run = capfd.phone(device, &out, &["--no-endpoint-csr", "--retries", "0"]);
     assert!(!run.status.success(), "{}", text(&run));
-    let shown = capfd.device(device);
+    let shown = capfd.device_when(device, "failed");
     assert_eq!(shown["status"], "failed", "{shown}");
     let reason = shown["failure_reason"].as_str().unwrap_or_default();
     assert!(
