@@ -128,3 +128,86 @@ fn phone_seeds_reach_every_operation_and_deadline() {
         &["Closed { outcome: TimedOut { state: WaitCertificate"],
     );
 }
+
+/// The endpoint-CSR seeds (spec 16) reach every new call and event, so the fuzzer mutates from
+/// the CSR states too.
+#[test]
+fn endpoint_csr_seeds_reach_every_new_state() {
+    let server = |seed, expected: &[&str]| {
+        assert_reaches("server_session", seed, checks::server_trace, expected);
+    };
+    server(
+        "endpoint-csr-retry-later",
+        &[
+            "Authenticate",
+            "PublicKey",
+            "CsrSigned",
+            "Closed { outcome: Ended { reason: UPDATE_CERTIFICATE } }",
+        ],
+    );
+    server(
+        "endpoint-csr-deliver",
+        &["CsrSigned", "CertificateStored", "Closed { outcome: Ended"],
+    );
+    server(
+        "endpoint-csr-signing-failed",
+        &[
+            "CsrSigningFailed { reason: INVALID_ELEMENT }",
+            "Closed { outcome: Ended { reason: INVALID_ELEMENT } }",
+        ],
+    );
+    server(
+        "endpoint-csr-missing-signature",
+        &["Closed { outcome: ProtocolError { error: MissingCsrSignature"],
+    );
+    server(
+        "endpoint-csr-phone-ends-session",
+        &[
+            "Closed { outcome: ProtocolError { error: UnexpectedMessage { command: END_SESSION, state: WaitCsrSignature }",
+        ],
+    );
+    server(
+        "endpoint-csr-timeout",
+        &["Closed { outcome: TimedOut { state: WaitCsrSignature"],
+    );
+    server(
+        "retry-later-after-auth",
+        &[
+            "Authenticate",
+            "Closed { outcome: Ended { reason: UPDATE_CERTIFICATE } }",
+        ],
+    );
+    let phone = |seed, expected: &[&str]| {
+        assert_reaches("phone_session", seed, checks::phone_trace, expected);
+    };
+    phone(
+        "endpoint-csr-retry-later",
+        &[
+            "KeyGenerationRequested { key: Ec(SECP256R1) }",
+            "CsrSignatureRequested",
+            "RetryLater { delay_secs: 3600 }",
+            "Closed { outcome: Ended { reason: UPDATE_CERTIFICATE } }",
+        ],
+    );
+    phone(
+        "endpoint-csr-signing-failed",
+        &[
+            "CsrSignatureRequested",
+            "Closed { outcome: Ended { reason: INVALID_ELEMENT } }",
+        ],
+    );
+    phone(
+        "no-endpoint-csr",
+        &[
+            "Closed { outcome: ProtocolError { error: UnexpectedMessage { command: SIGN_CERT_REQUEST, state: WaitCertificate }",
+        ],
+    );
+    phone(
+        "retry-later-after-auth",
+        &["RetryLater { delay_secs: 3600 }", "Closed { outcome: Ended"],
+    );
+    phone(
+        "malformed-retry-delay-0",
+        &["Closed { outcome: ProtocolError { error: Decode(RetryDelayOutOfRange"],
+    );
+}

@@ -12,6 +12,8 @@
 //!   carries the session's id and a command of its sender's role;
 //! - a server sends END_SESSION only as its last message, exactly as its outcome says; a phone
 //!   never sends one; a client below version 3 never gets KEY_TYPE (spec 8.11);
+//! - RETRY_LATER is followed by END_SESSION 1 at once, and a SIGN_CERT_RESPONSE carries
+//!   CSR_SIGNATURE exactly when its REASON is 1 (spec 16);
 //! - a refused call changes nothing; a deadline never fires early and always fires when due.
 
 // Broken invariants panic on purpose: that is what the fuzzer and the replay test look for.
@@ -38,14 +40,17 @@ use capf_wire::{
 /// Steps, by opcode byte modulo 7: 0 input (u16 length, bytes), 1 time (u16 seconds; 0: to the
 /// deadline), 2 EOF, 3 `decide` (a byte picks the decision, then its operand), 4
 /// `deliver_certificate` (u16 length, DER), 5 `issuance_failed`, 6 `abort` (REASON byte).
+/// Opcode bytes from 0xF0 up drive the endpoint-CSR calls (spec 16) instead, modulo 2: 0
+/// `request_csr_signature` (u16 length, CSR_INFO), 1 `retry_later` (u32 seconds). (Kept out of
+/// the modulo so the corpus's older scripts keep their meaning.)
 pub(crate) fn server(data: &[u8]) {
     server_trace(data);
 }
 
 /// `phone_session`: a phone session driven by a script.
 ///
-/// Header (2 bytes): flags (bit 0: no REQUEST_IN_PROGRESS, bit 1: lenient decoding), the
-/// message timeout in seconds plus one (0: the default).
+/// Header (2 bytes): flags (bit 0: no REQUEST_IN_PROGRESS, bit 1: lenient decoding, bit 2: no
+/// endpoint CSR, spec 16), the message timeout in seconds plus one (0: the default).
 ///
 /// Steps, by opcode byte modulo 11: 0 input (u16 length, bytes), 1 time (u16 seconds; 0: to
 /// the deadline), 2 EOF, 3 `send_auth_response` built (VERSION byte, 0: the one offered; u8
@@ -54,7 +59,9 @@ pub(crate) fn server(data: &[u8]) {
 /// with a whole AUTH_RESPONSE (u16 length, message bytes), 5 `send_public_key` (u16 length,
 /// DER), 6 `key_generation_failed` (REASON byte), 7 `store_result` (byte, bit 0), 8
 /// `send_certificate` (byte: bit 0 clear none; set: type byte, u16 length, DER), 9
-/// `delete_result` (byte, bit 0), 10 `abort`.
+/// `delete_result` (byte, bit 0), 10 `abort`. Opcode bytes from 0xF0 up drive the
+/// endpoint-CSR calls (spec 16) instead, modulo 2: 0 `send_csr_signature` (u16 length,
+/// signature), 1 `csr_signing_failed` (REASON byte). Header flag bit 2: no endpoint CSR.
 pub(crate) fn phone(data: &[u8]) {
     phone_trace(data);
 }
@@ -247,6 +254,9 @@ impl Session for ServerSession {
     }
     fn check_event(&self, event: &ServerEvent) {
         assert!(self.message_head().len() <= MESSAGE_HEAD_LEN);
+        if let ServerEvent::CsrSigned { signature } = event {
+            assert!((1..=capf_wire::MAX_CSR_SIGNATURE_LEN).contains(&signature.len()));
+        }
         if let ServerEvent::Authenticate(auth) = event {
             assert_eq!(auth.session_id, self.session_id());
             assert!((1..=3).contains(&auth.version), "{auth:?}");
@@ -323,21 +333,24 @@ impl Session for PhoneSession {
 
 /// The commands each role may send (spec 3).
 fn sends(role: Role, command: Command) -> bool {
-    const SERVER: [Command; 6] = [
+    const SERVER: [Command; 8] = [
         Command::AUTH_REQUEST,
         Command::KEY_GEN_REQUEST,
         Command::STORE_CERT_REQUEST,
         Command::FETCH_CERT_REQUEST,
         Command::DELETE_CERT_REQUEST,
         Command::END_SESSION,
+        Command::RETRY_LATER,
+        Command::SIGN_CERT_REQUEST,
     ];
-    const PHONE: [Command; 6] = [
+    const PHONE: [Command; 7] = [
         Command::AUTH_RESPONSE,
         Command::REQUEST_IN_PROGRESS,
         Command::KEY_GEN_RESPONSE,
         Command::STORE_CERT_RESPONSE,
         Command::FETCH_CERT_RESPONSE,
         Command::DELETE_CERT_RESPONSE,
+        Command::SIGN_CERT_RESPONSE,
     ];
     match role {
         Role::Server => SERVER.contains(&command),
@@ -371,6 +384,7 @@ impl<S: Session> Run<S> {
     fn observe(&mut self) {
         let was_closed = self.closed;
         let mut sent_end_session = None;
+        let mut retry_later = false;
         while let Some(bytes) = self.session.poll_transmit() {
             assert!(!was_closed, "transmit after Closed: {bytes:02x?}");
             assert!(
@@ -388,10 +402,34 @@ impl<S: Session> Run<S> {
             );
             assert_eq!(Some(message.session_id), self.session.transmit_id());
             self.session.check_transmit(&message);
-            if let Payload::EndSession(end) = &message.payload {
-                sent_end_session = Some(end.reason());
+            assert!(
+                !retry_later || matches!(&message.payload, Payload::EndSession(_)),
+                "RETRY_LATER not followed by END_SESSION"
+            );
+            match &message.payload {
+                Payload::EndSession(end) => {
+                    if retry_later {
+                        assert_eq!(
+                            end.reason(),
+                            Reason::UPDATE_CERTIFICATE,
+                            "after RETRY_LATER"
+                        );
+                    }
+                    sent_end_session = Some(end.reason());
+                }
+                Payload::RetryLater(_) => retry_later = true,
+                Payload::SignCertResponse(r) => assert_eq!(
+                    r.reason() == Reason::UPDATE_CERTIFICATE,
+                    r.csr_signature().is_some(),
+                    "SIGN_CERT_RESPONSE REASON vs CSR_SIGNATURE (spec 16)"
+                ),
+                _ => {}
             }
         }
+        assert!(
+            !retry_later || sent_end_session.is_some(),
+            "RETRY_LATER without END_SESSION"
+        );
         let mut closing = None;
         while let Some(event) = self.session.poll_event() {
             assert!(!self.closed, "event after Closed: {event:?}");
@@ -487,7 +525,22 @@ impl Run<ServerSession> {
     fn server_step(&mut self, script: &mut Script<'_>) -> Option<()> {
         let before = self.session.state();
         let now = self.now;
-        let result = match script.byte()? % 7 {
+        let op = script.byte()?;
+        if op >= EXTENSION_OPCODES {
+            let result = match (op - EXTENSION_OPCODES) % 2 {
+                0 => {
+                    let csr_info = script.long()?;
+                    self.session.request_csr_signature(now, csr_info)
+                }
+                _ => {
+                    let delay = script.u32()?;
+                    self.session.retry_later(now, delay)
+                }
+            };
+            self.answered(before, result);
+            return Some(());
+        }
+        let result = match op % 7 {
             0 => return self.input(script),
             1 => return self.time(script),
             2 => {
@@ -513,9 +566,19 @@ impl Run<ServerSession> {
     }
 }
 
-/// A byte picks the decision (modulo 9), then its operand.
+/// Opcode (and decision) bytes from here up drive the endpoint-CSR extension (spec 16).
+const EXTENSION_OPCODES: u8 = 0xF0;
+
+/// A byte picks the decision (modulo 9; from 0xF0 up RETRY_LATER, with a u32 delay), then its
+/// operand.
 fn decision(script: &mut Script<'_>) -> Option<Decision> {
-    Some(match script.byte()? % 9 {
+    let pick = script.byte()?;
+    if pick >= EXTENSION_OPCODES {
+        return Some(Decision::RetryLater {
+            delay_secs: script.u32()?,
+        });
+    }
+    Some(match pick % 9 {
         0 => Decision::UnknownDevice,
         1 => Decision::AuthenticationFailed,
         2 => Decision::NoPendingOperation,
@@ -532,7 +595,22 @@ impl Run<PhoneSession> {
     fn phone_step(&mut self, script: &mut Script<'_>) -> Option<()> {
         let before = self.session.state();
         let now = self.now;
-        let result = match script.byte()? % 11 {
+        let op = script.byte()?;
+        if op >= EXTENSION_OPCODES {
+            let result = match (op - EXTENSION_OPCODES) % 2 {
+                0 => {
+                    let signature = script.long()?;
+                    self.session.send_csr_signature(now, signature)
+                }
+                _ => {
+                    let reason = Reason(script.byte()?);
+                    self.session.csr_signing_failed(now, reason)
+                }
+            };
+            self.answered(before, result);
+            return Some(());
+        }
+        let result = match op % 11 {
             0 => return self.input(script),
             1 => return self.time(script),
             2 => {

@@ -208,6 +208,20 @@ pub enum ValueView {
         /// SHA2_SIGNED_DATA's block.
         sha2_signed_data: SignatureView,
     },
+    /// CSR_INFO: the DER CertificationRequestInfo the server asks the phone to sign (spec 16).
+    CsrInfo {
+        /// The DER, base64.
+        der_base64: String,
+        /// [`csr_info_summary`] of the DER.
+        summary: Option<String>,
+    },
+    /// CSR_SIGNATURE: the phone's signature over CSR_INFO (spec 16).
+    CsrSignature {
+        /// The signature's length.
+        signature_length: usize,
+        /// The signature, base64.
+        signature_base64: String,
+    },
     /// Bytes (PUBLIC_KEY with its [`key_summary`], SIGNED_DATA, unknown tags).
     Opaque {
         /// The bytes, base64.
@@ -248,6 +262,18 @@ impl ValueView {
             Ok(Value::KeySize(v)) => ValueView::Number {
                 value: v.into(),
                 value_name: None,
+            },
+            Ok(Value::RetryDelay(d)) => ValueView::Number {
+                value: d.seconds(),
+                value_name: None,
+            },
+            Ok(Value::CsrInfo(c)) => ValueView::CsrInfo {
+                der_base64: b64(c.as_bytes()),
+                summary: csr_info_summary(c.as_bytes()),
+            },
+            Ok(Value::CsrSignature(s)) => ValueView::CsrSignature {
+                signature_length: s.as_bytes().len(),
+                signature_base64: b64(s.as_bytes()),
             },
             Ok(Value::Text(s)) => ValueView::Text {
                 value: s.into_owned(),
@@ -306,6 +332,18 @@ pub fn certificate_summary(der: &[u8]) -> Option<String> {
         tbs.validity().not_before,
         tbs.validity().not_after,
         key_summary(tbs.subject_public_key_info().owned_to_ref()),
+    ))
+}
+
+/// One line about a DER PKCS#10 CertificationRequestInfo (subject, key, how many attributes),
+/// if it parses.
+pub fn csr_info_summary(der: &[u8]) -> Option<String> {
+    let info = capf_lsc::x509_cert::request::CertReqInfo::from_der(der).ok()?;
+    Some(format!(
+        "subject={}; key={}; attributes={}",
+        info.subject,
+        key_summary(info.public_key.owned_to_ref()),
+        info.attributes.len(),
     ))
 }
 
@@ -615,5 +653,53 @@ mod tests {
         assert!(!wrong.passed() && wrong.decoded(), "{wrong}");
         let truncated = VectorVerdict::check(&data[..5], Some("frame"));
         assert!(truncated.passed() && !truncated.decoded(), "{truncated}");
+    }
+
+    #[test]
+    fn shows_the_endpoint_csr_messages() {
+        // Spec 16 vectors: RETRY_LATER, then SIGN_CERT_REQUEST and SIGN_CERT_RESPONSE (RSA 2048).
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spec/capf-test-vectors.json"
+        );
+        let all: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let hex = |name: &str| {
+            let v = all
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name)
+                .unwrap();
+            parse_hex(v["hex"].as_str().unwrap().as_bytes()).unwrap()
+        };
+        let mut data = hex("RETRY_LATER with RETRY_DELAY 3600");
+        data.extend(hex("SIGN_CERT_REQUEST with CSR_INFO (RSA 2048 key)"));
+        data.extend(hex("SIGN_CERT_RESPONSE with CSR_SIGNATURE (RSA 2048)"));
+        let json: Vec<String> = CaptureDecoder::new(&data, Strictness::Strict)
+            .map(|m| serde_json::to_string(&m.unwrap()).unwrap())
+            .collect();
+        assert_eq!(json.len(), 3);
+        assert!(
+            json[0].contains("\"command_name\":\"RETRY_LATER\""),
+            "{}",
+            json[0]
+        );
+        assert!(
+            json[0].contains("{\"tag\":12,\"name\":\"RETRY_DELAY\",\"length\":4,\"value\":3600}"),
+            "{}",
+            json[0]
+        );
+        assert!(
+            json[1].contains("\"name\":\"CSR_INFO\"")
+                && json[1].contains("subject=CN=SEP001A2B3C4D5E; key=RSA 2048 bits; attributes=1"),
+            "{}",
+            json[1]
+        );
+        assert!(
+            json[2].contains("\"name\":\"CSR_SIGNATURE\",\"length\":256,\"signature_length\":256"),
+            "{}",
+            json[2]
+        );
     }
 }
