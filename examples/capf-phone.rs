@@ -7,9 +7,14 @@
 //!     verifies every LSC and prints what happened.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --device NAME [--auth-string DIGITS] [--out DIR]
 //!            [--certificate LSC-or-MIC.pem --certificate-key KEY.pem [--mic]
-//!             [--sudi SUDI.pem --sudi-key KEY.pem]]
-//!     one phone (its key generated on request); writes lsc.pem and lsc.key to DIR. With
-//!     --certificate it authenticates by existing certificate, signing with that key.
+//!             [--sudi SUDI.pem --sudi-key KEY.pem]] [--max-retry-wait SECS] [--no-endpoint-csr]
+//!     one phone (its key generated on request); keeps its pending key in DIR (pending.key,
+//!     0600) until a certificate for it is stored, answering a later request for the same key
+//!     type with it, and writes lsc.pem and lsc.key to DIR. With --certificate it
+//!     authenticates by existing certificate, signing with that key. It signs the endpoint CSR
+//!     an external CA needs (--no-endpoint-csr plays a phone that cannot); told RETRY_LATER, it
+//!     waits and connects again when the delay is at most --max-retry-wait (default 3600 s),
+//!     else exits with status 2.
 //! capf-phone --server HOST[:PORT] --trust CAPF.pem --phones N [--prefix SEP] [--concurrency C]
 //!            [--provision DATA_DIR] [--idle M --idle-secs S] [--server-pid PID] [--tls12]
 //!     N phones against a running server, with an RSA/EC key pool made before timing; every
@@ -25,15 +30,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use capf_lsc::der::Decode;
-use capf_lsc::x509_cert::Certificate;
 use capf_lsc::{DeviceName, KeySpec};
 use capf_phone::load::{
     IdleSessions, LoadReport, LoadTarget, ProcessStats, enroll, simulated_device_name,
 };
 use capf_phone::{
-    CertificateProof, GenerateKeys, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig, PhoneKey,
-    TlsVersions,
+    CertificateProof, GenerateKeys, KeyDir, KeyPool, KeySource, Phone, PhoneAuth, PhoneConfig,
+    PhoneKey, TlsVersions,
 };
 use capf_server::{CapfServer, Config, ensure_capf_files};
 use capf_store::SqliteStore;
@@ -76,7 +79,7 @@ struct Cli {
     /// The PKCS#8 key of --sudi.
     #[arg(long)]
     sudi_key: Option<PathBuf>,
-    /// Where one phone writes its LSC and key.
+    /// One phone's output directory: its pending key between runs, then its LSC and key.
     #[arg(long)]
     out: Option<PathBuf>,
     /// How many simulated phones.
@@ -107,6 +110,20 @@ struct Cli {
     /// Offer TLS 1.2 only, as phone firmware without TLS 1.3 does.
     #[arg(long)]
     tls12: bool,
+    /// One phone: the longest RETRY_DELAY (seconds) it waits out before connecting again when
+    /// the server holds its request with an external CA; a longer one makes it exit with
+    /// status 2, saying when to come back (the guide's 3 retries are for communication
+    /// failures only).
+    #[arg(long, default_value_t = 3600)]
+    max_retry_wait: u64,
+    /// One phone: how many more sessions it runs after a communication failure (the guide: 3,
+    /// at 30 s).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// One phone: play a phone without endpoint-CSR support (SIGN_CERT_REQUEST is an unexpected
+    /// command: it closes the connection, spec 9.3).
+    #[arg(long)]
+    no_endpoint_csr: bool,
 }
 
 impl Cli {
@@ -154,6 +171,11 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         let mut config = PhoneConfig::new(name, &host, &trust)?;
         config.tls_versions = cli.tls_versions();
         config.port = port;
+        // The pending key between runs and the LSC with its key (spec section 16).
+        config.key_dir = cli.out.clone().map(KeyDir::new);
+        config.max_retry_wait = Duration::from_secs(cli.max_retry_wait);
+        config.session.endpoint_csr = !cli.no_endpoint_csr;
+        config.retries = cli.retries;
         if let Some(s) = &cli.auth_string {
             config.auth = PhoneAuth::AuthenticationString(s.clone());
         }
@@ -184,12 +206,16 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             "{device}: {:?} over {} after {} session(s)",
             e.outcome, e.server, e.sessions
         );
-        if let (Some(dir), Some((der, key))) = (&cli.out, &e.installed) {
-            std::fs::create_dir_all(dir)?;
-            let cert = Certificate::from_der(der)?;
-            std::fs::write(dir.join("lsc.pem"), capf_lsc::certificate_to_pem(&cert)?)?;
-            std::fs::write(dir.join("lsc.key"), key.to_pkcs8_pem()?.as_bytes())?;
+        if let (Some(dir), Some(_)) = (&cli.out, &e.installed) {
+            // The phone library wrote them when it stored the LSC (capf_phone::KeyDir).
             println!("LSC and key written to {}", dir.display());
+        }
+        if let Some(delay) = e.retry_after {
+            println!(
+                "{device}: the request is pending with the CA; come back in {} s",
+                delay.as_secs()
+            );
+            return Ok(std::process::ExitCode::from(2));
         }
         if !e.succeeded() {
             return Ok(std::process::ExitCode::FAILURE);

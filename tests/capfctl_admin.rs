@@ -567,7 +567,16 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
         )
         .unwrap();
     store
-        .add_pending_csr(&dn("SEP001122334466"), &[0x30, 0x00], SystemTime::now())
+        .record_ca_request(
+            &dn("SEP001122334466"),
+            &capf_store::NewCaRequest {
+                mode: capf_store::CertificateIssuer::OfflineCa,
+                csr: &[0x30, 0x00],
+                public_key: &[0x30, 0x01],
+                ca_request_id: None,
+            },
+            SystemTime::now(),
+        )
         .unwrap();
 
     let stale = s.json(&["stale-lsc", "list"]);

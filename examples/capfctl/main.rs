@@ -30,6 +30,7 @@ macro_rules! out {
 mod auth_string;
 mod bulk;
 mod capf_cert;
+mod csr;
 mod device;
 mod lsc;
 mod lsc_revoke;
@@ -67,9 +68,12 @@ enum Command {
     /// Authentication strings: generate them for many devices at once.
     #[command(subcommand)]
     AuthString(auth_string::AuthStringCommand),
-    /// Pending certificate requests.
+    /// Requests to an external CA (endpoint CSRs): list, count, delete, dump, export.
     #[command(subcommand)]
-    Csr(report::CsrCommand),
+    Csr(csr::CsrCommand),
+    /// Certificates an offline CA signed: import.
+    #[command(subcommand)]
+    Cert(csr::CertCommand),
     /// Stale LSCs (issued, never confirmed, replaced): list, delete.
     #[command(subcommand)]
     StaleLsc(report::StaleLscCommand),
@@ -118,7 +122,8 @@ fn main() -> ExitCode {
         Command::Bulk(cmd) => bulk::run(cmd),
         Command::Template(cmd) => bulk::run_template(cmd),
         Command::AuthString(cmd) => auth_string::run(cmd),
-        Command::Csr(cmd) => report::run_csr(cmd),
+        Command::Csr(cmd) => csr::run(cmd),
+        Command::Cert(cmd) => csr::run_cert(cmd),
         Command::StaleLsc(cmd) => report::run_stale(cmd),
         Command::Status { data, json } => report::run_status(&data, json),
         Command::KeepAlive(cmd) => report::run_keep_alive(cmd),

@@ -1,4 +1,4 @@
-//! Reports and monitoring over the store: `csr list`, `stale-lsc list|delete`, `status`,
+//! Reports and monitoring over the store: `stale-lsc list|delete`, `status`,
 //! `keep-alive set|show`, `monitor` (expiring LSCs, notification email, revocation of expired
 //! ones), `crl` (a CRL signed by the CAPF key) and `export` (LSCs as PEM, or a CSV report);
 //! the reports themselves are capf-admin's.
@@ -8,28 +8,13 @@ use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
 use capf_admin::{
-    CsrView, DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, open_existing_store,
-    rfc3339,
+    DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, open_existing_store, rfc3339,
 };
 use capf_store::{AdminStore, KeepaliveMinutes};
 
 use crate::device::DataArgs;
 use crate::query::QueryArgs;
 use crate::{print_json, write_out};
-
-/// `csr ...`.
-#[derive(clap::Subcommand)]
-pub(crate) enum CsrCommand {
-    /// The pending certificate requests: public keys received and not yet answered with a
-    /// certificate, oldest first.
-    List {
-        #[command(flatten)]
-        data: DataArgs,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 /// `stale-lsc ...` (the guide's `utils capf stale-lsc`).
 #[derive(clap::Subcommand)]
@@ -108,7 +93,10 @@ pub(crate) fn run_settings(cmd: SettingsCommand) -> Result<()> {
                 return print_json(&settings);
             }
             for s in settings {
-                outln!("{} = {}", s.key, s.value);
+                match s.note {
+                    Some(note) => outln!("{} = {}  ({note})", s.key, s.value),
+                    None => outln!("{} = {}", s.key, s.value),
+                }
             }
             Ok(())
         }
@@ -214,29 +202,6 @@ pub(crate) struct ExportArgs {
     /// Where to write (never overwritten; default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-pub(crate) fn run_csr(cmd: CsrCommand) -> Result<()> {
-    let CsrCommand::List { data, json } = cmd;
-    let store = open_existing_store(&data.data)?;
-    let csrs: Vec<CsrView> = store.pending_csrs()?.iter().map(CsrView::from).collect();
-    if json {
-        return print_json(&csrs);
-    }
-    if csrs.is_empty() {
-        outln!("no pending certificate requests");
-    }
-    for c in &csrs {
-        outln!(
-            "{}  {}  received {}  {} ({} bytes)",
-            c.id,
-            c.device,
-            c.received_at,
-            c.key,
-            c.bytes
-        );
-    }
-    Ok(())
 }
 
 pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 /// One thing the tests need from the machine: how to tell it is there, and what provides it.
 ///
-/// Later issues extend [`REQUIREMENTS`] (postgresql, slapd, libest, nginx, chromium, easy-rsa).
+/// Later issues extend [`REQUIREMENTS`] (postgresql, slapd, libest, nginx, chromium).
 struct Requirement {
     /// What it is, as the messages name it.
     name: &'static str,
@@ -56,6 +56,12 @@ const REQUIREMENTS: &[Requirement] = &[
         used_by: "the SMTP server of capfctl's monitor test",
         check: Check::PythonModule("aiosmtpd"),
         package: Package::Pip("aiosmtpd"),
+    },
+    Requirement {
+        name: "easy-rsa",
+        used_by: "the Offline CA end-to-end test (tests/offline_ca.rs) signing endpoint CSRs with Debian's easy-rsa",
+        check: Check::Command(&["test", "-x", "/usr/share/easy-rsa/easyrsa"]),
+        package: Package::Apt(&["easy-rsa"]),
     },
 ];
 

@@ -4,6 +4,7 @@
 mod auth_string;
 pub mod bulk;
 mod certificates;
+pub mod csr;
 mod device;
 mod error;
 mod files;

@@ -93,7 +93,7 @@ pub fn settings(store: &dyn DeviceStore) -> Result<Vec<SettingView>, Error> {
         .settings()?
         .rows()
         .into_iter()
-        .map(|(key, value)| SettingView { key, value })
+        .map(|(key, value)| SettingView::new(key, value))
         .collect())
 }
 
@@ -119,7 +119,7 @@ pub fn set_setting(
         .ok_or_else(|| capf_store::Error::UnknownSetting {
             key: key.to_owned(),
         })?;
-    Ok(SettingView { key, value })
+    Ok(SettingView::new(key, value))
 }
 
 /// What one monitor run found.

@@ -3,7 +3,7 @@
 
 use capf_lsc::DeviceName;
 use capf_store::{
-    AuditEntry, Device, DeviceTemplate, LscRecord, Operation, OperationStatus, PendingCsr,
+    AuditEntry, CaRequest, Device, DeviceTemplate, LscRecord, Operation, OperationStatus,
     StatusKind,
 };
 use serde::Serialize;
@@ -240,30 +240,52 @@ impl From<&DeviceTemplate> for TemplateView {
     }
 }
 
-/// A pending certificate request.
+/// A request to an external CA (the guide's `csr list`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CsrView {
-    /// Its number in the store.
+    /// The request id (the Offline CA's request id, in exported file names).
     pub id: i64,
     /// The device that sent it.
     pub device: String,
-    /// When it was received, RFC 3339.
+    /// The mode that took it: `online-ca` or `offline-ca`.
+    pub mode: &'static str,
+    /// Where it stands: `pending`, `issued`, `delivered`, `stale`, `failed`.
+    pub state: &'static str,
+    /// When the phone's CSR was recorded, RFC 3339.
     pub received_at: String,
-    /// Its size in bytes.
+    /// When the state last changed, RFC 3339.
+    pub state_changed_at: String,
+    /// The CSR's size in bytes.
     pub bytes: usize,
-    /// The key type (`Ec(P256)`, `Rsa(B2048)`), or `request` when it is not a public key.
+    /// The key type (`Ec(P256)`, `Rsa(B2048)`), or `unknown` when the key does not parse.
     pub key: String,
+    /// The SHA-256 of the phone's SubjectPublicKeyInfo DER, hex: what an imported
+    /// certificate is matched by.
+    pub public_key_sha256: String,
+    /// The CA's own request id (Online CA), if any.
+    pub ca_request_id: Option<String>,
+    /// The serial of the LSC it became, hex, once issued.
+    pub lsc_serial: Option<String>,
+    /// Why it failed, when failed.
+    pub failure: Option<String>,
 }
 
-impl From<&PendingCsr> for CsrView {
-    fn from(c: &PendingCsr) -> Self {
+impl From<&CaRequest> for CsrView {
+    fn from(c: &CaRequest) -> Self {
         CsrView {
             id: c.id,
             device: c.device.to_string(),
+            mode: c.mode.as_str(),
+            state: c.state.as_str(),
             received_at: rfc3339(c.received_at),
-            bytes: c.request.len(),
-            key: capf_lsc::PhonePublicKey::from_der(&c.request)
-                .map_or_else(|_| "request".to_owned(), |k| format!("{:?}", k.spec())),
+            state_changed_at: rfc3339(c.state_changed_at),
+            bytes: c.csr.len(),
+            key: capf_lsc::PhonePublicKey::from_der(&c.public_key)
+                .map_or_else(|_| "unknown".to_owned(), |k| format!("{:?}", k.spec())),
+            public_key_sha256: capf_trust::Fingerprint::of(&c.public_key).to_string(),
+            ca_request_id: c.ca_request_id.clone(),
+            lsc_serial: c.lsc_serial.as_deref().map(capf_lsc::hex),
+            failure: c.failure.clone(),
         }
     }
 }
@@ -434,8 +456,33 @@ pub struct DeletedView {
 pub struct SettingView {
     /// Its key (`max_sessions`, `auth_response_timeout_seconds`, ...).
     pub key: &'static str,
-    /// Its value, in decimal text.
+    /// Its value, in decimal text (or the mode's name).
     pub value: String,
+    /// The guide's name for it, where that helps (the certificate issuer mode's label, the
+    /// Duration Of Certificate Validity); absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl SettingView {
+    /// The view of one setting row.
+    pub fn new(key: &'static str, value: String) -> Self {
+        use capf_store::Settings;
+        let note = match key {
+            Settings::CERTIFICATE_ISSUER_KEY => value
+                .parse::<capf_lsc::CertificateIssuer>()
+                .ok()
+                .map(|m| format!("Certificate Issuer to Endpoint: {}", m.label())),
+            Settings::LSC_VALIDITY_DAYS_KEY => {
+                Some("Duration Of Certificate Validity, in days".to_owned())
+            }
+            Settings::CA_RETRY_DELAY_KEY => {
+                Some("a phone whose request is pending comes back after this".to_owned())
+            }
+            _ => None,
+        };
+        SettingView { key, value, note }
+    }
 }
 
 /// The CAPF keepalive.

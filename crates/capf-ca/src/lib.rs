@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 pub use capf_lsc::IssuedLsc;
-use capf_lsc::{DeviceName, Issuer, PhonePublicKey, ValidityDays};
+use capf_lsc::{DeviceName, EndpointCsr, Issuer, PhonePublicKey, ValidityDays};
 
 mod crl;
 pub use crl::{RevokedSerial, build_crl};
@@ -43,6 +43,15 @@ pub enum Error {
         /// Why the task ended.
         detail: String,
     },
+    /// An external CA was asked to issue without the phone's endpoint CSR (spec section 16),
+    /// the only thing it can sign.
+    #[error("the {mode} needs the endpoint CSR signed by {device}, and the request carries none")]
+    CsrRequired {
+        /// The device the LSC was for.
+        device: String,
+        /// The CA's mode ([`CertificateAuthority::mode`]).
+        mode: &'static str,
+    },
     /// A part of a CRL could not be encoded ([`build_crl`]).
     #[error("encoding {what}: {source}")]
     Crl {
@@ -71,6 +80,9 @@ pub struct IssueRequest {
     pub public_key: PhonePublicKey,
     /// How long the LSC is valid (1 to 1825 days).
     pub validity: ValidityDays,
+    /// The endpoint CSR the phone signed (spec section 16), assembled and verified: what an
+    /// external CA signs. `None` in CAPF mode, where CAPF signs the key without one.
+    pub endpoint_csr: Option<EndpointCsr>,
 }
 
 /// What an issuer answers.
@@ -82,8 +94,9 @@ pub enum IssueOutcome {
     /// Accepted, to be signed later (an online CA that answers "pending", or an offline CA):
     /// the phone gets its certificate in a later session.
     Pending {
-        /// The CA's handle on the request.
-        request_id: String,
+        /// The CA's handle on the request (an AD CS request id); `None` for an offline CA,
+        /// whose request is known by the store's own request id.
+        request_id: Option<String>,
     },
 }
 
@@ -211,6 +224,35 @@ impl CertificateAuthority for CapfSigner {
     }
 }
 
+/// The guide's Offline CA mode: the administrator exports the pending endpoint CSRs
+/// (`capfctl csr export`), an external CA signs them, and the certificates come back by
+/// `capfctl cert import`.
+///
+/// It records nothing itself: every request is answered [`IssueOutcome::Pending`] with no CA
+/// request id, and the store's request table (where the server records the verified CSR before
+/// asking) is the queue. A request without an endpoint CSR is refused
+/// ([`Error::CsrRequired`]): an offline CA has nothing else to sign.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfflineCa;
+
+impl CertificateAuthority for OfflineCa {
+    fn mode(&self) -> &'static str {
+        "offline CA"
+    }
+
+    fn issue(&self, request: IssueRequest, _now: SystemTime) -> IssueFuture<'_> {
+        Box::pin(async move {
+            if request.endpoint_csr.is_none() {
+                return Err(Error::CsrRequired {
+                    device: request.device.as_str().to_owned(),
+                    mode: self.mode(),
+                });
+            }
+            Ok(IssueOutcome::Pending { request_id: None })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -225,7 +267,64 @@ mod tests {
             device: DeviceName::new("SEP001A2B3C4D5E").unwrap(),
             public_key: fixtures::phone_key(spec),
             validity: ValidityDays::new(30).unwrap(),
+            endpoint_csr: None,
         }
+    }
+
+    /// A request with the endpoint CSR of the fixture key `spec` (an issuer fixture, so the
+    /// private key is at hand to sign it).
+    fn request_with_csr(spec: KeySpec) -> IssueRequest {
+        use capf_lsc::LscSigner;
+        let pem = fixtures::key_pem(spec);
+        let key = capf_lsc::IssuerKey::from_pkcs8_pem(pem).unwrap();
+        let public = PhonePublicKey::from_spki(
+            capf_lsc::der::referenced::OwnedToRef::owned_to_ref(key.public_key()),
+        )
+        .unwrap();
+        let device = DeviceName::new("SEP001A2B3C4D5E").unwrap();
+        let info = capf_lsc::endpoint_csr_info(&device, &public).unwrap();
+        let (_, private) = capf_lsc::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        let signature = capf_lsc::sign_endpoint_csr_info(&private, &info).unwrap();
+        IssueRequest {
+            device,
+            endpoint_csr: Some(EndpointCsr::assemble(&info, &signature, &public).unwrap()),
+            public_key: public,
+            validity: ValidityDays::new(30).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_offline_ca_answers_pending_with_no_ca_request_id() {
+        let outcome = OfflineCa
+            .issue(request_with_csr(KeySpec::Ec(Curve::P256)), fixtures::now())
+            .await
+            .unwrap();
+        assert_eq!(outcome, IssueOutcome::Pending { request_id: None });
+        assert_eq!(OfflineCa.mode(), "offline CA");
+    }
+
+    #[tokio::test]
+    async fn the_offline_ca_refuses_a_request_without_an_endpoint_csr() {
+        let err = OfflineCa
+            .issue(request(KeySpec::Ec(Curve::P256)), fixtures::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::CsrRequired { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("endpoint CSR signed by SEP001A2B3C4D5E"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn capf_signs_the_key_of_a_request_that_carries_an_endpoint_csr() {
+        let request = request_with_csr(KeySpec::Rsa(RsaBits::B2048));
+        let spki = request.public_key.spki().clone();
+        let ca = CapfSigner::new(fixtures::capf_issuer(KeySpec::Ec(Curve::P256)));
+        let lsc = ca.sign_now(&request, fixtures::now()).unwrap();
+        let cert = Certificate::from_der(&lsc.der).unwrap();
+        assert_eq!(cert.tbs_certificate().subject_public_key_info(), &spki);
     }
 
     #[tokio::test]

@@ -162,6 +162,16 @@ pub enum Error {
         /// The CN found.
         found: Option<String>,
     },
+    /// An endpoint CSR (spec section 16) whose CertificationRequestInfo carries another key
+    /// than the one the phone sent in KEY_GEN_RESPONSE.
+    #[error("the endpoint CSR carries another public key than the phone's KEY_GEN_RESPONSE")]
+    EndpointCsrKeyMismatch,
+    /// The phone's signature over the endpoint CSR (SIGN_CERT_RESPONSE) does not verify with
+    /// the key it sent.
+    #[error(
+        "the phone's signature over the endpoint CSR does not verify with the key it sent in KEY_GEN_RESPONSE"
+    )]
+    EndpointCsrSignature,
     /// A PEM block of the wrong type.
     #[error("expected a PEM {expected}, found {found}")]
     UnexpectedPemLabel {

@@ -254,33 +254,54 @@ impl BuilderProfile for LscProfile {
         _issuer_spk: SubjectPublicKeyInfoRef<'_>,
         _tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
-        // The key was validated when the PhonePublicKey was parsed; only its type matters.
-        let key_usage = if spk.algorithm.oid == oid::EC_PUBLIC_KEY {
-            KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyAgreement)
-        } else {
-            KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)
-        };
-        let uri = Ia5String::new(self.device.as_str())?;
+        let mut extensions = lsc_subject_extensions(&self.device, spk.algorithm.oid)?.to_vec();
         let [ski, aki] = key_identifiers(spk, &self.authority_key_id)?;
-        Ok(vec![
-            basic_constraints(false, None)?,
-            ext(true, &key_usage)?,
-            ext(
-                false,
-                &ExtendedKeyUsage(vec![
-                    oid::KP_SERVER_AUTH,
-                    oid::KP_CLIENT_AUTH,
-                    oid::KP_IPSEC_END_SYSTEM,
-                ]),
-            )?,
-            ext(
-                false,
-                &SubjectAltName(vec![GeneralName::UniformResourceIdentifier(uri)]),
-            )?,
-            ski,
-            aki,
-        ])
+        extensions.extend([ski, aki]);
+        Ok(extensions)
     }
+}
+
+/// The LSC profile's extensions that describe the subject rather than the issuer:
+/// BasicConstraints CA:FALSE, KeyUsage, ExtendedKeyUsage and SubjectAltName URI. The one
+/// definition, shared by the LSC CAPF signs and the endpoint CSR an external CA signs.
+pub(crate) fn lsc_subject_extensions(
+    device: &DeviceName,
+    key_algorithm: const_oid::ObjectIdentifier,
+) -> x509_cert::builder::Result<[Extension; 4]> {
+    // The key was validated when the PhonePublicKey was parsed; only its type matters.
+    let key_usage = if key_algorithm == oid::EC_PUBLIC_KEY {
+        KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyAgreement)
+    } else {
+        KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)
+    };
+    let uri = Ia5String::new(device.as_str())?;
+    Ok([
+        basic_constraints(false, None)?,
+        ext(true, &key_usage)?,
+        ext(
+            false,
+            &ExtendedKeyUsage(vec![
+                oid::KP_SERVER_AUTH,
+                oid::KP_CLIENT_AUTH,
+                oid::KP_IPSEC_END_SYSTEM,
+            ]),
+        )?,
+        ext(
+            false,
+            &SubjectAltName(vec![GeneralName::UniformResourceIdentifier(uri)]),
+        )?,
+    ])
+}
+
+/// The subject of an LSC request: CN = the device name alone (the CA adds what its policy
+/// adds).
+pub(crate) fn device_subject(device: &DeviceName) -> Result<Name, Error> {
+    name_from_rdns(vec![utf8_rdn(
+        "CN",
+        oid::AT_COMMON_NAME,
+        device.as_str(),
+        64,
+    )?])
 }
 
 /// The CA profile (the CAPF certificate, or an intermediate CA): BasicConstraints CA:TRUE

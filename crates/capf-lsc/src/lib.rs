@@ -6,6 +6,7 @@ mod bundle;
 mod capf;
 pub mod cert_info;
 mod csr;
+mod endpoint_csr;
 mod error;
 mod issue;
 mod issued;
@@ -29,6 +30,7 @@ pub use capf::{
     check_capf_certificate,
 };
 pub use csr::{VerifiedCsr, capf_csr};
+pub use endpoint_csr::{EndpointCsr, endpoint_csr_info, sign_endpoint_csr_info};
 // Validated once where a name arrives, carried from the session to the store to issuance.
 pub use capf_wire::{DeviceName, DeviceNameError, DeviceNameKind, MAX_DEVICE_NAME_LEN};
 pub use error::Error;
@@ -42,7 +44,10 @@ pub use pem::{
     certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,
     csr_to_pem, public_key_from_pem_or_der,
 };
-pub use policy::{KeyOrder, KeyPolicy, OnlineCaPolicy, SudiPolicy, UnknownSudiPolicy};
+pub use policy::{
+    CertificateIssuer, KeyOrder, KeyPolicy, OnlineCaPolicy, SudiPolicy, UnknownCertificateIssuer,
+    UnknownSudiPolicy,
+};
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
 pub use summary::{CertificateSummary, key_usage_names};
 pub use text::{format_time, hex};

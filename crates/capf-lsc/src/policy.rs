@@ -233,3 +233,108 @@ mod sudi_policy_tests {
         assert!("Require".parse::<SudiPolicy>().is_err());
     }
 }
+
+/// The service parameter "Certificate Issuer to Endpoint": who signs a phone's LSC.
+///
+/// The guide names three running modes: CAPF signs the LSC itself (the default), an online CA
+/// signs it automatically, or an offline CA signs the endpoint CSRs an administrator exports
+/// (the LSC is then imported). One name table: [`CertificateIssuer::as_str`] (stored, typed on
+/// the command line) and [`CertificateIssuer::label`] (the guide's words), both parsed by
+/// `FromStr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertificateIssuer {
+    /// `capf`: Cisco Certificate Authority Proxy Function signs the LSC itself.
+    #[default]
+    Capf,
+    /// `online-ca`: an external CA signs the endpoint CSR automatically.
+    OnlineCa,
+    /// `offline-ca`: the administrator exports the endpoint CSRs, has an external CA sign them
+    /// and imports the certificates.
+    OfflineCa,
+}
+
+impl CertificateIssuer {
+    /// Every mode, in the guide's order.
+    pub const ALL: [CertificateIssuer; 3] = [
+        CertificateIssuer::Capf,
+        CertificateIssuer::OnlineCa,
+        CertificateIssuer::OfflineCa,
+    ];
+
+    /// The mode's name: `capf`, `online-ca`, `offline-ca`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateIssuer::Capf => "capf",
+            CertificateIssuer::OnlineCa => "online-ca",
+            CertificateIssuer::OfflineCa => "offline-ca",
+        }
+    }
+
+    /// The guide's words: "Cisco Certificate Authority Proxy Function", "Online CA",
+    /// "Offline CA".
+    pub fn label(self) -> &'static str {
+        match self {
+            CertificateIssuer::Capf => "Cisco Certificate Authority Proxy Function",
+            CertificateIssuer::OnlineCa => "Online CA",
+            CertificateIssuer::OfflineCa => "Offline CA",
+        }
+    }
+
+    /// Whether an external CA signs (an endpoint CSR is needed): Online CA or Offline CA.
+    pub fn is_external(self) -> bool {
+        !matches!(self, CertificateIssuer::Capf)
+    }
+}
+
+impl core::fmt::Display for CertificateIssuer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Certificate Issuer to Endpoint name that is none of the modes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownCertificateIssuer(pub String);
+
+impl core::fmt::Display for UnknownCertificateIssuer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "certificate issuer {:?}: expected `capf`, `online-ca` or `offline-ca`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownCertificateIssuer {}
+
+/// Parses [`CertificateIssuer::as_str`] exactly, or [`CertificateIssuer::label`] ignoring case.
+impl core::str::FromStr for CertificateIssuer {
+    type Err = UnknownCertificateIssuer;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        CertificateIssuer::ALL
+            .into_iter()
+            .find(|m| m.as_str() == name || m.label().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownCertificateIssuer(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod certificate_issuer_tests {
+    use super::*;
+
+    #[test]
+    fn certificate_issuer_names_and_labels_round_trip_and_capf_is_the_default() {
+        for m in CertificateIssuer::ALL {
+            assert_eq!(m.as_str().parse::<CertificateIssuer>(), Ok(m));
+            assert_eq!(m.label().parse::<CertificateIssuer>(), Ok(m));
+            assert_eq!(m.label().to_uppercase().parse::<CertificateIssuer>(), Ok(m));
+        }
+        assert_eq!(CertificateIssuer::default(), CertificateIssuer::Capf);
+        assert!("offline".parse::<CertificateIssuer>().is_err());
+        assert!(!CertificateIssuer::Capf.is_external());
+        assert!(CertificateIssuer::OfflineCa.is_external());
+    }
+}

@@ -903,3 +903,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn openssl_req_verify_accepts_an_assembled_endpoint_csr() {
+    let dir = scratch_dir();
+    let device = DeviceName::new("SEP001A2B3C4D5E").unwrap();
+    for spec in ISSUER_SPECS {
+        let pem = key_pem(spec);
+        let (_, private) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+        let spki = IssuerKey::from_pkcs8_pem(pem)
+            .unwrap()
+            .public_key()
+            .to_der()
+            .unwrap();
+        let public = PhonePublicKey::from_der(&spki).unwrap();
+        let info = endpoint_csr_info(&device, &public).unwrap();
+        let signature = sign_endpoint_csr_info(&private, &info).unwrap();
+        let csr = EndpointCsr::assemble(&info, &signature, &public).unwrap();
+        let path = dir.join(format!("{spec}.csr"));
+        std::fs::write(&path, csr.to_pem().unwrap()).unwrap();
+        let (ok, text) = openssl(&[
+            "req",
+            "-verify",
+            "-noout",
+            "-text",
+            "-in",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "openssl req -verify refused the {spec} CSR:\n{text}");
+        assert!(
+            text.contains("CN=SEP001A2B3C4D5E") || text.contains("CN = SEP001A2B3C4D5E"),
+            "{text}"
+        );
+        assert!(text.contains("Requested Extensions"), "{text}");
+        assert!(text.contains("IPSec End System"), "{text}");
+    }
+}

@@ -181,6 +181,20 @@ impl PhoneKey {
     }
 }
 
+/// Signs an endpoint CSR's CertificationRequestInfo (the CSR_INFO of SIGN_CERT_REQUEST, spec
+/// section 16) with the phone's key: what SIGN_CERT_RESPONSE carries in CSR_SIGNATURE
+/// (PKCS#1 v1.5 with SHA-256 for RSA, DER ECDSA over SHA-256 for EC; capf-lsc's
+/// `sign_endpoint_csr_info` owns the rule).
+///
+/// # Errors
+/// [`Error::Lsc`] when the key cannot sign.
+pub fn sign_csr_info(info_der: &[u8], key: &PhoneKey) -> Result<Vec<u8>, Error> {
+    capf_lsc::sign_endpoint_csr_info(key.pkcs8_der(), info_der).map_err(|source| Error::Lsc {
+        what: "endpoint CSR signature",
+        source,
+    })
+}
+
 /// Where a phone's keys come from when the server asks for one.
 pub trait KeySource: Send + Sync + fmt::Debug {
     /// A key of `spec`.

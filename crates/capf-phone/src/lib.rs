@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod key_dir;
 mod keys;
 pub mod load;
 mod verifier;
@@ -22,7 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey};
+pub use key_dir::{KeyDir, LSC_FILE, LSC_KEY_FILE, PENDING_KEY_FILE};
+pub use keys::{GenerateKeys, KeyPool, KeySource, PhoneKey, sign_csr_info};
 
 /// The TLS client configuration a phone uses: it accepts a server whose certificate is one of
 /// `trust` (DER CAPF certificates) or is signed by one of them and valid now, with no host-name
@@ -154,6 +156,16 @@ pub enum Error {
     NoPooledKey {
         /// The spec asked for.
         spec: KeySpec,
+    },
+    /// A file of the phone's output directory (its pending key, LSC or LSC key) could not be
+    /// read or written.
+    #[error("{}: {source}", path.display())]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// The trust file holds no certificate.
     #[error("CAPF trust: no certificate in the trust file")]
@@ -288,6 +300,17 @@ pub struct PhoneConfig {
     pub lsc: Option<Vec<u8>>,
     /// The MIC, sent in Troubleshoot when there is no LSC.
     pub mic: Option<Vec<u8>>,
+    /// The output directory: when set, the key made for a KEY_GEN_REQUEST is kept there as the
+    /// pending key (0600) until a certificate for it is stored, a later KEY_GEN_REQUEST for the
+    /// same key spec reuses it (an external CA's certificate arrives sessions later, spec
+    /// section 16), and a stored LSC is written there with its key ([`KeyDir`]).
+    pub key_dir: Option<KeyDir>,
+    /// The longest RETRY_DELAY [`Phone::run`] waits out before it connects again (spec section
+    /// 16): zero by default, so `run` returns the [`Enrollment`] with
+    /// [`Enrollment::retry_after`] set and the caller decides. A longer delay is returned the
+    /// same way. The guide's retries ([`PhoneConfig::retries`]) are for communication failures
+    /// only, never for RETRY_LATER.
+    pub max_retry_wait: Duration,
 }
 
 impl PhoneConfig {
@@ -326,6 +349,8 @@ impl PhoneConfig {
             session: capf_session::PhoneConfig::default(),
             lsc: None,
             mic: None,
+            key_dir: None,
+            max_retry_wait: Duration::ZERO,
         })
     }
 }
@@ -347,6 +372,9 @@ pub struct Enrollment {
     pub deleted: bool,
     /// The phone sent its certificate for Troubleshoot.
     pub fetched: bool,
+    /// RETRY_LATER: the server holds the request with an external CA and told the phone to
+    /// connect again after this long (spec section 16).
+    pub retry_after: Option<Duration>,
 }
 
 impl Enrollment {
@@ -444,15 +472,29 @@ impl Phone {
     }
 
     /// Runs sessions until one ends as the server meant it to (END_SESSION received), retrying
-    /// a failed one `retries` times at `retry_interval`.
+    /// a failed one `retries` times at `retry_interval`. A session the server ends with
+    /// RETRY_LATER is run again after its delay when that is at most
+    /// [`PhoneConfig::max_retry_wait`]; otherwise its [`Enrollment`] says when to come back.
     ///
     /// # Errors
     /// The last connection error when every attempt failed to connect.
     pub async fn run(&mut self) -> Result<Enrollment, Error> {
         let mut attempt = 0;
+        let mut earlier = 0;
         loop {
             attempt += 1;
             let result = self.run_once().await;
+            if let Ok(e) = &result
+                && let Some(delay) = e.retry_after
+                && delay <= self.config.max_retry_wait
+            {
+                // Not a communication failure: the guide's retry count starts again.
+                earlier += attempt;
+                attempt = 0;
+                info!(device = %self.config.device_name, delay_secs = delay.as_secs(), "told to come back later; waiting");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             let retry = match &result {
                 Ok(e) => !matches!(e.outcome, Outcome::Ended { .. }),
                 Err(Error::Connect { .. }) => true,
@@ -460,7 +502,7 @@ impl Phone {
             };
             if !retry || attempt > self.config.retries {
                 return result.map(|mut e| {
-                    e.sessions = attempt;
+                    e.sessions = earlier + attempt;
                     e
                 });
             }
@@ -527,6 +569,7 @@ impl Phone {
         let mut key: Option<PhoneKey> = None;
         let mut installed = None;
         let (mut deleted, mut fetched) = (false, false);
+        let mut retry_after = None;
         let outcome = loop {
             while let Some(message) = session.poll_transmit() {
                 // One message per TLS write (spec rule T9).
@@ -548,7 +591,7 @@ impl Phone {
                     PhoneEvent::KeyGenerationRequested { key: request } => {
                         let spec = KeySpec::try_from(request).ok();
                         requested = spec;
-                        let made = spec.map(|s| self.keys.key(s));
+                        let made = spec.map(|s| self.key_for(s));
                         if !self.config.key_generation_delay.is_zero() {
                             tokio::time::sleep(self.config.key_generation_delay).await;
                         }
@@ -569,11 +612,34 @@ impl Phone {
                         let matches = key
                             .as_ref()
                             .is_some_and(|k| certificate_has_key(&certificate.der, k));
-                        session.store_result(now, matches)?;
-                        if let (true, Some(k)) = (matches, key.clone()) {
+                        let kept = match (&self.config.key_dir, &key) {
+                            (Some(dir), Some(k)) if matches => dir
+                                .promote(&certificate.der, k)
+                                .map_err(|e| info!(error = %e, "the LSC cannot be kept"))
+                                .is_ok(),
+                            _ => matches,
+                        };
+                        session.store_result(now, kept)?;
+                        if let (true, Some(k)) = (kept, key.clone()) {
                             self.config.lsc = Some(certificate.der.clone());
                             installed = Some((certificate.der, k));
                         }
+                    }
+                    PhoneEvent::CsrSignatureRequested { csr_info_der } => {
+                        // Spec 16: sign the CSR for the key just sent, with that key.
+                        match key.as_ref().map(|k| sign_csr_info(&csr_info_der, k)) {
+                            Some(Ok(signature)) => session.send_csr_signature(now, &signature)?,
+                            Some(Err(e)) => {
+                                info!(error = %e, "cannot sign the endpoint CSR");
+                                session.csr_signing_failed(now, Reason::INVALID_ELEMENT)?;
+                            }
+                            None => session.csr_signing_failed(now, Reason::INVALID_ELEMENT)?,
+                        }
+                    }
+                    PhoneEvent::RetryLater { delay_secs } => {
+                        // The pending key stays in the key directory for the next session.
+                        info!(device = %self.config.device_name, delay_secs, "RETRY_LATER");
+                        retry_after = Some(Duration::from_secs(u64::from(delay_secs)));
                     }
                     PhoneEvent::FetchRequested => {
                         let cert = self.config.lsc.clone().map(Certificate::lsc).or_else(|| {
@@ -618,7 +684,26 @@ impl Phone {
             installed,
             deleted,
             fetched,
+            retry_after,
         })
+    }
+}
+
+impl Phone {
+    /// The key to answer a KEY_GEN_REQUEST for `spec` with: the pending key of the output
+    /// directory when it is of `spec` (no new key), else a new one from the key source, kept
+    /// as the pending key.
+    fn key_for(&self, spec: KeySpec) -> Result<PhoneKey, Error> {
+        let Some(dir) = &self.config.key_dir else {
+            return self.keys.key(spec);
+        };
+        if let Some(key) = dir.pending_for(spec)? {
+            info!(device = %self.config.device_name, %spec, "answering with the pending key");
+            return Ok(key);
+        }
+        let key = self.keys.key(spec)?;
+        dir.save_pending(&key)?;
+        Ok(key)
     }
 }
 

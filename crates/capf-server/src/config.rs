@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use capf_ipmode::EnableIpv6;
-use capf_lsc::ValidityDays;
 
 use crate::Error;
 
@@ -33,7 +32,6 @@ pub const CAPF_PORT: u16 = 3804;
 /// | `reload_interval_secs` | 0.010 to 3600 s | 2 s |
 /// | `settings_refresh_secs` | 0.010 to 3600 s | 2 s |
 /// | `backlog` | 1 to 65535 | 4096 |
-/// | `lsc_validity_days` | 1 to 1825 (checked by [`ValidityDays`]) | 1825 |
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen: by default `0.0.0.0:3804` and `[::]:3804` (IPv6-only, so both bind).
@@ -57,8 +55,6 @@ pub struct Config {
     pub tls_handshake_timeout: Duration,
     /// The protocol session's configuration (message deadlines, strictness).
     pub session: capf_session::ServerConfig,
-    /// The validity of issued LSCs.
-    pub lsc_validity: ValidityDays,
     /// The listen backlog.
     pub backlog: u32,
     /// How often the run-time settings are re-read from the store.
@@ -84,7 +80,6 @@ impl Config {
             reload_interval: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
             session: capf_session::ServerConfig::default(),
-            lsc_validity: ValidityDays::MAX,
             backlog: 4096,
             settings_refresh: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),

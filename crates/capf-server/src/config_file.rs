@@ -12,6 +12,9 @@ use crate::{CapfFiles, Config, Error};
 /// How long running sessions may finish after a shutdown signal, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// Why a top-level `lsc_validity_days` is refused.
+const MOVED_LSC_VALIDITY: &str = "`lsc_validity_days` moved to `[settings] lsc_validity_days` (a run-time setting, next to `certificate_issuer`; `capfctl settings set lsc_validity_days DAYS` changes it without a restart)";
+
 /// The data directory without any configuration.
 pub const DEFAULT_DATA_DIR: &str = "capf-data";
 
@@ -33,8 +36,10 @@ pub struct ConfigFile {
     pub capf_key: Option<PathBuf>,
     /// The trust-store directory, instead of `<data_dir>/trust`.
     pub trust_dir: Option<PathBuf>,
-    /// The validity of issued LSCs, 1 to 1825 days.
-    pub lsc_validity_days: Option<i64>,
+    /// The old place of the LSC validity: refused with a message naming its new place, the
+    /// run-time setting `[settings] lsc_validity_days` (issue 13: the guide's "Duration Of
+    /// Certificate Validity" sits next to the certificate issuer mode).
+    lsc_validity_days: Option<toml::Value>,
     /// How long a TLS handshake may take.
     pub tls_handshake_timeout_secs: Option<u64>,
     /// How long the phone may take to answer a message.
@@ -66,7 +71,7 @@ impl ConfigFile {
     /// # Errors
     /// [`Error::ConfigParse`]: the file, the line and what is wrong, on one line.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |span| {
                 let before = text.as_bytes().get(..span.start.min(text.len()));
                 1 + before
@@ -81,7 +86,19 @@ impl ConfigFile {
                 // toml's own text draws the line; the message alone fits one line.
                 message: e.message().trim().to_owned(),
             }
-        })
+        })?;
+        if file.lsc_validity_days.is_some() {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("lsc_validity_days"))
+                .map_or(1, |i| i + 1);
+            return Err(Error::ConfigParse {
+                path: path.to_owned(),
+                line,
+                message: MOVED_LSC_VALIDITY.to_owned(),
+            });
+        }
+        Ok(file)
     }
 
     /// The data directory: `flag` (the command line's) first, then the file's, then
@@ -110,13 +127,6 @@ impl ConfigFile {
         }
         if let Some(v6) = self.enable_ipv6 {
             config.enable_ipv6 = v6.into();
-        }
-        if let Some(days) = self.lsc_validity_days {
-            config.lsc_validity =
-                capf_lsc::ValidityDays::new(days).map_err(|source| Error::ConfigValue {
-                    key: "lsc_validity_days",
-                    source,
-                })?;
         }
         if let Some(s) = self.tls_handshake_timeout_secs {
             config.tls_handshake_timeout = Duration::from_secs(s);
@@ -188,15 +198,17 @@ mod tests {
     #[test]
     fn reads_every_key_and_flags_win() {
         let text = "data_dir = \"/srv/capf\"\nlisten = [\"127.0.0.1:3805\"]\n\
-                    enable_ipv6 = false\nlsc_validity_days = 365\nmessage_timeout_secs = 5\n\
-                    shutdown_grace_secs = 3\n";
+                    enable_ipv6 = false\nmessage_timeout_secs = 5\n\
+                    shutdown_grace_secs = 3\n[settings]\nlsc_validity_days = 365\n";
         let file = ConfigFile::parse(text, Path::new("capfd.toml")).unwrap();
         assert_eq!(file.data_dir(None), PathBuf::from("/srv/capf"));
         assert_eq!(file.data_dir(Some(PathBuf::from("x"))), PathBuf::from("x"));
         assert_eq!(file.shutdown_grace(), Duration::from_secs(3));
         let config = file.server_config(Path::new("d"), &files()).unwrap();
         assert_eq!(config.listen, ["127.0.0.1:3805".parse().unwrap()]);
-        assert_eq!(config.lsc_validity.days(), 365);
+        let mut settings = capf_store::Settings::default();
+        assert!(file.apply_settings(&mut settings).unwrap());
+        assert_eq!(settings.lsc_validity_days.days(), 365);
         assert_eq!(config.session.timeouts.message, Duration::from_secs(5));
     }
 
@@ -209,14 +221,28 @@ mod tests {
             err.starts_with("c.toml:2: unknown field `listen_port`"),
             "{err}"
         );
-        let file = ConfigFile::parse("lsc_validity_days = 0\n", Path::new("c.toml")).unwrap();
-        let err = file.server_config(Path::new("d"), &files()).unwrap_err();
-        assert!(matches!(
-            err,
-            Error::ConfigValue {
-                key: "lsc_validity_days",
-                ..
-            }
-        ));
+        let file =
+            ConfigFile::parse("[settings]\nlsc_validity_days = 0\n", Path::new("c.toml")).unwrap();
+        let err = file
+            .apply_settings(&mut capf_store::Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lsc_validity_days"), "{err}");
+    }
+
+    #[test]
+    fn the_old_lsc_validity_key_names_its_new_place() {
+        let err = ConfigFile::parse(
+            "listen = []\nlsc_validity_days = 365\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "c.toml:2: `lsc_validity_days` moved to `[settings] lsc_validity_days`"
+            ),
+            "{err}"
+        );
     }
 }

@@ -8,10 +8,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
-use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest};
-use capf_lsc::{DeviceName, KeySpec, PhonePublicKey, ValidityDays};
-use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession};
-use capf_store::{AttemptEnd, AuthMode, Device, LscState, Operation, SessionStore, Settings};
+use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest, OfflineCa};
+use capf_lsc::{CertificateIssuer, DeviceName, EndpointCsr, KeySpec, PhonePublicKey};
+use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession, State};
+use capf_store::{
+    AttemptEnd, AuthMode, CaRequest, CaRequestState, Device, LscState, NewCaRequest, Operation,
+    SessionStore, Settings,
+};
 use capf_trust::{CertificateKind, DeviceProof, Precedence, TrustStore, authenticate_device_with};
 use capf_wire::{CertificateType, Reason};
 use tokio_util::sync::CancellationToken;
@@ -24,17 +27,22 @@ use crate::limits::{KeyGenLimiter, KeyGenPermit};
 /// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
 const STORE_THREADS: usize = 4;
 
-/// What every session's [`EnrollmentHandler`] shares: the device store, the issuer, the trust
-/// store for authentication by existing certificate, the run-time settings, the key-generation
-/// limit, and the LSC validity.
+/// What every session's [`EnrollmentHandler`] shares: the device store, the issuers (CAPF's own
+/// and the external CAs), the trust store for authentication by existing certificate, the
+/// run-time settings (among them the certificate issuer mode and the LSC validity), and the
+/// key-generation limit.
 ///
 /// The trust store and the settings are replaced while sessions run
 /// ([`set_trust`](Self::set_trust), [`set_settings`](Self::set_settings)); a session reads them
 /// when it needs them.
 pub struct EnrollmentService {
     store: Arc<dyn SessionStore>,
+    /// The issuer of the CAPF mode (CAPF's own signer).
     ca: Arc<dyn CertificateAuthority>,
-    lsc_validity: ValidityDays,
+    /// The issuer of the Offline CA mode.
+    offline_ca: Arc<dyn CertificateAuthority>,
+    /// The issuer of the Online CA mode, once one is configured (issue 14).
+    online_ca: Option<Arc<dyn CertificateAuthority>>,
     /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
     trust: RwLock<Arc<TrustStore>>,
     settings: RwLock<Settings>,
@@ -55,26 +63,27 @@ impl std::fmt::Debug for EnrollmentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrollmentService")
             .field("ca", &self.ca.mode())
-            .field("lsc_validity", &self.lsc_validity)
+            .field("online_ca", &self.online_ca.as_ref().map(|ca| ca.mode()))
             .field("settings", &self.settings())
             .finish_non_exhaustive()
     }
 }
 
 impl EnrollmentService {
-    /// A service over `store` and `ca`, authenticating certificates against `trust`, with the
-    /// run-time `settings` (limits, throttling) and issuing LSCs valid for `lsc_validity`.
+    /// A service over `store`, with `ca` signing in the CAPF mode and an [`OfflineCa`] in the
+    /// Offline CA mode, authenticating certificates against `trust`, with the run-time
+    /// `settings` (limits, throttling, the certificate issuer mode, the LSC validity).
     pub fn new(
         store: Arc<dyn SessionStore>,
         ca: Arc<dyn CertificateAuthority>,
         trust: TrustStore,
         settings: Settings,
-        lsc_validity: ValidityDays,
     ) -> Self {
         EnrollmentService {
             store,
             ca,
-            lsc_validity,
+            offline_ca: Arc::new(OfflineCa),
+            online_ca: None,
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
@@ -102,9 +111,26 @@ impl EnrollmentService {
         &self.store
     }
 
-    /// The issuer's mode, for logs ("CAPF", "online CA", ...).
+    /// The CAPF mode's issuer's name, for logs ("CAPF", ...).
     pub fn ca_mode(&self) -> &'static str {
         self.ca.mode()
+    }
+
+    /// Sets the issuer of the Online CA mode (without one, an Online CA request fails with a
+    /// reason saying so).
+    #[must_use]
+    pub fn with_online_ca(mut self, ca: Arc<dyn CertificateAuthority>) -> Self {
+        self.online_ca = Some(ca);
+        self
+    }
+
+    /// The external CA of `mode`: `None` for CAPF, or an Online CA mode with no CA configured.
+    fn external_ca(&self, mode: CertificateIssuer) -> Option<Arc<dyn CertificateAuthority>> {
+        match mode {
+            CertificateIssuer::OfflineCa => Some(Arc::clone(&self.offline_ca)),
+            CertificateIssuer::OnlineCa => self.online_ca.clone(),
+            _ => None,
+        }
     }
 
     /// The run-time settings sessions use now.
@@ -226,10 +252,23 @@ enum Attempt {
         operation: Option<OperationKind>,
     },
     /// Install/Upgrade begun: KEY_GEN_REQUEST sent for `requested`; `permit` holds a
-    /// key-generation slot.
+    /// key-generation slot. `mode` is the certificate issuer mode of this session (read once at
+    /// authentication); `issued` the device's request whose certificate awaits delivery, if
+    /// any (spec 16.z).
     KeyRequested {
         device: Arc<DeviceName>,
         requested: KeySpec,
+        permit: KeyGenPermit,
+        mode: CertificateIssuer,
+        issued: Option<Box<CaRequest>>,
+    },
+    /// External CA: SIGN_CERT_REQUEST sent with `info` for `key` (DER `spki_der`, spec 16.x).
+    CsrRequested {
+        device: Arc<DeviceName>,
+        key: Box<PhonePublicKey>,
+        spki_der: Vec<u8>,
+        info: Vec<u8>,
+        mode: CertificateIssuer,
         permit: KeyGenPermit,
     },
     /// The LSC with this serial is issued and recorded, STORE_CERT_REQUEST sent; installed
@@ -260,6 +299,7 @@ impl Attempt {
             Attempt::NoDevice => None,
             Attempt::NotBegun { device, .. }
             | Attempt::KeyRequested { device, .. }
+            | Attempt::CsrRequested { device, .. }
             | Attempt::LscIssued { device, .. }
             | Attempt::FetchRequested { device }
             | Attempt::DeleteRequested { device }
@@ -275,9 +315,9 @@ impl Attempt {
         match self {
             Attempt::NoDevice => None,
             Attempt::NotBegun { operation, .. } | Attempt::Ended { operation, .. } => *operation,
-            Attempt::KeyRequested { .. } | Attempt::LscIssued { .. } => {
-                Some(OperationKind::InstallUpgrade)
-            }
+            Attempt::KeyRequested { .. }
+            | Attempt::CsrRequested { .. }
+            | Attempt::LscIssued { .. } => Some(OperationKind::InstallUpgrade),
             Attempt::FetchRequested { .. } => Some(OperationKind::Troubleshoot),
             Attempt::DeleteRequested { .. } => Some(OperationKind::Delete),
         }
@@ -292,6 +332,7 @@ impl Attempt {
         matches!(
             self,
             Attempt::KeyRequested { .. }
+                | Attempt::CsrRequested { .. }
                 | Attempt::LscIssued { .. }
                 | Attempt::FetchRequested { .. }
                 | Attempt::DeleteRequested { .. }
@@ -305,6 +346,7 @@ impl Attempt {
             Attempt::NoDevice => Attempt::NoDevice,
             Attempt::NotBegun { device, .. }
             | Attempt::KeyRequested { device, .. }
+            | Attempt::CsrRequested { device, .. }
             | Attempt::LscIssued { device, .. }
             | Attempt::FetchRequested { device }
             | Attempt::DeleteRequested { device }
@@ -324,6 +366,10 @@ pub enum Answer {
     Certificate(Vec<u8>),
     /// [`ServerSession::issuance_failed`].
     IssuanceFailed,
+    /// [`ServerSession::request_csr_signature`] with this CertificationRequestInfo (DER).
+    RequestCsrSignature(Vec<u8>),
+    /// [`ServerSession::retry_later`] with this RETRY_DELAY in seconds.
+    RetryLater(u32),
     /// [`ServerSession::abort`] with END_SESSION 7: the server could not do its part (a store
     /// or issuer failure).
     Abort,
@@ -346,6 +392,8 @@ impl Answer {
             Answer::Decide(decision) => session.decide(now, decision),
             Answer::Certificate(der) => session.deliver_certificate(now, &der),
             Answer::IssuanceFailed => session.issuance_failed(),
+            Answer::RequestCsrSignature(info) => session.request_csr_signature(now, &info),
+            Answer::RetryLater(delay_secs) => session.retry_later(now, delay_secs),
             Answer::Abort => session.abort(Reason::INVALID_ELEMENT),
             Answer::Nothing => Ok(()),
         }
@@ -442,6 +490,16 @@ impl EnrollmentHandler {
                 Ok(Answer::Nothing)
             }
             ServerEvent::KeyGenerationFailed { reason } => self.key_generation_failed(reason).await,
+            ServerEvent::CsrSigned { signature } => self.csr_signed(signature).await,
+            ServerEvent::CsrSigningFailed { reason } => {
+                self.end(AttemptEnd::Failed {
+                    reason: format!(
+                        "the phone could not sign the endpoint CSR an external CA needs (SIGN_CERT_RESPONSE REASON {})",
+                        reason.0
+                    ),
+                })
+                .await
+            }
             ServerEvent::CertificateStored => self.installed().await,
             ServerEvent::StoreFailed { reason } => {
                 self.end(AttemptEnd::Failed {
@@ -473,6 +531,14 @@ impl EnrollmentHandler {
     /// stays scheduled for the phone's next attempt; the store changes only a device still in
     /// progress, so a success is never clobbered).
     pub async fn closed(&mut self, outcome: &Outcome) {
+        if let Attempt::CsrRequested { .. } = self.attempt {
+            // A phone without endpoint-CSR support: the operation fails with a reason an
+            // administrator reads (spec 16), not an interruption retried for ever.
+            let reason = csr_failure_reason(outcome);
+            if let Err(e) = self.end(AttemptEnd::Failed { reason }).await {
+                warn!(error = %e, "recording the end of the attempt");
+            }
+        }
         if self.attempt.in_progress() {
             let reason = match outcome {
                 Outcome::Ended { reason } => format!("session ended with END_SESSION {}", reason.0),
@@ -565,9 +631,44 @@ impl EnrollmentHandler {
         }
         let decision = match &record.operation {
             Operation::InstallUpgrade(policy) => {
-                let Some(spec) =
+                let settings = self.service.settings();
+                // Requests with an external CA keep the mode that took them (the guide): look
+                // for one whatever the mode is now.
+                let open = match self.attempt.device() {
+                    Some(device) => {
+                        self.service
+                            .device_call(device, "open CA request", |s, name, _| {
+                                s.open_ca_request(name)
+                            })
+                            .await?
+                    }
+                    None => None,
+                };
+                let issued = match open {
+                    Some(request) if request.state == CaRequestState::Pending => {
+                        // Spec 16.y: the CA has not answered; nothing begins.
+                        let delay_secs = settings.ca_retry_delay_secs();
+                        info!(
+                            device = self.attempt.device_name(),
+                            request = request.id,
+                            mode = %request.mode,
+                            delay_secs,
+                            "request pending with the CA: RETRY_LATER"
+                        );
+                        return Ok(Decision::RetryLater { delay_secs });
+                    }
+                    Some(request) => Some(Box::new(request)),
+                    None => None,
+                };
+                // Delivery (spec 16.z): ask for the key the certificate certifies, which the
+                // phone still holds if it kept its pending key.
+                let issued_spec = issued
+                    .as_ref()
+                    .and_then(|r| PhonePublicKey::from_der(&r.public_key).ok())
+                    .map(|k| k.spec());
+                let Some(spec) = issued_spec.or_else(|| {
                     policy.key_to_request(record.ec_key_generation_failed, auth.can_request_ec())
-                else {
+                }) else {
                     self.fail_before_beginning(format!(
                         "key order EC only, but the client (VERSION {}) cannot be asked for EC",
                         auth.version
@@ -575,7 +676,6 @@ impl EnrollmentHandler {
                     .await?;
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
-                let settings = self.service.settings();
                 let acquire = self.service.key_generation.acquire(
                     settings.max_key_generation_sessions,
                     settings.key_generation_queue,
@@ -599,10 +699,13 @@ impl EnrollmentHandler {
                     );
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
+                let mode = settings.certificate_issuer;
                 self.begin(|device| Attempt::KeyRequested {
                     device,
                     requested: spec,
                     permit,
+                    mode,
+                    issued,
                 })
                 .await?;
                 self.key_generation_deadline =
@@ -837,13 +940,18 @@ impl EnrollmentHandler {
     /// KEY_GEN_RESPONSE with a key: it must be the key asked for; then the issuer signs.
     async fn issue(&mut self, spki_der: Vec<u8>) -> Result<Answer, Error> {
         let Attempt::KeyRequested {
-            device, requested, ..
+            device,
+            requested,
+            mode,
+            issued,
+            ..
         } = &self.attempt
         else {
             // The session asks for a key only after an Install decision.
             debug!("a public key outside an install attempt");
             return Ok(Answer::IssuanceFailed);
         };
+        let mode = *mode;
         let key = match PhonePublicKey::from_der(&spki_der) {
             Ok(key) => key,
             Err(e) => {
@@ -865,10 +973,44 @@ impl EnrollmentHandler {
             // No LSC for a phone that has gone; the session's end interrupts the attempt.
             return Ok(Answer::IssuanceFailed);
         }
+        if let Some(request) = issued
+            && request.public_key == spki_der
+        {
+            // Spec 16.z: the phone still holds the key the CA certified: deliver, no signing.
+            return self
+                .deliver_issued(request.id, request.lsc_serial.clone())
+                .await;
+        }
+        if mode.is_external() {
+            // Spec 16.x: the phone signs the endpoint CSR (an older Issued request becomes
+            // stale when the new one is recorded).
+            let info = match capf_lsc::endpoint_csr_info(device, &key) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.end(AttemptEnd::Failed {
+                        reason: format!("the endpoint CSR cannot be built: {e}"),
+                    })
+                    .await?;
+                    return Ok(Answer::IssuanceFailed);
+                }
+            };
+            if let Attempt::KeyRequested { device, permit, .. } = mem::take(&mut self.attempt) {
+                self.attempt = Attempt::CsrRequested {
+                    device,
+                    key: Box::new(key),
+                    spki_der,
+                    info: info.clone(),
+                    mode,
+                    permit,
+                };
+            }
+            return Ok(Answer::RequestCsrSignature(info));
+        }
         let request = IssueRequest {
             device: DeviceName::clone(device),
             public_key: key,
-            validity: self.service.lsc_validity,
+            validity: self.service.settings().lsc_validity_days,
+            endpoint_csr: None,
         };
         match self.service.ca.issue(request, SystemTime::now()).await? {
             IssueOutcome::Issued(lsc) => {
@@ -879,18 +1021,15 @@ impl EnrollmentHandler {
                     })
                     .await?;
                 info!(device = %device, serial = %capf_lsc::hex(&lsc.serial), ca = self.service.ca.mode(), "LSC issued");
-                if let Attempt::KeyRequested { device, permit, .. } = mem::take(&mut self.attempt) {
-                    self.attempt = Attempt::LscIssued {
-                        device,
-                        serial: lsc.serial,
-                        permit,
-                    };
-                }
+                self.attempt_issued(lsc.serial);
                 Ok(Answer::Certificate(lsc.der))
             }
             IssueOutcome::Pending { request_id } => {
                 self.end(AttemptEnd::Interrupted {
-                    reason: format!("the CA holds the request as pending ({request_id})"),
+                    reason: format!(
+                        "the CA holds the request as pending ({})",
+                        request_id.as_deref().unwrap_or("no CA request id")
+                    ),
                 })
                 .await?;
                 Ok(Answer::IssuanceFailed)
@@ -903,6 +1042,165 @@ impl EnrollmentHandler {
                 Ok(Answer::IssuanceFailed)
             }
         }
+    }
+
+    /// The attempt's LSC with `serial` is issued and recorded; STORE_CERT_REQUEST goes out.
+    fn attempt_issued(&mut self, serial: Vec<u8>) {
+        if let Attempt::KeyRequested { device, permit, .. }
+        | Attempt::CsrRequested { device, permit, .. } = mem::take(&mut self.attempt)
+        {
+            self.attempt = Attempt::LscIssued {
+                device,
+                serial,
+                permit,
+            };
+        }
+    }
+
+    /// Spec 16.z: delivers the certificate the CA issued for request `id` (its LSC, recorded as
+    /// Issued when it arrived); STORE_CERT_RESPONSE confirms it, and the request becomes
+    /// Delivered with it.
+    async fn deliver_issued(&mut self, id: i64, serial: Option<Vec<u8>>) -> Result<Answer, Error> {
+        let Some(device) = self.attempt.device().cloned() else {
+            return Ok(Answer::IssuanceFailed);
+        };
+        let lsc = match serial {
+            Some(serial) => {
+                self.service
+                    .device_call(&device, "issued LSC", move |s, name, _| {
+                        s.issued_lsc(name, &serial)
+                    })
+                    .await?
+            }
+            None => None,
+        };
+        let Some(lsc) = lsc else {
+            self.end(AttemptEnd::Failed {
+                reason: format!(
+                    "the certificate of CA request {id} is no longer held as issued for this device"
+                ),
+            })
+            .await?;
+            return Ok(Answer::IssuanceFailed);
+        };
+        info!(device = %device, request = id, serial = %capf_lsc::hex(&lsc.serial), "delivering the certificate the CA issued");
+        self.attempt_issued(lsc.serial);
+        Ok(Answer::Certificate(lsc.der))
+    }
+
+    /// SIGN_CERT_RESPONSE with the phone's signature (spec 16.x): assemble and verify the
+    /// endpoint CSR, record the request, and ask the external CA.
+    async fn csr_signed(&mut self, signature: Vec<u8>) -> Result<Answer, Error> {
+        let Attempt::CsrRequested {
+            device,
+            key,
+            spki_der,
+            info,
+            mode,
+            ..
+        } = &self.attempt
+        else {
+            debug!("a CSR signature outside a CSR request");
+            return Ok(Answer::IssuanceFailed);
+        };
+        let (device, mode) = (Arc::clone(device), *mode);
+        let csr = match EndpointCsr::assemble(info, &signature, key) {
+            Ok(csr) => csr,
+            Err(e) => {
+                self.end(AttemptEnd::Failed {
+                    reason: format!("the phone's endpoint CSR is refused: {e}"),
+                })
+                .await?;
+                return Ok(Answer::IssuanceFailed);
+            }
+        };
+        let public_key = spki_der.clone();
+        let key = PhonePublicKey::clone(key);
+        if self.hung_up.is_cancelled() {
+            return Ok(Answer::IssuanceFailed);
+        }
+        let record = (csr.der().to_vec(), public_key);
+        let request = self
+            .service
+            .device_call(&device, "record CA request", move |s, name, now| {
+                s.record_ca_request(
+                    name,
+                    &NewCaRequest {
+                        mode,
+                        csr: &record.0,
+                        public_key: &record.1,
+                        ca_request_id: None,
+                    },
+                    now,
+                )
+            })
+            .await?;
+        let id = request.id;
+        let Some(ca) = self.service.external_ca(mode) else {
+            let reason = format!(
+                "the certificate issuer is {} but no such CA is configured",
+                mode.label()
+            );
+            self.ca_request_failed(id, reason.clone()).await?;
+            self.end(AttemptEnd::Failed { reason }).await?;
+            return Ok(Answer::IssuanceFailed);
+        };
+        let settings = self.service.settings();
+        let issue = IssueRequest {
+            device: DeviceName::clone(&device),
+            public_key: key,
+            validity: settings.lsc_validity_days,
+            endpoint_csr: Some(csr),
+        };
+        match ca.issue(issue, SystemTime::now()).await {
+            Ok(IssueOutcome::Pending { .. }) => {
+                let delay_secs = settings.ca_retry_delay_secs();
+                info!(device = %device, request = id, mode = %mode, delay_secs, "endpoint CSR recorded, pending with the CA: RETRY_LATER");
+                // The operation stays scheduled: the phone comes back for its certificate.
+                self.end(AttemptEnd::Interrupted {
+                    reason: format!(
+                        "the endpoint CSR is pending with the {} (request {id}); the phone was told to come back in {delay_secs} s",
+                        mode.label()
+                    ),
+                })
+                .await?;
+                Ok(Answer::RetryLater(delay_secs))
+            }
+            Ok(IssueOutcome::Issued(lsc)) => {
+                let record = lsc.clone();
+                self.service
+                    .store_call("record CA certificate", move |s| {
+                        s.ca_request_issued(id, &record, SystemTime::now())
+                    })
+                    .await?;
+                info!(device = %device, request = id, serial = %capf_lsc::hex(&lsc.serial), ca = ca.mode(), "LSC issued by the CA");
+                self.attempt_issued(lsc.serial);
+                Ok(Answer::Certificate(lsc.der))
+            }
+            Ok(other) => {
+                let reason = format!("unexpected answer from the {}: {other:?}", ca.mode());
+                self.ca_request_failed(id, reason.clone()).await?;
+                self.end(AttemptEnd::Failed { reason })
+                    .await
+                    .map(|_| Answer::IssuanceFailed)
+            }
+            Err(e) => {
+                let reason = format!("the {} refused the request: {e}", ca.mode());
+                self.ca_request_failed(id, reason.clone()).await?;
+                self.end(AttemptEnd::Failed { reason }).await?;
+                Ok(Answer::IssuanceFailed)
+            }
+        }
+    }
+
+    /// Records that CA request `id` failed.
+    async fn ca_request_failed(&self, id: i64, reason: String) -> Result<(), Error> {
+        self.service
+            .store_call("CA request failed", move |s| {
+                s.ca_request_failed(id, &reason, SystemTime::now())
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn key_generation_failed(&mut self, reason: Option<Reason>) -> Result<Answer, Error> {
@@ -990,5 +1288,26 @@ impl EnrollmentHandler {
         info!(device = %device, outcome = "LSC deleted", "operation succeeded");
         self.attempt.end();
         Ok(Answer::Nothing)
+    }
+}
+
+/// Why an attempt waiting for the phone's SIGN_CERT_RESPONSE failed, in words an administrator
+/// reads (spec 16: a phone without endpoint-CSR support).
+fn csr_failure_reason(outcome: &Outcome) -> String {
+    const WHAT: &str = "the phone does not support the endpoint CSR an external CA needs";
+    if let Some(command) = outcome.unexpected_in(State::WaitCsrSignature) {
+        let name = command
+            .name()
+            .map_or_else(|| format!("command {}", command.0), str::to_owned);
+        return format!("{WHAT}: it answered SIGN_CERT_REQUEST with {name}");
+    }
+    match outcome {
+        Outcome::PeerClosed { .. } => {
+            format!("{WHAT}: it closed the connection when asked to sign it (SIGN_CERT_REQUEST)")
+        }
+        Outcome::TimedOut { .. } => {
+            format!("{WHAT}: it did not answer SIGN_CERT_REQUEST in time")
+        }
+        other => format!("{WHAT}: the session ended while it was asked to sign it ({other})"),
     }
 }

@@ -140,13 +140,7 @@ impl CapfServer {
         }
         let trust = load_trust(config.trust_dir.as_deref(), &identity.certificate)?;
         let (hard_stop, hard_stop_rx) = watch::channel(false);
-        let enrollment = Arc::new(EnrollmentService::new(
-            store,
-            ca,
-            trust,
-            settings,
-            config.lsc_validity,
-        ));
+        let enrollment = Arc::new(EnrollmentService::new(store, ca, trust, settings));
         let shared = Arc::new(Shared {
             config,
             enrollment,

@@ -1,5 +1,5 @@
-//! The records of administration in bulk: device queries, bulk changes, status reports, device
-//! templates and pending certificate requests.
+//! The records of administration in bulk: device queries, bulk changes, status reports and
+//! device templates.
 
 use core::fmt;
 use std::time::SystemTime;
@@ -205,20 +205,6 @@ impl DeviceTemplate {
             ..NewDevice::new(name)
         }
     }
-}
-
-/// A public key a phone sent that is not yet answered with a certificate (a request waiting
-/// for a CA).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingCsr {
-    /// The request's number in the store.
-    pub id: i64,
-    /// The device that sent it.
-    pub device: DeviceName,
-    /// The public key (DER SubjectPublicKeyInfo) or the PKCS#10 request, as received.
-    pub request: Vec<u8>,
-    /// When it was received.
-    pub received_at: SystemTime,
 }
 
 #[cfg(test)]

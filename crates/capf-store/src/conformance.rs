@@ -27,6 +27,7 @@
 #![allow(clippy::panic)]
 
 pub mod admin;
+pub mod ca_requests;
 pub mod lifecycle;
 
 /// A step of a conformance test that must succeed: [`must`](Must::must) gives the value or
@@ -107,9 +108,20 @@ macro_rules! conformance_tests {
             status_report_counts_each_status_and_past_complete_by,
             expiry_revocation_and_stale_lsc_deletion,
             keepalive_is_stored_alone,
-            pending_csrs_are_added_listed_and_removed,
             templates_round_trip_replace_and_remove,
             imported_lscs_are_stored_as_given_all_or_nothing,
+        );
+        $crate::conformance_tests!(@each $factory; ca_requests:
+            ca_requests_are_recorded_listed_and_deleted,
+            a_request_is_issued_then_delivered_when_the_phone_confirms,
+            a_new_request_fails_the_pending_one_and_makes_the_issued_one_stale,
+            certificates_and_failures_apply_only_to_pending_requests,
+            a_request_needs_an_external_mode_a_csr_and_a_key,
+            the_open_request_is_the_newest_pending_or_issued_one_of_the_device,
+            deleting_requests_is_audited_and_stales_an_undelivered_lsc,
+            every_request_change_is_audited,
+            a_capf_issuance_makes_an_issued_request_stale,
+            external_ca_settings_default_and_round_trip,
         );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {
@@ -133,6 +145,7 @@ mod tests {
         for (module, source) in [
             ("lifecycle", include_str!("conformance/lifecycle.rs")),
             ("admin", include_str!("conformance/admin.rs")),
+            ("ca_requests", include_str!("conformance/ca_requests.rs")),
         ] {
             let behaviours: Vec<&str> = source
                 .lines()

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::CaRequestState;
 use crate::types::{LscState, Operation, OperationStatus};
 
 /// Everything that can go wrong in capf-store.
@@ -221,11 +222,30 @@ pub enum Error {
     /// A device template needs a name.
     #[error("a device template needs a name")]
     EmptyTemplateName,
-    /// No pending certificate request with this number is stored.
-    #[error("no pending certificate request number {id}")]
+    /// No request to an external CA with this number is stored.
+    #[error("no certificate request number {id}")]
     UnknownCsr {
         /// The number given.
         id: i64,
+    },
+    /// The request to an external CA is not in the state the call needs (a certificate for a
+    /// request that is not Pending, for instance).
+    #[error("certificate request {id} is {state}, so it cannot be {wanted}")]
+    CaRequestWrongState {
+        /// The request's number.
+        id: i64,
+        /// Its state.
+        state: CaRequestState,
+        /// What the call wanted to do, such as "given a certificate".
+        wanted: &'static str,
+    },
+    /// A request to an external CA that cannot be recorded.
+    #[error("cannot record a certificate request for device {device}: {reason}")]
+    InvalidCaRequest {
+        /// The device.
+        device: String,
+        /// Why.
+        reason: &'static str,
     },
     /// A name that is none of an enum's names (`FromStr` of [`AuthMode`](crate::AuthMode) or
     /// [`StatusKind`](crate::StatusKind)).

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod ca_request;
 mod data_dir;
 mod error;
 mod schema;
@@ -15,20 +16,20 @@ mod types;
 pub mod conformance;
 
 pub use admin::{
-    BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, PendingCsr, Schedule, StatusKind,
-    StatusReport,
+    BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Schedule, StatusKind, StatusReport,
 };
 pub use auth::{
     AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string,
     validate as validate_auth_string,
 };
+pub use ca_request::{CaRequest, CaRequestState, NewCaRequest};
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
-pub use capf_lsc::SudiPolicy;
+pub use capf_lsc::{CertificateIssuer, SudiPolicy, ValidityDays};
 pub use capf_wire::DeviceName;
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
-pub use settings::{KeepaliveMinutes, Settings};
+pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 pub use sqlite::SqliteStore;
 pub use store::{AdminStore, DeviceStore, SessionStore};
 pub use types::{
@@ -93,10 +94,16 @@ pub mod action {
     pub const TEMPLATE_SAVED: &str = "device template saved";
     /// [`AdminStore::remove_template`](crate::AdminStore::remove_template).
     pub const TEMPLATE_REMOVED: &str = "device template removed";
-    /// [`AdminStore::add_pending_csr`](crate::AdminStore::add_pending_csr).
-    pub const CSR_RECEIVED: &str = "certificate request received";
-    /// [`AdminStore::remove_pending_csr`](crate::AdminStore::remove_pending_csr).
-    pub const CSR_REMOVED: &str = "certificate request removed";
+    /// [`SessionStore::record_ca_request`](crate::SessionStore::record_ca_request).
+    pub const CA_REQUEST_RECORDED: &str = "ca request recorded";
+    /// [`SessionStore::ca_request_issued`](crate::SessionStore::ca_request_issued).
+    pub const CA_REQUEST_ISSUED: &str = "ca request issued";
+    /// [`SessionStore::ca_request_failed`](crate::SessionStore::ca_request_failed).
+    pub const CA_REQUEST_FAILED: &str = "ca request failed";
+    /// [`AdminStore::delete_ca_request`](crate::AdminStore::delete_ca_request) and
+    /// [`AdminStore::delete_ca_requests`](crate::AdminStore::delete_ca_requests): one entry
+    /// per request.
+    pub const CA_REQUEST_DELETED: &str = "ca request deleted";
     /// [`AdminStore::import_lscs`](crate::AdminStore::import_lscs): one entry per LSC.
     pub const LSC_IMPORTED: &str = "lsc imported";
 }

@@ -137,8 +137,39 @@ DROP INDEX lscs_by_device;
 CREATE INDEX lscs_by_device ON lscs (device, state, issued_at);
 ";
 
+/// Version 4: requests to an external CA (issue 13), replacing the `pending_csrs` placeholder.
+///
+/// The placeholder's rows are dropped, not migrated: only the administration API ever wrote
+/// them (no server did), and they hold neither the phone's key nor the mode, so none can become
+/// a request an external CA could answer. A request's LSC serial is there exactly when a
+/// certificate arrived (Issued, Delivered, Stale), a failure exactly when it Failed; the mode is
+/// one of the external CA modes (CAPF signs itself and records no request).
+const V4: &str = "
+DROP TABLE pending_csrs;
+
+CREATE TABLE ca_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL COLLATE NOCASE,
+    mode TEXT NOT NULL CHECK (mode IN ('online-ca', 'offline-ca')),
+    csr BLOB NOT NULL CHECK (length(csr) > 0),
+    public_key BLOB NOT NULL CHECK (length(public_key) > 0),
+    ca_request_id TEXT,
+    state TEXT NOT NULL
+        CHECK (state IN ('pending', 'issued', 'delivered', 'stale', 'failed')),
+    lsc_serial BLOB,
+    failure TEXT,
+    received_at INTEGER NOT NULL,
+    state_changed_at INTEGER NOT NULL,
+    CHECK ((state IN ('issued', 'delivered', 'stale')) = (lsc_serial IS NOT NULL)),
+    CHECK ((state = 'failed') = (failure IS NOT NULL))
+) STRICT;
+CREATE INDEX ca_requests_by_device ON ca_requests (device, state, id);
+CREATE INDEX ca_requests_by_state ON ca_requests (state, id);
+CREATE INDEX ca_requests_by_lsc ON ca_requests (lsc_serial) WHERE lsc_serial IS NOT NULL;
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -304,7 +335,7 @@ mod tests {
              state_changed_at) VALUES (x'01', 'SEP001122334455', x'30', 1, 2, 1, 'installed', 1);",
         )
         .unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..3]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 3);
         let n: i64 = conn
             .query_row("SELECT count(*) FROM lscs", [], |r| r.get(0))
@@ -318,5 +349,39 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(columns, ["device", "state", "issued_at"]);
+    }
+
+    #[test]
+    fn version_4_replaces_the_pending_csr_placeholder_with_ca_requests() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO pending_csrs (device, request, received_at) \
+             VALUES ('SEP001122334455', x'30', 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 4);
+        let count = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(count("pending_csrs"), 0);
+        assert_eq!(count("ca_requests"), 1);
+        // The constraints hold: a Failed request needs its reason, an Issued one its LSC.
+        for bad in [
+            "INSERT INTO ca_requests (device, mode, csr, public_key, state, received_at, \
+             state_changed_at) VALUES ('SEP1', 'offline-ca', x'30', x'30', 'failed', 1, 1)",
+            "INSERT INTO ca_requests (device, mode, csr, public_key, state, received_at, \
+             state_changed_at) VALUES ('SEP1', 'offline-ca', x'30', x'30', 'issued', 1, 1)",
+            "INSERT INTO ca_requests (device, mode, csr, public_key, state, received_at, \
+             state_changed_at) VALUES ('SEP1', 'capf', x'30', x'30', 'pending', 1, 1)",
+        ] {
+            assert!(conn.execute_batch(bad).is_err(), "{bad}");
+        }
     }
 }

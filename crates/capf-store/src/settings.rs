@@ -3,7 +3,7 @@
 use core::fmt;
 use std::time::Duration;
 
-use capf_lsc::SudiPolicy;
+use capf_lsc::{CertificateIssuer, SudiPolicy, ValidityDays};
 
 use crate::Error;
 
@@ -70,8 +70,9 @@ impl fmt::Display for KeepaliveMinutes {
 /// `max_key_generation_sessions`, `key_generation_queue`, `auth_failure_limit`,
 /// `auth_lockout_seconds`, `key_generation_queue_wait_seconds`, `key_generation_total_seconds`,
 /// `max_unauthenticated_sessions`, `max_sessions_per_address`, `tls_handshake_timeout_seconds`,
-/// `auth_response_timeout_seconds` (decimal text), `sudi_policy` (`require` or `when-trusted`);
-/// a missing row means the default. [`Settings::KEYS`] names them, [`Settings::set`] parses one.
+/// `auth_response_timeout_seconds`, `lsc_validity_days`, `ca_retry_delay_seconds` (decimal
+/// text), `sudi_policy` (`require` or `when-trusted`), `certificate_issuer` (`capf`,
+/// `online-ca` or `offline-ca`); a missing row means the default. [`Settings::KEYS`] names them, [`Settings::set`] parses one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The CAPF keepalive timer.
@@ -105,12 +106,22 @@ pub struct Settings {
     pub auth_response_timeout: Duration,
     /// What authentication by existing certificate does with SUDI data (stored as its name).
     pub sudi_policy: SudiPolicy,
+    /// The guide's "Certificate Issuer to Endpoint": who signs LSCs (stored as its name). A
+    /// change applies to the next session; requests already with an external CA keep the mode
+    /// that took them.
+    pub certificate_issuer: CertificateIssuer,
+    /// The guide's "Duration Of Certificate Validity" of the LSCs CAPF signs: 1 to 1825 days.
+    pub lsc_validity_days: ValidityDays,
+    /// RETRY_DELAY told to a phone whose request is pending with an external CA: 1 to 604800
+    /// seconds (a week; the wire's range).
+    pub ca_retry_delay: Duration,
 }
 
 /// Keepalive 15 minutes, 1000 sessions, 64 key-generation sessions, a queue of 256, lockout
 /// after 5 failures for 5 minutes, a queue wait of 60 s, key generation of 2 hours in all, 500
 /// sessions before authentication, 64 per source address, 10 s for the TLS handshake and 10 s
-/// for AUTH_RESPONSE, SUDI policy `require`.
+/// for AUTH_RESPONSE, SUDI policy `require`, CAPF signing LSCs valid 1825 days, a phone with a
+/// pending CA request told to come back after an hour.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -127,6 +138,9 @@ impl Default for Settings {
             tls_handshake_timeout: Duration::from_secs(10),
             auth_response_timeout: Duration::from_secs(10),
             sudi_policy: SudiPolicy::Require,
+            certificate_issuer: CertificateIssuer::Capf,
+            lsc_validity_days: ValidityDays::MAX,
+            ca_retry_delay: Duration::from_secs(3600),
         }
     }
 }
@@ -144,10 +158,24 @@ pub(crate) const MAX_SESSIONS_PER_ADDRESS: &str = "max_sessions_per_address";
 pub(crate) const TLS_HANDSHAKE_TIMEOUT: &str = "tls_handshake_timeout_seconds";
 pub(crate) const AUTH_RESPONSE_TIMEOUT: &str = "auth_response_timeout_seconds";
 pub(crate) const SUDI_POLICY: &str = "sudi_policy";
+pub(crate) const CERTIFICATE_ISSUER: &str = "certificate_issuer";
+pub(crate) const LSC_VALIDITY_DAYS: &str = "lsc_validity_days";
+pub(crate) const CA_RETRY_DELAY: &str = "ca_retry_delay_seconds";
+
+/// The longest RETRY_DELAY a phone may be told: a week (the wire's range, spec section 16).
+pub const MAX_CA_RETRY_DELAY_SECS: u64 = 604_800;
 
 impl Settings {
-    /// Every setting's key, as stored and as `capfctl settings set KEY VALUE` names it.
-    pub const KEYS: [&'static str; 13] = [
+    /// The key of [`Settings::certificate_issuer`].
+    pub const CERTIFICATE_ISSUER_KEY: &'static str = CERTIFICATE_ISSUER;
+    /// The key of [`Settings::lsc_validity_days`].
+    pub const LSC_VALIDITY_DAYS_KEY: &'static str = LSC_VALIDITY_DAYS;
+    /// The key of [`Settings::ca_retry_delay`].
+    pub const CA_RETRY_DELAY_KEY: &'static str = CA_RETRY_DELAY;
+
+    /// Every setting's key, as stored and as `capfctl settings set KEY VALUE` names it; the
+    /// certificate issuer mode and the LSC validity next to each other, as the guide shows them.
+    pub const KEYS: [&'static str; 16] = [
         KEEPALIVE,
         MAX_SESSIONS,
         MAX_UNAUTHENTICATED_SESSIONS,
@@ -161,7 +189,16 @@ impl Settings {
         AUTH_FAILURE_LIMIT,
         AUTH_LOCKOUT,
         SUDI_POLICY,
+        CERTIFICATE_ISSUER,
+        LSC_VALIDITY_DAYS,
+        CA_RETRY_DELAY,
     ];
+
+    /// [`Settings::ca_retry_delay`] in whole seconds, as RETRY_DELAY carries it (the setting's
+    /// range, 1 to 604800, fits a `u32`).
+    pub fn ca_retry_delay_secs(&self) -> u32 {
+        u32::try_from(self.ca_retry_delay.as_secs()).unwrap_or(u32::MAX)
+    }
 
     /// Every setting as (key, value as text), in the order of [`Settings::KEYS`].
     pub fn rows(self) -> Vec<(&'static str, String)> {
@@ -173,7 +210,9 @@ impl Settings {
     }
 
     /// Sets the setting `key` from its text: decimal (seconds for a `…_seconds` key, minutes
-    /// for `keepalive_minutes`), or `require` / `when-trusted` for `sudi_policy`.
+    /// for `keepalive_minutes`, days for `lsc_validity_days`), `require` / `when-trusted` for
+    /// `sudi_policy`, or `capf` / `online-ca` / `offline-ca` (or the guide's labels) for
+    /// `certificate_issuer`.
     ///
     /// # Errors
     /// [`Error::UnknownSetting`] for a key not in [`Settings::KEYS`],
@@ -196,6 +235,7 @@ impl Settings {
             || changed.max_sessions_per_address == 0
             || changed.tls_handshake_timeout.is_zero()
             || changed.auth_response_timeout.is_zero()
+            || changed.ca_retry_delay.is_zero()
         {
             // Zero would refuse every phone or cut every session at once.
             return Err(Error::InvalidSetting {
@@ -208,7 +248,7 @@ impl Settings {
     }
 
     /// The settings as key/value rows.
-    pub(crate) fn to_rows(self) -> [(&'static str, String); 13] {
+    pub(crate) fn to_rows(self) -> [(&'static str, String); 16] {
         [
             (KEEPALIVE, self.keepalive.minutes().to_string()),
             (MAX_SESSIONS, self.max_sessions.to_string()),
@@ -244,6 +284,12 @@ impl Settings {
                 self.auth_response_timeout.as_secs().to_string(),
             ),
             (SUDI_POLICY, self.sudi_policy.as_str().to_owned()),
+            (
+                CERTIFICATE_ISSUER,
+                self.certificate_issuer.as_str().to_owned(),
+            ),
+            (LSC_VALIDITY_DAYS, self.lsc_validity_days.days().to_string()),
+            (CA_RETRY_DELAY, self.ca_retry_delay.as_secs().to_string()),
         ]
     }
 
@@ -301,6 +347,21 @@ impl Settings {
                     Duration::from_secs(number(AUTH_RESPONSE_TIMEOUT, value)?);
             }
             SUDI_POLICY => self.sudi_policy = number(SUDI_POLICY, value)?,
+            CERTIFICATE_ISSUER => {
+                self.certificate_issuer = number(CERTIFICATE_ISSUER, value)?;
+            }
+            LSC_VALIDITY_DAYS => self.lsc_validity_days = number(LSC_VALIDITY_DAYS, value)?,
+            CA_RETRY_DELAY => {
+                let secs: u64 = number(CA_RETRY_DELAY, value)?;
+                if !(1..=MAX_CA_RETRY_DELAY_SECS).contains(&secs) {
+                    return Err(Error::Corrupt {
+                        table: "settings",
+                        column: CA_RETRY_DELAY,
+                        value: value.to_owned(),
+                    });
+                }
+                self.ca_retry_delay = Duration::from_secs(secs);
+            }
             _ => {}
         }
         Ok(())
@@ -315,7 +376,8 @@ impl fmt::Display for Settings {
             "keepalive {}, max sessions {}, max key-generation sessions {}, key-generation queue \
              {}, auth failure limit {}, auth lockout {} s, key-generation queue wait {} s, \
              key generation {} s in all, max unauthenticated sessions {}, max sessions per \
-             address {}, TLS handshake timeout {} s, AUTH_RESPONSE timeout {} s, SUDI policy {}",
+             address {}, TLS handshake timeout {} s, AUTH_RESPONSE timeout {} s, SUDI policy {}, \
+             certificate issuer {}, LSC validity {}, CA retry delay {} s",
             self.keepalive,
             self.max_sessions,
             self.max_key_generation_sessions,
@@ -328,7 +390,10 @@ impl fmt::Display for Settings {
             self.max_sessions_per_address,
             self.tls_handshake_timeout.as_secs(),
             self.auth_response_timeout.as_secs(),
-            self.sudi_policy
+            self.sudi_policy,
+            self.certificate_issuer,
+            self.lsc_validity_days,
+            self.ca_retry_delay.as_secs()
         )
     }
 }
@@ -369,6 +434,18 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_mode_and_the_lsc_validity_are_listed_next_to_each_other() {
+        let keys = Settings::KEYS;
+        let at = |k| keys.iter().position(|x| *x == k);
+        assert_eq!(at(CERTIFICATE_ISSUER).map(|i| i + 1), at(LSC_VALIDITY_DAYS));
+        let mut s = Settings::default();
+        s.set(CERTIFICATE_ISSUER, "Offline CA").unwrap();
+        assert_eq!(s.certificate_issuer, CertificateIssuer::OfflineCa);
+        assert_eq!(Settings::default().lsc_validity_days.days(), 1825);
+        assert_eq!(Settings::default().ca_retry_delay.as_secs(), 3600);
+    }
+
+    #[test]
     fn settings_rows_round_trip() {
         let settings = Settings {
             keepalive: KeepaliveMinutes(42),
@@ -384,6 +461,9 @@ mod tests {
             tls_handshake_timeout: Duration::from_secs(2),
             auth_response_timeout: Duration::from_secs(3),
             sudi_policy: SudiPolicy::WhenTrusted,
+            certificate_issuer: CertificateIssuer::OfflineCa,
+            lsc_validity_days: ValidityDays::MIN,
+            ca_retry_delay: Duration::from_secs(604_800),
         };
         let mut back = Settings::default();
         for (key, value) in settings.to_rows() {
@@ -416,6 +496,16 @@ mod tests {
                 ..
             })
         ));
+        for (key, bad) in [
+            (CERTIFICATE_ISSUER, "ca"),
+            (LSC_VALIDITY_DAYS, "1826"),
+            (CA_RETRY_DELAY, "604801"),
+        ] {
+            assert!(
+                matches!(s.apply_row(key, bad), Err(Error::Corrupt { column, .. }) if column == key),
+                "{key} = {bad}"
+            );
+        }
         assert!(s.apply_row("from_a_newer_version", "x").is_ok());
         assert_eq!(s, Settings::default());
     }
@@ -423,17 +513,16 @@ mod tests {
     #[test]
     fn set_names_every_key_and_refuses_unknown_keys_and_bad_values() {
         let mut s = Settings::default();
-        // Every key but `sudi_policy` takes a number.
-        let numeric = |key: &str| key != SUDI_POLICY;
-        for (key, _) in Settings::default().rows() {
-            s.set(key, if numeric(key) { "7" } else { "when-trusted" })
-                .unwrap();
-        }
-        let as_set = |s: &Settings| {
-            s.rows()
-                .iter()
-                .all(|(k, v)| v == if numeric(k) { "7" } else { "when-trusted" })
+        // Every key but `sudi_policy` and `certificate_issuer` takes a number.
+        let value = |key: &str| match key {
+            SUDI_POLICY => "when-trusted",
+            CERTIFICATE_ISSUER => "offline-ca",
+            _ => "7",
         };
+        for (key, _) in Settings::default().rows() {
+            s.set(key, value(key)).unwrap();
+        }
+        let as_set = |s: &Settings| s.rows().iter().all(|(k, v)| v == value(k));
         assert!(as_set(&s));
         assert_eq!(s.rows().len(), Settings::KEYS.len());
         assert!(matches!(
@@ -447,6 +536,11 @@ mod tests {
             (TLS_HANDSHAKE_TIMEOUT, "0"),
             (AUTH_RESPONSE_TIMEOUT, "x"),
             (SUDI_POLICY, "sometimes"),
+            (CERTIFICATE_ISSUER, "ca"),
+            (LSC_VALIDITY_DAYS, "0"),
+            (LSC_VALIDITY_DAYS, "1826"),
+            (CA_RETRY_DELAY, "0"),
+            (CA_RETRY_DELAY, "604801"),
         ] {
             assert!(
                 matches!(s.set(key, bad), Err(Error::InvalidSetting { .. })),

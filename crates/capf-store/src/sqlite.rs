@@ -19,6 +19,7 @@ use crate::{
 
 mod admin;
 mod bulk;
+mod ca;
 mod session;
 
 /// The store on an embedded SQLite database (bundled SQLite):

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use capf_lsc::DeviceName;
 
 use crate::{
-    AttemptEnd, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
-    DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord, LscState, NewDevice, Operation,
-    PendingCsr, Settings, StatusReport, TroubleshootResult,
+    AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState, Device, DeviceChange,
+    DeviceQuery, DeviceTemplate, DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord,
+    LscState, NewCaRequest, NewDevice, Operation, Settings, StatusReport, TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -72,7 +72,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Device, Error>;
 
     /// Records an LSC signed for the device and sent to it, as Issued; every other Issued LSC of
-    /// the device becomes Stale (it was never confirmed).
+    /// the device becomes Stale (it was never confirmed), and so does an Issued request to an
+    /// external CA whose LSC that was.
     ///
     /// # Errors
     /// [`Error::InvalidLsc`] (empty serial or certificate, notAfter before notBefore),
@@ -86,7 +87,8 @@ pub trait SessionStore: Send + Sync {
 
     /// The phone confirmed it stored the LSC (STORE_CERT_RESPONSE): the LSC becomes Installed,
     /// the device's previously Installed LSCs Superseded; the operation becomes None, the status
-    /// Success, the last error and the (one-time) authentication string are cleared.
+    /// Success, the last error and the (one-time) authentication string are cleared. An Issued
+    /// request to an external CA whose LSC this is becomes Delivered.
     ///
     /// # Errors
     /// [`Error::UnknownLsc`], [`Error::LscOfAnotherDevice`], [`Error::LscWrongState`] (the LSC
@@ -169,6 +171,64 @@ pub trait SessionStore: Send + Sync {
     /// [`Error::Corrupt`] for an unreadable stored value, or a database error.
     fn settings(&self) -> Result<Settings, Error>;
 
+    /// The device's open request to an external CA: its newest one that is Pending (the phone
+    /// is told to come back) or Issued (the certificate awaits delivery); `None` when it has
+    /// none.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn open_ca_request(&self, name: &DeviceName) -> Result<Option<CaRequest>, Error>;
+
+    /// The device's LSC with `serial` while it is Issued (signed, not yet confirmed by the
+    /// phone): what the server delivers when the phone comes back for the certificate an
+    /// external CA issued (spec 16.z); `None` for another device's LSC or one in another state.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn issued_lsc(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscRecord>, Error>;
+
+    /// Records the endpoint CSR the device signed, about to go to an external CA: a new request,
+    /// Pending. In the same transaction every older open request of the device ends: a Pending
+    /// one becomes Failed ("replaced by a new request"), an Issued one Stale; and every Issued
+    /// LSC of the device (one such a request became, or one CAPF signed and the phone never
+    /// confirmed) becomes [`LscState::Stale`]: the phone made a new key, so it can never install
+    /// them (the guide's stale LSC, listed by [`AdminStore::stale_lscs`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidCaRequest`] (the CAPF mode, an empty CSR or key),
+    /// [`Error::UnknownDevice`], or a database error.
+    fn record_ca_request(
+        &self,
+        name: &DeviceName,
+        request: &NewCaRequest<'_>,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error>;
+
+    /// The CA's certificate for request `id` arrived (an online CA's answer, or an offline
+    /// import), checked by the caller (capf-trust's `check_external_lsc`): the LSC is recorded
+    /// as Issued for the request's device and the request becomes Issued with its serial, in
+    /// one transaction. Other LSCs of the device are left as they are (a new request already made
+    /// the older ones stale).
+    ///
+    /// # Errors
+    /// [`Error::UnknownCsr`], [`Error::CaRequestWrongState`] for a request that is not Pending,
+    /// [`Error::InvalidLsc`], [`Error::DuplicateSerial`], or a database error.
+    fn ca_request_issued(
+        &self,
+        id: i64,
+        lsc: &IssuedLsc,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error>;
+
+    /// The CA refused request `id`, or it could not be sent: the request becomes Failed with
+    /// `reason`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCsr`], [`Error::CaRequestWrongState`] for a request that is not Pending,
+    /// or a database error.
+    fn ca_request_failed(&self, id: i64, reason: &str, now: SystemTime)
+    -> Result<CaRequest, Error>;
+
     /// The devices whose status is InProgress, ordered by name (ignoring case): at start, the
     /// attempts a stopped server left running, to end as Interrupted with
     /// [`SessionStore::end_attempt`]. Reads only those devices (by status), not every device.
@@ -179,8 +239,8 @@ pub trait SessionStore: Send + Sync {
 }
 
 /// Administration: devices (one at a time and in bulk), schedules, authentication strings,
-/// reports and monitoring, LSC records and revocation, settings changes, pending certificate
-/// requests, device templates and the audit log.
+/// reports and monitoring, LSC records and revocation, settings changes, requests to an
+/// external CA, device templates and the audit log.
 ///
 /// The same contract as [`SessionStore`]: synchronous, object-safe (`dyn AdminStore`), time
 /// passed in, every write one transaction with its audit entries. A call about a device that is
@@ -377,29 +437,32 @@ pub trait AdminStore: Send + Sync {
     /// A database error.
     fn set_keepalive(&self, keepalive: KeepaliveMinutes, now: SystemTime) -> Result<(), Error>;
 
-    /// Records a certificate request received from the device and not yet answered (the
-    /// public key, or the PKCS#10 request, as received).
+    /// The requests to an external CA, oldest first: all of them, or those in `state` (the
+    /// guide's `csr list`; Pending ones are what an offline CA exports).
     ///
     /// # Errors
-    /// [`Error::UnknownDevice`], or a database error.
-    fn add_pending_csr(
-        &self,
-        device: &DeviceName,
-        request: &[u8],
-        now: SystemTime,
-    ) -> Result<PendingCsr, Error>;
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn ca_requests(&self, state: Option<CaRequestState>) -> Result<Vec<CaRequest>, Error>;
 
-    /// Every pending certificate request, oldest first.
+    /// The request to an external CA with this id.
     ///
     /// # Errors
-    /// A database error.
-    fn pending_csrs(&self) -> Result<Vec<PendingCsr>, Error>;
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn ca_request(&self, id: i64) -> Result<Option<CaRequest>, Error>;
 
-    /// Removes a pending certificate request (answered, or given up).
+    /// Deletes the request `id` (the guide's `csr delete`), audited. Deleting an Issued one
+    /// makes its LSC Stale: it will never be delivered.
     ///
     /// # Errors
     /// [`Error::UnknownCsr`], or a database error.
-    fn remove_pending_csr(&self, id: i64, now: SystemTime) -> Result<(), Error>;
+    fn delete_ca_request(&self, id: i64, now: SystemTime) -> Result<CaRequest, Error>;
+
+    /// Deletes every request (the guide's `csr delete all`), in one transaction with an audit
+    /// entry per request, each as [`AdminStore::delete_ca_request`]; returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    fn delete_ca_requests(&self, now: SystemTime) -> Result<usize, Error>;
 
     /// Stores a device template, replacing one of the same name.
     ///

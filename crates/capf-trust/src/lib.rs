@@ -5,6 +5,7 @@ mod cert;
 mod chain;
 mod device_auth;
 mod dir;
+mod external;
 mod maintain;
 mod purpose;
 mod release;
@@ -22,6 +23,7 @@ pub use device_auth::{
     SHA512_HASH_ID, SudiProof, authenticate_device, authenticate_device_with, names_device,
 };
 pub use dir::{BadFile, LoadedStore, StoreDir};
+pub use external::{ExternalLsc, ExternalLscRefusal, check_external_lsc};
 pub use maintain::{FingerprintPrefix, MIN_FINGERPRINT_PREFIX, PrefixMatch, is_mic_root};
 pub use purpose::Purpose;
 pub use release::Release;

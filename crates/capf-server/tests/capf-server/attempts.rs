@@ -148,6 +148,43 @@ impl SessionStore for Stalling {
     fn devices_in_progress(&self) -> Result<Vec<Device>, StoreError> {
         self.inner.devices_in_progress()
     }
+    fn open_ca_request(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.open_ca_request(name)
+    }
+    fn issued_lsc(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<capf_store::LscRecord>, capf_store::Error> {
+        self.inner.issued_lsc(name, serial)
+    }
+    fn record_ca_request(
+        &self,
+        name: &DeviceName,
+        request: &capf_store::NewCaRequest<'_>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.record_ca_request(name, request, now)
+    }
+    fn ca_request_issued(
+        &self,
+        id: i64,
+        lsc: &capf_store::IssuedLsc,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_issued(id, lsc, now)
+    }
+    fn ca_request_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_failed(id, reason, now)
+    }
 }
 
 impl Sim {
@@ -178,7 +215,6 @@ impl Bench {
             self.capf.clone(),
             trust(&self.capf.issuer(), &[]),
             self.store.settings().unwrap(),
-            ValidityDays::MAX,
         ));
         let mut sim = Sim {
             now: Instant::now(),

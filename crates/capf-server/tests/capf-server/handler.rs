@@ -69,7 +69,6 @@ impl Bench {
             ca,
             trust(&capf.issuer(), &[]),
             store.settings().unwrap(),
-            ValidityDays::MAX,
         ));
         Bench {
             dir,
@@ -597,6 +596,43 @@ impl SessionStore for CountingStore {
     fn devices_in_progress(&self) -> Result<Vec<capf_store::Device>, capf_store::Error> {
         self.inner.devices_in_progress()
     }
+    fn open_ca_request(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.open_ca_request(name)
+    }
+    fn issued_lsc(
+        &self,
+        name: &DeviceName,
+        serial: &[u8],
+    ) -> Result<Option<capf_store::LscRecord>, capf_store::Error> {
+        self.inner.issued_lsc(name, serial)
+    }
+    fn record_ca_request(
+        &self,
+        name: &DeviceName,
+        request: &capf_store::NewCaRequest<'_>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.record_ca_request(name, request, now)
+    }
+    fn ca_request_issued(
+        &self,
+        id: i64,
+        lsc: &capf_store::IssuedLsc,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_issued(id, lsc, now)
+    }
+    fn ca_request_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_failed(id, reason, now)
+    }
     fn record_refused_session(
         &self,
         name: &DeviceName,
@@ -619,7 +655,6 @@ fn counting_bench(name: &str) -> (Bench, Arc<CountingStore>) {
         bench.capf.clone(),
         trust(&bench.capf.issuer(), &[]),
         bench.store.settings().unwrap(),
-        ValidityDays::MAX,
     ));
     (bench, counting)
 }
@@ -842,7 +877,7 @@ impl CertificateAuthority for FakeCa {
         Box::pin(async move {
             if pending {
                 Ok(IssueOutcome::Pending {
-                    request_id: "request 42".to_owned(),
+                    request_id: Some("request 42".to_owned()),
                 })
             } else {
                 Err(capf_ca::Error::Lsc {
@@ -1310,3 +1345,179 @@ mod attempts;
 
 #[path = "hostile_peers.rs"]
 mod hostile_peers;
+
+// ---------- the Offline CA mode (spec section 16) ----------
+
+/// A bench in the Offline CA mode with a RETRY_DELAY of 60 s.
+fn offline_bench(name: &str) -> Bench {
+    let bench = Bench::new(name);
+    bench.with_settings(|s| {
+        s.certificate_issuer = capf_lsc::CertificateIssuer::OfflineCa;
+        s.ca_retry_delay = std::time::Duration::from_secs(60);
+    });
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    bench
+}
+
+/// The CSR_INFO of the SIGN_CERT_REQUEST last sent.
+fn csr_info(sent: &[Message<'_>]) -> Vec<u8> {
+    match &sent.last().expect("a message").payload {
+        Payload::SignCertRequest(r) => r.csr_info().as_bytes().to_vec(),
+        other => panic!("expected SIGN_CERT_REQUEST, got {other:?}"),
+    }
+}
+
+/// The RETRY_DELAY of a RETRY_LATER + END_SESSION 1 pair.
+fn retry_delay(sent: &[Message<'_>]) -> u32 {
+    assert_eq!(
+        commands(sent),
+        [Command::RETRY_LATER, Command::END_SESSION],
+        "{sent:?}"
+    );
+    assert_eq!(ended(sent), Reason::UPDATE_CERTIFICATE);
+    match &sent[0].payload {
+        Payload::RetryLater(r) => r.retry_delay().seconds(),
+        other => panic!("expected RETRY_LATER, got {other:?}"),
+    }
+}
+
+/// Signs `info` with the fixture key of `spec` as the phone does, and sends it.
+async fn sign_csr(sim: &mut Sim, spec: KeySpec, info: &[u8]) -> Vec<Message<'static>> {
+    let signature = capf_phone::sign_csr_info(info, &key(spec)).unwrap();
+    let response =
+        capf_wire::SignCertResponse::signed(capf_wire::CsrSignature::new(&signature).unwrap())
+            .unwrap();
+    sim.send(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_ca_records_the_csr_retries_then_delivers_the_imported_certificate() {
+    let bench = offline_bench("offline-flow");
+    let spec = KeySpec::Rsa(RsaBits::B2048);
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    let info = csr_info(&sim.public_key(spki(spec)).await);
+    assert_eq!(retry_delay(&sign_csr(&mut sim, spec, &info).await), 60);
+    assert!(!sim.handler.attempt_in_progress());
+    let requests = bench.store.ca_requests(None).unwrap();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.state, capf_store::CaRequestState::Pending);
+    assert_eq!(request.public_key, spki(spec));
+    capf_lsc::VerifiedCsr::from_der(&request.csr)
+        .unwrap()
+        .require_common_name(PHONE)
+        .unwrap();
+    // The operation stays scheduled, its status saying why.
+    let device = bench.device();
+    assert_eq!(device.status, OperationStatus::Pending);
+    assert!(
+        device
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("pending with the Offline CA")),
+        "{device:?}"
+    );
+
+    // 16.y: before the CA answered, the phone is told to come back; nothing begins.
+    let mut again = bench.session().await;
+    assert_eq!(retry_delay(&again.authenticate(3, "").await), 60);
+    assert_eq!(bench.device().status, OperationStatus::Pending);
+
+    // The certificate arrives (signed here by the lab CAPF, standing in for the CA).
+    let request_id = request.id;
+    let lsc = bench
+        .capf
+        .sign_now(
+            &IssueRequest {
+                device: dn(PHONE),
+                public_key: capf_lsc::PhonePublicKey::from_der(&spki(spec)).unwrap(),
+                validity: ValidityDays::new(30).unwrap(),
+                endpoint_csr: None,
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+    bench
+        .store
+        .ca_request_issued(request_id, &lsc, SystemTime::now())
+        .unwrap();
+
+    // 16.z: the same key is answered with the certificate, no signing.
+    let mut delivery = bench.session().await;
+    key_request(&delivery.authenticate(3, "").await);
+    assert_eq!(
+        delivered_lsc(&delivery.public_key(spki(spec)).await),
+        lsc.der
+    );
+    let sent = delivery
+        .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert_eq!(bench.status(), OperationStatus::Success);
+    assert_eq!(
+        bench.store.ca_request(request_id).unwrap().unwrap().state,
+        capf_store::CaRequestState::Delivered
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_answering_sign_cert_request_with_end_session_fails_with_a_reason() {
+    let bench = offline_bench("offline-end-session");
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    csr_info(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    let sent = sim
+        .send(capf_wire::EndSession::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let reason = bench.failed_reason();
+    assert!(
+        reason.contains("does not support the endpoint CSR")
+            && reason.contains("answered SIGN_CERT_REQUEST with END_SESSION"),
+        "{reason}"
+    );
+    assert!(bench.store.ca_requests(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_cannot_sign_or_signs_with_another_key_fails_with_a_reason() {
+    let bench = offline_bench("offline-cannot-sign");
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    csr_info(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    let sent = sim
+        .send(capf_wire::SignCertResponse::failure(
+            Reason::INVALID_ELEMENT,
+        ))
+        .await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let reason = bench.failed_reason();
+    assert!(
+        reason.contains("could not sign the endpoint CSR") && reason.contains("REASON 7"),
+        "{reason}"
+    );
+
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    let info = csr_info(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    let sent = sign_csr(&mut sim, KeySpec::Rsa(RsaBits::B3072), &info).await;
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let reason = bench.failed_reason();
+    assert!(
+        reason.contains("signature over the endpoint CSR does not verify"),
+        "{reason}"
+    );
+    assert!(bench.store.ca_requests(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_hanging_up_at_sign_cert_request_fails_with_a_reason() {
+    let bench = offline_bench("offline-hang-up");
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    csr_info(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    sim.hang_up().await;
+    let reason = bench.failed_reason();
+    assert!(reason.contains("closed the connection"), "{reason}");
+}

@@ -1,6 +1,6 @@
 //! Administration in bulk: bulk inserts, queries, updates by query (and their dry runs),
 //! generated authentication strings, reports, LSC expiry, revocation, stale-LSC deletion and
-//! import, the keepalive, pending certificate requests and device templates.
+//! import, the keepalive and device templates (requests to an external CA: `ca_requests`).
 //!
 //! Each behaviour takes a factory of fresh, empty stores.
 
@@ -407,31 +407,6 @@ pub fn keepalive_is_stored_alone<S: DeviceStore>(new_store: impl Fn() -> S) {
     let back = s.settings().must();
     assert_eq!(back.keepalive.minutes(), 42);
     assert_eq!(back.max_sessions, 12);
-}
-
-/// Pending certificate requests are added, listed and removed.
-pub fn pending_csrs_are_added_listed_and_removed<S: DeviceStore>(new_store: impl Fn() -> S) {
-    let s = new_store();
-    s.add_device(&NewDevice::new(dn("SEP000000000001")), t(0))
-        .must();
-    assert!(matches!(
-        s.add_pending_csr(&dn("SEP000000000009"), &[1], t(1)),
-        Err(Error::UnknownDevice { .. })
-    ));
-    let a = s
-        .add_pending_csr(&dn("sep000000000001"), &[0x30, 1], t(1))
-        .must();
-    let b = s
-        .add_pending_csr(&dn("SEP000000000001"), &[0x30, 2], t(2))
-        .must();
-    assert_eq!(a.device, "SEP000000000001");
-    assert_eq!(s.pending_csrs().must(), [a.clone(), b.clone()]);
-    s.remove_pending_csr(a.id, t(3)).must();
-    assert_eq!(s.pending_csrs().must(), [b]);
-    assert!(matches!(
-        s.remove_pending_csr(a.id, t(3)),
-        Err(Error::UnknownCsr { .. })
-    ));
 }
 
 /// Device templates round-trip, are replaced by name and removed.

@@ -723,6 +723,9 @@ pub fn settings_default_and_round_trip<S: DeviceStore>(new_store: impl Fn() -> S
         max_sessions_per_address: 5,
         tls_handshake_timeout: Duration::from_secs(6),
         auth_response_timeout: Duration::from_secs(8),
+        certificate_issuer: capf_lsc::CertificateIssuer::OnlineCa,
+        lsc_validity_days: capf_lsc::ValidityDays::new(30).must(),
+        ca_retry_delay: Duration::from_secs(120),
     };
     s.update_settings(&changed, t(1)).must();
     assert_eq!(s.settings().must(), changed);

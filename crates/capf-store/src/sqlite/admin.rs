@@ -1,11 +1,12 @@
 //! Administration on SQLite: [`AdminStore`] for [`SqliteStore`]. The work in bulk (queries,
-//! bulk inserts and updates, reports, pending certificate requests, templates) is in `bulk`.
+//! bulk inserts and updates, reports, templates) is in `bulk`, requests to an external CA in `ca`.
 
 use std::time::SystemTime;
 
 use capf_lsc::DeviceName;
 use rusqlite::params;
 
+use super::ca;
 use super::{
     DEVICE_COLUMNS, RawDevice, added_detail, append_audit, bulk, describe_time, from_unix,
     insert_device, load, load_lsc, load_required, name_from_db, query_lscs, set_lsc_state,
@@ -13,10 +14,10 @@ use super::{
 use crate::auth;
 use crate::types::hex;
 use crate::{
-    AdminStore, AuditEntry, BulkChange, Device, DeviceChange, DeviceQuery, DeviceTemplate,
-    DeviceUpdate, Error, FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewDevice,
-    Operation, OperationStatus, PendingCsr, Settings, SqliteStore, StatusReport,
-    TroubleshootResult, action,
+    AdminStore, AuditEntry, BulkChange, CaRequest, CaRequestState, Device, DeviceChange,
+    DeviceQuery, DeviceTemplate, DeviceUpdate, Error, FetchedCertificate, KeepaliveMinutes,
+    LscRecord, LscState, NewDevice, Operation, OperationStatus, Settings, SqliteStore,
+    StatusReport, TroubleshootResult, action,
 };
 
 impl AdminStore for SqliteStore {
@@ -389,23 +390,20 @@ impl AdminStore for SqliteStore {
         self.write(None, |tx| bulk::set_keepalive(tx, keepalive, now))
     }
 
-    fn add_pending_csr(
-        &self,
-        device: &DeviceName,
-        request: &[u8],
-        now: SystemTime,
-    ) -> Result<PendingCsr, Error> {
-        self.write(Some(device), |tx| {
-            bulk::add_pending_csr(tx, device, request, now)
-        })
+    fn ca_requests(&self, state: Option<CaRequestState>) -> Result<Vec<CaRequest>, Error> {
+        ca::list(&self.lock(), state)
     }
 
-    fn pending_csrs(&self) -> Result<Vec<PendingCsr>, Error> {
-        bulk::pending_csrs(&self.lock())
+    fn ca_request(&self, id: i64) -> Result<Option<CaRequest>, Error> {
+        ca::load(&self.lock(), id)
     }
 
-    fn remove_pending_csr(&self, id: i64, now: SystemTime) -> Result<(), Error> {
-        self.write(None, |tx| bulk::remove_pending_csr(tx, id, now))
+    fn delete_ca_request(&self, id: i64, now: SystemTime) -> Result<CaRequest, Error> {
+        self.write(None, |tx| ca::delete(tx, id, now))
+    }
+
+    fn delete_ca_requests(&self, now: SystemTime) -> Result<usize, Error> {
+        self.write(None, |tx| ca::delete_all(tx, now))
     }
 
     fn save_template(&self, template: &DeviceTemplate, now: SystemTime) -> Result<(), Error> {

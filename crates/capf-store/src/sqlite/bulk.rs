@@ -10,15 +10,15 @@ use capf_lsc::DeviceName;
 
 use super::{
     DEVICE_COLUMNS, DeviceRow, LSC_COLUMNS, RawDevice, RawLsc, all_rows, append_audit, check_lsc,
-    describe_time, from_unix, from_unix_opt, load_lsc, load_required, name_from_db,
-    operation_columns, operation_from_columns, store_changed_device, to_unix,
+    describe_time, from_unix, from_unix_opt, load_lsc, load_required, operation_columns,
+    operation_from_columns, store_changed_device, to_unix,
 };
 use crate::auth;
 use crate::settings::KEEPALIVE;
 use crate::types::hex;
 use crate::{
     AuthMode, BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Error, KeepaliveMinutes,
-    LscRecord, LscState, OperationStatus, PendingCsr, StatusReport, action,
+    LscRecord, LscState, OperationStatus, StatusReport, action,
 };
 
 /// A WHERE clause over `devices` and its parameters.
@@ -427,90 +427,6 @@ fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<
         to_unix(lsc.state_changed_at)
     );
     append_audit(tx, now, Some(&lsc.device), action::LSC_IMPORTED, &detail)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pending certificate requests
-
-fn csr_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Vec<u8>, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
-fn csr_parse((id, device, request, at): (i64, String, Vec<u8>, i64)) -> Result<PendingCsr, Error> {
-    Ok(PendingCsr {
-        id,
-        device: name_from_db(device, "pending_csrs", "device")?,
-        request,
-        received_at: from_unix(at, "pending_csrs", "received_at")?,
-    })
-}
-
-pub(super) fn add_pending_csr(
-    tx: &Transaction<'_>,
-    device: &str,
-    request: &[u8],
-    now: SystemTime,
-) -> Result<PendingCsr, Error> {
-    let name = load_required(tx, device)?.device.name;
-    let id = tx
-        .prepare_cached(
-            "INSERT INTO pending_csrs (device, request, received_at) VALUES (?1, ?2, ?3) \
-             RETURNING id",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![name.as_str(), request, to_unix(now)], |r| {
-                r.get::<_, i64>(0)
-            })
-        })
-        .map_err(Error::db_device(
-            "recording the certificate request",
-            device,
-        ))?;
-    append_audit(
-        tx,
-        now,
-        Some(&name),
-        action::CSR_RECEIVED,
-        &format!("request {id}, {} bytes", request.len()),
-    )?;
-    Ok(PendingCsr {
-        id,
-        device: name,
-        request: request.to_vec(),
-        received_at: from_unix(to_unix(now), "pending_csrs", "received_at")?,
-    })
-}
-
-pub(super) fn pending_csrs(conn: &Connection) -> Result<Vec<PendingCsr>, Error> {
-    let rows = all_rows(
-        conn,
-        "SELECT id, device, request, received_at FROM pending_csrs ORDER BY id",
-        [],
-        csr_from_row,
-    )
-    .map_err(Error::db("listing the pending certificate requests"))?;
-    rows.into_iter().map(csr_parse).collect()
-}
-
-pub(super) fn remove_pending_csr(
-    tx: &Transaction<'_>,
-    id: i64,
-    now: SystemTime,
-) -> Result<(), Error> {
-    let row = tx
-        .prepare_cached("SELECT id, device, request, received_at FROM pending_csrs WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([id], csr_from_row).optional())
-        .map_err(Error::db("loading the certificate request"))?
-        .ok_or(Error::UnknownCsr { id })?;
-    tx.execute("DELETE FROM pending_csrs WHERE id = ?1", [id])
-        .map_err(Error::db("removing the certificate request"))?;
-    append_audit(
-        tx,
-        now,
-        Some(&row.1),
-        action::CSR_REMOVED,
-        &format!("request {id} removed"),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,14 +6,15 @@ use capf_lsc::DeviceName;
 use rusqlite::params;
 
 use super::{
-    DeviceRow, append_audit, bulk, check_lsc, describe_time, list_of, load, load_lsc,
+    DeviceRow, append_audit, bulk, ca, check_lsc, describe_time, list_of, load, load_lsc,
     load_required, move_lscs, set_lsc_state, to_unix,
 };
 use crate::auth;
 use crate::types::hex;
 use crate::{
-    AttemptEnd, Device, DeviceQuery, Error, FetchedCertificate, IssuedLsc, LscRecord, LscState,
-    Operation, OperationStatus, SessionStore, Settings, SqliteStore, StatusKind, action,
+    AttemptEnd, CaRequest, Device, DeviceQuery, Error, FetchedCertificate, IssuedLsc, LscRecord,
+    LscState, NewCaRequest, Operation, OperationStatus, SessionStore, Settings, SqliteStore,
+    StatusKind, action,
 };
 
 impl SessionStore for SqliteStore {
@@ -98,6 +99,7 @@ impl SessionStore for SqliteStore {
                 });
             }
             let stale = move_lscs(tx, &device.name, LscState::Issued, LscState::Stale, now)?;
+            let stale_requests = ca::stale_issued(tx, &device.name, now)?;
             tx.prepare_cached(
                 "INSERT INTO lscs (serial, device, der, not_before, not_after, issued_at, state, \
                  state_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
@@ -124,6 +126,9 @@ impl SessionStore for SqliteStore {
             if !stale.is_empty() {
                 detail.push_str("; now stale: ");
                 detail.push_str(&list_of(&stale));
+            }
+            for id in stale_requests {
+                detail.push_str(&format!("; certificate request {id} stale"));
             }
             append_audit(tx, now, Some(&device.name), action::LSC_ISSUED, &detail)?;
             load_lsc(tx, &lsc.serial)?.ok_or_else(|| Error::UnknownLsc {
@@ -160,12 +165,16 @@ impl SessionStore for SqliteStore {
             let superseded =
                 move_lscs(tx, &d.name, LscState::Installed, LscState::Superseded, now)?;
             set_lsc_state(tx, serial, LscState::Installed, now)?;
+            let delivered = ca::deliver(tx, serial, now)?;
             let mut detail = format!(
                 "serial {} installed; {} succeeded after {} attempt(s)",
                 hex(serial),
                 d.operation,
                 d.attempts
             );
+            if let Some(id) = delivered {
+                detail.push_str(&format!("; certificate request {id} delivered"));
+            }
             if !superseded.is_empty() {
                 detail.push_str("; superseded: ");
                 detail.push_str(&list_of(&superseded));
@@ -323,6 +332,43 @@ impl SessionStore for SqliteStore {
             settings.apply_row(&key, &value)?;
         }
         Ok(settings)
+    }
+
+    fn open_ca_request(&self, name: &DeviceName) -> Result<Option<CaRequest>, Error> {
+        ca::open_request(&self.lock(), name)
+    }
+
+    fn issued_lsc(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscRecord>, Error> {
+        Ok(load_lsc(&self.lock(), serial)?.filter(|lsc| {
+            lsc.state == LscState::Issued && lsc.device.as_str().eq_ignore_ascii_case(name.as_str())
+        }))
+    }
+
+    fn record_ca_request(
+        &self,
+        name: &DeviceName,
+        request: &NewCaRequest<'_>,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error> {
+        self.write(Some(name), |tx| ca::record(tx, name, request, now))
+    }
+
+    fn ca_request_issued(
+        &self,
+        id: i64,
+        lsc: &IssuedLsc,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error> {
+        self.write(None, |tx| ca::issued(tx, id, lsc, now))
+    }
+
+    fn ca_request_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error> {
+        self.write(None, |tx| ca::failed(tx, id, reason, now))
     }
 
     fn lsc_state(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscState>, Error> {
