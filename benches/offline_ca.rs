@@ -69,7 +69,10 @@ fn fixture() -> Fixture {
     for device in &devices {
         let key = IssuerKey::generate(KeySpec::Ec(Curve::P256), &mut getrandom::SysRng).unwrap();
         let subject = Name::from_str(&format!("CN={}", device.name)).unwrap();
-        let csr = capf_lsc::capf_csr(&subject, &key).unwrap().to_der().unwrap();
+        let csr = capf_lsc::capf_csr(&subject, &key)
+            .unwrap()
+            .to_der()
+            .unwrap();
         let spki = key.public_key().to_der().unwrap();
         store
             .record_ca_request(
@@ -136,27 +139,30 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     let mut n = 0;
-    group.bench_function("csr export 10,000 pending to a directory (PEM + index.csv)", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                scratch(&format!("export-{n}"))
-            },
-            |dir| {
-                let view = export_csrs(
-                    &store,
-                    &CsrExport {
-                        target: ExportTarget::Dir(dir.clone()),
-                        encoding: CsrEncoding::Pem,
-                    },
-                )
-                .unwrap();
-                assert_eq!(view.exported.len(), REQUESTS);
-                std::fs::remove_dir_all(dir).unwrap();
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    group.bench_function(
+        "csr export 10,000 pending to a directory (PEM + index.csv)",
+        |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    scratch(&format!("export-{n}"))
+                },
+                |dir| {
+                    let view = export_csrs(
+                        &store,
+                        &CsrExport {
+                            target: ExportTarget::Dir(dir.clone()),
+                            encoding: CsrEncoding::Pem,
+                        },
+                    )
+                    .unwrap();
+                    assert_eq!(view.exported.len(), REQUESTS);
+                    std::fs::remove_dir_all(dir).unwrap();
+                },
+                BatchSize::PerIteration,
+            );
+        },
+    );
     group.bench_function("csr export 10,000 pending to one .tgz", |b| {
         b.iter_batched(
             || {
@@ -180,25 +186,33 @@ fn bench(c: &mut Criterion) {
         );
     });
     drop(store);
-    group.bench_function("cert import 10,000 from one .tgz (match, check, apply)", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                let dir = copy_store(&f.pending, &format!("import-{n}"));
-                (SqliteStore::open(&dir).unwrap(), dir)
-            },
-            |(store, dir)| {
-                let (files, refused): (Vec<ImportFile>, _) = read_tgz("answer.tgz", &f.answer);
-                assert!(refused.is_empty());
-                let report = import_certificates(&store, &f.trust, &files, SystemTime::now())
-                    .unwrap();
-                assert_eq!(report.imported.len(), REQUESTS, "{:?}", report.refused.first());
-                drop(store);
-                std::fs::remove_dir_all(dir).unwrap();
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    group.bench_function(
+        "cert import 10,000 from one .tgz (match, check, apply)",
+        |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    let dir = copy_store(&f.pending, &format!("import-{n}"));
+                    (SqliteStore::open(&dir).unwrap(), dir)
+                },
+                |(store, dir)| {
+                    let (files, refused): (Vec<ImportFile>, _) = read_tgz("answer.tgz", &f.answer);
+                    assert!(refused.is_empty());
+                    let report =
+                        import_certificates(&store, &f.trust, &files, SystemTime::now()).unwrap();
+                    assert_eq!(
+                        report.imported.len(),
+                        REQUESTS,
+                        "{:?}",
+                        report.refused.first()
+                    );
+                    drop(store);
+                    std::fs::remove_dir_all(dir).unwrap();
+                },
+                BatchSize::PerIteration,
+            );
+        },
+    );
     group.finish();
     let _ = std::fs::remove_dir_all(&f.pending);
 }
