@@ -161,11 +161,14 @@ pub struct CsrExportView {
     pub exported: Vec<ExportedCsrView>,
 }
 
+/// A file's name and content, to write into a directory or an archive.
+type NamedData = (String, Vec<u8>);
+
 /// The exported files of `requests`, named, with `index.csv` last.
 fn export_files(
     requests: &[CaRequest],
     encoding: CsrEncoding,
-) -> Result<(Vec<(String, Vec<u8>)>, Vec<ExportedCsrView>), Error> {
+) -> Result<(Vec<NamedData>, Vec<ExportedCsrView>), Error> {
     let mut files = Vec::with_capacity(requests.len() + 1);
     let mut views = Vec::with_capacity(requests.len());
     let mut index = csv::Writer::from_writer(Vec::new());
@@ -250,7 +253,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// A gzip-compressed tar archive of `files` (regular files, mode 0644), in memory.
-fn tgz(files: &[(String, Vec<u8>)], mtime: u64) -> std::io::Result<Vec<u8>> {
+fn tgz(files: &[NamedData], mtime: u64) -> std::io::Result<Vec<u8>> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     for (name, data) in files {
