@@ -551,6 +551,8 @@ pub fn import_certificates(
         pending.insert(request.public_key.clone(), request);
     }
     let mut report = ImportReport::default();
+    // The certificates that passed the checks, and where each came from.
+    let (mut sources, mut batch) = (Vec::new(), Vec::new());
     for file in files {
         let certs = match certificates_of(&file.data) {
             Ok(certs) => certs,
@@ -606,25 +608,25 @@ pub fn import_certificates(
                     continue;
                 }
             };
-            match store.ca_request_issued(request.id, &checked.issued, now) {
-                Ok(applied) => {
-                    report.imported.push(ImportedView {
-                        source,
-                        request: applied.id,
-                        device: applied.device.to_string(),
-                        serial: capf_lsc::hex(&checked.issued.serial),
-                        not_after: rfc3339(checked.issued.not_after),
-                    });
-                    pending.remove(&key);
-                }
-                Err(
-                    e @ (capf_store::Error::DuplicateSerial { .. }
-                    | capf_store::Error::InvalidLsc { .. }
-                    | capf_store::Error::CaRequestWrongState { .. }
-                    | capf_store::Error::UnknownCsr { .. }),
-                ) => report.refuse(source, e.to_string()),
-                Err(e) => return Err(e.into()),
-            }
+            let id = request.id;
+            // Taken: a second certificate for the same key in this import is refused.
+            pending.remove(&key);
+            sources.push(source);
+            batch.push((id, checked.issued));
+        }
+    }
+    // Applied in one call (one transaction in SQLite), each still judged on its own.
+    let results = store.ca_requests_issued(&batch, now)?;
+    for ((source, (_, issued)), result) in sources.into_iter().zip(&batch).zip(results) {
+        match result {
+            Ok(applied) => report.imported.push(ImportedView {
+                source,
+                request: applied.id,
+                device: applied.device.to_string(),
+                serial: capf_lsc::hex(&issued.serial),
+                not_after: rfc3339(issued.not_after),
+            }),
+            Err(e) => report.refuse(source, e.to_string()),
         }
     }
     Ok(report)

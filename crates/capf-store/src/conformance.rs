@@ -122,6 +122,7 @@ macro_rules! conformance_tests {
             every_request_change_is_audited,
             a_capf_issuance_makes_an_issued_request_stale,
             external_ca_settings_default_and_round_trip,
+            a_batch_of_certificates_applies_each_on_its_own,
         );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {

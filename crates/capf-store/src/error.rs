@@ -282,6 +282,21 @@ impl Error {
 }
 
 impl Error {
+    /// Whether this refuses one CA certificate rather than failing the store: the request is
+    /// unknown or not Pending, or the LSC is invalid or its serial taken
+    /// ([`crate::SessionStore::ca_requests_issued`] goes on with the others after one).
+    pub fn is_ca_request_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownCsr { .. }
+                | Error::CaRequestWrongState { .. }
+                | Error::InvalidLsc { .. }
+                | Error::DuplicateSerial { .. }
+        )
+    }
+}
+
+impl Error {
     /// A `map_err` for a file-system call: the I/O error of `action` on `path`.
     pub(crate) fn io(
         action: &'static str,

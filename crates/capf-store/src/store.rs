@@ -220,6 +220,30 @@ pub trait SessionStore: Send + Sync {
         now: SystemTime,
     ) -> Result<CaRequest, Error>;
 
+    /// Applies many CA certificates at once (an offline CA's import), each as
+    /// [`SessionStore::ca_request_issued`] and each judged on its own: the answer has one result
+    /// per input, in order, and a refused one ([`Error::is_ca_request_refusal`]) changes nothing
+    /// while the others apply. A backend may apply them in one transaction (SQLite does: 10,000
+    /// certificates then cost one sync, not 10,000); this default applies them one by one.
+    ///
+    /// # Errors
+    /// A database error (nothing of the batch is then known to be applied by one transaction's
+    /// backend; the default may have applied the ones before it).
+    fn ca_requests_issued(
+        &self,
+        issued: &[(i64, IssuedLsc)],
+        now: SystemTime,
+    ) -> Result<Vec<Result<CaRequest, Error>>, Error> {
+        let mut results = Vec::with_capacity(issued.len());
+        for (id, lsc) in issued {
+            match self.ca_request_issued(*id, lsc, now) {
+                Err(e) if !e.is_ca_request_refusal() => return Err(e),
+                result => results.push(result),
+            }
+        }
+        Ok(results)
+    }
+
     /// The CA refused request `id`, or it could not be sent: the request becomes Failed with
     /// `reason`.
     ///

@@ -358,3 +358,37 @@ pub fn external_ca_settings_default_and_round_trip<S: DeviceStore>(new_store: im
     s.update_settings(&settings, t(1)).must();
     assert_eq!(s.settings().must(), settings);
 }
+
+/// Certificates applied in a batch (an offline CA's import) are judged one by one: each gets
+/// its own result in order, a refused one (not Pending, unknown, a serial taken) changes
+/// nothing, and the others apply as [`crate::SessionStore::ca_request_issued`] would.
+pub fn a_batch_of_certificates_applies_each_on_its_own<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = with_phone(new_store);
+    let mut other = NewDevice::new(dn("SEP00AA00BB00CD"));
+    other.operation = Operation::InstallUpgrade(KeyPolicy::default());
+    s.add_device(&other, t(0)).must();
+    let a = request(&s, PHONE, 1, t(1));
+    let b = request(&s, "SEP00AA00BB00CD", 2, t(1));
+    let results = s
+        .ca_requests_issued(
+            &[(a.id, lsc(1)), (99, lsc(2)), (b.id, lsc(1)), (b.id, lsc(3))],
+            t(2),
+        )
+        .must();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().must().state, CaRequestState::Issued);
+    assert!(matches!(results[1], Err(Error::UnknownCsr { id: 99 })));
+    assert!(matches!(results[2], Err(Error::DuplicateSerial { .. })));
+    assert_eq!(
+        results[3].as_ref().must().lsc_serial.as_deref(),
+        Some(&lsc(3).serial[..])
+    );
+    // The refused ones left nothing behind: one LSC per applied certificate.
+    assert_eq!(s.lscs(&dn(PHONE)).must().len(), 1);
+    assert_eq!(s.lscs(&dn("SEP00AA00BB00CD")).must().len(), 1);
+    assert_eq!(s.lsc(&lsc(2).serial).must(), None);
+    assert_eq!(
+        s.ca_request(b.id).must().must().lsc_serial.as_deref(),
+        Some(&lsc(3).serial[..])
+    );
+}

@@ -362,6 +362,38 @@ impl SessionStore for SqliteStore {
         self.write(None, |tx| ca::issued(tx, id, lsc, now))
     }
 
+    fn ca_requests_issued(
+        &self,
+        issued: &[(i64, IssuedLsc)],
+        now: SystemTime,
+    ) -> Result<Vec<Result<CaRequest, Error>>, Error> {
+        // One transaction (one sync for the whole import), a savepoint per certificate so a
+        // refused one is undone alone.
+        self.write(None, |tx| {
+            let mut results = Vec::with_capacity(issued.len());
+            for (id, lsc) in issued {
+                tx.execute_batch("SAVEPOINT ca_request_issued")
+                    .map_err(Error::db("opening a savepoint"))?;
+                match ca::issued(tx, *id, lsc, now) {
+                    Ok(request) => {
+                        tx.execute_batch("RELEASE ca_request_issued")
+                            .map_err(Error::db("releasing a savepoint"))?;
+                        results.push(Ok(request));
+                    }
+                    Err(e) if e.is_ca_request_refusal() => {
+                        tx.execute_batch(
+                            "ROLLBACK TO ca_request_issued; RELEASE ca_request_issued",
+                        )
+                        .map_err(Error::db("rolling a savepoint back"))?;
+                        results.push(Err(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(results)
+        })
+    }
+
     fn ca_request_failed(
         &self,
         id: i64,
