@@ -229,3 +229,75 @@ mod imp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use std::path::{Path, PathBuf};
+
+    use crate::{CapfFiles, Config, ConfigFile, Error};
+
+    fn config(legacy: &[&str]) -> Config {
+        let mut c = Config::new("capf.pem", "capf.key");
+        c.legacy_tls_listen = legacy.iter().map(|a| a.parse().unwrap()).collect();
+        c
+    }
+
+    #[test]
+    fn off_by_default_in_the_configuration_and_its_file() {
+        assert!(Config::new("a", "b").legacy_tls_listen.is_empty());
+        let files = CapfFiles {
+            certificate: PathBuf::from("d/capf.pem"),
+            key: PathBuf::from("d/capf.key"),
+            created: false,
+        };
+        let file = ConfigFile::parse("", Path::new("capfd.toml")).unwrap();
+        let c = file.server_config(Path::new("d"), &files).unwrap();
+        assert!(c.legacy_tls_listen.is_empty());
+        let file = ConfigFile::parse(
+            "legacy_tls_listen = [\"0.0.0.0:3805\"]\n",
+            Path::new("capfd.toml"),
+        )
+        .unwrap();
+        let c = file.server_config(Path::new("d"), &files).unwrap();
+        assert_eq!(c.legacy_tls_listen, ["0.0.0.0:3805".parse().unwrap()]);
+    }
+
+    #[cfg(not(feature = "legacy-tls"))]
+    #[test]
+    fn a_build_without_the_feature_refuses_it_by_name() {
+        config(&[]).validate().unwrap();
+        let err = config(&["127.0.0.1:3805"]).validate().unwrap_err();
+        assert!(matches!(err, Error::LegacyTlsNotBuilt), "{err:?}");
+        assert!(err.to_string().contains("`legacy-tls` feature"), "{err}");
+    }
+
+    #[cfg(feature = "legacy-tls")]
+    #[test]
+    fn its_addresses_are_distinct_and_not_the_rustls_listeners() {
+        config(&["127.0.0.1:3805", "[::]:3805"]).validate().unwrap();
+        // Port 0 may repeat.
+        config(&["127.0.0.1:0", "127.0.0.1:0"]).validate().unwrap();
+        let refused = |c: Config| match c.validate() {
+            Err(e @ Error::Config { .. }) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let twice = refused(config(&["127.0.0.1:3805", "127.0.0.1:3805"]));
+        assert!(twice.contains("legacy_tls_listen = 127.0.0.1:3805 twice"), "{twice}");
+        let main = refused(config(&["0.0.0.0:3804"]));
+        assert!(main.contains("also in listen"), "{main}");
+        let many: Vec<String> = (0..65).map(|p| format!("127.0.0.1:{}", 4000 + p)).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(refused(config(&many)).contains("0 to 64 addresses"));
+    }
+
+    #[cfg(feature = "legacy-tls")]
+    #[test]
+    fn an_rsa_capf_identity_gets_a_context_and_an_ec_one_none() {
+        use capf_lsc::{Curve, KeySpec, RsaBits};
+        let (rsa, _) = crate::identity::fixture("legacy-rsa", KeySpec::Rsa(RsaBits::B2048));
+        assert!(rsa.legacy_tls.is_some());
+        let (ec, _) = crate::identity::fixture("legacy-ec", KeySpec::Ec(Curve::P256));
+        assert!(ec.legacy_tls.is_none());
+    }
+}
