@@ -15,8 +15,8 @@ use capf_lsc::{Curve, KeyOrder, KeyPolicy, KeySpec, RsaBits, certificate_to_pem}
 use capf_phone::{KeyPool, Phone, PhoneConfig, PhoneKey, TlsVersions};
 use capf_server::{CapfServer, Config, ServerHandle, ensure_capf_files};
 use capf_store::{
-    AdminStore, AuthMode, DeviceName, LscState, NewDevice, Operation, OperationStatus, SessionStore,
-    SqliteStore,
+    AdminStore, AuthMode, DeviceName, LscState, NewDevice, Operation, OperationStatus,
+    SessionStore, SqliteStore,
 };
 use capf_wire::Reason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,10 +90,9 @@ impl Lab {
         config.retries = 0;
         config.connect_timeout = Duration::from_secs(20);
         config.tls_versions = versions;
-        let key = PhoneKey::from_pkcs8_pem(capf_test_support::key_pem(KeySpec::Rsa(
-            RsaBits::B2048,
-        )))
-        .unwrap();
+        let key =
+            PhoneKey::from_pkcs8_pem(capf_test_support::key_pem(KeySpec::Rsa(RsaBits::B2048)))
+                .unwrap();
         Phone::new(config, Arc::new(KeyPool(vec![key]))).unwrap()
     }
 
@@ -220,7 +219,10 @@ fn without_an_rsa_capf_key_the_legacy_listener_is_refused_at_start() {
         matches!(err, capf_server::Error::LegacyTlsNeedsRsa { .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("needs an RSA CAPF certificate"), "{err}");
+    assert!(
+        err.to_string().contains("needs an RSA CAPF certificate"),
+        "{err}"
+    );
     // Without the legacy listener the same EC identity serves.
     config.legacy_tls_listen.clear();
     runtime
@@ -408,7 +410,9 @@ async fn garbage_after_the_handshake_is_handled_as_on_the_rustls_listener() {
     let lab = lab("garbage", |_| {}).await;
     // What the phone hears after AUTH_REQUEST, on each listener.
     let after_auth_request = |stdout: &str| {
-        let at = stdout.find("AUTH_REQUEST version 3\n").expect("AUTH_REQUEST");
+        let at = stdout
+            .find("AUTH_REQUEST version 3\n")
+            .expect("AUTH_REQUEST");
         stdout[at..].to_owned()
     };
     let cases = [
@@ -428,7 +432,11 @@ async fn garbage_after_the_handshake_is_handled_as_on_the_rustls_listener() {
         let out = tokio::task::block_in_place(|| python(&lab, lab.main_addr(), mode, "1.2"));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{mode} over rustls: {stdout}");
-        assert_eq!(after_auth_request(&stdout), legacy, "{mode}: as on the rustls listener");
+        assert_eq!(
+            after_auth_request(&stdout),
+            legacy,
+            "{mode}: as on the rustls listener"
+        );
         lab.unchanged();
     }
     // The listener still serves a phone afterwards.
@@ -456,7 +464,10 @@ fn tls10_client_hello() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_1_0_client_hello_then_silence_is_cut_off_at_the_handshake_deadline() {
-    let lab = lab("silent", |c| c.tls_handshake_timeout = Duration::from_secs(1)).await;
+    let lab = lab("silent", |c| {
+        c.tls_handshake_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut tcp = tokio::net::TcpStream::connect(lab.legacy_addr())
         .await
         .unwrap();
@@ -475,7 +486,11 @@ async fn a_tls_1_0_client_hello_then_silence_is_cut_off_at_the_handshake_deadlin
         }
         received.extend_from_slice(&buf[..n]);
     }
-    assert_eq!(&received[..3], &[0x16, 0x03, 0x01], "a TLS 1.0 handshake record");
+    assert_eq!(
+        &received[..3],
+        &[0x16, 0x03, 0x01],
+        "a TLS 1.0 handshake record"
+    );
     assert_eq!(received[5], 0x02, "ServerHello");
     lab.unchanged();
     // The silent peer held nothing: a phone enrolls next.

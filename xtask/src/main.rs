@@ -180,7 +180,10 @@ fn test(args: &[OsString]) -> Result<ExitCode, Error> {
     // The default build, then (for the whole workspace) the opt-in features too, so their
     // tests (`required-features`) run and their code is tested with everything else.
     let passes: &[&[&str]] = if whole {
-        &[&["--workspace"], &["--workspace", "--features", OPT_IN_FEATURES]]
+        &[
+            &["--workspace"],
+            &["--workspace", "--features", OPT_IN_FEATURES],
+        ]
     } else {
         &[&[]]
     };

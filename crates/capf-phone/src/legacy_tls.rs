@@ -53,9 +53,7 @@ impl Connector {
         store.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
         b.set_cert_store(store.build());
         b.set_verify(SslVerifyMode::PEER);
-        Ok(Some(Connector {
-            context: b.build(),
-        }))
+        Ok(Some(Connector { context: b.build() }))
     }
 
     /// TCP then the TLS handshake to `addr`, each within `timeout`.

@@ -225,9 +225,7 @@ pub enum Error {
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     /// TLS 1.0 or 1.1 asked of rustls, or of a build without the `legacy-tls` feature.
-    #[error(
-        "{0:?}: TLS 1.0 and 1.1 need the OpenSSL client of the `legacy-tls` feature (Phone)"
-    )]
+    #[error("{0:?}: TLS 1.0 and 1.1 need the OpenSSL client of the `legacy-tls` feature (Phone)")]
     LegacyTlsVersions(TlsVersions),
     /// OpenSSL refused the legacy TLS client's configuration or connection.
     #[cfg(feature = "legacy-tls")]

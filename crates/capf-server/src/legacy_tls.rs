@@ -215,12 +215,10 @@ mod imp {
             })
         }
 
-        fn write(&mut self, message: &[u8]) -> impl Future<Output = io::Result<()>> {
-            // One SSL_write, one record (spec rule T9; messages are at most 16 kB).
-            async move {
-                self.stream.write_all(message).await?;
-                self.stream.flush().await
-            }
+        // One SSL_write, one record (spec rule T9; messages are at most 16 kB).
+        async fn write(&mut self, message: &[u8]) -> io::Result<()> {
+            self.stream.write_all(message).await?;
+            self.stream.flush().await
         }
 
         fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
@@ -283,7 +281,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let twice = refused(config(&["127.0.0.1:3805", "127.0.0.1:3805"]));
-        assert!(twice.contains("legacy_tls_listen = 127.0.0.1:3805 twice"), "{twice}");
+        assert!(
+            twice.contains("legacy_tls_listen = 127.0.0.1:3805 twice"),
+            "{twice}"
+        );
         let main = refused(config(&["0.0.0.0:3804"]));
         assert!(main.contains("also in listen"), "{main}");
         let many: Vec<String> = (0..65).map(|p| format!("127.0.0.1:{}", 4000 + p)).collect();
