@@ -23,6 +23,9 @@
 //!     opens M more sessions that stay mid-install (key generation taking S seconds);
 //!     --server-pid reports the server's CPU per enrollment and memory (from /proc); --tls12
 //!     offers TLS 1.2 only, as phone firmware without TLS 1.3 does.
+//! --legacy-tls 1.0|1.1 (with the `legacy-tls` feature)
+//!     offers only that TLS version with AES-CBC-SHA suites, as 7900- and 9900-series phones
+//!     do, for capfd's legacy listener (`--legacy-tls-listen`; --demo turns it on).
 //! ```
 
 use std::path::PathBuf;
@@ -124,14 +127,19 @@ struct Cli {
     /// command: it closes the connection, spec 9.3).
     #[arg(long)]
     no_endpoint_csr: bool,
+    /// Offer only TLS 1.0 or 1.1 with AES-CBC-SHA suites, as 7900/9900-series phones do
+    /// (built with the `legacy-tls` feature).
+    #[arg(long, value_name = "VERSION", value_parser = ["1.0", "1.1"], conflicts_with = "tls12")]
+    legacy_tls: Option<String>,
 }
 
 impl Cli {
     fn tls_versions(&self) -> TlsVersions {
-        if self.tls12 {
-            TlsVersions::Tls12Only
-        } else {
-            TlsVersions::default()
+        match (self.tls12, self.legacy_tls.as_deref()) {
+            (_, Some("1.0")) => TlsVersions::Tls10Only,
+            (_, Some(_)) => TlsVersions::Tls11Only,
+            (true, None) => TlsVersions::Tls12Only,
+            (false, None) => TlsVersions::default(),
         }
     }
 }
@@ -373,6 +381,10 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     );
     let mut config = Config::new(&files.certificate, &files.key);
     config.listen = vec!["127.0.0.1:0".parse()?, "[::1]:0".parse()?];
+    let legacy = cli.tls_versions().is_legacy();
+    if legacy {
+        config.legacy_tls_listen = vec!["127.0.0.1:0".parse()?];
+    }
     let server = match CapfServer::bind(config.clone(), store.clone()).await {
         Ok(s) => s,
         Err(_) => {
@@ -383,7 +395,12 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     };
     let addrs = server.local_addrs();
     println!("CAPF listening on {addrs:?}");
-    let port = addrs.first().map(|a| a.port()).context("no listener")?;
+    let legacy_addrs = server.legacy_tls_addrs();
+    if legacy {
+        println!("legacy TLS listening on {legacy_addrs:?}");
+    }
+    let phones_to = if legacy { &legacy_addrs } else { &addrs };
+    let port = phones_to.first().map(|a| a.port()).context("no listener")?;
     let handle = server.spawn();
     let target = LoadTarget {
         host: "127.0.0.1".to_owned(),

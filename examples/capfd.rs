@@ -1,12 +1,18 @@
 //! `capfd`: the CAPF server.
 //!
-//! `capfd [--config FILE] [--data DIR] [--listen ADDR]... [--enable-ipv6 BOOL]`
+//! `capfd [--config FILE] [--data DIR] [--listen ADDR]... [--legacy-tls-listen ADDR]...
+//! [--enable-ipv6 BOOL]`
 //!
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
 //! store, and a CAPF certificate and key on the first run; then it serves on port 3804 (IPv4
 //! and IPv6) until SIGINT or SIGTERM, letting running sessions finish for up to 30 s.
 //! SIGHUP (or changing the files) reloads the CAPF certificate and key; the trust stores for
 //! authentication by existing certificate live in `capf-data/trust` (reloaded when they change).
+//!
+//! `--legacy-tls-listen` (or `legacy_tls_listen` in the file) turns on the opt-in legacy
+//! listener for 7900- and 9900-series phones: TLS 1.0 to 1.2 with AES-CBC-SHA suites, through
+//! OpenSSL. It needs a build with the `legacy-tls` feature and an RSA CAPF certificate, and it
+//! logs a warning about the weakness it accepts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +35,11 @@ struct Cli {
     /// Listen address (repeat for several); default 0.0.0.0:3804 and [::]:3804.
     #[arg(long)]
     listen: Vec<SocketAddr>,
+    /// The opt-in legacy TLS listener's address (repeat for several): TLS 1.0 to 1.2 with
+    /// AES-CBC-SHA suites, for 7900/9900-series phones. Off by default; needs the `legacy-tls`
+    /// feature and an RSA CAPF certificate.
+    #[arg(long)]
+    legacy_tls_listen: Vec<SocketAddr>,
     /// The Enable IPv6 enterprise parameter.
     #[arg(long)]
     enable_ipv6: Option<bool>,
@@ -75,12 +86,15 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if !cli.listen.is_empty() {
         config.listen = cli.listen;
     }
+    if !cli.legacy_tls_listen.is_empty() {
+        config.legacy_tls_listen = cli.legacy_tls_listen;
+    }
     if let Some(v6) = cli.enable_ipv6 {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
     let server = CapfServer::bind(config, store).await?;
-    tracing::info!(addrs = ?server.local_addrs(), data = %data.display(), "CAPF serving");
+    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), "CAPF serving");
     server
         .run(async move {
             shutdown_signal().await;

@@ -46,6 +46,12 @@ const REQUIREMENTS: &[Requirement] = &[
         package: Package::Apt(&["openssl"]),
     },
     Requirement {
+        name: "OpenSSL headers",
+        used_by: "building the `legacy-tls` feature (openssl-sys) for its tests",
+        check: Check::Command(&["pkg-config", "--exists", "openssl"]),
+        package: Package::Apt(&["libssl-dev", "pkg-config"]),
+    },
+    Requirement {
         name: "python3",
         used_by: "the SMTP server of capfctl's monitor test",
         check: Check::Command(&["python3", "--version"]),
@@ -146,7 +152,9 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
   test [args]   install what the tests need, start their services, then run
                 `cargo test --workspace --locked [args]` (a -p/--package in args replaces
-                --workspace) and exit with its status
+                --workspace); for the whole workspace, then capf-server and capf-phone with
+                their opt-in `legacy-tls` feature on, and the root tests that need it; exit with
+                the first failing status
   deps          only check for and install what the tests need
   help          this text";
 
@@ -175,24 +183,53 @@ fn test(args: &[OsString]) -> Result<ExitCode, Error> {
     deps()?;
     let _services = Services::start()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command.arg("test");
-    if !selects_packages(args) {
-        command.arg("--workspace");
+    let whole = !selects_packages(args);
+    // The default build, then (for the whole workspace) the crates with an opt-in feature again
+    // with it on: their own tests and the tests that need it (`required-features`). Only those,
+    // so the feature's pass does not run the whole workspace twice.
+    let passes: &[&[&str]] = if whole {
+        &[&["--workspace"], OPT_IN_PASS, OPT_IN_TESTS]
+    } else {
+        &[&[]]
+    };
+    for pass in passes {
+        let mut command = Command::new(&cargo);
+        command.arg("test").args(*pass).arg("--locked").args(args);
+        eprintln!("cargo xtask: {}", shown(&command));
+        let status = command.status().map_err(|source| Error::Spawn {
+            program: "cargo".into(),
+            source,
+        })?;
+        // The services stop when `_services` drops, before the exit status goes back.
+        match status.code() {
+            Some(0) => {}
+            Some(code) => return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+            None => return Ok(ExitCode::FAILURE),
+        }
     }
-    command.arg("--locked").args(args);
-    eprintln!("cargo xtask: {}", shown(&command));
-    let status = command.status().map_err(|source| Error::Spawn {
-        program: "cargo".into(),
-        source,
-    })?;
-    // The services stop when `_services` drops, before the exit status goes back.
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    Ok(ExitCode::SUCCESS)
 }
+
+/// The crates with an opt-in feature, tested again with it on: the legacy TLS listener and
+/// phones (issue 15), which link OpenSSL.
+const OPT_IN_PASS: &[&str] = &[
+    "-p",
+    "capf-server",
+    "-p",
+    "capf-phone",
+    "--features",
+    "capf-server/legacy-tls,capf-phone/legacy-tls",
+];
+
+/// The root tests that need an opt-in feature.
+const OPT_IN_TESTS: &[&str] = &[
+    "-p",
+    "capf",
+    "--features",
+    "legacy-tls",
+    "--test",
+    "legacy_tls",
+];
 
 /// Whether `cargo test` arguments pick packages (then `--workspace` would override them).
 fn selects_packages(args: &[OsString]) -> bool {

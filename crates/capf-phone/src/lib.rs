@@ -3,6 +3,8 @@
 
 mod key_dir;
 mod keys;
+#[cfg(feature = "legacy-tls")]
+mod legacy_tls;
 pub mod load;
 mod verifier;
 
@@ -45,6 +47,9 @@ pub fn client_config_with(
     trust: &[Vec<u8>],
     versions: TlsVersions,
 ) -> Result<Arc<rustls::ClientConfig>, Error> {
+    if versions.is_legacy() {
+        return Err(Error::LegacyTlsVersions(versions));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut anchors = Vec::new();
     for der in trust {
@@ -69,14 +74,27 @@ pub enum TlsVersions {
     Tls13AndTls12,
     /// TLS 1.2 only, as phone firmware without TLS 1.3 offers.
     Tls12Only,
+    /// TLS 1.0 only with the AES-CBC-SHA suites, as 7900- and 9900-series phones offer
+    /// (through OpenSSL: the `legacy-tls` feature; capfd's legacy listener).
+    Tls10Only,
+    /// TLS 1.1 only with the AES-CBC-SHA suites (the `legacy-tls` feature).
+    Tls11Only,
 }
 
 impl TlsVersions {
+    /// Whether these are TLS 1.0 or 1.1, which only the `legacy-tls` feature's OpenSSL client
+    /// speaks.
+    pub fn is_legacy(self) -> bool {
+        matches!(self, TlsVersions::Tls10Only | TlsVersions::Tls11Only)
+    }
+
     fn protocol_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
         static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
         match self {
             TlsVersions::Tls13AndTls12 => rustls::DEFAULT_VERSIONS,
             TlsVersions::Tls12Only => &TLS12_ONLY,
+            // Refused before (client_config_with).
+            TlsVersions::Tls10Only | TlsVersions::Tls11Only => rustls::DEFAULT_VERSIONS,
         }
     }
 }
@@ -218,6 +236,13 @@ pub enum Error {
     /// The TLS client configuration was refused.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// TLS 1.0 or 1.1 asked of rustls, or of a build without the `legacy-tls` feature.
+    #[error("{0:?}: TLS 1.0 and 1.1 need the OpenSSL client of the `legacy-tls` feature (Phone)")]
+    LegacyTlsVersions(TlsVersions),
+    /// OpenSSL refused the legacy TLS client's configuration or connection.
+    #[cfg(feature = "legacy-tls")]
+    #[error("legacy TLS: {0}")]
+    LegacyTls(#[from] openssl::error::ErrorStack),
     /// The session layer refused a call (a bug or a server that broke the protocol).
     #[error(transparent)]
     Session(#[from] capf_session::Error),
@@ -397,6 +422,9 @@ impl Enrollment {
 pub struct Phone {
     config: PhoneConfig,
     tls: tokio_rustls::TlsConnector,
+    /// The OpenSSL client for TLS 1.0 or 1.1 ([`TlsVersions::is_legacy`]).
+    #[cfg(feature = "legacy-tls")]
+    legacy_tls: Option<legacy_tls::Connector>,
     keys: Arc<dyn KeySource>,
 }
 
@@ -415,10 +443,25 @@ impl Phone {
     /// # Errors
     /// [`Error::Der`] for an unreadable trust certificate, [`Error::Tls`].
     pub fn new(config: PhoneConfig, keys: Arc<dyn KeySource>) -> Result<Self, Error> {
-        let tls = client_config_with(&config.trust, config.tls_versions)?;
+        let versions = config.tls_versions;
+        #[cfg(not(feature = "legacy-tls"))]
+        if versions.is_legacy() {
+            return Err(Error::LegacyTlsVersions(versions));
+        }
+        #[cfg(feature = "legacy-tls")]
+        let legacy_tls = legacy_tls::Connector::new(&config.trust, versions)?;
+        // A legacy phone's rustls client goes unused.
+        let rustls_versions = if versions.is_legacy() {
+            TlsVersions::default()
+        } else {
+            versions
+        };
+        let tls = client_config_with(&config.trust, rustls_versions)?;
         Ok(Phone {
             config,
             tls: tokio_rustls::TlsConnector::from(tls),
+            #[cfg(feature = "legacy-tls")]
+            legacy_tls,
             keys,
         })
     }
@@ -519,6 +562,17 @@ impl Phone {
         let addrs = self.plan().await?;
         let mut last = None;
         for addr in &addrs {
+            #[cfg(feature = "legacy-tls")]
+            if let Some(legacy) = &self.legacy_tls {
+                match legacy.connect(*addr, self.config.connect_timeout).await {
+                    Ok(tls) => return self.session(tls, *addr).await,
+                    Err(e) => {
+                        debug!(%addr, error = %e, "legacy TLS connect failed");
+                        last = Some(e);
+                        continue;
+                    }
+                }
+            }
             match self.connect(*addr).await {
                 Ok(tls) => return self.session(tls, *addr).await,
                 Err(e) => {
@@ -560,7 +614,7 @@ impl Phone {
 
     async fn session(
         &mut self,
-        mut tls: tokio_rustls::client::TlsStream<TcpStream>,
+        mut tls: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
         server: SocketAddr,
     ) -> Result<Enrollment, Error> {
         let mut session = PhoneSession::new(self.config.session.clone(), Instant::now());

@@ -24,6 +24,7 @@ pub const CAPF_PORT: u16 = 3804;
 /// | key | allowed | default |
 /// |---|---|---|
 /// | `listen` | 1 to 64 distinct addresses | `0.0.0.0:3804`, `[::]:3804` |
+/// | `legacy_tls_listen` | 0 to 64 distinct addresses, not in `listen`; only with the `legacy-tls` feature | none (off) |
 /// | `tls_handshake_timeout_secs` | 1 to 300 s | 10 s |
 /// | `message_timeout_secs` | 1 to 3600 s | 30 s |
 /// | `key_generation_timeout_secs` | 1 to 7200 s | 3600 s |
@@ -36,6 +37,10 @@ pub const CAPF_PORT: u16 = 3804;
 pub struct Config {
     /// Where to listen: by default `0.0.0.0:3804` and `[::]:3804` (IPv6-only, so both bind).
     pub listen: Vec<SocketAddr>,
+    /// Where the opt-in legacy listener listens (TLS 1.0 to 1.2 with AES-CBC-SHA suites, for
+    /// 7900- and 9900-series phones; needs the `legacy-tls` feature and an RSA CAPF key). Empty,
+    /// the default, turns it off.
+    pub legacy_tls_listen: Vec<SocketAddr>,
     /// The Enable IPv6 enterprise parameter: with `False` every IPv6 peer is refused.
     pub enable_ipv6: EnableIpv6,
     /// The CAPF certificate (PEM); checked against the CAPF certificate profile at start and at
@@ -73,6 +78,7 @@ impl Config {
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, CAPF_PORT)),
                 SocketAddr::from((Ipv6Addr::UNSPECIFIED, CAPF_PORT)),
             ],
+            legacy_tls_listen: Vec::new(),
             enable_ipv6: EnableIpv6::True,
             capf_certificate: capf_certificate.into(),
             capf_key: capf_key.into(),
@@ -108,6 +114,7 @@ impl Config {
                 ));
             }
         }
+        crate::legacy_tls::validate(self)?;
         let session = &self.session;
         let durations = [
             (

@@ -28,6 +28,9 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// Listen addresses.
     pub listen: Option<Vec<SocketAddr>>,
+    /// The opt-in legacy TLS listener's addresses (TLS 1.0 to 1.2, AES-CBC-SHA; the
+    /// `legacy-tls` feature).
+    pub legacy_tls_listen: Option<Vec<SocketAddr>>,
     /// The Enable IPv6 enterprise parameter.
     pub enable_ipv6: Option<bool>,
     /// The CAPF certificate, instead of the data directory's.
@@ -124,6 +127,9 @@ impl ConfigFile {
         config.trust_dir = Some(self.trust_dir.clone().unwrap_or_else(|| data.join("trust")));
         if let Some(listen) = &self.listen {
             config.listen.clone_from(listen);
+        }
+        if let Some(legacy) = &self.legacy_tls_listen {
+            config.legacy_tls_listen.clone_from(legacy);
         }
         if let Some(v6) = self.enable_ipv6 {
             config.enable_ipv6 = v6.into();

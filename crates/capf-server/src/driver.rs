@@ -55,22 +55,8 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     admission: Admission,
 ) {
-    if admit_peer(shared.config.enable_ipv6, peer.ip()) == PeerAdmission::RefusedIpv6Disabled {
-        // The guide: with Enable IPv6 false, CAPF refuses phones that use IPv6.
-        info!(%peer, "refused: IPv6 peer while Enable IPv6 is False");
+    if !prepare(&shared, &tcp, peer) {
         return;
-    }
-    if let Err(e) = tcp.set_nodelay(true) {
-        debug!(%peer, error = %e, "TCP_NODELAY");
-    }
-    let settings = shared.enrollment.settings();
-    // Keepalive on connections that wait on the phone, so firewalls keep them (the guide's
-    // CAPF keepalive timer, 5 to 60 minutes).
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(settings.keepalive.as_duration())
-        .with_interval(settings.keepalive.as_duration());
-    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
-        debug!(%peer, error = %e, "TCP keepalive");
     }
     let conn = match rustls::server::UnbufferedServerConnection::new(shared.tls()) {
         Ok(conn) => conn,
@@ -82,13 +68,7 @@ pub(crate) async fn serve(
     // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
     // passed by value would be held twice in every connection's future.
     let mut tls = Box::new(TlsConnection::new(tcp, conn));
-    // Short before authentication (issue 12 item 2): the run-time setting, within the
-    // configuration's bound.
-    let handshake_timeout = shared
-        .config
-        .tls_handshake_timeout
-        .min(settings.tls_handshake_timeout);
-    match tokio::time::timeout(handshake_timeout, tls.handshake()).await {
+    match tokio::time::timeout(handshake_timeout(&shared), tls.handshake()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             info!(%peer, error = %e, "TLS handshake failed");
@@ -99,6 +79,48 @@ pub(crate) async fn serve(
             return;
         }
     }
+    start(shared, tls, admission, peer).await;
+}
+
+/// Before any TLS, on every listener: the Enable IPv6 check and the socket options; `false`
+/// when the peer is refused.
+pub(crate) fn prepare(shared: &Shared, tcp: &TcpStream, peer: SocketAddr) -> bool {
+    if admit_peer(shared.config.enable_ipv6, peer.ip()) == PeerAdmission::RefusedIpv6Disabled {
+        // The guide: with Enable IPv6 false, CAPF refuses phones that use IPv6.
+        info!(%peer, "refused: IPv6 peer while Enable IPv6 is False");
+        return false;
+    }
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(%peer, error = %e, "TCP_NODELAY");
+    }
+    let settings = shared.enrollment.settings();
+    // Keepalive on connections that wait on the phone, so firewalls keep them (the guide's
+    // CAPF keepalive timer, 5 to 60 minutes).
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(settings.keepalive.as_duration())
+        .with_interval(settings.keepalive.as_duration());
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        debug!(%peer, error = %e, "TCP keepalive");
+    }
+    true
+}
+
+/// How long a TLS handshake may take on any listener: short before authentication (issue 12
+/// item 2), the run-time setting within the configuration's bound.
+pub(crate) fn handshake_timeout(shared: &Shared) -> std::time::Duration {
+    shared
+        .config
+        .tls_handshake_timeout
+        .min(shared.enrollment.settings().tls_handshake_timeout)
+}
+
+/// After the TLS handshake, on any listener: a session id, its span, and the loop.
+pub(crate) async fn start<T: Transport>(
+    shared: Arc<Shared>,
+    transport: Box<T>,
+    admission: Admission,
+    peer: SocketAddr,
+) {
     let session_id = match random_session_id() {
         Ok(id) => id,
         Err(e) => {
@@ -107,7 +129,7 @@ pub(crate) async fn serve(
         }
     };
     let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    drive(shared, tls, session_id, admission, peer)
+    drive(shared, transport, session_id, admission, peer)
         .instrument(span)
         .await;
 }

@@ -54,6 +54,34 @@ pub enum Error {
         /// The key file.
         path: PathBuf,
     },
+    /// `legacy_tls_listen` is set in a build without the `legacy-tls` feature.
+    #[error(
+        "legacy_tls_listen is set, but this build has no legacy TLS listener: build with the \
+         `legacy-tls` feature"
+    )]
+    LegacyTlsNotBuilt,
+    /// The legacy listener is on and the CAPF key is not RSA: 7900- and 9900-series phones
+    /// know only RSA certificates.
+    #[cfg(feature = "legacy-tls")]
+    #[error(
+        "CAPF certificate {}: the legacy TLS listener (legacy_tls_listen) needs an RSA CAPF \
+         certificate and key, for 7900- and 9900-series phones",
+        path.display()
+    )]
+    LegacyTlsNeedsRsa {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// OpenSSL refused the CAPF certificate or key for the legacy listener.
+    #[cfg(feature = "legacy-tls")]
+    #[error("legacy TLS configuration from {}: {source}", path.display())]
+    LegacyTls {
+        /// The certificate file.
+        path: PathBuf,
+        /// OpenSSL's errors.
+        #[source]
+        source: openssl::error::ErrorStack,
+    },
     /// rustls refused the certificate or key.
     #[error("TLS configuration from {}: {source}", path.display())]
     Tls {

@@ -21,6 +21,9 @@ pub struct CapfIdentity {
     /// the protocol, spec rule T4).
     pub tls: Arc<rustls::ServerConfig>,
     pub(crate) issuer: Option<Issuer>,
+    /// The legacy listener's OpenSSL context, `None` for a key that is not RSA.
+    #[cfg(feature = "legacy-tls")]
+    pub(crate) legacy_tls: Option<openssl::ssl::SslContext>,
     /// The certificate and key files as loaded, so a reload can tell whether they changed.
     pub(crate) files: LoadedFiles,
 }
@@ -92,6 +95,16 @@ impl CapfIdentity {
             })?;
             ders.push(CertificateDer::from(der));
         }
+        #[cfg(feature = "legacy-tls")]
+        let legacy_tls = {
+            let chain: Vec<Vec<u8>> = ders.iter().map(|d| d.to_vec()).collect();
+            crate::legacy_tls::context(&chain, key_der.as_bytes()).map_err(|source| {
+                Error::LegacyTls {
+                    path: certificate.to_owned(),
+                    source,
+                }
+            })?
+        };
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -111,6 +124,8 @@ impl CapfIdentity {
             certificate: capf,
             tls: Arc::new(tls),
             issuer: Some(issuer),
+            #[cfg(feature = "legacy-tls")]
+            legacy_tls,
             files: LoadedFiles {
                 certificate_pem: cert_pem,
                 key_pem: key_pem.into_bytes(),

@@ -9,6 +9,7 @@ mod driver;
 mod error;
 mod handler;
 mod identity;
+mod legacy_tls;
 mod limits;
 mod tls;
 
@@ -50,12 +51,29 @@ impl Shared {
         let identity = self.identity.read().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&identity.tls)
     }
+
+    /// The legacy listener's OpenSSL context for the CAPF certificate being served.
+    #[cfg(feature = "legacy-tls")]
+    fn legacy_tls(&self) -> Option<openssl::ssl::SslContext> {
+        let identity = self.identity.read().unwrap_or_else(PoisonError::into_inner);
+        identity.legacy_tls.clone()
+    }
+}
+
+/// Which TLS a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListenerKind {
+    /// rustls: TLS 1.3 and 1.2.
+    Main,
+    /// OpenSSL: TLS 1.0 to 1.2 with the AES-CBC-SHA suites (`legacy_tls_listen`).
+    #[cfg(feature = "legacy-tls")]
+    LegacyTls,
 }
 
 /// The CAPF service, bound and ready to serve.
 pub struct CapfServer {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, ListenerKind)>,
     hard_stop: watch::Sender<bool>,
 }
 
@@ -108,7 +126,19 @@ impl CapfServer {
         config.validate()?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push(listen(*addr, config.backlog)?);
+            listeners.push((listen(*addr, config.backlog)?, ListenerKind::Main));
+        }
+        #[cfg(feature = "legacy-tls")]
+        if !config.legacy_tls_listen.is_empty() {
+            if identity.legacy_tls.is_none() {
+                return Err(Error::LegacyTlsNeedsRsa {
+                    path: config.capf_certificate.clone(),
+                });
+            }
+            for addr in &config.legacy_tls_listen {
+                listeners.push((listen(*addr, config.backlog)?, ListenerKind::LegacyTls));
+            }
+            warn!(addrs = ?config.legacy_tls_listen, "{}", legacy_tls::WARNING);
         }
         let settings = {
             let store = Arc::clone(&store);
@@ -158,9 +188,23 @@ impl CapfServer {
 
     /// The bound addresses (with the ports the system chose for port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs_of(ListenerKind::Main)
+    }
+
+    /// The legacy listener's bound addresses (`legacy_tls_listen`; empty when it is off or
+    /// built without the `legacy-tls` feature).
+    pub fn legacy_tls_addrs(&self) -> Vec<SocketAddr> {
+        #[cfg(feature = "legacy-tls")]
+        return self.addrs_of(ListenerKind::LegacyTls);
+        #[cfg(not(feature = "legacy-tls"))]
+        Vec::new()
+    }
+
+    fn addrs_of(&self, kind: ListenerKind) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|(_, k)| *k == kind)
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -180,7 +224,7 @@ impl CapfServer {
     pub async fn run(self, shutdown: impl std::future::Future<Output = Duration>) {
         let tracker = TaskTracker::new();
         let (stop_accepting, _) = watch::channel(false);
-        for listener in self.listeners {
+        for (listener, kind) in self.listeners {
             let shared = Arc::clone(&self.shared);
             let connections = tracker.clone();
             let mut stop = stop_accepting.subscribe();
@@ -189,7 +233,7 @@ impl CapfServer {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok((tcp, peer)) => {
-                                connections.spawn(connection_task(Arc::clone(&shared), tcp, peer));
+                                connections.spawn(connection_task(Arc::clone(&shared), tcp, peer, kind));
                             }
                             Err(e) => {
                                 // Out of descriptors, say: back off instead of spinning.
@@ -225,8 +269,14 @@ impl CapfServer {
     pub fn spawn(self) -> ServerHandle {
         let (stop, grace) = tokio::sync::oneshot::channel::<Duration>();
         let addrs = self.local_addrs();
+        let legacy_tls_addrs = self.legacy_tls_addrs();
         let task = tokio::spawn(self.run(async move { grace.await.unwrap_or(Duration::ZERO) }));
-        ServerHandle { stop, task, addrs }
+        ServerHandle {
+            stop,
+            task,
+            addrs,
+            legacy_tls_addrs,
+        }
     }
 }
 
@@ -236,12 +286,18 @@ pub struct ServerHandle {
     stop: tokio::sync::oneshot::Sender<Duration>,
     task: tokio::task::JoinHandle<()>,
     addrs: Vec<SocketAddr>,
+    legacy_tls_addrs: Vec<SocketAddr>,
 }
 
 impl ServerHandle {
     /// The bound addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The legacy listener's bound addresses ([`CapfServer::legacy_tls_addrs`]).
+    pub fn legacy_tls_addrs(&self) -> &[SocketAddr] {
+        &self.legacy_tls_addrs
     }
 
     /// Stops accepting, lets running sessions finish for up to `grace`, and waits for the end.
@@ -273,7 +329,12 @@ fn recover_interrupted(store: &dyn SessionStore) -> Result<usize, Error> {
     Ok(interrupted.len())
 }
 
-async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+async fn connection_task(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+) {
     let settings = shared.enrollment.settings();
     let admission = match shared.admissions.admit(peer.ip(), &settings) {
         Ok(admission) => admission,
@@ -284,7 +345,12 @@ async fn connection_task(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: 
             return;
         }
     };
-    driver::serve(Arc::clone(&shared), tcp, peer, admission).await;
+    // The same admission on every listener; only the TLS layer differs.
+    match kind {
+        ListenerKind::Main => driver::serve(shared, tcp, peer, admission).await,
+        #[cfg(feature = "legacy-tls")]
+        ListenerKind::LegacyTls => legacy_tls::serve(shared, tcp, peer, admission).await,
+    }
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
@@ -358,6 +424,15 @@ async fn reload_loop(shared: Arc<Shared>) {
             &shared.config.capf_key,
             SystemTime::now(),
         ) {
+            #[cfg(feature = "legacy-tls")]
+            Ok(identity)
+                if identity.legacy_tls.is_none() && !shared.config.legacy_tls_listen.is_empty() =>
+            {
+                warn!(
+                    "CAPF certificate not reloaded: its key is not RSA, which the legacy TLS \
+                     listener needs; keeping the current one"
+                );
+            }
             Ok(mut identity) => {
                 if let (Some(signer), Some(issuer)) =
                     (shared.capf_signer.as_ref(), identity.take_issuer())
