@@ -1176,6 +1176,10 @@ impl EnrollmentHandler {
             })
             .await?;
         let id = request.id;
+        if mode == CertificateIssuer::OnlineCa {
+            // The settings as the administrator left them, not as of the last refresh.
+            self.service.refresh_online_ca().await;
+        }
         let Some(ca) = self.service.external_ca(mode) else {
             let reason = format!(
                 "the certificate issuer is {} but no such CA is configured",
