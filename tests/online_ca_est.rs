@@ -5,7 +5,7 @@
 //! against the EST CA. The test fails, never skips, when estserver is missing.
 //!
 //! Phones never generate RSA keys here: a fixture key is the phone's pending key.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -390,6 +390,65 @@ fn lsc_pem(out: &Path) -> PathBuf {
 }
 
 #[test]
+fn est_issues_the_lsc_in_the_session_and_openssl_verifies_it() {
+    let capfd = Capfd::start("issue");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(!text(&set).contains("estpwd"), "{}", text(&set));
+    let shown = capfd.json(&["online-ca", "show"]);
+    assert_eq!(shown["password"], "********", "{shown}");
+    assert!(!shown.to_string().contains("estpwd"));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+}
+
+#[test]
+fn a_wrong_password_fails_the_operation_with_a_401_reason_and_no_password() {
+    let capfd = Capfd::start("401");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "not-the-password", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let _ = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("HTTP 401"), "{device}");
+    assert!(reason.contains("estuser"), "{device}");
+    assert!(!reason.contains("not-the-password"), "{device}");
+}
+
+#[test]
+fn an_unknown_label_is_a_404_reason() {
+    let capfd = Capfd::start("404");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", Some("no-such-label"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let _ = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("HTTP 404"), "{device}");
+    assert!(
+        reason.contains("/.well-known/est/no-such-label/simpleenroll"),
+        "{device}"
+    );
+}
+
+#[test]
 fn cacerts_prints_the_chain_and_adds_it_to_capf_trust() {
     let capfd = Capfd::start("cacerts");
     let est = Est::start(&capfd.path("est"), &[]);
@@ -401,4 +460,28 @@ fn cacerts_prints_the_chain_and_adds_it_to_capf_trust() {
     let shown =
         ok(&mut capfd.capfctl(&["online-ca", "cacerts", "--trust", trust.to_str().unwrap()]));
     assert!(shown.contains("capf test EST CA"), "{shown}");
+}
+
+#[test]
+fn the_ca_down_leaves_the_request_pending_and_tells_the_phone_to_come_back() {
+    let capfd = Capfd::start("down");
+    let est_dir = capfd.path("est");
+    let port = {
+        let est = Est::start(&est_dir, &[]);
+        capfd.trust_root(&est.dir.join("ca.pem"));
+        est.port
+    }; // estserver stopped: connection refused.
+    let set = capfd.set_online_ca(port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device(DEVICE);
+    assert_ne!(device["status"], "success", "{device}: {}", text(&phone));
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot connect to the online CA") || reason.contains("pending"),
+        "{device}"
+    );
 }

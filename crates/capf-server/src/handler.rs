@@ -48,6 +48,9 @@ pub struct EnrollmentService {
     /// The Online CA itself, when the server runs one: its settings are refreshed and its
     /// pending requests polled (`crate::online`).
     pub(crate) online: Option<Arc<OnlineCa>>,
+    /// Held from reading the Online CA settings to applying them, so a refresh that read an
+    /// older row never replaces what a later refresh applied (the poller's and a session's).
+    pub(crate) online_refresh: tokio::sync::Mutex<()>,
     /// When each pending Online CA request is next asked about (store request id -> when):
     /// honours the CA's Retry-After, bounded by `ca_retry_delay`.
     pub(crate) polls: Mutex<std::collections::HashMap<i64, Instant>>,
@@ -96,6 +99,7 @@ impl EnrollmentService {
             offline_ca: Arc::new(OfflineCa),
             online_ca: None,
             online: None,
+            online_refresh: tokio::sync::Mutex::new(()),
             polls: Mutex::new(std::collections::HashMap::new()),
             ca_call_deadline: crate::online::CA_CALL_DEADLINE,
             trust: RwLock::new(Arc::new(trust)),

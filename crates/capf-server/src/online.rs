@@ -13,6 +13,7 @@ use capf_ca::{Error as CaError, IssuedLsc, OnlineAnswer};
 use capf_lsc::{CertificateIssuer, DeviceName};
 use capf_store::CaRequest;
 use capf_trust::{Purpose, check_external_lsc};
+use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use crate::Error;
@@ -117,6 +118,7 @@ impl EnrollmentService {
         let Some(online) = self.online.as_ref() else {
             return;
         };
+        let _applying = self.online_refresh.lock().await;
         match self
             .store_call("Online CA settings", |s| s.online_ca_config())
             .await
@@ -239,16 +241,26 @@ impl EnrollmentService {
 }
 
 /// Refreshes the Online CA settings every `refresh` and polls due requests every
-/// [`POLL_TICK`], for as long as the server runs.
+/// [`POLL_TICK`], for as long as the server runs. The two run side by side: a poll waiting on
+/// a slow CA never delays the settings, and the settings are re-read on `refresh`'s own
+/// schedule (not rounded up to a poll tick), so `capfctl online-ca set` is in force within
+/// `refresh`, as every other setting is.
 pub async fn run(service: Arc<EnrollmentService>, refresh: Duration) {
-    let mut tick = tokio::time::interval(POLL_TICK);
-    let mut last_refresh: Option<Instant> = None;
-    loop {
-        tick.tick().await;
-        if last_refresh.is_none_or(|at| at.elapsed() >= refresh) {
+    let settings = async {
+        let mut tick = tokio::time::interval(refresh);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
             service.refresh_online_ca().await;
-            last_refresh = Some(Instant::now());
         }
-        service.poll_online_ca().await;
-    }
+    };
+    let polls = async {
+        let mut tick = tokio::time::interval(POLL_TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            service.poll_online_ca().await;
+        }
+    };
+    tokio::join!(settings, polls);
 }

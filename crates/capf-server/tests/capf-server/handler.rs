@@ -1546,3 +1546,45 @@ async fn a_phone_hanging_up_at_sign_cert_request_fails_with_a_reason() {
     let reason = bench.failed_reason();
     assert!(reason.contains("closed the connection"), "{reason}");
 }
+
+/// `capfctl online-ca set` is in force within one settings refresh, as every other setting:
+/// the Online CA task re-reads it on the refresh's own schedule, not rounded up to its 1 s poll
+/// tick (a phone that came 2.5 s after the set, with a 2 s refresh, once found "no Online CA
+/// is set"). On the paused clock: the set lands at 0.1 s, the refresh is every 0.5 s.
+#[tokio::test(start_paused = true)]
+async fn the_online_ca_settings_are_in_force_within_one_refresh() {
+    let bench = Bench::new("online-refresh");
+    let online = Arc::new(capf_ca::OnlineCa::new());
+    let service = Arc::new(
+        EnrollmentService::new(
+            bench.store.clone(),
+            bench.capf.clone(),
+            trust(&bench.capf.issuer(), &[]),
+            bench.store.settings().unwrap(),
+        )
+        .with_online(online.clone()),
+    );
+    let task = tokio::spawn(capf_server::online::run(
+        service,
+        Duration::from_millis(500),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(online.config(), None);
+    let config = capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: 8085,
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: capf_lsc::Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap();
+    bench
+        .store
+        .set_online_ca_config(&config, SystemTime::now())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert_eq!(online.config(), Some(config));
+    task.abort();
+}
