@@ -485,3 +485,69 @@ fn the_ca_down_leaves_the_request_pending_and_tells_the_phone_to_come_back() {
         "{device}"
     );
 }
+
+#[test]
+fn manual_approval_is_polled_and_the_phone_comes_back_and_installs() {
+    let capfd = Capfd::start("manual");
+    // 202 with Retry-After until 4 s have passed, then 200 for the same CSR.
+    let est = Est::start(&capfd.path("est"), &["-m", "4"]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let first = capfd.phone(DEVICE, &out, "0");
+    assert!(!first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("come back"), "{}", text(&first));
+    assert_ne!(capfd.device(DEVICE)["status"], "failed");
+    // The poller asks again with the same CSR; the phone comes back (every 1 s) until the
+    // certificate is there, and installs it.
+    let phone = capfd.phone(DEVICE, &out, "5");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(log.contains("pending with the"), "{log}");
+    assert!(
+        log.contains("the online CA issued the pending request"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_slow_ca_holds_no_session_hostage() {
+    let capfd = Capfd::start("slow");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    // A CA that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let set = capfd.set_online_ca(port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    // Past the session's deadline on the CA call the phone is told to come back; the request
+    // stays pending for the poller.
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(!phone.status.success(), "{}", text(&phone));
+    assert!(text(&phone).contains("come back"), "{}", text(&phone));
+    let device = capfd.device(DEVICE);
+    assert_ne!(device["status"], "failed", "{device}");
+    assert_ne!(device["status"], "success", "{device}");
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(
+        log.contains("the online CA did not answer in the session's time"),
+        "{log}"
+    );
+}
