@@ -356,7 +356,8 @@ fn cannot_install(plan: &Plan) -> Option<String> {
     if !is_root() {
         return Some("installing needs root".into());
     }
-    if !(plan.apt.is_empty() && plan.scripts.is_empty()) && !succeeds(&["apt-get", "--version"]) {
+    let needs_apt = !plan.apt.is_empty() || !plan.scripts.is_empty();
+    if needs_apt && !succeeds(&["apt-get", "--version"]) {
         return Some("no apt-get on this machine: install the equivalent packages".into());
     }
     None
