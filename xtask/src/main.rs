@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 /// One thing the tests need from the machine: how to tell it is there, and what provides it.
 ///
-/// Later issues extend [`REQUIREMENTS`] (postgresql, slapd, libest, nginx, chromium).
+/// Later issues extend [`REQUIREMENTS`] (postgresql, slapd, chromium).
 struct Requirement {
     /// What it is, as the messages name it.
     name: &'static str,
@@ -35,6 +35,9 @@ enum Package {
     /// A PyPI package, installed with `python3 -m pip install` (pip itself from Debian's
     /// `python3-pip` when missing).
     Pip(&'static str),
+    /// A shell script of this repository (its path from the workspace root), run with `sh`
+    /// as root: for what Debian's own release does not package (libEST from trixie).
+    Script(&'static str),
 }
 
 /// Everything the workspace's tests need beyond a Rust toolchain, in install order.
@@ -68,6 +71,22 @@ const REQUIREMENTS: &[Requirement] = &[
         used_by: "the Offline CA end-to-end test (tests/offline_ca.rs) signing endpoint CSRs with Debian's easy-rsa",
         check: Check::Command(&["test", "-x", "/usr/share/easy-rsa/easyrsa"]),
         package: Package::Apt(&["easy-rsa"]),
+    },
+    Requirement {
+        name: "libEST estserver",
+        used_by: "the Online CA EST end-to-end tests (tests/online_ca_est.rs): Cisco's EST server from Debian trixie's libest-utils, unpacked under /opt/libest",
+        check: Check::Command(&[
+            "sh",
+            "-c",
+            "LD_LIBRARY_PATH=/opt/libest/usr/lib/x86_64-linux-gnu /opt/libest/usr/bin/estserver --help 2>&1 | grep -q 'Available EST server options'",
+        ]),
+        package: Package::Script("scripts/install-libest.sh"),
+    },
+    Requirement {
+        name: "nginx",
+        used_by: "the EST label path in tests/online_ca_est.rs (Debian's libEST has no label support: nginx in front strips it)",
+        check: Check::Command(&["/usr/sbin/nginx", "-v"]),
+        package: Package::Apt(&["nginx-light"]),
     },
 ];
 
@@ -284,10 +303,12 @@ fn succeeds(argv: &[&str]) -> bool {
 }
 
 /// What installs the missing requirements: Debian packages first (pip included when a PyPI
-/// package needs it), then PyPI packages.
+/// package needs it), then PyPI packages, then this repository's install scripts.
 struct Plan {
     apt: Vec<&'static str>,
     pip: Vec<&'static str>,
+    /// Scripts, as paths from the workspace root.
+    scripts: Vec<&'static str>,
 }
 
 impl Plan {
@@ -295,11 +316,13 @@ impl Plan {
         let mut plan = Plan {
             apt: Vec::new(),
             pip: Vec::new(),
+            scripts: Vec::new(),
         };
         for r in missing {
             match r.package {
                 Package::Apt(packages) => plan.apt.extend_from_slice(packages),
                 Package::Pip(package) => plan.pip.push(package),
+                Package::Script(script) => plan.scripts.push(script),
             }
         }
         if !plan.pip.is_empty() && !succeeds(&["python3", "-m", "pip", "--version"]) {
@@ -326,6 +349,9 @@ impl Plan {
                 self.pip.join(" ")
             ));
         }
+        for script in &self.scripts {
+            out.push(format!("{sudo}sh {}", workspace_path(script)));
+        }
         out
     }
 
@@ -345,8 +371,21 @@ impl Plan {
                 run(&install)?;
             }
         }
+        for script in &self.scripts {
+            run(&["sh", &workspace_path(script)])?;
+        }
         Ok(())
     }
+}
+
+/// `path` (from the workspace root) as an absolute path: xtask may run from any directory.
+fn workspace_path(path: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(path)
+        .display()
+        .to_string()
 }
 
 /// Why this process cannot carry out `plan`, if it cannot.
@@ -354,7 +393,8 @@ fn cannot_install(plan: &Plan) -> Option<String> {
     if !is_root() {
         return Some("installing needs root".into());
     }
-    if !plan.apt.is_empty() && !succeeds(&["apt-get", "--version"]) {
+    let needs_apt = !plan.apt.is_empty() || !plan.scripts.is_empty();
+    if needs_apt && !succeeds(&["apt-get", "--version"]) {
         return Some("no apt-get on this machine: install the equivalent packages".into());
     }
     None
@@ -463,6 +503,11 @@ mod tests {
             match r.package {
                 Package::Apt(packages) => assert!(!packages.is_empty(), "{}", r.name),
                 Package::Pip(package) => assert!(!package.is_empty(), "{}", r.name),
+                Package::Script(script) => assert!(
+                    std::path::Path::new(&workspace_path(script)).is_file(),
+                    "{}: {script}",
+                    r.name
+                ),
             }
         }
     }

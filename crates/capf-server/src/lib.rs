@@ -11,6 +11,7 @@ mod handler;
 mod identity;
 mod legacy_tls;
 mod limits;
+pub mod online;
 mod tls;
 
 use std::net::SocketAddr;
@@ -170,7 +171,10 @@ impl CapfServer {
         }
         let trust = load_trust(config.trust_dir.as_deref(), &identity.certificate)?;
         let (hard_stop, hard_stop_rx) = watch::channel(false);
-        let enrollment = Arc::new(EnrollmentService::new(store, ca, trust, settings));
+        let enrollment = Arc::new(
+            EnrollmentService::new(store, ca, trust, settings)
+                .with_online(Arc::new(capf_ca::OnlineCa::new())),
+        );
         let shared = Arc::new(Shared {
             config,
             enrollment,
@@ -248,6 +252,10 @@ impl CapfServer {
         }
         let reload = tokio::spawn(reload_loop(Arc::clone(&self.shared)));
         let refresh = tokio::spawn(settings_loop(Arc::clone(&self.shared)));
+        let online_ca = tokio::spawn(online::run(
+            Arc::clone(&self.shared.enrollment),
+            self.shared.config.settings_refresh,
+        ));
         let grace = shutdown.await;
         info!(
             sessions = self.shared.admissions.total(),
@@ -263,6 +271,7 @@ impl CapfServer {
         }
         reload.abort();
         refresh.abort();
+        online_ca.abort();
     }
 
     /// Runs the server on the current runtime in the background.

@@ -504,6 +504,29 @@ impl CountingStore {
 }
 
 impl SessionStore for CountingStore {
+    fn online_ca_config(&self) -> Result<Option<capf_store::OnlineCaConfig>, capf_store::Error> {
+        self.inner.online_ca_config()
+    }
+    fn ca_request_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_pending(id, ca_request_id, now)
+    }
+    fn pending_ca_requests(
+        &self,
+        mode: capf_store::CertificateIssuer,
+    ) -> Result<Vec<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.pending_ca_requests(mode)
+    }
+    fn installed_lsc_mode(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CertificateIssuer>, capf_store::Error> {
+        self.inner.installed_lsc_mode(name)
+    }
     fn device(&self, name: &DeviceName) -> Result<Option<capf_store::Device>, capf_store::Error> {
         self.inner.device(name)
     }
@@ -878,6 +901,7 @@ impl CertificateAuthority for FakeCa {
             if pending {
                 Ok(IssueOutcome::Pending {
                     request_id: Some("request 42".to_owned()),
+                    retry_after: None,
                 })
             } else {
                 Err(capf_ca::Error::Lsc {
@@ -1434,6 +1458,7 @@ async fn offline_ca_records_the_csr_retries_then_delivers_the_imported_certifica
                 public_key: capf_lsc::PhonePublicKey::from_der(&spki(spec)).unwrap(),
                 validity: ValidityDays::new(30).unwrap(),
                 endpoint_csr: None,
+                reenroll: false,
             },
             SystemTime::now(),
         )
@@ -1520,4 +1545,46 @@ async fn a_phone_hanging_up_at_sign_cert_request_fails_with_a_reason() {
     sim.hang_up().await;
     let reason = bench.failed_reason();
     assert!(reason.contains("closed the connection"), "{reason}");
+}
+
+/// `capfctl online-ca set` is in force within one settings refresh, as every other setting:
+/// the Online CA task re-reads it on the refresh's own schedule, not rounded up to its 1 s poll
+/// tick (a phone that came 2.5 s after the set, with a 2 s refresh, once found "no Online CA
+/// is set"). On the paused clock: the set lands at 0.1 s, the refresh is every 0.5 s.
+#[tokio::test(start_paused = true)]
+async fn the_online_ca_settings_are_in_force_within_one_refresh() {
+    let bench = Bench::new("online-refresh");
+    let online = Arc::new(capf_ca::OnlineCa::new());
+    let service = Arc::new(
+        EnrollmentService::new(
+            bench.store.clone(),
+            bench.capf.clone(),
+            trust(&bench.capf.issuer(), &[]),
+            bench.store.settings().unwrap(),
+        )
+        .with_online(online.clone()),
+    );
+    let task = tokio::spawn(capf_server::online::run(
+        service,
+        Duration::from_millis(500),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(online.config(), None);
+    let config = capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: 8085,
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: capf_lsc::Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap();
+    bench
+        .store
+        .set_online_ca_config(&config, SystemTime::now())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert_eq!(online.config(), Some(config));
+    task.abort();
 }

@@ -1,0 +1,553 @@
+//! The Online CA mode with an EST CA, end to end over TLS (issue 14): `capfd`, `capfctl` and
+//! `capf-phone` as processes against Cisco's libEST `estserver` (Debian trixie's
+//! libest-utils, installed under /opt/libest by `cargo xtask`), started here on 127.0.0.1 and
+//! signing with an `openssl ca` configuration. Every LSC is checked with `openssl verify`
+//! against the EST CA. The test fails, never skips, when estserver is missing.
+//!
+//! Phones never generate RSA keys here: a fixture key is the phone's pending key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::example;
+use serde_json::Value;
+
+/// Where `cargo xtask` installs libEST (Debian trixie's packages, unpacked).
+const LIBEST: &str = "/opt/libest";
+const DEVICE: &str = "SEP001122334455";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/capf-test-support/fixtures")
+        .join(name)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{command:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const OPENSSL_CNF: &str = r#"
+[ ca ]
+default_ca = CA_default
+[ CA_default ]
+dir = .
+database = ./index.txt
+new_certs_dir = ./newcerts
+certificate = ./ca.pem
+private_key = ./ca.key
+serial = ./serial
+default_md = sha256
+default_days = 365
+policy = policy_any
+email_in_dn = no
+unique_subject = no
+copy_extensions = none
+x509_extensions = v3_lsc
+[ policy_any ]
+commonName = supplied
+[ req ]
+distinguished_name = req_dn
+[ req_dn ]
+[ v3_root ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+[ v3_server ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+[ v3_lsc ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth,1.3.6.1.5.5.7.3.5
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"#;
+
+/// An EST CA (fixture keys: the CA's and the HTTPS certificate's) served by `estserver` on
+/// 127.0.0.1 (it listens on every address; only 127.0.0.1 is ever sent to).
+struct Est {
+    dir: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Est {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Est {
+    /// estserver in `dir`, with `extra` flags (`-m N` for manual approval).
+    fn start(dir: &Path, extra: &[&str]) -> Est {
+        let bin = Path::new(LIBEST).join("usr/bin/estserver");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo xtask deps` (libEST from Debian trixie)",
+            bin.display()
+        );
+        std::fs::create_dir_all(dir.join("newcerts")).unwrap();
+        std::fs::write(dir.join("openssl.cnf"), OPENSSL_CNF).unwrap();
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "1000\n").unwrap();
+        std::fs::copy(fixture("rsa-2048.pem"), dir.join("ca.key")).unwrap();
+        std::fs::copy(fixture("rsa-3072.pem"), dir.join("srv.key")).unwrap();
+        let openssl = |args: &[&str]| ok(Command::new("openssl").current_dir(dir).args(args));
+        openssl(&[
+            "req",
+            "-config",
+            "openssl.cnf",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=capf test EST CA",
+            "-days",
+            "3650",
+            "-extensions",
+            "v3_root",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-config",
+            "openssl.cnf",
+            "-new",
+            "-key",
+            "srv.key",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-out",
+            "srv.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "77",
+            "-days",
+            "365",
+            "-extfile",
+            "openssl.cnf",
+            "-extensions",
+            "v3_server",
+            "-out",
+            "srv.pem",
+        ]);
+        let port = free_port();
+        let child = Command::new(&bin)
+            .current_dir(dir)
+            .env(
+                "LD_LIBRARY_PATH",
+                Path::new(LIBEST).join("usr/lib/x86_64-linux-gnu"),
+            )
+            .env("EST_CACERTS_RESP", "ca.pem")
+            .env("EST_TRUSTED_CERTS", "ca.pem")
+            .env("EST_OPENSSL_CACONFIG", "openssl.cnf")
+            .args([
+                "-c", "srv.pem", "-k", "srv.key", "-r", "estrealm", "-d", "600", "-p",
+            ])
+            .arg(port.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "estserver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Est {
+            dir: dir.to_owned(),
+            port,
+            child,
+        }
+    }
+
+    /// `openssl verify -CAfile ca.pem LSC`.
+    fn verify(&self, lsc: &Path) {
+        let out = ok(Command::new("openssl")
+            .current_dir(&self.dir)
+            .args(["verify", "-CAfile", "ca.pem"])
+            .arg(lsc));
+        assert!(out.contains(": OK"), "{out}");
+    }
+}
+
+/// One capfd in the Online CA mode, with its data directory.
+struct Capfd {
+    dir: PathBuf,
+    listen: String,
+    child: Child,
+}
+
+impl Drop for Capfd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Capfd {
+    fn start(tag: &str) -> Capfd {
+        let dir = std::env::temp_dir().join(format!("online-ca-est-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let config = dir.join("capfd.toml");
+        std::fs::write(
+            &config,
+            "[settings]\ncertificate_issuer = \"online-ca\"\nca_retry_delay_seconds = 1\n",
+        )
+        .unwrap();
+        let child = Command::new(example("capfd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(dir.join("data"))
+            .args(["--listen", &listen])
+            .stdout(std::fs::File::create(dir.join("capfd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("capfd.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let capfd = Capfd { dir, listen, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&capfd.listen).is_err()
+            || !capfd.data().join("capf.pem").exists()
+        {
+            assert!(Instant::now() < deadline, "capfd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        capfd
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn capfctl(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(example("capfctl"));
+        command
+            .current_dir(&self.dir)
+            .args(args)
+            .arg("--data")
+            .arg(self.data());
+        command
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&ok(&mut self.capfctl(&args))).unwrap()
+    }
+
+    /// `capfctl online-ca set` for `est`, the password on standard input.
+    fn set_online_ca(&self, port: u16, password: &str, label: Option<&str>) -> Output {
+        let port = port.to_string();
+        let mut args = vec![
+            "online-ca",
+            "set",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--type",
+            "est",
+            "--username",
+            "estuser",
+            "--password-stdin",
+        ];
+        if let Some(label) = label {
+            args.extend(["--label", label]);
+        }
+        let mut child = self
+            .capfctl(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{password}").unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn trust_root(&self, root: &Path) {
+        let mut command = Command::new(example("capfctl"));
+        command
+            .current_dir(&self.dir)
+            .args(["trust", "upload", "--purpose", "CAPF-trust", "--store"])
+            .arg(self.data().join("trust"))
+            .arg(root);
+        ok(&mut command);
+    }
+
+    fn add_device(&self, device: &str) {
+        ok(&mut self.capfctl(&["device", "add", device, "--operation", "install"]));
+    }
+
+    fn phone(&self, device: &str, out: &Path, max_retry_wait: &str) -> Output {
+        Command::new(example("capf-phone"))
+            .args(["--server", &self.listen, "--device", device, "--trust"])
+            .arg(self.data().join("capf.pem"))
+            .arg("--out")
+            .arg(out)
+            .args(["--max-retry-wait", max_retry_wait])
+            .output()
+            .unwrap()
+    }
+
+    fn device(&self, device: &str) -> Value {
+        let shown = self.json(&["device", "show", device]);
+        shown.get("device").cloned().unwrap_or(shown)
+    }
+
+    /// The device once its status is `status`, within 10 s.
+    fn device_when(&self, device: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shown = self.device(device);
+            if shown["status"] == status || Instant::now() > deadline {
+                return shown;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A phone directory with a fixture key as its pending key.
+    fn phone_dir(&self, name: &str, key: &str) -> PathBuf {
+        let out = self.path(name);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(fixture(key), out.join("pending.key")).unwrap();
+        out
+    }
+
+    /// Waits until capfd has picked up the Online CA settings and the trust store (each
+    /// re-read every 2 s).
+    fn settle(&self) {
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+}
+
+/// The LSC a phone stored in `out`, as a PEM file for `openssl verify`.
+fn lsc_pem(out: &Path) -> PathBuf {
+    for name in ["lsc.pem", "lsc.der", "lsc.crt"] {
+        let path = out.join(name);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "no LSC in {}: {:?}",
+        out.display(),
+        std::fs::read_dir(out).unwrap().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn est_issues_the_lsc_in_the_session_and_openssl_verifies_it() {
+    let capfd = Capfd::start("issue");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(!text(&set).contains("estpwd"), "{}", text(&set));
+    let shown = capfd.json(&["online-ca", "show"]);
+    assert_eq!(shown["password"], "********", "{shown}");
+    assert!(!shown.to_string().contains("estpwd"));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+}
+
+#[test]
+fn a_wrong_password_fails_the_operation_with_a_401_reason_and_no_password() {
+    let capfd = Capfd::start("401");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "not-the-password", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let _ = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("HTTP 401"), "{device}");
+    assert!(reason.contains("estuser"), "{device}");
+    assert!(!reason.contains("not-the-password"), "{device}");
+}
+
+#[test]
+fn an_unknown_label_is_a_404_reason() {
+    let capfd = Capfd::start("404");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", Some("no-such-label"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let _ = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("HTTP 404"), "{device}");
+    assert!(
+        reason.contains("/.well-known/est/no-such-label/simpleenroll"),
+        "{device}"
+    );
+}
+
+#[test]
+fn cacerts_prints_the_chain_and_adds_it_to_capf_trust() {
+    let capfd = Capfd::start("cacerts");
+    let est = Est::start(&capfd.path("est"), &[]);
+    // The HTTPS certificate must chain to CAPF-trust before anything is fetched.
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    let trust = capfd.data().join("trust");
+    let shown =
+        ok(&mut capfd.capfctl(&["online-ca", "cacerts", "--trust", trust.to_str().unwrap()]));
+    assert!(shown.contains("capf test EST CA"), "{shown}");
+}
+
+#[test]
+fn the_ca_down_leaves_the_request_pending_and_tells_the_phone_to_come_back() {
+    let capfd = Capfd::start("down");
+    let est_dir = capfd.path("est");
+    let port = {
+        let est = Est::start(&est_dir, &[]);
+        capfd.trust_root(&est.dir.join("ca.pem"));
+        est.port
+    }; // estserver stopped: connection refused.
+    let set = capfd.set_online_ca(port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device(DEVICE);
+    assert_ne!(device["status"], "success", "{device}: {}", text(&phone));
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot connect to the online CA") || reason.contains("pending"),
+        "{device}"
+    );
+}
+
+#[test]
+fn manual_approval_is_polled_and_the_phone_comes_back_and_installs() {
+    let capfd = Capfd::start("manual");
+    // 202 with Retry-After until 4 s have passed, then 200 for the same CSR.
+    let est = Est::start(&capfd.path("est"), &["-m", "4"]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let first = capfd.phone(DEVICE, &out, "0");
+    assert!(!first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("come back"), "{}", text(&first));
+    assert_ne!(capfd.device(DEVICE)["status"], "failed");
+    // The poller asks again with the same CSR; the phone comes back (every 1 s) until the
+    // certificate is there, and installs it.
+    let phone = capfd.phone(DEVICE, &out, "5");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(log.contains("pending with the"), "{log}");
+    assert!(
+        log.contains("the online CA issued the pending request"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_slow_ca_holds_no_session_hostage() {
+    let capfd = Capfd::start("slow");
+    let est = Est::start(&capfd.path("est"), &[]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    // A CA that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let set = capfd.set_online_ca(port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    // Past the session's deadline on the CA call the phone is told to come back; the request
+    // stays pending for the poller.
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(!phone.status.success(), "{}", text(&phone));
+    assert!(text(&phone).contains("come back"), "{}", text(&phone));
+    let device = capfd.device(DEVICE);
+    assert_ne!(device["status"], "failed", "{device}");
+    assert_ne!(device["status"], "success", "{device}");
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(
+        log.contains("the online CA did not answer in the session's time"),
+        "{log}"
+    );
+}
