@@ -10,6 +10,7 @@ use std::time::SystemTime;
 pub use capf_lsc::IssuedLsc;
 use capf_lsc::{DeviceName, EndpointCsr, Issuer, PhonePublicKey, ValidityDays};
 
+pub mod certsrv;
 mod crl;
 pub use crl::{RevokedSerial, build_crl};
 
