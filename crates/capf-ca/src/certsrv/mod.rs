@@ -5,6 +5,8 @@
 // The client over the http module comes with issue 14's shared pieces; until then only the
 // unit tests use these.
 #[allow(dead_code)]
+mod exchange;
+#[allow(dead_code)]
 mod ntlm;
 #[allow(dead_code)]
 mod page;
