@@ -552,6 +552,69 @@ mod tests {
         assert!(!format!("{c:?}").contains("pw"));
     }
 
+    /// pyspnego as the acceptor (the AD CS double's): the right password completes the
+    /// exchange (its CHALLENGE carries a timestamp, so the MIC is checked too), a wrong one is
+    /// refused.
+    #[test]
+    fn pyspnego_accepts_the_right_password_and_refuses_a_wrong_one() {
+        use base64::Engine as _;
+        use std::io::{BufRead, BufReader, Write};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let dir = std::env::temp_dir().join(format!("capf-ntlm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let users = dir.join("users");
+        std::fs::write(&users, "CAPFLAB:enroll:Pa55word\n").unwrap();
+        let acceptor = r#"
+import base64, sys, spnego
+for line in sys.stdin:
+    server = spnego.server(protocol="ntlm")
+    challenge = server.step(base64.b64decode(line))
+    print(base64.b64encode(challenge).decode(), flush=True)
+    try:
+        server.step(base64.b64decode(sys.stdin.readline()))
+        print("OK" if server.complete else "INCOMPLETE", flush=True)
+    except Exception as e:
+        print("REFUSED " + type(e).__name__, flush=True)
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", acceptor])
+            .env("NTLM_USER_FILE", &users)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with pyspnego (installed by `cargo xtask test`)");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut verdict = |password: &str| {
+            let negotiate = negotiate_message();
+            writeln!(stdin, "{}", b64.encode(&negotiate)).unwrap();
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let bytes = b64.decode(line.trim()).unwrap();
+            let challenge = Challenge::parse(&bytes).unwrap();
+            let credentials = Credentials::new("CAPFLAB\\enroll", password);
+            let message = authenticate_message(
+                &negotiate,
+                &bytes,
+                &challenge,
+                &credentials,
+                [7; 8],
+                filetime(std::time::SystemTime::now()),
+                "CAPF",
+            )
+            .unwrap();
+            writeln!(stdin, "{}", b64.encode(&message)).unwrap();
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim().to_owned()
+        };
+        assert_eq!(verdict("Pa55word"), "OK");
+        assert!(verdict("wrong").starts_with("REFUSED"));
+        drop(stdin);
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn filetime_counts_from_1601() {
         assert_eq!(filetime(std::time::UNIX_EPOCH), 116_444_736_000_000_000);
