@@ -80,8 +80,13 @@ pub(crate) enum Failure<E> {
     NoUsableAuthentication(String),
     /// The NTLM exchange went wrong.
     Ntlm(ChallengeError),
-    /// A status other than 200 where AD CS answers 200 (what was asked).
-    Status { status: u16, what: &'static str },
+    /// A status other than 200 where AD CS answers 200: the path asked for, and the body's first
+    /// line.
+    Status {
+        status: u16,
+        what: &'static str,
+        detail: String,
+    },
     /// The page is not an English AD CS page.
     NotEnglish(NotEnglish),
     /// `certcarc.asp` gave no renewal count, or certnew.p7b is not PKCS#7.
@@ -297,7 +302,8 @@ impl<'c, C: Connection> Session<'c, C> {
         if response.status != 200 {
             return Err(Failure::Status {
                 status: response.status,
-                what: "the request (certfnsh.asp)",
+                what: "/certsrv/certfnsh.asp",
+                detail: first_line(&response),
             });
         }
         page::certfnsh(&response.text(), response.header("content-language"))
@@ -318,7 +324,8 @@ impl<'c, C: Connection> Session<'c, C> {
         if response.status != 200 {
             return Err(Failure::Status {
                 status: response.status,
-                what: "the certificate (certnew.cer)",
+                what: "/certsrv/certnew.cer",
+                detail: first_line(&response),
             });
         }
         if response.media_type() == "application/pkix-cert" {
@@ -338,7 +345,8 @@ impl<'c, C: Connection> Session<'c, C> {
         if response.status != 200 {
             return Err(Failure::Status {
                 status: response.status,
-                what: "the CA certificate page (certcarc.asp)",
+                what: "/certsrv/certcarc.asp",
+                detail: first_line(&response),
             });
         }
         let renewals = page::renewals(&response.text()).ok_or(Failure::UnexpectedReply(
@@ -352,7 +360,8 @@ impl<'c, C: Connection> Session<'c, C> {
         if response.status != 200 {
             return Err(Failure::Status {
                 status: response.status,
-                what: "the CA chain (certnew.p7b)",
+                what: "/certsrv/certnew.p7b",
+                detail: first_line(&response),
             });
         }
         if response.media_type() != "application/x-pkcs7-certificates" {
@@ -362,6 +371,30 @@ impl<'c, C: Connection> Session<'c, C> {
         }
         Ok(response.body)
     }
+}
+
+/// The body's first non-empty line, without markup, cut to 200 characters: for reasons.
+fn first_line(response: &Response) -> String {
+    let text = response.text();
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    let line = plain
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// The CSR as PEM, as a browser pastes it into the form.
