@@ -35,6 +35,7 @@ mod device;
 mod lsc;
 mod lsc_revoke;
 mod names;
+mod online_ca;
 mod query;
 mod report;
 mod trust;
@@ -103,6 +104,9 @@ enum Command {
     /// Trust stores (CAPF-trust, CallManager-trust, ...).
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// The Online CA (EST, Microsoft CA): its settings and its CA chain.
+    #[command(subcommand)]
+    OnlineCa(online_ca::OnlineCaCommand),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Export(args) => report::run_export(args),
         Command::Lsc(cmd) => lsc::run(cmd),
         Command::Trust(cmd) => trust::run(cmd),
+        Command::OnlineCa(cmd) => online_ca::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

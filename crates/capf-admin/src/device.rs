@@ -176,6 +176,7 @@ pub fn schedule_device(
         check_auth_string(name, s)?;
     }
     let existing = require_device(store, name)?;
+    crate::check_operation(&store.settings()?, existing.name.as_str(), &operation)?;
     let mut device = store.schedule(&existing.name, operation, complete_by, now)?;
     if let Some(s) = auth_string {
         device = store.set_auth_string(&existing.name, Some(s), now)?;

@@ -52,6 +52,17 @@ pub enum Error {
     /// Building or signing a CRL failed.
     #[error(transparent)]
     Ca(Box<capf_ca::Error>),
+    /// The guide: Online CA does not support ECDSA keys. Setting the issuer mode to Online CA
+    /// while a device's key order asks for EC, or an EC key order while the mode is Online CA,
+    /// is refused.
+    #[error("device {device}: {source}; use key order RSA only, or another certificate issuer")]
+    OnlineCaRefusesEc {
+        /// The device whose key order asks for EC.
+        device: String,
+        /// capf-lsc's reason.
+        #[source]
+        source: Box<capf_lsc::Error>,
+    },
     /// A file could not be read or written.
     #[error("{action} {}", path.display())]
     Io {

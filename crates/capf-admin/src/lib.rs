@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod load;
 mod names;
+mod online_ca;
 mod progress;
 mod query;
 mod reports;
@@ -44,6 +45,9 @@ pub use names::{
     parse_rsa_bits,
 };
 #[cfg(feature = "terminal")]
+pub use online_ca::{
+    OnlineCaView, check_online_ca_key_orders, check_operation, online_ca, set_online_ca,
+};
 pub use progress::TerminalProgress;
 pub use progress::{NoProgress, Progress};
 pub use query::DeviceFilter;

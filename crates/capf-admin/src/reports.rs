@@ -111,6 +111,7 @@ pub fn set_setting(
 ) -> Result<SettingView, Error> {
     let mut settings = store.settings()?;
     settings.set(key, value.trim())?;
+    crate::check_online_ca_key_orders(store, &settings)?;
     store.update_settings(&settings, now)?;
     let (key, value) = settings
         .rows()

@@ -12,7 +12,12 @@ use capf_lsc::{DeviceName, EndpointCsr, Issuer, PhonePublicKey, ValidityDays};
 
 pub mod certsrv;
 mod crl;
+pub mod est;
+pub mod http;
+pub mod online;
+mod pkcs7;
 pub use crl::{RevokedSerial, build_crl};
+pub use online::{BoxFuture, OnlineAnswer, OnlineCa, OnlineCaClient};
 
 /// What went wrong while issuing.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,104 @@ pub enum Error {
         /// The CA's mode ([`CertificateAuthority::mode`]).
         mode: &'static str,
     },
+    /// The online CA cannot be reached: connection refused, no route, name not resolved.
+    #[error("cannot connect to the online CA at {authority}: {source}")]
+    Unreachable {
+        /// `host:port`.
+        authority: String,
+        /// What the system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake with the online CA failed, its certificate among the reasons (it must
+    /// chain to CAPF-trust and name the configured hostname).
+    #[error(
+        "TLS with the online CA at {authority} failed (its certificate must chain to CAPF-trust and name the Online CA Hostname): {source}"
+    )]
+    Tls {
+        /// `host:port`.
+        authority: String,
+        /// What rustls reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The online CA did not answer in time.
+    #[error("the online CA at {authority} did not answer in time ({what})")]
+    Timeout {
+        /// `host:port`.
+        authority: String,
+        /// What was waited for: "connecting", "waiting for the answer".
+        what: &'static str,
+    },
+    /// The HTTP exchange failed (the connection closed, a malformed reply).
+    #[error("HTTP with the online CA at {authority} failed: {source}")]
+    Http {
+        /// `host:port`.
+        authority: String,
+        /// What hyper reported.
+        #[source]
+        source: hyper::Error,
+    },
+    /// An HTTP request could not be built (a header value that HTTP cannot carry).
+    #[error("building the HTTP request: {source}")]
+    BadRequest {
+        /// What the http crate reported.
+        #[source]
+        source: hyper::http::Error,
+    },
+    /// The online CA's reply is not what the protocol says (not a certificate, too large).
+    #[error("the online CA at {authority} sent an answer that cannot be used: {detail}")]
+    BadResponse {
+        /// `host:port`.
+        authority: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The online CA refused the request (EST 400: the CSR; an AD CS denial).
+    #[error("the online CA refused the request (HTTP {status}): {detail}")]
+    CaRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The CA's own words, one line.
+        detail: String,
+    },
+    /// The online CA refused the credentials (HTTP 401). The password is never shown.
+    #[error(
+        "the online CA refused the credentials of user {username:?} (HTTP 401): check the Online CA Username and Password"
+    )]
+    Unauthorized {
+        /// The Online CA Username.
+        username: String,
+    },
+    /// The online CA has no such resource (HTTP 404): a wrong label or path.
+    #[error(
+        "the online CA has no {path} (HTTP 404): check the Certificate Enrollment Profile Label and the Online CA Hostname and Port"
+    )]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The online CA failed (HTTP 5xx).
+    #[error("the online CA failed (HTTP {status}): {detail}")]
+    ServerError {
+        /// The HTTP status.
+        status: u16,
+        /// The CA's own words, one line.
+        detail: String,
+    },
+    /// An AD CS page in a language the client does not read (the Web Enrollment pages must
+    /// be in English).
+    #[error("the Microsoft CA's page is not in English, which this client reads: {detail}")]
+    NotEnglish {
+        /// What was seen.
+        detail: String,
+    },
+    /// No Online CA is configured, or its type has no client here.
+    #[error("no Online CA client: {detail}")]
+    NotConfigured {
+        /// Why: not set, or the type's client is missing.
+        detail: String,
+    },
     /// A part of a CRL could not be encoded ([`build_crl`]).
     #[error("encoding {what}: {source}")]
     Crl {
@@ -84,6 +187,9 @@ pub struct IssueRequest {
     /// The endpoint CSR the phone signed (spec section 16), assembled and verified: what an
     /// external CA signs. `None` in CAPF mode, where CAPF signs the key without one.
     pub endpoint_csr: Option<EndpointCsr>,
+    /// The device has an LSC this mode's CA issued installed: an online CA re-enrolls it (EST
+    /// `simplereenroll`). Ignored by CAPF and the offline CA.
+    pub reenroll: bool,
 }
 
 /// What an issuer answers.
@@ -98,6 +204,17 @@ pub enum IssueOutcome {
         /// The CA's handle on the request (an AD CS request id); `None` for an offline CA,
         /// whose request is known by the store's own request id.
         request_id: Option<String>,
+        /// When the CA asks to be asked again (EST's `Retry-After`); `None` for an offline CA.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// An external CA's certificate, not checked yet: the caller checks it (capf-trust's
+    /// `check_external_lsc`: the key, the device's name, validity, KeyUsage, the chain to
+    /// CAPF-trust) before it is recorded or sent to a phone.
+    Certificate {
+        /// The certificate, DER.
+        der: Vec<u8>,
+        /// The other certificates the CA sent (intermediates), DER.
+        chain: Vec<Vec<u8>>,
     },
 }
 
@@ -249,7 +366,10 @@ impl CertificateAuthority for OfflineCa {
                     mode: self.mode(),
                 });
             }
-            Ok(IssueOutcome::Pending { request_id: None })
+            Ok(IssueOutcome::Pending {
+                request_id: None,
+                retry_after: None,
+            })
         })
     }
 }
@@ -269,6 +389,7 @@ mod tests {
             public_key: fixtures::phone_key(spec),
             validity: ValidityDays::new(30).unwrap(),
             endpoint_csr: None,
+            reenroll: false,
         }
     }
 
@@ -291,6 +412,7 @@ mod tests {
             endpoint_csr: Some(EndpointCsr::assemble(&info, &signature, &public).unwrap()),
             public_key: public,
             validity: ValidityDays::new(30).unwrap(),
+            reenroll: false,
         }
     }
 
@@ -300,7 +422,13 @@ mod tests {
             .issue(request_with_csr(KeySpec::Ec(Curve::P256)), fixtures::now())
             .await
             .unwrap();
-        assert_eq!(outcome, IssueOutcome::Pending { request_id: None });
+        assert_eq!(
+            outcome,
+            IssueOutcome::Pending {
+                request_id: None,
+                retry_after: None
+            }
+        );
         assert_eq!(OfflineCa.mode(), "offline CA");
     }
 

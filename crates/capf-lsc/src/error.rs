@@ -97,6 +97,17 @@ pub enum Error {
         /// The rejected key.
         spec: KeySpec,
     },
+    /// An Online CA setting out of its rule (the password is never shown).
+    #[error("online CA {setting} {value:?}: expected {rule}")]
+    OnlineCaSetting {
+        /// Which setting: "hostname", "port", "type", "username", "password", "template",
+        /// "certificate enrollment profile label".
+        setting: &'static str,
+        /// The value given (`********` for the password).
+        value: String,
+        /// What it must be.
+        rule: &'static str,
+    },
     /// An online-CA LSC without digitalSignature + keyEncipherment.
     #[error(
         "the online CA's LSC lacks KeyUsage digitalSignature and keyEncipherment, without which secure registration fails"

@@ -12,6 +12,7 @@ mod issue;
 mod issued;
 mod keys;
 mod oid;
+mod online_ca;
 mod pem;
 mod policy;
 mod signer;
@@ -40,13 +41,14 @@ pub use issue::{
 };
 pub use issued::IssuedLsc;
 pub use keys::{Curve, KeySpec, PhonePublicKey, RsaBits};
+pub use online_ca::{EnrollmentLabel, OnlineCaConfig, OnlineCaHost, OnlineCaParams, Secret};
 pub use pem::{
     certificate_from_pem_or_der, certificate_to_der, certificate_to_pem, certificates_from_pem,
     csr_to_pem, public_key_from_pem_or_der,
 };
 pub use policy::{
-    CertificateIssuer, KeyOrder, KeyPolicy, OnlineCaPolicy, SudiPolicy, UnknownCertificateIssuer,
-    UnknownSudiPolicy,
+    CertificateIssuer, KeyOrder, KeyPolicy, OnlineCaPolicy, OnlineCaType, SudiPolicy,
+    UnknownCertificateIssuer, UnknownOnlineCaType, UnknownSudiPolicy,
 };
 pub use signer::{IssuerKey, LscSigner, SignatureHash};
 pub use summary::{CertificateSummary, key_usage_names};

@@ -81,6 +81,18 @@ impl OnlineCaPolicy {
         }
     }
 
+    /// The guide: a key order that may ask a phone for an EC key (EC only, EC preferred) cannot
+    /// be served by an Online CA.
+    ///
+    /// # Errors
+    /// [`Error::OnlineCaRejectsEc`] naming the EC key the order would ask for.
+    pub fn check_key_policy(&self, policy: &KeyPolicy) -> Result<(), Error> {
+        match policy.order {
+            KeyOrder::RsaOnly => Ok(()),
+            _ => self.check_key(KeySpec::Ec(policy.curve)),
+        }
+    }
+
     /// The guide: an online-CA LSC without KeyUsage "Digital signature" and "key
     /// encipherment" makes device secure registration fail.
     ///
@@ -318,6 +330,89 @@ impl core::str::FromStr for CertificateIssuer {
             .into_iter()
             .find(|m| m.as_str() == name || m.label().eq_ignore_ascii_case(name))
             .ok_or_else(|| UnknownCertificateIssuer(name.to_owned()))
+    }
+}
+
+/// The guide's "Online CA Type": which protocol the Online CA speaks. One name table:
+/// [`OnlineCaType::as_str`] (stored, typed on the command line) and [`OnlineCaType::label`]
+/// (the guide's words), both parsed by `FromStr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OnlineCaType {
+    /// `est`: "EST Supported CA", RFC 7030 (from 14SU2).
+    Est,
+    /// `microsoft`: "Microsoft CA", AD CS through its Web Enrollment pages.
+    Microsoft,
+}
+
+impl OnlineCaType {
+    /// Every type, in the guide's order.
+    pub const ALL: [OnlineCaType; 2] = [OnlineCaType::Est, OnlineCaType::Microsoft];
+
+    /// The type's name: `est`, `microsoft`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlineCaType::Est => "est",
+            OnlineCaType::Microsoft => "microsoft",
+        }
+    }
+
+    /// The guide's words: "EST Supported CA", "Microsoft CA".
+    pub fn label(self) -> &'static str {
+        match self {
+            OnlineCaType::Est => "EST Supported CA",
+            OnlineCaType::Microsoft => "Microsoft CA",
+        }
+    }
+}
+
+impl core::fmt::Display for OnlineCaType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An Online CA Type name that is none of the types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownOnlineCaType(pub String);
+
+impl core::fmt::Display for UnknownOnlineCaType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "online CA type {:?}: expected `est` (EST Supported CA) or `microsoft` (Microsoft CA)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownOnlineCaType {}
+
+/// Parses [`OnlineCaType::as_str`] exactly, or [`OnlineCaType::label`] ignoring case.
+impl core::str::FromStr for OnlineCaType {
+    type Err = UnknownOnlineCaType;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        OnlineCaType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name || t.label().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownOnlineCaType(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod online_ca_type_tests {
+    use super::*;
+
+    #[test]
+    fn online_ca_type_names_and_labels_round_trip() {
+        for t in OnlineCaType::ALL {
+            assert_eq!(t.as_str().parse::<OnlineCaType>(), Ok(t));
+            assert_eq!(t.label().parse::<OnlineCaType>(), Ok(t));
+            assert_eq!(t.label().to_lowercase().parse::<OnlineCaType>(), Ok(t));
+        }
+        assert_eq!("EST Supported CA".parse(), Ok(OnlineCaType::Est));
+        assert!("ms".parse::<OnlineCaType>().is_err());
     }
 }
 

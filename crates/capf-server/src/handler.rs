@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
 
-use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest, OfflineCa};
-use capf_lsc::{CertificateIssuer, DeviceName, EndpointCsr, KeySpec, PhonePublicKey};
+use capf_ca::{CertificateAuthority, IssueOutcome, IssueRequest, OfflineCa, OnlineCa};
+use capf_lsc::{
+    CertificateIssuer, DeviceName, EndpointCsr, KeySpec, OnlineCaPolicy, PhonePublicKey,
+};
 use capf_session::{Authentication, Decision, Outcome, ServerEvent, ServerSession, State};
 use capf_store::{
     AttemptEnd, AuthMode, CaRequest, CaRequestState, Device, LscState, NewCaRequest, Operation,
@@ -43,6 +45,15 @@ pub struct EnrollmentService {
     offline_ca: Arc<dyn CertificateAuthority>,
     /// The issuer of the Online CA mode, once one is configured (issue 14).
     online_ca: Option<Arc<dyn CertificateAuthority>>,
+    /// The Online CA itself, when the server runs one: its settings are refreshed and its
+    /// pending requests polled (`crate::online`).
+    pub(crate) online: Option<Arc<OnlineCa>>,
+    /// When each pending Online CA request is next asked about (store request id -> when):
+    /// honours the CA's Retry-After, bounded by `ca_retry_delay`.
+    pub(crate) polls: Mutex<std::collections::HashMap<i64, Instant>>,
+    /// The longest a session waits for an online CA's answer: then RETRY_LATER, and the
+    /// poller asks again (a slow CA never holds a session).
+    pub(crate) ca_call_deadline: std::time::Duration,
     /// CAPF-trust (with the CAPF certificate), MIC roots and SUDI roots.
     trust: RwLock<Arc<TrustStore>>,
     settings: RwLock<Settings>,
@@ -84,6 +95,9 @@ impl EnrollmentService {
             ca,
             offline_ca: Arc::new(OfflineCa),
             online_ca: None,
+            online: None,
+            polls: Mutex::new(std::collections::HashMap::new()),
+            ca_call_deadline: crate::online::CA_CALL_DEADLINE,
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
             key_generation: Arc::new(KeyGenLimiter::default()),
@@ -121,6 +135,23 @@ impl EnrollmentService {
     #[must_use]
     pub fn with_online_ca(mut self, ca: Arc<dyn CertificateAuthority>) -> Self {
         self.online_ca = Some(ca);
+        self
+    }
+
+    /// Runs `online` as the Online CA mode's issuer: the server refreshes its settings from
+    /// the store and polls its pending requests.
+    #[must_use]
+    pub fn with_online(mut self, online: Arc<OnlineCa>) -> Self {
+        self.online_ca = Some(Arc::clone(&online) as Arc<dyn CertificateAuthority>);
+        self.online = Some(online);
+        self
+    }
+
+    /// Sets how long a session waits for an online CA's answer before it tells the phone to
+    /// come back (RETRY_LATER) and leaves the request to the poller.
+    #[must_use]
+    pub fn with_ca_call_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.ca_call_deadline = deadline;
         self
     }
 
@@ -172,7 +203,7 @@ impl EnrollmentService {
     }
 
     /// Runs a store call on the blocking pool.
-    async fn store_call<T, F>(&self, context: &'static str, f: F) -> Result<T, Error>
+    pub(crate) async fn store_call<T, F>(&self, context: &'static str, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&dyn SessionStore) -> Result<T, capf_store::Error> + Send + 'static,
@@ -676,6 +707,14 @@ impl EnrollmentHandler {
                     .await?;
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
+                if settings.certificate_issuer == CertificateIssuer::OnlineCa
+                    && issued_spec.is_none()
+                    && let Err(e) = OnlineCaPolicy.check_key(spec)
+                {
+                    // The guide: a phone is never asked for a key no one can sign.
+                    self.fail_before_beginning(e.to_string()).await?;
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 let acquire = self.service.key_generation.acquire(
                     settings.max_key_generation_sessions,
                     settings.key_generation_queue,
@@ -1011,6 +1050,7 @@ impl EnrollmentHandler {
             public_key: key,
             validity: self.service.settings().lsc_validity_days,
             endpoint_csr: None,
+            reenroll: false,
         };
         match self.service.ca.issue(request, SystemTime::now()).await? {
             IssueOutcome::Issued(lsc) => {
@@ -1024,7 +1064,7 @@ impl EnrollmentHandler {
                 self.attempt_issued(lsc.serial);
                 Ok(Answer::Certificate(lsc.der))
             }
-            IssueOutcome::Pending { request_id } => {
+            IssueOutcome::Pending { request_id, .. } => {
                 self.end(AttemptEnd::Interrupted {
                     reason: format!(
                         "the CA holds the request as pending ({})",
@@ -1146,14 +1186,67 @@ impl EnrollmentHandler {
             return Ok(Answer::IssuanceFailed);
         };
         let settings = self.service.settings();
+        let reenroll = mode == CertificateIssuer::OnlineCa
+            && self
+                .service
+                .device_call(&device, "installed LSC's issuer", |s, name, _| {
+                    s.installed_lsc_mode(name)
+                })
+                .await?
+                == Some(CertificateIssuer::OnlineCa);
         let issue = IssueRequest {
             device: DeviceName::clone(&device),
             public_key: key,
             validity: settings.lsc_validity_days,
             endpoint_csr: Some(csr),
+            reenroll,
         };
-        match ca.issue(issue, SystemTime::now()).await {
-            Ok(IssueOutcome::Pending { .. }) => {
+        let answer = if mode == CertificateIssuer::OnlineCa {
+            // A slow CA never holds the session: past the deadline the request stays
+            // pending and the poller asks again.
+            tokio::time::timeout(
+                self.service.ca_call_deadline,
+                ca.issue(issue, SystemTime::now()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                info!(device = %device, request = id, "the online CA did not answer in the session's time: RETRY_LATER");
+                Ok(IssueOutcome::Pending {
+                    request_id: None,
+                    retry_after: Some(std::time::Duration::ZERO),
+                })
+            })
+        } else {
+            ca.issue(issue, SystemTime::now()).await
+        };
+        match answer {
+            Ok(IssueOutcome::Certificate { der, chain }) => {
+                let public_key = spki_der_of(&self.attempt);
+                match self
+                    .service
+                    .accept_external(id, &device, der, chain, public_key)
+                    .await?
+                {
+                    Ok(lsc) => {
+                        info!(device = %device, request = id, serial = %capf_lsc::hex(&lsc.serial), ca = ca.mode(), "LSC issued by the CA");
+                        self.attempt_issued(lsc.serial);
+                        Ok(Answer::Certificate(lsc.der))
+                    }
+                    Err(reason) => {
+                        self.end(AttemptEnd::Failed { reason }).await?;
+                        Ok(Answer::IssuanceFailed)
+                    }
+                }
+            }
+            Ok(IssueOutcome::Pending {
+                request_id,
+                retry_after,
+            }) => {
+                if mode == CertificateIssuer::OnlineCa {
+                    self.service
+                        .online_pending(id, request_id, retry_after)
+                        .await?;
+                }
                 let delay_secs = settings.ca_retry_delay_secs();
                 info!(device = %device, request = id, mode = %mode, delay_secs, "endpoint CSR recorded, pending with the CA: RETRY_LATER");
                 // The operation stays scheduled: the phone comes back for its certificate.
@@ -1288,6 +1381,14 @@ impl EnrollmentHandler {
         info!(device = %device, outcome = "LSC deleted", "operation succeeded");
         self.attempt.end();
         Ok(Answer::Nothing)
+    }
+}
+
+/// The phone's key (SubjectPublicKeyInfo, DER) of an attempt waiting for its CSR.
+fn spki_der_of(attempt: &Attempt) -> Vec<u8> {
+    match attempt {
+        Attempt::CsrRequested { spki_der, .. } => spki_der.clone(),
+        _ => Vec::new(),
     }
 }
 

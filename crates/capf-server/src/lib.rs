@@ -10,6 +10,7 @@ mod error;
 mod handler;
 mod identity;
 mod limits;
+pub mod online;
 mod tls;
 
 use std::net::SocketAddr;
@@ -140,7 +141,10 @@ impl CapfServer {
         }
         let trust = load_trust(config.trust_dir.as_deref(), &identity.certificate)?;
         let (hard_stop, hard_stop_rx) = watch::channel(false);
-        let enrollment = Arc::new(EnrollmentService::new(store, ca, trust, settings));
+        let enrollment = Arc::new(
+            EnrollmentService::new(store, ca, trust, settings)
+                .with_online(Arc::new(capf_ca::OnlineCa::new())),
+        );
         let shared = Arc::new(Shared {
             config,
             enrollment,
@@ -204,6 +208,10 @@ impl CapfServer {
         }
         let reload = tokio::spawn(reload_loop(Arc::clone(&self.shared)));
         let refresh = tokio::spawn(settings_loop(Arc::clone(&self.shared)));
+        let online_ca = tokio::spawn(online::run(
+            Arc::clone(&self.shared.enrollment),
+            self.shared.config.settings_refresh,
+        ));
         let grace = shutdown.await;
         info!(
             sessions = self.shared.admissions.total(),
@@ -219,6 +227,7 @@ impl CapfServer {
         }
         reload.abort();
         refresh.abort();
+        online_ca.abort();
     }
 
     /// Runs the server on the current runtime in the background.

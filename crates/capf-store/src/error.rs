@@ -247,6 +247,19 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The stored Online CA settings do not pass their rules any more (capf-lsc's check).
+    #[error("the stored Online CA settings are unreadable: {source}")]
+    OnlineCaConfig {
+        /// What capf-lsc reported.
+        #[source]
+        source: capf_lsc::Error,
+    },
+    /// The stored Online CA password cannot be unsealed: the data directory's key file is not
+    /// the one it was sealed under (a database copied without its key file), or it was altered.
+    #[error(
+        "the stored Online CA password cannot be unsealed (the data directory's key file is not the one it was sealed under): set it again with `capfctl online-ca set`"
+    )]
+    SealedPassword,
     /// A name that is none of an enum's names (`FromStr` of [`AuthMode`](crate::AuthMode) or
     /// [`StatusKind`](crate::StatusKind)).
     #[error("unknown {what} {name:?}")]

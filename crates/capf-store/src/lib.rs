@@ -6,6 +6,7 @@ mod auth;
 mod ca_request;
 mod data_dir;
 mod error;
+mod online_ca;
 mod schema;
 mod settings;
 mod sqlite;
@@ -24,7 +25,10 @@ pub use auth::{
 };
 pub use ca_request::{CaRequest, CaRequestState, NewCaRequest};
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
-pub use capf_lsc::{CertificateIssuer, SudiPolicy, ValidityDays};
+pub use capf_lsc::{
+    CertificateIssuer, EnrollmentLabel, OnlineCaConfig, OnlineCaHost, OnlineCaParams, OnlineCaType,
+    Secret, SudiPolicy, ValidityDays,
+};
 pub use capf_wire::DeviceName;
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
@@ -106,4 +110,9 @@ pub mod action {
     pub const CA_REQUEST_DELETED: &str = "ca request deleted";
     /// [`AdminStore::import_lscs`](crate::AdminStore::import_lscs): one entry per LSC.
     pub const LSC_IMPORTED: &str = "lsc imported";
+    /// [`AdminStore::set_online_ca_config`](crate::AdminStore::set_online_ca_config) (the
+    /// detail never shows the password).
+    pub const ONLINE_CA_SET: &str = "online ca set";
+    /// [`SessionStore::ca_request_pending`](crate::SessionStore::ca_request_pending).
+    pub const CA_REQUEST_PENDING: &str = "ca request pending";
 }

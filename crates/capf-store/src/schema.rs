@@ -168,8 +168,25 @@ CREATE INDEX ca_requests_by_state ON ca_requests (state, id);
 CREATE INDEX ca_requests_by_lsc ON ca_requests (lsc_serial) WHERE lsc_serial IS NOT NULL;
 ";
 
+/// Version 5: the Online CA settings (issue 14), one row. The password is sealed
+/// (ChaCha20-Poly1305 under a key derived from the data directory's key file), never stored in
+/// clear: a copy of the database alone does not reveal it.
+const V5: &str = "
+CREATE TABLE online_ca (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    host TEXT NOT NULL CHECK (length(host) > 0),
+    port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    ca_type TEXT NOT NULL CHECK (ca_type IN ('est', 'microsoft')),
+    username TEXT NOT NULL,
+    sealed_password BLOB NOT NULL CHECK (length(sealed_password) > 12),
+    template TEXT,
+    label TEXT,
+    updated_at INTEGER NOT NULL
+) STRICT;
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -360,7 +377,7 @@ mod tests {
              VALUES ('SEP001122334455', x'30', 1);",
         )
         .unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..4]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 4);
         let count = |name: &str| -> i64 {
             conn.query_row(

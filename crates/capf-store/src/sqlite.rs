@@ -20,6 +20,7 @@ use crate::{
 mod admin;
 mod bulk;
 mod ca;
+mod online_ca;
 mod session;
 
 /// The store on an embedded SQLite database (bundled SQLite):

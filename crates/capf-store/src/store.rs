@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use capf_lsc::DeviceName;
+use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
     AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState, Device, DeviceChange,
@@ -229,6 +229,43 @@ pub trait SessionStore: Send + Sync {
     fn ca_request_failed(&self, id: i64, reason: &str, now: SystemTime)
     -> Result<CaRequest, Error>;
 
+    /// The Online CA settings (issue 14), the password unsealed; `None` until the
+    /// administrator sets them. A running server re-reads them like the settings.
+    ///
+    /// # Errors
+    /// [`Error::SealedPassword`] when the password cannot be unsealed with this data
+    /// directory's key, [`Error::OnlineCaConfig`] for a row that no longer passes the rules, or
+    /// a database error.
+    fn online_ca_config(&self) -> Result<Option<OnlineCaConfig>, Error>;
+
+    /// The online CA answered request `id` "pending": it stays Pending, with the CA's own
+    /// handle of it when the CA gave one (an AD CS request id), for the poller.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCsr`], [`Error::CaRequestWrongState`] for a request that is not Pending,
+    /// or a database error.
+    fn ca_request_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error>;
+
+    /// The Pending requests that `mode` took, oldest first: what the online CA poller asks
+    /// about.
+    ///
+    /// # Errors
+    /// A database error.
+    fn pending_ca_requests(&self, mode: CertificateIssuer) -> Result<Vec<CaRequest>, Error>;
+
+    /// The mode whose external CA issued the LSC `name` has installed now, or `None` (no LSC
+    /// installed, or CAPF signed it): a phone with an Online CA LSC re-enrolls (EST
+    /// `simplereenroll`).
+    ///
+    /// # Errors
+    /// A database error.
+    fn installed_lsc_mode(&self, name: &DeviceName) -> Result<Option<CertificateIssuer>, Error>;
+
     /// The devices whose status is InProgress, ordered by name (ignoring case): at start, the
     /// attempts a stopped server left running, to end as Interrupted with
     /// [`SessionStore::end_attempt`]. Reads only those devices (by status), not every device.
@@ -343,6 +380,14 @@ pub trait AdminStore: Send + Sync {
     /// # Errors
     /// A database error.
     fn update_settings(&self, settings: &Settings, now: SystemTime) -> Result<(), Error>;
+
+    /// Stores the Online CA settings (the password sealed under the data directory's key),
+    /// audited without the password. Which issuer mode is in use is the setting
+    /// `certificate_issuer`; these say which Online CA that mode asks.
+    ///
+    /// # Errors
+    /// A database error, or [`Error::Random`] when no nonce can be drawn.
+    fn set_online_ca_config(&self, config: &OnlineCaConfig, now: SystemTime) -> Result<(), Error>;
 
     /// The newest `limit` audit entries, newest first: all of them, or those about `device`.
     ///

@@ -57,6 +57,29 @@ impl Stalling {
 }
 
 impl SessionStore for Stalling {
+    fn online_ca_config(&self) -> Result<Option<capf_store::OnlineCaConfig>, capf_store::Error> {
+        self.inner.online_ca_config()
+    }
+    fn ca_request_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_pending(id, ca_request_id, now)
+    }
+    fn pending_ca_requests(
+        &self,
+        mode: capf_store::CertificateIssuer,
+    ) -> Result<Vec<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.pending_ca_requests(mode)
+    }
+    fn installed_lsc_mode(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CertificateIssuer>, capf_store::Error> {
+        self.inner.installed_lsc_mode(name)
+    }
     fn device(&self, name: &DeviceName) -> Result<Option<Device>, StoreError> {
         self.gate("device");
         self.inner.device(name)

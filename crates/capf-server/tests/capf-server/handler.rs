@@ -504,6 +504,29 @@ impl CountingStore {
 }
 
 impl SessionStore for CountingStore {
+    fn online_ca_config(&self) -> Result<Option<capf_store::OnlineCaConfig>, capf_store::Error> {
+        self.inner.online_ca_config()
+    }
+    fn ca_request_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<capf_store::CaRequest, capf_store::Error> {
+        self.inner.ca_request_pending(id, ca_request_id, now)
+    }
+    fn pending_ca_requests(
+        &self,
+        mode: capf_store::CertificateIssuer,
+    ) -> Result<Vec<capf_store::CaRequest>, capf_store::Error> {
+        self.inner.pending_ca_requests(mode)
+    }
+    fn installed_lsc_mode(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_store::CertificateIssuer>, capf_store::Error> {
+        self.inner.installed_lsc_mode(name)
+    }
     fn device(&self, name: &DeviceName) -> Result<Option<capf_store::Device>, capf_store::Error> {
         self.inner.device(name)
     }
@@ -878,6 +901,7 @@ impl CertificateAuthority for FakeCa {
             if pending {
                 Ok(IssueOutcome::Pending {
                     request_id: Some("request 42".to_owned()),
+                    retry_after: None,
                 })
             } else {
                 Err(capf_ca::Error::Lsc {
@@ -1434,6 +1458,7 @@ async fn offline_ca_records_the_csr_retries_then_delivers_the_imported_certifica
                 public_key: capf_lsc::PhonePublicKey::from_der(&spki(spec)).unwrap(),
                 validity: ValidityDays::new(30).unwrap(),
                 endpoint_csr: None,
+                reenroll: false,
             },
             SystemTime::now(),
         )

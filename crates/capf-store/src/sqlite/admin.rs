@@ -255,6 +255,16 @@ impl AdminStore for SqliteStore {
         })
     }
 
+    fn set_online_ca_config(
+        &self,
+        config: &capf_lsc::OnlineCaConfig,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| {
+            super::online_ca::store(tx, &self.key, config, now)
+        })
+    }
+
     fn audit(&self, device: Option<&DeviceName>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         let conn = self.lock();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use capf_lsc::DeviceName;
+use capf_lsc::{CertificateIssuer, DeviceName};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
@@ -411,4 +411,76 @@ pub(super) fn delete_all(tx: &Transaction<'_>, now: SystemTime) -> Result<usize,
         delete_one(tx, request, now)?;
     }
     Ok(all.len())
+}
+
+pub(super) fn pending(
+    tx: &Transaction<'_>,
+    id: i64,
+    ca_request_id: Option<&str>,
+    now: SystemTime,
+) -> Result<CaRequest, Error> {
+    let request = load_request(tx, id)?;
+    if request.state != CaRequestState::Pending {
+        return Err(Error::CaRequestWrongState {
+            id,
+            state: request.state,
+            wanted: "held as pending",
+        });
+    }
+    tx.prepare_cached(
+        "UPDATE ca_requests SET ca_request_id = coalesce(?2, ca_request_id) WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, ca_request_id]))
+    .map_err(Error::db("recording the CA's request id"))?;
+    append_audit(
+        tx,
+        now,
+        Some(&request.device),
+        action::CA_REQUEST_PENDING,
+        &format!(
+            "request {id} pending with the CA{}",
+            ca_request_id
+                .map(|r| format!(" (its request id {r})"))
+                .unwrap_or_default()
+        ),
+    )?;
+    load_request(tx, id)
+}
+
+pub(super) fn pending_of_mode(
+    conn: &Connection,
+    mode: CertificateIssuer,
+) -> Result<Vec<CaRequest>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ca_requests WHERE state = 'pending' AND mode = ?1 ORDER BY id"
+    );
+    all_rows(conn, &sql, [mode.as_str()], Raw::read)
+        .map_err(Error::db("listing the pending certificate requests"))?
+        .into_iter()
+        .map(Raw::parse)
+        .collect()
+}
+
+pub(super) fn installed_lsc_mode(
+    conn: &Connection,
+    device: &DeviceName,
+) -> Result<Option<CertificateIssuer>, Error> {
+    let mode: Option<String> = conn
+        .prepare_cached(
+            "SELECT r.mode FROM ca_requests r JOIN lscs l ON l.serial = r.lsc_serial \
+             WHERE l.device = ?1 AND l.state = 'installed' ORDER BY r.id DESC LIMIT 1",
+        )
+        .and_then(|mut stmt| stmt.query_row([device.as_str()], |r| r.get(0)).optional())
+        .map_err(Error::db_device(
+            "finding the installed LSC's issuer",
+            device,
+        ))?;
+    mode.map(|m| {
+        m.parse::<CertificateIssuer>().map_err(|_| Error::Corrupt {
+            table: "ca_requests",
+            column: "mode",
+            value: m,
+        })
+    })
+    .transpose()
 }

@@ -371,6 +371,33 @@ impl SessionStore for SqliteStore {
         self.write(None, |tx| ca::failed(tx, id, reason, now))
     }
 
+    fn online_ca_config(&self) -> Result<Option<capf_lsc::OnlineCaConfig>, Error> {
+        super::online_ca::load(&self.lock(), &self.key)
+    }
+
+    fn ca_request_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<CaRequest, Error> {
+        self.write(None, |tx| ca::pending(tx, id, ca_request_id, now))
+    }
+
+    fn pending_ca_requests(
+        &self,
+        mode: capf_lsc::CertificateIssuer,
+    ) -> Result<Vec<CaRequest>, Error> {
+        ca::pending_of_mode(&self.lock(), mode)
+    }
+
+    fn installed_lsc_mode(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<capf_lsc::CertificateIssuer>, Error> {
+        ca::installed_lsc_mode(&self.lock(), name)
+    }
+
     fn lsc_state(&self, name: &DeviceName, serial: &[u8]) -> Result<Option<LscState>, Error> {
         Ok(load_lsc(&self.lock(), serial)?
             .filter(|lsc| lsc.device.as_str().eq_ignore_ascii_case(name.as_str()))

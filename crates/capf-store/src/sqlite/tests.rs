@@ -163,3 +163,54 @@ fn one_devices_lscs_in_a_state_are_found_by_device_not_by_scanning_the_state() {
         "{plan:?}"
     );
 }
+
+fn online_ca() -> capf_lsc::OnlineCaConfig {
+    capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: 8085,
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: capf_lsc::Secret::new("estpwd-secret"),
+        template: None,
+        label: Some("cucm-lsc".into()),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_online_ca_password_is_sealed_in_the_database_and_not_audited() {
+    let s = store();
+    assert_eq!(s.online_ca_config().unwrap(), None);
+    s.set_online_ca_config(&online_ca(), t(1)).unwrap();
+    assert_eq!(s.online_ca_config().unwrap(), Some(online_ca()));
+    let conn = s.lock();
+    let sealed: Vec<u8> = conn
+        .query_row("SELECT sealed_password FROM online_ca", [], |r| r.get(0))
+        .unwrap();
+    assert!(!sealed.windows(6).any(|w| w == b"estpwd"));
+    let detail: String = conn
+        .query_row(
+            "SELECT detail FROM audit WHERE action = ?1",
+            [crate::action::ONLINE_CA_SET],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!detail.contains("estpwd"), "{detail}");
+    assert!(detail.contains("password set"), "{detail}");
+}
+
+#[test]
+fn a_database_copied_without_its_key_file_does_not_reveal_the_online_ca_password() {
+    let dir = std::env::temp_dir().join(format!("capf-online-ca-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = SqliteStore::open(&dir).unwrap();
+    s.set_online_ca_config(&online_ca(), t(1)).unwrap();
+    drop(s);
+    // Another key file: the copy cannot unseal the password.
+    std::fs::remove_file(dir.join(SqliteStore::KEY_FILE)).unwrap();
+    let copy = SqliteStore::open(&dir).unwrap();
+    let err = copy.online_ca_config().unwrap_err();
+    assert!(matches!(err, Error::SealedPassword), "{err}");
+    assert!(!err.to_string().contains("estpwd"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,254 @@
+//! The Online CA mode's background work (issue 14): its settings refreshed from the store with
+//! CAPF-trust as the anchors of its TLS, and its pending requests polled, honouring the CA's
+//! Retry-After (bounded by `ca_retry_delay`, so a certificate is there when the phone comes
+//! back). Every certificate, in a session or from a poll, is checked with capf-trust's
+//! `check_external_lsc` before it is recorded with `ca_request_issued`; the phone gets it at
+//! its next session.
+
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use capf_ca::http::TrustAnchors;
+use capf_ca::{Error as CaError, IssuedLsc, OnlineAnswer};
+use capf_lsc::{CertificateIssuer, DeviceName};
+use capf_store::CaRequest;
+use capf_trust::{Purpose, check_external_lsc};
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::handler::EnrollmentService;
+
+/// How long a session waits for an online CA's answer by default.
+pub const CA_CALL_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the poller looks for requests that are due.
+pub const POLL_TICK: Duration = Duration::from_secs(1);
+/// The shortest wait between two polls of one request.
+const MIN_POLL: Duration = Duration::from_secs(1);
+
+impl EnrollmentService {
+    /// Checks a certificate the online CA sent for request `id` (capf-trust's
+    /// `check_external_lsc`, against CAPF-trust now) and records it; `Ok(Err(reason))` when
+    /// it is refused (the request is then Failed with that reason).
+    pub(crate) async fn accept_external(
+        &self,
+        id: i64,
+        device: &DeviceName,
+        der: Vec<u8>,
+        chain: Vec<Vec<u8>>,
+        public_key: Vec<u8>,
+    ) -> Result<Result<IssuedLsc, String>, Error> {
+        let trust = self.trust();
+        let device = device.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            check_external_lsc(
+                &der,
+                &device,
+                &public_key,
+                &chain,
+                &trust,
+                SystemTime::now(),
+            )
+            .map(|c| c.issued)
+        })
+        .await
+        .map_err(|source| Error::Task {
+            context: "checking the online CA's certificate",
+            source,
+        })?;
+        match checked {
+            Ok(lsc) => {
+                let record = lsc.clone();
+                self.store_call("record CA certificate", move |s| {
+                    s.ca_request_issued(id, &record, SystemTime::now())
+                })
+                .await?;
+                self.polls
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                Ok(Ok(lsc))
+            }
+            Err(refusal) => {
+                let reason = format!("the online CA's certificate is refused: it {refusal}");
+                warn!(request = id, %reason, "online CA certificate refused");
+                let failed = reason.clone();
+                self.store_call("CA request failed", move |s| {
+                    s.ca_request_failed(id, &failed, SystemTime::now())
+                })
+                .await?;
+                Ok(Err(reason))
+            }
+        }
+    }
+
+    /// Request `id` is pending with the online CA: records the CA's handle and when to ask
+    /// again.
+    pub(crate) async fn online_pending(
+        &self,
+        id: i64,
+        ca_request_id: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Result<(), Error> {
+        if ca_request_id.is_some() {
+            self.store_call("CA request pending", move |s| {
+                s.ca_request_pending(id, ca_request_id.as_deref(), SystemTime::now())
+            })
+            .await?;
+        }
+        self.schedule_poll(id, retry_after.unwrap_or(Duration::ZERO));
+        Ok(())
+    }
+
+    fn schedule_poll(&self, id: i64, retry_after: Duration) {
+        let bound = self.settings().ca_retry_delay;
+        let wait = retry_after.clamp(MIN_POLL, bound.max(MIN_POLL));
+        if let Some(at) = Instant::now().checked_add(wait) {
+            self.polls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, at);
+        }
+    }
+
+    /// Applies the Online CA settings in the store, with CAPF-trust as the anchors of the
+    /// CA's HTTPS certificate (what `online-ca cacerts --add-to-trust` and the guide's
+    /// uploads put there).
+    pub async fn refresh_online_ca(&self) {
+        let Some(online) = self.online.as_ref() else {
+            return;
+        };
+        match self
+            .store_call("Online CA settings", |s| s.online_ca_config())
+            .await
+        {
+            Ok(config) => {
+                let anchors = TrustAnchors::from_der(
+                    self.trust()
+                        .certificates(&Purpose::CAPF_TRUST)
+                        .iter()
+                        .map(|c| c.der().to_vec()),
+                );
+                online.configure(config, anchors);
+            }
+            Err(e) => warn!(error = %e, "reading the Online CA settings"),
+        }
+    }
+
+    /// One pass of the poller: asks the online CA about every pending Online CA request that
+    /// is due. Requests it has not seen yet (after a restart) are due at once.
+    pub async fn poll_online_ca(&self) {
+        let Some(online) = self.online.as_ref() else {
+            return;
+        };
+        let pending = match self
+            .store_call("pending CA requests", |s| {
+                s.pending_ca_requests(CertificateIssuer::OnlineCa)
+            })
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "listing pending Online CA requests");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let Ok(client) = online.client() else {
+            return;
+        };
+        let now = Instant::now();
+        for request in pending {
+            let due = self
+                .polls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&request.id)
+                .is_none_or(|at| *at <= now);
+            if !due {
+                continue;
+            }
+            // Until this poll answers, the next is not due.
+            self.schedule_poll(request.id, self.settings().ca_retry_delay);
+            let answer = client
+                .poll(&request.csr, request.ca_request_id.as_deref())
+                .await;
+            if let Err(e) = self.apply_poll(&request, answer).await {
+                warn!(error = %e, request = request.id, "recording the online CA's answer");
+            }
+        }
+    }
+
+    async fn apply_poll(
+        &self,
+        request: &CaRequest,
+        answer: Result<OnlineAnswer, CaError>,
+    ) -> Result<(), Error> {
+        let id = request.id;
+        match answer {
+            Ok(OnlineAnswer::Issued { certificate, chain }) => {
+                if let Ok(lsc) = self
+                    .accept_external(
+                        id,
+                        &request.device,
+                        certificate,
+                        chain,
+                        request.public_key.clone(),
+                    )
+                    .await?
+                {
+                    info!(device = %request.device, request = id, serial = %capf_lsc::hex(&lsc.serial), "the online CA issued the pending request; delivered at the phone's next session");
+                }
+                Ok(())
+            }
+            Ok(OnlineAnswer::Pending {
+                ca_request_id,
+                retry_after,
+            }) => {
+                self.online_pending(id, ca_request_id, Some(retry_after))
+                    .await
+            }
+            Err(
+                e @ (CaError::Unreachable { .. }
+                | CaError::Timeout { .. }
+                | CaError::Http { .. }
+                | CaError::ServerError { .. }
+                | CaError::Tls { .. }
+                | CaError::NotConfigured { .. }),
+            ) => {
+                // Worth asking again: the request stays pending.
+                warn!(request = id, error = %e, "the online CA could not answer; asking again later");
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("the online CA refused the request: {e}");
+                info!(device = %request.device, request = id, %reason, "online CA request failed");
+                self.polls
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                self.store_call("CA request failed", move |s| {
+                    s.ca_request_failed(id, &reason, SystemTime::now())
+                })
+                .await
+                .map(|_| ())
+            }
+        }
+    }
+}
+
+/// Refreshes the Online CA settings every `refresh` and polls due requests every
+/// [`POLL_TICK`], for as long as the server runs.
+pub async fn run(service: Arc<EnrollmentService>, refresh: Duration) {
+    let mut tick = tokio::time::interval(POLL_TICK);
+    let mut last_refresh: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        if last_refresh.is_none_or(|at| at.elapsed() >= refresh) {
+            service.refresh_online_ca().await;
+            last_refresh = Some(Instant::now());
+        }
+        service.poll_online_ca().await;
+    }
+}
