@@ -16,6 +16,7 @@ pub mod est;
 pub mod http;
 pub mod online;
 mod pkcs7;
+mod tls_verify;
 pub use crl::{RevokedSerial, build_crl};
 pub use online::{BoxFuture, OnlineAnswer, OnlineCa, OnlineCaClient};
 

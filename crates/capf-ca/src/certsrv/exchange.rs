@@ -1,6 +1,6 @@
 //! The AD CS conversation over one HTTPS connection, apart from how the connection is made:
 //! authentication as the server asks (NTLM's three legs on the connection, or Basic), then the
-//! Web Enrollment requests. [`Connection`] is what the http module's connection provides.
+//! Web Enrollment requests. [`Connection`] is what [`crate::http::HttpsConnection`] provides.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,49 +10,20 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::ntlm::{self, Challenge, ChallengeError, Credentials};
 use super::page::{self, Disposition, NotEnglish};
+use crate::http::{Request, Response};
 
-/// One request (the path with its query; the connection adds Host and Content-Length).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Request {
-    pub(crate) method: &'static str,
-    pub(crate) path: String,
-    pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: Vec<u8>,
+/// The body as text (AD CS pages are UTF-8; anything else is read lossily).
+fn text(response: &Response) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
 }
 
-/// One response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Response {
-    /// Every value of header `name` (case-insensitive).
-    pub(crate) fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = name.to_owned();
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.header_values(name).next()
-    }
-
-    /// The media type of Content-Type, lower case, without parameters.
-    fn media_type(&self) -> String {
-        self.header("content-type")
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .unwrap_or_default()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
+/// The media type of Content-Type, lower case, without parameters.
+fn media_type(response: &Response) -> String {
+    response
+        .header("content-type")
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// A future of the conversation.
@@ -114,7 +85,7 @@ impl Scheme {
     /// NTLM first (Cisco's IIS setup lists it first; Kerberos is not supported), then Basic.
     fn offered(response: &Response) -> Option<Scheme> {
         let offered: Vec<String> = response
-            .header_values("www-authenticate")
+            .headers_named("www-authenticate")
             .flat_map(|v| v.split(','))
             .filter_map(|v| v.split_whitespace().next())
             .map(str::to_ascii_lowercase)
@@ -188,7 +159,7 @@ impl<'c, C: Connection> Session<'c, C> {
             return Err(Failure::Unauthorized);
         }
         let Some(scheme) = Scheme::offered(&response) else {
-            let offered: Vec<&str> = response.header_values("www-authenticate").collect();
+            let offered: Vec<&str> = response.headers_named("www-authenticate").collect();
             return Err(Failure::NoUsableAuthentication(offered.join(", ")));
         };
         self.scheme = Some(scheme);
@@ -230,7 +201,7 @@ impl<'c, C: Connection> Session<'c, C> {
             return Ok(response);
         }
         let challenge_bytes = response
-            .header_values("www-authenticate")
+            .headers_named("www-authenticate")
             .filter_map(|v| {
                 let (name, token) = v.trim().split_once(' ')?;
                 name.eq_ignore_ascii_case(scheme.name())
@@ -306,7 +277,7 @@ impl<'c, C: Connection> Session<'c, C> {
                 detail: first_line(&response),
             });
         }
-        page::certfnsh(&response.text(), response.header("content-language"))
+        page::certfnsh(&text(&response), response.header("content-language"))
             .map_err(Failure::NotEnglish)
     }
 
@@ -328,10 +299,10 @@ impl<'c, C: Connection> Session<'c, C> {
                 detail: first_line(&response),
             });
         }
-        if response.media_type() == "application/pkix-cert" {
+        if media_type(&response) == "application/pkix-cert" {
             return Ok(Ok(response.body));
         }
-        page::certnew_error(&response.text(), response.header("content-language"))
+        page::certnew_error(&text(&response), response.header("content-language"))
             .map(Err)
             .map_err(Failure::NotEnglish)
     }
@@ -349,7 +320,7 @@ impl<'c, C: Connection> Session<'c, C> {
                 detail: first_line(&response),
             });
         }
-        let renewals = page::renewals(&response.text()).ok_or(Failure::UnexpectedReply(
+        let renewals = page::renewals(&text(&response)).ok_or(Failure::UnexpectedReply(
             "certcarc.asp gives no renewal count (var nRenewals)",
         ))?;
         let response = self
@@ -364,7 +335,7 @@ impl<'c, C: Connection> Session<'c, C> {
                 detail: first_line(&response),
             });
         }
-        if response.media_type() != "application/x-pkcs7-certificates" {
+        if media_type(&response) != "application/x-pkcs7-certificates" {
             return Err(Failure::UnexpectedReply(
                 "certnew.p7b is not application/x-pkcs7-certificates",
             ));
@@ -375,7 +346,7 @@ impl<'c, C: Connection> Session<'c, C> {
 
 /// The body's first non-empty line, without markup, cut to 200 characters: for reasons.
 fn first_line(response: &Response) -> String {
-    let text = response.text();
+    let text = text(&response);
     let mut plain = String::new();
     let mut in_tag = false;
     for c in text.chars() {
@@ -461,6 +432,7 @@ mod tests {
     fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
         Response {
             status,
+            http_1_0: false,
             headers: headers
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
