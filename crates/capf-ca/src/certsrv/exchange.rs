@@ -346,7 +346,7 @@ impl<'c, C: Connection> Session<'c, C> {
 
 /// The body's first non-empty line, without markup, cut to 200 characters: for reasons.
 fn first_line(response: &Response) -> String {
-    let text = text(&response);
+    let text = text(response);
     let mut plain = String::new();
     let mut in_tag = false;
     for c in text.chars() {
