@@ -56,7 +56,7 @@ const REQUIREMENTS: &[Requirement] = &[
     },
     Requirement {
         name: "python3",
-        used_by: "the SMTP server of capfctl's monitor test",
+        used_by: "the SMTP server of capfctl's monitor test and the Microsoft AD CS test double",
         check: Check::Command(&["python3", "--version"]),
         package: Package::Apt(&["python3"]),
     },
@@ -65,6 +65,24 @@ const REQUIREMENTS: &[Requirement] = &[
         used_by: "the SMTP server of capfctl's monitor test",
         check: Check::PythonModule("aiosmtpd"),
         package: Package::Pip("aiosmtpd"),
+    },
+    Requirement {
+        name: "pyspnego",
+        used_by: "the NTLM acceptor of the Microsoft AD CS test double (tests/support/certsrv_double.py)",
+        check: Check::PythonModule("spnego"),
+        package: Package::Pip("pyspnego"),
+    },
+    Requirement {
+        name: "certsrv",
+        used_by: "the independent AD CS client that checks the test double (crates/capf-ca/tests/certsrv_double.rs)",
+        check: Check::PythonModule("certsrv"),
+        package: Package::Pip("certsrv"),
+    },
+    Requirement {
+        name: "requests-ntlm",
+        used_by: "NTLM for the certsrv client that checks the AD CS test double",
+        check: Check::PythonModule("requests_ntlm"),
+        package: Package::Pip("requests-ntlm"),
     },
     Requirement {
         name: "easy-rsa",

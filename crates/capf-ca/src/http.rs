@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::Error;
+use crate::tls_verify::CapfTrustVerifier;
 use capf_lsc::OnlineCaHost;
 
 /// The largest response body read: a CA chain or a certificate is a few kilobytes, an AD CS
@@ -204,13 +205,18 @@ impl HttpsConnection {
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls {
                 authority: authority.clone(),
                 source: std::io::Error::other(e),
             })?
-            .with_root_certificates(Arc::clone(&anchors.roots))
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(CapfTrustVerifier::new(
+                anchors.der.clone(),
+                Arc::clone(&anchors.roots),
+                Arc::clone(&provider),
+            )))
             .with_no_client_auth();
         let connector = TlsConnector::from(Arc::new(config));
         let connect = async {

@@ -10,11 +10,13 @@ use std::time::SystemTime;
 pub use capf_lsc::IssuedLsc;
 use capf_lsc::{DeviceName, EndpointCsr, Issuer, PhonePublicKey, ValidityDays};
 
+pub mod certsrv;
 mod crl;
 pub mod est;
 pub mod http;
 pub mod online;
 mod pkcs7;
+mod tls_verify;
 pub use crl::{RevokedSerial, build_crl};
 pub use online::{BoxFuture, OnlineAnswer, OnlineCa, OnlineCaClient};
 

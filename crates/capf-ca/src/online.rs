@@ -67,6 +67,11 @@ pub fn client_for(config: &OnlineCaConfig, anchors: &TrustAnchors) -> Arc<dyn On
             anchors.clone(),
             EXCHANGE_TIMEOUT,
         )),
+        OnlineCaType::Microsoft => Arc::new(crate::certsrv::CertsrvClient::new(
+            config.clone(),
+            anchors.clone(),
+            EXCHANGE_TIMEOUT,
+        )),
         other => Arc::new(Missing {
             detail: format!("no client for the {} yet", other.label()),
         }),

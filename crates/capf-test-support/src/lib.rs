@@ -4,6 +4,8 @@
 // `fixture`, once) instead of returning errors every test would have to unwrap.
 #![allow(clippy::panic)]
 
+pub mod certsrv;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::x509_cert::Certificate;
