@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod auth_string;
 pub mod bulk;
 mod certificates;
