@@ -25,6 +25,7 @@ pub use auth_string::{
 };
 pub use bulk::{
     BulkInsert, COLUMNS, ChangeParams, CsvDevices, TemplateParams, insert_devices_csv,
+    insert_devices_csv_from,
     parse_key_spec, read_devices_csv, update_devices,
 };
 pub use certificates::{
