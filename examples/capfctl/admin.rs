@@ -112,7 +112,8 @@ pub(crate) fn run(cmd: AdminCommand) -> Result<()> {
 fn read_password() -> Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ").context("reading the password")?;
-        let again = rpassword::prompt_password("Password again: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("reading the password")?;
         if first != again {
             bail!("the passwords differ");
         }

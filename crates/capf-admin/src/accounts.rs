@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use capf_store::{Account, AccountName, AdminStore, ApiToken, NewAccount, Role, TOKEN_HASH_LEN};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -51,8 +51,11 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     if password.chars().count() > PASSWORD_MAX_LEN {
         return false;
     }
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Adds an administrator account with the password hashed ([`hash_password`]).
@@ -156,12 +159,20 @@ mod tests {
     fn tokens_are_shown_once_and_stored_as_their_hash() {
         let store = capf_store::SqliteStore::open_in_memory([1; 32]).unwrap();
         let name = AccountName::new("alice").unwrap();
-        add_account(&store, &name, Role::Admin, "correct horse battery", SystemTime::now())
-            .unwrap();
-        let (token, stored) =
-            create_api_token(&store, &name, "backup", SystemTime::now()).unwrap();
+        add_account(
+            &store,
+            &name,
+            Role::Admin,
+            "correct horse battery",
+            SystemTime::now(),
+        )
+        .unwrap();
+        let (token, stored) = create_api_token(&store, &name, "backup", SystemTime::now()).unwrap();
         assert!(token.starts_with(TOKEN_PREFIX) && token.len() == TOKEN_PREFIX.len() + 64);
-        let (account, found) = store.api_token_account(&token_hash(&token)).unwrap().unwrap();
+        let (account, found) = store
+            .api_token_account(&token_hash(&token))
+            .unwrap()
+            .unwrap();
         assert_eq!(account.name, name);
         assert_eq!(found, stored);
     }

@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Extension;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use capf_admin::{
-    BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, CsrView, DeviceDetailView, DeviceEdit,
-    DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind, SettingView,
-    StatusView,
+    BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, CsrView, DeviceDetailView,
+    DeviceEdit, DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind,
+    SettingView, StatusView,
 };
 use capf_store::{AuthMode, CaRequestState, DeviceUpdate, NewDevice, StatusKind};
 use serde::Deserialize;
@@ -186,8 +186,16 @@ impl Keys {
                     })
                 })
                 .transpose()?,
-            rsa: self.rsa.as_deref().map(capf_admin::parse_rsa_bits).transpose()?,
-            curve: self.curve.as_deref().map(capf_admin::parse_curve).transpose()?,
+            rsa: self
+                .rsa
+                .as_deref()
+                .map(capf_admin::parse_rsa_bits)
+                .transpose()?,
+            curve: self
+                .curve
+                .as_deref()
+                .map(capf_admin::parse_curve)
+                .transpose()?,
         })
     }
 }
@@ -301,7 +309,9 @@ pub(crate) async fn remove_device(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
         let device = capf_admin::require_device(&*caller.store, &name)?;
-        caller.store.remove_device(&device.name, SystemTime::now())?;
+        caller
+            .store
+            .remove_device(&device.name, SystemTime::now())?;
         Ok(Json(json!({ "removed": device.name.as_str() })))
     })
     .await
@@ -468,15 +478,30 @@ pub(crate) async fn bulk_update(
 pub(crate) async fn status(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<StatusView>, ApiError> {
-    blocking(move || Ok(Json(capf_admin::status_report(&*caller.store, SystemTime::now())?))).await
+    blocking(move || {
+        Ok(Json(capf_admin::status_report(
+            &*caller.store,
+            SystemTime::now(),
+        )?))
+    })
+    .await
 }
 
 /// `GET /api/reports/stale-lscs`.
 pub(crate) async fn stale_lscs(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<LscView>>, ApiError> {
-    blocking(move || Ok(Json(caller.store.stale_lscs()?.iter().map(LscView::from).collect())))
-        .await
+    blocking(move || {
+        Ok(Json(
+            caller
+                .store
+                .stale_lscs()?
+                .iter()
+                .map(LscView::from)
+                .collect(),
+        ))
+    })
+    .await
 }
 
 /// `GET /api/reports/csrs[?state=pending]`: requests to an external CA (`capfctl csr list`).
@@ -497,7 +522,12 @@ pub(crate) async fn csrs(
         .transpose()?;
     blocking(move || {
         Ok(Json(
-            caller.store.ca_requests(state)?.iter().map(CsrView::from).collect(),
+            caller
+                .store
+                .ca_requests(state)?
+                .iter()
+                .map(CsrView::from)
+                .collect(),
         ))
     })
     .await
@@ -518,7 +548,10 @@ pub(crate) async fn expiring(
     let before = SystemTime::now()
         .checked_add(Duration::from_secs(u64::from(days) * 86_400))
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("days {days}: too far ahead"))
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("days {days}: too far ahead"),
+            )
         })?;
     blocking(move || {
         Ok(Json(

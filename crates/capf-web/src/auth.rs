@@ -15,9 +15,9 @@ use capf_admin::accounts::{token_hash, verify_password};
 use capf_store::{Account, AccountName, DeviceStore, Role};
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::api::{blocking, parse_json};
 use crate::error::ApiError;
-use crate::AppState;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "capf_session";
@@ -134,10 +134,22 @@ pub(crate) async fn login(
     let address_key = format!("address:{}", address_bucket(peer.ip()));
     {
         let now = Instant::now();
-        let mut t = state.sessions.throttle.lock().unwrap_or_else(PoisonError::into_inner);
-        if t.blocked(&account_key, config.login_failures_per_account, config.login_window, now)
-            || t.blocked(&address_key, config.login_failures_per_address, config.login_window, now)
-        {
+        let mut t = state
+            .sessions
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if t.blocked(
+            &account_key,
+            config.login_failures_per_account,
+            config.login_window,
+            now,
+        ) || t.blocked(
+            &address_key,
+            config.login_failures_per_address,
+            config.login_window,
+            now,
+        ) {
             return Err(too_many());
         }
     }
@@ -149,7 +161,11 @@ pub(crate) async fn login(
     let found = blocking(move || -> Result<Option<Account>, ApiError> {
         let account = store.account(&check_name)?;
         let hash = account.as_ref().map_or("", |a| a.password_hash.as_str());
-        let hash = if hash.is_empty() { dummy.as_str() } else { hash };
+        let hash = if hash.is_empty() {
+            dummy.as_str()
+        } else {
+            hash
+        };
         let ok = verify_password(hash, &login.password);
         let now = SystemTime::now();
         match account {
@@ -164,7 +180,11 @@ pub(crate) async fn login(
     .await?;
     let now = Instant::now();
     let Some(account) = found else {
-        let mut t = state.sessions.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut t = state
+            .sessions
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         t.fail(account_key, now);
         t.fail(address_key, now);
         return Err(wrong());
@@ -265,9 +285,15 @@ pub(crate) async fn authenticate(
         (account.name, account.role)
     } else {
         let Some(id) = cookie_value(headers, SESSION_COOKIE) else {
-            return Err(unauthorized("log in first (POST /api/login) or send an API token"));
+            return Err(unauthorized(
+                "log in first (POST /api/login) or send an API token",
+            ));
         };
-        let mut sessions = state.sessions.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sessions = state
+            .sessions
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let Some(session) = sessions.get_mut(id) else {
             return Err(unauthorized("the session has ended; log in again"));
@@ -277,7 +303,10 @@ pub(crate) async fn authenticate(
             return Err(unauthorized("the session has expired; log in again"));
         }
         if write {
-            let sent = headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+            let sent = headers
+                .get(CSRF_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
             if !same_secret(sent, session.csrf.as_bytes()) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

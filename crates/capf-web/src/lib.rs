@@ -82,13 +82,12 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
         path: "getrandom".into(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let dummy_hash = capf_admin::accounts::hash_password(&hex::encode(secret)).map_err(|e| {
-        Error::Io {
+    let dummy_hash =
+        capf_admin::accounts::hash_password(&hex::encode(secret)).map_err(|e| Error::Io {
             action: "hashing",
             path: "argon2".into(),
             source: std::io::Error::other(e.to_string()),
-        }
-    })?;
+        })?;
     let state = Arc::new(AppState {
         store,
         config,
