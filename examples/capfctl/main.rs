@@ -27,6 +27,7 @@ macro_rules! out {
     }};
 }
 
+mod admin;
 mod auth_string;
 mod bulk;
 mod capf_cert;
@@ -54,6 +55,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Administrator accounts of the web administration: add, list, remove, API tokens.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// The CAPF certificate: generate, show, check, CSR.
     #[command(subcommand)]
     CapfCert(capf_cert::CapfCertCommand),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Admin(cmd) => admin::run(cmd),
         Command::CapfCert(cmd) => capf_cert::run(cmd),
         Command::Device(cmd) => device::run(cmd),
         Command::Bulk(cmd) => bulk::run(cmd),

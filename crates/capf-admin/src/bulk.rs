@@ -306,6 +306,23 @@ pub fn insert_devices_csv(
         file: shown.clone(),
         error: Box::new(Error::Csv { error: e.into() }),
     })?;
+    insert_devices_csv_from(store, input, &shown, template, progress, now)
+}
+
+/// [`insert_devices_csv`] over CSV text from anywhere (an upload), named `shown` in errors,
+/// with the template already looked up.
+///
+/// # Errors
+/// As [`insert_devices_csv`].
+pub fn insert_devices_csv_from(
+    store: &dyn DeviceStore,
+    input: impl std::io::Read,
+    shown: &str,
+    template: Option<DeviceTemplate>,
+    progress: &mut dyn Progress,
+    now: SystemTime,
+) -> Result<BulkInsert, Error> {
+    let shown = shown.to_owned();
     let CsvDevices { devices, lines } =
         read_devices_csv(input, &shown, template.as_ref(), progress, now)?;
     progress.start(&format!("adding {} devices", devices.len()), None);

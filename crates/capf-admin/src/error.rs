@@ -553,6 +553,22 @@ pub enum Error {
         /// How many digits it has.
         digits: usize,
     },
+    /// A password shorter or longer than the rule allows (the password is never shown).
+    #[error("a password must be {min} to {max} characters; the one given has {len}")]
+    PasswordLength {
+        /// Its length in characters.
+        len: usize,
+        /// The fewest allowed.
+        min: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// Hashing a password failed (Argon2id refused its parameters or the salt).
+    #[error("hashing the password: {reason}")]
+    PasswordHash {
+        /// What the argon2 crate reported.
+        reason: String,
+    },
 }
 
 impl From<capf_trust::Error> for Error {

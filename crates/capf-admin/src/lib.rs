@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod auth_string;
 pub mod bulk;
 mod certificates;
@@ -25,7 +26,7 @@ pub use auth_string::{
 };
 pub use bulk::{
     BulkInsert, COLUMNS, ChangeParams, CsvDevices, TemplateParams, insert_devices_csv,
-    parse_key_spec, read_devices_csv, update_devices,
+    insert_devices_csv_from, parse_key_spec, read_devices_csv, update_devices,
 };
 pub use certificates::{
     CapfCertificateRequest, NamedFile, capf_csr_pem, check_capf_certificate,

@@ -26,6 +26,7 @@
 // Test code: a failed step fails the test loudly, through `Must` (once) and `assert!`.
 #![allow(clippy::panic)]
 
+pub mod accounts;
 pub mod admin;
 pub mod ca_requests;
 pub mod lifecycle;
@@ -124,6 +125,12 @@ macro_rules! conformance_tests {
             external_ca_settings_default_and_round_trip,
             a_batch_of_certificates_applies_each_on_its_own,
         );
+        $crate::conformance_tests!(@each $factory; accounts:
+            accounts_are_added_found_listed_and_removed,
+            login_failures_count_and_a_login_resets_them,
+            api_tokens_are_found_by_hash_and_go_with_their_account,
+            changes_through_an_account_handle_are_audited_with_its_name,
+        );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {
         $(
@@ -147,6 +154,7 @@ mod tests {
             ("lifecycle", include_str!("conformance/lifecycle.rs")),
             ("admin", include_str!("conformance/admin.rs")),
             ("ca_requests", include_str!("conformance/ca_requests.rs")),
+            ("accounts", include_str!("conformance/accounts.rs")),
         ] {
             let behaviours: Vec<&str> = source
                 .lines()

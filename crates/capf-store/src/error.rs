@@ -269,6 +269,32 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// An administrator account name that breaks the rule (1 to 64 ASCII letters, digits, `.`,
+    /// `_`, `-`, `@`).
+    #[error("account name {name:?} must be 1 to 64 ASCII letters, digits, '.', '_', '-' or '@'")]
+    InvalidAccountName {
+        /// The name given (at most 64 characters of it).
+        name: String,
+    },
+    /// An administrator account with this name (compared ignoring case) already exists.
+    #[error("account {name} already exists")]
+    DuplicateAccount {
+        /// The name given.
+        name: String,
+    },
+    /// No administrator account with this name exists.
+    #[error("account {name} does not exist")]
+    UnknownAccount {
+        /// The name given.
+        name: String,
+    },
+    /// An account or token record the store refuses: an empty password hash, a token hash that
+    /// is not 32 bytes.
+    #[error("invalid account record: {reason}")]
+    InvalidAccount {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl Error {

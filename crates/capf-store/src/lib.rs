@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod account;
 mod admin;
 mod auth;
 mod ca_request;
@@ -16,6 +17,9 @@ mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use account::{
+    ACCOUNT_NAME_MAX_LEN, Account, AccountName, ApiToken, NewAccount, Role, TOKEN_HASH_LEN,
+};
 pub use admin::{
     BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Schedule, StatusKind, StatusReport,
 };
@@ -115,4 +119,16 @@ pub mod action {
     pub const ONLINE_CA_SET: &str = "online ca set";
     /// [`SessionStore::ca_request_pending`](crate::SessionStore::ca_request_pending).
     pub const CA_REQUEST_PENDING: &str = "ca request pending";
+    /// [`AdminStore::add_account`](crate::AdminStore::add_account).
+    pub const ACCOUNT_ADDED: &str = "account added";
+    /// [`AdminStore::remove_account`](crate::AdminStore::remove_account).
+    pub const ACCOUNT_REMOVED: &str = "account removed";
+    /// [`AdminStore::record_login_failure`](crate::AdminStore::record_login_failure).
+    pub const LOGIN_FAILED: &str = "login failed";
+    /// [`AdminStore::record_login`](crate::AdminStore::record_login).
+    pub const LOGIN: &str = "login";
+    /// [`AdminStore::add_api_token`](crate::AdminStore::add_api_token).
+    pub const API_TOKEN_CREATED: &str = "api token created";
+    /// [`AdminStore::remove_api_token`](crate::AdminStore::remove_api_token).
+    pub const API_TOKEN_REMOVED: &str = "api token removed";
 }

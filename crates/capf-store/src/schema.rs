@@ -185,8 +185,35 @@ CREATE TABLE online_ca (
 ) STRICT;
 ";
 
+/// Version 6: administrator accounts of the web administration and their API tokens (issue 18),
+/// and who made each change in the audit log (`actor`, an account name; NULL for the server
+/// and for tools acting without an account). A token is kept only as its SHA-256 hash; a
+/// password only as its PHC hash string. An account's tokens go with it.
+const V6: &str = "
+ALTER TABLE audit ADD COLUMN actor TEXT;
+
+CREATE TABLE admin_accounts (
+    name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 64),
+    role TEXT NOT NULL CHECK (role IN ('admin', 'read-only')),
+    password_hash TEXT NOT NULL CHECK (length(password_hash) > 0),
+    created_at INTEGER NOT NULL,
+    login_failures INTEGER NOT NULL CHECK (login_failures BETWEEN 0 AND 4294967295),
+    last_login_failure INTEGER,
+    last_login INTEGER
+) STRICT;
+
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL COLLATE NOCASE REFERENCES admin_accounts (name) ON DELETE CASCADE,
+    token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX api_tokens_by_account ON api_tokens (account, id);
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -397,6 +424,32 @@ mod tests {
              state_changed_at) VALUES ('SEP1', 'offline-ca', x'30', x'30', 'issued', 1, 1)",
             "INSERT INTO ca_requests (device, mode, csr, public_key, state, received_at, \
              state_changed_at) VALUES ('SEP1', 'capf', x'30', x'30', 'pending', 1, 1)",
+        ] {
+            assert!(conn.execute_batch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn version_6_keeps_the_audit_and_adds_accounts_tokens_and_the_actor() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..5]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO audit (at, device, action, detail) VALUES (1, 'SEP1', 'x', 'y');",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..6]).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 6);
+        let actor: Option<String> = conn
+            .query_row("SELECT actor FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(actor, None);
+        for bad in [
+            "INSERT INTO admin_accounts (name, role, password_hash, created_at, login_failures) \
+             VALUES ('a', 'root', 'h', 1, 0)",
+            "INSERT INTO admin_accounts (name, role, password_hash, created_at, login_failures) \
+             VALUES ('a', 'admin', '', 1, 0)",
+            "INSERT INTO api_tokens (account, token_hash, label, created_at) \
+             VALUES ('nobody', x'00', '', 1)",
         ] {
             assert!(conn.execute_batch(bad).is_err(), "{bad}");
         }

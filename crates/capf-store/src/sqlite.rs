@@ -5,7 +5,7 @@
 
 use core::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
@@ -17,6 +17,7 @@ use crate::{
     AuthMode, Device, Error, LscRecord, LscState, NewDevice, Operation, OperationStatus, schema,
 };
 
+mod accounts;
 mod admin;
 mod bulk;
 mod ca;
@@ -36,9 +37,11 @@ mod session;
 /// Times are stored as whole unix seconds: sub-second parts are dropped, and what the store
 /// returns is what it stored.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     key: [u8; AUTH_KEY_LEN],
     path: Option<PathBuf>,
+    /// Who this handle's changes are audited as ([`crate::AdminStore::acting_as`]).
+    actor: Option<String>,
 }
 
 /// Shows the database path, never the key.
@@ -46,6 +49,7 @@ impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
+            .field("actor", &self.actor)
             .finish_non_exhaustive()
     }
 }
@@ -81,9 +85,10 @@ impl SqliteStore {
             .map_err(Error::db("switching the database to WAL mode"))?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             key,
             path: Some(path),
+            actor: None,
         })
     }
 
@@ -97,9 +102,10 @@ impl SqliteStore {
         configure(&mut conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             key: hmac_key,
             path: None,
+            actor: None,
         })
     }
 
@@ -186,9 +192,45 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail("beginning a write"))?;
+        let mark = self.audit_mark(&tx)?;
         let out = f(&tx)?;
+        self.stamp_actor(&tx, mark)?;
         tx.commit().map_err(fail("committing a write"))?;
         Ok(out)
+    }
+
+    /// A handle sharing this store's connection whose changes are audited as `actor`'s.
+    pub(crate) fn with_actor(&self, actor: &str) -> SqliteStore {
+        SqliteStore {
+            conn: Arc::clone(&self.conn),
+            key: self.key,
+            path: self.path.clone(),
+            actor: Some(actor.to_owned()),
+        }
+    }
+
+    /// The audit log's last entry id before a write, when this handle acts for an account.
+    fn audit_mark(&self, tx: &Transaction<'_>) -> Result<Option<i64>, Error> {
+        if self.actor.is_none() {
+            return Ok(None);
+        }
+        tx.query_row("SELECT coalesce(max(id), 0) FROM audit", [], |r| r.get(0))
+            .map(Some)
+            .map_err(Error::db("reading the audit log"))
+    }
+
+    /// Names this handle's account on every audit entry the write appended (after `mark`), in
+    /// the write's own transaction: every change path appends its entries in one place or
+    /// another, and this covers them all at once.
+    fn stamp_actor(&self, tx: &Transaction<'_>, mark: Option<i64>) -> Result<(), Error> {
+        if let (Some(actor), Some(mark)) = (&self.actor, mark) {
+            tx.execute(
+                "UPDATE audit SET actor = ?1 WHERE id > ?2 AND actor IS NULL",
+                params![actor, mark],
+            )
+            .map_err(Error::db("naming the account in the audit log"))?;
+        }
+        Ok(())
     }
 
     /// Runs `f` in one IMMEDIATE transaction that is rolled back (a dry run) or committed.
@@ -201,7 +243,9 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("beginning a write"))?;
+        let mark = self.audit_mark(&tx)?;
         let out = f(&tx)?;
+        self.stamp_actor(&tx, mark)?;
         if roll_back {
             tx.rollback().map_err(Error::db("rolling a dry run back"))?;
         } else {

@@ -6,9 +6,10 @@ use std::time::SystemTime;
 use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
-    AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState, Device, DeviceChange,
-    DeviceQuery, DeviceTemplate, DeviceUpdate, Error, IssuedLsc, KeepaliveMinutes, LscRecord,
-    LscState, NewCaRequest, NewDevice, Operation, Settings, StatusReport, TroubleshootResult,
+    Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
+    Device, DeviceChange, DeviceQuery, DeviceTemplate, DeviceUpdate, Error, IssuedLsc,
+    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, Operation,
+    Settings, StatusReport, TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -574,6 +575,84 @@ pub trait AdminStore: Send + Sync {
         records: &mut dyn Iterator<Item = LscRecord>,
         now: SystemTime,
     ) -> Result<usize, Error>;
+
+    // Administrator accounts of the web administration (issue 18).
+
+    /// Adds an administrator account, audited.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateAccount`] (names compare ignoring case), [`Error::InvalidAccount`] for
+    /// an empty password hash, or a database error.
+    fn add_account(&self, account: &NewAccount, now: SystemTime) -> Result<Account, Error>;
+
+    /// The account with this name (ignoring case).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn account(&self, name: &AccountName) -> Result<Option<Account>, Error>;
+
+    /// Every account, ordered by name (ignoring case).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn accounts(&self) -> Result<Vec<Account>, Error>;
+
+    /// Removes an account and its API tokens, audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], or a database error.
+    fn remove_account(&self, name: &AccountName, now: SystemTime) -> Result<(), Error>;
+
+    /// Counts a failed login of the account (`login_failures` + 1, `last_login_failure` =
+    /// `now`), audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], or a database error.
+    fn record_login_failure(&self, name: &AccountName, now: SystemTime) -> Result<Account, Error>;
+
+    /// A successful login: `last_login` = `now`, the failure count back to 0, audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], or a database error.
+    fn record_login(&self, name: &AccountName, now: SystemTime) -> Result<Account, Error>;
+
+    /// Stores a new API token of the account as its SHA-256 hash (the token itself is shown
+    /// once, by the caller, and never stored), audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::InvalidAccount`] for a hash that is not
+    /// [`TOKEN_HASH_LEN`](crate::TOKEN_HASH_LEN) bytes or is already stored, or a database
+    /// error.
+    fn add_api_token(
+        &self,
+        name: &AccountName,
+        token_hash: &[u8],
+        label: &str,
+        now: SystemTime,
+    ) -> Result<ApiToken, Error>;
+
+    /// The account whose API token has this hash, with the token; `None` for an unknown hash.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn api_token_account(&self, token_hash: &[u8]) -> Result<Option<(Account, ApiToken)>, Error>;
+
+    /// The API tokens of the account, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    fn api_tokens(&self, name: &AccountName) -> Result<Vec<ApiToken>, Error>;
+
+    /// Removes the API token `id`, audited.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAccount`] for an unknown token, or a database error.
+    fn remove_api_token(&self, id: i64, now: SystemTime) -> Result<(), Error>;
+
+    /// A handle on the same store whose changes are audited as made by `account`
+    /// ([`AuditEntry::actor`](crate::AuditEntry::actor)), in the same transaction as each
+    /// change: what the web administration calls on behalf of a logged-in account.
+    fn acting_as(&self, account: &AccountName) -> std::sync::Arc<dyn DeviceStore>;
 }
 
 /// Both store traits at once: the whole store, as a backend implements it and an administration

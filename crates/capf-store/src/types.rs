@@ -521,6 +521,10 @@ pub struct AuditEntry {
     pub action: String,
     /// Details for people (never an authentication string).
     pub detail: String,
+    /// Who made the change: the administrator account of a store handle from
+    /// [`AdminStore::acting_as`](crate::AdminStore::acting_as); `None` for the server and for
+    /// tools acting without an account.
+    pub actor: Option<String>,
 }
 
 #[cfg(test)]

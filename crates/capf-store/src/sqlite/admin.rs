@@ -1,11 +1,13 @@
 //! Administration on SQLite: [`AdminStore`] for [`SqliteStore`]. The work in bulk (queries,
 //! bulk inserts and updates, reports, templates) is in `bulk`, requests to an external CA in `ca`.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use capf_lsc::DeviceName;
 use rusqlite::params;
 
+use super::accounts;
 use super::ca;
 use super::{
     DEVICE_COLUMNS, RawDevice, added_detail, append_audit, bulk, describe_time, from_unix,
@@ -14,10 +16,10 @@ use super::{
 use crate::auth;
 use crate::types::hex;
 use crate::{
-    AdminStore, AuditEntry, BulkChange, CaRequest, CaRequestState, Device, DeviceChange,
-    DeviceQuery, DeviceTemplate, DeviceUpdate, Error, FetchedCertificate, KeepaliveMinutes,
-    LscRecord, LscState, NewDevice, Operation, OperationStatus, Settings, SqliteStore,
-    StatusReport, TroubleshootResult, action,
+    Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
+    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, Error,
+    FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, Operation,
+    OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult, action,
 };
 
 impl AdminStore for SqliteStore {
@@ -270,7 +272,7 @@ impl AdminStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = conn
             .prepare_cached(
-                "SELECT at, device, action, detail FROM audit \
+                "SELECT at, device, action, detail, actor FROM audit \
                  WHERE ?1 IS NULL OR device = ?1 ORDER BY id DESC LIMIT ?2",
             )
             .and_then(|mut stmt| {
@@ -280,13 +282,14 @@ impl AdminStore for SqliteStore {
                         r.get::<_, Option<String>>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
             .map_err(Error::db("reading the audit log"))?;
         rows.into_iter()
-            .map(|(at, device, action, detail)| {
+            .map(|(at, device, action, detail, actor)| {
                 Ok(AuditEntry {
                     at: from_unix(at, "audit", "at")?,
                     device: device
@@ -294,6 +297,7 @@ impl AdminStore for SqliteStore {
                         .transpose()?,
                     action,
                     detail,
+                    actor,
                 })
             })
             .collect()
@@ -438,5 +442,57 @@ impl AdminStore for SqliteStore {
         now: SystemTime,
     ) -> Result<usize, Error> {
         self.write(None, |tx| bulk::import_lscs(tx, records, now))
+    }
+
+    fn add_account(&self, account: &NewAccount, now: SystemTime) -> Result<Account, Error> {
+        self.write(None, |tx| accounts::add(tx, account, now))
+    }
+
+    fn account(&self, name: &AccountName) -> Result<Option<Account>, Error> {
+        accounts::load(&self.lock(), name)
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, Error> {
+        accounts::list(&self.lock())
+    }
+
+    fn remove_account(&self, name: &AccountName, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| accounts::remove(tx, name, now))
+    }
+
+    fn record_login_failure(&self, name: &AccountName, now: SystemTime) -> Result<Account, Error> {
+        self.write(None, |tx| accounts::login_failure(tx, name, now))
+    }
+
+    fn record_login(&self, name: &AccountName, now: SystemTime) -> Result<Account, Error> {
+        self.write(None, |tx| accounts::login(tx, name, now))
+    }
+
+    fn add_api_token(
+        &self,
+        name: &AccountName,
+        token_hash: &[u8],
+        label: &str,
+        now: SystemTime,
+    ) -> Result<ApiToken, Error> {
+        self.write(None, |tx| {
+            accounts::add_token(tx, name, token_hash, label, now)
+        })
+    }
+
+    fn api_token_account(&self, token_hash: &[u8]) -> Result<Option<(Account, ApiToken)>, Error> {
+        accounts::token_account(&self.lock(), token_hash)
+    }
+
+    fn api_tokens(&self, name: &AccountName) -> Result<Vec<ApiToken>, Error> {
+        accounts::tokens(&self.lock(), name)
+    }
+
+    fn remove_api_token(&self, id: i64, now: SystemTime) -> Result<(), Error> {
+        self.write(None, |tx| accounts::remove_token(tx, id, now))
+    }
+
+    fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
+        Arc::new(self.with_actor(account.as_str()))
     }
 }

@@ -1,0 +1,633 @@
+//! The JSON API over capf-admin: the calls capfctl makes, so both behave the same.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use capf_admin::{
+    BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, CsrView, DeviceDetailView,
+    DeviceEdit, DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind,
+    SettingView, StatusView,
+};
+use capf_store::{AuthMode, CaRequestState, DeviceUpdate, NewDevice, StatusKind};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// Runs blocking store work (SQLite, Argon2id) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal())?
+}
+
+/// A JSON body, or 400 with serde's one line on what is wrong with it.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn parse_name<T: core::str::FromStr>(field: &str, text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::error::Error + 'static,
+{
+    text.parse().map_err(|e: T::Err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{field}: {}", capf_admin::error_chain(&e)),
+        )
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Health
+
+/// `GET /healthz`: the process answers.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers (it reads the settings).
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let store = Arc::clone(&state.store);
+    match blocking(move || Ok(store.settings()?)).await {
+        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "the store does not answer" })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /api/me`: the caller's account and role.
+pub(crate) async fn me(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
+    Json(json!({ "account": caller.account.as_str(), "role": caller.role.as_str() }))
+}
+
+// ------------------------------------------------------------------------------------------
+// Devices
+
+/// capfctl's device filters, as query parameters.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilterParams {
+    name: Option<String>,
+    pool: Option<String>,
+    model: Option<String>,
+    status: Option<String>,
+    lsc_expires_before: Option<String>,
+    #[serde(default)]
+    past_complete_by: bool,
+}
+
+impl FilterParams {
+    fn to_filter(&self) -> Result<DeviceFilter, ApiError> {
+        Ok(DeviceFilter {
+            name_pattern: self.name.clone(),
+            device_pool: self.pool.clone(),
+            model: self.model.clone(),
+            status: self
+                .status
+                .as_deref()
+                .map(|s| parse_name::<StatusKind>("status", s))
+                .transpose()?,
+            lsc_expires_before: self
+                .lsc_expires_before
+                .as_deref()
+                .map(|d| capf_admin::day_start(d, "lsc_expires_before"))
+                .transpose()?,
+            past_complete_by: self.past_complete_by,
+        })
+    }
+}
+
+fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    let raw = raw.unwrap_or("");
+    serde_urlencoded_parse(raw)
+}
+
+fn serde_urlencoded_parse<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(
+        &format!("/?{raw}")
+            .parse()
+            .map_err(|_| bad_request("malformed query string".to_owned()))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| bad_request(format!("malformed query string: {}", e.body_text())))
+}
+
+/// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=`.
+pub(crate) async fn list_devices(
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    let filter = query::<FilterParams>(uri.query())?.to_filter()?;
+    blocking(move || {
+        let devices = capf_admin::list_devices(&*caller.store, &filter, SystemTime::now())?;
+        Ok(Json(devices.iter().map(DeviceView::from).collect()))
+    })
+    .await
+}
+
+/// `GET /api/devices/{name}`: the device, its LSCs and its newest audit entries.
+pub(crate) async fn show_device(
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<DeviceDetailView>, ApiError> {
+    blocking(move || {
+        let detail = capf_admin::device_detail(&*caller.store, &name, capf_admin::AUDIT_ENTRIES)?;
+        Ok(Json(detail.view()))
+    })
+    .await
+}
+
+/// Key choices of an Install/Upgrade operation, by their capfctl names.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Keys {
+    key_order: Option<String>,
+    rsa: Option<String>,
+    curve: Option<String>,
+}
+
+impl Keys {
+    fn choice(&self) -> Result<KeyChoice, ApiError> {
+        Ok(KeyChoice {
+            order: self
+                .key_order
+                .as_deref()
+                .map(|o| {
+                    capf_admin::parse_key_order(o).ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!(
+                                "key_order {o:?}: expected one of {}",
+                                capf_admin::KEY_ORDERS
+                                    .map(capf_admin::key_order_name)
+                                    .join(", ")
+                            ),
+                        )
+                    })
+                })
+                .transpose()?,
+            rsa: self
+                .rsa
+                .as_deref()
+                .map(capf_admin::parse_rsa_bits)
+                .transpose()?,
+            curve: self
+                .curve
+                .as_deref()
+                .map(capf_admin::parse_curve)
+                .transpose()?,
+        })
+    }
+}
+
+/// `POST /api/devices`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddDevice {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    device_pool: String,
+    #[serde(default)]
+    model: String,
+    operation: Option<String>,
+    #[serde(flatten)]
+    keys: Keys,
+    auth_mode: Option<String>,
+    auth_string: Option<String>,
+    complete_by: Option<String>,
+}
+
+/// `POST /api/devices`: registers a device (201).
+pub(crate) async fn add_device(
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+    let add: AddDevice = parse_json(&body)?;
+    let now = SystemTime::now();
+    let kind = add
+        .operation
+        .as_deref()
+        .map(|o| parse_name::<OperationKind>("operation", o))
+        .transpose()?
+        .unwrap_or(OperationKind::None);
+    let given_mode = add
+        .auth_mode
+        .as_deref()
+        .map(|m| parse_name::<AuthMode>("auth_mode", m))
+        .transpose()?;
+    let new = NewDevice {
+        description: add.description,
+        device_pool: add.device_pool,
+        model: add.model,
+        operation: add.keys.choice()?.operation(kind)?,
+        auth_mode: capf_admin::new_device_auth_mode(given_mode, add.auth_string.is_some())?,
+        auth_string: add.auth_string,
+        complete_by: add
+            .complete_by
+            .as_deref()
+            .map(|d| capf_admin::complete_by(d, "complete_by", now))
+            .transpose()?,
+        ..NewDevice::new(capf_admin::check_device_name(&add.name)?)
+    };
+    blocking(move || {
+        let device = capf_admin::add_device(&*caller.store, &new, now)?;
+        Ok((StatusCode::CREATED, Json(DeviceView::from(&device))))
+    })
+    .await
+}
+
+/// `PATCH /api/devices/{name}`'s body: the fields to change; `auth_string` null clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateDevice {
+    description: Option<String>,
+    device_pool: Option<String>,
+    model: Option<String>,
+    auth_mode: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    auth_string: Option<Option<String>>,
+}
+
+/// A field that is there (even as null) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/devices/{name}`.
+pub(crate) async fn update_device(
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<DeviceView>, ApiError> {
+    let update: UpdateDevice = parse_json(&body)?;
+    let edit = DeviceEdit {
+        update: DeviceUpdate {
+            description: update.description,
+            device_pool: update.device_pool,
+            model: update.model,
+            auth_mode: update
+                .auth_mode
+                .as_deref()
+                .map(|m| parse_name::<AuthMode>("auth_mode", m))
+                .transpose()?,
+        },
+        auth_string: update.auth_string,
+    };
+    blocking(move || {
+        let device = edit.apply(&*caller.store, &name, SystemTime::now())?;
+        Ok(Json(DeviceView::from(&device)))
+    })
+    .await
+}
+
+/// `DELETE /api/devices/{name}`.
+pub(crate) async fn remove_device(
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || {
+        let device = capf_admin::require_device(&*caller.store, &name)?;
+        caller
+            .store
+            .remove_device(&device.name, SystemTime::now())?;
+        Ok(Json(json!({ "removed": device.name.as_str() })))
+    })
+    .await
+}
+
+/// `POST /api/devices/{name}/schedule`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleBody {
+    operation: String,
+    #[serde(flatten)]
+    keys: Keys,
+    complete_by: Option<String>,
+    auth_string: Option<String>,
+}
+
+/// `POST /api/devices/{name}/schedule`: an operation (with its keys, complete-by date and
+/// authentication string), as `capfctl device schedule`.
+pub(crate) async fn schedule_device(
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<DeviceView>, ApiError> {
+    let body: ScheduleBody = parse_json(&body)?;
+    let now = SystemTime::now();
+    let kind = parse_name::<OperationKind>("operation", &body.operation)?;
+    let operation = body.keys.choice()?.operation(kind)?;
+    let complete_by = body
+        .complete_by
+        .as_deref()
+        .map(|d| capf_admin::complete_by(d, "complete_by", now))
+        .transpose()?;
+    blocking(move || {
+        let device = capf_admin::schedule_device(
+            &*caller.store,
+            &name,
+            operation,
+            complete_by,
+            body.auth_string.as_deref(),
+            now,
+        )?;
+        Ok(Json(DeviceView::from(&device)))
+    })
+    .await
+}
+
+// ------------------------------------------------------------------------------------------
+// Bulk
+
+/// `POST /api/bulk/insert[?template=NAME]`: the body is the CSV file (the guide's Bulk
+/// Administration columns); every row or none is added, and a bad row is named by its line.
+pub(crate) async fn bulk_insert(
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Json<BulkInsertView>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        template: Option<String>,
+    }
+    let params: Params = query(uri.query())?;
+    blocking(move || {
+        let template = params
+            .template
+            .map(|name| {
+                caller
+                    .store
+                    .template(&name)?
+                    .ok_or(capf_admin::Error::UnknownTemplate { name })
+            })
+            .transpose()?;
+        let inserted = capf_admin::insert_devices_csv_from(
+            &*caller.store,
+            &body[..],
+            "upload.csv",
+            template,
+            &mut NoProgress,
+            SystemTime::now(),
+        )?;
+        Ok(Json(BulkInsertView {
+            file: "upload.csv".to_owned(),
+            added: inserted.added,
+            template: inserted.template.map(|t| t.name),
+        }))
+    })
+    .await
+}
+
+/// `POST /api/bulk/update`'s body: which devices (capfctl's filters), what changes, and
+/// whether only to show it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkUpdate {
+    #[serde(default)]
+    filter: FilterParams,
+    description: Option<String>,
+    device_pool: Option<String>,
+    model: Option<String>,
+    auth_mode: Option<String>,
+    operation: Option<String>,
+    #[serde(flatten)]
+    keys: Keys,
+    complete_by: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/bulk/update`: an update by query, or its dry run (what would change).
+pub(crate) async fn bulk_update(
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<BulkUpdateView>, ApiError> {
+    let body: BulkUpdate = parse_json(&body)?;
+    let now = SystemTime::now();
+    let filter = body.filter.to_filter()?;
+    let params = ChangeParams {
+        description: body.description,
+        device_pool: body.device_pool,
+        model: body.model,
+        auth_mode: body
+            .auth_mode
+            .as_deref()
+            .map(|m| parse_name::<AuthMode>("auth_mode", m))
+            .transpose()?,
+        operation: body
+            .operation
+            .as_deref()
+            .map(|o| parse_name::<OperationKind>("operation", o))
+            .transpose()?,
+        keys: body.keys.choice()?,
+        complete_by: body.complete_by,
+    };
+    let change = params.to_change(now)?;
+    let dry_run = body.dry_run;
+    blocking(move || {
+        let changes = capf_admin::update_devices(
+            &*caller.store,
+            &filter,
+            &change,
+            dry_run,
+            &mut NoProgress,
+            now,
+        )?;
+        Ok(Json(BulkUpdateView {
+            dry_run,
+            changed: changes.len(),
+            devices: changes
+                .iter()
+                .map(|c| ChangeView {
+                    name: c.name.to_string(),
+                    change: c.detail.clone(),
+                })
+                .collect(),
+        }))
+    })
+    .await
+}
+
+// ------------------------------------------------------------------------------------------
+// Reports and settings
+
+/// `GET /api/reports/status`.
+pub(crate) async fn status(
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<StatusView>, ApiError> {
+    blocking(move || {
+        Ok(Json(capf_admin::status_report(
+            &*caller.store,
+            SystemTime::now(),
+        )?))
+    })
+    .await
+}
+
+/// `GET /api/reports/stale-lscs`.
+pub(crate) async fn stale_lscs(
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<LscView>>, ApiError> {
+    blocking(move || {
+        Ok(Json(
+            caller
+                .store
+                .stale_lscs()?
+                .iter()
+                .map(LscView::from)
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// `GET /api/reports/csrs[?state=pending]`: requests to an external CA (`capfctl csr list`).
+pub(crate) async fn csrs(
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+) -> Result<Json<Vec<CsrView>>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        state: Option<String>,
+    }
+    let params: Params = query(uri.query())?;
+    let state = params
+        .state
+        .as_deref()
+        .map(|s| parse_name::<CaRequestState>("state", s))
+        .transpose()?;
+    blocking(move || {
+        Ok(Json(
+            caller
+                .store
+                .ca_requests(state)?
+                .iter()
+                .map(CsrView::from)
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// `GET /api/reports/expiring[?days=30]`: Issued and Installed LSCs expiring within the days.
+pub(crate) async fn expiring(
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+) -> Result<Json<Vec<LscView>>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        days: Option<u32>,
+    }
+    let params: Params = query(uri.query())?;
+    let days = params.days.unwrap_or(30);
+    let before = SystemTime::now()
+        .checked_add(Duration::from_secs(u64::from(days) * 86_400))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("days {days}: too far ahead"),
+            )
+        })?;
+    blocking(move || {
+        Ok(Json(
+            caller
+                .store
+                .lscs_expiring_before(before)?
+                .iter()
+                .map(LscView::from)
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// `GET /api/settings`: every run-time setting (keepalive, limits, issuer, validity, ...).
+pub(crate) async fn settings(
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<SettingView>>, ApiError> {
+    blocking(move || Ok(Json(capf_admin::settings(&*caller.store)?))).await
+}
+
+/// `PUT /api/settings`: `{ "key": "value", ... }`, each as `capfctl settings set`; all are
+/// checked before any is stored.
+pub(crate) async fn set_settings(
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<Vec<SettingView>>, ApiError> {
+    let values: std::collections::BTreeMap<String, String> = parse_json(&body)?;
+    blocking(move || {
+        let mut settings = caller.store.settings()?;
+        for (key, value) in &values {
+            settings
+                .set(key, value.trim())
+                .map_err(capf_admin::Error::from)?;
+        }
+        caller.store.update_settings(&settings, SystemTime::now())?;
+        Ok(Json(capf_admin::settings(&*caller.store)?))
+    })
+    .await
+}
+
+/// `GET /api/audit[?device=NAME&limit=N]`: the newest audit entries, with who made each change.
+pub(crate) async fn audit(
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        device: Option<String>,
+        limit: Option<usize>,
+    }
+    let params: Params = query(uri.query())?;
+    blocking(move || {
+        let device = params
+            .device
+            .as_deref()
+            .map(capf_admin::lookup_name)
+            .transpose()?;
+        let entries = caller
+            .store
+            .audit(device.as_ref(), params.limit.unwrap_or(100).min(10_000))?;
+        Ok(Json(serde_json::Value::Array(
+            entries
+                .iter()
+                .map(|e| {
+                    json!({
+                        "at": capf_admin::rfc3339(e.at),
+                        "device": e.device.as_ref().map(|d| d.as_str()),
+                        "action": e.action,
+                        "detail": e.detail,
+                        "actor": e.actor,
+                    })
+                })
+                .collect(),
+        )))
+    })
+    .await
+}

@@ -1,0 +1,807 @@
+//! The web API over real HTTPS on 127.0.0.1: every endpoint's success, and the bad inputs of
+//! issue 18 (malformed body, unknown device, bad CSV, missing or expired session, wrong CSRF
+//! token, the read-only role writing), each with its status and message and nothing changed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_store::{AccountName, AdminStore, DeviceStore, Role, SessionStore, SqliteStore};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Server {
+    store: Arc<SqliteStore>,
+    addr: SocketAddr,
+    client: reqwest::Client,
+    task: tokio::task::JoinHandle<Result<(), capf_web::Error>>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start(config: capf_web::WebConfig) -> Server {
+    let store = Arc::new(SqliteStore::open_in_memory([5; 32]).unwrap());
+    for (name, role) in [("alice", Role::Admin), ("reader", Role::ReadOnly)] {
+        capf_admin::accounts::add_account(
+            &*store,
+            &AccountName::new(name).unwrap(),
+            role,
+            PASSWORD,
+            SystemTime::now(),
+        )
+        .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "capf-web-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let (cert, key) = capf_web::tls::self_signed_files(&dir).unwrap();
+    let tls = Arc::new(capf_web::tls::server_config(&cert, &key).unwrap());
+    let dyn_store: Arc<dyn DeviceStore> = store.clone();
+    let app = capf_web::router(dyn_store, config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(capf_web::tls::serve(listener, tls, app));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    Server {
+        store,
+        addr,
+        client,
+        task,
+        dir,
+    }
+}
+
+/// A logged-in caller: the cookie and the CSRF token, or a bearer token.
+#[derive(Clone, Default)]
+struct Auth {
+    cookie: Option<String>,
+    csrf: Option<String>,
+    bearer: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    set_cookie: Option<String>,
+}
+
+impl Answer {
+    fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {}", self.body))
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Body>) -> Answer {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(c) = &auth.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = &auth.csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = &auth.bearer {
+            req = req.bearer_auth(b);
+        }
+        req = match body {
+            Some(Body::Json(v)) => req.json(&v),
+            Some(Body::Raw(text)) => req.body(text),
+            None => req,
+        };
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let set_cookie = res
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            set_cookie,
+        }
+    }
+
+    async fn login(&self, name: &str) -> Auth {
+        let a = self
+            .call(
+                Method::POST,
+                "/api/login",
+                &Auth::default(),
+                Some(Body::Json(json!({ "name": name, "password": PASSWORD }))),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let cookie = a.set_cookie.unwrap();
+        for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(cookie.contains(attr), "{cookie}");
+        }
+        Auth {
+            cookie: Some(cookie.split(';').next().unwrap().to_owned()),
+            csrf: Some(a.body["csrf_token"].as_str().unwrap().to_owned()),
+            bearer: None,
+        }
+    }
+
+    fn device_count(&self) -> usize {
+        self.store.list_devices().unwrap().len()
+    }
+
+    fn audit_len(&self) -> usize {
+        self.store.audit(None, usize::MAX).unwrap().len()
+    }
+}
+
+enum Body {
+    Json(Value),
+    Raw(&'static str),
+}
+
+use Body::{Json as J, Raw};
+
+async fn admin_server() -> (Server, Auth) {
+    let s = start(capf_web::WebConfig::default()).await;
+    let auth = s.login("alice").await;
+    (s, auth)
+}
+
+#[tokio::test]
+async fn health_checks_answer_without_login_and_nothing_else_does() {
+    let s = start(capf_web::WebConfig::default()).await;
+    let none = Auth::default();
+    assert_eq!(
+        s.call(Method::GET, "/healthz", &none, None).await.status,
+        StatusCode::OK
+    );
+    let ready = s.call(Method::GET, "/readyz", &none, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["status"], "ready");
+    for (method, path) in [
+        (Method::GET, "/api/devices"),
+        (Method::GET, "/api/devices/SEP001122334455"),
+        (Method::POST, "/api/devices"),
+        (Method::GET, "/api/reports/status"),
+        (Method::GET, "/api/settings"),
+        (Method::PUT, "/api/settings"),
+        (Method::POST, "/api/bulk/insert"),
+        (Method::GET, "/api/audit"),
+        (Method::GET, "/api/me"),
+    ] {
+        let a = s.call(method.clone(), path, &none, None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert!(a.error().starts_with("log in first"), "{}", a.error());
+    }
+    assert_eq!(s.device_count(), 0);
+}
+
+#[tokio::test]
+async fn login_refuses_wrong_passwords_and_malformed_bodies_then_throttles() {
+    let s = start(capf_web::WebConfig::default()).await;
+    let none = Auth::default();
+    let malformed = s
+        .call(Method::POST, "/api/login", &none, Some(Raw("{\"name\":")))
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        malformed.error().starts_with("malformed JSON body"),
+        "{}",
+        malformed.error()
+    );
+    for _ in 0..5 {
+        let a = s
+            .call(
+                Method::POST,
+                "/api/login",
+                &none,
+                Some(J(json!({ "name": "alice", "password": "wrong password!" }))),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(a.error(), "wrong account name or password");
+        assert!(!a.body.to_string().contains("wrong password!"));
+    }
+    let account = s
+        .store
+        .account(&AccountName::new("alice").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.login_failures, 5);
+    // The sixth try is refused before the password is checked, even the right one.
+    let throttled = s
+        .call(
+            Method::POST,
+            "/api/login",
+            &none,
+            Some(J(json!({ "name": "alice", "password": PASSWORD }))),
+        )
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.error(), "too many failed logins; try again later");
+    // Another account from the same address still logs in.
+    s.login("reader").await;
+    let unknown = s
+        .call(
+            Method::POST,
+            "/api/login",
+            &none,
+            Some(J(json!({ "name": "nobody", "password": PASSWORD }))),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.error(), "wrong account name or password");
+}
+
+#[tokio::test]
+async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_account_audited() {
+    let (s, auth) = admin_server().await;
+    let me = s.call(Method::GET, "/api/me", &auth, None).await;
+    assert_eq!(me.body, json!({ "account": "alice", "role": "admin" }));
+    let added = s
+        .call(
+            Method::POST,
+            "/api/devices",
+            &auth,
+            Some(J(
+                json!({ "name": "SEP001122334455", "device_pool": "Lobby", "model": "Cisco 8865" }),
+            )),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(added.body["name"], "SEP001122334455");
+    s.call(
+        Method::POST,
+        "/api/devices",
+        &auth,
+        Some(J(
+            json!({ "name": "SEP0011223344AA", "device_pool": "Office" }),
+        )),
+    )
+    .await;
+    let listed = s
+        .call(Method::GET, "/api/devices?pool=Lobby", &auth, None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let all = s
+        .call(Method::GET, "/api/devices?name=SEP0011*", &auth, None)
+        .await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let updated = s
+        .call(
+            Method::PATCH,
+            "/api/devices/SEP001122334455",
+            &auth,
+            Some(J(json!({ "description": "front desk" }))),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    let scheduled = s
+        .call(
+            Method::POST,
+            "/api/devices/sep001122334455/schedule",
+            &auth,
+            Some(J(
+                json!({ "operation": "install", "rsa": "2048", "auth_string": "123456" }),
+            )),
+        )
+        .await;
+    assert_eq!(scheduled.status, StatusCode::OK, "{}", scheduled.body);
+    let device = s
+        .store
+        .device(&capf_store::DeviceName::new("SEP001122334455").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(device.description, "front desk");
+    assert!(device.has_operation_to_run());
+    assert!(!scheduled.body.to_string().contains("123456"));
+    let shown = s
+        .call(Method::GET, "/api/devices/SEP001122334455", &auth, None)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body["name"], "SEP001122334455");
+    let removed = s
+        .call(Method::DELETE, "/api/devices/SEP0011223344AA", &auth, None)
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    assert_eq!(s.device_count(), 1);
+    // Every change names alice.
+    let audit = s
+        .call(Method::GET, "/api/audit?limit=50", &auth, None)
+        .await;
+    let changes: Vec<&Value> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["device"].is_string())
+        .collect();
+    assert!(changes.len() >= 5, "{}", audit.body);
+    assert!(
+        changes.iter().all(|e| e["actor"] == "alice"),
+        "{}",
+        audit.body
+    );
+}
+
+#[tokio::test]
+async fn bad_device_requests_get_their_status_and_change_nothing() {
+    let (s, auth) = admin_server().await;
+    s.call(
+        Method::POST,
+        "/api/devices",
+        &auth,
+        Some(J(json!({ "name": "SEP001122334455" }))),
+    )
+    .await;
+    let before = (s.device_count(), s.audit_len());
+    let cases: Vec<(Method, &str, Option<Body>, StatusCode, &str)> = vec![
+        (
+            Method::POST,
+            "/api/devices",
+            Some(Raw("{not json")),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            Method::POST,
+            "/api/devices",
+            Some(J(json!({ "name": "SEP001122334455", "colour": "red" }))),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body: unknown field `colour`",
+        ),
+        (
+            Method::POST,
+            "/api/devices",
+            Some(J(json!({ "name": "SEP001122334455" }))),
+            StatusCode::CONFLICT,
+            "device SEP001122334455 is already registered",
+        ),
+        (
+            Method::POST,
+            "/api/devices",
+            Some(J(json!({ "name": "a b" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot register the device",
+        ),
+        (
+            Method::POST,
+            "/api/devices",
+            Some(J(json!({ "name": "SEP0011223344AB", "auth_string": "12" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the authentication string for SEP0011223344AB must be 4 to 10 ASCII digits",
+        ),
+        (
+            Method::GET,
+            "/api/devices/SEP00000000FFFF",
+            None,
+            StatusCode::NOT_FOUND,
+            "device SEP00000000FFFF is not registered",
+        ),
+        (
+            Method::PATCH,
+            "/api/devices/SEP00000000FFFF",
+            Some(J(json!({ "model": "x" }))),
+            StatusCode::NOT_FOUND,
+            "device SEP00000000FFFF is not registered",
+        ),
+        (
+            Method::DELETE,
+            "/api/devices/SEP00000000FFFF",
+            None,
+            StatusCode::NOT_FOUND,
+            "device SEP00000000FFFF is not registered",
+        ),
+        (
+            Method::POST,
+            "/api/devices/SEP00000000FFFF/schedule",
+            Some(J(json!({ "operation": "delete" }))),
+            StatusCode::NOT_FOUND,
+            "device SEP00000000FFFF is not registered",
+        ),
+        (
+            Method::POST,
+            "/api/devices/SEP001122334455/schedule",
+            Some(J(json!({ "operation": "reboot" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "operation: operation \"reboot\"",
+        ),
+        (
+            Method::POST,
+            "/api/devices/SEP001122334455/schedule",
+            Some(J(json!({ "operation": "delete", "rsa": "2048" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "--key-order, --rsa and --curve only apply",
+        ),
+        (
+            Method::GET,
+            "/api/devices?status=running",
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "status:",
+        ),
+        (
+            Method::GET,
+            "/api/devices?colour=red",
+            None,
+            StatusCode::BAD_REQUEST,
+            "malformed query string",
+        ),
+        (
+            Method::PUT,
+            "/api/settings",
+            Some(J(json!({ "keepalive_minutes": "1000" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            Method::PUT,
+            "/api/settings",
+            Some(J(json!({ "no_such_key": "1" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/nothing-here",
+            None,
+            StatusCode::NOT_FOUND,
+            "no such endpoint",
+        ),
+    ];
+    for (method, path, body, status, message) in cases {
+        let a = s.call(method.clone(), path, &auth, body).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+        assert!(
+            a.error().starts_with(message),
+            "{method} {path}: {}",
+            a.error()
+        );
+        assert!(!a.error().contains('\n'));
+    }
+    assert_eq!((s.device_count(), s.audit_len()), before);
+    let settings = s.store.settings().unwrap();
+    assert_eq!(settings, capf_store::Settings::default());
+}
+
+#[tokio::test]
+async fn a_bad_csv_row_is_named_by_its_line_and_nothing_is_added() {
+    let (s, auth) = admin_server().await;
+    let audit = s.audit_len();
+    let bad = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert",
+            &auth,
+            Some(Raw("device_name,operation,auth_string\nSEP001122334455,install,\nSEP001122334456,delete,12\n")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(
+        bad.error(),
+        "upload.csv:3: the authentication string for SEP001122334456 must be 4 to 10 ASCII \
+         digits (0-9); the one given has 2 characters"
+    );
+    assert_eq!((s.device_count(), s.audit_len()), (0, audit));
+    let good = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert",
+            &auth,
+            Some(Raw(
+                "device_name,model\nSEP001122334455,Cisco 8865\nSEP001122334456,Cisco 8865\n",
+            )),
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+    assert_eq!(good.body["added"], 2);
+    // A name given twice: the store refuses it, still by line, still nothing added.
+    let twice = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert",
+            &auth,
+            Some(Raw("device_name\nSEP0011223344AA\nSEP001122334455\n")),
+        )
+        .await;
+    assert_eq!(
+        twice.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        twice.body
+    );
+    assert!(
+        twice.error().starts_with("upload.csv:3:"),
+        "{}",
+        twice.error()
+    );
+    assert_eq!(s.device_count(), 2);
+    let unknown_template = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?template=none",
+            &auth,
+            Some(Raw("device_name\nSEP0011223344AB\n")),
+        )
+        .await;
+    assert_eq!(
+        unknown_template.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        unknown_template.body
+    );
+    assert_eq!(s.device_count(), 2);
+}
+
+#[tokio::test]
+async fn bulk_update_previews_with_a_dry_run_then_applies() {
+    let (s, auth) = admin_server().await;
+    s.call(
+        Method::POST,
+        "/api/bulk/insert",
+        &auth,
+        Some(Raw("device_name,device_pool\nSEP001122334455,Lobby\nSEP001122334456,Lobby\nSEP001122334457,Office\n")),
+    )
+    .await;
+    let audit = s.audit_len();
+    let body = json!({ "filter": { "pool": "Lobby" }, "model": "Cisco 8865", "dry_run": true });
+    let dry = s
+        .call(Method::POST, "/api/bulk/update", &auth, Some(J(body)))
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(dry.body["dry_run"], true);
+    assert_eq!(dry.body["changed"], 2);
+    assert_eq!(s.audit_len(), audit);
+    assert!(
+        s.store
+            .list_devices()
+            .unwrap()
+            .iter()
+            .all(|d| d.model.is_empty())
+    );
+    let body = json!({ "filter": { "pool": "Lobby" }, "model": "Cisco 8865" });
+    let done = s
+        .call(Method::POST, "/api/bulk/update", &auth, Some(J(body)))
+        .await;
+    assert_eq!(done.body["changed"], 2);
+    assert_eq!(s.audit_len(), audit + 2);
+    let nothing = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(json!({ "filter": {} }))),
+        )
+        .await;
+    assert_eq!(
+        nothing.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        nothing.body
+    );
+}
+
+#[tokio::test]
+async fn reports_and_settings_read_and_write() {
+    let (s, auth) = admin_server().await;
+    s.call(
+        Method::POST,
+        "/api/devices",
+        &auth,
+        Some(J(
+            json!({ "name": "SEP001122334455", "operation": "install" }),
+        )),
+    )
+    .await;
+    let status = s
+        .call(Method::GET, "/api/reports/status", &auth, None)
+        .await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(status.body["pending"], 1);
+    for path in [
+        "/api/reports/stale-lscs",
+        "/api/reports/csrs?state=pending",
+        "/api/reports/expiring?days=90",
+    ] {
+        let a = s.call(Method::GET, path, &auth, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+        assert_eq!(a.body, json!([]), "{path}");
+    }
+    let bad_state = s
+        .call(Method::GET, "/api/reports/csrs?state=lost", &auth, None)
+        .await;
+    assert_eq!(bad_state.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let shown = s.call(Method::GET, "/api/settings", &auth, None).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(
+        shown.body.to_string().contains("keepalive"),
+        "{}",
+        shown.body
+    );
+    let set = s
+        .call(
+            Method::PUT,
+            "/api/settings",
+            &auth,
+            Some(J(json!({ "keepalive_minutes": "30" }))),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(s.store.settings().unwrap().keepalive.minutes(), 30);
+    let entry = &s.store.audit(None, 1).unwrap()[0];
+    assert_eq!(entry.action, capf_store::action::SETTINGS_UPDATED);
+    assert_eq!(entry.actor.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token_and_tokens_do_not() {
+    let (s, auth) = admin_server().await;
+    let audit = s.audit_len();
+    let add = json!({ "name": "SEP001122334455" });
+    for csrf in [None, Some("0".repeat(64))] {
+        let a = s
+            .call(
+                Method::POST,
+                "/api/devices",
+                &Auth {
+                    csrf,
+                    ..auth.clone()
+                },
+                Some(J(add.clone())),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            a.error(),
+            "missing or wrong CSRF token (header X-CSRF-Token)"
+        );
+    }
+    // Reads need none.
+    let read = s
+        .call(
+            Method::GET,
+            "/api/devices",
+            &Auth {
+                csrf: None,
+                ..auth.clone()
+            },
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!((s.device_count(), s.audit_len()), (0, audit));
+    let (token, _) = capf_admin::accounts::create_api_token(
+        &*s.store,
+        &AccountName::new("alice").unwrap(),
+        "test",
+        SystemTime::now(),
+    )
+    .unwrap();
+    let bearer = Auth {
+        bearer: Some(token),
+        ..Auth::default()
+    };
+    let a = s
+        .call(Method::POST, "/api/devices", &bearer, Some(J(add)))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let wrong = Auth {
+        bearer: Some("capf_0000".to_owned()),
+        ..Auth::default()
+    };
+    let a = s.call(Method::GET, "/api/devices", &wrong, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.error(), "unknown API token");
+}
+
+#[tokio::test]
+async fn the_read_only_role_reads_and_every_write_is_forbidden() {
+    let s = start(capf_web::WebConfig::default()).await;
+    let admin = s.login("alice").await;
+    s.call(
+        Method::POST,
+        "/api/devices",
+        &admin,
+        Some(J(json!({ "name": "SEP001122334455" }))),
+    )
+    .await;
+    let reader = s.login("reader").await;
+    let before = (s.device_count(), s.audit_len());
+    for (method, path) in [
+        (Method::GET, "/api/devices"),
+        (Method::GET, "/api/devices/SEP001122334455"),
+        (Method::GET, "/api/reports/status"),
+        (Method::GET, "/api/settings"),
+    ] {
+        assert_eq!(
+            s.call(method.clone(), path, &reader, None).await.status,
+            StatusCode::OK,
+            "{method} {path}"
+        );
+    }
+    let writes: Vec<(Method, &str, Body)> = vec![
+        (
+            Method::POST,
+            "/api/devices",
+            J(json!({ "name": "SEP0011223344AA" })),
+        ),
+        (
+            Method::PATCH,
+            "/api/devices/SEP001122334455",
+            J(json!({ "model": "x" })),
+        ),
+        (Method::DELETE, "/api/devices/SEP001122334455", Raw("")),
+        (
+            Method::POST,
+            "/api/devices/SEP001122334455/schedule",
+            J(json!({ "operation": "delete" })),
+        ),
+        (
+            Method::POST,
+            "/api/bulk/insert",
+            Raw("device_name\nSEP0011223344AB\n"),
+        ),
+        (Method::POST, "/api/bulk/update", J(json!({ "model": "x" }))),
+        (
+            Method::PUT,
+            "/api/settings",
+            J(json!({ "keepalive_minutes": "30" })),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let a = s.call(method.clone(), path, &reader, Some(body)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(a.error(), "the read-only role cannot change anything");
+    }
+    assert_eq!((s.device_count(), s.audit_len()), before);
+    // Logging out is not a change.
+    let out = s.call(Method::POST, "/api/logout", &reader, None).await;
+    assert_eq!(out.status, StatusCode::OK);
+    let after = s.call(Method::GET, "/api/devices", &reader, None).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.error(), "the session has ended; log in again");
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused() {
+    let s = start(capf_web::WebConfig::default().with_session_idle(Duration::ZERO)).await;
+    let auth = s.login("alice").await;
+    let a = s
+        .call(
+            Method::POST,
+            "/api/devices",
+            &auth,
+            Some(J(json!({ "name": "SEP001122334455" }))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.error(), "the session has expired; log in again");
+    assert_eq!(s.device_count(), 0);
+}
