@@ -183,8 +183,8 @@ impl Est {
             ])
             .arg(port.to_string())
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("estserver.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("estserver.err")).unwrap())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -199,6 +199,12 @@ impl Est {
         }
     }
 
+    /// What estserver wrote (with `-v`, each request it served).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("estserver.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.join("estserver.err")).unwrap_or_default()
+    }
+
     /// `openssl verify -CAfile ca.pem LSC`.
     fn verify(&self, lsc: &Path) {
         let out = ok(Command::new("openssl")
@@ -206,6 +212,89 @@ impl Est {
             .args(["verify", "-CAfile", "ca.pem"])
             .arg(lsc));
         assert!(out.contains(": OK"), "{out}");
+    }
+}
+
+/// Debian's nginx-light on 127.0.0.1 in front of estserver (the recipe's arrangement: Debian's
+/// libEST has no label path segment support): `/.well-known/est/<label>/<operation>` for the
+/// one known label goes to estserver without the label, everything else is 404. It presents
+/// the EST CA's HTTPS certificate and verifies estserver's against the EST CA.
+struct Nginx {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(est: &Est, label: &str) -> Nginx {
+        let bin = Path::new("/usr/sbin/nginx");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo xtask deps` (nginx-light)",
+            bin.display()
+        );
+        let dir = est.dir.join("nginx");
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let port = free_port();
+        let d = dir.display();
+        let e = est.dir.display();
+        // One process (no workers switching user), in the foreground, every path in `dir`.
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/logs/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {e}/srv.pem;
+        ssl_certificate_key {e}/srv.key;
+        location ~ ^/\.well-known/est/{label}/(cacerts|simpleenroll|simplereenroll|csrattrs)$ {{
+            proxy_pass https://127.0.0.1:{est_port}/.well-known/est/$1;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {e}/ca.pem;
+            proxy_set_header Authorization $http_authorization;
+        }}
+        location / {{ return 404; }}
+    }}
+}}
+"#,
+            est_port = est.port
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(std::fs::File::create(dir.join("logs/stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("logs/stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let nginx = Nginx { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.join("logs/stderr")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
     }
 }
 
@@ -549,5 +638,117 @@ fn a_slow_ca_holds_no_session_hostage() {
     assert!(
         log.contains("the online CA did not answer in the session's time"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_phone_with_an_lsc_from_this_ca_re_enrolls_through_simplereenroll() {
+    let capfd = Capfd::start("reenroll");
+    let est = Est::start(&capfd.path("est"), &["-v"]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let first = capfd.phone(DEVICE, &out, "0");
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    est.verify(&lsc_pem(&out));
+    let first_lsc = std::fs::read(lsc_pem(&out)).unwrap();
+    assert!(!est.log().contains("simplereenroll"), "{}", est.log());
+    // The device now holds an LSC this CA issued: its next install re-enrolls.
+    ok(&mut capfd.capfctl(&["device", "schedule", DEVICE, "--operation", "install"]));
+    std::fs::copy(fixture("rsa-2048.pem"), out.join("pending.key")).unwrap();
+    let second = capfd.phone(DEVICE, &out, "0");
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    let second_lsc = std::fs::read(lsc_pem(&out)).unwrap();
+    assert_ne!(first_lsc, second_lsc, "the phone kept its first LSC");
+    est.verify(&lsc_pem(&out));
+    assert!(est.log().contains("simplereenroll"), "{}", est.log());
+}
+
+#[test]
+fn the_label_path_through_nginx_issues_and_an_unknown_label_is_a_404_reason() {
+    let capfd = Capfd::start("label");
+    let est = Est::start(&capfd.path("est"), &[]);
+    let nginx = Nginx::start(&est, "cucm-lsc");
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(nginx.port, "estpwd", Some("cucm-lsc"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+
+    // Another label: nginx knows only cucm-lsc.
+    const OTHER: &str = "SEP00112233AABB";
+    let set = capfd.set_online_ca(nginx.port, "estpwd", Some("other-profile"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(OTHER);
+    capfd.settle();
+    let out = capfd.phone_dir("other", "rsa-2048.pem");
+    let _ = capfd.phone(OTHER, &out, "0");
+    let device = capfd.device_when(OTHER, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("HTTP 404"), "{device}");
+    assert!(
+        reason.contains("/.well-known/est/other-profile/simpleenroll"),
+        "{device}"
+    );
+}
+
+#[test]
+fn a_garbage_csr_is_a_400_refusal_with_the_ca_s_own_line() {
+    use capf_ca::est::EstClient;
+    use capf_ca::http::TrustAnchors;
+    use capf_lsc::{OnlineCaConfig, OnlineCaParams, Secret};
+
+    let dir = std::env::temp_dir().join(format!("online-ca-est-400-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let est = Est::start(&dir, &[]);
+    let root = capf_trust::Cert::from_pem(&std::fs::read(est.dir.join("ca.pem")).unwrap())
+        .unwrap()
+        .der()
+        .to_vec();
+    let config = OnlineCaConfig::new(&OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: u32::from(est.port),
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap();
+    let client = EstClient::new(
+        config,
+        TrustAnchors::from_der([root]),
+        Duration::from_secs(20),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = runtime.block_on(client.simple_enroll(b"this is not a PKCS#10 request", false));
+    drop(est);
+    let _ = std::fs::remove_dir_all(&dir);
+    let error = answer.unwrap_err();
+    let capf_ca::Error::CaRefused { status, detail } = &error else {
+        panic!("expected CaRefused, got {error:?}");
+    };
+    assert_eq!(*status, 400, "{error}");
+    let line = error.to_string();
+    assert!(!line.contains('\n'), "{line:?}");
+    assert!(!line.contains("estpwd"), "{line}");
+    assert!(line.contains("HTTP 400"), "{line}");
+    assert!(
+        detail.to_ascii_lowercase().contains("pkcs10"),
+        "the CA's own words: {line}"
     );
 }
