@@ -8,46 +8,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/online_ca.rs"]
+mod online_ca;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::example;
-use serde_json::Value;
+use online_ca::{Capfd, fixture, free_port, lsc_pem, ok, text};
 
 /// Where `cargo xtask` installs libEST (Debian trixie's packages, unpacked).
 const LIBEST: &str = "/opt/libest";
 const DEVICE: &str = "SEP001122334455";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/capf-test-support/fixtures")
-        .join(name)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    assert!(out.status.success(), "{command:?}: {}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 const OPENSSL_CNF: &str = r#"
 [ ca ]
@@ -296,186 +269,6 @@ http {{
         }
         nginx
     }
-}
-
-/// One capfd in the Online CA mode, with its data directory.
-struct Capfd {
-    dir: PathBuf,
-    listen: String,
-    child: Child,
-}
-
-impl Drop for Capfd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-impl Capfd {
-    fn start(tag: &str) -> Capfd {
-        let dir = std::env::temp_dir().join(format!("online-ca-est-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let config = dir.join("capfd.toml");
-        std::fs::write(
-            &config,
-            "[settings]\ncertificate_issuer = \"online-ca\"\nca_retry_delay_seconds = 1\n",
-        )
-        .unwrap();
-        let child = Command::new(example("capfd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .args(["--listen", &listen])
-            .stdout(std::fs::File::create(dir.join("capfd.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("capfd.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let capfd = Capfd { dir, listen, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&capfd.listen).is_err()
-            || !capfd.data().join("capf.pem").exists()
-        {
-            assert!(Instant::now() < deadline, "capfd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        capfd
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn capfctl(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(example("capfctl"));
-        command
-            .current_dir(&self.dir)
-            .args(args)
-            .arg("--data")
-            .arg(self.data());
-        command
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        serde_json::from_str(&ok(&mut self.capfctl(&args))).unwrap()
-    }
-
-    /// `capfctl online-ca set` for `est`, the password on standard input.
-    fn set_online_ca(&self, port: u16, password: &str, label: Option<&str>) -> Output {
-        let port = port.to_string();
-        let mut args = vec![
-            "online-ca",
-            "set",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--type",
-            "est",
-            "--username",
-            "estuser",
-            "--password-stdin",
-        ];
-        if let Some(label) = label {
-            args.extend(["--label", label]);
-        }
-        let mut child = self
-            .capfctl(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(stdin, "{password}").unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn trust_root(&self, root: &Path) {
-        let mut command = Command::new(example("capfctl"));
-        command
-            .current_dir(&self.dir)
-            .args(["trust", "upload", "--purpose", "CAPF-trust", "--store"])
-            .arg(self.data().join("trust"))
-            .arg(root);
-        ok(&mut command);
-    }
-
-    fn add_device(&self, device: &str) {
-        ok(&mut self.capfctl(&["device", "add", device, "--operation", "install"]));
-    }
-
-    fn phone(&self, device: &str, out: &Path, max_retry_wait: &str) -> Output {
-        Command::new(example("capf-phone"))
-            .args(["--server", &self.listen, "--device", device, "--trust"])
-            .arg(self.data().join("capf.pem"))
-            .arg("--out")
-            .arg(out)
-            .args(["--max-retry-wait", max_retry_wait])
-            .output()
-            .unwrap()
-    }
-
-    fn device(&self, device: &str) -> Value {
-        let shown = self.json(&["device", "show", device]);
-        shown.get("device").cloned().unwrap_or(shown)
-    }
-
-    /// The device once its status is `status`, within 10 s.
-    fn device_when(&self, device: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let shown = self.device(device);
-            if shown["status"] == status || Instant::now() > deadline {
-                return shown;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A phone directory with a fixture key as its pending key.
-    fn phone_dir(&self, name: &str, key: &str) -> PathBuf {
-        let out = self.path(name);
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(fixture(key), out.join("pending.key")).unwrap();
-        out
-    }
-
-    /// Waits until capfd has picked up the Online CA settings and the trust store (each
-    /// re-read every 2 s).
-    fn settle(&self) {
-        std::thread::sleep(Duration::from_millis(2500));
-    }
-}
-
-/// The LSC a phone stored in `out`, as a PEM file for `openssl verify`.
-fn lsc_pem(out: &Path) -> PathBuf {
-    for name in ["lsc.pem", "lsc.der", "lsc.crt"] {
-        let path = out.join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "no LSC in {}: {:?}",
-        out.display(),
-        std::fs::read_dir(out).unwrap().collect::<Vec<_>>()
-    );
 }
 
 #[test]
