@@ -8,46 +8,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/online_ca.rs"]
+mod online_ca;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::example;
-use serde_json::Value;
+use online_ca::{Capfd, fixture, free_port, lsc_pem, ok, text};
 
 /// Where `cargo xtask` installs libEST (Debian trixie's packages, unpacked).
 const LIBEST: &str = "/opt/libest";
 const DEVICE: &str = "SEP001122334455";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/capf-test-support/fixtures")
-        .join(name)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    assert!(out.status.success(), "{command:?}: {}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 const OPENSSL_CNF: &str = r#"
 [ ca ]
@@ -183,8 +156,8 @@ impl Est {
             ])
             .arg(port.to_string())
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("estserver.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("estserver.err")).unwrap())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -199,6 +172,12 @@ impl Est {
         }
     }
 
+    /// What estserver wrote (with `-v`, each request it served).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("estserver.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.join("estserver.err")).unwrap_or_default()
+    }
+
     /// `openssl verify -CAfile ca.pem LSC`.
     fn verify(&self, lsc: &Path) {
         let out = ok(Command::new("openssl")
@@ -209,184 +188,87 @@ impl Est {
     }
 }
 
-/// One capfd in the Online CA mode, with its data directory.
-struct Capfd {
-    dir: PathBuf,
-    listen: String,
+/// Debian's nginx-light on 127.0.0.1 in front of estserver (the recipe's arrangement: Debian's
+/// libEST has no label path segment support): `/.well-known/est/<label>/<operation>` for the
+/// one known label goes to estserver without the label, everything else is 404. It presents
+/// the EST CA's HTTPS certificate and verifies estserver's against the EST CA.
+struct Nginx {
+    port: u16,
     child: Child,
 }
 
-impl Drop for Capfd {
+impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
-impl Capfd {
-    fn start(tag: &str) -> Capfd {
-        let dir = std::env::temp_dir().join(format!("online-ca-est-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let config = dir.join("capfd.toml");
-        std::fs::write(
-            &config,
-            "[settings]\ncertificate_issuer = \"online-ca\"\nca_retry_delay_seconds = 1\n",
-        )
-        .unwrap();
-        let child = Command::new(example("capfd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .args(["--listen", &listen])
-            .stdout(std::fs::File::create(dir.join("capfd.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("capfd.err")).unwrap())
+impl Nginx {
+    fn start(est: &Est, label: &str) -> Nginx {
+        let bin = Path::new("/usr/sbin/nginx");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo xtask deps` (nginx-light)",
+            bin.display()
+        );
+        let dir = est.dir.join("nginx");
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let port = free_port();
+        let d = dir.display();
+        let e = est.dir.display();
+        // One process (no workers switching user), in the foreground, every path in `dir`.
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/logs/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {e}/srv.pem;
+        ssl_certificate_key {e}/srv.key;
+        location ~ ^/\.well-known/est/{label}/(cacerts|simpleenroll|simplereenroll|csrattrs)$ {{
+            proxy_pass https://127.0.0.1:{est_port}/.well-known/est/$1;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {e}/ca.pem;
+            proxy_set_header Authorization $http_authorization;
+        }}
+        location / {{ return 404; }}
+    }}
+}}
+"#,
+            est_port = est.port
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(std::fs::File::create(dir.join("logs/stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("logs/stderr")).unwrap())
             .spawn()
             .unwrap();
-        let capfd = Capfd { dir, listen, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&capfd.listen).is_err()
-            || !capfd.data().join("capf.pem").exists()
-        {
-            assert!(Instant::now() < deadline, "capfd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        capfd
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn capfctl(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(example("capfctl"));
-        command
-            .current_dir(&self.dir)
-            .args(args)
-            .arg("--data")
-            .arg(self.data());
-        command
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        serde_json::from_str(&ok(&mut self.capfctl(&args))).unwrap()
-    }
-
-    /// `capfctl online-ca set` for `est`, the password on standard input.
-    fn set_online_ca(&self, port: u16, password: &str, label: Option<&str>) -> Output {
-        let port = port.to_string();
-        let mut args = vec![
-            "online-ca",
-            "set",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--type",
-            "est",
-            "--username",
-            "estuser",
-            "--password-stdin",
-        ];
-        if let Some(label) = label {
-            args.extend(["--label", label]);
-        }
-        let mut child = self
-            .capfctl(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(stdin, "{password}").unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn trust_root(&self, root: &Path) {
-        let mut command = Command::new(example("capfctl"));
-        command
-            .current_dir(&self.dir)
-            .args(["trust", "upload", "--purpose", "CAPF-trust", "--store"])
-            .arg(self.data().join("trust"))
-            .arg(root);
-        ok(&mut command);
-    }
-
-    fn add_device(&self, device: &str) {
-        ok(&mut self.capfctl(&["device", "add", device, "--operation", "install"]));
-    }
-
-    fn phone(&self, device: &str, out: &Path, max_retry_wait: &str) -> Output {
-        Command::new(example("capf-phone"))
-            .args(["--server", &self.listen, "--device", device, "--trust"])
-            .arg(self.data().join("capf.pem"))
-            .arg("--out")
-            .arg(out)
-            .args(["--max-retry-wait", max_retry_wait])
-            .output()
-            .unwrap()
-    }
-
-    fn device(&self, device: &str) -> Value {
-        let shown = self.json(&["device", "show", device]);
-        shown.get("device").cloned().unwrap_or(shown)
-    }
-
-    /// The device once its status is `status`, within 10 s.
-    fn device_when(&self, device: &str, status: &str) -> Value {
+        let nginx = Nginx { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let shown = self.device(device);
-            if shown["status"] == status || Instant::now() > deadline {
-                return shown;
-            }
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.join("logs/stderr")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
+        nginx
     }
-
-    /// A phone directory with a fixture key as its pending key.
-    fn phone_dir(&self, name: &str, key: &str) -> PathBuf {
-        let out = self.path(name);
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(fixture(key), out.join("pending.key")).unwrap();
-        out
-    }
-
-    /// Waits until capfd has picked up the Online CA settings and the trust store (each
-    /// re-read every 2 s).
-    fn settle(&self) {
-        std::thread::sleep(Duration::from_millis(2500));
-    }
-}
-
-/// The LSC a phone stored in `out`, as a PEM file for `openssl verify`.
-fn lsc_pem(out: &Path) -> PathBuf {
-    for name in ["lsc.pem", "lsc.der", "lsc.crt"] {
-        let path = out.join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "no LSC in {}: {:?}",
-        out.display(),
-        std::fs::read_dir(out).unwrap().collect::<Vec<_>>()
-    );
 }
 
 #[test]
@@ -549,5 +431,117 @@ fn a_slow_ca_holds_no_session_hostage() {
     assert!(
         log.contains("the online CA did not answer in the session's time"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_phone_with_an_lsc_from_this_ca_re_enrolls_through_simplereenroll() {
+    let capfd = Capfd::start("reenroll");
+    let est = Est::start(&capfd.path("est"), &["-v"]);
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let first = capfd.phone(DEVICE, &out, "0");
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    est.verify(&lsc_pem(&out));
+    let first_lsc = std::fs::read(lsc_pem(&out)).unwrap();
+    assert!(!est.log().contains("simplereenroll"), "{}", est.log());
+    // The device now holds an LSC this CA issued: its next install re-enrolls.
+    ok(&mut capfd.capfctl(&["device", "schedule", DEVICE, "--operation", "install"]));
+    std::fs::copy(fixture("rsa-2048.pem"), out.join("pending.key")).unwrap();
+    let second = capfd.phone(DEVICE, &out, "0");
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    let second_lsc = std::fs::read(lsc_pem(&out)).unwrap();
+    assert_ne!(first_lsc, second_lsc, "the phone kept its first LSC");
+    est.verify(&lsc_pem(&out));
+    assert!(est.log().contains("simplereenroll"), "{}", est.log());
+}
+
+#[test]
+fn the_label_path_through_nginx_issues_and_an_unknown_label_is_a_404_reason() {
+    let capfd = Capfd::start("label");
+    let est = Est::start(&capfd.path("est"), &[]);
+    let nginx = Nginx::start(&est, "cucm-lsc");
+    capfd.trust_root(&est.dir.join("ca.pem"));
+    let set = capfd.set_online_ca(nginx.port, "estpwd", Some("cucm-lsc"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", "rsa-2048.pem");
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    est.verify(&lsc_pem(&out));
+
+    // Another label: nginx knows only cucm-lsc.
+    const OTHER: &str = "SEP00112233AABB";
+    let set = capfd.set_online_ca(nginx.port, "estpwd", Some("other-profile"));
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(OTHER);
+    capfd.settle();
+    let out = capfd.phone_dir("other", "rsa-2048.pem");
+    let _ = capfd.phone(OTHER, &out, "0");
+    let device = capfd.device_when(OTHER, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("HTTP 404"), "{device}");
+    assert!(
+        reason.contains("/.well-known/est/other-profile/simpleenroll"),
+        "{device}"
+    );
+}
+
+#[test]
+fn a_garbage_csr_is_a_400_refusal_with_the_ca_s_own_line() {
+    use capf_ca::est::EstClient;
+    use capf_ca::http::TrustAnchors;
+    use capf_lsc::{OnlineCaConfig, OnlineCaParams, Secret};
+
+    let dir = std::env::temp_dir().join(format!("online-ca-est-400-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let est = Est::start(&dir, &[]);
+    let root = capf_trust::Cert::from_pem(&std::fs::read(est.dir.join("ca.pem")).unwrap())
+        .unwrap()
+        .der()
+        .to_vec();
+    let config = OnlineCaConfig::new(&OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: u32::from(est.port),
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap();
+    let client = EstClient::new(
+        config,
+        TrustAnchors::from_der([root]),
+        Duration::from_secs(20),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = runtime.block_on(client.simple_enroll(b"this is not a PKCS#10 request", false));
+    drop(est);
+    let _ = std::fs::remove_dir_all(&dir);
+    let error = answer.unwrap_err();
+    let capf_ca::Error::CaRefused { status, detail } = &error else {
+        panic!("expected CaRefused, got {error:?}");
+    };
+    assert_eq!(*status, 400, "{error}");
+    let line = error.to_string();
+    assert!(!line.contains('\n'), "{line:?}");
+    assert!(!line.contains("estpwd"), "{line}");
+    assert!(line.contains("HTTP 400"), "{line}");
+    assert!(
+        detail.to_ascii_lowercase().contains("pkcs10"),
+        "the CA's own words: {line}"
     );
 }

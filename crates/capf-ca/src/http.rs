@@ -158,14 +158,17 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body's first line, trimmed and cut to 200 characters: for failure reasons.
+    /// The body's non-empty lines joined into one (`"; "`), trimmed and cut to 200
+    /// characters: for failure reasons. The first line alone is often only the status
+    /// (libEST's 400: "Error 400: Bad Request", then the reason on the next line).
     pub fn body_line(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
         let line = text
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("");
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         line.chars().filter(|c| !c.is_control()).take(200).collect()
     }
 }

@@ -240,9 +240,10 @@ impl CertsrvDouble {
         let root_key = fixture_path("rsa-2048.pem");
         let intermediate_key = fixture_path("intermediate-rsa-2048.pem");
         let https_key = fixture_path("p256.pem");
+        // No "CAPF-" in a CA's name: CAPF-trust refuses it (reserved for CAPF certificates).
         let root_cn = match options.https {
             HttpsScenario::SameAsRoot => HOST,
-            _ => "capf-test AD CS Root",
+            _ => "capf test AD CS Root",
         };
         let root = ca_cert(
             &dir,
@@ -276,7 +277,7 @@ impl CertsrvDouble {
                 let intermediate = ca_cert(
                     &dir,
                     "intermediate",
-                    "capf-test AD CS Web Intermediate",
+                    "capf test AD CS Web Intermediate",
                     &intermediate_key,
                     Some((&root, &root_key)),
                     false,

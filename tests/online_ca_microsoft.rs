@@ -1,0 +1,96 @@
+//! The Online CA mode with a Microsoft CA, end to end over TLS (issue 14): `capfd`, `capfctl`
+//! and `capf-phone` as processes against the AD CS Web Enrollment test double
+//! (tests/support/certsrv_double.py, NTLM, started on 127.0.0.1 by capf-test-support). The
+//! double's CA root is uploaded to CAPF-trust (the guide's scenario 2: the HTTPS certificate is
+//! issued by the root); every LSC is checked with `openssl verify` against that root.
+//!
+//! Phones never generate RSA keys here: a fixture key is the phone's pending key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/online_ca.rs"]
+mod online_ca;
+
+use std::path::Path;
+use std::process::Command;
+
+use capf_test_support::certsrv::{
+    CertsrvDouble, Options, PASSWORD, PENDING_TEMPLATE, TEMPLATE, USER,
+};
+use online_ca::{Capfd, lsc_pem, text};
+
+const DEVICE: &str = "SEP001122334455";
+/// The phone's RSA-2048 fixture key: not the double's root key (`rsa-2048.pem`); scenario 2
+/// has no intermediate CA, so this key is no CA's.
+const PHONE_KEY: &str = "intermediate-rsa-2048.pem";
+
+/// `openssl verify -CAfile ROOT LSC`.
+fn verify(double: &CertsrvDouble, lsc: &Path) {
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&double.root_pem)
+        .arg(lsc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl verify: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": OK"));
+}
+
+/// capfd in the Online CA mode with the double as its Microsoft CA (`template`), the double's
+/// root in CAPF-trust, and `DEVICE` scheduled for an install.
+fn capfd_with(double: &CertsrvDouble, tag: &str, template: &str) -> Capfd {
+    let capfd = Capfd::start(tag);
+    capfd.trust_root(&double.root_pem);
+    let set = capfd.set_microsoft(double.port, USER, PASSWORD, template);
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(!text(&set).contains(PASSWORD), "{}", text(&set));
+    let shown = capfd.json(&["online-ca", "show"]);
+    assert_eq!(shown["password"], "********", "{shown}");
+    assert!(!shown.to_string().contains(PASSWORD), "{shown}");
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    capfd
+}
+
+#[test]
+fn the_microsoft_ca_issues_the_lsc_in_the_session_and_openssl_verifies_it() {
+    let double = CertsrvDouble::start(&Options::default());
+    let capfd = capfd_with(&double, "microsoft-issue", TEMPLATE);
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    verify(&double, &lsc_pem(&out));
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(log.contains("LSC issued by the CA"), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
+}
+
+#[test]
+fn a_pending_microsoft_request_is_polled_and_the_phone_comes_back_and_installs() {
+    // The double issues a pending ReqID at its second poll.
+    let double = CertsrvDouble::start(&Options::default());
+    let capfd = capfd_with(&double, "microsoft-pending", PENDING_TEMPLATE);
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let first = capfd.phone(DEVICE, &out, "0");
+    assert!(!first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("come back"), "{}", text(&first));
+    assert_ne!(capfd.device(DEVICE)["status"], "failed");
+    // The poller asks about the ReqID (every 1 s here) until it is issued; the phone comes
+    // back until its certificate is there, and installs it.
+    let phone = capfd.phone(DEVICE, &out, "5");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "success");
+    assert_eq!(device["status"], "success", "{device}");
+    verify(&double, &lsc_pem(&out));
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(log.contains("pending with the"), "{log}");
+    assert!(
+        log.contains("the online CA issued the pending request"),
+        "{log}"
+    );
+    assert!(!log.contains(PASSWORD), "{log}");
+}
