@@ -1181,6 +1181,10 @@ impl EnrollmentHandler {
             .await?;
         let id = request.id;
         if mode == CertificateIssuer::OnlineCa {
+            // This session asks the CA about its new request; the poller waits until the
+            // session has its answer (or `online_pending` schedules the next poll).
+            self.service
+                .hold_poll(id, self.service.ca_call_deadline.saturating_mul(2));
             // The settings as the administrator left them, not as of the last refresh.
             self.service.refresh_online_ca().await;
         }
@@ -1294,14 +1298,22 @@ impl EnrollmentHandler {
         }
     }
 
-    /// Records that CA request `id` failed.
+    /// Records that CA request `id` failed. A request already ended (deleted by an
+    /// administrator meanwhile) stays as it is: the attempt still ends with the reason.
     async fn ca_request_failed(&self, id: i64, reason: String) -> Result<(), Error> {
-        self.service
+        match self
+            .service
             .store_call("CA request failed", move |s| {
                 s.ca_request_failed(id, &reason, SystemTime::now())
             })
             .await
-            .map(|_| ())
+        {
+            Err(Error::Store { source, .. }) if source.is_ca_request_refusal() => {
+                debug!(request = id, error = %source, "CA request already ended");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     async fn key_generation_failed(&mut self, reason: Option<Reason>) -> Result<Answer, Error> {

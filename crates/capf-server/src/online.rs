@@ -100,6 +100,17 @@ impl EnrollmentService {
         Ok(())
     }
 
+    /// Keeps the poller off request `id` for `hold` (the session that just recorded it asks
+    /// the CA itself; a poll meanwhile would ask twice and race it to record the answer).
+    pub(crate) fn hold_poll(&self, id: i64, hold: Duration) {
+        if let Some(at) = Instant::now().checked_add(hold) {
+            self.polls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, at);
+        }
+    }
+
     fn schedule_poll(&self, id: i64, retry_after: Duration) {
         let bound = self.settings().ca_retry_delay;
         let wait = retry_after.clamp(MIN_POLL, bound.max(MIN_POLL));
