@@ -871,6 +871,9 @@ impl Server {
     }
 }
 
+/// A bad request: method, path, caller, body, the status and a part of the message.
+type Case<'a, P> = (Method, P, &'a Auth, Option<Body>, StatusCode, &'static str);
+
 fn wrong_csrf(auth: &Auth) -> Auth {
     Auth {
         csrf: Some("0".repeat(64)),
@@ -920,9 +923,10 @@ async fn device_templates_are_saved_listed_shown_and_removed_and_bad_requests_ch
     assert_eq!(shown.status, StatusCode::OK);
     assert_eq!(shown.body, a.body);
     let saved = s.store.templates().unwrap();
+    let wrong = wrong_csrf(&auth);
 
     // Bad inputs: each its status and message, and the template as it was.
-    let bad: Vec<(Method, &str, &Auth, Option<Body>, StatusCode, &str)> = vec![
+    let mut bad: Vec<Case<'_, &str>> = vec![
         (
             Method::PUT,
             "/api/templates/lobby",
@@ -988,8 +992,6 @@ async fn device_templates_are_saved_listed_shown_and_removed_and_bad_requests_ch
             "read-only",
         ),
     ];
-    let wrong = wrong_csrf(&auth);
-    let mut bad = bad;
     bad.push((
         Method::DELETE,
         "/api/templates/lobby",
@@ -1277,7 +1279,7 @@ async fn trust_uploads_follow_the_guides_rules_and_a_capf_common_name_is_refused
     // The guide's rule: a CA whose CN holds "CAPF-" is refused, with capf-trust's message, and
     // nothing is written.
     let wrong = wrong_csrf(&auth);
-    let cases: Vec<(Method, String, &Auth, Option<Body>, StatusCode, &str)> = vec![
+    let cases: Vec<Case<'_, String>> = vec![
         (
             Method::POST,
             "/api/trust/CAPF-trust".into(),
