@@ -55,7 +55,10 @@ async fn main() -> Result<()> {
         _ => bail!("--cert and --key go together"),
     };
     let tls = Arc::new(capf_web::tls::server_config(&cert, &key)?);
-    let app = capf_web::router(Arc::new(store), capf_web::WebConfig::default())?;
+    let app = capf_web::router(
+        Arc::new(store),
+        capf_web::WebConfig::default().with_data_dir(&args.data),
+    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -38,11 +38,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
 }
 
-fn bad_request(message: String) -> ApiError {
+pub(crate) fn bad_request(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn parse_name<T: core::str::FromStr>(field: &str, text: &str) -> Result<T, ApiError>
+pub(crate) fn parse_name<T: core::str::FromStr>(field: &str, text: &str) -> Result<T, ApiError>
 where
     T::Err: std::error::Error + 'static,
 {
@@ -97,7 +97,7 @@ pub(crate) struct FilterParams {
 }
 
 impl FilterParams {
-    fn to_filter(&self) -> Result<DeviceFilter, ApiError> {
+    pub(crate) fn to_filter(&self) -> Result<DeviceFilter, ApiError> {
         Ok(DeviceFilter {
             name_pattern: self.name.clone(),
             device_pool: self.pool.clone(),
@@ -117,7 +117,7 @@ impl FilterParams {
     }
 }
 
-fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+pub(crate) fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
     let raw = raw.unwrap_or("");
     serde_urlencoded_parse(raw)
 }
@@ -167,7 +167,7 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    fn choice(&self) -> Result<KeyChoice, ApiError> {
+    pub(crate) fn choice(&self) -> Result<KeyChoice, ApiError> {
         Ok(KeyChoice {
             order: self
                 .key_order

@@ -76,7 +76,7 @@ pub(crate) struct Sessions {
     throttle: Mutex<Throttle>,
 }
 
-fn random_hex() -> Result<String, ApiError> {
+pub(crate) fn random_hex() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|_| ApiError::internal())?;
     Ok(hex::encode(bytes))

@@ -95,13 +95,15 @@ fn store_status(e: &capf_store::Error) -> Option<StatusCode> {
     })
 }
 
-/// capf-admin's errors: an unknown thing is 404, a duplicate 409, a broken rule 422, and a
+/// capf-admin's errors: an unknown thing (device, template, fingerprint) is 404, a duplicate 409, a broken rule 422, and a
 /// failure of the store or the disk 500 with nothing of it shown (it is logged).
 impl From<capf_admin::Error> for ApiError {
     fn from(e: capf_admin::Error) -> ApiError {
         use capf_admin::Error as A;
         let status = match &e {
-            A::UnknownDevice { .. } | A::UnknownTemplate { .. } => Some(StatusCode::NOT_FOUND),
+            A::UnknownDevice { .. } | A::UnknownTemplate { .. } | A::NoSuchFingerprint { .. } => {
+                Some(StatusCode::NOT_FOUND)
+            }
             A::Store(s) => store_status(s),
             A::Io { .. }
             | A::CreateNew { .. }

@@ -1,17 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod api;
 mod auth;
+mod certs;
 mod error;
 pub mod tls;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use capf_store::DeviceStore;
 
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
@@ -34,6 +37,10 @@ pub struct WebConfig {
     pub login_failures_per_address: u32,
     /// The throttling window (default 15 minutes).
     pub login_window: Duration,
+    /// The server's data directory, holding the trust stores (`trust/`) and the CAPF
+    /// certificate (`capf.pem`, `capf.key`) as capfd reads them. Without it the trust-store
+    /// and CAPF-certificate endpoints answer 404.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -43,6 +50,7 @@ impl Default for WebConfig {
             login_failures_per_account: 5,
             login_failures_per_address: 20,
             login_window: Duration::from_secs(15 * 60),
+            data_dir: None,
         }
     }
 }
@@ -53,7 +61,16 @@ impl WebConfig {
         self.session_idle = idle;
         self
     }
+
+    /// The defaults with the server's data directory (see [`WebConfig::data_dir`]).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
 }
+
+/// The largest certificate upload (a trust bundle, a CAPF certificate with its key).
+pub const MAX_CERTIFICATE_UPLOAD: usize = 1024 * 1024;
 
 /// What every handler shares.
 pub(crate) struct AppState {
@@ -63,6 +80,10 @@ pub(crate) struct AppState {
     /// An Argon2id hash checked for unknown accounts, so a login's time does not tell whether
     /// the account exists.
     dummy_hash: String,
+    /// Authentication-string CSV files waiting for their one download.
+    downloads: admin::Downloads,
+    /// Serialises changes to the files of the data directory (trust stores, CAPF certificate).
+    files: Mutex<()>,
 }
 
 /// The web administration's routes over `store`, as an axum [`Router`] to serve with
@@ -93,6 +114,8 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
         config,
         sessions: auth::Sessions::default(),
         dummy_hash,
+        downloads: admin::Downloads::default(),
+        files: Mutex::new(()),
     });
     let api = Router::new()
         .route("/api/me", get(api::me))
@@ -116,6 +139,42 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
         .route("/api/reports/expiring", get(api::expiring))
         .route("/api/settings", get(api::settings).put(api::set_settings))
         .route("/api/audit", get(api::audit))
+        .route("/api/templates", get(admin::list_templates))
+        .route(
+            "/api/templates/{name}",
+            get(admin::show_template)
+                .put(admin::save_template)
+                .delete(admin::remove_template),
+        )
+        .route("/api/auth-strings", post(admin::generate_auth_strings))
+        .route(
+            "/api/auth-strings/csv/{id}",
+            get(admin::download_auth_strings),
+        )
+        .route(
+            "/api/online-ca",
+            get(admin::show_online_ca).put(admin::set_online_ca),
+        )
+        .route("/api/trust", get(certs::list_trust))
+        .route(
+            "/api/trust/{purpose}",
+            post(certs::upload_trust).layer(DefaultBodyLimit::max(MAX_CERTIFICATE_UPLOAD)),
+        )
+        .route(
+            "/api/trust/{purpose}/{fingerprint}",
+            delete(certs::delete_trust),
+        )
+        .route(
+            "/api/capf-cert",
+            get(certs::show_capf_cert)
+                .put(certs::upload_capf_cert)
+                .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_UPLOAD)),
+        )
+        .route("/api/csrs/export", get(certs::export_csrs))
+        .route(
+            "/api/certs/import",
+            post(certs::import_certs).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authenticate,

@@ -50,6 +50,13 @@ async fn start(config: capf_web::WebConfig) -> Server {
             .as_nanos()
     ));
     let (cert, key) = capf_web::tls::self_signed_files(&dir).unwrap();
+    // The server's data directory (trust stores, CAPF certificate), unless the test gives one.
+    let config = if config.data_dir.is_none() {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        config.with_data_dir(dir.join("data"))
+    } else {
+        config
+    };
     let tls = Arc::new(capf_web::tls::server_config(&cert, &key).unwrap());
     let dyn_store: Arc<dyn DeviceStore> = store.clone();
     let app = capf_web::router(dyn_store, config).unwrap();
@@ -113,6 +120,7 @@ impl Server {
         req = match body {
             Some(Body::Json(v)) => req.json(&v),
             Some(Body::Raw(text)) => req.body(text),
+            Some(Body::Bytes(data)) => req.body(data),
             None => req,
         };
         let res = req.send().await.unwrap();
@@ -163,9 +171,10 @@ impl Server {
 enum Body {
     Json(Value),
     Raw(&'static str),
+    Bytes(Vec<u8>),
 }
 
-use Body::{Json as J, Raw};
+use Body::{Bytes, Json as J, Raw};
 
 async fn admin_server() -> (Server, Auth) {
     let s = start(capf_web::WebConfig::default()).await;
@@ -194,6 +203,19 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
         (Method::POST, "/api/bulk/insert"),
         (Method::GET, "/api/audit"),
         (Method::GET, "/api/me"),
+        (Method::GET, "/api/templates"),
+        (Method::PUT, "/api/templates/lobby"),
+        (Method::POST, "/api/auth-strings"),
+        (Method::GET, "/api/auth-strings/csv/00"),
+        (Method::GET, "/api/online-ca"),
+        (Method::PUT, "/api/online-ca"),
+        (Method::GET, "/api/trust"),
+        (Method::POST, "/api/trust/CAPF-trust"),
+        (Method::DELETE, "/api/trust/CAPF-trust/0123456789"),
+        (Method::GET, "/api/capf-cert"),
+        (Method::PUT, "/api/capf-cert"),
+        (Method::GET, "/api/csrs/export"),
+        (Method::POST, "/api/certs/import"),
     ] {
         let a = s.call(method.clone(), path, &none, None).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -804,4 +826,757 @@ async fn an_expired_session_is_refused() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.error(), "the session has expired; log in again");
     assert_eq!(s.device_count(), 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Templates, authentication strings, Online CA, trust stores, CAPF certificate, Offline CA
+
+impl Server {
+    /// A GET whose answer is a file: its status, content type and bytes.
+    async fn download(&self, path: &str, auth: &Auth) -> (StatusCode, String, Vec<u8>) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(c) = &auth.cookie {
+            req = req.header("cookie", c);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let kind = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, kind, res.bytes().await.unwrap().to_vec())
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Every file under the data directory's trust stores, sorted.
+    fn trust_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data().join("trust"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// A bad request: method, path, caller, body, the status and a part of the message.
+type Case<'a, P> = (Method, P, &'a Auth, Option<Body>, StatusCode, &'static str);
+
+fn wrong_csrf(auth: &Auth) -> Auth {
+    Auth {
+        csrf: Some("0".repeat(64)),
+        ..auth.clone()
+    }
+}
+
+fn trust_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../capf-trust/tests/fixtures")
+            .join(format!("{name}.pem")),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn device_templates_are_saved_listed_shown_and_removed_and_bad_requests_change_nothing() {
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let body = json!({
+        "description": "lobby phones",
+        "device_pool": "Lobby",
+        "model": "Cisco 8865",
+        "auth_mode": "auth-string",
+        "operation": "install",
+        "key_order": "rsa",
+        "rsa": "3072",
+    });
+    let a = s
+        .call(
+            Method::PUT,
+            "/api/templates/lobby",
+            &auth,
+            Some(J(body.clone())),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["name"], "lobby");
+    assert_eq!(a.body["device_pool"], "Lobby");
+    let listed = s.call(Method::GET, "/api/templates", &reader, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let shown = s
+        .call(Method::GET, "/api/templates/lobby", &reader, None)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body, a.body);
+    let saved = s.store.templates().unwrap();
+    let wrong = wrong_csrf(&auth);
+
+    // Bad inputs: each its status and message, and the template as it was.
+    let mut bad: Vec<Case<'_, &str>> = vec![
+        (
+            Method::PUT,
+            "/api/templates/lobby",
+            &auth,
+            Some(Raw("{not json")),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            Method::PUT,
+            "/api/templates/lobby",
+            &auth,
+            Some(J(json!({ "colour": "red" }))),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            Method::PUT,
+            "/api/templates/lobby",
+            &auth,
+            Some(J(json!({ "operation": "reboot" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "operation",
+        ),
+        (
+            Method::PUT,
+            "/api/templates/lobby",
+            &auth,
+            Some(J(json!({ "operation": "delete", "rsa": "2048" }))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/templates/nope",
+            &auth,
+            None,
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            Method::DELETE,
+            "/api/templates/nope",
+            &auth,
+            None,
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            Method::PUT,
+            "/api/templates/lobby",
+            &reader,
+            Some(J(json!({}))),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (
+            Method::DELETE,
+            "/api/templates/lobby",
+            &reader,
+            None,
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+    ];
+    bad.push((
+        Method::DELETE,
+        "/api/templates/lobby",
+        &wrong,
+        None,
+        StatusCode::FORBIDDEN,
+        "CSRF",
+    ));
+    for (method, path, who, body, status, message) in bad {
+        let a = s.call(method.clone(), path, who, body).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+        assert!(
+            a.error().contains(message),
+            "{method} {path}: {}",
+            a.error()
+        );
+        assert_eq!(s.store.templates().unwrap(), saved, "{method} {path}");
+    }
+
+    let a = s
+        .call(Method::DELETE, "/api/templates/lobby", &auth, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["removed"], "lobby");
+    assert!(s.store.templates().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn authentication_strings_are_unique_and_their_csv_is_downloadable_once() {
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    for name in ["SEP000000000001", "SEP000000000002", "SEP000000000003"] {
+        let a = s
+            .call(
+                Method::POST,
+                "/api/devices",
+                &auth,
+                Some(J(json!({ "name": name }))),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    }
+    let before: Vec<_> = s.store.list_devices().unwrap();
+    let audit_before = s.audit_len();
+
+    // Bad inputs first: nothing set.
+    let wrong = wrong_csrf(&auth);
+    let cases: Vec<(&Auth, Body, StatusCode, &str)> = vec![
+        (
+            &auth,
+            Raw("[1,"),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            &auth,
+            J(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no devices selected",
+        ),
+        (
+            &auth,
+            J(json!({ "devices": ["SEP0000000000FF"] })),
+            StatusCode::NOT_FOUND,
+            "SEP0000000000FF",
+        ),
+        (
+            &auth,
+            J(json!({ "all": true, "length": 3 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            &auth,
+            J(json!({ "filter": { "name": "NOMATCH*" } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            &reader,
+            J(json!({ "all": true })),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (
+            &wrong,
+            J(json!({ "all": true })),
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+    ];
+    for (who, body, status, message) in cases {
+        let a = s
+            .call(Method::POST, "/api/auth-strings", who, Some(body))
+            .await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.error().contains(message), "{}", a.error());
+        assert_eq!(s.store.list_devices().unwrap(), before);
+        assert_eq!(s.audit_len(), audit_before);
+    }
+
+    let a = s
+        .call(
+            Method::POST,
+            "/api/auth-strings",
+            &auth,
+            Some(J(json!({ "devices": ["SEP000000000001"], "filter": { "name": "SEP00000000000*" }, "length": 6 }))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["set"], 3);
+    let csv_path = a.body["csv"].as_str().unwrap().to_owned();
+    assert!(csv_path.starts_with("/api/auth-strings/csv/"), "{csv_path}");
+    // Another account cannot take it.
+    let (status, _, _) = s.download(&csv_path, &reader).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, kind, csv) = s.download(&csv_path, &auth).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "device_name,auth_string");
+    assert_eq!(lines.len(), 4, "{csv}");
+    let mut strings = std::collections::HashSet::new();
+    for line in &lines[1..] {
+        let (name, string) = line.split_once(',').unwrap();
+        assert_eq!(string.len(), 6, "{line}");
+        // The answer to the generation never held the strings; the store checks them.
+        assert!(!a.body.to_string().contains(string));
+        let name = capf_store::DeviceName::new(name).unwrap();
+        assert!(s.store.check_auth_string(&name, string).unwrap(), "{line}");
+        assert!(strings.insert(string.to_owned()), "not unique: {csv}");
+    }
+    // The audit names the account, and never a string.
+    let audit = s.store.audit(None, usize::MAX).unwrap();
+    assert!(audit.len() > audit_before);
+    for e in &audit[..audit.len() - audit_before] {
+        assert_eq!(e.actor.as_deref(), Some("alice"), "{e:?}");
+        for string in &strings {
+            assert!(!e.detail.contains(string.as_str()), "{e:?}");
+        }
+    }
+
+    // Once: then gone.
+    let (status, _, body) = s.download(&csv_path, &auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("downloadable once"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_online_ca_password_is_never_shown_echoed_or_audited() {
+    const SECRET: &str = "s3cret-Online-CA-pw";
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let shown = s.call(Method::GET, "/api/online-ca", &reader, None).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body, Value::Null);
+
+    let good = json!({
+        "host": "ca.example.com",
+        "type": "est",
+        "username": "estuser",
+        "password": SECRET,
+    });
+    let wrong = wrong_csrf(&auth);
+    let cases: Vec<(&Auth, Body, StatusCode, &str)> = vec![
+        (
+            &auth,
+            Bytes(format!("{{\"password\": \"{SECRET}\", ").into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            &auth,
+            J(
+                json!({ "host": "ca.example.com", "type": "est", "username": "u", "password": 12_345_678_901u64 }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            &auth,
+            J(
+                json!({ "host": "ca.example.com", "port": SECRET, "type": "est", "username": "u", "password": SECRET }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON body",
+        ),
+        (
+            &auth,
+            J(
+                json!({ "host": "ca.example.com", "type": "nope", "username": "u", "password": SECRET }),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            &auth,
+            J(
+                json!({ "host": "ca.example.com", "port": 0, "type": "est", "username": "u", "password": SECRET }),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (&reader, J(good.clone()), StatusCode::FORBIDDEN, "read-only"),
+        (&wrong, J(good.clone()), StatusCode::FORBIDDEN, "CSRF"),
+    ];
+    let audit_before = s.audit_len();
+    for (who, body, status, message) in cases {
+        let a = s.call(Method::PUT, "/api/online-ca", who, Some(body)).await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.error().contains(message), "{}", a.error());
+        let text = a.body.to_string();
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains("12345678901"), "{text}");
+        assert!(s.store.online_ca_config().unwrap().is_none());
+        assert_eq!(s.audit_len(), audit_before);
+    }
+
+    let a = s
+        .call(Method::PUT, "/api/online-ca", &auth, Some(J(good)))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["password"], "********");
+    assert_eq!(a.body["hostname"], "ca.example.com");
+    assert_eq!(a.body["port"], 443);
+    assert!(!a.body.to_string().contains(SECRET));
+    let shown = s.call(Method::GET, "/api/online-ca", &reader, None).await;
+    assert_eq!(shown.body, a.body);
+    assert_eq!(
+        s.store
+            .online_ca_config()
+            .unwrap()
+            .unwrap()
+            .password
+            .expose(),
+        SECRET
+    );
+    let audit = s.store.audit(None, usize::MAX).unwrap();
+    assert!(audit.len() > audit_before);
+    for e in &audit {
+        assert!(!e.detail.contains(SECRET), "{e:?}");
+    }
+    assert_eq!(audit[0].actor.as_deref(), Some("alice"), "{:?}", audit[0]);
+}
+
+#[tokio::test]
+async fn trust_uploads_follow_the_guides_rules_and_a_capf_common_name_is_refused() {
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let listed = s.call(Method::GET, "/api/trust", &reader, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body, json!([]));
+
+    let a = s
+        .call(
+            Method::POST,
+            "/api/trust/CAPF-trust",
+            &auth,
+            Some(Bytes(trust_fixture("root"))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["certificates"][0]["verdict"], "accepted");
+    let fingerprint = a.body["certificates"][0]["fingerprint_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let files = s.trust_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let listed = s
+        .call(Method::GET, "/api/trust?purpose=CAPF-trust", &reader, None)
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.body[0]["fingerprint_sha256"], fingerprint.as_str());
+
+    // The guide's rule: a CA whose CN holds "CAPF-" is refused, with capf-trust's message, and
+    // nothing is written.
+    let wrong = wrong_csrf(&auth);
+    let cases: Vec<Case<'_, String>> = vec![
+        (
+            Method::POST,
+            "/api/trust/CAPF-trust".into(),
+            &auth,
+            Some(Bytes(trust_fixture("reserved-ascii"))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "contains \"CAPF-\", reserved for CAPF certificates",
+        ),
+        (
+            Method::POST,
+            "/api/trust/CAPF-trust".into(),
+            &auth,
+            Some(Raw("not a certificate")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upload",
+        ),
+        (
+            Method::POST,
+            "/api/trust/.hidden".into(),
+            &auth,
+            Some(Bytes(trust_fixture("root"))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "purpose",
+        ),
+        (
+            Method::DELETE,
+            "/api/trust/CAPF-trust/abcdef0123".into(),
+            &auth,
+            None,
+            StatusCode::NOT_FOUND,
+            "abcdef0123",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/trust/CallManager-trust/{}", &fingerprint[..12]),
+            &auth,
+            None,
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            Method::DELETE,
+            "/api/trust/CAPF-trust/abc".into(),
+            &auth,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "at least 8 hex digits",
+        ),
+        (
+            Method::POST,
+            "/api/trust/CAPF-trust".into(),
+            &reader,
+            Some(Bytes(trust_fixture("inter"))),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/trust/CAPF-trust/{fingerprint}"),
+            &reader,
+            None,
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/trust/CAPF-trust/{fingerprint}"),
+            &wrong,
+            None,
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+    ];
+    for (method, path, who, body, status, message) in cases {
+        let a = s.call(method.clone(), &path, who, body).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+        assert!(
+            a.error().contains(message),
+            "{method} {path}: {}",
+            a.error()
+        );
+        assert_eq!(s.trust_files(), files, "{method} {path}");
+    }
+
+    let a = s
+        .call(
+            Method::DELETE,
+            &format!("/api/trust/CAPF-trust/{}", &fingerprint[..16]),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["deleted"], fingerprint.as_str());
+    assert!(s.trust_files().is_empty());
+}
+
+#[tokio::test]
+async fn the_capf_certificate_is_shown_and_replaced_by_a_checked_bundle() {
+    use capf_lsc::{Curve, KeySpec};
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let a = s.call(Method::GET, "/api/capf-cert", &reader, None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.error().contains("capf.pem"), "{}", a.error());
+
+    let spec = KeySpec::Ec(Curve::P256);
+    let issuer = capf_test_support::capf_issuer(spec);
+    let cert_pem = capf_lsc::certificate_to_pem(issuer.certificate()).unwrap();
+    let key_pem = capf_test_support::key_pem(spec);
+    let other_key = capf_test_support::key_pem(KeySpec::Ec(Curve::P384));
+    let wrong = wrong_csrf(&auth);
+    let bundle = format!("{cert_pem}{key_pem}").into_bytes();
+    let cases: Vec<(&Auth, Body, StatusCode, &str)> = vec![
+        (
+            &auth,
+            Raw("garbage"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upload",
+        ),
+        (
+            &auth,
+            Bytes(cert_pem.clone().into_bytes()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no private key",
+        ),
+        (
+            &auth,
+            Bytes(format!("{cert_pem}{other_key}").into_bytes()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upload",
+        ),
+        (
+            &auth,
+            Bytes([trust_fixture("root"), key_pem.as_bytes().to_vec()].concat()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upload",
+        ),
+        (
+            &reader,
+            Bytes(bundle.clone()),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (&wrong, Bytes(bundle.clone()), StatusCode::FORBIDDEN, "CSRF"),
+    ];
+    for (who, body, status, message) in cases {
+        let a = s.call(Method::PUT, "/api/capf-cert", who, Some(body)).await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.error().contains(message), "{}", a.error());
+        assert!(!a.body.to_string().contains("PRIVATE KEY"));
+        assert!(!s.data().join("capf.pem").exists());
+        assert!(!s.data().join("capf.key").exists());
+    }
+
+    let a = s
+        .call(Method::PUT, "/api/capf-cert", &auth, Some(Bytes(bundle)))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(
+        a.body["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CAPF-0000cafe"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["profile_problems"], json!([]));
+    assert!(!a.body.to_string().contains("PRIVATE KEY"));
+    let written = capf_lsc::CertificateAndKey::from_pem_or_der(
+        &[
+            std::fs::read(s.data().join("capf.pem")).unwrap(),
+            std::fs::read(s.data().join("capf.key")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(&written.certificate, issuer.certificate());
+    assert!(written.key.is_some());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.data().join("capf.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let shown = s.call(Method::GET, "/api/capf-cert", &reader, None).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body, a.body);
+}
+
+#[tokio::test]
+async fn pending_csrs_export_as_a_tgz_and_bad_imports_are_refused_with_the_report() {
+    use capf_store::{CaRequestState, CertificateIssuer, NewCaRequest};
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let name = capf_store::DeviceName::new("SEP0000000000AA").unwrap();
+    s.store
+        .add_device(&capf_store::NewDevice::new(name.clone()), SystemTime::now())
+        .unwrap();
+    let key = capf_test_support::issuer_key(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P256));
+    let subject: capf_lsc::x509_cert::name::Name =
+        std::str::FromStr::from_str("CN=SEP0000000000AA").unwrap();
+    let csr = capf_lsc::der::Encode::to_der(&capf_lsc::capf_csr(&subject, &key).unwrap()).unwrap();
+    let spki = capf_lsc::der::Encode::to_der(capf_lsc::LscSigner::public_key(&key)).unwrap();
+    let request = s
+        .store
+        .record_ca_request(
+            &name,
+            &NewCaRequest {
+                mode: CertificateIssuer::OfflineCa,
+                csr: &csr,
+                public_key: &spki,
+                ca_request_id: None,
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+
+    let (status, kind, archive) = s.download("/api/csrs/export", &reader).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kind, "application/gzip");
+    let (members, refused) = capf_admin::csr::read_tgz("export.tgz", &archive);
+    assert!(refused.is_empty(), "{refused:?}");
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("export.tgz:SEP0000000000AA-{}.csr", request.id).as_str(),
+            "export.tgz:index.csv"
+        ]
+    );
+    assert!(
+        String::from_utf8_lossy(&members[0].data).starts_with("-----BEGIN CERTIFICATE REQUEST")
+    );
+    let (status, _, body) = s.download("/api/csrs/export?der=maybe", &reader).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Imports that apply nothing: each refused with its reason, the request still Pending.
+    let unknown_key = capf_test_support::capf_issuer(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P384));
+    let leaf = capf_lsc::certificate_to_pem(unknown_key.certificate()).unwrap();
+    let not_ca_leaf = trust_fixture("lsc-a");
+    let wrong = wrong_csrf(&auth);
+    let cases: Vec<(&Auth, Body, StatusCode, &str)> = vec![
+        (
+            &auth,
+            Raw("garbage"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+        ),
+        (
+            &auth,
+            Bytes(vec![0x1f, 0x8b, 0, 1, 2, 3]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+        ),
+        (
+            &auth,
+            Bytes(not_ca_leaf),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+        ),
+        (
+            &reader,
+            Bytes(leaf.clone().into_bytes()),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+        (
+            &wrong,
+            Bytes(leaf.into_bytes()),
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+    ];
+    for (who, body, status, message) in cases {
+        let a = s
+            .call(Method::POST, "/api/certs/import", who, Some(body))
+            .await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.error().contains(message), "{}", a.error());
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            let refused = a.body["refused"].as_array().unwrap();
+            assert!(!refused.is_empty(), "{}", a.body);
+            assert!(refused[0]["source"].as_str().unwrap().starts_with("upload"));
+            assert!(!refused[0]["reason"].as_str().unwrap().is_empty());
+            assert_eq!(a.body["imported"], json!([]));
+        }
+        let pending = s.store.ca_requests(Some(CaRequestState::Pending)).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(s.store.lscs(&name).unwrap().is_empty());
+    }
 }
