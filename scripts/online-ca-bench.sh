@@ -82,15 +82,16 @@ run() {
   wait_port "$listen"
   for _ in $(seq 100); do [ -f "$d/data/capf.pem" ] && break; sleep 0.05; done
   if [ "$mode" = online-ca ]; then
+    mkdir -m 700 "$d/data/trust"
     "$bin/capfctl" trust upload --purpose CAPF-trust --store "$d/data/trust" "$est/ca.pem" >/dev/null
     echo estpwd | "$bin/capfctl" online-ca set --data "$d/data" --host 127.0.0.1 --port "$est_port" \
       --type est --username estuser --password-stdin >/dev/null
     issuer=(--lsc-issuer "$est/ca.pem")
   fi
   out=$("$bin/capf-phone" --server "127.0.0.1:$listen" --trust "$d/data/capf.pem" --phones "$phones" \
-    --concurrency "$conc" --provision "$d/data" --server-pid "$pid" "${issuer[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+    --concurrency "$conc" --provision "$d/data" --server-pid "$pid" "${issuer[@]}" 2>&1) || { echo "$out" >&2; grep -iE 'warn|error|fail' "$d/capfd.log" | tail -20 >&2; tail -20 "$est/estserver.log" >&2; exit 1; }
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  printf '%-9s round %s | %s | %s | %s | %s\n' "$mode" "$round" \
+  printf '%-9s round %s | %s | %s | %s | capfd %s\n' "$mode" "$round" \
     "$(echo "$out" | grep -o 'enrolled [0-9/]* in [0-9.]* s: [0-9.]* enrollments/s')" \
     "$(echo "$out" | grep -o 'p50 [0-9.]* ms, p95 [0-9.]* ms, p99 [0-9.]* ms (' | head -1 | sed 's/ ($//')" \
     "wait $(echo "$out" | grep -o 'received): .*' | sed 's/received): //')" \
