@@ -101,6 +101,10 @@ struct Cli {
     /// Schedule the simulated devices in the store of this data directory first.
     #[arg(long)]
     provision: Option<PathBuf>,
+    /// Load runs: verify the LSCs against this CA certificate (PEM) instead of the CAPF
+    /// certificate, as in the Online CA mode, where the external CA signs them.
+    #[arg(long)]
+    lsc_issuer: Option<PathBuf>,
     /// Sessions held open mid-install while the others enroll.
     #[arg(long, default_value_t = 0)]
     idle: u32,
@@ -283,9 +287,16 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     }
     let report = enroll(&target, names, keys, cli.concurrency).await?;
     print_report(&report);
-    let capf = capf_lsc::certificate_from_pem_or_der(&target.trust_pem)?;
-    let verified = report.verify_lscs(&capf)?;
-    println!("{verified} LSCs verified against the CAPF certificate");
+    let (issuer_pem, issuer_name) = match &cli.lsc_issuer {
+        Some(path) => (
+            std::fs::read(path).with_context(|| path.display().to_string())?,
+            path.display().to_string(),
+        ),
+        None => (target.trust_pem.clone(), "the CAPF certificate".to_owned()),
+    };
+    let issuer = capf_lsc::certificate_from_pem_or_der(&issuer_pem)?;
+    let verified = report.verify_lscs(&issuer)?;
+    println!("{verified} LSCs verified against {issuer_name}");
     if let (Some(before), Some(after)) = (before, cli.server_pid.and_then(ProcessStats::of)) {
         let cpu = after.cpu.saturating_sub(before.cpu);
         println!(
@@ -346,6 +357,14 @@ fn print_report(report: &LoadReport) {
         ms(report.percentile(0.95)),
         p99 / mean.max(1e-9),
     );
+    if !report.certificate_waits.is_empty() {
+        println!(
+            "certificate wait (KEY_GEN_RESPONSE sent to the certificate received): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            ms(report.certificate_wait(0.50)),
+            ms(report.certificate_wait(0.95)),
+            ms(report.certificate_wait(0.99)),
+        );
+    }
     for f in &report.failed {
         println!("failed: {f}");
     }

@@ -242,7 +242,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             }
             .to_template(SystemTime::now())?;
             let store = open_store(&data.data)?;
-            store.save_template(&template, SystemTime::now())?;
+            capf_admin::save_template(&store, &template, SystemTime::now())?;
             if json {
                 return print_json(&TemplateView::from(&template));
             }

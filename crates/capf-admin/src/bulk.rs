@@ -282,7 +282,9 @@ pub struct BulkInsert {
 
 /// Adds the devices of the CSV file `path`, all or none: every row is checked first, then the
 /// devices are added in one transaction. `template` names a device template whose settings
-/// fill the fields a row leaves empty.
+/// fill the fields a row leaves empty. In the Online CA mode a row whose key order (its own or
+/// the template's) asks for EC is a bad row ([`Error::OnlineCaRefusesEc`] under
+/// [`Error::Row`]).
 ///
 /// # Errors
 /// [`Error::UnknownTemplate`], [`Error::CsvFile`] (cannot open), [`Error::Row`] (a bad row),
@@ -325,6 +327,19 @@ pub fn insert_devices_csv_from(
     let shown = shown.to_owned();
     let CsvDevices { devices, lines } =
         read_devices_csv(input, &shown, template.as_ref(), progress, now)?;
+    // The guide: Online CA does not support ECDSA keys; a row (or its template) asking for EC
+    // in that mode is refused by its line, before anything is added.
+    let settings = store.settings()?;
+    for (device, &line) in devices.iter().zip(&lines) {
+        crate::online_ca::refuse_ec(&settings, &device.operation, || {
+            format!("device {}", device.name)
+        })
+        .map_err(|source| Error::Row {
+            file: shown.clone(),
+            line,
+            source: Box::new(source),
+        })?;
+    }
     progress.start(&format!("adding {} devices", devices.len()), None);
     let added = store.add_devices(&devices, now);
     progress.finish();
@@ -404,7 +419,8 @@ impl ChangeParams {
 /// returns what would change.
 ///
 /// # Errors
-/// The store's.
+/// [`Error::OnlineCaRefusesEc`] (the mode is Online CA and the change schedules an EC key
+/// order: nothing is changed, dry run or not), or the store's.
 pub fn update_devices(
     store: &dyn DeviceStore,
     filter: &DeviceFilter,
@@ -413,6 +429,11 @@ pub fn update_devices(
     progress: &mut dyn Progress,
     now: SystemTime,
 ) -> Result<Vec<DeviceChange>, Error> {
+    if let Some(schedule) = &change.schedule {
+        crate::online_ca::refuse_ec(&store.settings()?, &schedule.operation, || {
+            "the devices matching the query".to_owned()
+        })?;
+    }
     progress.start(
         if dry_run {
             "working out the changes"

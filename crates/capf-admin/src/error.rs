@@ -53,12 +53,13 @@ pub enum Error {
     #[error(transparent)]
     Ca(Box<capf_ca::Error>),
     /// The guide: Online CA does not support ECDSA keys. Setting the issuer mode to Online CA
-    /// while a device's key order asks for EC, or an EC key order while the mode is Online CA,
-    /// is refused.
-    #[error("device {device}: {source}; use key order RSA only, or another certificate issuer")]
+    /// while a device's key order asks for EC, or an EC key order while the mode is Online CA
+    /// (one device, a CSV row, a bulk update, a device template), is refused.
+    #[error("{subject}: {source}; use key order RSA only, or another certificate issuer")]
     OnlineCaRefusesEc {
-        /// The device whose key order asks for EC.
-        device: String,
+        /// What asks for EC: `device NAME`, `device template NAME`, `the devices matching the
+        /// query`.
+        subject: String,
         /// capf-lsc's reason.
         #[source]
         source: Box<capf_lsc::Error>,

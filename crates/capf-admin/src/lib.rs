@@ -45,10 +45,11 @@ pub use names::{
     KEY_ORDERS, KeyChoice, OperationKind, key_order_name, parse_curve, parse_key_order,
     parse_rsa_bits,
 };
-#[cfg(feature = "terminal")]
 pub use online_ca::{
-    OnlineCaView, check_online_ca_key_orders, check_operation, online_ca, set_online_ca,
+    OnlineCaView, check_online_ca_key_orders, check_operation, online_ca, save_template,
+    set_online_ca,
 };
+#[cfg(feature = "terminal")]
 pub use progress::TerminalProgress;
 pub use progress::{NoProgress, Progress};
 pub use query::DeviceFilter;

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use capf_lsc::{CertificateIssuer, OnlineCaConfig, OnlineCaParams, OnlineCaPolicy, Secret};
-use capf_store::{DeviceStore, Operation, Settings};
+use capf_store::{DeviceStore, DeviceTemplate, Operation, Settings};
 use serde::Serialize;
 
 use crate::Error;
@@ -97,6 +97,16 @@ pub fn check_operation(
     device: &str,
     operation: &Operation,
 ) -> Result<(), Error> {
+    refuse_ec(settings, operation, || format!("device {device}"))
+}
+
+/// The one owner of the guide's limit: in the Online CA mode an Install/Upgrade whose key
+/// order asks for EC is refused, naming `subject` (built only when refused).
+pub(crate) fn refuse_ec(
+    settings: &Settings,
+    operation: &Operation,
+    subject: impl FnOnce() -> String,
+) -> Result<(), Error> {
     if settings.certificate_issuer != CertificateIssuer::OnlineCa {
         return Ok(());
     }
@@ -104,10 +114,27 @@ pub fn check_operation(
         OnlineCaPolicy
             .check_key_policy(policy)
             .map_err(|source| Error::OnlineCaRefusesEc {
-                device: device.to_owned(),
+                subject: subject(),
                 source: Box::new(source),
             })?;
     }
+    Ok(())
+}
+
+/// Saves a device template (the guide's Universal Device Template), refusing in the Online CA
+/// mode one whose Install/Upgrade key order asks for EC.
+///
+/// # Errors
+/// [`Error::OnlineCaRefusesEc`], or the store's.
+pub fn save_template(
+    store: &dyn DeviceStore,
+    template: &DeviceTemplate,
+    now: SystemTime,
+) -> Result<(), Error> {
+    refuse_ec(&store.settings()?, &template.operation, || {
+        format!("device template {}", template.name)
+    })?;
+    store.save_template(template, now)?;
     Ok(())
 }
 
@@ -167,6 +194,143 @@ mod tests {
             crate::schedule_device(&store, "SEP001122AABBCC", ec_install(), None, None, now())
                 .unwrap_err();
         assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+    }
+
+    /// The bulk paths apply the same rule: a CSV row (its own key order or its template's) by
+    /// FILE:LINE, a bulk update by query (dry run too), a template saved in the mode; nothing
+    /// is applied.
+    #[test]
+    fn the_bulk_paths_refuse_an_ec_key_order_in_online_ca_mode() {
+        use crate::{DeviceFilter, NoProgress, OperationKind};
+        use capf_store::DeviceTemplate;
+
+        let store = SqliteStore::open_in_memory([9; 32]).unwrap();
+        // Saved before the mode changes: a template is an order only when it is used.
+        let ec_template = DeviceTemplate {
+            name: "ec-phones".into(),
+            operation: ec_install(),
+            ..DeviceTemplate::default()
+        };
+        store.save_template(&ec_template, now()).unwrap();
+        crate::set_setting(&store, "certificate_issuer", "online-ca", now()).unwrap();
+        let insert = |csv: &str, template: Option<&DeviceTemplate>| {
+            crate::insert_devices_csv_from(
+                &store,
+                csv.as_bytes(),
+                "phones.csv",
+                template.cloned(),
+                &mut NoProgress,
+                now(),
+            )
+        };
+        let refused = |err: &Error, at: &str| {
+            let Error::Row { source, .. } = err else {
+                panic!("not a row error: {err}");
+            };
+            assert!(matches!(**source, Error::OnlineCaRefusesEc { .. }), "{err}");
+            let chain = crate::error_chain(err);
+            assert!(chain.starts_with(at), "{chain}");
+            assert!(
+                chain.contains("Online CA does not support ECDSA"),
+                "{chain}"
+            );
+        };
+
+        // A row asking for EC, after a good one: refused by its line, nothing added.
+        let err = insert(
+            "device_name,operation,key_spec\n\
+             SEP000000000001,install,rsa-only/2048\n\
+             SEP000000000002,install,ec-preferred/2048/P-256\n",
+            None,
+        )
+        .unwrap_err();
+        refused(&err, "phones.csv:3: device SEP000000000002: ");
+        assert!(store.list_devices().unwrap().is_empty());
+
+        // The template's EC order fills a row that does not say: refused by that row's line;
+        // a row that overrides it with RSA only is not the one named.
+        let err = insert(
+            "device_name,key_spec\n\
+             SEP000000000003,rsa-only/2048\n\
+             SEP000000000004,\n",
+            Some(&ec_template),
+        )
+        .unwrap_err();
+        refused(&err, "phones.csv:3: device SEP000000000004: ");
+        assert!(store.list_devices().unwrap().is_empty());
+
+        // A template with an EC order is not saved in the mode; an RSA-only one is.
+        let err = save_template(
+            &store,
+            &DeviceTemplate {
+                name: "ec-again".into(),
+                ..ec_template.clone()
+            },
+            now(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+        assert!(
+            crate::error_chain(&err).starts_with("device template ec-again: "),
+            "{}",
+            crate::error_chain(&err)
+        );
+        assert!(store.template("ec-again").unwrap().is_none());
+        let rsa_template = DeviceTemplate {
+            name: "rsa-phones".into(),
+            operation: Operation::InstallUpgrade(KeyPolicy::default()),
+            ..DeviceTemplate::default()
+        };
+        save_template(&store, &rsa_template, now()).unwrap();
+
+        // A bulk update scheduling EC: refused, dry run or not, nothing changed.
+        insert(
+            "device_name\nSEP000000000005\nSEP000000000006\n",
+            Some(&rsa_template),
+        )
+        .unwrap();
+        let before = store.list_devices().unwrap();
+        assert_eq!(before.len(), 2);
+        let change = crate::ChangeParams {
+            operation: Some(OperationKind::Install),
+            keys: crate::KeyChoice {
+                order: Some(KeyOrder::EcOnly),
+                ..crate::KeyChoice::default()
+            },
+            ..crate::ChangeParams::default()
+        }
+        .to_change(now())
+        .unwrap();
+        for dry_run in [true, false] {
+            let err = crate::update_devices(
+                &store,
+                &DeviceFilter::default(),
+                &change,
+                dry_run,
+                &mut NoProgress,
+                now(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+            assert!(
+                crate::error_chain(&err).starts_with("the devices matching the query: "),
+                "{}",
+                crate::error_chain(&err)
+            );
+        }
+        assert_eq!(store.list_devices().unwrap(), before);
+        // In the CAPF mode the same update applies.
+        crate::set_setting(&store, "certificate_issuer", "capf", now()).unwrap();
+        let changed = crate::update_devices(
+            &store,
+            &DeviceFilter::default(),
+            &change,
+            false,
+            &mut NoProgress,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(changed.len(), 2);
     }
 
     #[test]

@@ -400,6 +400,9 @@ pub struct Enrollment {
     /// RETRY_LATER: the server holds the request with an external CA and told the phone to
     /// connect again after this long (spec section 16).
     pub retry_after: Option<Duration>,
+    /// How long the phone waited for its certificate: from sending KEY_GEN_RESPONSE (its
+    /// public key) to the certificate's arrival, signing the endpoint CSR in between.
+    pub key_to_certificate: Option<Duration>,
 }
 
 impl Enrollment {
@@ -624,6 +627,7 @@ impl Phone {
         let mut installed = None;
         let (mut deleted, mut fetched) = (false, false);
         let mut retry_after = None;
+        let (mut key_sent, mut key_to_certificate) = (None, None);
         let outcome = loop {
             while let Some(message) = session.poll_transmit() {
                 // One message per TLS write (spec rule T9).
@@ -651,7 +655,9 @@ impl Phone {
                         }
                         match made {
                             Some(Ok(k)) => {
-                                session.send_public_key(Instant::now(), k.spki_der())?;
+                                let sent = Instant::now();
+                                session.send_public_key(sent, k.spki_der())?;
+                                key_sent = Some(sent);
                                 key = Some(k);
                             }
                             Some(Err(e)) => {
@@ -662,6 +668,7 @@ impl Phone {
                         }
                     }
                     PhoneEvent::CertificateReceived { certificate } => {
+                        key_to_certificate = key_sent.map(|sent| now.duration_since(sent));
                         // The LSC must carry the key just generated.
                         let matches = key
                             .as_ref()
@@ -739,6 +746,7 @@ impl Phone {
             deleted,
             fetched,
             retry_after,
+            key_to_certificate,
         })
     }
 }

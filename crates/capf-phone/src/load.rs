@@ -156,19 +156,20 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// The LSCs installed (DER).
     pub lscs: Vec<Vec<u8>>,
+    /// Each enrolled phone's wait from KEY_GEN_RESPONSE to its certificate
+    /// ([`Enrollment::key_to_certificate`](crate::Enrollment::key_to_certificate)).
+    pub certificate_waits: Vec<Duration>,
 }
 
 impl LoadReport {
     /// The `p` quantile (0.0 to 1.0) of the latencies, nearest rank; zero without any.
     pub fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.latencies.clone();
-        v.sort();
-        let Some(last) = v.len().checked_sub(1) else {
-            return Duration::ZERO;
-        };
-        // A rank in 0..=last: the float-to-integer cast saturates, and `min` bounds it.
-        let i = ((last as f64) * p).round() as usize;
-        v.get(i.min(last)).copied().unwrap_or_default()
+        quantile(&self.latencies, p)
+    }
+
+    /// The `p` quantile (0.0 to 1.0) of the certificate waits, nearest rank; zero without any.
+    pub fn certificate_wait(&self, p: f64) -> Duration {
+        quantile(&self.certificate_waits, p)
     }
 
     /// The mean latency; zero without any.
@@ -199,6 +200,18 @@ impl LoadReport {
         }
         Ok(self.lscs.len())
     }
+}
+
+/// The `p` quantile (0.0 to 1.0) of `durations`, nearest rank; zero without any.
+fn quantile(durations: &[Duration], p: f64) -> Duration {
+    let mut v = durations.to_vec();
+    v.sort();
+    let Some(last) = v.len().checked_sub(1) else {
+        return Duration::ZERO;
+    };
+    // A rank in 0..=last: the float-to-integer cast saturates, and `min` bounds it.
+    let i = ((last as f64) * p).round() as usize;
+    v.get(i.min(last)).copied().unwrap_or_default()
 }
 
 /// Enrolls one phone per name against `target`, at most `concurrency` at once, with keys
@@ -242,6 +255,7 @@ pub async fn enroll(
             Ok((latency, Ok(e))) if e.succeeded() && e.installed.is_some() => {
                 report.enrolled += 1;
                 report.latencies.push(latency);
+                report.certificate_waits.extend(e.key_to_certificate);
                 if let Some((der, _)) = e.installed {
                     report.lscs.push(der);
                 }
