@@ -148,11 +148,17 @@ impl OnlineCa {
         }));
     }
 
-    /// Uses `client` for `config` (a test double, or a client this crate does not build).
-    pub fn configure_with(&self, config: OnlineCaConfig, client: Arc<dyn OnlineCaClient>) {
+    /// Uses `client` for `config` and `anchors` (a test double, or a client this crate does
+    /// not build); a later [`OnlineCa::configure`] with the same settings and anchors keeps it.
+    pub fn configure_with(
+        &self,
+        config: OnlineCaConfig,
+        anchors: TrustAnchors,
+        client: Arc<dyn OnlineCaClient>,
+    ) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Current {
             config,
-            anchors: TrustAnchors::from_der([]),
+            anchors,
             client,
         }));
     }

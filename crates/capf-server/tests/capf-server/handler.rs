@@ -1588,3 +1588,124 @@ async fn the_online_ca_settings_are_in_force_within_one_refresh() {
     assert_eq!(online.config(), Some(config));
     task.abort();
 }
+
+/// An Online CA whose enrollment waits until released and then refuses the credentials, and
+/// which counts the poller's questions.
+#[derive(Debug, Default)]
+struct HeldOnlineCa {
+    release: tokio::sync::Notify,
+    enrolls: std::sync::atomic::AtomicUsize,
+    polls: std::sync::atomic::AtomicUsize,
+}
+
+impl capf_ca::OnlineCaClient for HeldOnlineCa {
+    fn enroll(
+        &self,
+        _csr_der: &[u8],
+        _reenroll: bool,
+    ) -> capf_ca::BoxFuture<'_, Result<capf_ca::OnlineAnswer, capf_ca::Error>> {
+        self.enrolls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            self.release.notified().await;
+            Err(capf_ca::Error::Unauthorized {
+                username: "estuser".into(),
+            })
+        })
+    }
+
+    fn poll(
+        &self,
+        _csr_der: &[u8],
+        _ca_request_id: Option<&str>,
+    ) -> capf_ca::BoxFuture<'_, Result<capf_ca::OnlineAnswer, capf_ca::Error>> {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {
+            Err(capf_ca::Error::Unauthorized {
+                username: "estuser".into(),
+            })
+        })
+    }
+
+    fn ca_certificates(&self) -> capf_ca::BoxFuture<'_, Result<Vec<Vec<u8>>, capf_ca::Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// While a session asks the Online CA about the request it just recorded, the poller leaves
+/// that request alone (it used to ask too, record the CA's refusal first, and so make the
+/// session end its attempt with a wrong reason: seen under load in tests/online_ca_est.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_leaves_a_request_alone_while_its_session_asks_the_online_ca() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::new("online-hold");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let config = capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: 8085,
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: capf_lsc::Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap();
+    bench
+        .store
+        .set_online_ca_config(&config, SystemTime::now())
+        .unwrap();
+    // The same anchors the server's refresh computes (its CAPF-trust), so the refresh before
+    // the session's CA call keeps this client.
+    let capf_der = capf_lsc::der::Encode::to_der(bench.capf.issuer().certificate()).unwrap();
+    let online = Arc::new(capf_ca::OnlineCa::new());
+    let ca = Arc::new(HeldOnlineCa::default());
+    online.configure_with(
+        config,
+        capf_ca::http::TrustAnchors::from_der([capf_der]),
+        ca.clone(),
+    );
+    let mut settings = bench.service.settings();
+    settings.certificate_issuer = capf_lsc::CertificateIssuer::OnlineCa;
+    settings.ca_retry_delay = Duration::from_secs(60);
+    let service = Arc::new(
+        EnrollmentService::new(
+            bench.store.clone(),
+            bench.capf.clone(),
+            trust(&bench.capf.issuer(), &[]),
+            settings,
+        )
+        .with_online(online),
+    );
+    let mut sim = Sim {
+        now: Instant::now(),
+        session: ServerSession::new(ServerConfig::default(), SESSION_ID, Instant::now()),
+        handler: service.handler(INSTALLER.parse().unwrap()),
+        outcome: None,
+    };
+    assert_eq!(commands(&sim.pump().await), [Command::AUTH_REQUEST]);
+    let spec = KeySpec::Rsa(RsaBits::B2048);
+    key_request(&sim.authenticate(3, "").await);
+    let info = csr_info(&sim.public_key(spki(spec)).await);
+    let session = tokio::spawn(async move {
+        let sent = sign_csr(&mut sim, spec, &info).await;
+        (sim, sent)
+    });
+    // The session is asking the CA; the poller runs meanwhile.
+    for _ in 0..500 {
+        if ca.enrolls.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ca.enrolls.load(Ordering::SeqCst), 1);
+    service.poll_online_ca().await;
+    assert_eq!(ca.polls.load(Ordering::SeqCst), 0, "the poller asked too");
+    ca.release.notify_one();
+    let (_sim, sent) = session.await.unwrap();
+    assert_eq!(ended(&sent), Reason::INVALID_ELEMENT);
+    let reason = bench.failed_reason();
+    assert!(reason.contains("HTTP 401"), "{reason}");
+    let requests = bench.store.ca_requests(None).unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].state, capf_store::CaRequestState::Failed);
+}
