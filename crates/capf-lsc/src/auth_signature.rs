@@ -14,10 +14,8 @@ use signature::hazmat::{PrehashSigner, PrehashVerifier};
 use spki::SubjectPublicKeyInfoRef;
 
 use crate::keys::Curve;
-use crate::signer::{pkcs8_info, rsa_private_key};
-use crate::verify::{
-    ecdsa_prehash, rsa_key_and_signature, rsa_pkcs1v15_verifies, verify_ecdsa_prehash,
-};
+use crate::signer::{ecdsa_sign_digest, pkcs8_info, rsa_private_key};
+use crate::verify::{rsa_key_and_signature, rsa_pkcs1v15_verifies, verify_ecdsa_prehash};
 use crate::{Error, oid};
 
 /// The digest an authentication signature is made over.
@@ -111,34 +109,7 @@ pub fn sign_auth_signature(
                 signer.sign_prehash(&hash).map_err(Error::Signing)?;
             Ok(signature::SignatureEncoding::to_vec(&sig))
         }
-        oid::EC_PUBLIC_KEY => {
-            let curve = Curve::from_parameters(
-                info.algorithm.parameters,
-                "EC private key without namedCurve parameters",
-            )?;
-            let prehash = ecdsa_prehash(curve, &hash);
-            let pkcs8 = |what| move |source| Error::Pkcs8 { what, source };
-            match curve {
-                Curve::P256 => {
-                    let key = p256::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-256"))?;
-                    let sig: p256::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-                Curve::P384 => {
-                    let key = p384::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-384"))?;
-                    let sig: p384::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-                Curve::P521 => {
-                    let key = p521::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-521"))?;
-                    let sig: p521::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-            }
-        }
+        oid::EC_PUBLIC_KEY => ecdsa_sign_digest(info, &hash),
         other => Err(Error::UnsupportedKeyAlgorithm { oid: other }),
     }
 }

@@ -9,16 +9,14 @@
 use der::asn1::{Any, BitString, SetOfVec};
 use der::{Decode, Encode, EncodePem};
 use sha2::{Digest, Sha256};
-use signature::hazmat::PrehashSigner;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use crate::csr::VerifiedCsr;
 use crate::issue::{device_subject, lsc_subject_extensions};
-use crate::keys::{Curve, KeySpec, PhonePublicKey};
-use crate::signer::{pkcs8_info, rsa_private_key};
-use crate::verify::ecdsa_prehash;
+use crate::keys::{KeySpec, PhonePublicKey};
+use crate::signer::{ecdsa_sign_digest, pkcs8_info, rsa_private_key};
 use crate::{Error, oid};
 use capf_wire::DeviceName;
 
@@ -144,35 +142,8 @@ pub fn sign_endpoint_csr_info(pkcs8_der: &[u8], info_der: &[u8]) -> Result<Vec<u
             let sig = signature::Signer::try_sign(&signer, info_der).map_err(Error::Signing)?;
             Ok(signature::SignatureEncoding::to_vec(&sig))
         }
-        oid::EC_PUBLIC_KEY => {
-            let curve = Curve::from_parameters(
-                info.algorithm.parameters,
-                "EC private key without namedCurve parameters",
-            )?;
-            // The digest is SHA-256 on every curve; a shorter digest is padded as SEC 1 reads it.
-            let prehash = ecdsa_prehash(curve, &Sha256::digest(info_der));
-            let pkcs8 = |what| move |source| Error::Pkcs8 { what, source };
-            match curve {
-                Curve::P256 => {
-                    let key = p256::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-256"))?;
-                    let sig: p256::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-                Curve::P384 => {
-                    let key = p384::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-384"))?;
-                    let sig: p384::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-                Curve::P521 => {
-                    let key = p521::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-521"))?;
-                    let sig: p521::ecdsa::Signature =
-                        key.sign_prehash(&prehash).map_err(Error::Signing)?;
-                    Ok(sig.to_der().as_bytes().to_vec())
-                }
-            }
-        }
+        // The digest is SHA-256 on every curve (a shorter one is fitted as SEC 1 reads it).
+        oid::EC_PUBLIC_KEY => ecdsa_sign_digest(info, &Sha256::digest(info_der)),
         other => Err(Error::UnsupportedKeyAlgorithm { oid: other }),
     }
 }
@@ -182,6 +153,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::keys::Curve;
     use crate::{IssuerKey, KeySpec, LscSigner, RsaBits};
 
     /// Every key a phone may be asked for (capf-test-support's PHONE_SPECS, in this crate's

@@ -404,3 +404,35 @@ pub(crate) fn rsa_private_key(info: PrivateKeyInfoRef<'_>) -> Result<rsa::Privat
         source,
     })
 }
+
+/// A DER ECDSA-Sig-Value over `digest` (already hashed) with the EC key of `info`, on its named
+/// curve, the digest fitted to the curve as SEC 1 reads it: what a phone signs with, for the
+/// authentication signature (spec 6.2-6.4) and the endpoint CSR (spec 16) alike.
+pub(crate) fn ecdsa_sign_digest(
+    info: PrivateKeyInfoRef<'_>,
+    digest: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let curve = Curve::from_parameters(
+        info.algorithm.parameters,
+        "EC private key without namedCurve parameters",
+    )?;
+    let prehash = crate::verify::ecdsa_prehash(curve, digest);
+    let pkcs8 = |what| move |source| Error::Pkcs8 { what, source };
+    match curve {
+        Curve::P256 => {
+            let key = p256::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-256"))?;
+            let sig: p256::ecdsa::Signature = key.sign_prehash(&prehash).map_err(Error::Signing)?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        Curve::P384 => {
+            let key = p384::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-384"))?;
+            let sig: p384::ecdsa::Signature = key.sign_prehash(&prehash).map_err(Error::Signing)?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+        Curve::P521 => {
+            let key = p521::ecdsa::SigningKey::try_from(info).map_err(pkcs8("P-521"))?;
+            let sig: p521::ecdsa::Signature = key.sign_prehash(&prehash).map_err(Error::Signing)?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+    }
+}

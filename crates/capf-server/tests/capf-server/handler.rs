@@ -1547,6 +1547,20 @@ async fn a_phone_hanging_up_at_sign_cert_request_fails_with_a_reason() {
     assert!(reason.contains("closed the connection"), "{reason}");
 }
 
+/// An EST Online CA on 127.0.0.1:8085 (never reached: the tests answer for it).
+fn est_config() -> capf_lsc::OnlineCaConfig {
+    capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
+        host: "127.0.0.1".into(),
+        port: 8085,
+        ca_type: "est".into(),
+        username: "estuser".into(),
+        password: capf_lsc::Secret::new("estpwd"),
+        template: None,
+        label: None,
+    })
+    .unwrap()
+}
+
 /// `capfctl online-ca set` is in force within one settings refresh, as every other setting:
 /// the Online CA task re-reads it on the refresh's own schedule, not rounded up to its 1 s poll
 /// tick (a phone that came 2.5 s after the set, with a 2 s refresh, once found "no Online CA
@@ -1570,16 +1584,7 @@ async fn the_online_ca_settings_are_in_force_within_one_refresh() {
     ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(online.config(), None);
-    let config = capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
-        host: "127.0.0.1".into(),
-        port: 8085,
-        ca_type: "est".into(),
-        username: "estuser".into(),
-        password: capf_lsc::Secret::new("estpwd"),
-        template: None,
-        label: None,
-    })
-    .unwrap();
+    let config = est_config();
     bench
         .store
         .set_online_ca_config(&config, SystemTime::now())
@@ -1640,16 +1645,7 @@ async fn the_poller_leaves_a_request_alone_while_its_session_asks_the_online_ca(
     use std::sync::atomic::Ordering;
     let bench = Bench::new("online-hold");
     bench.add(rsa_install(), AuthMode::NullString, None);
-    let config = capf_lsc::OnlineCaConfig::new(&capf_lsc::OnlineCaParams {
-        host: "127.0.0.1".into(),
-        port: 8085,
-        ca_type: "est".into(),
-        username: "estuser".into(),
-        password: capf_lsc::Secret::new("estpwd"),
-        template: None,
-        label: None,
-    })
-    .unwrap();
+    let config = est_config();
     bench
         .store
         .set_online_ca_config(&config, SystemTime::now())
