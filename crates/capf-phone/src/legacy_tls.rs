@@ -63,13 +63,7 @@ impl Connector {
         timeout: Duration,
     ) -> Result<SslStream<TcpStream>, Error> {
         let failed = |step| move |source| Error::Io { step, source };
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| Error::TimedOut {
-                step: "TCP connect",
-            })?
-            .map_err(failed("TCP connect"))?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = crate::connect_tcp(addr, timeout).await?;
         // No SNI and no host name: the CAPF certificate names no host (spec rule T3).
         let mut tls = SslStream::new(Ssl::new(&self.context)?, tcp)?;
         tokio::time::timeout(timeout, Pin::new(&mut tls).connect())

@@ -598,13 +598,7 @@ impl Phone {
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
         let timeout = self.config.connect_timeout;
         let failed = |step| move |source| Error::Io { step, source };
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| Error::TimedOut {
-                step: "TCP connect",
-            })?
-            .map_err(failed("TCP connect"))?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = connect_tcp(addr, timeout).await?;
         // The CAPF certificate names no host; the verifier checks none (spec rule T3).
         let name = ServerName::IpAddress(addr.ip().into());
         tokio::time::timeout(timeout, self.tls.connect(name, tcp))
@@ -821,6 +815,22 @@ fn certificate_has_key(der: &[u8], key: &PhoneKey) -> bool {
         .ok()
         .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
         .is_some_and(|spki| spki == key.spki_der())
+}
+
+/// A TCP connection to `addr` within `timeout`, Nagle off (one CAPF message per write): the
+/// first step of every phone session, over rustls or the legacy OpenSSL client.
+pub(crate) async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::TimedOut {
+            step: "TCP connect",
+        })?
+        .map_err(|source| Error::Io {
+            step: "TCP connect",
+            source,
+        })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 #[cfg(all(test, not(feature = "legacy-tls")))]
