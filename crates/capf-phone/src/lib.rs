@@ -840,23 +840,25 @@ mod tests {
     /// Without the `legacy-tls` feature, a phone asked to speak TLS 1.0 or 1.1 is refused by
     /// name rather than offered TLS 1.2 or 1.3 in silence (issue 15).
     #[test]
-    fn a_build_without_the_feature_refuses_a_legacy_phone() {
+    fn a_build_without_the_feature_refuses_a_legacy_phone() -> Result<(), Box<dyn std::error::Error>>
+    {
         let issuer =
             capf_test_support::capf_issuer(capf_lsc::KeySpec::Rsa(capf_lsc::RsaBits::B2048));
-        let pem = capf_lsc::certificate_to_pem(issuer.certificate()).unwrap();
-        let name = DeviceName::new("SEP001122334455").unwrap();
+        let pem = capf_lsc::certificate_to_pem(issuer.certificate())?;
+        let name = DeviceName::new("SEP001122334455")?;
         for versions in [TlsVersions::Tls10Only, TlsVersions::Tls11Only] {
-            let mut config = PhoneConfig::new(name.clone(), "127.0.0.1", pem.as_bytes()).unwrap();
+            let mut config = PhoneConfig::new(name.clone(), "127.0.0.1", pem.as_bytes())?;
             config.tls_versions = versions;
-            let refused = Phone::new(config, Arc::new(GenerateKeys)).unwrap_err();
-            assert!(
-                matches!(refused, Error::LegacyTlsVersions(v) if v == versions),
-                "{refused:?}"
-            );
-            assert!(refused.to_string().contains("legacy-tls"), "{refused}");
+            match Phone::new(config, Arc::new(GenerateKeys)) {
+                Err(refused @ Error::LegacyTlsVersions(v)) if v == versions => {
+                    assert!(refused.to_string().contains("legacy-tls"), "{refused}");
+                }
+                other => panic!("{versions:?}: expected LegacyTlsVersions, got {other:?}"),
+            }
         }
-        let mut config = PhoneConfig::new(name, "127.0.0.1", pem.as_bytes()).unwrap();
+        let mut config = PhoneConfig::new(name, "127.0.0.1", pem.as_bytes())?;
         config.tls_versions = TlsVersions::default();
         assert!(Phone::new(config, Arc::new(GenerateKeys)).is_ok());
+        Ok(())
     }
 }
