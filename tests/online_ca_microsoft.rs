@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use capf_test_support::certsrv::{
-    CertsrvDouble, Options, PASSWORD, PENDING_TEMPLATE, TEMPLATE, USER,
+    Auth, CertsrvDouble, Options, PASSWORD, PENDING_TEMPLATE, TEMPLATE, USER,
 };
 use online_ca::{Capfd, lsc_pem, text};
 
@@ -93,4 +93,60 @@ fn a_pending_microsoft_request_is_polled_and_the_phone_comes_back_and_installs()
         "{log}"
     );
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+#[test]
+fn the_microsoft_ca_over_basic_issues_the_lsc_and_openssl_verifies_it() {
+    let double = CertsrvDouble::start(&Options {
+        auth: Auth::Basic,
+        ..Options::default()
+    });
+    let capfd = capfd_with(&double, "microsoft-basic", TEMPLATE);
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    verify(&double, &lsc_pem(&out));
+}
+
+/// A denial (here the template the CA does not know) fails the operation with the CA's
+/// disposition message as its reason, and the phone gets no certificate.
+#[test]
+fn an_unknown_template_fails_the_operation_with_the_disposition_message() {
+    let double = CertsrvDouble::start(&Options::default());
+    let capfd = capfd_with(&double, "microsoft-denied", "NoSuchTemplate");
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(!phone.status.success(), "{}", text(&phone));
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("0x80094800") && reason.contains("NoSuchTemplate"),
+        "{device}"
+    );
+    for name in ["lsc.pem", "lsc.der", "lsc.crt"] {
+        assert!(!out.join(name).exists(), "{name} written after a denial");
+    }
+}
+
+/// Wrong credentials fail the operation with a reason naming the account, never the password.
+#[test]
+fn a_wrong_password_fails_the_operation_with_a_reason_and_no_password() {
+    const WRONG: &str = "Wr0ng-Secret-42";
+    let double = CertsrvDouble::start(&Options::default());
+    let capfd = Capfd::start("microsoft-401");
+    capfd.trust_root(&double.root_pem);
+    let set = capfd.set_microsoft(double.port, USER, WRONG, TEMPLATE);
+    assert!(set.status.success(), "{}", text(&set));
+    capfd.add_device(DEVICE);
+    capfd.settle();
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let _ = capfd.phone(DEVICE, &out, "0");
+    let device = capfd.device_when(DEVICE, "failed");
+    let reason = device["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("capf-enroll"), "{device}");
+    assert!(!device.to_string().contains(WRONG), "{device}");
+    let log = std::fs::read_to_string(capfd.path("capfd.log")).unwrap()
+        + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
+    assert!(!log.contains(WRONG), "{log}");
 }
