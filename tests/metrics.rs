@@ -40,7 +40,10 @@ impl Admin {
         let cert = capfd.data().join("web-cert.pem");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(addr).is_err() || !cert.exists() {
-            assert!(Instant::now() < deadline, "the admin listener did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the admin listener did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let added = capfd.set_with_password(
@@ -179,8 +182,7 @@ fn check_json_log(capfd: &Capfd, secrets: &[&str]) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn after_known_enrollments_the_counters_read_exactly_that_and_readiness_follows_the_store()
-{
+async fn after_known_enrollments_the_counters_read_exactly_that_and_readiness_follows_the_store() {
     let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // The file's keys this time (the Online CA test below uses the flags); CAPF signs.
     let capfd = Capfd::start_with(
@@ -196,10 +198,7 @@ async fn after_known_enrollments_the_counters_read_exactly_that_and_readiness_fo
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["store"], "ok");
     assert!(ready["checks"].get("online_ca").is_none(), "{ready}");
-    assert_eq!(
-        admin.get("/healthz", false).await.status().as_u16(),
-        200
-    );
+    assert_eq!(admin.get("/healthz", false).await.status().as_u16(), 200);
     // Nothing of the API but the health checks without a token: /metrics neither.
     assert_eq!(admin.get("/metrics", false).await.status().as_u16(), 401);
 
@@ -348,8 +347,7 @@ async fn in_the_online_ca_mode_readiness_follows_the_ca_and_ca_calls_are_counted
     assert!(ran.status.success(), "{}", text(&ran));
     let m = admin.metrics_when_idle().await;
     assert_eq!(
-        m["capf_ca_calls_total{mode=\"online_microsoft\",outcome=\"issued\"}"],
-        1.0,
+        m["capf_ca_calls_total{mode=\"online_microsoft\",outcome=\"issued\"}"], 1.0,
         "{m:#?}"
     );
     assert_eq!(
@@ -374,7 +372,11 @@ async fn in_the_online_ca_mode_readiness_follows_the_ca_and_ca_calls_are_counted
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(status, 503, "{ready}");
-    assert_eq!(ready["not_ready"], serde_json::json!(["online_ca"]), "{ready}");
+    assert_eq!(
+        ready["not_ready"],
+        serde_json::json!(["online_ca"]),
+        "{ready}"
+    );
     assert_eq!(ready["checks"]["store"], "ok", "{ready}");
     assert!(ready["checks"]["online_ca"].is_string(), "{ready}");
 

@@ -94,7 +94,9 @@ impl std::str::FromStr for LogFormat {
         LogFormat::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| Error::LogFormat { given: s.to_owned() })
+            .ok_or_else(|| Error::LogFormat {
+                given: s.to_owned(),
+            })
     }
 }
 

@@ -132,7 +132,11 @@ impl EnrollmentService {
         match mode {
             CertificateIssuer::OfflineCa => CaMode::Offline,
             CertificateIssuer::OnlineCa => {
-                let kind = self.online.as_ref().and_then(|o| o.config()).map(|c| c.ca_type);
+                let kind = self
+                    .online
+                    .as_ref()
+                    .and_then(|o| o.config())
+                    .map(|c| c.ca_type);
                 match kind {
                     Some(capf_lsc::OnlineCaType::Microsoft) => CaMode::OnlineMicrosoft,
                     _ => CaMode::OnlineEst,
@@ -279,8 +283,8 @@ impl EnrollmentService {
             result
         })
         .await
-            .map_err(|source| Error::Task { context, source })?
-            .map_err(|source| Error::Store { context, source })
+        .map_err(|source| Error::Task { context, source })?
+        .map_err(|source| Error::Store { context, source })
     }
 
     /// A store call about `device`, at the time it runs. The blocking pool needs owned data:
@@ -1215,8 +1219,12 @@ impl EnrollmentHandler {
         };
         let started = Instant::now();
         let answer = self.service.ca.issue(request, SystemTime::now()).await;
-        self.service
-            .count_ca_call(CaMode::Capf, started, &answer, crate::online::ca_error_outcome);
+        self.service.count_ca_call(
+            CaMode::Capf,
+            started,
+            &answer,
+            crate::online::ca_error_outcome,
+        );
         match answer? {
             IssueOutcome::Issued(lsc) => {
                 let record = lsc.clone();
@@ -1251,10 +1259,9 @@ impl EnrollmentHandler {
 
     /// The attempt's LSC with `serial` is issued and recorded; STORE_CERT_REQUEST goes out.
     fn attempt_issued(&mut self, serial: Vec<u8>) {
-        self.service.metrics.certificate_ready(
-            self.started.elapsed(),
-            self.key_at.map(|at| at.elapsed()),
-        );
+        self.service
+            .metrics
+            .certificate_ready(self.started.elapsed(), self.key_at.map(|at| at.elapsed()));
         if let Attempt::KeyRequested { device, permit, .. }
         | Attempt::CsrRequested { device, permit, .. } = mem::take(&mut self.attempt)
         {
@@ -1396,9 +1403,7 @@ impl EnrollmentHandler {
                         &answer,
                         crate::online::ca_error_outcome,
                     );
-                    self.service.online_ca_answered(
-                        answer.as_ref().map(|_| ()),
-                    );
+                    self.service.online_ca_answered(answer.as_ref().map(|_| ()));
                     answer
                 }
                 Err(_) => {

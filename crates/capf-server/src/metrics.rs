@@ -298,8 +298,7 @@ impl Metrics {
 
     /// The key-generation limit's counts now (set under its lock, so never torn apart).
     pub(crate) fn key_generation(&self, active: u32, waiting: u32) {
-        self.key_generation_active
-            .store(i64::from(active), Relaxed);
+        self.key_generation_active.store(i64::from(active), Relaxed);
         self.key_generation_waiting
             .store(i64::from(waiting), Relaxed);
     }
@@ -603,7 +602,10 @@ mod tests {
         assert!((sample(&text, "capf_enrollment_seconds_sum") - 7200.3).abs() < 1e-6);
         assert_eq!(sample(&text, "capf_key_to_certificate_seconds_count"), 1.0);
         assert_eq!(
-            sample(&text, "capf_key_to_certificate_seconds_bucket{le=\"0.005\"}"),
+            sample(
+                &text,
+                "capf_key_to_certificate_seconds_bucket{le=\"0.005\"}"
+            ),
             1.0
         );
     }
@@ -611,8 +613,16 @@ mod tests {
     #[test]
     fn labelled_histograms_and_ca_calls() {
         let m = Metrics::new();
-        m.ca_call(CaMode::OnlineEst, CaOutcome::Issued, Duration::from_millis(40));
-        m.ca_call(CaMode::OnlineEst, CaOutcome::Unreachable, Duration::from_secs(20));
+        m.ca_call(
+            CaMode::OnlineEst,
+            CaOutcome::Issued,
+            Duration::from_millis(40),
+        );
+        m.ca_call(
+            CaMode::OnlineEst,
+            CaOutcome::Unreachable,
+            Duration::from_secs(20),
+        );
         let text = m.render(SystemTime::now());
         assert_eq!(
             sample(
@@ -673,7 +683,10 @@ mod tests {
     #[test]
     fn the_capf_certificate_expiry_counts_from_now() {
         let m = Metrics::new();
-        assert!(!m.render(UNIX_EPOCH).contains("capf_certificate_expiry_seconds"));
+        assert!(
+            !m.render(UNIX_EPOCH)
+                .contains("capf_certificate_expiry_seconds")
+        );
         let issuer = capf_test_support::capf_issuer(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P256));
         let certificate = issuer.certificate().clone();
         m.capf_certificate(&certificate);

@@ -83,7 +83,10 @@ impl EnrollmentService {
     }
 
     fn set_ca_health(&self, problem: Option<String>) {
-        *self.ca_health.lock().unwrap_or_else(PoisonError::into_inner) = Some(CaHealth {
+        *self
+            .ca_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(CaHealth {
             at: Instant::now(),
             problem,
         });
@@ -91,7 +94,10 @@ impl EnrollmentService {
 
     /// The reachability last seen, if seen within [`CA_READY_TTL`].
     fn fresh_ca_health(&self) -> Option<Result<(), String>> {
-        let health = self.ca_health.lock().unwrap_or_else(PoisonError::into_inner);
+        let health = self
+            .ca_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let health = health.as_ref()?;
         (health.at.elapsed() < CA_READY_TTL).then(|| health.problem.clone().map_or(Ok(()), Err))
     }

@@ -3,7 +3,7 @@
 //! `authorization: { credentials_file: ... }`).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::api::blocking;
 use crate::error::ApiError;
+
+/// How long `/readyz` waits for the store's answer: a store that hangs (a lock held, a disk
+/// gone slow) is not ready either.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /healthz`: the process answers.
 pub(crate) async fn healthz() -> Json<Value> {
@@ -28,20 +32,35 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let mut checks = Map::new();
     let mut not_ready = Vec::new();
     let store = Arc::clone(&state.store);
-    let store_check = tokio::task::spawn_blocking(move || store.settings()).await;
+    let store_check = tokio::time::timeout(
+        STORE_CHECK_TIMEOUT,
+        tokio::task::spawn_blocking(move || store.settings()),
+    )
+    .await;
     match store_check {
-        Ok(Ok(_)) => {
+        Ok(Ok(Ok(_))) => {
             checks.insert("store".into(), "ok".into());
         }
-        Ok(Err(e)) => {
+        Ok(Ok(Err(e))) => {
             checks.insert(
                 "store".into(),
                 format!("the store does not answer: {}", capf_admin::error_chain(&e)).into(),
             );
             not_ready.push("store");
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             checks.insert("store".into(), "the store check did not finish".into());
+            not_ready.push("store");
+        }
+        Err(_) => {
+            checks.insert(
+                "store".into(),
+                format!(
+                    "the store did not answer within {} s",
+                    STORE_CHECK_TIMEOUT.as_secs()
+                )
+                .into(),
+            );
             not_ready.push("store");
         }
     }
