@@ -4,6 +4,10 @@
 //!
 //! Loopback by default. Without `--cert`/`--key` it makes a self-signed certificate in the data
 //! directory on first run. Log in with an account made by `capfctl admin add`.
+//!
+//! It runs no CAPF server, so it has no `/metrics` (404: capfd's `--admin-listen` serves them,
+//! from the running server) and its `/readyz` checks the store only. `--log-format json`
+//! writes one JSON object a line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,18 +34,24 @@ struct Args {
     /// The HTTPS certificate's key (PEM); with --cert.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Log lines as `text` (default) or `json` (one object a line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: capf_server::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
+    let args = Args::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
+        );
+    match args.log_format {
+        capf_server::LogFormat::Json => logs.json().init(),
+        _ => logs.init(),
+    }
     let store = capf_admin::open_store(&args.data)?;
     if capf_store::AdminStore::accounts(&store)?.is_empty() {
         tracing::warn!(

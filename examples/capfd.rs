@@ -1,7 +1,7 @@
 //! `capfd`: the CAPF server.
 //!
 //! `capfd [--config FILE] [--data DIR] [--listen ADDR]... [--legacy-tls-listen ADDR]...
-//! [--enable-ipv6 BOOL]`
+//! [--enable-ipv6 BOOL] [--admin-listen ADDR] [--log-format text|json]`
 //!
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
 //! store, and a CAPF certificate and key on the first run; then it serves on port 3804 (IPv4
@@ -13,14 +13,23 @@
 //! listener for 7900- and 9900-series phones: TLS 1.0 to 1.2 with AES-CBC-SHA suites, through
 //! OpenSSL. It needs a build with the `legacy-tls` feature and an RSA CAPF certificate, and it
 //! logs a warning about the weakness it accepts.
+//!
+//! `--admin-listen` (or `admin_listen` in the file; off by default) serves the web
+//! administration (capf-web's HTTPS API) from inside capfd, over the same store and data
+//! directory, with `/metrics` (Prometheus, from the running server; an API token from
+//! `capfctl admin token create`, sent as a bearer token), `/healthz` and `/readyz` (no login).
+//! Keep it on loopback or a management network. Its certificate is `web-cert.pem` and
+//! `web-key.pem` in the data directory (self-signed for localhost on first use; replace both
+//! files with your own). `--log-format json` writes one JSON object a line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use capf_server::{CapfServer, ConfigFile, ensure_capf_files};
-use capf_store::{AdminStore, SessionStore, SqliteStore};
+use anyhow::Context as _;
+use capf_server::{CapfServer, ConfigFile, LogFormat, ensure_capf_files};
+use capf_store::{AdminStore, DeviceStore, SessionStore, SqliteStore};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -43,6 +52,24 @@ struct Cli {
     /// The Enable IPv6 enterprise parameter.
     #[arg(long)]
     enable_ipv6: Option<bool>,
+    /// The web administration's HTTPS listener (API, /metrics, /healthz, /readyz); off by
+    /// default. Keep it on loopback (127.0.0.1:8443) or a management network.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Log lines as `text` (default) or `json` (one object a line).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+/// The log subscriber: `RUST_LOG` or `info`, as text or JSON lines on standard output.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        _ => logs.init(),
+    }
 }
 
 #[tokio::main]
@@ -58,17 +85,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<std::process::ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
     let file = match &cli.config {
         Some(path) => ConfigFile::read(path)?,
         None => ConfigFile::default(),
     };
+    init_logs(cli.log_format.or(file.log_format).unwrap_or_default());
     let data = file.data_dir(cli.data);
     let files = ensure_capf_files(&data, SystemTime::now())?;
     if files.created {
@@ -93,8 +115,30 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
-    let server = CapfServer::bind(config, store).await?;
+    let server = CapfServer::bind(config, store.clone()).await?;
     tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), "CAPF serving");
+    if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
+        // The web administration over the same store and data directory, with this server's
+        // metrics and readiness.
+        let (cert, key) = capf_web::tls::self_signed_files(&data)?;
+        let tls = Arc::new(capf_web::tls::server_config(&cert, &key)?);
+        let store: Arc<dyn DeviceStore> = store;
+        let app = capf_web::router(
+            store,
+            capf_web::WebConfig::default()
+                .with_data_dir(&data)
+                .with_server(server.service()),
+        )?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("admin listener on {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "web administration serving (HTTPS)");
+        tokio::spawn(async move {
+            if let Err(e) = capf_web::tls::serve(listener, tls, app).await {
+                tracing::error!(error = %e, "web administration stopped");
+            }
+        });
+    }
     server
         .run(async move {
             shutdown_signal().await;

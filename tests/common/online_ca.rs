@@ -42,6 +42,10 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// The configuration file of [`Capfd::start`]: the Online CA mode.
+pub(crate) const ONLINE_CA_CONFIG: &str =
+    "[settings]\ncertificate_issuer = \"online-ca\"\nca_retry_delay_seconds = 1\n";
+
 /// One capfd in the Online CA mode, with its data directory.
 pub(crate) struct Capfd {
     pub(crate) dir: PathBuf,
@@ -61,22 +65,25 @@ impl Drop for Capfd {
 
 impl Capfd {
     pub(crate) fn start(tag: &str) -> Capfd {
+        Capfd::start_with(tag, ONLINE_CA_CONFIG, &[])
+    }
+
+    /// capfd with the configuration file `config` and more command-line arguments.
+    pub(crate) fn start_with(tag: &str, config: &str, extra: &[&str]) -> Capfd {
         let dir = std::env::temp_dir().join(format!("online-ca-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let listen = format!("127.0.0.1:{}", free_port());
+        let text = config;
         let config = dir.join("capfd.toml");
-        std::fs::write(
-            &config,
-            "[settings]\ncertificate_issuer = \"online-ca\"\nca_retry_delay_seconds = 1\n",
-        )
-        .unwrap();
+        std::fs::write(&config, text).unwrap();
         let child = Command::new(example("capfd"))
             .arg("--config")
             .arg(&config)
             .arg("--data")
             .arg(dir.join("data"))
             .args(["--listen", &listen])
+            .args(extra)
             .stdout(std::fs::File::create(dir.join("capfd.log")).unwrap())
             .stderr(std::fs::File::create(dir.join("capfd.err")).unwrap())
             .spawn()

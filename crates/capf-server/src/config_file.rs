@@ -51,9 +51,53 @@ pub struct ConfigFile {
     pub key_generation_timeout_secs: Option<u64>,
     /// How long running sessions may finish after a shutdown signal.
     pub shutdown_grace_secs: Option<u64>,
+    /// The web administration's HTTPS listener inside capfd (capf-web's API, `/metrics`,
+    /// `/healthz`, `/readyz`); off unless given. Keep it on loopback (`127.0.0.1:8443`) or a
+    /// management network: only the health checks answer without a login or an API token.
+    pub admin_listen: Option<SocketAddr>,
+    /// How log lines are written: `text` (the default) or `json` (one JSON object a line).
+    pub log_format: Option<LogFormat>,
     /// Run-time settings (`[settings]`, keys as `capfctl settings show` lists them), stored at
     /// start; capfctl changes them later without a restart.
     pub settings: Option<std::collections::BTreeMap<String, toml::Value>>,
+}
+
+/// How capfd writes its log lines (`--log-format`, `log_format`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line (timestamp, level, fields, spans), for a log collector.
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, by its name.
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The format's name: `text`, `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        LogFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| Error::LogFormat {
+                given: s.to_owned(),
+            })
+    }
 }
 
 impl ConfigFile {
@@ -216,6 +260,25 @@ mod tests {
         assert!(file.apply_settings(&mut settings).unwrap());
         assert_eq!(settings.lsc_validity_days.days(), 365);
         assert_eq!(config.session.timeouts.message, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn reads_the_admin_listener_and_the_log_format() {
+        let file = ConfigFile::parse(
+            "admin_listen = \"127.0.0.1:8443\"\nlog_format = \"json\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(file.admin_listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(file.log_format, Some(LogFormat::Json));
+        assert_eq!(ConfigFile::default().admin_listen, None);
+        let err = ConfigFile::parse("log_format = \"xml\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:1: unknown variant `xml`"), "{err}");
+        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        let err = "xml".parse::<LogFormat>().unwrap_err().to_string();
+        assert!(err.contains("text, json"), "{err}");
     }
 
     #[test]

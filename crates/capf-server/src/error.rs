@@ -6,6 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A log format that does not exist (`--log-format`).
+    #[error("log format {given:?}: expected one of text, json")]
+    LogFormat {
+        /// The name given.
+        given: String,
+    },
     /// A configuration value outside its allowed range ([`crate::Config::validate`]).
     #[error("configuration: {key} = {value} is out of range: allowed {allowed}")]
     Config {

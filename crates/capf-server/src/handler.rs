@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use crate::Error;
 use crate::auth_throttle::AuthThrottle;
 use crate::limits::{KeyGenLimiter, KeyGenPermit};
+use crate::metrics::{self, AuthKind, CaMode, CaOutcome, Metrics, SessionState};
 
 /// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
 const STORE_THREADS: usize = 4;
@@ -71,6 +72,12 @@ pub struct EnrollmentService {
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
+    /// Counters, gauges and histograms of every session ([`Metrics`]).
+    metrics: Arc<Metrics>,
+    /// The Online CA's reachability as last seen (by a call or a probe), for readiness.
+    pub(crate) ca_health: Mutex<Option<crate::online::CaHealth>>,
+    /// Held while readiness probes the Online CA, so probes never pile up.
+    pub(crate) ca_probe: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EnrollmentService {
@@ -93,6 +100,7 @@ impl EnrollmentService {
         trust: TrustStore,
         settings: Settings,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
         EnrollmentService {
             store,
             ca,
@@ -104,11 +112,54 @@ impl EnrollmentService {
             ca_call_deadline: crate::online::CA_CALL_DEADLINE,
             trust: RwLock::new(Arc::new(trust)),
             settings: RwLock::new(settings),
-            key_generation: Arc::new(KeyGenLimiter::default()),
+            key_generation: Arc::new(KeyGenLimiter::with_metrics(Arc::clone(&metrics))),
             auth_throttle: AuthThrottle::default(),
             serving: Mutex::new(HashSet::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
+            metrics,
+            ca_health: Mutex::new(None),
+            ca_probe: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The metrics of every session of this service.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The `mode` label of the CA metrics for `mode` (an Online CA by its type).
+    pub(crate) fn ca_mode_label(&self, mode: CertificateIssuer) -> CaMode {
+        match mode {
+            CertificateIssuer::OfflineCa => CaMode::Offline,
+            CertificateIssuer::OnlineCa => {
+                let kind = self
+                    .online
+                    .as_ref()
+                    .and_then(|o| o.config())
+                    .map(|c| c.ca_type);
+                match kind {
+                    Some(capf_lsc::OnlineCaType::Microsoft) => CaMode::OnlineMicrosoft,
+                    _ => CaMode::OnlineEst,
+                }
+            }
+            _ => CaMode::Capf,
+        }
+    }
+
+    /// Counts a CA call that began at `started` with its answer.
+    pub(crate) fn count_ca_call<T>(
+        &self,
+        mode: CaMode,
+        started: Instant,
+        answer: &Result<IssueOutcome, T>,
+        ca_error: impl FnOnce(&T) -> CaOutcome,
+    ) {
+        let outcome = match answer {
+            Ok(IssueOutcome::Pending { .. }) => CaOutcome::Pending,
+            Ok(_) => CaOutcome::Issued,
+            Err(e) => ca_error(e),
+        };
+        self.metrics.ca_call(mode, outcome, started.elapsed());
     }
 
     /// The handler for a new session with the phone at `peer` (authentication-string
@@ -121,7 +172,13 @@ impl EnrollmentService {
             hung_up: CancellationToken::new(),
             serving: None,
             key_generation_deadline: None,
+            started: Instant::now(),
+            key_at: None,
+            outcome: None,
+            gauge: None,
+            counted: false,
         }
+        .tracked()
     }
 
     /// The device store.
@@ -218,10 +275,16 @@ impl EnrollmentService {
             .acquire()
             .await
             .map_err(|source| Error::Closed { context, source })?;
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|source| Error::Task { context, source })?
-            .map_err(|source| Error::Store { context, source })
+        let metrics = Arc::clone(&self.metrics);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = f(store.as_ref());
+            metrics.store_call(started.elapsed(), result.is_ok());
+            result
+        })
+        .await
+        .map_err(|source| Error::Task { context, source })?
+        .map_err(|source| Error::Store { context, source })
     }
 
     /// A store call about `device`, at the time it runs. The blocking pool needs owned data:
@@ -259,6 +322,16 @@ impl OperationKind {
             Operation::Delete => Some(OperationKind::Delete),
             Operation::Troubleshoot => Some(OperationKind::Troubleshoot),
             _ => None,
+        }
+    }
+
+    /// The `operation` label of the metrics.
+    fn metric(kind: Option<Self>) -> metrics::Operation {
+        match kind {
+            Some(OperationKind::InstallUpgrade) => metrics::Operation::InstallUpgrade,
+            Some(OperationKind::Delete) => metrics::Operation::Delete,
+            Some(OperationKind::Troubleshoot) => metrics::Operation::Troubleshoot,
+            None => metrics::Operation::None,
         }
     }
 
@@ -362,6 +435,20 @@ impl Attempt {
         self.operation().map(OperationKind::as_str)
     }
 
+    /// The state the metrics count this session in.
+    fn session_state(&self) -> SessionState {
+        match self {
+            Attempt::NoDevice => SessionState::Authenticating,
+            Attempt::NotBegun { .. } => SessionState::Authenticated,
+            Attempt::KeyRequested { .. } => SessionState::KeyGeneration,
+            Attempt::CsrRequested { .. } => SessionState::CsrSignature,
+            Attempt::LscIssued { .. } => SessionState::StoringCertificate,
+            Attempt::FetchRequested { .. } => SessionState::Troubleshoot,
+            Attempt::DeleteRequested { .. } => SessionState::Delete,
+            Attempt::Ended { .. } => SessionState::Ending,
+        }
+    }
+
     /// The store holds this session's attempt in progress (begun, not ended).
     fn in_progress(&self) -> bool {
         matches!(
@@ -456,6 +543,16 @@ pub struct EnrollmentHandler {
     serving: Option<String>,
     /// When the wait for the phone's key is over, however many REQUEST_IN_PROGRESS came.
     key_generation_deadline: Option<Instant>,
+    /// When the session began (the handler is made after the TLS handshake).
+    started: Instant,
+    /// When the phone's public key arrived.
+    key_at: Option<Instant>,
+    /// How the session ended for its device, as the metrics count it.
+    outcome: Option<metrics::Outcome>,
+    /// The state the metrics count this session in now (`None` once it ended).
+    gauge: Option<SessionState>,
+    /// The session's end is counted.
+    counted: bool,
 }
 
 impl Drop for EnrollmentHandler {
@@ -463,10 +560,40 @@ impl Drop for EnrollmentHandler {
         if let Some(key) = self.serving.take() {
             self.service.release(&key);
         }
+        self.service.metrics.session_state(self.gauge.take(), None);
     }
 }
 
 impl EnrollmentHandler {
+    /// Counted in the metrics' sessions from now on.
+    fn tracked(mut self) -> Self {
+        self.track();
+        self
+    }
+
+    /// Moves the session's gauge to the attempt's state (or out, once counted as ended).
+    fn track(&mut self) {
+        let now = (!self.counted).then(|| self.attempt.session_state());
+        self.service.metrics.session_state(self.gauge, now);
+        self.gauge = now;
+    }
+
+    /// Counts the session's end once: its operation and how it ended.
+    fn count_end(&mut self) {
+        if self.counted {
+            return;
+        }
+        self.counted = true;
+        let outcome = self.outcome.unwrap_or(match self.attempt {
+            Attempt::NoDevice => metrics::Outcome::NotAuthenticated,
+            _ => metrics::Outcome::Interrupted,
+        });
+        self.service
+            .metrics
+            .enrollment(OperationKind::metric(self.attempt.operation()), outcome);
+        self.track();
+    }
+
     /// The device this session is about, once AUTH_RESPONSE named a known one.
     pub fn device(&self) -> Option<&DeviceName> {
         self.attempt.device().map(Arc::as_ref)
@@ -556,10 +683,13 @@ impl EnrollmentHandler {
                 Ok(Answer::Nothing)
             }
         };
-        result.unwrap_or_else(|e| {
+        let answer = result.unwrap_or_else(|e| {
             warn!(error = %e, device = self.attempt.device_name(), "ending the session");
+            self.outcome.get_or_insert(metrics::Outcome::Error);
             Answer::Abort
-        })
+        });
+        self.track();
+        answer
     }
 
     /// The session is over: an attempt still in progress ends as interrupted (its operation
@@ -594,6 +724,7 @@ impl EnrollmentHandler {
         if let Some(key) = self.serving.take() {
             self.service.release(&key);
         }
+        self.count_end();
         info!(
             device = self.attempt.device_name(),
             operation = self.attempt.operation_name(),
@@ -614,6 +745,7 @@ impl EnrollmentHandler {
             .await?
         else {
             info!(device = %device, outcome = "unknown device", "END_SESSION 9");
+            self.outcome = Some(metrics::Outcome::UnknownDevice);
             return Ok(Decision::UnknownDevice);
         };
         // The lookup ignores case: from here on, the device is named as registered, so the
@@ -623,6 +755,7 @@ impl EnrollmentHandler {
             let Some(key) = self.service.claim(&device) else {
                 // Changes nothing but the audit: the session serving the device goes on.
                 info!(device = %device, outcome = "device already being served", "END_SESSION 7");
+                self.outcome = Some(metrics::Outcome::Refused);
                 self.service
                     .device_call(&device, "record refused session", |s, name, now| {
                         s.record_refused_session(name, "device already being served", now)
@@ -637,6 +770,7 @@ impl EnrollmentHandler {
             // operation succeeds, so a phone checking in afterwards is told there is nothing
             // to do.
             info!(device = %device, outcome = "no pending operation", "END_SESSION 0");
+            self.outcome = Some(metrics::Outcome::NoOperation);
             self.attempt = Attempt::NotBegun {
                 device,
                 operation: None,
@@ -648,6 +782,7 @@ impl EnrollmentHandler {
             operation: OperationKind::of(&record.operation),
         };
         if !self.authenticated(&record, &auth, now).await? {
+            self.outcome = Some(metrics::Outcome::AuthenticationFailed);
             return Ok(Decision::AuthenticationFailed);
         }
         // Only after authentication: a session that never authenticated changes no status
@@ -662,6 +797,7 @@ impl EnrollmentHandler {
                 })
                 .await?;
             info!(device = %device, outcome = "complete-by date passed", "END_SESSION 7");
+            self.outcome = Some(metrics::Outcome::Refused);
             return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
         }
         let decision = match &record.operation {
@@ -690,6 +826,7 @@ impl EnrollmentHandler {
                             delay_secs,
                             "request pending with the CA: RETRY_LATER"
                         );
+                        self.outcome = Some(metrics::Outcome::RetryLater);
                         return Ok(Decision::RetryLater { delay_secs });
                     }
                     Some(request) => Some(Box::new(request)),
@@ -729,6 +866,7 @@ impl EnrollmentHandler {
                     permit = acquire => permit.ok().flatten(),
                     () = self.hung_up.cancelled() => {
                         debug!(device = self.attempt.device_name(), "hung up in the key-generation queue");
+                        self.outcome = Some(metrics::Outcome::Refused);
                         return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                     }
                 };
@@ -740,6 +878,8 @@ impl EnrollmentHandler {
                         outcome = "key-generation queue full or its wait over",
                         "END_SESSION 7"
                     );
+                    self.service.metrics.key_generation_refused();
+                    self.outcome = Some(metrics::Outcome::Refused);
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
                 let mode = settings.certificate_issuer;
@@ -765,7 +905,10 @@ impl EnrollmentHandler {
                     .await?;
                 Decision::Fetch
             }
-            _ => Decision::NoPendingOperation,
+            _ => {
+                self.outcome = Some(metrics::Outcome::NoOperation);
+                Decision::NoPendingOperation
+            }
         };
         info!(
             device = self.attempt.device_name(),
@@ -815,6 +958,9 @@ impl EnrollmentHandler {
                             s.record_auth_failure(name, now)
                         })
                         .await?;
+                    self.service
+                        .metrics
+                        .authentication_failed(AuthKind::AuthenticationString, throttled);
                     let outcome = if throttled {
                         "throttled"
                     } else {
@@ -858,6 +1004,9 @@ impl EnrollmentHandler {
                             let reason =
                                 format!("authentication by existing certificate failed: {refused}");
                             info!(device = %device, %reason, "END_SESSION 7");
+                            self.service
+                                .metrics
+                                .authentication_failed(AuthKind::ExistingCertificate, false);
                             // Not authenticated: audited only, no status changes (item 4).
                             self.refused(reason).await?;
                             return Ok(false);
@@ -876,6 +1025,9 @@ impl EnrollmentHandler {
                         let reason =
                             format!("authentication by existing certificate failed: {failure}");
                         info!(device = %device, %reason, "END_SESSION 7");
+                        self.service
+                            .metrics
+                            .authentication_failed(AuthKind::ExistingCertificate, false);
                         // A session that never authenticated changes no status: audited only
                         // (issue 12 item 4).
                         self.refused(reason).await?;
@@ -885,6 +1037,9 @@ impl EnrollmentHandler {
             }
             _ => {
                 info!(device = %device, outcome = "authentication mode not supported", "END_SESSION 7");
+                self.service
+                    .metrics
+                    .authentication_failed(AuthKind::Other, false);
                 Ok(false)
             }
         }
@@ -961,6 +1116,7 @@ impl EnrollmentHandler {
                 s.end_attempt(name, AttemptEnd::Failed { reason }, now)
             })
             .await?;
+        self.outcome = Some(metrics::Outcome::Failed);
         self.attempt.end();
         Ok(())
     }
@@ -971,6 +1127,10 @@ impl EnrollmentHandler {
             return Ok(Answer::Nothing);
         };
         info!(device = %device, operation = self.attempt.operation_name(), outcome = ?end, "attempt ended");
+        self.outcome = Some(match &end {
+            AttemptEnd::Failed { .. } => metrics::Outcome::Failed,
+            _ => metrics::Outcome::Interrupted,
+        });
         self.service
             .device_call(device, "end attempt", move |s, name, now| {
                 s.end_attempt(name, end, now)
@@ -995,6 +1155,7 @@ impl EnrollmentHandler {
             return Ok(Answer::IssuanceFailed);
         };
         let mode = *mode;
+        self.key_at = Some(Instant::now());
         let key = match PhonePublicKey::from_der(&spki_der) {
             Ok(key) => key,
             Err(e) => {
@@ -1056,7 +1217,15 @@ impl EnrollmentHandler {
             endpoint_csr: None,
             reenroll: false,
         };
-        match self.service.ca.issue(request, SystemTime::now()).await? {
+        let started = Instant::now();
+        let answer = self.service.ca.issue(request, SystemTime::now()).await;
+        self.service.count_ca_call(
+            CaMode::Capf,
+            started,
+            &answer,
+            crate::online::ca_error_outcome,
+        );
+        match answer? {
             IssueOutcome::Issued(lsc) => {
                 let record = lsc.clone();
                 self.service
@@ -1090,6 +1259,9 @@ impl EnrollmentHandler {
 
     /// The attempt's LSC with `serial` is issued and recorded; STORE_CERT_REQUEST goes out.
     fn attempt_issued(&mut self, serial: Vec<u8>) {
+        self.service
+            .metrics
+            .certificate_ready(self.started.elapsed(), self.key_at.map(|at| at.elapsed()));
         if let Attempt::KeyRequested { device, permit, .. }
         | Attempt::CsrRequested { device, permit, .. } = mem::take(&mut self.attempt)
         {
@@ -1213,23 +1385,44 @@ impl EnrollmentHandler {
             endpoint_csr: Some(csr),
             reenroll,
         };
+        let label = self.service.ca_mode_label(mode);
+        let started = Instant::now();
         let answer = if mode == CertificateIssuer::OnlineCa {
             // A slow CA never holds the session: past the deadline the request stays
             // pending and the poller asks again.
-            tokio::time::timeout(
+            match tokio::time::timeout(
                 self.service.ca_call_deadline,
                 ca.issue(issue, SystemTime::now()),
             )
             .await
-            .unwrap_or_else(|_| {
-                info!(device = %device, request = id, "the online CA did not answer in the session's time: RETRY_LATER");
-                Ok(IssueOutcome::Pending {
-                    request_id: None,
-                    retry_after: Some(std::time::Duration::ZERO),
-                })
-            })
+            {
+                Ok(answer) => {
+                    self.service.count_ca_call(
+                        label,
+                        started,
+                        &answer,
+                        crate::online::ca_error_outcome,
+                    );
+                    self.service.online_ca_answered(answer.as_ref().map(|_| ()));
+                    answer
+                }
+                Err(_) => {
+                    info!(device = %device, request = id, "the online CA did not answer in the session's time: RETRY_LATER");
+                    self.service
+                        .metrics
+                        .ca_call(label, CaOutcome::Timeout, started.elapsed());
+                    self.service.online_ca_timed_out();
+                    Ok(IssueOutcome::Pending {
+                        request_id: None,
+                        retry_after: Some(std::time::Duration::ZERO),
+                    })
+                }
+            }
         } else {
-            ca.issue(issue, SystemTime::now()).await
+            let answer = ca.issue(issue, SystemTime::now()).await;
+            self.service
+                .count_ca_call(label, started, &answer, crate::online::ca_error_outcome);
+            answer
         };
         match answer {
             Ok(IssueOutcome::Certificate { der, chain }) => {
@@ -1269,6 +1462,7 @@ impl EnrollmentHandler {
                     ),
                 })
                 .await?;
+                self.outcome = Some(metrics::Outcome::RetryLater);
                 Ok(Answer::RetryLater(delay_secs))
             }
             Ok(IssueOutcome::Issued(lsc)) => {
@@ -1349,6 +1543,7 @@ impl EnrollmentHandler {
             })
             .await?;
         info!(device = %device, outcome = "LSC installed", "operation succeeded");
+        self.outcome = Some(metrics::Outcome::Succeeded);
         self.attempt.end();
         Ok(Answer::Nothing)
     }
@@ -1378,6 +1573,7 @@ impl EnrollmentHandler {
             })
             .await?;
         info!(device = %device, reason = reason.0, certificate = ?kind, "troubleshoot done");
+        self.outcome = Some(metrics::Outcome::Succeeded);
         self.attempt.end();
         Ok(Answer::Nothing)
     }
@@ -1399,6 +1595,7 @@ impl EnrollmentHandler {
             })
             .await?;
         info!(device = %device, outcome = "LSC deleted", "operation succeeded");
+        self.outcome = Some(metrics::Outcome::Succeeded);
         self.attempt.end();
         Ok(Answer::Nothing)
     }

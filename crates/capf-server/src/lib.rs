@@ -11,6 +11,7 @@ mod handler;
 mod identity;
 mod legacy_tls;
 mod limits;
+pub mod metrics;
 pub mod online;
 mod tls;
 
@@ -26,11 +27,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
-pub use config_file::{ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE};
+pub use config_file::{ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat};
 pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
 pub use identity::CapfIdentity;
+pub use metrics::Metrics;
 
 /// State every connection shares.
 struct Shared {
@@ -175,6 +177,7 @@ impl CapfServer {
             EnrollmentService::new(store, ca, trust, settings)
                 .with_online(Arc::new(capf_ca::OnlineCa::new())),
         );
+        enrollment.metrics().capf_certificate(&identity.certificate);
         let shared = Arc::new(Shared {
             config,
             enrollment,
@@ -210,6 +213,12 @@ impl CapfServer {
             .filter(|(_, k)| *k == kind)
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
+    }
+
+    /// The service every session uses: its [`Metrics`] and the Online CA's readiness
+    /// ([`EnrollmentService::online_ca_readiness`]), for an administration listener.
+    pub fn service(&self) -> Arc<EnrollmentService> {
+        Arc::clone(&self.shared.enrollment)
     }
 
     /// The CAPF certificate being served now.
@@ -453,6 +462,7 @@ async fn reload_loop(shared: Arc<Shared>) {
                     "CAPF certificate reloaded"
                 );
                 let certificate = identity.certificate.clone();
+                shared.enrollment.metrics().capf_certificate(&certificate);
                 *shared
                     .identity
                     .write()

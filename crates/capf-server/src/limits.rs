@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use capf_store::Settings;
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
+
 /// Sessions at once: in all, before authentication, and per source address (issue 12 item 2:
 /// bare connections from one address cannot take every session).
 #[derive(Debug, Default)]
@@ -129,6 +131,34 @@ struct Counts {
 pub(crate) struct KeyGenLimiter {
     counts: Mutex<Counts>,
     released: Notify,
+    /// Where the counts are published (the `capf_key_generation_*` gauges).
+    metrics: Arc<Metrics>,
+}
+
+/// The counts, locked; published to the metrics when the guard goes.
+struct CountsGuard<'a> {
+    counts: MutexGuard<'a, Counts>,
+    metrics: &'a Metrics,
+}
+
+impl std::ops::Deref for CountsGuard<'_> {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for CountsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+}
+
+impl Drop for CountsGuard<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .key_generation(self.counts.active, self.counts.waiting);
+    }
 }
 
 /// A key-generation slot; released on drop.
@@ -145,9 +175,21 @@ impl Drop for KeyGenPermit {
 }
 
 impl KeyGenLimiter {
-    fn lock(&self) -> MutexGuard<'_, Counts> {
+    /// A limiter publishing its counts to `metrics`.
+    pub(crate) fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        KeyGenLimiter {
+            counts: Mutex::default(),
+            released: Notify::new(),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> CountsGuard<'_> {
         // The counters stay consistent under every panic-free path; recover them regardless.
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+        CountsGuard {
+            counts: self.counts.lock().unwrap_or_else(PoisonError::into_inner),
+            metrics: &self.metrics,
+        }
     }
 
     /// A slot now, or after waiting in the queue; `None` when the queue is full too.

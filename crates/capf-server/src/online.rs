@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::handler::EnrollmentService;
+use crate::metrics::CaOutcome;
 
 /// How long a session waits for an online CA's answer by default.
 pub const CA_CALL_DEADLINE: Duration = Duration::from_secs(10);
@@ -25,8 +26,118 @@ pub const CA_CALL_DEADLINE: Duration = Duration::from_secs(10);
 pub const POLL_TICK: Duration = Duration::from_secs(1);
 /// The shortest wait between two polls of one request.
 const MIN_POLL: Duration = Duration::from_secs(1);
+/// How long the Online CA's last seen reachability (from a call, a poll or a probe) answers
+/// readiness before a probe asks again: probes never hammer the CA, whatever the probe rate.
+pub const CA_READY_TTL: Duration = Duration::from_secs(10);
+/// How long a readiness probe (a CA certificates request) may take.
+pub const CA_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The Online CA's reachability as last seen.
+#[derive(Debug, Clone)]
+pub(crate) struct CaHealth {
+    at: Instant,
+    /// Why the CA is not reachable; `None` when it answered.
+    problem: Option<String>,
+}
+
+/// The CA could not be asked (unreachable, no answer in time, a server or TLS error, not
+/// configured): worth asking again later, and it makes the Online CA mode not ready.
+pub(crate) fn is_unreachable(e: &CaError) -> bool {
+    matches!(
+        e,
+        CaError::Unreachable { .. }
+            | CaError::Timeout { .. }
+            | CaError::Http { .. }
+            | CaError::ServerError { .. }
+            | CaError::Tls { .. }
+            | CaError::NotConfigured { .. }
+    )
+}
+
+/// The `outcome` label of a CA call that failed with `e`.
+pub(crate) fn ca_error_outcome(e: &CaError) -> CaOutcome {
+    if is_unreachable(e) {
+        CaOutcome::Unreachable
+    } else {
+        CaOutcome::Refused
+    }
+}
 
 impl EnrollmentService {
+    /// Notes what an Online CA call showed of the CA's reachability (for readiness).
+    pub(crate) fn online_ca_answered(&self, answer: Result<(), &CaError>) {
+        let problem = match answer {
+            Err(e) if is_unreachable(e) => Some(e.to_string()),
+            // It answered, even with a refusal: it is there.
+            _ => None,
+        };
+        self.set_ca_health(problem);
+    }
+
+    /// An Online CA call got no answer in the session's time.
+    pub(crate) fn online_ca_timed_out(&self) {
+        self.set_ca_health(Some(format!(
+            "the online CA did not answer within {} s",
+            self.ca_call_deadline.as_secs()
+        )));
+    }
+
+    fn set_ca_health(&self, problem: Option<String>) {
+        *self
+            .ca_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(CaHealth {
+            at: Instant::now(),
+            problem,
+        });
+    }
+
+    /// The reachability last seen, if seen within [`CA_READY_TTL`].
+    fn fresh_ca_health(&self) -> Option<Result<(), String>> {
+        let health = self
+            .ca_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let health = health.as_ref()?;
+        (health.at.elapsed() < CA_READY_TTL).then(|| health.problem.clone().map_or(Ok(()), Err))
+    }
+
+    /// Whether the Online CA is reachable, for readiness: `None` when the certificate issuer
+    /// is not the Online CA; else what a CA call, a poll or a probe saw within
+    /// [`CA_READY_TTL`], or else a probe now (a CA certificates request, at most
+    /// [`CA_PROBE_TIMEOUT`]; concurrent callers share it). `Err` says why it is not ready.
+    pub async fn online_ca_readiness(&self) -> Option<Result<(), String>> {
+        if self.settings().certificate_issuer != CertificateIssuer::OnlineCa {
+            return None;
+        }
+        let Some(online) = self.online.as_ref() else {
+            return Some(Err("this server runs no Online CA".to_owned()));
+        };
+        if let Some(fresh) = self.fresh_ca_health() {
+            return Some(fresh);
+        }
+        let _probing = self.ca_probe.lock().await;
+        // A probe that finished while this one waited answers for it.
+        if let Some(fresh) = self.fresh_ca_health() {
+            return Some(fresh);
+        }
+        let problem = match online.client() {
+            Err(e) => Some(e.to_string()),
+            Ok(client) => {
+                match tokio::time::timeout(CA_PROBE_TIMEOUT, client.ca_certificates()).await {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => is_unreachable(&e).then(|| e.to_string()),
+                    Err(_) => Some(format!(
+                        "the online CA did not answer a CA certificates request within {} s",
+                        CA_PROBE_TIMEOUT.as_secs()
+                    )),
+                }
+            }
+        };
+        self.set_ca_health(problem.clone());
+        Some(problem.map_or(Ok(()), Err))
+    }
+
     /// Checks a certificate the online CA sent for request `id` (capf-trust's
     /// `check_external_lsc`, against CAPF-trust now) and records it; `Ok(Err(reason))` when
     /// it is refused (the request is then Failed with that reason).
@@ -184,9 +295,18 @@ impl EnrollmentService {
             }
             // Until this poll answers, the next is not due.
             self.schedule_poll(request.id, self.settings().ca_retry_delay);
+            let label = self.ca_mode_label(CertificateIssuer::OnlineCa);
+            let started = Instant::now();
             let answer = client
                 .poll(&request.csr, request.ca_request_id.as_deref())
                 .await;
+            let outcome = match &answer {
+                Ok(OnlineAnswer::Issued { .. }) => CaOutcome::Issued,
+                Ok(OnlineAnswer::Pending { .. }) => CaOutcome::Pending,
+                Err(e) => ca_error_outcome(e),
+            };
+            self.metrics().ca_call(label, outcome, started.elapsed());
+            self.online_ca_answered(answer.as_ref().map(|_| ()));
             if let Err(e) = self.apply_poll(&request, answer).await {
                 warn!(error = %e, request = request.id, "recording the online CA's answer");
             }
@@ -222,14 +342,7 @@ impl EnrollmentService {
                 self.online_pending(id, ca_request_id, Some(retry_after))
                     .await
             }
-            Err(
-                e @ (CaError::Unreachable { .. }
-                | CaError::Timeout { .. }
-                | CaError::Http { .. }
-                | CaError::ServerError { .. }
-                | CaError::Tls { .. }
-                | CaError::NotConfigured { .. }),
-            ) => {
+            Err(e) if is_unreachable(&e) => {
                 // Worth asking again: the request stays pending.
                 warn!(request = id, error = %e, "the online CA could not answer; asking again later");
                 Ok(())

@@ -1,14 +1,12 @@
 //! The JSON API over capf-admin: the calls capfctl makes, so both behave the same.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use capf_admin::{
     BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, CsrView, DeviceDetailView,
     DeviceEdit, DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind,
@@ -19,7 +17,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -52,27 +49,6 @@ where
             format!("{field}: {}", capf_admin::error_chain(&e)),
         )
     })
-}
-
-// ------------------------------------------------------------------------------------------
-// Health
-
-/// `GET /healthz`: the process answers.
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// `GET /readyz`: the store answers (it reads the settings).
-pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let store = Arc::clone(&state.store);
-    match blocking(move || Ok(store.settings()?)).await {
-        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "the store does not answer" })),
-        )
-            .into_response(),
-    }
 }
 
 /// `GET /api/me`: the caller's account and role.

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod certs;
 mod error;
+mod ops;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub struct WebConfig {
     /// certificate (`capf.pem`, `capf.key`) as capfd reads them. Without it the trust-store
     /// and CAPF-certificate endpoints answer 404.
     pub data_dir: Option<PathBuf>,
+    /// The CAPF server running in this process (capfd's `--admin-listen`): `/metrics` renders
+    /// its metrics and `/readyz` checks its Online CA. Without it (the standalone capf-web),
+    /// `/metrics` answers 404 and `/readyz` checks the store only.
+    pub server: Option<Arc<capf_server::EnrollmentService>>,
 }
 
 impl Default for WebConfig {
@@ -51,6 +56,7 @@ impl Default for WebConfig {
             login_failures_per_address: 20,
             login_window: Duration::from_secs(15 * 60),
             data_dir: None,
+            server: None,
         }
     }
 }
@@ -65,6 +71,12 @@ impl WebConfig {
     /// The defaults with the server's data directory (see [`WebConfig::data_dir`]).
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// With the CAPF server running in this process (see [`WebConfig::server`]).
+    pub fn with_server(mut self, service: Arc<capf_server::EnrollmentService>) -> Self {
+        self.server = Some(service);
         self
     }
 }
@@ -89,8 +101,9 @@ pub(crate) struct AppState {
 /// The web administration's routes over `store`, as an axum [`Router`] to serve with
 /// [`tls::serve`] (HTTPS only).
 ///
-/// Unauthenticated: `GET /healthz`, `GET /readyz` (the store answers) and `POST /api/login`.
-/// Everything else needs a session cookie (and `X-CSRF-Token` on every state-changing request)
+/// Unauthenticated: `GET /healthz`, `GET /readyz` (the store answers, and in the Online CA
+/// mode the CA: 200, or 503 naming what is not ready) and `POST /api/login`. Everything else,
+/// `GET /metrics` (Prometheus; capfd's server only) included, needs a session cookie (and `X-CSRF-Token` on every state-changing request)
 /// or `Authorization: Bearer TOKEN`; the read-only role gets 403 on every write.
 ///
 /// # Errors
@@ -119,6 +132,7 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
     });
     let api = Router::new()
         .route("/api/me", get(api::me))
+        .route("/metrics", get(ops::metrics))
         .route("/api/logout", post(auth::logout))
         .route("/api/devices", get(api::list_devices).post(api::add_device))
         .route(
@@ -180,8 +194,8 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
             auth::authenticate,
         ));
     Ok(Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/api/login", post(auth::login))
         .merge(api)
         .fallback(|| async {

@@ -1580,3 +1580,27 @@ async fn pending_csrs_export_as_a_tgz_and_bad_imports_are_refused_with_the_repor
         assert!(s.store.lscs(&name).unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn the_standalone_web_has_no_metrics_and_they_need_a_login() {
+    let s = start(capf_web::WebConfig::default()).await;
+    let none = Auth::default();
+    let refused = s.call(Method::GET, "/metrics", &none, None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // Logged in (any role), a capf-web without a server in its process has none to give.
+    let reader = s.login("reader").await;
+    let missing = s.call(Method::GET, "/metrics", &reader, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--admin-listen"),
+        "{}",
+        missing.body
+    );
+    // Its readiness is the store's alone.
+    let ready = s.call(Method::GET, "/readyz", &none, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["checks"], json!({ "store": "ok" }));
+}

@@ -1705,3 +1705,98 @@ async fn the_poller_leaves_a_request_alone_while_its_session_asks_the_online_ca(
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].state, capf_store::CaRequestState::Failed);
 }
+
+/// The value of the sample `series` in the service's metrics.
+fn metric(bench: &Bench, series: &str) -> f64 {
+    let text = bench.service.metrics().render(SystemTime::now());
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_the_sessions_states_outcomes_lockouts_and_latency() {
+    let bench = Bench::new("metrics");
+    bench.add(
+        rsa_install(),
+        AuthMode::AuthenticationString,
+        Some("123456"),
+    );
+    bench.with_settings(|s| s.auth_failure_limit = 1);
+    let sessions = |state: &str| metric(&bench, &format!("capf_sessions{{state=\"{state}\"}}"));
+    // A wrong string, then the right one while locked out: two failures, one lockout.
+    let mut sim = bench.session().await;
+    assert_eq!(sessions("authenticating"), 1.0);
+    sim.authenticate(3, "999999").await;
+    let mut locked = bench.session().await;
+    locked.authenticate(3, "123456").await;
+    drop((sim, locked));
+    assert_eq!(
+        metric(
+            &bench,
+            "capf_authentication_failures_total{mode=\"authentication_string\"}"
+        ),
+        2.0
+    );
+    assert_eq!(metric(&bench, "capf_authentication_lockouts_total"), 1.0);
+    assert_eq!(sessions("authenticating"), 0.0);
+    assert_eq!(sessions("authenticated"), 0.0);
+
+    // An install: counted in its states while it runs, then as a success with its latencies.
+    bench.add_named("SEP0000000000B2", rsa_install(), AuthMode::NullString, None);
+    let mut sim = Sim {
+        now: Instant::now(),
+        session: ServerSession::new(ServerConfig::default(), SESSION_ID, Instant::now()),
+        handler: bench.service.handler(INSTALLER.parse().unwrap()),
+        outcome: None,
+    };
+    sim.pump().await;
+    let response = AuthResponse::new("SEP0000000000B2", 3).unwrap();
+    key_request(&sim.send(response).await);
+    assert_eq!(sessions("key_generation"), 1.0);
+    assert_eq!(metric(&bench, "capf_key_generation_active"), 1.0);
+    delivered_lsc(&sim.public_key(spki(KeySpec::Rsa(RsaBits::B2048))).await);
+    assert_eq!(sessions("storing_certificate"), 1.0);
+    assert_eq!(sessions("key_generation"), 0.0);
+    let sent = sim
+        .send(StoreCertificateResponse::new(Reason::UPDATE_CERTIFICATE))
+        .await;
+    assert_eq!(ended(&sent), Reason::UPDATE_CERTIFICATE);
+    assert_eq!(sessions("storing_certificate"), 0.0);
+    assert_eq!(sessions("ending"), 0.0);
+    assert_eq!(metric(&bench, "capf_key_generation_active"), 0.0);
+    assert_eq!(
+        metric(
+            &bench,
+            "capf_enrollments_total{operation=\"install_upgrade\",outcome=\"succeeded\"}"
+        ),
+        1.0
+    );
+    assert_eq!(metric(&bench, "capf_enrollment_seconds_count"), 1.0);
+    assert_eq!(metric(&bench, "capf_key_to_certificate_seconds_count"), 1.0);
+    assert_eq!(
+        metric(
+            &bench,
+            "capf_ca_calls_total{mode=\"capf\",outcome=\"issued\"}"
+        ),
+        1.0
+    );
+    assert!(metric(&bench, "capf_store_call_seconds_count") > 0.0);
+    drop(sim);
+    let total: f64 = [
+        "authenticating",
+        "authenticated",
+        "key_generation",
+        "csr_signature",
+        "storing_certificate",
+        "troubleshoot",
+        "delete",
+        "ending",
+    ]
+    .iter()
+    .map(|s| sessions(s))
+    .sum();
+    assert_eq!(total, 0.0);
+}
