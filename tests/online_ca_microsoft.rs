@@ -150,3 +150,33 @@ fn a_wrong_password_fails_the_operation_with_a_reason_and_no_password() {
         + &std::fs::read_to_string(capfd.path("capfd.err")).unwrap();
     assert!(!log.contains(WRONG), "{log}");
 }
+
+/// A two-tier PKI: an issuing CA below the root signs the LSC, and CAPF-trust holds only the
+/// root. The client takes the issuing CA from the request's certnew.p7b, so the LSC chains.
+#[test]
+fn an_lsc_from_an_issuing_ca_chains_to_the_root_in_capf_trust() {
+    let double = CertsrvDouble::start(&Options {
+        issuing_ca: true,
+        ..Options::default()
+    });
+    let capfd = capfd_with(&double, "microsoft-issuing", TEMPLATE);
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(
+        phone.status.success(),
+        "{}\n{}",
+        text(&phone),
+        capfd.device(DEVICE)
+    );
+    assert_eq!(capfd.device_when(DEVICE, "success")["status"], "success");
+    let issuing = double.issuing_pem.as_ref().unwrap();
+    let out_verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&double.root_pem)
+        .arg("-untrusted")
+        .arg(issuing)
+        .arg(lsc_pem(&out))
+        .output()
+        .unwrap();
+    assert!(out_verify.status.success(), "{}", text(&out_verify));
+}

@@ -5,7 +5,7 @@ There is no AD CS outside Windows, so this serves the pages a CUCM-style client 
 does (facts: the project's certsrv recipe, Cisco TAC 214396 / 214501, the public `certsrv`
 client): `GET /certsrv/`, `certrqxt.asp`, `POST certfnsh.asp` (issued, pending or denied, all
 with status 200 and an HTML page), `certnew.cer?ReqID=N&Enc=b64|bin`, `certcarc.asp` and
-`certnew.p7b?ReqID=CACert&Renewal=N&Enc=bin|b64`. HTTPS on 127.0.0.1, authentication by Basic
+`certnew.p7b?ReqID=CACert&Renewal=N&Enc=bin|b64` (and `ReqID=N`: an issued request's chain). HTTPS on 127.0.0.1, authentication by Basic
 or NTLM (pyspnego as the acceptor; the connection stays authenticated, as IIS's default), and
 certificates signed with `openssl ca` under the given CA key.
 
@@ -448,12 +448,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         chain = state.args.ca_chain or state.args.ca_cert
         encoding = query.get("Enc", "bin")
-        if query.get("ReqID") != "CACert":
-            self.page(NOT_ISSUED.format(req_id=html.escape(query.get("ReqID", "")), code="0x80070057", message="The parameter is incorrect."))
-            return
+        req_id = query.get("ReqID", "")
+        files = [chain]
+        if req_id != "CACert":
+            # An issued request's chain: its certificate, then the CA's chain (as AD CS's
+            # "Download certificate chain" link on the issued page serves it).
+            try:
+                number = int(req_id)
+            except ValueError:
+                number = None
+            with state.lock:
+                request = state.requests.get(number) if number is not None else None
+                issued = request is not None and request["cert"] is not None
+            if not issued:
+                self.page(NOT_ISSUED.format(req_id=html.escape(req_id), code="0x80070057", message="The parameter is incorrect."))
+                return
+            files.insert(0, os.path.join(state.args.state, f"{number}.pem"))
+        args = ["openssl", "crl2pkcs7", "-nocrl"]
+        for path in files:
+            args += ["-certfile", path]
         done = subprocess.run(
-            ["openssl", "crl2pkcs7", "-nocrl", "-certfile", chain,
-             "-outform", "DER" if encoding == "bin" else "PEM"],
+            args + ["-outform", "DER" if encoding == "bin" else "PEM"],
             capture_output=True, check=True,
         )
         self.reply(200, done.stdout, "application/x-pkcs7-certificates")

@@ -236,6 +236,25 @@ fn the_ca_chain_comes_from_certnew_p7b() {
     assert_eq!(chain, vec![der_of(&double.root_pem)]);
 }
 
+#[test]
+fn an_lsc_from_an_issuing_ca_comes_with_its_chain_from_certnew_p7b() {
+    let double = CertsrvDouble::start(&Options {
+        issuing_ca: true,
+        ..Options::default()
+    });
+    let ca = trusting_root(&double, TEMPLATE, PASSWORD);
+    let csr = csr_der(&double, "SEP001122334455");
+    match runtime().block_on(ca.enroll(&csr, false)).unwrap() {
+        OnlineAnswer::Issued { certificate, chain } => {
+            let issuing = der_of(double.issuing_pem.as_ref().unwrap());
+            // The chain holds the CA certificates, not the LSC itself.
+            assert!(!chain.contains(&certificate));
+            assert_eq!(chain, vec![issuing, der_of(&double.root_pem)]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The guide's scenario `https`: capf-trust's advice names what to upload; with exactly that
 /// in CAPF-trust TLS to the CA verifies, and with the CA root alone it does only when the
 /// advice says the root is enough.

@@ -56,6 +56,9 @@ pub struct Options {
     pub german: bool,
     /// The poll of a pending ReqID that issues it (2: the first poll is still pending).
     pub approve_after: u32,
+    /// LSCs are signed by an issuing CA below the root (a two-tier PKI), which `certnew.p7b`
+    /// serves; by default the root signs them.
+    pub issuing_ca: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             https: HttpsScenario::IssuedByRoot,
             german: false,
             approve_after: 2,
+            issuing_ca: false,
         }
     }
 }
@@ -77,8 +81,11 @@ pub struct CertsrvDouble {
     pub port: u16,
     /// Its scratch directory (certificates, `openssl ca`'s database).
     pub dir: PathBuf,
-    /// The CA root (PEM): signs the LSCs, and is the root of the HTTPS chain.
+    /// The CA root (PEM): signs the LSCs (unless [`Options::issuing_ca`]), and is the root of
+    /// the HTTPS chain.
     pub root_pem: PathBuf,
+    /// The issuing CA of [`Options::issuing_ca`] (PEM), signed by the root, if any.
+    pub issuing_pem: Option<PathBuf>,
     /// The HTTPS certificate alone (PEM).
     pub https_pem: PathBuf,
     /// The intermediate CA of scenarios 3 and 4 (PEM), if any.
@@ -301,15 +308,37 @@ impl CertsrvDouble {
             }
         };
         let state = dir.join("ca");
+        let (signer, signer_key, issuing_pem) = if options.issuing_ca {
+            let issuing_key = fixture_path("rsa-3072.pem");
+            let issuing = ca_cert(
+                &dir,
+                "issuing",
+                "capf test AD CS Issuing CA",
+                &issuing_key,
+                Some((&root, &root_key)),
+                false,
+            );
+            (issuing.clone(), issuing_key, Some(issuing))
+        } else {
+            (root.clone(), root_key.clone(), None)
+        };
+        let ca_chain = dir.join("ca-chain.pem");
+        let mut chain_text = read(&signer);
+        if options.issuing_ca {
+            chain_text.push_str(&read(&root));
+        }
+        write(&ca_chain, &chain_text);
         let mut command = Command::new("python3");
         command
             .arg(script())
             .arg("--state")
             .arg(&state)
             .arg("--ca-cert")
-            .arg(&root)
+            .arg(&signer)
             .arg("--ca-key")
-            .arg(&root_key)
+            .arg(&signer_key)
+            .arg("--ca-chain")
+            .arg(&ca_chain)
             .arg("--tls-cert")
             .arg(&tls_chain)
             .arg("--tls-key")
@@ -351,6 +380,7 @@ impl CertsrvDouble {
             port,
             dir,
             root_pem: root,
+            issuing_pem,
             https_pem,
             intermediate_pem,
         }

@@ -323,11 +323,24 @@ impl<'c, C: Connection> Session<'c, C> {
         let renewals = page::renewals(&text(&response)).ok_or(Failure::UnexpectedReply(
             "certcarc.asp gives no renewal count (var nRenewals)",
         ))?;
-        let response = self
-            .send(Self::get(format!(
-                "/certsrv/certnew.p7b?ReqID=CACert&Renewal={renewals}&Enc=bin"
-            )))
-            .await?;
+        self.p7b(format!(
+            "/certsrv/certnew.p7b?ReqID=CACert&Renewal={renewals}&Enc=bin"
+        ))
+        .await
+    }
+
+    /// `certnew.p7b?ReqID=N&Enc=bin`: an issued request's certificate with the CA's chain, the
+    /// PKCS#7 certs-only bytes (the issued page's "Download certificate chain").
+    pub(crate) async fn issued_chain_p7b(
+        &mut self,
+        req_id: &str,
+    ) -> Result<Vec<u8>, Failure<C::Error>> {
+        self.p7b(format!("/certsrv/certnew.p7b?ReqID={req_id}&Enc=bin"))
+            .await
+    }
+
+    async fn p7b(&mut self, path: String) -> Result<Vec<u8>, Failure<C::Error>> {
+        let response = self.send(Self::get(path)).await?;
         if response.status != 200 {
             return Err(Failure::Status {
                 status: response.status,

@@ -153,10 +153,7 @@ impl CertsrvClient {
         match disposition {
             Disposition::Issued { req_id } => {
                 match session.fetch(&req_id).await.map_err(|f| self.error(f))? {
-                    Ok(certificate) => Ok(OnlineAnswer::Issued {
-                        certificate,
-                        chain: Vec::new(),
-                    }),
+                    Ok(certificate) => Ok(Self::issued(&mut session, &req_id, certificate).await),
                     Err(disposition) => self.answer(disposition, &req_id),
                 }
             }
@@ -187,12 +184,33 @@ impl CertsrvClient {
             self.config.password.expose(),
         );
         match session.fetch(req_id).await.map_err(|f| self.error(f))? {
-            Ok(certificate) => Ok(OnlineAnswer::Issued {
-                certificate,
-                chain: Vec::new(),
-            }),
+            Ok(certificate) => Ok(Self::issued(&mut session, req_id, certificate).await),
             Err(disposition) => self.answer(disposition, req_id),
         }
+    }
+
+    /// The issued answer: `certificate` with the CA certificates of its request's
+    /// `certnew.p7b`, so an LSC from an issuing CA below the CAPF-trust root chains without the
+    /// administrator uploading the intermediate. The chain is a help, not a requirement: when
+    /// the CA does not serve it, the chain is empty and the LSC must chain to CAPF-trust as it
+    /// is (`check_external_lsc` says so if it does not).
+    async fn issued(
+        session: &mut Session<'_, HttpsConnection>,
+        req_id: &str,
+        certificate: Vec<u8>,
+    ) -> OnlineAnswer {
+        let chain = match session.issued_chain_p7b(req_id).await {
+            Ok(p7b) => crate::pkcs7::certificates(&p7b)
+                .map(|certificates| {
+                    certificates
+                        .into_iter()
+                        .filter(|c| *c != certificate)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        OnlineAnswer::Issued { certificate, chain }
     }
 
     /// The CA's certificates from `certnew.p7b` (DER).
