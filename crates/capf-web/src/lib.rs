@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod certs;
 mod error;
+mod pages;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -170,6 +171,10 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
                 .put(certs::upload_capf_cert)
                 .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_UPLOAD)),
         )
+        .route(
+            "/api/capf-cert/regenerate",
+            post(certs::regenerate_capf_cert),
+        )
         .route("/api/csrs/export", get(certs::export_csrs))
         .route(
             "/api/certs/import",
@@ -179,7 +184,9 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
             Arc::clone(&state),
             auth::authenticate,
         ));
+    let pages = pages::routes(&state);
     Ok(Router::new()
+        .merge(pages)
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/login", post(auth::login))
