@@ -1632,12 +1632,7 @@ async fn the_capf_certificate_is_regenerated_keeping_its_id_and_bad_requests_cha
         ),
         (&reader, J(json!({})), StatusCode::FORBIDDEN, "read-only"),
         (&wrong, J(json!({})), StatusCode::FORBIDDEN, "CSRF"),
-        (
-            &nobody,
-            J(json!({})),
-            StatusCode::UNAUTHORIZED,
-            "log in",
-        ),
+        (&nobody, J(json!({})), StatusCode::UNAUTHORIZED, "log in"),
     ];
     for (who, body, status, message) in cases {
         let a = s
