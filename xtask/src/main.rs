@@ -106,6 +106,12 @@ const REQUIREMENTS: &[Requirement] = &[
         check: Check::Command(&["/usr/sbin/nginx", "-v"]),
         package: Package::Apt(&["nginx-light"]),
     },
+    Requirement {
+        name: "chromium and chromedriver",
+        used_by: "the web pages' real-browser tests (crates/capf-web/tests/web_pages.rs, over WebDriver)",
+        check: Check::Command(&["chromedriver", "--version"]),
+        package: Package::Apt(&["chromium", "chromium-driver"]),
+    },
 ];
 
 /// A throwaway service the tests need running: started before `cargo test`, stopped after it

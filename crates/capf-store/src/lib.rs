@@ -131,4 +131,16 @@ pub mod action {
     pub const API_TOKEN_CREATED: &str = "api token created";
     /// [`AdminStore::remove_api_token`](crate::AdminStore::remove_api_token).
     pub const API_TOKEN_REMOVED: &str = "api token removed";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): a
+    /// certificate uploaded to a trust store (the web administration, capfctl).
+    pub const TRUST_UPLOADED: &str = "trust certificate uploaded";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): a
+    /// certificate deleted from a trust store.
+    pub const TRUST_DELETED: &str = "trust certificate deleted";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): the CAPF
+    /// certificate replaced by an uploaded one.
+    pub const CAPF_CERTIFICATE_REPLACED: &str = "capf certificate replaced";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): the CAPF
+    /// certificate regenerated (a new key and self-signed certificate).
+    pub const CAPF_CERTIFICATE_REGENERATED: &str = "capf certificate regenerated";
 }

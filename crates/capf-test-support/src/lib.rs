@@ -4,6 +4,7 @@
 // `fixture`, once) instead of returning errors every test would have to unwrap.
 #![allow(clippy::panic)]
 
+pub mod browser;
 pub mod certsrv;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

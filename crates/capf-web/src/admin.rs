@@ -317,6 +317,14 @@ pub(crate) async fn set_online_ca(
             ),
         )
     })?;
+    Ok(Json(set_online_ca_core(caller, body).await?))
+}
+
+/// Checks and stores the Online CA settings (the API and the service parameters page).
+pub(crate) async fn set_online_ca_core(
+    caller: Caller,
+    body: OnlineCaBody,
+) -> Result<OnlineCaView, ApiError> {
     let params = OnlineCaParams {
         host: body.host,
         port: body.port,
@@ -327,11 +335,11 @@ pub(crate) async fn set_online_ca(
         label: body.label,
     };
     blocking(move || {
-        Ok(Json(capf_admin::set_online_ca(
+        Ok(capf_admin::set_online_ca(
             &*caller.store,
             &params,
             SystemTime::now(),
-        )?))
+        )?)
     })
     .await
 }

@@ -12,7 +12,7 @@ use capf_admin::{
     DeviceEdit, DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind,
     SettingView, StatusView,
 };
-use capf_store::{AuthMode, CaRequestState, DeviceUpdate, NewDevice, StatusKind};
+use capf_store::{AuthMode, CaRequestState, Device, DeviceUpdate, NewDevice, StatusKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -113,10 +113,22 @@ pub(crate) async fn list_devices(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
 ) -> Result<Json<Vec<DeviceView>>, ApiError> {
-    let filter = query::<FilterParams>(uri.query())?.to_filter()?;
+    let devices = list_devices_core(caller, &query::<FilterParams>(uri.query())?).await?;
+    Ok(Json(devices.iter().map(DeviceView::from).collect()))
+}
+
+/// The devices matching capfctl's filters (the API's list and the device list page).
+pub(crate) async fn list_devices_core(
+    caller: Caller,
+    params: &FilterParams,
+) -> Result<Vec<Device>, ApiError> {
+    let filter = params.to_filter()?;
     blocking(move || {
-        let devices = capf_admin::list_devices(&*caller.store, &filter, SystemTime::now())?;
-        Ok(Json(devices.iter().map(DeviceView::from).collect()))
+        Ok(capf_admin::list_devices(
+            &*caller.store,
+            &filter,
+            SystemTime::now(),
+        )?)
     })
     .await
 }
@@ -200,7 +212,12 @@ pub(crate) async fn add_device(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
-    let add: AddDevice = parse_json(&body)?;
+    let device = add_device_core(caller, parse_json(&body)?).await?;
+    Ok((StatusCode::CREATED, Json(DeviceView::from(&device))))
+}
+
+/// Registers a device (the API and the device list page's form).
+pub(crate) async fn add_device_core(caller: Caller, add: AddDevice) -> Result<Device, ApiError> {
     let now = SystemTime::now();
     let kind = add
         .operation
@@ -227,11 +244,7 @@ pub(crate) async fn add_device(
             .transpose()?,
         ..NewDevice::new(capf_admin::check_device_name(&add.name)?)
     };
-    blocking(move || {
-        let device = capf_admin::add_device(&*caller.store, &new, now)?;
-        Ok((StatusCode::CREATED, Json(DeviceView::from(&device))))
-    })
-    .await
+    blocking(move || Ok(capf_admin::add_device(&*caller.store, &new, now)?)).await
 }
 
 /// `PATCH /api/devices/{name}`'s body: the fields to change; `auth_string` null clears it.
@@ -257,7 +270,16 @@ pub(crate) async fn update_device(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<DeviceView>, ApiError> {
-    let update: UpdateDevice = parse_json(&body)?;
+    let device = update_device_core(caller, name, parse_json(&body)?).await?;
+    Ok(Json(DeviceView::from(&device)))
+}
+
+/// Changes a device's fields (the API and the phone's CAPF pane).
+pub(crate) async fn update_device_core(
+    caller: Caller,
+    name: String,
+    update: UpdateDevice,
+) -> Result<Device, ApiError> {
     let edit = DeviceEdit {
         update: DeviceUpdate {
             description: update.description,
@@ -271,11 +293,7 @@ pub(crate) async fn update_device(
         },
         auth_string: update.auth_string,
     };
-    blocking(move || {
-        let device = edit.apply(&*caller.store, &name, SystemTime::now())?;
-        Ok(Json(DeviceView::from(&device)))
-    })
-    .await
+    blocking(move || Ok(edit.apply(&*caller.store, &name, SystemTime::now())?)).await
 }
 
 /// `DELETE /api/devices/{name}`.
@@ -311,7 +329,16 @@ pub(crate) async fn schedule_device(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<DeviceView>, ApiError> {
-    let body: ScheduleBody = parse_json(&body)?;
+    let device = schedule_core(caller, name, parse_json(&body)?).await?;
+    Ok(Json(DeviceView::from(&device)))
+}
+
+/// Schedules an operation (the API and the phone's CAPF pane).
+pub(crate) async fn schedule_core(
+    caller: Caller,
+    name: String,
+    body: ScheduleBody,
+) -> Result<Device, ApiError> {
     let now = SystemTime::now();
     let kind = parse_name::<OperationKind>("operation", &body.operation)?;
     let operation = body.keys.choice()?.operation(kind)?;
@@ -321,15 +348,14 @@ pub(crate) async fn schedule_device(
         .map(|d| capf_admin::complete_by(d, "complete_by", now))
         .transpose()?;
     blocking(move || {
-        let device = capf_admin::schedule_device(
+        Ok(capf_admin::schedule_device(
             &*caller.store,
             &name,
             operation,
             complete_by,
             body.auth_string.as_deref(),
             now,
-        )?;
-        Ok(Json(DeviceView::from(&device)))
+        )?)
     })
     .await
 }
@@ -350,9 +376,21 @@ pub(crate) async fn bulk_insert(
         template: Option<String>,
     }
     let params: Params = query(uri.query())?;
+    Ok(Json(
+        bulk_insert_core(caller, "upload.csv".to_owned(), body, params.template).await?,
+    ))
+}
+
+/// A bulk insert from a CSV file named `file` in messages (the API and Bulk Administration's
+/// upload): every row or none.
+pub(crate) async fn bulk_insert_core(
+    caller: Caller,
+    file: String,
+    body: Bytes,
+    template: Option<String>,
+) -> Result<BulkInsertView, ApiError> {
     blocking(move || {
-        let template = params
-            .template
+        let template = template
             .map(|name| {
                 caller
                     .store
@@ -363,16 +401,16 @@ pub(crate) async fn bulk_insert(
         let inserted = capf_admin::insert_devices_csv_from(
             &*caller.store,
             &body[..],
-            "upload.csv",
+            &file,
             template,
             &mut NoProgress,
             SystemTime::now(),
         )?;
-        Ok(Json(BulkInsertView {
-            file: "upload.csv".to_owned(),
+        Ok(BulkInsertView {
+            file,
             added: inserted.added,
             template: inserted.template.map(|t| t.name),
-        }))
+        })
     })
     .await
 }
@@ -401,7 +439,14 @@ pub(crate) async fn bulk_update(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<BulkUpdateView>, ApiError> {
-    let body: BulkUpdate = parse_json(&body)?;
+    Ok(Json(bulk_update_core(caller, parse_json(&body)?).await?))
+}
+
+/// An update by query or its dry run (the API and Bulk Administration's preview and apply).
+pub(crate) async fn bulk_update_core(
+    caller: Caller,
+    body: BulkUpdate,
+) -> Result<BulkUpdateView, ApiError> {
     let now = SystemTime::now();
     let filter = body.filter.to_filter()?;
     let params = ChangeParams {
@@ -432,7 +477,7 @@ pub(crate) async fn bulk_update(
             &mut NoProgress,
             now,
         )?;
-        Ok(Json(BulkUpdateView {
+        Ok(BulkUpdateView {
             dry_run,
             changed: changes.len(),
             devices: changes
@@ -442,7 +487,7 @@ pub(crate) async fn bulk_update(
                     change: c.detail.clone(),
                 })
                 .collect(),
-        }))
+        })
     })
     .await
 }
@@ -555,7 +600,15 @@ pub(crate) async fn set_settings(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<Vec<SettingView>>, ApiError> {
-    let values: std::collections::BTreeMap<String, String> = parse_json(&body)?;
+    Ok(Json(set_settings_core(caller, parse_json(&body)?).await?))
+}
+
+/// Sets run-time settings, each as `capfctl settings set`, all checked before any is stored
+/// (the API and the service parameters page).
+pub(crate) async fn set_settings_core(
+    caller: Caller,
+    values: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<SettingView>, ApiError> {
     blocking(move || {
         let mut settings = caller.store.settings()?;
         for (key, value) in &values {
@@ -564,7 +617,7 @@ pub(crate) async fn set_settings(
                 .map_err(capf_admin::Error::from)?;
         }
         caller.store.update_settings(&settings, SystemTime::now())?;
-        Ok(Json(capf_admin::settings(&*caller.store)?))
+        Ok(capf_admin::settings(&*caller.store)?)
     })
     .await
 }

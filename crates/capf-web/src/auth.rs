@@ -87,7 +87,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -110,24 +110,32 @@ struct Login {
     password: String,
 }
 
-fn too_many() -> ApiError {
+pub(crate) fn too_many() -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too many failed logins; try again later",
     )
 }
 
-/// `POST /api/login`: `{ "name", "password" }` -> the session cookie (Secure, HttpOnly,
-/// SameSite=Strict) and `{ "account", "role", "csrf_token" }`.
-pub(crate) async fn login(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let login: Login = parse_json(&body)?;
+/// A successful login: the new session's id (the cookie's value), its CSRF token and the
+/// account.
+pub(crate) struct LoggedIn {
+    pub(crate) id: String,
+    pub(crate) csrf: String,
+    pub(crate) account: Account,
+}
+
+/// Checks a login (throttled per account and per source address, Argon2id off the async
+/// threads) and opens a session: the one login of the API and of the login page.
+pub(crate) async fn check_login(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    name: &str,
+    password: String,
+) -> Result<LoggedIn, ApiError> {
     let config = &state.config;
     let wrong = || unauthorized("wrong account name or password");
-    let Ok(name) = AccountName::new(&login.name) else {
+    let Ok(name) = AccountName::new(name) else {
         return Err(wrong());
     };
     let account_key = format!("account:{}", name.as_str().to_ascii_lowercase());
@@ -166,7 +174,7 @@ pub(crate) async fn login(
         } else {
             hash
         };
-        let ok = verify_password(hash, &login.password);
+        let ok = verify_password(hash, &password);
         let now = SystemTime::now();
         match account {
             Some(a) if ok => Ok(Some(store.record_login(&a.name, now)?)),
@@ -211,16 +219,40 @@ pub(crate) async fn login(
                 last_seen: now,
             },
         );
-    let cookie = format!(
+    Ok(LoggedIn { id, csrf, account })
+}
+
+/// The session cookie: Secure, HttpOnly, SameSite=Strict, for the idle lifetime.
+pub(crate) fn session_cookie(id: &str, idle: Duration) -> String {
+    format!(
         "{SESSION_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
-        config.session_idle.as_secs()
-    );
+        idle.as_secs()
+    )
+}
+
+/// The cookie that ends the session cookie.
+pub(crate) fn ended_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// `POST /api/login`: `{ "name", "password" }` -> the session cookie (Secure, HttpOnly,
+/// SameSite=Strict) and `{ "account", "role", "csrf_token" }`.
+pub(crate) async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let login: Login = parse_json(&body)?;
+    let done = check_login(&state, peer, &login.name, login.password).await?;
     Ok((
-        [(header::SET_COOKIE, cookie)],
+        [(
+            header::SET_COOKIE,
+            session_cookie(&done.id, state.config.session_idle),
+        )],
         axum::Json(serde_json::json!({
-            "account": account.name.as_str(),
-            "role": account.role.as_str(),
-            "csrf_token": csrf,
+            "account": done.account.name.as_str(),
+            "role": done.account.role.as_str(),
+            "csrf_token": done.csrf,
         })),
     )
         .into_response())
@@ -237,9 +269,9 @@ fn address_bucket(ip: IpAddr) -> String {
     }
 }
 
-/// `POST /api/logout`: ends the cookie's session.
-pub(crate) async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
+/// Ends the session of the request's cookie, if any.
+pub(crate) fn end_session(state: &AppState, headers: &HeaderMap) {
+    if let Some(id) = cookie_value(headers, SESSION_COOKIE) {
         state
             .sessions
             .sessions
@@ -247,14 +279,49 @@ pub(crate) async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMa
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
     }
+}
+
+/// `POST /api/logout`: ends the cookie's session.
+pub(crate) async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    end_session(&state, &headers);
     (
-        [(
-            header::SET_COOKIE,
-            format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, ended_cookie())],
         axum::Json(serde_json::json!({ "logged_out": true })),
     )
         .into_response()
+}
+
+/// The live session of the request's cookie (its idle time restarted): the account, its role
+/// and the session's CSRF token.
+pub(crate) fn cookie_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(AccountName, Role, String), ApiError> {
+    let Some(id) = cookie_value(headers, SESSION_COOKIE) else {
+        return Err(unauthorized(
+            "log in first (POST /api/login) or send an API token",
+        ));
+    };
+    let mut sessions = state
+        .sessions
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    let Some(session) = sessions.get_mut(id) else {
+        return Err(unauthorized("the session has ended; log in again"));
+    };
+    if now.duration_since(session.last_seen) >= state.config.session_idle {
+        sessions.remove(id);
+        return Err(unauthorized("the session has expired; log in again"));
+    }
+    session.last_seen = now;
+    Ok((session.account.clone(), session.role, session.csrf.clone()))
+}
+
+/// Whether `sent` is the session's CSRF token.
+pub(crate) fn csrf_matches(sent: &[u8], csrf: &str) -> bool {
+    same_secret(sent, csrf.as_bytes())
 }
 
 fn is_write(method: &Method) -> bool {
@@ -284,38 +351,20 @@ pub(crate) async fn authenticate(
         };
         (account.name, account.role)
     } else {
-        let Some(id) = cookie_value(headers, SESSION_COOKIE) else {
-            return Err(unauthorized(
-                "log in first (POST /api/login) or send an API token",
-            ));
-        };
-        let mut sessions = state
-            .sessions
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let Some(session) = sessions.get_mut(id) else {
-            return Err(unauthorized("the session has ended; log in again"));
-        };
-        if now.duration_since(session.last_seen) >= state.config.session_idle {
-            sessions.remove(id);
-            return Err(unauthorized("the session has expired; log in again"));
-        }
+        let (account, role, csrf) = cookie_session(&state, headers)?;
         if write {
             let sent = headers
                 .get(CSRF_HEADER)
                 .map(|v| v.as_bytes())
                 .unwrap_or_default();
-            if !same_secret(sent, session.csrf.as_bytes()) {
+            if !csrf_matches(sent, &csrf) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "missing or wrong CSRF token (header X-CSRF-Token)",
                 ));
             }
         }
-        session.last_seen = now;
-        (session.account.clone(), session.role)
+        (account, role)
     };
     if write && !role.can_write() && req.uri().path() != "/api/logout" {
         return Err(ApiError::new(

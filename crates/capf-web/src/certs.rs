@@ -13,8 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use capf_admin::csr::{CsrEncoding, CsrExport, ExportTarget, ImportFile, ImportReport};
-use capf_admin::{OpenTrustStore, TrustCertView, rfc3339};
-use capf_lsc::{CertificateAndKey, CertificateSummary};
+use capf_admin::{CapfCertificateRequest, OpenTrustStore, TrustCertView, rfc3339};
+use capf_lsc::{CertificateAndKey, CertificateSummary, KeySpec, SignatureHash, ValidityDays};
+use capf_store::action;
 use capf_trust::{Purpose, Release};
 use serde::Deserialize;
 use serde_json::json;
@@ -76,9 +77,20 @@ pub(crate) async fn list_trust(
         purpose: Option<String>,
     }
     let params: Params = query(uri.query())?;
-    let only = params.purpose.as_deref().map(purpose).transpose()?;
-    let dir = data_dir(&state)?;
-    blocking(move || Ok(Json(load_trust(&dir)?.views(only.as_ref())))).await
+    Ok(Json(
+        list_trust_core(&state, params.purpose.as_deref()).await?,
+    ))
+}
+
+/// The trust stores' certificates, of every purpose or of one (the API and Certificate
+/// Management).
+pub(crate) async fn list_trust_core(
+    state: &AppState,
+    only: Option<&str>,
+) -> Result<Vec<TrustCertView>, ApiError> {
+    let only = only.map(purpose).transpose()?;
+    let dir = data_dir(state)?;
+    blocking(move || Ok(load_trust(&dir)?.views(only.as_ref()))).await
 }
 
 /// `POST /api/trust/{purpose}`: the body is a certificate or a chain (PEM, or one DER
@@ -91,8 +103,22 @@ pub(crate) async fn upload_trust(
     Path(purpose_text): Path<String>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let purpose = purpose(&purpose_text)?;
-    let file = FsPath::new(UPLOAD);
+    Ok(Json(
+        upload_trust_core(state, caller, &purpose_text, UPLOAD, body).await?,
+    ))
+}
+
+/// An upload to a trust store under the guide's rules (the API and Certificate Management);
+/// every certificate saved is audited with the account. `name` names the upload in messages.
+pub(crate) async fn upload_trust_core(
+    state: Arc<AppState>,
+    caller: Caller,
+    purpose_text: &str,
+    name: &str,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    let purpose = purpose(purpose_text)?;
+    let file = PathBuf::from(name);
     let bundle = capf_trust::parse_bundle(&body)
         .map_err(|source| capf_admin::Error::TrustFile {
             path: file.to_owned(),
@@ -112,7 +138,8 @@ pub(crate) async fn upload_trust(
     blocking(move || {
         let _files = state.files.lock().unwrap_or_else(PoisonError::into_inner);
         let mut opened = load_trust(&dir)?;
-        let verdicts = opened.upload(&purpose, bundle, SystemTime::now())?;
+        let now = SystemTime::now();
+        let verdicts = opened.upload(&purpose, bundle, now)?;
         for v in &verdicts {
             tracing::info!(
                 account = caller.account.as_str(),
@@ -121,9 +148,16 @@ pub(crate) async fn upload_trust(
                 v.subject,
                 capf_admin::verdict_text(&v.verdict)
             );
+            if v.verdict.is_accepted() {
+                caller.store.record_admin_action(
+                    action::TRUST_UPLOADED,
+                    &format!("{purpose} {} {}", v.fingerprint, v.subject),
+                    now,
+                )?;
+            }
         }
-        capf_admin::check_verdicts(file, &verdicts)?;
-        Ok(Json(json!({
+        capf_admin::check_verdicts(&file, &verdicts)?;
+        Ok(json!({
             "purpose": purpose.as_str(),
             "certificates": verdicts
                 .iter()
@@ -134,7 +168,7 @@ pub(crate) async fn upload_trust(
                     "verdict": capf_admin::verdict_text(&v.verdict),
                 }))
                 .collect::<Vec<_>>(),
-        })))
+        }))
     })
     .await
 }
@@ -146,7 +180,20 @@ pub(crate) async fn delete_trust(
     Extension(caller): Extension<Caller>,
     Path((purpose_text, fingerprint)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let purpose = purpose(&purpose_text)?;
+    Ok(Json(
+        delete_trust_core(state, caller, &purpose_text, fingerprint).await?,
+    ))
+}
+
+/// Deletes one certificate by fingerprint prefix, audited (the API and Certificate
+/// Management).
+pub(crate) async fn delete_trust_core(
+    state: Arc<AppState>,
+    caller: Caller,
+    purpose_text: &str,
+    fingerprint: String,
+) -> Result<serde_json::Value, ApiError> {
+    let purpose = purpose(purpose_text)?;
     let dir = data_dir(&state)?;
     blocking(move || {
         let _files = state.files.lock().unwrap_or_else(PoisonError::into_inner);
@@ -157,11 +204,16 @@ pub(crate) async fn delete_trust(
             cert.fingerprint(),
             cert.subject()
         );
-        Ok(Json(json!({
+        caller.store.record_admin_action(
+            action::TRUST_DELETED,
+            &format!("{purpose} {} {}", cert.fingerprint(), cert.subject()),
+            SystemTime::now(),
+        )?;
+        Ok(json!({
             "purpose": purpose.as_str(),
             "deleted": cert.fingerprint().to_string(),
             "subject": cert.subject(),
-        })))
+        }))
     })
     .await
 }
@@ -197,7 +249,12 @@ fn capf_view(loaded: &CertificateAndKey) -> Result<serde_json::Value, ApiError> 
 pub(crate) async fn show_capf_cert(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let path = data_dir(&state)?.join(CAPF_CERTIFICATE);
+    Ok(Json(show_capf_core(&state).await?))
+}
+
+/// The CAPF certificate's view (the API and Certificate Management).
+pub(crate) async fn show_capf_core(state: &AppState) -> Result<serde_json::Value, ApiError> {
+    let path = data_dir(state)?.join(CAPF_CERTIFICATE);
     blocking(move || {
         if !path.exists() {
             return Err(ApiError::new(
@@ -207,7 +264,7 @@ pub(crate) async fn show_capf_cert(
         }
         let loaded =
             capf_admin::read_certificate_and_key(capf_admin::NamedFile::plain(&path), None)?;
-        Ok(Json(capf_view(&loaded)?))
+        capf_view(&loaded)
     })
     .await
 }
@@ -236,6 +293,16 @@ pub(crate) async fn upload_capf_cert(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(upload_capf_core(state, caller, body).await?))
+}
+
+/// Replaces the CAPF certificate and key by a checked bundle, audited (the API and
+/// Certificate Management).
+pub(crate) async fn upload_capf_core(
+    state: Arc<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
     let dir = data_dir(&state)?;
     let loaded = CertificateAndKey::from_pem_or_der(&body)
         .map_err(|e| unprocessable(format!("{UPLOAD}: {}", capf_admin::error_chain(&e))))?;
@@ -256,14 +323,161 @@ pub(crate) async fn upload_capf_cert(
         // and reloads when the key changes.
         replace_file(&dir.join(CAPF_KEY), key_pem.as_bytes(), true)?;
         replace_file(&dir.join(CAPF_CERTIFICATE), cert_pem.as_bytes(), false)?;
+        let view = capf_view(&loaded)?;
+        let cn = report.common_name.as_deref().unwrap_or("no CN");
         tracing::info!(
             account = caller.account.as_str(),
-            "CAPF certificate replaced: {}",
-            report.common_name.as_deref().unwrap_or("no CN")
+            "CAPF certificate replaced: {cn}"
         );
-        Ok(Json(capf_view(&loaded)?))
+        caller.store.record_admin_action(
+            action::CAPF_CERTIFICATE_REPLACED,
+            &format!("CN={cn} serial {}", view["serial"].as_str().unwrap_or("")),
+            SystemTime::now(),
+        )?;
+        Ok(view)
     })
     .await
+}
+
+/// `POST /api/capf-cert/regenerate`'s body: `capfctl capf-cert generate`'s choices, each
+/// optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegenerateBody {
+    /// rsa2048 (default), rsa3072, rsa4096, p256 or p384.
+    key_type: Option<String>,
+    /// 1 to 1825 (default 1825).
+    days: Option<String>,
+    /// sha256 (default), sha384, sha512.
+    hash: Option<String>,
+    /// The 8 hex digits after `CAPF-`: by default the current certificate's, else random.
+    capf_id: Option<String>,
+}
+
+/// `POST /api/capf-cert/regenerate`: a new CAPF key and self-signed CAPF certificate
+/// (capf-admin's `generate_capf_certificate`, as `capfctl capf-cert generate`), replacing
+/// `capf.pem` and `capf.key`; the CN keeps the current `CAPF-` id unless another is given.
+pub(crate) async fn regenerate_capf_cert(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body: RegenerateBody = if body.is_empty() {
+        RegenerateBody::default()
+    } else {
+        crate::api::parse_json(&body)?
+    };
+    Ok(Json(regenerate_capf_core(state, caller, body).await?))
+}
+
+/// Regenerates the CAPF certificate and key, audited (the API and Certificate Management).
+pub(crate) async fn regenerate_capf_core(
+    state: Arc<AppState>,
+    caller: Caller,
+    body: RegenerateBody,
+) -> Result<serde_json::Value, ApiError> {
+    fn field<E: std::error::Error + 'static>(name: &str) -> impl FnOnce(E) -> ApiError + '_ {
+        move |e| unprocessable(format!("{name}: {}", capf_admin::error_chain(&e)))
+    }
+    let key: KeySpec = body
+        .key_type
+        .as_deref()
+        .unwrap_or("rsa2048")
+        .parse()
+        .map_err(field("key_type"))?;
+    let validity: ValidityDays = body
+        .days
+        .as_deref()
+        .unwrap_or("1825")
+        .parse()
+        .map_err(field("days"))?;
+    let hash: SignatureHash = body
+        .hash
+        .as_deref()
+        .unwrap_or("sha256")
+        .parse()
+        .map_err(field("hash"))?;
+    let given_id = body
+        .capf_id
+        .as_deref()
+        .map(capf_admin::parse_capf_id)
+        .transpose()?;
+    let dir = data_dir(&state)?;
+    blocking(move || {
+        let _files = state.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = dir.join(CAPF_CERTIFICATE);
+        let capf_id = given_id.or_else(|| current_capf_id(&current));
+        // Written beside the live pair as new files (generate_capf_certificate overwrites
+        // nothing), then renamed over it, the key first as for an upload.
+        let certificate_out = dir.join("capf.pem.regenerated");
+        let key_out = dir.join("capf.key.regenerated");
+        let _ = std::fs::remove_file(&certificate_out);
+        let _ = std::fs::remove_file(&key_out);
+        let request = CapfCertificateRequest {
+            key,
+            validity,
+            hash,
+            capf_id,
+            organization: String::new(),
+            organizational_unit: String::new(),
+            locality: String::new(),
+            state: String::new(),
+            country: String::new(),
+            certificate_out: certificate_out.clone(),
+            key_out: key_out.clone(),
+        };
+        let now = SystemTime::now();
+        let made = capf_admin::generate_capf_certificate(&request, now);
+        let common_name = match made {
+            Ok(cn) => cn,
+            Err(e) => {
+                let _ = std::fs::remove_file(&certificate_out);
+                let _ = std::fs::remove_file(&key_out);
+                return Err(e.into());
+            }
+        };
+        let rename = |from: &FsPath, to: &FsPath| {
+            std::fs::rename(from, to).map_err(|source| {
+                ApiError::from(capf_admin::Error::Io {
+                    action: "writing",
+                    path: to.to_owned(),
+                    source,
+                })
+            })
+        };
+        rename(&key_out, &dir.join(CAPF_KEY))?;
+        rename(&certificate_out, &current)?;
+        let loaded =
+            capf_admin::read_certificate_and_key(capf_admin::NamedFile::plain(&current), None)?;
+        let view = capf_view(&loaded)?;
+        tracing::info!(
+            account = caller.account.as_str(),
+            "CAPF certificate regenerated: {common_name} ({key}, {validity})"
+        );
+        caller.store.record_admin_action(
+            action::CAPF_CERTIFICATE_REGENERATED,
+            &format!(
+                "CN={common_name} serial {} {key} {validity}",
+                view["serial"].as_str().unwrap_or("")
+            ),
+            now,
+        )?;
+        Ok(view)
+    })
+    .await
+}
+
+/// The `CAPF-` id of the certificate in `path`, when it has one.
+fn current_capf_id(path: &FsPath) -> Option<u32> {
+    let loaded =
+        capf_admin::read_certificate_and_key(capf_admin::NamedFile::plain(path), None).ok()?;
+    let summary = CertificateSummary::of(&loaded.certificate).ok()?;
+    let cn = summary.subject.split(',').find_map(|part| {
+        part.trim()
+            .strip_prefix("CN=CAPF-")
+            .map(|id| id.trim().to_owned())
+    })?;
+    capf_admin::parse_capf_id(&cn).ok()
 }
 
 // ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ mod auth;
 mod certs;
 mod error;
 mod ops;
+mod pages;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -184,6 +185,10 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
                 .put(certs::upload_capf_cert)
                 .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_UPLOAD)),
         )
+        .route(
+            "/api/capf-cert/regenerate",
+            post(certs::regenerate_capf_cert),
+        )
         .route("/api/csrs/export", get(certs::export_csrs))
         .route(
             "/api/certs/import",
@@ -193,7 +198,9 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
             Arc::clone(&state),
             auth::authenticate,
         ));
+    let pages = pages::routes(&state);
     Ok(Router::new()
+        .merge(pages)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/api/login", post(auth::login))

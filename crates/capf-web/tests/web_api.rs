@@ -1604,3 +1604,217 @@ async fn the_standalone_web_has_no_metrics_and_they_need_a_login() {
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["checks"], json!({ "store": "ok" }));
 }
+
+#[tokio::test]
+async fn the_capf_certificate_is_regenerated_keeping_its_id_and_bad_requests_change_nothing() {
+    use capf_lsc::{KeySpec, RsaBits};
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let spec = KeySpec::Rsa(RsaBits::B2048);
+    let issuer = capf_test_support::capf_issuer(spec);
+    let cert_pem = capf_lsc::certificate_to_pem(issuer.certificate()).unwrap();
+    std::fs::write(s.data().join("capf.pem"), &cert_pem).unwrap();
+    std::fs::write(s.data().join("capf.key"), capf_test_support::key_pem(spec)).unwrap();
+    let before = s
+        .call(Method::GET, "/api/capf-cert", &auth, None)
+        .await
+        .body;
+    let audit = s.audit_len();
+    let wrong = wrong_csrf(&auth);
+    let nobody = Auth::default();
+    let cases: Vec<(&Auth, Body, StatusCode, &str)> = vec![
+        (&auth, Raw("{"), StatusCode::BAD_REQUEST, "malformed JSON"),
+        (
+            &auth,
+            J(json!({ "colour": "red" })),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            &auth,
+            J(json!({ "key_type": "rsa512" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "key_type",
+        ),
+        (
+            &auth,
+            J(json!({ "days": "1826" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "days",
+        ),
+        (
+            &auth,
+            J(json!({ "hash": "md5" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "hash",
+        ),
+        (
+            &auth,
+            J(json!({ "capf_id": "xyz" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "xyz",
+        ),
+        (&reader, J(json!({})), StatusCode::FORBIDDEN, "read-only"),
+        (&wrong, J(json!({})), StatusCode::FORBIDDEN, "CSRF"),
+        (&nobody, J(json!({})), StatusCode::UNAUTHORIZED, "log in"),
+    ];
+    for (who, body, status, message) in cases {
+        let a = s
+            .call(Method::POST, "/api/capf-cert/regenerate", who, Some(body))
+            .await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.error().contains(message), "{}", a.error());
+        assert_eq!(
+            std::fs::read_to_string(s.data().join("capf.pem")).unwrap(),
+            cert_pem
+        );
+        assert_eq!(s.audit_len(), audit);
+    }
+
+    let a = s
+        .call(
+            Method::POST,
+            "/api/capf-cert/regenerate",
+            &auth,
+            Some(J(json!({ "key_type": "p256", "days": "730" }))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_ne!(a.body["serial"], before["serial"]);
+    // The CN keeps the CAPF- id of the certificate it replaces.
+    assert!(
+        a.body["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CAPF-0000cafe"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["key"], "EC P-256");
+    assert_eq!(a.body["profile_problems"], json!([]));
+    let written = capf_lsc::CertificateAndKey::from_pem_or_der(
+        &[
+            std::fs::read(s.data().join("capf.pem")).unwrap(),
+            std::fs::read(s.data().join("capf.key")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    capf_admin::check_capf_certificate(
+        &written,
+        std::path::Path::new("capf.pem"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert!(!s.data().join("capf.pem.regenerated").exists());
+    assert_eq!(
+        s.call(Method::GET, "/api/capf-cert", &reader, None)
+            .await
+            .body,
+        a.body
+    );
+    let entry = &s.store.audit(None, 1).unwrap()[0];
+    assert_eq!(
+        entry.action,
+        capf_store::action::CAPF_CERTIFICATE_REGENERATED
+    );
+    assert_eq!(entry.device, None);
+    assert_eq!(entry.actor.as_deref(), Some("alice"));
+
+    // Without a data directory there is nothing to regenerate.
+    let s = start(capf_web::WebConfig::default()).await;
+    let _ = std::fs::remove_dir_all(s.data());
+    let auth = s.login("alice").await;
+    let a = s
+        .call(
+            Method::POST,
+            "/api/capf-cert/regenerate",
+            &auth,
+            Some(J(json!({}))),
+        )
+        .await;
+    assert_ne!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+#[tokio::test]
+async fn trust_and_capf_certificate_changes_are_audited_with_the_account_and_no_device() {
+    use capf_lsc::{Curve, KeySpec};
+    let (s, auth) = admin_server().await;
+    let a = s
+        .call(
+            Method::POST,
+            "/api/trust/CAPF-trust",
+            &auth,
+            Some(Bytes(trust_fixture("root"))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let fingerprint = a.body["certificates"][0]["fingerprint_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A refused upload saves nothing and audits nothing.
+    let audit = s.audit_len();
+    let a = s
+        .call(
+            Method::POST,
+            "/api/trust/CAPF-trust",
+            &auth,
+            Some(Bytes(trust_fixture("reserved-ascii"))),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s.audit_len(), audit);
+    let a = s
+        .call(
+            Method::DELETE,
+            &format!("/api/trust/CAPF-trust/{fingerprint}"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let spec = KeySpec::Ec(Curve::P256);
+    let issuer = capf_test_support::capf_issuer(spec);
+    let bundle = format!(
+        "{}{}",
+        capf_lsc::certificate_to_pem(issuer.certificate()).unwrap(),
+        capf_test_support::key_pem(spec)
+    );
+    let a = s
+        .call(
+            Method::PUT,
+            "/api/capf-cert",
+            &auth,
+            Some(Bytes(bundle.into_bytes())),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let entries = s.store.audit(None, 3).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            capf_store::action::CAPF_CERTIFICATE_REPLACED,
+            capf_store::action::TRUST_DELETED,
+            capf_store::action::TRUST_UPLOADED,
+        ]
+    );
+    for e in &entries {
+        assert_eq!(e.device, None);
+        assert_eq!(e.actor.as_deref(), Some("alice"));
+    }
+    assert!(
+        entries[1].detail.contains(&fingerprint),
+        "{}",
+        entries[1].detail
+    );
+    assert!(
+        entries[0].detail.contains("CAPF-0000cafe"),
+        "{}",
+        entries[0].detail
+    );
+    let listed = s.call(Method::GET, "/api/audit?limit=3", &auth, None).await;
+    assert_eq!(listed.body[0]["actor"], "alice");
+    assert_eq!(listed.body[0]["device"], Value::Null);
+}

@@ -492,6 +492,15 @@ impl AdminStore for SqliteStore {
         self.write(None, |tx| accounts::remove_token(tx, id, now))
     }
 
+    fn record_admin_action(
+        &self,
+        action: &str,
+        detail: &str,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| append_audit(tx, now, None, action, detail))
+    }
+
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
         Arc::new(self.with_actor(account.as_str()))
     }
