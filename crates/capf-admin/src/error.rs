@@ -387,6 +387,25 @@ pub enum Error {
         /// What the parser reported.
         error: capf_lsc::der::Error,
     },
+    /// A stored job whose parameters cannot be read (written by other code, or damaged).
+    #[error("job {id}: its {kind} parameters cannot be read")]
+    JobPayload {
+        /// The job's number.
+        id: i64,
+        /// Its kind.
+        kind: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored job of a kind this code does not run.
+    #[error("job {id}: unknown kind {kind:?}")]
+    UnknownJobKind {
+        /// The job's number.
+        id: i64,
+        /// Its kind.
+        kind: String,
+    },
     /// capf-trust failed or refused (a store file that cannot be written, say).
     #[error(transparent)]
     Trust(Box<capf_trust::Error>),

@@ -9,6 +9,7 @@ pub mod csr;
 mod device;
 mod error;
 mod files;
+pub mod jobs;
 mod load;
 mod names;
 mod online_ca;

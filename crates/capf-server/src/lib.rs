@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
-pub use config_file::{ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE};
+pub use config_file::{ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, MonitorSection};
 pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
