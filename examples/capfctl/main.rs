@@ -34,6 +34,7 @@ mod capf_cert;
 mod csr;
 mod device;
 mod job;
+mod ldap;
 mod lsc;
 mod lsc_revoke;
 mod names;
@@ -68,6 +69,9 @@ enum Command {
     /// Devices in bulk: insert from a CSV file, update by query (with a dry run).
     #[command(subcommand)]
     Bulk(bulk::BulkCommand),
+    /// The LDAP directory sync with a device template.
+    #[command(subcommand)]
+    Ldap(ldap::LdapCommand),
     /// Scheduled jobs (bulk ... --at TIME, the certificate monitor): list, show, cancel.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Command::Device(cmd) => device::run(cmd),
         Command::Bulk(cmd) => bulk::run(cmd),
         Command::Job(cmd) => job::run(cmd),
+        Command::Ldap(cmd) => ldap::run(cmd),
         Command::Template(cmd) => bulk::run_template(cmd),
         Command::AuthString(cmd) => auth_string::run(cmd),
         Command::Csr(cmd) => csr::run(cmd),

@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod files;
 pub mod jobs;
+pub mod ldap;
 mod load;
 mod names;
 mod online_ca;
