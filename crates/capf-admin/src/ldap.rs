@@ -249,12 +249,11 @@ pub fn sync_directory(
 ) -> Result<SyncReport, Error> {
     let password = crate::read_text(&config.password_file)?;
     let password = password.lines().next().unwrap_or_default();
-    let template =
-        store
-            .template(&config.template)?
-            .ok_or_else(|| Error::UnknownTemplate {
-                name: config.template.clone(),
-            })?;
+    let template = store
+        .template(&config.template)?
+        .ok_or_else(|| Error::UnknownTemplate {
+            name: config.template.clone(),
+        })?;
     crate::online_ca::refuse_ec(&store.settings()?, &template.operation, || {
         format!("device template {}", template.name)
     })?;

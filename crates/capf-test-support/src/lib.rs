@@ -5,6 +5,7 @@
 #![allow(clippy::panic)]
 
 pub mod certsrv;
+pub mod slapd;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
