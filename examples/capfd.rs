@@ -21,6 +21,10 @@
 //! Keep it on loopback or a management network. Its certificate is `web-cert.pem` and
 //! `web-key.pem` in the data directory (self-signed for localhost on first use; replace both
 //! files with your own). `--log-format json` writes one JSON object a line.
+//!
+//! Every second capfd runs the scheduled jobs that are due (`capfctl bulk ... --at TIME`, and
+//! the built-in certificate monitor, set by the file's `[monitor]` table: `enabled`, `days`,
+//! `smtp_server`, `mail_from`, `mail_to`), each exactly once (capf-admin's `jobs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,7 +119,14 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
+    let scheduler = capf_admin::jobs::Scheduler::new(
+        capf_admin::jobs::host_name(),
+        monitor_config(file.monitor.as_ref())?,
+    );
+    let jobs_store: Arc<dyn capf_store::DeviceStore> = store.clone();
     let server = CapfServer::bind(config, store.clone()).await?;
+    // Scheduled jobs (issue 17): wiring only; capf-admin claims and runs them.
+    tokio::spawn(run_jobs(scheduler, jobs_store));
     tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), "CAPF serving");
     if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
         // The web administration over the same store and data directory, with this server's
@@ -146,6 +157,73 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         })
         .await;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The monitor job's configuration from the file's `[monitor]` table.
+fn monitor_config(
+    section: Option<&capf_server::MonitorSection>,
+) -> anyhow::Result<capf_admin::jobs::MonitorConfig> {
+    let mut config = capf_admin::jobs::MonitorConfig::default();
+    let Some(section) = section else {
+        return Ok(config);
+    };
+    config.enabled = section.enabled.unwrap_or(config.enabled);
+    config.days = section.days.unwrap_or(config.days);
+    if let Some(server) = &section.smtp_server {
+        let (Some(from), Some(to)) = (&section.mail_from, &section.mail_to) else {
+            anyhow::bail!("[monitor] smtp_server needs mail_from and mail_to");
+        };
+        config.relay = Some(capf_admin::SmtpRelay {
+            server: server.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
+    Ok(config)
+}
+
+/// Every second, runs the scheduled jobs that are due (on the blocking pool: the store and
+/// the jobs are synchronous); at start, fails the jobs this node left running.
+async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_store::DeviceStore>) {
+    let scheduler = Arc::new(scheduler);
+    let mut started = false;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (s, st) = (scheduler.clone(), store.clone());
+        let first = !started;
+        let ran = tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now();
+            if first {
+                for job in s.start(&*st, now)? {
+                    tracing::warn!(job = job.id, kind = %job.kind, "job interrupted by a restart: failed");
+                }
+            }
+            s.run_due(&*st, now)
+        })
+        .await;
+        match ran {
+            Ok(Ok(done)) => {
+                started = true;
+                for job in done {
+                    let result = job.result.unwrap_or_default();
+                    match &result.failure {
+                        None => {
+                            tracing::info!(job = job.id, kind = %job.kind, devices_changed = result.devices_changed, errors = result.errors.len(), "job done")
+                        }
+                        Some(why) => {
+                            tracing::warn!(job = job.id, kind = %job.kind, failure = %why, "job failed")
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %capf_admin::error_chain(&e), "running scheduled jobs")
+            }
+            Err(e) => tracing::warn!(error = %e, "the job scheduler's task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

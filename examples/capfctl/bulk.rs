@@ -29,6 +29,10 @@ pub(crate) enum BulkCommand {
         /// A device template whose settings fill the fields a row leaves empty.
         #[arg(long, value_name = "NAME")]
         template: Option<String>,
+        /// Run Later: check the file now, keep it in a job, and let the running capfd insert
+        /// it at this time (RFC 3339 UTC, such as 2030-01-31T22:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -45,8 +49,12 @@ pub(crate) enum BulkCommand {
         #[command(flatten)]
         change: ChangeArgs,
         /// Show what would change, and change nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "at")]
         dry_run: bool,
+        /// Run Later: check the change now, store it as a job, and let the running capfd
+        /// apply it at this time (RFC 3339 UTC, such as 2030-01-31T22:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -142,6 +150,28 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             data,
             file,
             template,
+            at: Some(at),
+            json,
+        } => {
+            let now = SystemTime::now();
+            let due = capf_admin::parse_rfc3339(&at, "--at")?;
+            let csv = capf_admin::read_text(&file)?;
+            let store = open_store(&data.data)?;
+            let job = capf_admin::jobs::schedule_bulk_insert(
+                &store,
+                csv,
+                &file.display().to_string(),
+                template.as_deref(),
+                due,
+                now,
+            )?;
+            crate::job::print_scheduled(&job, json)
+        }
+        BulkCommand::Insert {
+            data,
+            file,
+            template,
+            at: None,
             json,
         } => insert(&data.data, &file, template.as_deref(), json),
         BulkCommand::Update {
@@ -150,12 +180,26 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             all,
             change,
             dry_run,
+            at,
             json,
         } => {
             if query.is_empty() && !all {
                 bail!("no filter given: add filters (--name, --in-pool, ...) or --all");
             }
             let now = SystemTime::now();
+            if let Some(at) = at {
+                let due = capf_admin::parse_rfc3339(&at, "--at")?;
+                let filter = query.filter()?;
+                let store = open_existing_store(&data.data)?;
+                let job = capf_admin::jobs::schedule_bulk_update(
+                    &store,
+                    &filter,
+                    &change.params(),
+                    due,
+                    now,
+                )?;
+                return crate::job::print_scheduled(&job, json);
+            }
             let change = change.params().to_change(now)?;
             let filter = query.filter()?;
             let store = open_existing_store(&data.data)?;

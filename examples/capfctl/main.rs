@@ -33,6 +33,8 @@ mod bulk;
 mod capf_cert;
 mod csr;
 mod device;
+mod job;
+mod ldap;
 mod lsc;
 mod lsc_revoke;
 mod names;
@@ -67,6 +69,12 @@ enum Command {
     /// Devices in bulk: insert from a CSV file, update by query (with a dry run).
     #[command(subcommand)]
     Bulk(bulk::BulkCommand),
+    /// The LDAP directory sync with a device template.
+    #[command(subcommand)]
+    Ldap(ldap::LdapCommand),
+    /// Scheduled jobs (bulk ... --at TIME, the certificate monitor): list, show, cancel.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Device templates applied to the devices a bulk insert brings in.
     #[command(subcommand)]
     Template(bulk::TemplateCommand),
@@ -129,6 +137,8 @@ fn main() -> ExitCode {
         Command::CapfCert(cmd) => capf_cert::run(cmd),
         Command::Device(cmd) => device::run(cmd),
         Command::Bulk(cmd) => bulk::run(cmd),
+        Command::Job(cmd) => job::run(cmd),
+        Command::Ldap(cmd) => ldap::run(cmd),
         Command::Template(cmd) => bulk::run_template(cmd),
         Command::AuthString(cmd) => auth_string::run(cmd),
         Command::Csr(cmd) => csr::run(cmd),

@@ -101,6 +101,16 @@ const REQUIREMENTS: &[Requirement] = &[
         package: Package::Script("scripts/install-libest.sh"),
     },
     Requirement {
+        name: "slapd",
+        used_by: "the LDAP directory sync tests (tests/ldap_sync.rs) and the sync figure (scripts/ldap-sync-figure.sh): a throwaway OpenLDAP directory (capf-test-support's `slapd`)",
+        check: Check::Command(&[
+            "sh",
+            "-c",
+            "command -v slapd && command -v slapadd && command -v ldapadd",
+        ]),
+        package: Package::Apt(&["slapd", "ldap-utils"]),
+    },
+    Requirement {
         name: "nginx",
         used_by: "the EST label path in tests/online_ca_est.rs (Debian's libEST has no label support: nginx in front strips it)",
         check: Check::Command(&["/usr/sbin/nginx", "-v"]),

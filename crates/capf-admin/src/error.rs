@@ -387,6 +387,46 @@ pub enum Error {
         /// What the parser reported.
         error: capf_lsc::der::Error,
     },
+    /// The LDAP directory could not be reached, refused the bind, or failed the search:
+    /// nothing was applied.
+    #[error("{what}: {source}")]
+    Directory {
+        /// What was being done: `binding to URL as DN`, ...
+        what: String,
+        /// What ldap3 reported.
+        source: Box<ldap3::LdapError>,
+    },
+    /// The TLS configuration for `ldaps` could not be built.
+    #[error("the TLS configuration for ldaps: {source}")]
+    DirectoryTls {
+        /// What rustls reported.
+        source: rustls::Error,
+    },
+    /// A device-name rule that is neither `ATTRIBUTE` nor `PREFIX+ATTRIBUTE`.
+    #[error("--device-name {text:?}: expected an attribute (uid) or PREFIX+ATTRIBUTE (CSF+uid)")]
+    DeviceNameRule {
+        /// The text given.
+        text: String,
+    },
+    /// A stored job whose parameters cannot be read (written by other code, or damaged).
+    #[error("job {id}: its {kind} parameters cannot be read")]
+    JobPayload {
+        /// The job's number.
+        id: i64,
+        /// Its kind.
+        kind: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored job of a kind this code does not run.
+    #[error("job {id}: unknown kind {kind:?}")]
+    UnknownJobKind {
+        /// The job's number.
+        id: i64,
+        /// Its kind.
+        kind: String,
+    },
     /// capf-trust failed or refused (a store file that cannot be written, say).
     #[error(transparent)]
     Trust(Box<capf_trust::Error>),

@@ -9,6 +9,8 @@ pub mod csr;
 mod device;
 mod error;
 mod files;
+pub mod jobs;
+pub mod ldap;
 mod load;
 mod names;
 mod online_ca;

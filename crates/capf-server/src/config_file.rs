@@ -60,6 +60,28 @@ pub struct ConfigFile {
     /// Run-time settings (`[settings]`, keys as `capfctl settings show` lists them), stored at
     /// start; capfctl changes them later without a restart.
     pub settings: Option<std::collections::BTreeMap<String, toml::Value>>,
+    /// The built-in certificate monitor job (`[monitor]`), run by capfd's job scheduler.
+    pub monitor: Option<MonitorSection>,
+}
+
+/// `[monitor]`: the built-in certificate monitor job (issue 17), which capfd runs daily, and
+/// hourly while an LSC expires within a day: it revokes the LSCs past their notAfter and mails
+/// one notification per run of those expiring soon. Every key optional.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MonitorSection {
+    /// Whether the monitor runs (default true; `false` switches it off).
+    pub enabled: Option<bool>,
+    /// The notification's look-ahead in days (default 30).
+    pub days: Option<u32>,
+    /// The SMTP relay, `HOST` or `HOST:PORT` (plain SMTP, port 25 by default); without it the
+    /// report goes only to the job's result and the log.
+    pub smtp_server: Option<String>,
+    /// The notification's sender address (with `smtp_server`).
+    pub mail_from: Option<String>,
+    /// The notification's recipients (with `smtp_server`).
+    pub mail_to: Option<Vec<String>>,
 }
 
 /// How capfd writes its log lines (`--log-format`, `log_format`).

@@ -27,7 +27,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
-pub use config_file::{ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat};
+pub use config_file::{
+    ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat, MonitorSection,
+};
 pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
