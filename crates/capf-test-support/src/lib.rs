@@ -5,6 +5,7 @@
 #![allow(clippy::panic)]
 
 pub mod certsrv;
+pub mod postgres;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
