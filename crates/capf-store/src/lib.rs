@@ -8,6 +8,8 @@ mod ca_request;
 mod data_dir;
 mod error;
 mod online_ca;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod schema;
 mod settings;
 mod sqlite;
@@ -38,6 +40,8 @@ pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{AdminStore, DeviceStore, SessionStore};
 pub use types::{
@@ -131,4 +135,6 @@ pub mod action {
     pub const API_TOKEN_CREATED: &str = "api token created";
     /// [`AdminStore::remove_api_token`](crate::AdminStore::remove_api_token).
     pub const API_TOKEN_REMOVED: &str = "api token removed";
+    /// The cluster's CAPF certificate stored or replaced (the PostgreSQL store).
+    pub const CAPF_CERTIFICATE_STORED: &str = "capf certificate stored";
 }
