@@ -29,6 +29,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod ca_requests;
+pub mod jobs;
 pub mod lifecycle;
 
 /// A step of a conformance test that must succeed: [`must`](Must::must) gives the value or
@@ -131,6 +132,16 @@ macro_rules! conformance_tests {
             api_tokens_are_found_by_hash_and_go_with_their_account,
             changes_through_an_account_handle_are_audited_with_its_name,
         );
+        $crate::conformance_tests!(@each $factory; jobs:
+            jobs_are_stored_listed_and_cancelled,
+            a_due_job_is_claimed_once_and_finished_with_its_result,
+            concurrent_claims_take_each_job_exactly_once,
+            a_singleton_job_is_one_at_a_time,
+            running_jobs_of_a_restarted_node_fail_and_never_run_again,
+            job_changes_are_audited,
+            a_directory_sync_adds_new_devices_only_and_reports_departed_ones,
+            a_directory_sync_dry_run_or_a_bad_entry_applies_nothing,
+        );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {
         $(
@@ -155,6 +166,7 @@ mod tests {
             ("admin", include_str!("conformance/admin.rs")),
             ("ca_requests", include_str!("conformance/ca_requests.rs")),
             ("accounts", include_str!("conformance/accounts.rs")),
+            ("jobs", include_str!("conformance/jobs.rs")),
         ] {
             let behaviours: Vec<&str> = source
                 .lines()

@@ -302,6 +302,34 @@ pub enum Error {
         "the stored Online CA password cannot be unsealed (the data directory's key file is not the one it was sealed under): set it again with `capfctl online-ca set`"
     )]
     SealedPassword,
+    /// No job with this number is stored.
+    #[error("job {id} does not exist")]
+    UnknownJob {
+        /// The number given.
+        id: i64,
+    },
+    /// The job is not in the state the call needs (cancelling one that already ran, say).
+    #[error("job {id} is {state}, so it cannot be {wanted}")]
+    JobWrongState {
+        /// The job's number.
+        id: i64,
+        /// Its state.
+        state: crate::JobState,
+        /// What the call wanted to do, such as "cancelled".
+        wanted: &'static str,
+    },
+    /// A singleton job of this kind is already Scheduled or Running.
+    #[error("a {kind} job is already scheduled")]
+    JobAlreadyScheduled {
+        /// The job's kind.
+        kind: String,
+    },
+    /// A job that cannot be stored (an empty kind).
+    #[error("invalid job: {reason}")]
+    InvalidJob {
+        /// Why.
+        reason: &'static str,
+    },
     /// A name that is none of an enum's names (`FromStr` of [`AuthMode`](crate::AuthMode) or
     /// [`StatusKind`](crate::StatusKind)).
     #[error("unknown {what} {name:?}")]

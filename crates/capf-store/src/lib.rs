@@ -7,6 +7,7 @@ mod auth;
 mod ca_request;
 mod data_dir;
 mod error;
+mod job;
 mod online_ca;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -38,6 +39,10 @@ pub use capf_lsc::{
 pub use capf_wire::DeviceName;
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
+pub use job::{
+    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Job, JobResult,
+    JobState, NewJob,
+};
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 #[cfg(feature = "postgres")]
@@ -137,4 +142,18 @@ pub mod action {
     pub const API_TOKEN_REMOVED: &str = "api token removed";
     /// The cluster's CAPF certificate stored or replaced (the PostgreSQL store).
     pub const CAPF_CERTIFICATE_STORED: &str = "capf certificate stored";
+    /// [`AdminStore::add_job`](crate::AdminStore::add_job).
+    pub const JOB_SCHEDULED: &str = "job scheduled";
+    /// [`AdminStore::cancel_job`](crate::AdminStore::cancel_job).
+    pub const JOB_CANCELLED: &str = "job cancelled";
+    /// [`AdminStore::claim_due_job`](crate::AdminStore::claim_due_job).
+    pub const JOB_STARTED: &str = "job started";
+    /// [`AdminStore::finish_job`](crate::AdminStore::finish_job) and
+    /// [`AdminStore::fail_running_jobs`](crate::AdminStore::fail_running_jobs).
+    pub const JOB_FINISHED: &str = "job finished";
+    /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per device
+    /// registered.
+    pub const DEVICE_DIRECTORY_ADDED: &str = "device added by directory sync";
+    /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per sync.
+    pub const DIRECTORY_SYNCED: &str = "directory synced";
 }

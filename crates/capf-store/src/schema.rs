@@ -212,8 +212,67 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_by_account ON api_tokens (account, id);
 ";
 
+/// Version 7: scheduled jobs (issue 17: Run Later bulk jobs, the built-in certificate monitor)
+/// and what the directory sync remembers.
+///
+/// A job's kind and payload are capf-admin's text, never read here. The state columns hold
+/// the lifecycle's invariants: a claimed job has its start and node, a finished one its end,
+/// a job that ran its result (a failure exactly when it Failed). `jobs_singleton` lets at most
+/// one singleton job of a kind be Scheduled or Running, so two servers cannot both schedule the
+/// next monitor run. `jobs_due` serves the claim (`state = 'scheduled' AND due <= now`). A
+/// job's refused items are rows of `job_errors`, in order, removed with it.
+///
+/// `directory_devices` are the devices a directory sync found (one row per device, by name),
+/// and `directory_sync` one row once the first sync was applied.
+const V7: &str = "
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (length(kind) > 0),
+    description TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    due INTEGER NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('scheduled', 'running', 'succeeded', 'failed', 'cancelled')),
+    singleton INTEGER NOT NULL CHECK (singleton IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    node TEXT,
+    finished_at INTEGER,
+    devices_changed INTEGER CHECK (devices_changed >= 0),
+    failure TEXT,
+    CHECK ((state IN ('running', 'succeeded', 'failed')) = (started_at IS NOT NULL)),
+    CHECK ((started_at IS NULL) = (node IS NULL)),
+    CHECK ((state IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CHECK ((state IN ('succeeded', 'failed')) = (devices_changed IS NOT NULL)),
+    CHECK ((state = 'failed') = (failure IS NOT NULL))
+) STRICT;
+CREATE INDEX jobs_due ON jobs (state, due, id);
+CREATE UNIQUE INDEX jobs_singleton ON jobs (kind)
+    WHERE singleton = 1 AND state IN ('scheduled', 'running');
+
+CREATE TABLE job_errors (
+    job INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (job, seq)
+) STRICT;
+
+CREATE TABLE directory_devices (
+    name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+    dn TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE directory_sync (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    first_sync_at INTEGER NOT NULL,
+    last_sync_at INTEGER NOT NULL
+) STRICT;
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -424,6 +483,41 @@ mod tests {
              state_changed_at) VALUES ('SEP1', 'offline-ca', x'30', x'30', 'issued', 1, 1)",
             "INSERT INTO ca_requests (device, mode, csr, public_key, state, received_at, \
              state_changed_at) VALUES ('SEP1', 'capf', x'30', x'30', 'pending', 1, 1)",
+        ] {
+            assert!(conn.execute_batch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn version_7_adds_jobs_and_the_directory_sync_state_with_their_rules() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..6]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO audit (at, device, action, detail) VALUES (1, 'SEP1', 'x', 'y');",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..7]).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 7);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        let ok = "INSERT INTO jobs (kind, description, payload, due, state, singleton, \
+                  created_at) VALUES ('monitor', '', '', 1, 'scheduled', 1, 1)";
+        conn.execute_batch(ok).unwrap();
+        for bad in [
+            // a second scheduled singleton of the kind
+            ok,
+            // running without its start and node
+            "INSERT INTO jobs (kind, description, payload, due, state, singleton, created_at) \
+             VALUES ('x', '', '', 1, 'running', 0, 1)",
+            // failed without a reason
+            "INSERT INTO jobs (kind, description, payload, due, state, singleton, created_at, \
+             started_at, node, finished_at, devices_changed) \
+             VALUES ('x', '', '', 1, 'failed', 0, 1, 1, 'n', 1, 0)",
+            "INSERT INTO jobs (kind, description, payload, due, state, singleton, created_at) \
+             VALUES ('', '', '', 1, 'scheduled', 0, 1)",
+            "INSERT INTO directory_sync (id, first_sync_at, last_sync_at) VALUES (2, 1, 1)",
         ] {
             assert!(conn.execute_batch(bad).is_err(), "{bad}");
         }

@@ -21,6 +21,7 @@ mod accounts;
 mod admin;
 mod bulk;
 mod ca;
+mod jobs;
 mod online_ca;
 mod session;
 

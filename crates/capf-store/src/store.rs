@@ -7,8 +7,9 @@ use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
     Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceTemplate, DeviceUpdate, Error, IssuedLsc,
-    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, Operation,
+    Device, DeviceChange, DeviceQuery, DeviceTemplate, DeviceUpdate, DirectoryEntry,
+    DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult, JobState,
+    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, NewJob, Operation,
     Settings, StatusReport, TroubleshootResult,
 };
 
@@ -648,6 +649,93 @@ pub trait AdminStore: Send + Sync {
     /// # Errors
     /// [`Error::InvalidAccount`] for an unknown token, or a database error.
     fn remove_api_token(&self, id: i64, now: SystemTime) -> Result<(), Error>;
+
+    // Scheduled jobs and the directory sync (issue 17).
+
+    /// Stores a job, Scheduled, audited ([`action::JOB_SCHEDULED`](crate::action::JOB_SCHEDULED)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidJob`] for an empty kind, [`Error::JobAlreadyScheduled`] for a singleton
+    /// whose kind has a job Scheduled or Running, or a database error.
+    fn add_job(&self, job: &NewJob, now: SystemTime) -> Result<Job, Error>;
+
+    /// The jobs, ordered by number: all of them, or those in `state`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn jobs(&self, state: Option<JobState>) -> Result<Vec<Job>, Error>;
+
+    /// The job with this number.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn job(&self, id: i64) -> Result<Option<Job>, Error>;
+
+    /// Cancels a Scheduled job: it becomes Cancelled and never runs. Audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`], [`Error::JobWrongState`] for a job that is not Scheduled (it is
+    /// running or over), or a database error.
+    fn cancel_job(&self, id: i64, now: SystemTime) -> Result<Job, Error>;
+
+    /// Claims one due job for `node` to run: the Scheduled job with the earliest due time at or
+    /// before `now` (then the lowest number) becomes Running, with `node` and `now` as its start;
+    /// `None` when none is due. Audited.
+    ///
+    /// The claim is one conditional change (`UPDATE ... WHERE state = 'scheduled' AND due <=
+    /// now`) in one transaction, so of any number of callers, in any processes or on any
+    /// nodes sharing the store, exactly one gets each job; a backend with row locks skips the
+    /// rows another caller holds rather than waiting for them.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error>;
+
+    /// Records the end of a Running job with its result: Succeeded, or Failed when
+    /// [`JobResult::failure`] is set. Audited.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`], [`Error::JobWrongState`] for a job that is not Running, or a
+    /// database error.
+    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error>;
+
+    /// The jobs `node` left Running (it stopped while they ran) become Failed with `reason`,
+    /// each audited; returns them. A server calls it at start for its own node: a job is
+    /// never run twice, so one that may have applied part of its work is reported, not re-run.
+    ///
+    /// # Errors
+    /// A database error.
+    fn fail_running_jobs(
+        &self,
+        node: &str,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<Vec<Job>, Error>;
+
+    /// Applies one directory sync in one transaction: every entry whose device is not
+    /// registered is registered as given (an audit entry each,
+    /// [`action::DEVICE_DIRECTORY_ADDED`](crate::action::DEVICE_DIRECTORY_ADDED), naming its
+    /// DN); every entry is remembered as a directory device (its DN and when it was seen); the
+    /// directory devices of earlier syncs that `entries` no longer lists are reported as
+    /// departed and kept (never deleted); the first sync is recorded. With `dry_run`, works the
+    /// same out and rolls it back.
+    ///
+    /// # Errors
+    /// [`Error::BulkItem`] naming an entry that cannot be registered (its index: a name given
+    /// twice, say), so nothing is applied; or a database error.
+    fn sync_directory(
+        &self,
+        entries: &[DirectoryEntry],
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<DirectorySyncOutcome, Error>;
+
+    /// Where the directory sync stands: whether and when the first sync ran, and the devices
+    /// the syncs found.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an unreadable record, or a database error.
+    fn directory_sync_state(&self) -> Result<DirectorySyncState, Error>;
 
     /// A handle on the same store whose changes are audited as made by `account`
     /// ([`AuditEntry::actor`](crate::AuditEntry::actor)), in the same transaction as each

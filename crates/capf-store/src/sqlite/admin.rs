@@ -9,6 +9,7 @@ use rusqlite::params;
 
 use super::accounts;
 use super::ca;
+use super::jobs;
 use super::{
     DEVICE_COLUMNS, RawDevice, added_detail, append_audit, bulk, describe_time, from_unix,
     insert_device, load, load_lsc, load_required, name_from_db, query_lscs, set_lsc_state,
@@ -17,8 +18,9 @@ use crate::auth;
 use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, Error,
-    FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, Operation,
+    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, DirectoryEntry,
+    DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job, JobResult, JobState,
+    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob, Operation,
     OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult, action,
 };
 
@@ -490,6 +492,66 @@ impl AdminStore for SqliteStore {
 
     fn remove_api_token(&self, id: i64, now: SystemTime) -> Result<(), Error> {
         self.write(None, |tx| accounts::remove_token(tx, id, now))
+    }
+
+    fn add_job(&self, job: &NewJob, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::add(tx, job, now))
+    }
+
+    fn jobs(&self, state: Option<JobState>) -> Result<Vec<Job>, Error> {
+        jobs::list(&self.lock(), state)
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Job>, Error> {
+        jobs::load(&self.lock(), id)
+    }
+
+    fn cancel_job(&self, id: i64, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::cancel(tx, id, now))
+    }
+
+    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
+        self.write(None, |tx| jobs::claim(tx, node, now))
+    }
+
+    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::finish(tx, id, result, now))
+    }
+
+    fn fail_running_jobs(
+        &self,
+        node: &str,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<Vec<Job>, Error> {
+        self.write(None, |tx| jobs::fail_running(tx, node, reason, now))
+    }
+
+    fn sync_directory(
+        &self,
+        entries: &[DirectoryEntry],
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<DirectorySyncOutcome, Error> {
+        // Authentication strings are checked and hashed before the write lock, as in bulk.
+        let mut hashes = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let new = &entry.device;
+            hashes.push(
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(|e| Error::BulkItem {
+                        index,
+                        source: Box::new(e),
+                    })?,
+            );
+        }
+        self.write_or_roll_back(dry_run, |tx| {
+            jobs::sync_directory(tx, entries, &hashes, now)
+        })
+    }
+
+    fn directory_sync_state(&self) -> Result<DirectorySyncState, Error> {
+        jobs::sync_state(&self.lock())
     }
 
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
