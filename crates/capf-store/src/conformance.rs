@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             login_failures_count_and_a_login_resets_them,
             api_tokens_are_found_by_hash_and_go_with_their_account,
             changes_through_an_account_handle_are_audited_with_its_name,
+            admin_actions_are_audited_without_a_device_and_with_the_account,
         );
         $crate::conformance_tests!(@each $factory; jobs:
             jobs_are_stored_listed_and_cancelled,

@@ -156,4 +156,16 @@ pub mod action {
     pub const DEVICE_DIRECTORY_ADDED: &str = "device added by directory sync";
     /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per sync.
     pub const DIRECTORY_SYNCED: &str = "directory synced";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): a
+    /// certificate uploaded to a trust store (the web administration, capfctl).
+    pub const TRUST_UPLOADED: &str = "trust certificate uploaded";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): a
+    /// certificate deleted from a trust store.
+    pub const TRUST_DELETED: &str = "trust certificate deleted";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): the CAPF
+    /// certificate replaced by an uploaded one.
+    pub const CAPF_CERTIFICATE_REPLACED: &str = "capf certificate replaced";
+    /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): the CAPF
+    /// certificate regenerated (a new key and self-signed certificate).
+    pub const CAPF_CERTIFICATE_REGENERATED: &str = "capf certificate regenerated";
 }

@@ -737,6 +737,18 @@ pub trait AdminStore: Send + Sync {
     /// [`Error::Corrupt`] for an unreadable record, or a database error.
     fn directory_sync_state(&self) -> Result<DirectorySyncState, Error>;
 
+    /// Appends an audit entry for an administrative change that is not a device's and that the
+    /// store does not make itself (a trust-store upload or delete, the CAPF certificate replaced
+    /// or regenerated: files of the data directory), with no device. Through a handle from
+    /// [`AdminStore::acting_as`] the entry names the account, like every other change. `action`
+    /// is one of the [`action`](crate::action) names for such changes
+    /// ([`action::TRUST_UPLOADED`](crate::action::TRUST_UPLOADED), ...).
+    ///
+    /// # Errors
+    /// A database error.
+    fn record_admin_action(&self, action: &str, detail: &str, now: SystemTime)
+    -> Result<(), Error>;
+
     /// A handle on the same store whose changes are audited as made by `account`
     /// ([`AuditEntry::actor`](crate::AuditEntry::actor)), in the same transaction as each
     /// change: what the web administration calls on behalf of a logged-in account.

@@ -159,3 +159,42 @@ pub fn changes_through_an_account_handle_are_audited_with_its_name<S: DeviceStor
     // The handle sees the same store.
     assert!(alice.device(&name).must().is_some());
 }
+
+/// An administrative change that is not a device's is audited with no device, its action and
+/// detail as given, and the account of the handle that recorded it (none without one).
+pub fn admin_actions_are_audited_without_a_device_and_with_the_account<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
+    s.record_admin_action(
+        action::CAPF_CERTIFICATE_REGENERATED,
+        "CN=CAPF-0a1b2c3d",
+        t(1),
+    )
+    .must();
+    let alice = s.acting_as(&an("alice"));
+    alice
+        .record_admin_action(
+            action::TRUST_UPLOADED,
+            "CallManager-trust 3f2a: CN=cucm.example.com",
+            t(2),
+        )
+        .must();
+    let entries = s.audit(None, 10).must();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].at, t(2));
+    assert_eq!(entries[0].device, None);
+    assert_eq!(entries[0].action, action::TRUST_UPLOADED);
+    assert_eq!(
+        entries[0].detail,
+        "CallManager-trust 3f2a: CN=cucm.example.com"
+    );
+    assert_eq!(entries[0].actor.as_deref(), Some("alice"));
+    assert_eq!(entries[1].action, action::CAPF_CERTIFICATE_REGENERATED);
+    assert_eq!(entries[1].device, None);
+    assert_eq!(entries[1].actor, None);
+    // A device's audit does not show them.
+    let name = DeviceName::new("SEP001122334455").must();
+    s.add_device(&NewDevice::new(name.clone()), t(3)).must();
+    assert_eq!(s.audit(Some(&name), 10).must().len(), 1);
+}

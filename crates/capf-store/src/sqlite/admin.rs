@@ -554,6 +554,15 @@ impl AdminStore for SqliteStore {
         jobs::sync_state(&self.lock())
     }
 
+    fn record_admin_action(
+        &self,
+        action: &str,
+        detail: &str,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| append_audit(tx, now, None, action, detail))
+    }
+
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
         Arc::new(self.with_actor(account.as_str()))
     }
