@@ -33,6 +33,7 @@ mod admin;
 mod bulk;
 mod ca;
 mod cluster;
+mod jobs;
 pub(crate) mod schema;
 mod session;
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use capf_lsc::{DeviceName, OnlineCaConfig};
 
 use super::{
-    PgStore, accounts, append_audit, bulk, ca, col, insert_device, load_lsc, load_locked,
+    PgStore, accounts, append_audit, jobs, bulk, ca, col, insert_device, load_lsc, load_locked,
     parse_device, pg_device, query_lscs, set_lsc_state,
 };
 use crate::auth;
@@ -15,7 +15,9 @@ use crate::sqlite::{DEVICE_COLUMNS, added_detail, describe_time, from_unix, name
 use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, Error,
+    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
+    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job, JobResult, JobState,
+    NewJob,
     FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, Operation,
     OperationStatus, Settings, StatusReport, TroubleshootResult, action,
 };
@@ -475,6 +477,74 @@ impl AdminStore for PgStore {
 
     fn remove_api_token(&self, id: i64, now: SystemTime) -> Result<(), Error> {
         self.write(None, |tx| accounts::remove_token(tx, id, now))
+    }
+
+    fn add_job(&self, job: &NewJob, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::add(tx, job, now))
+    }
+
+    fn jobs(&self, state: Option<JobState>) -> Result<Vec<Job>, Error> {
+        self.read(|tx| jobs::list(tx, state))
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Job>, Error> {
+        self.read(|tx| jobs::load(tx, id))
+    }
+
+    fn cancel_job(&self, id: i64, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::cancel(tx, id, now))
+    }
+
+    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
+        self.write(None, |tx| jobs::claim(tx, node, now))
+    }
+
+    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::finish(tx, id, result, now))
+    }
+
+    fn fail_running_jobs(
+        &self,
+        node: &str,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<Vec<Job>, Error> {
+        self.write(None, |tx| jobs::fail_running(tx, node, reason, now))
+    }
+
+    fn sync_directory(
+        &self,
+        entries: &[DirectoryEntry],
+        dry_run: bool,
+        now: SystemTime,
+    ) -> Result<DirectorySyncOutcome, Error> {
+        let mut hashes = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let new = &entry.device;
+            hashes.push(
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(|e| Error::BulkItem {
+                        index,
+                        source: Box::new(e),
+                    })?,
+            );
+        }
+        self.write_once(None, dry_run, &mut |tx| {
+            jobs::sync_directory(tx, entries, &hashes, now)
+        })
+    }
+
+    fn directory_sync_state(&self) -> Result<DirectorySyncState, Error> {
+        self.read(jobs::sync_state)
+    }
+
+    fn record_admin_action(
+        &self,
+        action: &str,
+        detail: &str,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| append_audit(tx, now, None, action, detail))
     }
 
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {

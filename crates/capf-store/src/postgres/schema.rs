@@ -2,7 +2,8 @@
 //!
 //! Version 1 is SQLite's schema at its version 6, table for table and constraint for
 //! constraint; version 2 adds what only a cluster needs (node leases, the cluster's key check,
-//! the cluster's CAPF certificate). The version is the one row of `capf_schema`. Each step runs
+//! the cluster's CAPF certificate); version 3 is SQLite's version 7 (scheduled jobs, the
+//! directory sync). The version is the one row of `capf_schema`. Each step runs
 //! in one transaction holding an advisory lock, so nodes starting at once apply it once; DDL is
 //! transactional in PostgreSQL, so a failed step leaves the previous version. A database at a
 //! version above [`PG_SCHEMA_VERSION`] was written by newer code and is refused. Append new
@@ -193,8 +194,57 @@ CREATE TABLE capf_certificate (
 );
 ";
 
+/// Version 3: SQLite's version 7 (issue 17): scheduled jobs, their refused items, and what the
+/// directory sync remembers.
+const V3: &str = r#"
+CREATE TABLE jobs (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (length(kind) > 0),
+    description TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    due BIGINT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('scheduled', 'running', 'succeeded', 'failed', 'cancelled')),
+    singleton BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    node TEXT,
+    finished_at BIGINT,
+    devices_changed BIGINT CHECK (devices_changed >= 0),
+    failure TEXT,
+    CHECK ((state IN ('running', 'succeeded', 'failed')) = (started_at IS NOT NULL)),
+    CHECK ((started_at IS NULL) = (node IS NULL)),
+    CHECK ((state IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CHECK ((state IN ('succeeded', 'failed')) = (devices_changed IS NOT NULL)),
+    CHECK ((state = 'failed') = (failure IS NOT NULL))
+);
+CREATE INDEX jobs_due ON jobs (state, due, id);
+CREATE UNIQUE INDEX jobs_singleton ON jobs (kind)
+    WHERE singleton AND state IN ('scheduled', 'running');
+
+CREATE TABLE job_errors (
+    job BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (job, seq)
+);
+
+CREATE TABLE directory_devices (
+    name citext COLLATE "C" NOT NULL PRIMARY KEY,
+    dn TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL
+);
+
+CREATE TABLE directory_sync (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    first_sync_at BIGINT NOT NULL,
+    last_sync_at BIGINT NOT NULL
+);
+"#;
+
 /// The migration steps, in order: step `i` takes the database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The PostgreSQL schema version this code creates and understands.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
