@@ -16,6 +16,7 @@ mod settings;
 mod sqlite;
 mod store;
 mod types;
+mod url;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -49,6 +50,7 @@ pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{AdminStore, DeviceStore, SessionStore};
+pub use url::{StoreUrl, open_store, store_password};
 pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
     LscRecord, LscState, NewDevice, Operation, OperationStatus, TroubleshootResult,

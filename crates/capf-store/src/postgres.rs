@@ -138,6 +138,74 @@ impl PgStore {
         &self.node
     }
 
+    /// The cluster's CAPF certificate, or `None` before the first node stored one. A node
+    /// compares its [`CapfCertificate::generation`] with the one it serves, and reloads a
+    /// newer one: a replacement reaches every node without a restart.
+    ///
+    /// # Errors
+    /// [`Error::SealedPassword`] when the key cannot be unsealed with this node's key file, or
+    /// a database error.
+    pub fn capf_certificate(&self) -> Result<Option<CapfCertificate>, Error> {
+        self.read(|tx| cluster::load_capf_certificate(tx, &self.key))
+    }
+
+    /// The cluster's CAPF certificate; when there is none yet, `candidate` (a certificate and
+    /// its key this node made) becomes it. Under a database lock, so of nodes starting at once
+    /// exactly one stores its candidate and the others get that one.
+    ///
+    /// # Errors
+    /// As [`PgStore::capf_certificate`].
+    pub fn capf_certificate_or_insert(
+        &self,
+        candidate_pem: &str,
+        candidate_key: &crate::Secret,
+        now: SystemTime,
+    ) -> Result<CapfCertificate, Error> {
+        self.write(None, |tx| {
+            tx.exec(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&cluster::CAPF_CERTIFICATE_LOCK],
+                "locking the CAPF certificate",
+            )?;
+            if let Some(existing) = cluster::load_capf_certificate(tx, &self.key)? {
+                return Ok(existing);
+            }
+            cluster::store_capf_certificate(
+                tx,
+                &self.key,
+                candidate_pem,
+                candidate_key,
+                self.node.as_str(),
+                now,
+            )
+        })
+    }
+
+    /// Replaces the cluster's CAPF certificate (`capfctl capf-cert ...` on a shared store),
+    /// audited; its generation goes up by one, and every node loads it on its next look.
+    ///
+    /// # Errors
+    /// As [`PgStore::capf_certificate`].
+    pub fn replace_capf_certificate(
+        &self,
+        certificate_pem: &str,
+        key_pem: &crate::Secret,
+        now: SystemTime,
+    ) -> Result<CapfCertificate, Error> {
+        let by = self
+            .actor
+            .as_deref()
+            .map_or_else(|| self.node.to_string(), str::to_owned);
+        self.write(None, |tx| {
+            tx.exec(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&cluster::CAPF_CERTIFICATE_LOCK],
+                "locking the CAPF certificate",
+            )?;
+            cluster::store_capf_certificate(tx, &self.key, certificate_pem, key_pem, &by, now)
+        })
+    }
+
     /// A handle sharing this store's pool whose changes are audited as `actor`'s.
     fn with_actor(&self, actor: &str) -> PgStore {
         PgStore {

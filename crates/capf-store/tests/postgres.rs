@@ -99,3 +99,76 @@ fn two_nodes_cannot_both_begin_an_attempt_for_one_device() {
     b.begin_attempt(&phone, now() + lease + Duration::from_secs(1))
         .unwrap();
 }
+
+#[test]
+fn a_restart_recovers_only_its_own_attempts_and_a_dead_nodes_after_its_lease() {
+    let db = cluster().database();
+    let lease = Duration::from_secs(60);
+    let a = open(&db.url, [9; 32]).with_node(NodeId::new("a").unwrap(), lease);
+    let b = open(&db.url, [9; 32]).with_node(NodeId::new("b").unwrap(), lease);
+    let (pa, pb) = (name("SEP0000000000AA"), name("SEP0000000000BB"));
+    for p in [&pa, &pb] {
+        let mut new = NewDevice::new(p.clone());
+        new.operation = Operation::InstallUpgrade(capf_lsc::KeyPolicy::default());
+        a.add_device(&new, now()).unwrap();
+    }
+    a.begin_attempt(&pa, now()).unwrap();
+    b.begin_attempt(&pb, now()).unwrap();
+    // b restarts: only its own attempt goes back to pending.
+    let ended = b.recover_attempts("stopped", now()).unwrap();
+    assert_eq!(ended.iter().map(|d| &d.name).collect::<Vec<_>>(), [&pb]);
+    assert_eq!(
+        a.device(&pa).unwrap().unwrap().status,
+        capf_store::OperationStatus::InProgress
+    );
+    // a renews while alive: b's look before the lease runs out ends nothing.
+    let later = now() + Duration::from_secs(50);
+    assert!(a.renew_leases("stopped", later).unwrap().is_empty());
+    assert!(
+        b.renew_leases("stopped", later + Duration::from_secs(50))
+            .unwrap()
+            .is_empty()
+    );
+    // a dies (no more renewals): once its lease runs out, b puts its attempt back to pending,
+    // audited.
+    let ended = b
+        .renew_leases("stopped", later + lease + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    let device = a.device(&pa).unwrap().unwrap();
+    assert_eq!(device.status, capf_store::OperationStatus::Pending);
+    assert_eq!(
+        a.audit(Some(&pa), 1).unwrap()[0].action,
+        capf_store::action::ATTEMPT_INTERRUPTED
+    );
+}
+
+#[test]
+fn the_first_node_creates_the_capf_certificate_and_a_replacement_reaches_every_node() {
+    let db = cluster().database();
+    let a = open(&db.url, [9; 32]).with_node(NodeId::new("a").unwrap(), Duration::from_secs(60));
+    let b = open(&db.url, [9; 32]).with_node(NodeId::new("b").unwrap(), Duration::from_secs(60));
+    assert!(a.capf_certificate().unwrap().is_none());
+    let key = |s: &str| capf_store::Secret::new(s);
+    let (ca, cb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| a.capf_certificate_or_insert("CERT-A", &key("KEY-A"), now()));
+        let hb = s.spawn(|| b.capf_certificate_or_insert("CERT-B", &key("KEY-B"), now()));
+        (ha.join().unwrap().unwrap(), hb.join().unwrap().unwrap())
+    });
+    assert_eq!(ca, cb, "both nodes serve the one certificate");
+    assert_eq!(ca.generation, 1);
+    let replaced = a
+        .replace_capf_certificate("CERT-C", &key("KEY-C"), now())
+        .unwrap();
+    assert_eq!(replaced.generation, 2);
+    let seen = b.capf_certificate().unwrap().unwrap();
+    assert_eq!(seen.certificate_pem, "CERT-C");
+    assert_eq!(seen.key_pem.expose(), "KEY-C");
+    // The key is sealed in the database, never stored in clear.
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let sealed: Vec<u8> = client
+        .query_one("SELECT sealed_key FROM capf_certificate", &[])
+        .unwrap()
+        .get(0);
+    assert!(!sealed.windows(5).any(|w| w == b"KEY-C"));
+}

@@ -441,4 +441,64 @@ impl SessionStore for PgStore {
             .map(|r| r.device)
             .collect())
     }
+
+    fn recover_attempts(&self, reason: &str, now: SystemTime) -> Result<Vec<Device>, Error> {
+        self.write(None, |tx| {
+            interrupt_where(
+                tx,
+                "lease_node = $1 OR lease_node IS NULL OR lease_until < $2",
+                self.node.as_str(),
+                reason,
+                now,
+            )
+        })
+    }
+
+    fn renew_leases(&self, reason: &str, now: SystemTime) -> Result<Vec<Device>, Error> {
+        let until = to_unix(now).saturating_add(i64::try_from(self.lease.as_secs()).unwrap_or(0));
+        self.write(None, |tx| {
+            tx.exec(
+                "UPDATE devices SET lease_until = $2 WHERE status = 'in_progress' \
+                 AND lease_node = $1",
+                &[&self.node.as_str(), &until],
+                "renewing the leases",
+            )?;
+            interrupt_where(
+                tx,
+                "lease_node <> $1 AND (lease_node IS NULL OR lease_until < $2)",
+                self.node.as_str(),
+                reason,
+                now,
+            )
+        })
+    }
+}
+
+/// Ends as Interrupted every attempt in progress that `condition` (over `$1` = this node and
+/// `$2` = now) selects, each locked first, so an attempt another node begins meanwhile is not
+/// ended.
+fn interrupt_where(
+    tx: &mut super::Tx<'_>,
+    condition: &str,
+    node: &str,
+    reason: &str,
+    now: SystemTime,
+) -> Result<Vec<Device>, Error> {
+    let sql = format!(
+        "SELECT {} FROM devices WHERE status = 'in_progress' AND ({condition}) \
+         ORDER BY name FOR UPDATE SKIP LOCKED",
+        crate::sqlite::DEVICE_COLUMNS
+    );
+    let rows = tx.rows(&sql, &[&node, &to_unix(now)], "finding attempts to recover")?;
+    let mut ended = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut device = super::parse_device(row)?;
+        let d = &mut device.device;
+        let detail = format!("attempt {} interrupted: {reason}", d.attempts);
+        d.status = OperationStatus::Pending;
+        d.last_error = Some(reason.to_owned());
+        super::store_changed_device(tx, &mut device, now, action::ATTEMPT_INTERRUPTED, &detail)?;
+        ended.push(device.device);
+    }
+    Ok(ended)
 }
