@@ -91,16 +91,22 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if cli.check_config {
         let mut settings = capf_store::Settings::default();
         file.apply_settings(&mut settings)?;
-        let mut config = file.server_config(&data, &capf_server::CapfFiles {
-            certificate: data.join("capf.pem"),
-            key: data.join("capf.key"),
-            created: false,
-        })?;
+        let mut config = file.server_config(
+            &data,
+            &capf_server::CapfFiles {
+                certificate: data.join("capf.pem"),
+                key: data.join("capf.key"),
+                created: false,
+            },
+        )?;
         if !cli.listen.is_empty() {
             config.listen = cli.listen;
         }
         config.validate()?;
-        println!("capfd: configuration OK (store {store_url}, data {})", data.display());
+        println!(
+            "capfd: configuration OK (store {store_url}, data {})",
+            data.display()
+        );
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let files = ensure_capf_files(&data, SystemTime::now())?;

@@ -44,7 +44,10 @@ fn a_phone_enrolls_through_capfd_serving_from_postgresql() {
         .unwrap();
     let started = Instant::now();
     while !(dir.join("capf.pem").exists() && std::net::TcpStream::connect(&listen).is_ok()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "capfd did not listen");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "capfd did not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The administrator registers the phone in the cluster's database, with this data
@@ -95,15 +98,9 @@ fn the_database_unreachable_at_start_is_one_line_and_exit_1() {
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("capfd:"))
-        .collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("capfd:")).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].contains("connecting to the database"),
-        "{stderr}"
-    );
+    assert!(lines[0].contains("connecting to the database"), "{stderr}");
 }
 
 #[test]
@@ -128,11 +125,19 @@ fn check_config_checks_and_exits() {
     let out = Command::new(example("capfd"))
         .arg("--data")
         .arg(&dir)
-        .args(["--store", "postgres://capf@db.example/capf", "--check-config"])
+        .args([
+            "--store",
+            "postgres://capf@db.example/capf",
+            "--check-config",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("configuration OK"), "{stdout}");
     assert!(!dir.exists(), "--check-config creates nothing");
     let config = dir.with_extension("toml");

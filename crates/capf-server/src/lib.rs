@@ -351,7 +351,10 @@ async fn lease_loop(shared: Arc<Shared>) {
         .await
         {
             Ok(Ok(ended)) if !ended.is_empty() => {
-                info!(devices = ended.len(), "another node's attempts whose lease ran out are pending again");
+                info!(
+                    devices = ended.len(),
+                    "another node's attempts whose lease ran out are pending again"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "renewing the leases"),

@@ -44,17 +44,17 @@ pub use job::{
     DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Job, JobResult,
     JobState, NewJob,
 };
-pub use schema::SCHEMA_VERSION;
-pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+pub use schema::SCHEMA_VERSION;
+pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 pub use sqlite::SqliteStore;
 pub use store::{AdminStore, DeviceStore, SessionStore};
-pub use url::{StoreUrl, open_store, store_password};
 pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
     LscRecord, LscState, NewDevice, Operation, OperationStatus, TroubleshootResult,
 };
+pub use url::{StoreUrl, open_store, store_password};
 
 /// The `action` names of [`AuditEntry`]: one per kind of change.
 pub mod action {

@@ -340,7 +340,6 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // The pool
 
@@ -587,10 +586,7 @@ pub(crate) fn pg_device<'a>(
 
 /// Column `i` of `row` (a type the schema guarantees; a mismatch is a typed error, never a
 /// panic).
-pub(crate) fn col<'a, T: postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    i: usize,
-) -> Result<T, Error> {
+pub(crate) fn col<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, Error> {
     row.try_get(i).map_err(pg("reading a row"))
 }
 
@@ -897,7 +893,11 @@ pub(crate) fn insert_issued_lsc(
 }
 
 /// The time as stored (whole seconds), as the store returns it.
-pub(crate) fn stored_time(t: SystemTime, table: &'static str, column: &'static str) -> Result<SystemTime, Error> {
+pub(crate) fn stored_time(
+    t: SystemTime,
+    table: &'static str,
+    column: &'static str,
+) -> Result<SystemTime, Error> {
     from_unix(to_unix(t), table, column)
 }
 

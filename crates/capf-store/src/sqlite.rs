@@ -25,11 +25,11 @@ mod jobs;
 mod online_ca;
 mod session;
 
+pub(crate) use accounts::{RawAccount, account_from_raw};
 pub(crate) use bulk::apply as apply_bulk_change;
+pub(crate) use bulk::{RawTemplate, template_parse};
 pub(crate) use ca::Raw as RawCaRequest;
 pub(crate) use session::succeed;
-pub(crate) use accounts::{RawAccount, account_from_raw};
-pub(crate) use bulk::{RawTemplate, template_parse};
 
 /// The store on an embedded SQLite database (bundled SQLite):
 /// [`SessionStore`](crate::SessionStore) and [`AdminStore`](crate::AdminStore), so also a
@@ -332,7 +332,11 @@ pub(crate) fn to_unix(t: SystemTime) -> i64 {
     }
 }
 
-pub(crate) fn from_unix(secs: i64, table: &'static str, column: &'static str) -> Result<SystemTime, Error> {
+pub(crate) fn from_unix(
+    secs: i64,
+    table: &'static str,
+    column: &'static str,
+) -> Result<SystemTime, Error> {
     let t = if secs >= 0 {
         UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
     } else {

@@ -1,6 +1,7 @@
 //! capf-store on PostgreSQL: the conformance suite, the migrations, and what only a shared
 //! database shows (two stores on one database, as two nodes). One throwaway cluster for this
 //! test binary (capf-test-support's `postgres`), a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

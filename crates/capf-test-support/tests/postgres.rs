@@ -17,5 +17,8 @@ fn the_cluster_hands_out_fresh_databases() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
-    assert!(std::ptr::eq(cluster, capf_test_support::postgres::cluster()));
+    assert!(std::ptr::eq(
+        cluster,
+        capf_test_support::postgres::cluster()
+    ));
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use capf_lsc::{DeviceName, OnlineCaConfig};
 
 use super::{
-    PgStore, accounts, append_audit, jobs, bulk, ca, col, insert_device, load_lsc, load_locked,
+    PgStore, accounts, append_audit, bulk, ca, col, insert_device, jobs, load_locked, load_lsc,
     parse_device, pg_device, query_lscs, set_lsc_state,
 };
 use crate::auth;
@@ -15,10 +15,9 @@ use crate::sqlite::{DEVICE_COLUMNS, added_detail, describe_time, from_unix, name
 use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job, JobResult, JobState,
-    NewJob,
-    FetchedCertificate, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, Operation,
+    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, DirectoryEntry,
+    DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job, JobResult, JobState,
+    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob, Operation,
     OperationStatus, Settings, StatusReport, TroubleshootResult, action,
 };
 
@@ -359,7 +358,9 @@ impl AdminStore for PgStore {
         strings: &[(DeviceName, String)],
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.write(None, |tx| bulk::set_auth_strings(tx, &self.key, strings, now))
+        self.write(None, |tx| {
+            bulk::set_auth_strings(tx, &self.key, strings, now)
+        })
     }
 
     fn status_report(&self, now: SystemTime) -> Result<StatusReport, Error> {

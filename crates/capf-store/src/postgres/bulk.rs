@@ -32,7 +32,10 @@ pub(super) struct Filter {
 
 impl Filter {
     fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
+        self.params
+            .iter()
+            .map(|p| &**p as &(dyn ToSql + Sync))
+            .collect()
     }
 }
 

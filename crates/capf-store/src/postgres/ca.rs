@@ -83,10 +83,14 @@ pub(super) fn open_request(
         "SELECT {COLUMNS} FROM ca_requests WHERE device = $1 AND state IN ('pending', 'issued') \
          ORDER BY id DESC LIMIT 1"
     );
-    tx.opt(&sql, &[&device.as_str()], "finding the open certificate request")?
-        .as_ref()
-        .map(parse)
-        .transpose()
+    tx.opt(
+        &sql,
+        &[&device.as_str()],
+        "finding the open certificate request",
+    )?
+    .as_ref()
+    .map(parse)
+    .transpose()
 }
 
 fn set_state(

@@ -49,7 +49,11 @@ impl NodeId {
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
             .take(48)
             .collect();
-        let host = if host.is_empty() { "node".to_owned() } else { host };
+        let host = if host.is_empty() {
+            "node".to_owned()
+        } else {
+            host
+        };
         NodeId(format!("{host}-{}", std::process::id()))
     }
 

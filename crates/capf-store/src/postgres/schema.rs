@@ -318,8 +318,7 @@ pub(crate) fn migrate_with(client: &mut Client, steps: &[&str]) -> Result<(), Er
                 )
             })
             .map_err(pg("recording the schema version"))?;
-        tx.commit()
-            .map_err(pg("committing a schema migration"))?;
+        tx.commit().map_err(pg("committing a schema migration"))?;
     }
 }
 
@@ -359,7 +358,10 @@ mod tests {
     #[test]
     fn a_failing_step_leaves_the_previous_version() {
         let (mut c, _) = client();
-        let steps = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER); NOT SQL"];
+        let steps = [
+            "CREATE TABLE a (x INTEGER);",
+            "CREATE TABLE b (y INTEGER); NOT SQL",
+        ];
         assert!(matches!(
             migrate_with(&mut c, &steps),
             Err(Error::Postgres { .. })
@@ -413,7 +415,8 @@ mod tests {
         ] {
             assert!(c.batch_execute(bad).is_err(), "{bad}");
         }
-        c.batch_execute("INSERT INTO settings VALUES ('k', 'v')").unwrap();
+        c.batch_execute("INSERT INTO settings VALUES ('k', 'v')")
+            .unwrap();
         c.batch_execute(
             "INSERT INTO audit (at, device, action, detail) VALUES (1, 'SEPaa', 'x', 'y')",
         )
