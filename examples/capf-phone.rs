@@ -252,7 +252,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             Some(url) => url.parse()?,
             None => capf_store::StoreUrl::sqlite(dir),
         };
-        let (dir, all) = (dir.clone(), names.iter().chain(&idle_names).cloned().collect::<Vec<_>>());
+        let (dir, all) = (
+            dir.clone(),
+            names.iter().chain(&idle_names).cloned().collect::<Vec<_>>(),
+        );
         let sessions = cli.phones + cli.idle;
         // The store is synchronous (PostgreSQL's client runs its own runtime): the blocking pool.
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
