@@ -101,6 +101,11 @@ struct Cli {
     /// Schedule the simulated devices in the store of this data directory first.
     #[arg(long)]
     provision: Option<PathBuf>,
+    /// With --provision: the store to schedule them in, when it is not the data directory's
+    /// SQLite (`postgres://user@host/db`; the password from PGPASSWORD). The data directory
+    /// still holds the authentication-string key file.
+    #[arg(long)]
+    store: Option<String>,
     /// Load runs: verify the LSCs against this CA certificate (PEM) instead of the CAPF
     /// certificate, as in the Online CA mode, where the external CA signs them.
     #[arg(long)]
@@ -243,14 +248,29 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         .map(|n| simulated_name(&cli.prefix, 0x8000_0000 + n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(dir) = &cli.provision {
-        let store = SqliteStore::open(dir)?;
-        capf_admin::provision_load_devices(
-            &store,
-            names.iter().chain(&idle_names),
-            spec,
-            cli.phones + cli.idle,
-            SystemTime::now(),
-        )?;
+        let url = match &cli.store {
+            Some(url) => url.parse()?,
+            None => capf_store::StoreUrl::sqlite(dir),
+        };
+        let (dir, all) = (
+            dir.clone(),
+            names.iter().chain(&idle_names).cloned().collect::<Vec<_>>(),
+        );
+        let sessions = cli.phones + cli.idle;
+        // The store is synchronous (PostgreSQL's client runs its own runtime): the blocking pool.
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let password = capf_store::store_password(None)?;
+            let store = capf_store::open_store(&url, &dir, password.as_ref())?;
+            capf_admin::provision_load_devices(
+                store.as_ref(),
+                all.iter(),
+                spec,
+                sessions,
+                SystemTime::now(),
+            )?;
+            Ok(())
+        })
+        .await??;
         // The server re-reads its settings every 2 s.
         std::thread::sleep(Duration::from_millis(2500));
     }

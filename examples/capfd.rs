@@ -1,7 +1,13 @@
 //! `capfd`: the CAPF server.
 //!
-//! `capfd [--config FILE] [--data DIR] [--listen ADDR]... [--legacy-tls-listen ADDR]...
-//! [--enable-ipv6 BOOL] [--admin-listen ADDR] [--log-format text|json]`
+//! `capfd [--config FILE] [--data DIR] [--store URL] [--store-password-file FILE]
+//! [--listen ADDR]... [--legacy-tls-listen ADDR]... [--enable-ipv6 BOOL]
+//! [--admin-listen ADDR] [--log-format text|json] [--check-config]`
+//!
+//! `--store postgres://user@host/db` serves from a PostgreSQL database that several capfd nodes
+//! share (a cluster); the password comes from `--store-password-file` or `PGPASSWORD`, never
+//! from the command line. The default is the SQLite store in the data directory.
+//! `--check-config` reads and checks the configuration, prints one line and exits.
 //!
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
 //! store, and a CAPF certificate and key on the first run; then it serves on port 3804 (IPv4
@@ -33,7 +39,7 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use capf_server::{CapfServer, ConfigFile, LogFormat, ensure_capf_files};
-use capf_store::{AdminStore, DeviceStore, SessionStore, SqliteStore};
+use capf_store::{DeviceStore, StoreUrl, open_store, store_password};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -45,6 +51,16 @@ struct Cli {
     /// The data directory (store, CAPF certificate and key).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The store: `sqlite:DIR` (default: the data directory's) or `postgres://user@host/db`
+    /// (several nodes on one database; no password in the URL).
+    #[arg(long)]
+    store: Option<String>,
+    /// A file whose first line is the PostgreSQL password (else `PGPASSWORD`).
+    #[arg(long)]
+    store_password_file: Option<PathBuf>,
+    /// Check the configuration (file, flags, store URL), print one line, and exit.
+    #[arg(long)]
+    check_config: bool,
     /// Listen address (repeat for several); default 0.0.0.0:3804 and [::]:3804.
     #[arg(long)]
     listen: Vec<SocketAddr>,
@@ -96,16 +112,51 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     };
     init_logs(cli.log_format.or(file.log_format).unwrap_or_default());
     let data = file.data_dir(cli.data);
+    let store_url = match &cli.store {
+        Some(url) => url.parse::<StoreUrl>()?,
+        None => StoreUrl::sqlite(&data),
+    };
+    if cli.check_config {
+        let mut settings = capf_store::Settings::default();
+        file.apply_settings(&mut settings)?;
+        let mut config = file.server_config(
+            &data,
+            &capf_server::CapfFiles {
+                certificate: data.join("capf.pem"),
+                key: data.join("capf.key"),
+                created: false,
+            },
+        )?;
+        if !cli.listen.is_empty() {
+            config.listen = cli.listen;
+        }
+        config.validate()?;
+        println!(
+            "capfd: configuration OK (store {store_url}, data {})",
+            data.display()
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let files = ensure_capf_files(&data, SystemTime::now())?;
     if files.created {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
-    let store = Arc::new(SqliteStore::open(&data)?);
-    store.check_integrity()?; // a damaged store is refused, not served (issue 12)
-    let mut settings = store.settings()?;
-    if file.apply_settings(&mut settings)? {
-        store.update_settings(&settings, SystemTime::now())?;
-    }
+    let password = store_password(cli.store_password_file.as_deref())?;
+    // The store is synchronous (PostgreSQL's client runs its own runtime): open and read it on
+    // the blocking pool. A damaged SQLite store is refused, not served (issue 12).
+    let (store, file) = {
+        let data = data.clone();
+        let url = store_url.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = open_store(&url, &data, password.as_ref())?;
+            let mut settings = store.settings()?;
+            if file.apply_settings(&mut settings)? {
+                store.update_settings(&settings, SystemTime::now())?;
+            }
+            Ok((store, file))
+        })
+        .await??
+    };
     // CAPF-trust, CAPF-trust-MIC, CAPF-trust-SUDI for authentication by existing certificate
     // live in <data>/trust unless the file says otherwise (capfctl trust ... --store DIR).
     let mut config = file.server_config(&data, &files)?;
@@ -127,7 +178,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     let server = CapfServer::bind(config, store.clone()).await?;
     // Scheduled jobs (issue 17): wiring only; capf-admin claims and runs them.
     tokio::spawn(run_jobs(scheduler, jobs_store));
-    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), "CAPF serving");
+    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, "CAPF serving");
     if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
         // The web administration over the same store and data directory, with this server's
         // metrics and readiness.

@@ -111,6 +111,12 @@ const REQUIREMENTS: &[Requirement] = &[
         package: Package::Apt(&["slapd", "ldap-utils"]),
     },
     Requirement {
+        name: "postgresql",
+        used_by: "the PostgreSQL store's tests (capf-store's conformance suite on PostgreSQL, the two-node cluster tests): capf-test-support's `postgres` starts a throwaway cluster per test binary",
+        check: Check::Command(&["sh", "-c", "ls /usr/lib/postgresql/*/bin/initdb"]),
+        package: Package::Apt(&["postgresql"]),
+    },
+    Requirement {
         name: "nginx",
         used_by: "the EST label path in tests/online_ca_est.rs (Debian's libEST has no label support: nginx in front strips it)",
         check: Check::Command(&["/usr/sbin/nginx", "-v"]),

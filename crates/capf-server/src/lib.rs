@@ -263,6 +263,7 @@ impl CapfServer {
         }
         let reload = tokio::spawn(reload_loop(Arc::clone(&self.shared)));
         let refresh = tokio::spawn(settings_loop(Arc::clone(&self.shared)));
+        let leases = tokio::spawn(lease_loop(Arc::clone(&self.shared)));
         let online_ca = tokio::spawn(online::run(
             Arc::clone(&self.shared.enrollment),
             self.shared.config.settings_refresh,
@@ -282,6 +283,7 @@ impl CapfServer {
         }
         reload.abort();
         refresh.abort();
+        leases.abort();
         online_ca.abort();
     }
 
@@ -330,23 +332,46 @@ impl ServerHandle {
 /// Devices left In Progress by a server that stopped mid-session (a crash, a kill) go back to
 /// Pending, so their phones' next attempts run the operation again.
 fn recover_interrupted(store: &dyn SessionStore) -> Result<usize, Error> {
-    let store_error = |source| Error::Store {
-        context: "recovering interrupted attempts",
-        source,
-    };
-    let interrupted = store.devices_in_progress().map_err(store_error)?;
-    for device in &interrupted {
-        store
-            .end_attempt(
-                &device.name,
-                capf_store::AttemptEnd::Interrupted {
-                    reason: "CAPF stopped while the session ran".to_owned(),
-                },
-                SystemTime::now(),
-            )
-            .map_err(store_error)?;
+    // Only this node's attempts on a shared store (and those whose lease ran out).
+    store
+        .recover_attempts(INTERRUPTED_BY_STOP, SystemTime::now())
+        .map(|ended| ended.len())
+        .map_err(|source| Error::Store {
+            context: "recovering interrupted attempts",
+            source,
+        })
+}
+
+/// Why an attempt cut off by a stopped server (this one, or another node of the cluster whose
+/// lease ran out) is pending again.
+const INTERRUPTED_BY_STOP: &str = "CAPF stopped while the session ran";
+
+/// How often a node renews its leases on attempts in progress and takes back those of a
+/// stopped node (a shared store's; nothing for SQLite).
+const LEASE_RENEWAL: Duration = Duration::from_secs(10);
+
+/// Renews this node's leases and puts a stopped node's attempts back to pending.
+async fn lease_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(LEASE_RENEWAL);
+    loop {
+        tick.tick().await;
+        let store = Arc::clone(shared.enrollment.store());
+        match tokio::task::spawn_blocking(move || {
+            store.renew_leases(INTERRUPTED_BY_STOP, SystemTime::now())
+        })
+        .await
+        {
+            Ok(Ok(ended)) if !ended.is_empty() => {
+                info!(
+                    devices = ended.len(),
+                    "another node's attempts whose lease ran out are pending again"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "renewing the leases"),
+            Err(e) => warn!(error = %e, "renewing the leases"),
+        }
     }
-    Ok(interrupted.len())
 }
 
 async fn connection_task(

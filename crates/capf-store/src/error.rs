@@ -65,6 +65,48 @@ pub enum Error {
         /// The rusqlite error.
         source: rusqlite::Error,
     },
+    /// A PostgreSQL call failed (the PostgreSQL store, feature `postgres`): the server refused
+    /// a statement, or the connection failed or was lost.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "PostgreSQL error while {action}{}: {}",
+        device.as_ref().map(|d| format!(" (device {d})")).unwrap_or_default(),
+        crate::postgres::describe(source)
+    )]
+    Postgres {
+        /// What the store was doing, such as "adding the device".
+        action: &'static str,
+        /// The device concerned, if any.
+        device: Option<String>,
+        /// The client's error.
+        source: postgres::Error,
+    },
+    /// A store URL that cannot be used (see [`StoreUrl`](crate::StoreUrl)); the URL is shown
+    /// without its password.
+    #[error("the store URL {url} {reason}")]
+    StoreUrl {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The cluster's database was set up with another authentication-string key file: this
+    /// node's stored authentication strings and sealed passwords would not check.
+    #[error(
+        "this node's authentication-string key file is not the one the cluster's database was \
+         set up with: copy the key file ({}) of the first node to every node",
+        crate::SqliteStore::KEY_FILE
+    )]
+    ClusterKeyMismatch,
+    /// Another node runs an attempt for the device, and its lease has not run out: this node
+    /// tells the phone to come back later.
+    #[error("device {device} has an attempt in progress on node {node}")]
+    AttemptOnAnotherNode {
+        /// The device.
+        device: String,
+        /// The node whose lease holds the attempt.
+        node: String,
+    },
     /// SQLite's quick check found the database damaged ([`SqliteStore::check_integrity`]):
     /// serving from it would fail sessions one by one, so it is refused as a whole.
     ///

@@ -9,11 +9,14 @@ mod data_dir;
 mod error;
 mod job;
 mod online_ca;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod schema;
 mod settings;
 mod sqlite;
 mod store;
 mod types;
+mod url;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -41,6 +44,8 @@ pub use job::{
     DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Job, JobResult,
     JobState, NewJob,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
 pub use sqlite::SqliteStore;
@@ -49,6 +54,7 @@ pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
     LscRecord, LscState, NewDevice, Operation, OperationStatus, TroubleshootResult,
 };
+pub use url::{StoreUrl, open_store, store_password};
 
 /// The `action` names of [`AuditEntry`]: one per kind of change.
 pub mod action {
@@ -148,6 +154,8 @@ pub mod action {
     /// [`AdminStore::record_admin_action`](crate::AdminStore::record_admin_action): the CAPF
     /// certificate regenerated (a new key and self-signed certificate).
     pub const CAPF_CERTIFICATE_REGENERATED: &str = "capf certificate regenerated";
+    /// The cluster's CAPF certificate stored or replaced (the PostgreSQL store).
+    pub const CAPF_CERTIFICATE_STORED: &str = "capf certificate stored";
     /// [`AdminStore::add_job`](crate::AdminStore::add_job).
     pub const JOB_SCHEDULED: &str = "job scheduled";
     /// [`AdminStore::cancel_job`](crate::AdminStore::cancel_job).

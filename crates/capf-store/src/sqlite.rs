@@ -25,6 +25,12 @@ mod jobs;
 mod online_ca;
 mod session;
 
+pub(crate) use accounts::{RawAccount, account_from_raw};
+pub(crate) use bulk::apply as apply_bulk_change;
+pub(crate) use bulk::{RawTemplate, template_parse};
+pub(crate) use ca::Raw as RawCaRequest;
+pub(crate) use session::succeed;
+
 /// The store on an embedded SQLite database (bundled SQLite):
 /// [`SessionStore`](crate::SessionStore) and [`AdminStore`](crate::AdminStore), so also a
 /// [`DeviceStore`](crate::DeviceStore).
@@ -315,7 +321,7 @@ const BUSY_RETRY: Duration = Duration::from_millis(1);
 // Encodings
 
 /// Unix seconds, rounded down.
-fn to_unix(t: SystemTime) -> i64 {
+pub(crate) fn to_unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => {
@@ -326,7 +332,11 @@ fn to_unix(t: SystemTime) -> i64 {
     }
 }
 
-fn from_unix(secs: i64, table: &'static str, column: &'static str) -> Result<SystemTime, Error> {
+pub(crate) fn from_unix(
+    secs: i64,
+    table: &'static str,
+    column: &'static str,
+) -> Result<SystemTime, Error> {
     let t = if secs >= 0 {
         UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
     } else {
@@ -341,7 +351,7 @@ fn from_unix(secs: i64, table: &'static str, column: &'static str) -> Result<Sys
 
 /// A device name read back from the store's own rows: it was valid when it was written, so one
 /// that does not parse was edited by hand or damaged.
-fn name_from_db(
+pub(crate) fn name_from_db(
     text: String,
     table: &'static str,
     column: &'static str,
@@ -353,7 +363,7 @@ fn name_from_db(
     })
 }
 
-fn from_unix_opt(
+pub(crate) fn from_unix_opt(
     secs: Option<i64>,
     table: &'static str,
     column: &'static str,
@@ -362,7 +372,7 @@ fn from_unix_opt(
 }
 
 /// The operation as (operation, key_order, key_size, key_curve) columns.
-fn operation_columns(
+pub(crate) fn operation_columns(
     op: &Operation,
 ) -> (
     &'static str,
@@ -387,7 +397,7 @@ fn operation_columns(
     }
 }
 
-fn operation_from_columns(
+pub(crate) fn operation_from_columns(
     op: &str,
     order: Option<&str>,
     size: Option<i64>,
@@ -428,36 +438,36 @@ fn operation_from_columns(
 // Devices
 
 /// A device as stored: the public record plus the authentication-string tag.
-struct DeviceRow {
-    device: Device,
-    auth_hash: Option<Vec<u8>>,
+pub(crate) struct DeviceRow {
+    pub(crate) device: Device,
+    pub(crate) auth_hash: Option<Vec<u8>>,
 }
 
-const DEVICE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
+pub(crate) const DEVICE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
      key_size, key_curve, auth_mode, auth_hash, complete_by, status, failure_reason, last_error, \
      attempts, ec_key_generation_failed, auth_failures, last_auth_failure, updated_at";
 
 /// A `devices` row as SQLite returns it.
-struct RawDevice {
-    name: String,
-    description: String,
-    device_pool: String,
-    model: String,
-    operation: String,
-    key_order: Option<String>,
-    key_size: Option<i64>,
-    key_curve: Option<String>,
-    auth_mode: String,
-    auth_hash: Option<Vec<u8>>,
-    complete_by: Option<i64>,
-    status: String,
-    failure_reason: Option<String>,
-    last_error: Option<String>,
-    attempts: u32,
-    ec_key_generation_failed: bool,
-    auth_failures: u32,
-    last_auth_failure: Option<i64>,
-    updated_at: i64,
+pub(crate) struct RawDevice {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) device_pool: String,
+    pub(crate) model: String,
+    pub(crate) operation: String,
+    pub(crate) key_order: Option<String>,
+    pub(crate) key_size: Option<i64>,
+    pub(crate) key_curve: Option<String>,
+    pub(crate) auth_mode: String,
+    pub(crate) auth_hash: Option<Vec<u8>>,
+    pub(crate) complete_by: Option<i64>,
+    pub(crate) status: String,
+    pub(crate) failure_reason: Option<String>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) ec_key_generation_failed: bool,
+    pub(crate) auth_failures: u32,
+    pub(crate) last_auth_failure: Option<i64>,
+    pub(crate) updated_at: i64,
 }
 
 impl RawDevice {
@@ -485,7 +495,7 @@ impl RawDevice {
         })
     }
 
-    fn parse(self) -> Result<DeviceRow, Error> {
+    pub(crate) fn parse(self) -> Result<DeviceRow, Error> {
         let corrupt = |column, value: &str| Error::Corrupt {
             table: "devices",
             column,
@@ -628,7 +638,7 @@ fn insert_device(
 }
 
 /// The audit detail of a device registered.
-fn added_detail(new: &NewDevice, has_auth_string: bool) -> String {
+pub(crate) fn added_detail(new: &NewDevice, has_auth_string: bool) -> String {
     format!(
         "operation {}, complete by {}, auth mode {}, authentication string {}",
         new.operation,
@@ -655,25 +665,25 @@ fn append_audit(
     Ok(())
 }
 
-fn describe_time(t: Option<SystemTime>) -> String {
+pub(crate) fn describe_time(t: Option<SystemTime>) -> String {
     t.map_or_else(|| "none".to_owned(), |t| format!("unix {}", to_unix(t)))
 }
 
 // ---------------------------------------------------------------------------------------------
 // LSCs
 
-const LSC_COLUMNS: &str =
+pub(crate) const LSC_COLUMNS: &str =
     "serial, device, der, not_before, not_after, issued_at, state, state_changed_at";
 
-struct RawLsc {
-    serial: Vec<u8>,
-    device: String,
-    der: Vec<u8>,
-    not_before: i64,
-    not_after: i64,
-    issued_at: i64,
-    state: String,
-    state_changed_at: i64,
+pub(crate) struct RawLsc {
+    pub(crate) serial: Vec<u8>,
+    pub(crate) device: String,
+    pub(crate) der: Vec<u8>,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) issued_at: i64,
+    pub(crate) state: String,
+    pub(crate) state_changed_at: i64,
 }
 
 impl RawLsc {
@@ -690,7 +700,7 @@ impl RawLsc {
         })
     }
 
-    fn parse(self) -> Result<LscRecord, Error> {
+    pub(crate) fn parse(self) -> Result<LscRecord, Error> {
         Ok(LscRecord {
             state: LscState::from_db(&self.state).ok_or_else(|| Error::Corrupt {
                 table: "lscs",
@@ -722,7 +732,7 @@ fn all_rows<T>(
 
 /// Checks an LSC about to be recorded (issued or imported) for `device`: a serial, a
 /// certificate, and notBefore no later than notAfter.
-fn check_lsc(
+pub(crate) fn check_lsc(
     device: &str,
     serial: &[u8],
     der: &[u8],
@@ -805,7 +815,7 @@ fn set_lsc_state(
     Ok(())
 }
 
-fn list_of(serials: &[String]) -> String {
+pub(crate) fn list_of(serials: &[String]) -> String {
     serials.join(", ")
 }
 

@@ -299,6 +299,41 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// A database error.
     fn devices_in_progress(&self) -> Result<Vec<Device>, Error>;
+
+    /// At start: ends as Interrupted (`reason`) the attempts this server left in progress when
+    /// it stopped, and returns those devices. One node alone (SQLite) owns every attempt in
+    /// progress, so this default ends them all, one by one. A shared store (PostgreSQL) ends
+    /// only this node's and those whose lease ran out (a node that stopped), in one
+    /// transaction, never another running node's.
+    ///
+    /// # Errors
+    /// A database error.
+    fn recover_attempts(&self, reason: &str, now: SystemTime) -> Result<Vec<Device>, Error> {
+        let interrupted = self.devices_in_progress()?;
+        let mut ended = Vec::with_capacity(interrupted.len());
+        for device in interrupted {
+            ended.push(self.end_attempt(
+                &device.name,
+                AttemptEnd::Interrupted {
+                    reason: reason.to_owned(),
+                },
+                now,
+            )?);
+        }
+        Ok(ended)
+    }
+
+    /// While running, every few seconds: renews this node's leases on its attempts in
+    /// progress, and ends as Interrupted (`reason`) the attempts of other nodes whose lease
+    /// ran out, in one transaction; returns those. One node alone has no leases: the default
+    /// does nothing.
+    ///
+    /// # Errors
+    /// A database error.
+    fn renew_leases(&self, reason: &str, now: SystemTime) -> Result<Vec<Device>, Error> {
+        let _ = (reason, now);
+        Ok(Vec::new())
+    }
 }
 
 /// Administration: devices (one at a time and in bulk), schedules, authentication strings,

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod certsrv;
+pub mod postgres;
 pub mod slapd;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

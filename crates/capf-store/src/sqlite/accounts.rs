@@ -18,7 +18,7 @@ fn corrupt(column: &'static str, value: String) -> Error {
     }
 }
 
-type RawAccount = (String, String, String, i64, i64, Option<i64>, Option<i64>);
+pub(crate) type RawAccount = (String, String, String, i64, i64, Option<i64>, Option<i64>);
 
 fn raw_account(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
     Ok((
@@ -32,7 +32,7 @@ fn raw_account(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
     ))
 }
 
-fn account_from_raw(raw: RawAccount) -> Result<Account, Error> {
+pub(crate) fn account_from_raw(raw: RawAccount) -> Result<Account, Error> {
     let (name, role, password_hash, created_at, failures, last_failure, last_login) = raw;
     Ok(Account {
         name: AccountName::new(&name).map_err(|_| corrupt("name", name.clone()))?,

@@ -106,7 +106,7 @@ pub(super) fn query_rows(conn: &Connection, query: &DeviceQuery) -> Result<Vec<D
 }
 
 /// Applies `change` to `row` (not stored); returns what changed, or `None` when nothing did.
-fn apply(row: &mut DeviceRow, change: &BulkChange) -> Option<String> {
+pub(crate) fn apply(row: &mut DeviceRow, change: &BulkChange) -> Option<String> {
     let before = row.device.clone();
     let d = &mut row.device;
     let mut changes = Vec::new();
@@ -435,7 +435,7 @@ fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<
 const TEMPLATE_COLUMNS: &str = "name, description, device_pool, model, operation, key_order, \
      key_size, key_curve, auth_mode, complete_by";
 
-type RawTemplate = (
+pub(crate) type RawTemplate = (
     String,
     String,
     String,
@@ -463,7 +463,7 @@ fn template_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTemplate> {
     ))
 }
 
-fn template_parse(raw: RawTemplate) -> Result<DeviceTemplate, Error> {
+pub(crate) fn template_parse(raw: RawTemplate) -> Result<DeviceTemplate, Error> {
     let (name, description, device_pool, model, op, order, size, curve, auth_mode, complete_by) =
         raw;
     Ok(DeviceTemplate {

@@ -17,18 +17,18 @@ const COLUMNS: &str = "id, device, mode, csr, public_key, ca_request_id, state, 
      failure, received_at, state_changed_at";
 
 /// A row as SQLite holds it, before its names and times are parsed.
-struct Raw {
-    id: i64,
-    device: String,
-    mode: String,
-    csr: Vec<u8>,
-    public_key: Vec<u8>,
-    ca_request_id: Option<String>,
-    state: String,
-    lsc_serial: Option<Vec<u8>>,
-    failure: Option<String>,
-    received_at: i64,
-    state_changed_at: i64,
+pub(crate) struct Raw {
+    pub(crate) id: i64,
+    pub(crate) device: String,
+    pub(crate) mode: String,
+    pub(crate) csr: Vec<u8>,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) ca_request_id: Option<String>,
+    pub(crate) state: String,
+    pub(crate) lsc_serial: Option<Vec<u8>>,
+    pub(crate) failure: Option<String>,
+    pub(crate) received_at: i64,
+    pub(crate) state_changed_at: i64,
 }
 
 impl Raw {
@@ -48,7 +48,7 @@ impl Raw {
         })
     }
 
-    fn parse(self) -> Result<CaRequest, Error> {
+    pub(crate) fn parse(self) -> Result<CaRequest, Error> {
         let corrupt = |column, value: &str| Error::Corrupt {
             table: "ca_requests",
             column,

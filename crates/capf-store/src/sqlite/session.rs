@@ -451,7 +451,7 @@ impl SessionStore for SqliteStore {
 
 /// The operation succeeded: operation None, status Success, last error and the one-time
 /// authentication string cleared.
-fn succeed(row: &mut DeviceRow, detail: &mut String) {
+pub(crate) fn succeed(row: &mut DeviceRow, detail: &mut String) {
     let d = &mut row.device;
     d.operation = Operation::None;
     d.status = OperationStatus::Success;

@@ -1,0 +1,416 @@
+//! Scheduled jobs and the directory sync state on PostgreSQL: SQLite's (`sqlite/jobs.rs`) on
+//! the same tables. The claim skips rows another node holds (`FOR UPDATE SKIP LOCKED`), so of
+//! any number of nodes exactly one runs each job, and none waits for another's claim.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use postgres::Row;
+
+use super::{Tx, append_audit, col, insert_device, pg_device};
+use crate::sqlite::{added_detail, from_unix, from_unix_opt, name_from_db, to_unix};
+use crate::{
+    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job,
+    JobResult, JobState, NewJob, action,
+};
+
+const COLUMNS: &str = "id, kind, description, payload, due, state, singleton, created_at, \
+     started_at, node, finished_at, devices_changed, failure";
+
+fn parse(tx: &mut Tx<'_>, row: &Row) -> Result<Job, Error> {
+    let id: i64 = col(row, 0)?;
+    let state: String = col(row, 5)?;
+    let state: JobState = state.parse().map_err(|_| Error::Corrupt {
+        table: "jobs",
+        column: "state",
+        value: state.clone(),
+    })?;
+    let devices_changed: Option<i64> = col(row, 11)?;
+    let result = match devices_changed {
+        Some(changed) => Some(JobResult {
+            devices_changed: u64::try_from(changed).map_err(|_| Error::Corrupt {
+                table: "jobs",
+                column: "devices_changed",
+                value: changed.to_string(),
+            })?,
+            errors: tx
+                .rows(
+                    "SELECT message FROM job_errors WHERE job = $1 ORDER BY seq",
+                    &[&id],
+                    "reading a job's errors",
+                )?
+                .iter()
+                .map(|r| col(r, 0))
+                .collect::<Result<_, _>>()?,
+            failure: col(row, 12)?,
+        }),
+        None => None,
+    };
+    Ok(Job {
+        id,
+        kind: col(row, 1)?,
+        description: col(row, 2)?,
+        payload: col(row, 3)?,
+        due: from_unix(col(row, 4)?, "jobs", "due")?,
+        state,
+        singleton: col(row, 6)?,
+        created_at: from_unix(col(row, 7)?, "jobs", "created_at")?,
+        started_at: from_unix_opt(col(row, 8)?, "jobs", "started_at")?,
+        node: col(row, 9)?,
+        finished_at: from_unix_opt(col(row, 10)?, "jobs", "finished_at")?,
+        result,
+    })
+}
+
+fn load_with(tx: &mut Tx<'_>, id: i64, lock: &str) -> Result<Option<Job>, Error> {
+    let row = tx.opt(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = $1{lock}"),
+        &[&id],
+        "loading a job",
+    )?;
+    row.map(|r| parse(tx, &r)).transpose()
+}
+
+pub(super) fn load(tx: &mut Tx<'_>, id: i64) -> Result<Option<Job>, Error> {
+    load_with(tx, id, "")
+}
+
+fn load_required(tx: &mut Tx<'_>, id: i64) -> Result<Job, Error> {
+    load_with(tx, id, "")?.ok_or(Error::UnknownJob { id })
+}
+
+fn load_locked(tx: &mut Tx<'_>, id: i64) -> Result<Job, Error> {
+    load_with(tx, id, " FOR UPDATE")?.ok_or(Error::UnknownJob { id })
+}
+
+pub(super) fn list(tx: &mut Tx<'_>, state: Option<JobState>) -> Result<Vec<Job>, Error> {
+    let rows = match state {
+        Some(state) => tx.rows(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE state = $1 ORDER BY id"),
+            &[&state.as_str()],
+            "listing the jobs",
+        )?,
+        None => tx.rows(
+            &format!("SELECT {COLUMNS} FROM jobs ORDER BY id"),
+            &[],
+            "listing the jobs",
+        )?,
+    };
+    rows.iter().map(|r| parse(tx, r)).collect()
+}
+
+pub(super) fn add(tx: &mut Tx<'_>, job: &NewJob, now: SystemTime) -> Result<Job, Error> {
+    if job.kind.trim().is_empty() {
+        return Err(Error::InvalidJob {
+            reason: "the kind is empty",
+        });
+    }
+    let row = tx.opt(
+        "INSERT INTO jobs (kind, description, payload, due, state, singleton, created_at) \
+         VALUES ($1, $2, $3, $4, 'scheduled', $5, $6) ON CONFLICT DO NOTHING RETURNING id",
+        &[
+            &job.kind,
+            &job.description,
+            &job.payload,
+            &to_unix(job.due),
+            &job.singleton,
+            &to_unix(now),
+        ],
+        "storing a job",
+    )?;
+    let Some(row) = row else {
+        // The only unique rule a new job can break: a singleton of its kind is scheduled or
+        // running.
+        return Err(Error::JobAlreadyScheduled {
+            kind: job.kind.clone(),
+        });
+    };
+    let id: i64 = col(&row, 0)?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::JOB_SCHEDULED,
+        &format!(
+            "job {id} ({}) due unix {}: {}",
+            job.kind,
+            to_unix(job.due),
+            job.description
+        ),
+    )?;
+    load_required(tx, id)
+}
+
+pub(super) fn cancel(tx: &mut Tx<'_>, id: i64, now: SystemTime) -> Result<Job, Error> {
+    let job = load_locked(tx, id)?;
+    if job.state != JobState::Scheduled {
+        return Err(Error::JobWrongState {
+            id,
+            state: job.state,
+            wanted: "cancelled",
+        });
+    }
+    tx.exec(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1 \
+         AND state = 'scheduled'",
+        &[&id, &to_unix(now)],
+        "cancelling a job",
+    )?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::JOB_CANCELLED,
+        &format!("job {id} ({}): {}", job.kind, job.description),
+    )?;
+    load_required(tx, id)
+}
+
+pub(super) fn claim(tx: &mut Tx<'_>, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
+    let row = tx.opt(
+        "UPDATE jobs SET state = 'running', started_at = $2, node = $1 \
+         WHERE id = (SELECT id FROM jobs WHERE state = 'scheduled' AND due <= $2 \
+                     ORDER BY due, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+           AND state = 'scheduled' \
+         RETURNING id",
+        &[&node, &to_unix(now)],
+        "claiming a due job",
+    )?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = col(&row, 0)?;
+    let job = load_required(tx, id)?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::JOB_STARTED,
+        &format!("job {id} ({}) on {node}: {}", job.kind, job.description),
+    )?;
+    Ok(Some(job))
+}
+
+fn record_result(
+    tx: &mut Tx<'_>,
+    job: &Job,
+    result: &JobResult,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let state = if result.failure.is_some() {
+        JobState::Failed
+    } else {
+        JobState::Succeeded
+    };
+    tx.exec(
+        "UPDATE jobs SET state = $2, finished_at = $3, devices_changed = $4, failure = $5 \
+         WHERE id = $1 AND state = 'running'",
+        &[
+            &job.id,
+            &state.as_str(),
+            &to_unix(now),
+            &i64::try_from(result.devices_changed).unwrap_or(i64::MAX),
+            &result.failure,
+        ],
+        "recording a job's result",
+    )?;
+    for (seq, message) in result.errors.iter().enumerate() {
+        tx.exec(
+            "INSERT INTO job_errors (job, seq, message) VALUES ($1, $2, $3)",
+            &[&job.id, &i64::try_from(seq).unwrap_or(i64::MAX), message],
+            "recording a job's errors",
+        )?;
+    }
+    append_audit(
+        tx,
+        now,
+        None,
+        action::JOB_FINISHED,
+        &format!(
+            "job {} ({}) {state}: {} devices changed, {} errors{}",
+            job.id,
+            job.kind,
+            result.devices_changed,
+            result.errors.len(),
+            result
+                .failure
+                .as_deref()
+                .map(|f| format!("; {f}"))
+                .unwrap_or_default()
+        ),
+    )
+}
+
+pub(super) fn finish(
+    tx: &mut Tx<'_>,
+    id: i64,
+    result: &JobResult,
+    now: SystemTime,
+) -> Result<Job, Error> {
+    let job = load_locked(tx, id)?;
+    if job.state != JobState::Running {
+        return Err(Error::JobWrongState {
+            id,
+            state: job.state,
+            wanted: "finished",
+        });
+    }
+    record_result(tx, &job, result, now)?;
+    load_required(tx, id)
+}
+
+pub(super) fn fail_running(
+    tx: &mut Tx<'_>,
+    node: &str,
+    reason: &str,
+    now: SystemTime,
+) -> Result<Vec<Job>, Error> {
+    let ids: Vec<i64> = tx
+        .rows(
+            "SELECT id FROM jobs WHERE state = 'running' AND node = $1 ORDER BY id FOR UPDATE",
+            &[&node],
+            "finding the running jobs",
+        )?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect::<Result<_, _>>()?;
+    let result = JobResult {
+        failure: Some(reason.to_owned()),
+        ..JobResult::default()
+    };
+    let mut failed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let job = load_required(tx, id)?;
+        record_result(tx, &job, &result, now)?;
+        failed.push(load_required(tx, id)?);
+    }
+    Ok(failed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory sync
+
+fn directory_devices(tx: &mut Tx<'_>) -> Result<Vec<DirectoryDevice>, Error> {
+    tx.rows(
+        "SELECT name, dn, first_seen, last_seen FROM directory_devices ORDER BY name",
+        &[],
+        "reading the directory devices",
+    )?
+    .iter()
+    .map(|r| {
+        Ok(DirectoryDevice {
+            name: name_from_db(col(r, 0)?, "directory_devices", "name")?,
+            dn: col(r, 1)?,
+            first_seen: from_unix(col(r, 2)?, "directory_devices", "first_seen")?,
+            last_seen: from_unix(col(r, 3)?, "directory_devices", "last_seen")?,
+        })
+    })
+    .collect()
+}
+
+fn sync_times(tx: &mut Tx<'_>) -> Result<Option<(i64, i64)>, Error> {
+    tx.opt(
+        "SELECT first_sync_at, last_sync_at FROM directory_sync WHERE id = 1",
+        &[],
+        "reading the directory sync state",
+    )?
+    .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
+    .transpose()
+}
+
+pub(super) fn sync_state(tx: &mut Tx<'_>) -> Result<DirectorySyncState, Error> {
+    let times = sync_times(tx)?;
+    Ok(DirectorySyncState {
+        first_sync_at: from_unix_opt(times.map(|t| t.0), "directory_sync", "first_sync_at")?,
+        last_sync_at: from_unix_opt(times.map(|t| t.1), "directory_sync", "last_sync_at")?,
+        devices: directory_devices(tx)?,
+    })
+}
+
+pub(super) fn sync_directory(
+    tx: &mut Tx<'_>,
+    entries: &[DirectoryEntry],
+    hashes: &[Option<Vec<u8>>],
+    now: SystemTime,
+) -> Result<DirectorySyncOutcome, Error> {
+    let item = |index: usize| {
+        move |e: Error| Error::BulkItem {
+            index,
+            source: Box::new(e),
+        }
+    };
+    // One sync at a time across nodes: the first-sync flag and the departed list are read and
+    // written in the same transaction.
+    tx.exec(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&DIRECTORY_SYNC_LOCK],
+        "locking the directory sync",
+    )?;
+    let first_sync = sync_times(tx)?.is_none();
+    let known = directory_devices(tx)?;
+    let mut outcome = DirectorySyncOutcome {
+        first_sync,
+        ..DirectorySyncOutcome::default()
+    };
+    let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
+    for (index, (entry, hash)) in entries.iter().zip(hashes).enumerate() {
+        let new = &entry.device;
+        if !seen.insert(new.name.to_ascii_lowercase()) {
+            return Err(item(index)(Error::DuplicateDevice {
+                name: new.name.to_string(),
+            }));
+        }
+        let inserted = insert_device(tx, new, hash.as_deref(), now)
+            .map_err(pg_device("adding the device", &new.name))
+            .map_err(item(index))?;
+        if inserted == 0 {
+            outcome.already_registered.push(new.name.clone());
+        } else {
+            append_audit(
+                tx,
+                now,
+                Some(&new.name),
+                action::DEVICE_DIRECTORY_ADDED,
+                &format!("from {}; {}", entry.dn, added_detail(new, hash.is_some())),
+            )
+            .map_err(item(index))?;
+            outcome.added.push(new.name.clone());
+        }
+        tx.exec(
+            "INSERT INTO directory_devices (name, dn, first_seen, last_seen) \
+             VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (name) DO UPDATE SET dn = excluded.dn, last_seen = excluded.last_seen",
+            &[&new.name.as_str(), &entry.dn, &to_unix(now)],
+            "remembering the directory device",
+        )
+        .map_err(item(index))?;
+    }
+    outcome.departed = known
+        .into_iter()
+        .filter(|d| !seen.contains(&d.name.to_ascii_lowercase()))
+        .collect();
+    tx.exec(
+        "INSERT INTO directory_sync (id, first_sync_at, last_sync_at) VALUES (1, $1, $1) \
+         ON CONFLICT (id) DO UPDATE SET last_sync_at = excluded.last_sync_at",
+        &[&to_unix(now)],
+        "recording the directory sync",
+    )?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::DIRECTORY_SYNCED,
+        &format!(
+            "{}{} entries: {} devices added, {} already registered, {} departed",
+            if first_sync { "first sync, " } else { "" },
+            entries.len(),
+            outcome.added.len(),
+            outcome.already_registered.len(),
+            outcome.departed.len()
+        ),
+    )?;
+    Ok(outcome)
+}
+
+/// The advisory lock that runs one directory sync at a time across nodes.
+const DIRECTORY_SYNC_LOCK: i64 = 0x4341_5053;

@@ -1,0 +1,153 @@
+//! capfd on a PostgreSQL store (issue 16): a phone enrolls through capfd serving from
+//! PostgreSQL, the database unreachable at start is one line and exit 1, a password in the URL
+//! is refused without being shown, and `--check-config` checks and exits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::example;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use capf_store::{
+    AdminStore, AuthMode, DeviceName, NewDevice, Operation, OperationStatus, PgStore, SessionStore,
+};
+use capf_test_support::postgres::cluster;
+
+/// Where this test's capfd listens (a loopback address no other test binary uses).
+const CAPFD_HOST: &str = "127.0.0.7";
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("capfd-pg-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_phone_enrolls_through_capfd_serving_from_postgresql() {
+    let db = cluster().database();
+    let dir = scratch("enroll");
+    let port = {
+        let l = std::net::TcpListener::bind((CAPFD_HOST, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("{CAPFD_HOST}:{port}");
+    let mut capfd = Command::new(example("capfd"))
+        .arg("--data")
+        .arg(&dir)
+        .args(["--store", &db.url, "--listen", &listen])
+        .env_remove("PGPASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !(dir.join("capf.pem").exists() && std::net::TcpStream::connect(&listen).is_ok()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "capfd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The administrator registers the phone in the cluster's database, with this data
+    // directory's key file (every node holds the same).
+    let key: [u8; 32] = std::fs::read(dir.join("auth-string.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let store = PgStore::connect(db.url.parse().unwrap(), key).unwrap();
+    let name = DeviceName::new("SEP00AABBCC0016").unwrap();
+    let mut new = NewDevice::new(name.clone());
+    new.operation = Operation::InstallUpgrade(capf_lsc::KeyPolicy::default());
+    new.auth_mode = AuthMode::NullString;
+    store.add_device(&new, SystemTime::now()).unwrap();
+    let out = Command::new(example("capf-phone"))
+        .args(["--server", &listen, "--device", name.as_str(), "--trust"])
+        .arg(dir.join("capf.pem"))
+        .output()
+        .unwrap();
+    let _ = capfd.kill();
+    let _ = capfd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let device = store.device(&name).unwrap().unwrap();
+    assert_eq!(device.status, OperationStatus::Success);
+    let lscs = store.lscs(&name).unwrap();
+    assert_eq!(lscs.len(), 1);
+    assert_eq!(lscs[0].state, capf_store::LscState::Installed);
+}
+
+#[test]
+fn the_database_unreachable_at_start_is_one_line_and_exit_1() {
+    let dir = scratch("down");
+    // Port 1 on loopback: nothing listens there.
+    let out = Command::new(example("capfd"))
+        .arg("--data")
+        .arg(&dir)
+        .args(["--store", "postgres://capf@127.0.0.1:1/capf"])
+        .args(["--listen", &format!("{CAPFD_HOST}:0")])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("capfd:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("connecting to the database"), "{stderr}");
+}
+
+#[test]
+fn a_password_in_the_store_url_is_refused_without_showing_it() {
+    let out = Command::new(example("capfd"))
+        .args([
+            "--store",
+            "postgres://capf:hunter2@127.0.0.1:1/capf",
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(stderr.contains("PGPASSWORD"), "{stderr}");
+}
+
+#[test]
+fn check_config_checks_and_exits() {
+    let dir = scratch("check");
+    let out = Command::new(example("capfd"))
+        .arg("--data")
+        .arg(&dir)
+        .args([
+            "--store",
+            "postgres://capf@db.example/capf",
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(!dir.exists(), "--check-config creates nothing");
+    let config = dir.with_extension("toml");
+    std::fs::write(&config, "listen = [\"127.0.0.1:3804\"]\nno_such_key = 1\n").unwrap();
+    let out = Command::new(example("capfd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    assert_eq!(out.status.code(), Some(1));
+}
