@@ -200,6 +200,21 @@ pub fn list_devices(
     })
 }
 
+/// One page of the devices matching `filter`, in name order: at most `limit` from position
+/// `offset`, with how many match in all (the web administration's list).
+///
+/// # Errors
+/// The store's.
+pub fn device_page(
+    store: &dyn DeviceStore,
+    filter: &DeviceFilter,
+    offset: usize,
+    limit: usize,
+    now: SystemTime,
+) -> Result<capf_store::DevicePage, Error> {
+    Ok(store.device_page(&filter.to_query(now), offset, limit)?)
+}
+
 /// A device with its LSCs and its latest audit entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceDetail {

@@ -37,7 +37,7 @@ pub use certificates::{
 };
 pub use device::{
     AUDIT_ENTRIES, DeviceDetail, DeviceEdit, add_device, check_auth_string, check_device_name,
-    check_new_device, device_detail, list_devices, lookup_name, new_device_auth_mode,
+    check_new_device, device_detail, device_page, list_devices, lookup_name, new_device_auth_mode,
     require_device, schedule_device,
 };
 pub use error::{DateProblem, Error};

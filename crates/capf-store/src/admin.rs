@@ -117,6 +117,15 @@ pub struct DeviceQuery {
     pub complete_by_before: Option<SystemTime>,
 }
 
+/// One page of a device query ([`AdminStore::device_page`](crate::AdminStore::device_page)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DevicePage {
+    /// The devices of the page, ordered by name.
+    pub devices: Vec<crate::Device>,
+    /// How many devices match the query in all.
+    pub total: usize,
+}
+
 /// A new schedule for a device: the operation and its complete-by date.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Schedule {

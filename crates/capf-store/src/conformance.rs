@@ -105,6 +105,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $factory; admin:
             bulk_insert_is_all_or_nothing_and_names_the_bad_item,
             queries_combine_name_pattern_pool_model_status_and_lsc_expiry,
+            a_device_page_is_a_slice_of_the_query_with_its_total,
             bulk_update_dry_run_shows_the_changes_and_changes_nothing,
             generated_strings_are_set_with_the_mode_and_only_as_a_tag,
             status_report_counts_each_status_and_past_complete_by,

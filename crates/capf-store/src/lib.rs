@@ -25,7 +25,8 @@ pub use account::{
     ACCOUNT_NAME_MAX_LEN, Account, AccountName, ApiToken, NewAccount, Role, TOKEN_HASH_LEN,
 };
 pub use admin::{
-    BulkChange, DeviceChange, DeviceQuery, DeviceTemplate, Schedule, StatusKind, StatusReport,
+    BulkChange, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, Schedule, StatusKind,
+    StatusReport,
 };
 pub use auth::{
     AUTH_KEY_LEN, AUTH_STRING_MAX_LEN, AUTH_STRING_MIN_LEN, is_valid_auth_string,

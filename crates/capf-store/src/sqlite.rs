@@ -25,10 +25,16 @@ mod jobs;
 mod online_ca;
 mod session;
 
+// The row encodings the PostgreSQL backend shares (one set of rules for both).
+#[cfg(feature = "postgres")]
 pub(crate) use accounts::{RawAccount, account_from_raw};
+#[cfg(feature = "postgres")]
 pub(crate) use bulk::apply as apply_bulk_change;
+#[cfg(feature = "postgres")]
 pub(crate) use bulk::{RawTemplate, template_parse};
+#[cfg(feature = "postgres")]
 pub(crate) use ca::Raw as RawCaRequest;
+#[cfg(feature = "postgres")]
 pub(crate) use session::succeed;
 
 /// The store on an embedded SQLite database (bundled SQLite):

@@ -7,7 +7,7 @@ use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
     Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceTemplate, DeviceUpdate, DirectoryEntry,
+    Device, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, DeviceUpdate, DirectoryEntry,
     DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult, JobState,
     KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, NewJob, Operation,
     Settings, StatusReport, TroubleshootResult,
@@ -470,6 +470,19 @@ pub trait AdminStore: Send + Sync {
     /// # Errors
     /// A database error.
     fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error>;
+
+    /// One page of the devices that match `query`, ordered by name: at most `limit` from
+    /// position `offset`, with the number that match in all. What a person pages through (the
+    /// web administration's list), so a page costs a page, not the whole registry.
+    ///
+    /// # Errors
+    /// A database error.
+    fn device_page(
+        &self,
+        query: &DeviceQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<DevicePage, Error>;
 
     /// Applies `change` to every device that matches `query`, in one transaction, with one
     /// audit entry per device changed; with `dry_run`, works out the same changes and rolls

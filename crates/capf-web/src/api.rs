@@ -7,6 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use capf_admin::{
     BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, CsrView, DeviceDetailView,
     DeviceEdit, DeviceFilter, DeviceView, KeyChoice, LscView, NoProgress, OperationKind,
@@ -70,6 +71,10 @@ pub(crate) struct FilterParams {
     lsc_expires_before: Option<String>,
     #[serde(default)]
     past_complete_by: bool,
+    /// The API's paging: at most this many devices (all without it).
+    limit: Option<usize>,
+    /// The API's paging: from this position in name order (0 without it).
+    offset: Option<usize>,
 }
 
 impl FilterParams {
@@ -109,12 +114,42 @@ fn serde_urlencoded_parse<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError>
 }
 
 /// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=`.
+///
+/// With `limit` (and `offset`), one page in name order, and the number matching in all in the
+/// `X-Total-Count` header: what a client paging through 100,000 devices asks for.
 pub(crate) async fn list_devices(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
-    let devices = list_devices_core(caller, &query::<FilterParams>(uri.query())?).await?;
-    Ok(Json(devices.iter().map(DeviceView::from).collect()))
+) -> Result<Response, ApiError> {
+    let params = query::<FilterParams>(uri.query())?;
+    let Some(limit) = params.limit else {
+        let devices = list_devices_core(caller, &params).await?;
+        return Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response());
+    };
+    let page = device_page_core(caller, &params, params.offset.unwrap_or(0), limit).await?;
+    let views: Vec<DeviceView> = page.devices.iter().map(DeviceView::from).collect();
+    Ok(([("x-total-count", page.total.to_string())], Json(views)).into_response())
+}
+
+/// One page of the devices matching capfctl's filters, with the total (the API's paged list
+/// and the device list page).
+pub(crate) async fn device_page_core(
+    caller: Caller,
+    params: &FilterParams,
+    offset: usize,
+    limit: usize,
+) -> Result<capf_store::DevicePage, ApiError> {
+    let filter = params.to_filter()?;
+    blocking(move || {
+        Ok(capf_admin::device_page(
+            &*caller.store,
+            &filter,
+            offset,
+            limit,
+            SystemTime::now(),
+        )?)
+    })
+    .await
 }
 
 /// The devices matching capfctl's filters (the API's list and the device list page).

@@ -91,6 +91,8 @@ struct Answer {
     status: StatusCode,
     body: Value,
     set_cookie: Option<String>,
+    /// The paged list's `X-Total-Count`.
+    total_count: Option<String>,
 }
 
 impl Answer {
@@ -129,12 +131,17 @@ impl Server {
             .headers()
             .get("set-cookie")
             .map(|v| v.to_str().unwrap().to_owned());
+        let total_count = res
+            .headers()
+            .get("x-total-count")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Answer {
             status,
             body,
             set_cookie,
+            total_count,
         }
     }
 
@@ -316,6 +323,24 @@ async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_a
         .call(Method::GET, "/api/devices?name=SEP0011*", &auth, None)
         .await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
+    assert_eq!(all.total_count, None);
+    // A page: in name order from the offset, with the number matching in all.
+    let page = s
+        .call(
+            Method::GET,
+            "/api/devices?name=SEP0011*&limit=1&offset=1",
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.as_array().unwrap().len(), 1);
+    assert_eq!(page.body[0]["name"], "SEP0011223344AA");
+    assert_eq!(page.total_count.as_deref(), Some("2"));
+    let bad = s
+        .call(Method::GET, "/api/devices?limit=many", &auth, None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     let updated = s
         .call(
             Method::PATCH,

@@ -113,6 +113,38 @@ pub fn bulk_insert_is_all_or_nothing_and_names_the_bad_item<S: DeviceStore>(
     assert_eq!(audit[0].action, action::DEVICE_BULK_ADDED);
 }
 
+/// A page of a query is the query's devices in name order from the offset, with the total.
+pub fn a_device_page_is_a_slice_of_the_query_with_its_total<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
+    let batch: Vec<NewDevice> = (0..25)
+        .map(|i| {
+            device(
+                &format!("SEP0000000000{i:02}"),
+                if i % 2 == 0 { "Even" } else { "Odd" },
+                "8865",
+            )
+        })
+        .collect();
+    s.add_devices(&batch, t(0)).must();
+    let all = s.query_devices(&DeviceQuery::default()).must();
+    let page = s.device_page(&DeviceQuery::default(), 10, 10).must();
+    assert_eq!(page.total, 25);
+    assert_eq!(page.devices, all[10..20]);
+    let last = s.device_page(&DeviceQuery::default(), 20, 10).must();
+    assert_eq!(names(&last.devices), names(&all[20..]));
+    let beyond = s.device_page(&DeviceQuery::default(), 30, 10).must();
+    assert_eq!((beyond.devices.len(), beyond.total), (0, 25));
+    let even = DeviceQuery {
+        device_pool: Some("Even".into()),
+        ..DeviceQuery::default()
+    };
+    let page = s.device_page(&even, 0, 5).must();
+    assert_eq!(page.total, 13);
+    assert_eq!(page.devices, s.query_devices(&even).must()[..5]);
+}
+
 /// Queries combine name pattern, device pool, model, status and LSC expiry.
 pub fn queries_combine_name_pattern_pool_model_status_and_lsc_expiry<S: DeviceStore>(
     new_store: impl Fn() -> S,

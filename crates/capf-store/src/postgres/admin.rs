@@ -15,10 +15,10 @@ use crate::sqlite::{DEVICE_COLUMNS, added_detail, describe_time, from_unix, name
 use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, DirectoryEntry,
-    DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job, JobResult, JobState,
-    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob, Operation,
-    OperationStatus, Settings, StatusReport, TroubleshootResult, action,
+    Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
+    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
+    JobResult, JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob,
+    Operation, OperationStatus, Settings, StatusReport, TroubleshootResult, action,
 };
 
 impl AdminStore for PgStore {
@@ -339,6 +339,19 @@ impl AdminStore for PgStore {
             .into_iter()
             .map(|r| r.device)
             .collect())
+    }
+
+    fn device_page(
+        &self,
+        query: &DeviceQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<DevicePage, Error> {
+        let (rows, total) = self.read(|tx| bulk::query_page(tx, query, offset, limit))?;
+        Ok(DevicePage {
+            devices: rows.into_iter().map(|r| r.device).collect(),
+            total,
+        })
     }
 
     fn update_devices(

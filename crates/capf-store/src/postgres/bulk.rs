@@ -105,11 +105,37 @@ pub(super) fn query_rows(
     query: &DeviceQuery,
     lock: bool,
 ) -> Result<Vec<DeviceRow>, Error> {
+    select_rows(tx, query, if lock { " FOR UPDATE" } else { "" })
+}
+
+/// One page of the devices `query` matches, and how many match in all.
+pub(super) fn query_page(
+    tx: &mut Tx<'_>,
+    query: &DeviceQuery,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<DeviceRow>, usize), Error> {
+    let f = filter(query);
+    let total: i64 = tx
+        .rows(
+            &format!("SELECT COUNT(*) FROM devices WHERE {}", f.sql),
+            &f.refs(),
+            "counting the devices",
+        )?
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(super::pg("counting the devices"))?
+        .unwrap_or(0);
+    let rows = select_rows(tx, query, &format!(" LIMIT {limit} OFFSET {offset}"))?;
+    Ok((rows, usize::try_from(total).unwrap_or(0)))
+}
+
+fn select_rows(tx: &mut Tx<'_>, query: &DeviceQuery, tail: &str) -> Result<Vec<DeviceRow>, Error> {
     let f = filter(query);
     let sql = format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name{}",
-        f.sql,
-        if lock { " FOR UPDATE" } else { "" }
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name{tail}",
+        f.sql
     );
     tx.rows(&sql, &f.refs(), "querying the devices")?
         .iter()

@@ -18,10 +18,10 @@ use crate::auth;
 use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate, DirectoryEntry,
-    DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job, JobResult, JobState,
-    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob, Operation,
-    OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult, action,
+    Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
+    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
+    JobResult, JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob,
+    Operation, OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult, action,
 };
 
 impl AdminStore for SqliteStore {
@@ -356,6 +356,19 @@ impl AdminStore for SqliteStore {
             .into_iter()
             .map(|r| r.device)
             .collect())
+    }
+
+    fn device_page(
+        &self,
+        query: &DeviceQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<DevicePage, Error> {
+        let (rows, total) = bulk::query_page(&self.lock(), query, offset, limit)?;
+        Ok(DevicePage {
+            devices: rows.into_iter().map(|r| r.device).collect(),
+            total,
+        })
     }
 
     fn update_devices(

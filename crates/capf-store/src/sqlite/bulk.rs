@@ -90,9 +90,36 @@ pub(super) fn filter(query: &DeviceQuery) -> Filter {
 }
 
 pub(super) fn query_rows(conn: &Connection, query: &DeviceQuery) -> Result<Vec<DeviceRow>, Error> {
+    select_rows(conn, query, "")
+}
+
+/// One page of the devices `query` matches, and how many match in all.
+pub(super) fn query_page(
+    conn: &Connection,
+    query: &DeviceQuery,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<DeviceRow>, usize), Error> {
+    let f = filter(query);
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM devices WHERE {}", f.sql),
+            params_from_iter(f.params.iter()),
+            |row| row.get(0),
+        )
+        .map_err(Error::db("counting the devices"))?;
+    let rows = select_rows(conn, query, &format!(" LIMIT {limit} OFFSET {offset}"))?;
+    Ok((rows, usize::try_from(total).unwrap_or(0)))
+}
+
+fn select_rows(
+    conn: &Connection,
+    query: &DeviceQuery,
+    tail: &str,
+) -> Result<Vec<DeviceRow>, Error> {
     let f = filter(query);
     let sql = format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name",
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {} ORDER BY name{tail}",
         f.sql
     );
     let raws = conn

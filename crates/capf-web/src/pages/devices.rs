@@ -81,10 +81,13 @@ async fn render_list(pc: PageCaller, query: FormData, notice: Notice) -> Respons
         .map(|params| (params, pc.caller.clone()))
     {
         Err(e) => (Notice::Refused(e), String::new()),
-        Ok((params, caller)) => match api::list_devices_core(caller, &params).await {
-            Err(e) => (Notice::Refused(e), String::new()),
-            Ok(devices) => (notice, device_table(&devices, page, &query)),
-        },
+        Ok((params, caller)) => {
+            let offset = (page - 1).saturating_mul(PAGE_SIZE);
+            match api::device_page_core(caller, &params, offset, PAGE_SIZE).await {
+                Err(e) => (Notice::Refused(e), String::new()),
+                Ok(found) => (notice, device_table(&found, page, &query)),
+            }
+        }
     };
     html::page(
         "Find and List Phones",
@@ -95,14 +98,14 @@ async fn render_list(pc: PageCaller, query: FormData, notice: Notice) -> Respons
     )
 }
 
-fn device_table(devices: &[capf_store::Device], page: usize, query: &FormData) -> String {
-    let total = devices.len();
+/// The table of one page of devices (`found`: page `page` of the query), with links to the
+/// pages around it.
+fn device_table(found: &capf_store::DevicePage, page: usize, query: &FormData) -> String {
+    let total = found.total;
     let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = page.min(pages);
-    let rows: Vec<Vec<String>> = devices
+    let rows: Vec<Vec<String>> = found
+        .devices
         .iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
         .map(|d| {
             let v = DeviceView::from(d);
             vec![
