@@ -71,6 +71,12 @@ pub trait LscSigner {
     /// # Errors
     /// [`Error::Signing`] (or a backend's own error) if the key cannot sign.
     fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, Error>;
+
+    /// The library that makes the signatures, for a software key ([`IssuerKey`]); `None` for
+    /// others (an HSM).
+    fn signer_backend(&self) -> Option<SignerBackend> {
+        None
+    }
 }
 
 enum KeyInner {
@@ -423,6 +429,10 @@ impl LscSigner for IssuerKey {
 
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
         &self.spki
+    }
+
+    fn signer_backend(&self) -> Option<SignerBackend> {
+        Some(self.backend)
     }
 
     fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, Error> {

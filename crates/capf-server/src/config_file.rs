@@ -15,6 +15,16 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Why a top-level `lsc_validity_days` is refused.
 const MOVED_LSC_VALIDITY: &str = "`lsc_validity_days` moved to `[settings] lsc_validity_days` (a run-time setting, next to `certificate_issuer`; `capfctl settings set lsc_validity_days DAYS` changes it without a restart)";
 
+/// The signer names this build has, for an error message.
+fn available_signers() -> String {
+    capf_lsc::SignerBackend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .map(capf_lsc::SignerBackend::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The data directory without any configuration.
 pub const DEFAULT_DATA_DIR: &str = "capf-data";
 
@@ -33,6 +43,9 @@ pub struct ConfigFile {
     pub legacy_tls_listen: Option<Vec<SocketAddr>>,
     /// The Enable IPv6 enterprise parameter.
     pub enable_ipv6: Option<bool>,
+    /// Which library signs LSCs: `aws-lc-rs`, `ring` or `rustcrypto` (issue 19); the fastest
+    /// built in by default.
+    pub lsc_signer: Option<String>,
     /// The CAPF certificate, instead of the data directory's.
     pub capf_certificate: Option<PathBuf>,
     /// The CAPF key, instead of the data directory's.
@@ -130,6 +143,18 @@ impl ConfigFile {
         }
         if let Some(legacy) = &self.legacy_tls_listen {
             config.legacy_tls_listen.clone_from(legacy);
+        }
+        if let Some(signer) = &self.lsc_signer {
+            let backend = signer
+                .parse::<capf_lsc::SignerBackend>()
+                .ok()
+                .filter(|b| b.is_available())
+                .ok_or_else(|| Error::Config {
+                    key: "lsc_signer",
+                    value: signer.clone(),
+                    allowed: available_signers(),
+                })?;
+            config.lsc_signer = Some(backend);
         }
         if let Some(v6) = self.enable_ipv6 {
             config.enable_ipv6 = v6.into();

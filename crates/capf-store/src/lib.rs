@@ -38,7 +38,7 @@ pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WriteStats};
 pub use store::{AdminStore, DeviceStore, SessionStore};
 pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
