@@ -262,6 +262,58 @@ mod tests {
     }
 
     #[test]
+    fn lsc_signer_names_a_backend_this_build_has() {
+        let parse = |text: &str| {
+            ConfigFile::parse(text, Path::new("c.toml"))
+                .unwrap()
+                .server_config(Path::new("d"), &files())
+        };
+        assert_eq!(parse("").unwrap().lsc_signer, None);
+        for backend in capf_lsc::SignerBackend::ALL
+            .into_iter()
+            .filter(|b| b.is_available())
+        {
+            let config = parse(&format!("lsc_signer = \"{backend}\"\n")).unwrap();
+            assert_eq!(config.lsc_signer, Some(backend));
+        }
+        let err = parse("lsc_signer = \"openssl\"\n").unwrap_err().to_string();
+        assert!(err.contains("lsc_signer") && err.contains("ring"), "{err}");
+    }
+
+    /// The configured signer signs the LSCs (an RSA key: every backend signs it).
+    #[test]
+    fn the_configured_signer_signs() {
+        use capf_lsc::{KeySpec, RsaBits, SignerBackend};
+        let (identity, _) = crate::identity::fixture("signer", KeySpec::Rsa(RsaBits::B2048));
+        assert_eq!(
+            identity.lsc_signer(),
+            Some(SignerBackend::default_backend())
+        );
+        let dir = std::env::temp_dir().join(format!("capf-server-signer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = KeySpec::Rsa(RsaBits::B2048);
+        let issuer = capf_test_support::capf_issuer(spec);
+        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
+        std::fs::write(
+            &cert,
+            capf_lsc::certificate_to_pem(issuer.certificate()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
+        for backend in SignerBackend::ALL.into_iter().filter(|b| b.is_available()) {
+            let identity = crate::CapfIdentity::load_with(
+                &cert,
+                &key,
+                capf_test_support::now(),
+                Some(backend),
+            )
+            .unwrap();
+            assert_eq!(identity.lsc_signer(), Some(backend));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_old_lsc_validity_key_names_its_new_place() {
         let err = ConfigFile::parse(
             "listen = []\nlsc_validity_days = 365\n",

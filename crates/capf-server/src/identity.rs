@@ -125,17 +125,17 @@ impl CapfIdentity {
             })?
         };
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(tls_provider()))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| {
-            b.with_no_client_auth().with_single_cert(
-                ders,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_bytes().to_vec())),
-            )
-        })
-        .map_err(|source| Error::Tls {
-            path: certificate.to_owned(),
-            source,
-        })?;
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth().with_single_cert(
+                    ders,
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_bytes().to_vec())),
+                )
+            })
+            .map_err(|source| Error::Tls {
+                path: certificate.to_owned(),
+                source,
+            })?;
         let issuer = Issuer::new(capf.clone(), Box::new(issuer_key)).map_err(identity_error)?;
         Ok(CapfIdentity {
             certificate: capf,
@@ -152,7 +152,9 @@ impl CapfIdentity {
 
     /// The backend that signs LSCs with the CAPF key (`None` once the issuer is taken).
     pub fn lsc_signer(&self) -> Option<SignerBackend> {
-        self.issuer.as_ref().and_then(|i| i.signer().signer_backend())
+        self.issuer
+            .as_ref()
+            .and_then(|i| i.signer().signer_backend())
     }
 
     /// Takes the issuer out (for the CAPF signer), leaving the TLS side.

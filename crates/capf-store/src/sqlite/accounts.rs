@@ -114,11 +114,7 @@ pub(super) fn add(
     load_required(tx, &account.name)
 }
 
-pub(super) fn remove(
-    tx: &Connection,
-    name: &AccountName,
-    now: SystemTime,
-) -> Result<(), Error> {
+pub(super) fn remove(tx: &Connection, name: &AccountName, now: SystemTime) -> Result<(), Error> {
     let account = load_required(tx, name)?;
     tx.execute(
         "DELETE FROM admin_accounts WHERE name = ?1",

@@ -545,11 +545,7 @@ pub(super) fn templates(conn: &Connection) -> Result<Vec<DeviceTemplate>, Error>
     rows.into_iter().map(template_parse).collect()
 }
 
-pub(super) fn remove_template(
-    tx: &Connection,
-    name: &str,
-    now: SystemTime,
-) -> Result<(), Error> {
+pub(super) fn remove_template(tx: &Connection, name: &str, now: SystemTime) -> Result<(), Error> {
     let removed = tx
         .execute("DELETE FROM device_templates WHERE name = ?1", [name])
         .map_err(Error::db("removing the device template"))?;

@@ -281,9 +281,7 @@ mod tests {
     use capf_lsc::{DeviceName, IssuedLsc, KeyPolicy};
 
     use super::WriteStats;
-    use crate::{
-        AdminStore, NewDevice, Operation, OperationStatus, SessionStore, SqliteStore,
-    };
+    use crate::{AdminStore, NewDevice, Operation, OperationStatus, SessionStore, SqliteStore};
 
     fn t(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
