@@ -14,9 +14,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use capf_lsc::{
-    CaCertificateParams, IssuerKey, LscParams, LscSigner, PhonePublicKey, ValidityDays,
-};
+use capf_lsc::{CaCertificateParams, IssuerKey, LscParams, PhonePublicKey, ValidityDays};
 use capf_server::CapfIdentity;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rustls::{ClientConnection, ServerConnection};

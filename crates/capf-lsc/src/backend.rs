@@ -82,7 +82,8 @@ impl core::str::FromStr for SignerBackend {
 
 /// A key loaded into ring or aws-lc-rs, for one digest.
 pub(crate) enum FastKey {
-    Ring(ring_impl::Key),
+    // Boxed: ring's key pair is held inline (a few hundred bytes), AWS-LC's behind a pointer.
+    Ring(Box<ring_impl::Key>),
     #[cfg(feature = "aws-lc-rs")]
     AwsLc(aws_lc_impl::Key),
 }
@@ -109,7 +110,7 @@ impl FastKey {
         match backend {
             SignerBackend::RustCrypto => Ok(None),
             SignerBackend::Ring => ring_impl::Key::load(pkcs8, spec, hash)
-                .map(|k| Some(FastKey::Ring(k)))
+                .map(|k| Some(FastKey::Ring(Box::new(k))))
                 .map_err(unavailable),
             #[cfg(feature = "aws-lc-rs")]
             SignerBackend::AwsLcRs => aws_lc_impl::Key::load(pkcs8, spec, hash)
