@@ -5,7 +5,9 @@
 # (this checkout's, for both: RSA-2048 phone keys, --server-pid for the server's CPU and memory)
 # on the same machine. Prints every run, then the ratios new/base per round and their medians.
 #
-#   scripts/perf-turns.sh [BASE]          BASE: a commit (default: the merge base with main)
+#   scripts/perf-turns.sh [BASE]          BASE: a commit (default: the merge base with main,
+#                                         which is right on the branch; once it is merged, name
+#                                         the commit before the merge, e.g. 7094865)
 #
 # Environment: ROUNDS (4), PHONES (2000, at concurrency 32), PHONES1 (300, at concurrency 1),
 # IDLE (10000 idle sessions mid-install for the memory figure; 0 skips it), IDLE_PHONES (1000,
