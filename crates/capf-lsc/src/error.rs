@@ -89,6 +89,30 @@ pub enum Error {
         /// The rejected text.
         input: String,
     },
+    /// Text that names no signer backend.
+    #[error("unknown LSC signer {input:?} (use rustcrypto, ring or aws-lc-rs)")]
+    UnknownSignerBackend {
+        /// The rejected text.
+        input: String,
+    },
+    /// A signer backend that cannot sign with this key (issue 19).
+    #[error("the {backend} signer cannot sign with an {spec} key and {hash:?}: {reason}")]
+    SignerUnavailable {
+        /// The backend asked for.
+        backend: crate::SignerBackend,
+        /// The key's type and size.
+        spec: crate::KeySpec,
+        /// The signature digest.
+        hash: crate::SignatureHash,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// ring or aws-lc-rs failed to sign (they say no more than that).
+    #[error("{backend} failed to sign")]
+    BackendSigning {
+        /// The library.
+        backend: &'static str,
+    },
     /// The guide: an online CA does not support EC keys.
     #[error(
         "an online CA cannot issue for an {spec} key: the guide says Online CA does not support ECDSA keys"

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod auth_signature;
+mod backend;
 mod bundle;
 mod capf;
 pub mod cert_info;
@@ -25,6 +26,7 @@ mod verify;
 pub use auth_signature::{
     AuthDigest, AuthSignatureForm, sign_auth_signature, verify_auth_signature,
 };
+pub use backend::SignerBackend;
 pub use bundle::CertificateAndKey;
 pub use capf::{
     CAPF_PROFILE_RULE, CapfCertificateProblem, CapfCertificateReport, capf_certificate_problems,

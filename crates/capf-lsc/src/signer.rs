@@ -11,6 +11,7 @@ use signature::hazmat::PrehashSigner;
 use signature::{SignatureEncoding, Signer};
 use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SubjectPublicKeyInfoOwned};
 
+use crate::backend::{FastKey, SignerBackend};
 use crate::keys::{Curve, KeySpec, RsaBits};
 use crate::{Error, oid};
 
@@ -70,6 +71,12 @@ pub trait LscSigner {
     /// # Errors
     /// [`Error::Signing`] (or a backend's own error) if the key cannot sign.
     fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, Error>;
+
+    /// The library that makes the signatures, for a software key ([`IssuerKey`]); `None` for
+    /// others (an HSM).
+    fn signer_backend(&self) -> Option<SignerBackend> {
+        None
+    }
 }
 
 enum KeyInner {
@@ -82,11 +89,23 @@ enum KeyInner {
 
 /// A software issuer key: RSA 2048/3072/4096 (PKCS#1 v1.5) or ECDSA P-256/P-384, loaded
 /// from PKCS#8 or generated, signing with SHA-256 unless told otherwise.
+///
+/// RustCrypto parses, encodes and checks the key; the signatures come from a
+/// [`SignerBackend`]: the default one ([`SignerBackend::default_backend`]) where it signs this
+/// key type with this digest, else RustCrypto ([`IssuerKey::backend`] says which), or the one
+/// [`IssuerKey::with_backend`] names. Every backend writes the same certificate but for the
+/// signature value (RSA PKCS#1 v1.5 is deterministic: the same signature too).
 pub struct IssuerKey {
     inner: KeyInner,
     spec: KeySpec,
     hash: SignatureHash,
     spki: SubjectPublicKeyInfoOwned,
+    backend: SignerBackend,
+    /// The backend asked for (the default, or [`IssuerKey::with_backend`]'s), which
+    /// [`IssuerKey::with_hash`] tries again.
+    wanted: SignerBackend,
+    /// The key in ring or aws-lc-rs; `None` when RustCrypto signs.
+    fast: Option<FastKey>,
 }
 
 impl fmt::Debug for IssuerKey {
@@ -95,6 +114,7 @@ impl fmt::Debug for IssuerKey {
         f.debug_struct("IssuerKey")
             .field("spec", &self.spec)
             .field("hash", &self.hash)
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +156,9 @@ impl IssuerKey {
             spec,
             hash,
             spki,
+            backend: SignerBackend::RustCrypto,
+            wanted: SignerBackend::RustCrypto,
+            fast: None,
         })
     }
 
@@ -146,6 +169,9 @@ impl IssuerKey {
             spec: KeySpec::Ec(Curve::P256),
             hash,
             spki,
+            backend: SignerBackend::RustCrypto,
+            wanted: SignerBackend::RustCrypto,
+            fast: None,
         })
     }
 
@@ -156,6 +182,9 @@ impl IssuerKey {
             spec: KeySpec::Ec(Curve::P384),
             hash,
             spki,
+            backend: SignerBackend::RustCrypto,
+            wanted: SignerBackend::RustCrypto,
+            fast: None,
         })
     }
 
@@ -166,6 +195,10 @@ impl IssuerKey {
     /// or [`Error::UnsupportedCurve`] for other key types, [`Error::IssuerKeyNotAllowed`] for
     /// RSA-1024 and P-521.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
+        Ok(Self::rustcrypto_from_pkcs8_der(der)?.with_default_backend())
+    }
+
+    fn rustcrypto_from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
         let info = pkcs8_info(der)?;
         let hash = SignatureHash::Sha256;
         match info.algorithm.oid {
@@ -229,6 +262,13 @@ impl IssuerKey {
     /// [`Error::IssuerKeyNotAllowed`] for other specs, [`Error::Rsa`] if RSA generation fails,
     /// [`Error::RandomSource`] if `rng` fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(spec: KeySpec, rng: &mut R) -> Result<Self, Error> {
+        Ok(Self::rustcrypto_generate(spec, rng)?.with_default_backend())
+    }
+
+    fn rustcrypto_generate<R: TryCryptoRng + ?Sized>(
+        spec: KeySpec,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
         check_issuer_spec(spec)?;
         let hash = SignatureHash::Sha256;
         match spec {
@@ -250,18 +290,77 @@ impl IssuerKey {
         }
     }
 
-    /// The same key, signing with `hash` instead.
+    /// The same key, signing with `hash` instead, with the same backend where it signs with
+    /// `hash` (else RustCrypto: ring and aws-lc-rs sign P-256 only with SHA-256, P-384 only with
+    /// SHA-384).
     pub fn with_hash(self, hash: SignatureHash) -> Self {
+        let wanted = self.wanted;
         let inner = match self.inner {
             KeyInner::Rsa256(k) => rsa_with_hash(k.into(), hash),
             KeyInner::Rsa384(k) => rsa_with_hash(k.into(), hash),
             KeyInner::Rsa512(k) => rsa_with_hash(k.into(), hash),
             ec => ec,
         };
-        IssuerKey {
+        let key = IssuerKey {
             inner,
             hash,
+            backend: SignerBackend::RustCrypto,
+            fast: None,
             ..self
+        };
+        match key.to_pkcs8_der() {
+            Ok(der) => key.with_backend_or_rustcrypto(wanted, der.as_bytes()),
+            Err(_) => key,
+        }
+    }
+
+    /// The same key, signing with `backend`.
+    ///
+    /// # Errors
+    /// [`Error::SignerUnavailable`] when this build lacks the backend or it does not sign this
+    /// key type with this digest; [`Error::Pkcs8`] if the key cannot be encoded for it.
+    pub fn with_backend(self, backend: SignerBackend) -> Result<Self, Error> {
+        let der = self.to_pkcs8_der()?;
+        let fast = FastKey::load(backend, der.as_bytes(), self.spec, self.hash)?;
+        Ok(IssuerKey {
+            backend,
+            wanted: backend,
+            fast,
+            ..self
+        })
+    }
+
+    /// The backend that makes this key's signatures.
+    pub fn backend(&self) -> SignerBackend {
+        self.backend
+    }
+
+    /// The key re-encoded by RustCrypto (so the EC public key is always in it, which ring
+    /// requires), loaded into the default backend.
+    fn with_default_backend(self) -> Self {
+        match self.to_pkcs8_der() {
+            Ok(der) => {
+                self.with_backend_or_rustcrypto(SignerBackend::default_backend(), der.as_bytes())
+            }
+            Err(_) => self,
+        }
+    }
+
+    /// Signs with `backend` where it can sign this key with this digest, else with RustCrypto.
+    fn with_backend_or_rustcrypto(self, backend: SignerBackend, pkcs8: &[u8]) -> Self {
+        match FastKey::load(backend, pkcs8, self.spec, self.hash) {
+            Ok(fast) => IssuerKey {
+                backend,
+                wanted: backend,
+                fast,
+                ..self
+            },
+            Err(_) => IssuerKey {
+                backend: SignerBackend::RustCrypto,
+                wanted: backend,
+                fast: None,
+                ..self
+            },
         }
     }
 
@@ -332,7 +431,14 @@ impl LscSigner for IssuerKey {
         &self.spki
     }
 
+    fn signer_backend(&self) -> Option<SignerBackend> {
+        Some(self.backend)
+    }
+
     fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, Error> {
+        if let Some(fast) = &self.fast {
+            return fast.sign(tbs);
+        }
         match &self.inner {
             KeyInner::Rsa256(k) => Ok(k.try_sign(tbs).map_err(Error::Signing)?.to_vec()),
             KeyInner::Rsa384(k) => Ok(k.try_sign(tbs).map_err(Error::Signing)?.to_vec()),

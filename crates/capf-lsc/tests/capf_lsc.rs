@@ -20,6 +20,8 @@ use proptest::prelude::*;
 
 #[path = "capf_lsc/bundle.rs"]
 mod bundle;
+#[path = "capf_lsc/signers.rs"]
+mod signers;
 
 // ---------- helpers ----------
 

@@ -5,6 +5,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use capf_lsc::SignerBackend;
+
 use capf_ipmode::EnableIpv6;
 
 use crate::Error;
@@ -68,6 +70,10 @@ pub struct Config {
     /// `shutdown_grace_secs`; [`CapfServer::run`](crate::CapfServer::run) takes the grace from
     /// its caller).
     pub shutdown_grace: Duration,
+    /// Which library signs the LSCs with the CAPF key (capfd's `lsc_signer`); `None` for the
+    /// default ([`SignerBackend::default_backend`], falling back to RustCrypto for a key and
+    /// digest it does not sign).
+    pub lsc_signer: Option<SignerBackend>,
 }
 
 impl Config {
@@ -89,6 +95,7 @@ impl Config {
             backlog: 4096,
             settings_refresh: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            lsc_signer: None,
         }
     }
 

@@ -15,6 +15,16 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Why a top-level `lsc_validity_days` is refused.
 const MOVED_LSC_VALIDITY: &str = "`lsc_validity_days` moved to `[settings] lsc_validity_days` (a run-time setting, next to `certificate_issuer`; `capfctl settings set lsc_validity_days DAYS` changes it without a restart)";
 
+/// The signer names this build has, for an error message.
+fn available_signers() -> String {
+    capf_lsc::SignerBackend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .map(capf_lsc::SignerBackend::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The data directory without any configuration.
 pub const DEFAULT_DATA_DIR: &str = "capf-data";
 
@@ -33,6 +43,9 @@ pub struct ConfigFile {
     pub legacy_tls_listen: Option<Vec<SocketAddr>>,
     /// The Enable IPv6 enterprise parameter.
     pub enable_ipv6: Option<bool>,
+    /// Which library signs LSCs: `aws-lc-rs`, `ring` or `rustcrypto` (issue 19); the fastest
+    /// built in by default.
+    pub lsc_signer: Option<String>,
     /// The CAPF certificate, instead of the data directory's.
     pub capf_certificate: Option<PathBuf>,
     /// The CAPF key, instead of the data directory's.
@@ -197,6 +210,18 @@ impl ConfigFile {
         if let Some(legacy) = &self.legacy_tls_listen {
             config.legacy_tls_listen.clone_from(legacy);
         }
+        if let Some(signer) = &self.lsc_signer {
+            let backend = signer
+                .parse::<capf_lsc::SignerBackend>()
+                .ok()
+                .filter(|b| b.is_available())
+                .ok_or_else(|| Error::Config {
+                    key: "lsc_signer",
+                    value: signer.clone(),
+                    allowed: available_signers(),
+                })?;
+            config.lsc_signer = Some(backend);
+        }
         if let Some(v6) = self.enable_ipv6 {
             config.enable_ipv6 = v6.into();
         }
@@ -319,6 +344,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lsc_validity_days"), "{err}");
+    }
+
+    #[test]
+    fn lsc_signer_names_a_backend_this_build_has() {
+        let parse = |text: &str| {
+            ConfigFile::parse(text, Path::new("c.toml"))
+                .unwrap()
+                .server_config(Path::new("d"), &files())
+        };
+        assert_eq!(parse("").unwrap().lsc_signer, None);
+        for backend in capf_lsc::SignerBackend::ALL
+            .into_iter()
+            .filter(|b| b.is_available())
+        {
+            let config = parse(&format!("lsc_signer = \"{backend}\"\n")).unwrap();
+            assert_eq!(config.lsc_signer, Some(backend));
+        }
+        let err = parse("lsc_signer = \"openssl\"\n").unwrap_err().to_string();
+        assert!(err.contains("lsc_signer") && err.contains("ring"), "{err}");
+    }
+
+    /// The configured signer signs the LSCs (an RSA key: every backend signs it).
+    #[test]
+    fn the_configured_signer_signs() {
+        use capf_lsc::{KeySpec, RsaBits, SignerBackend};
+        let (identity, _) = crate::identity::fixture("signer", KeySpec::Rsa(RsaBits::B2048));
+        assert_eq!(
+            identity.lsc_signer(),
+            Some(SignerBackend::default_backend())
+        );
+        let dir = std::env::temp_dir().join(format!("capf-server-signer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = KeySpec::Rsa(RsaBits::B2048);
+        let issuer = capf_test_support::capf_issuer(spec);
+        let (cert, key) = (dir.join("capf.pem"), dir.join("capf.key"));
+        std::fs::write(
+            &cert,
+            capf_lsc::certificate_to_pem(issuer.certificate()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(&key, capf_test_support::key_pem(spec)).unwrap();
+        for backend in SignerBackend::ALL.into_iter().filter(|b| b.is_available()) {
+            let identity = crate::CapfIdentity::load_with(
+                &cert,
+                &key,
+                capf_test_support::now(),
+                Some(backend),
+            )
+            .unwrap();
+            assert_eq!(identity.lsc_signer(), Some(backend));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

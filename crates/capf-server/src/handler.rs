@@ -27,8 +27,10 @@ use crate::auth_throttle::AuthThrottle;
 use crate::limits::{KeyGenLimiter, KeyGenPermit};
 use crate::metrics::{self, AuthKind, CaMode, CaOutcome, Metrics, SessionState};
 
-/// Store calls running at once on the blocking pool (the SQLite store serialises them anyway).
-const STORE_THREADS: usize = 4;
+/// Store calls running at once on the blocking pool. The SQLite store serialises them, but a
+/// write waiting for its group's commit holds its slot, so the slots bound how many writes can
+/// share one sync (issue 19: group commit).
+const STORE_THREADS: usize = 16;
 
 /// What every session's [`EnrollmentHandler`] shares: the device store, the issuers (CAPF's own
 /// and the external CAs), the trust store for authentication by existing certificate, the

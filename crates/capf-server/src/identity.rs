@@ -6,7 +6,9 @@ use std::time::SystemTime;
 
 use capf_lsc::der::Encode;
 use capf_lsc::x509_cert::Certificate;
-use capf_lsc::{Issuer, IssuerKey, LscSigner, capf_certificate_problems, certificates_from_pem};
+use capf_lsc::{
+    Issuer, IssuerKey, LscSigner, SignerBackend, capf_certificate_problems, certificates_from_pem,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::Error;
@@ -54,6 +56,19 @@ impl CapfIdentity {
     /// [`Error::Read`], [`Error::Identity`], [`Error::CapfProfile`] or [`Error::Tls`], naming
     /// the file.
     pub fn load(certificate: &Path, key: &Path, now: SystemTime) -> Result<Self, Error> {
+        Self::load_with(certificate, key, now, None)
+    }
+
+    /// [`CapfIdentity::load`], the LSCs signed by `signer` (`None`: the default backend).
+    ///
+    /// # Errors
+    /// As [`CapfIdentity::load`]; [`Error::Identity`] when `signer` cannot sign with the key.
+    pub fn load_with(
+        certificate: &Path,
+        key: &Path,
+        now: SystemTime,
+        signer: Option<SignerBackend>,
+    ) -> Result<Self, Error> {
         let cert_pem = std::fs::read(certificate).map_err(|source| Error::Read {
             path: certificate.to_owned(),
             source,
@@ -72,10 +87,14 @@ impl CapfIdentity {
                 label: "CERTIFICATE",
             }));
         };
-        let issuer_key = IssuerKey::from_pkcs8_pem(&key_pem).map_err(|source| Error::Identity {
+        let key_error = |source| Error::Identity {
             path: key.to_owned(),
             source,
-        })?;
+        };
+        let mut issuer_key = IssuerKey::from_pkcs8_pem(&key_pem).map_err(key_error)?;
+        if let Some(backend) = signer {
+            issuer_key = issuer_key.with_backend(backend).map_err(key_error)?;
+        }
         let problems = capf_certificate_problems(&capf, Some(issuer_key.public_key()), now)
             .map_err(identity_error)?;
         if !problems.is_empty() {
@@ -105,20 +124,18 @@ impl CapfIdentity {
                 }
             })?
         };
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| {
-            b.with_no_client_auth().with_single_cert(
-                ders,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_bytes().to_vec())),
-            )
-        })
-        .map_err(|source| Error::Tls {
-            path: certificate.to_owned(),
-            source,
-        })?;
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(tls_provider()))
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth().with_single_cert(
+                    ders,
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_bytes().to_vec())),
+                )
+            })
+            .map_err(|source| Error::Tls {
+                path: certificate.to_owned(),
+                source,
+            })?;
         let issuer = Issuer::new(capf.clone(), Box::new(issuer_key)).map_err(identity_error)?;
         Ok(CapfIdentity {
             certificate: capf,
@@ -133,9 +150,29 @@ impl CapfIdentity {
         })
     }
 
+    /// The backend that signs LSCs with the CAPF key (`None` once the issuer is taken).
+    pub fn lsc_signer(&self) -> Option<SignerBackend> {
+        self.issuer
+            .as_ref()
+            .and_then(|i| i.signer().signer_backend())
+    }
+
     /// Takes the issuer out (for the CAPF signer), leaving the TLS side.
     pub fn take_issuer(&mut self) -> Option<Issuer> {
         self.issuer.take()
+    }
+}
+
+/// rustls's crypto provider for the CAPF listener: aws-lc-rs with the feature of that name
+/// (faster RSA signatures and key exchange, issue 19), else ring.
+pub fn tls_provider() -> rustls::crypto::CryptoProvider {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        rustls::crypto::aws_lc_rs::default_provider()
+    }
+    #[cfg(not(feature = "aws-lc-rs"))]
+    {
+        rustls::crypto::ring::default_provider()
     }
 }
 

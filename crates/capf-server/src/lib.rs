@@ -33,7 +33,7 @@ pub use config_file::{
 pub use data_dir::{CapfFiles, ensure_capf_files};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
-pub use identity::CapfIdentity;
+pub use identity::{CapfIdentity, tls_provider};
 pub use metrics::Metrics;
 
 /// State every connection shares.
@@ -101,11 +101,13 @@ impl CapfServer {
     /// [`Error::Store`] when the run-time settings cannot be read.
     pub async fn bind(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, Error> {
         config.validate()?;
-        let mut identity = CapfIdentity::load(
+        let mut identity = CapfIdentity::load_with(
             &config.capf_certificate,
             &config.capf_key,
             SystemTime::now(),
+            config.lsc_signer,
         )?;
+        info!(signer = ?identity.lsc_signer(), "LSC signer");
         let signer = identity.take_issuer().map(|i| Arc::new(CapfSigner::new(i)));
         let Some(signer) = signer else {
             return Err(Error::NoIssuer {
@@ -464,10 +466,11 @@ async fn reload_loop(shared: Arc<Shared>) {
         }
         // A bad new pair is not retried every tick: only when the files change again.
         seen = files;
-        match CapfIdentity::load(
+        match CapfIdentity::load_with(
             &shared.config.capf_certificate,
             &shared.config.capf_key,
             SystemTime::now(),
+            shared.config.lsc_signer,
         ) {
             #[cfg(feature = "legacy-tls")]
             Ok(identity)

@@ -242,6 +242,23 @@ async fn installs_an_rsa_2048_lsc_over_ipv4_that_openssl_verifies() {
     lab.stop().await;
 }
 
+/// Issue 19: what one enrollment costs the store, through the real server, so it cannot grow
+/// unseen: the attempt begun (committed without a sync of its own), the LSC issued (synced
+/// before the phone receives it), the install (synced before END_SESSION).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_enrollment_costs_three_writes_and_two_syncs() {
+    let lab = lab("write-count", |_| {}).await;
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let before = lab.store.write_stats();
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    assert!(phone.run().await.unwrap().succeeded());
+    let after = lab.store.write_stats();
+    assert_eq!(after.writes - before.writes, 3, "{before:?} {after:?}");
+    assert_eq!(after.commits - before.commits, 3, "{before:?} {after:?}");
+    assert_eq!(after.syncs - before.syncs, 2, "{before:?} {after:?}");
+    lab.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_offering_only_tls_1_2_installs_its_lsc() {
     let lab = lab("tls12", |_| {}).await;

@@ -49,7 +49,7 @@ pub use job::{
 pub use postgres::PgStore;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{KeepaliveMinutes, MAX_CA_RETRY_DELAY_SECS, Settings};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WriteStats};
 pub use store::{AdminStore, DeviceStore, SessionStore};
 pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,

@@ -5,11 +5,11 @@
 
 use core::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::auth::{self, AUTH_KEY_LEN};
 use crate::types::hex;
@@ -21,6 +21,7 @@ mod accounts;
 mod admin;
 mod bulk;
 mod ca;
+mod group_commit;
 mod jobs;
 mod online_ca;
 mod session;
@@ -37,6 +38,9 @@ pub(crate) use ca::Raw as RawCaRequest;
 #[cfg(feature = "postgres")]
 pub(crate) use session::succeed;
 
+pub use group_commit::WriteStats;
+use group_commit::{Db, Shared};
+
 /// The store on an embedded SQLite database (bundled SQLite):
 /// [`SessionStore`](crate::SessionStore) and [`AdminStore`](crate::AdminStore), so also a
 /// [`DeviceStore`](crate::DeviceStore).
@@ -47,10 +51,16 @@ pub(crate) use session::succeed;
 /// failing with "database is locked". Foreign keys are on and `synchronous` is FULL (a
 /// committed change survives a power loss). One connection is shared behind a mutex.
 ///
+/// Writes are committed in groups (issue 19): a write that finds other writes waiting for the
+/// connection leaves its transaction open for them, the last one commits them all (one sync),
+/// and each caller returns only after that commit, so a write is durable when its call
+/// returns; each write runs in its own savepoint, so one that fails undoes only itself.
+/// [`SqliteStore::write_stats`] counts them.
+///
 /// Times are stored as whole unix seconds: sub-second parts are dropped, and what the store
 /// returns is what it stored.
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Shared>,
     key: [u8; AUTH_KEY_LEN],
     path: Option<PathBuf>,
     /// Who this handle's changes are audited as ([`crate::AdminStore::acting_as`]).
@@ -98,7 +108,7 @@ impl SqliteStore {
             .map_err(Error::db("switching the database to WAL mode"))?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Shared::new(conn)),
             key,
             path: Some(path),
             actor: None,
@@ -115,7 +125,7 @@ impl SqliteStore {
         configure(&mut conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Shared::new(conn)),
             key: hmac_key,
             path: None,
             actor: None,
@@ -181,35 +191,50 @@ impl SqliteStore {
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock was held cannot leave a transaction half-done (dropping a
-        // rusqlite Transaction rolls it back), so the connection is fine to use.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The connection, for reads. A read may see the writes of a group not yet committed
+    /// (they are committed before any of their callers returns).
+    fn lock(&self) -> MutexGuard<'_, Db> {
+        self.conn.lock()
     }
 
-    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken up front, so a busy
+    /// How many writes, commits and synced commits this store (and every handle sharing its
+    /// connection) has made: what an enrollment costs the disk (issue 19).
+    pub fn write_stats(&self) -> WriteStats {
+        self.conn.stats()
+    }
+
+    /// Runs `f` as one write, committed (in a group, see [`SqliteStore`]) before this returns;
+    /// the group's transaction is IMMEDIATE (the write lock is taken up front, so a busy
     /// database makes it wait, up to the busy timeout, instead of failing on the first write).
     fn write<T>(
         &self,
         device: Option<&str>,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+        f: impl FnOnce(&Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let fail = |action| {
-            move |source| Error::Database {
-                action,
-                device: device.map(str::to_owned),
-                source,
-            }
-        };
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail("beginning a write"))?;
-        let mark = self.audit_mark(&tx)?;
-        let out = f(&tx)?;
-        self.stamp_actor(&tx, mark)?;
-        tx.commit().map_err(fail("committing a write"))?;
-        Ok(out)
+        self.conn.write(device, true, false, |tx| {
+            let mark = self.audit_mark(tx)?;
+            let out = f(tx)?;
+            self.stamp_actor(tx, mark)?;
+            Ok(out)
+        })
+    }
+
+    /// As [`SqliteStore::write`], but the write need not be durable when this returns: its
+    /// commit does not sync, and the next synced commit (any write's) makes it durable with
+    /// its own (WAL frames are synced in order, so a crash loses at most the latest unsynced
+    /// writes, never one before a synced one). For a record nothing depends on until a later
+    /// durable write: the beginning of an attempt.
+    fn write_lazily<T>(
+        &self,
+        device: Option<&str>,
+        f: impl FnOnce(&Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.conn.write(device, false, false, |tx| {
+            let mark = self.audit_mark(tx)?;
+            let out = f(tx)?;
+            self.stamp_actor(tx, mark)?;
+            Ok(out)
+        })
     }
 
     /// A handle sharing this store's connection whose changes are audited as `actor`'s.
@@ -223,7 +248,7 @@ impl SqliteStore {
     }
 
     /// The audit log's last entry id before a write, when this handle acts for an account.
-    fn audit_mark(&self, tx: &Transaction<'_>) -> Result<Option<i64>, Error> {
+    fn audit_mark(&self, tx: &Connection) -> Result<Option<i64>, Error> {
         if self.actor.is_none() {
             return Ok(None);
         }
@@ -235,7 +260,7 @@ impl SqliteStore {
     /// Names this handle's account on every audit entry the write appended (after `mark`), in
     /// the write's own transaction: every change path appends its entries in one place or
     /// another, and this covers them all at once.
-    fn stamp_actor(&self, tx: &Transaction<'_>, mark: Option<i64>) -> Result<(), Error> {
+    fn stamp_actor(&self, tx: &Connection, mark: Option<i64>) -> Result<(), Error> {
         if let (Some(actor), Some(mark)) = (&self.actor, mark) {
             tx.execute(
                 "UPDATE audit SET actor = ?1 WHERE id > ?2 AND actor IS NULL",
@@ -246,25 +271,18 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `f` in one IMMEDIATE transaction that is rolled back (a dry run) or committed.
+    /// Runs `f` as one write that is rolled back (a dry run) or committed.
     fn write_or_roll_back<T>(
         &self,
         roll_back: bool,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+        f: impl FnOnce(&Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::db("beginning a write"))?;
-        let mark = self.audit_mark(&tx)?;
-        let out = f(&tx)?;
-        self.stamp_actor(&tx, mark)?;
-        if roll_back {
-            tx.rollback().map_err(Error::db("rolling a dry run back"))?;
-        } else {
-            tx.commit().map_err(Error::db("committing a write"))?;
-        }
-        Ok(out)
+        self.conn.write(None, true, roll_back, |tx| {
+            let mark = self.audit_mark(tx)?;
+            let out = f(tx)?;
+            self.stamp_actor(tx, mark)?;
+            Ok(out)
+        })
     }
 
     /// Loads the device, lets `f` change it, and (when `f` says what it did) stores it and
@@ -274,16 +292,34 @@ impl SqliteStore {
         name: &str,
         now: SystemTime,
         action: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &mut DeviceRow) -> Result<Option<String>, Error>,
+        f: impl FnOnce(&Connection, &mut DeviceRow) -> Result<Option<String>, Error>,
     ) -> Result<Device, Error> {
-        self.write(Some(name), |tx| {
+        self.change_in(true, name, now, action, f)
+    }
+
+    /// [`SqliteStore::change`], durable when this returns or (not `durable`) with the next
+    /// durable write ([`SqliteStore::write_lazily`]).
+    fn change_in(
+        &self,
+        durable: bool,
+        name: &str,
+        now: SystemTime,
+        action: &'static str,
+        f: impl FnOnce(&Connection, &mut DeviceRow) -> Result<Option<String>, Error>,
+    ) -> Result<Device, Error> {
+        let work = |tx: &Connection| {
             let mut row = load_required(tx, name)?;
             let Some(detail) = f(tx, &mut row)? else {
                 return Ok(row.device);
             };
             store_changed_device(tx, &mut row, now, action, &detail)?;
             load_required(tx, name).map(|r| r.device)
-        })
+        };
+        if durable {
+            self.write(Some(name), work)
+        } else {
+            self.write_lazily(Some(name), work)
+        }
     }
 
     fn tag(&self, device: &str, auth_string: Option<&str>) -> Result<Option<Vec<u8>>, Error> {

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{append_audit, from_unix, from_unix_opt, to_unix};
 use crate::{Account, AccountName, ApiToken, Error, NewAccount, Role, TOKEN_HASH_LEN, action};
@@ -79,7 +79,7 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<Account>, Error> {
 }
 
 pub(super) fn add(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account: &NewAccount,
     now: SystemTime,
 ) -> Result<Account, Error> {
@@ -114,11 +114,7 @@ pub(super) fn add(
     load_required(tx, &account.name)
 }
 
-pub(super) fn remove(
-    tx: &Transaction<'_>,
-    name: &AccountName,
-    now: SystemTime,
-) -> Result<(), Error> {
+pub(super) fn remove(tx: &Connection, name: &AccountName, now: SystemTime) -> Result<(), Error> {
     let account = load_required(tx, name)?;
     tx.execute(
         "DELETE FROM admin_accounts WHERE name = ?1",
@@ -135,7 +131,7 @@ pub(super) fn remove(
 }
 
 pub(super) fn login_failure(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     name: &AccountName,
     now: SystemTime,
 ) -> Result<Account, Error> {
@@ -157,7 +153,7 @@ pub(super) fn login_failure(
 }
 
 pub(super) fn login(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     name: &AccountName,
     now: SystemTime,
 ) -> Result<Account, Error> {
@@ -193,7 +189,7 @@ fn token_from_raw((id, account, label, created_at): RawToken) -> Result<ApiToken
 }
 
 pub(super) fn add_token(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     name: &AccountName,
     token_hash: &[u8],
     label: &str,
@@ -276,7 +272,7 @@ pub(super) fn tokens(conn: &Connection, name: &AccountName) -> Result<Vec<ApiTok
     .collect()
 }
 
-pub(super) fn remove_token(tx: &Transaction<'_>, id: i64, now: SystemTime) -> Result<(), Error> {
+pub(super) fn remove_token(tx: &Connection, id: i64, now: SystemTime) -> Result<(), Error> {
     let removed = tx
         .execute("DELETE FROM api_tokens WHERE id = ?1", [id])
         .map_err(Error::db("removing a token"))?;

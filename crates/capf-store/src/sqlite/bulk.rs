@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use capf_lsc::DeviceName;
 
@@ -180,7 +180,7 @@ pub(crate) fn apply(row: &mut DeviceRow, change: &BulkChange) -> Option<String> 
 }
 
 pub(super) fn update_devices(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     query: &DeviceQuery,
     change: &BulkChange,
     now: SystemTime,
@@ -200,7 +200,7 @@ pub(super) fn update_devices(
 }
 
 pub(super) fn set_auth_strings(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     key: &[u8; auth::AUTH_KEY_LEN],
     strings: &[(DeviceName, String)],
     now: SystemTime,
@@ -329,7 +329,7 @@ pub(super) fn revoked_lscs(conn: &Connection) -> Result<Vec<LscRecord>, Error> {
 }
 
 pub(super) fn revoke_expired_lscs(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     now: SystemTime,
 ) -> Result<Vec<LscRecord>, Error> {
     let expired = lscs_where(
@@ -362,7 +362,7 @@ pub(super) fn revoke_expired_lscs(
     Ok(out)
 }
 
-pub(super) fn delete_stale_lscs(tx: &Transaction<'_>, now: SystemTime) -> Result<usize, Error> {
+pub(super) fn delete_stale_lscs(tx: &Connection, now: SystemTime) -> Result<usize, Error> {
     tx.execute(
         "INSERT INTO audit (at, device, action, detail) SELECT ?1, device, ?2, \
          'serial ' || lower(hex(serial)) || ' deleted (stale since unix ' || state_changed_at || ')' \
@@ -375,7 +375,7 @@ pub(super) fn delete_stale_lscs(tx: &Transaction<'_>, now: SystemTime) -> Result
 }
 
 pub(super) fn set_keepalive(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     keepalive: KeepaliveMinutes,
     now: SystemTime,
 ) -> Result<(), Error> {
@@ -394,7 +394,7 @@ pub(super) fn set_keepalive(
 /// Imports LSC records as they are, one audit entry each (see
 /// [`AdminStore::import_lscs`](crate::AdminStore::import_lscs)).
 pub(super) fn import_lscs(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     records: &mut dyn Iterator<Item = LscRecord>,
     now: SystemTime,
 ) -> Result<usize, Error> {
@@ -409,7 +409,7 @@ pub(super) fn import_lscs(
     Ok(count)
 }
 
-fn import_lsc(tx: &Transaction<'_>, lsc: &LscRecord, now: SystemTime) -> Result<(), Error> {
+fn import_lsc(tx: &Connection, lsc: &LscRecord, now: SystemTime) -> Result<(), Error> {
     // The same checks as an LSC issued (`record_lsc_issued`).
     check_lsc(
         &lsc.device,
@@ -509,7 +509,7 @@ pub(crate) fn template_parse(raw: RawTemplate) -> Result<DeviceTemplate, Error> 
 }
 
 pub(super) fn save_template(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     t: &DeviceTemplate,
     now: SystemTime,
 ) -> Result<(), Error> {
@@ -572,11 +572,7 @@ pub(super) fn templates(conn: &Connection) -> Result<Vec<DeviceTemplate>, Error>
     rows.into_iter().map(template_parse).collect()
 }
 
-pub(super) fn remove_template(
-    tx: &Transaction<'_>,
-    name: &str,
-    now: SystemTime,
-) -> Result<(), Error> {
+pub(super) fn remove_template(tx: &Connection, name: &str, now: SystemTime) -> Result<(), Error> {
     let removed = tx
         .execute("DELETE FROM device_templates WHERE name = ?1", [name])
         .map_err(Error::db("removing the device template"))?;

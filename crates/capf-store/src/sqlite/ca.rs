@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use capf_lsc::{CertificateIssuer, DeviceName};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     all_rows, append_audit, check_lsc, from_unix, list_of, load_lsc, load_required, move_lscs,
@@ -134,7 +134,7 @@ pub(super) fn open_request(
 }
 
 fn set_state(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     state: CaRequestState,
     lsc_serial: Option<&[u8]>,
@@ -161,7 +161,7 @@ fn set_state(
 /// The device's Issued requests become Stale (their LSCs were just made stale); returns their
 /// ids.
 pub(super) fn stale_issued(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     device: &str,
     now: SystemTime,
 ) -> Result<Vec<i64>, Error> {
@@ -183,7 +183,7 @@ pub(super) fn stale_issued(
 
 /// The Issued request whose LSC is `serial` becomes Delivered; returns its id.
 pub(super) fn deliver(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     serial: &[u8],
     now: SystemTime,
 ) -> Result<Option<i64>, Error> {
@@ -205,7 +205,7 @@ fn ids(ids: &[i64]) -> String {
 }
 
 pub(super) fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     name: &DeviceName,
     request: &NewCaRequest<'_>,
     now: SystemTime,
@@ -293,7 +293,7 @@ pub(super) fn record(
 }
 
 pub(super) fn issued(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     lsc: &IssuedLsc,
     now: SystemTime,
@@ -353,7 +353,7 @@ pub(super) fn issued(
 }
 
 pub(super) fn failed(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     reason: &str,
     now: SystemTime,
@@ -377,7 +377,7 @@ pub(super) fn failed(
     load_request(tx, id)
 }
 
-fn delete_one(tx: &Transaction<'_>, request: &CaRequest, now: SystemTime) -> Result<(), Error> {
+fn delete_one(tx: &Connection, request: &CaRequest, now: SystemTime) -> Result<(), Error> {
     tx.prepare_cached("DELETE FROM ca_requests WHERE id = ?1")
         .and_then(|mut stmt| stmt.execute([request.id]))
         .map_err(Error::db("deleting a certificate request"))?;
@@ -399,13 +399,13 @@ fn delete_one(tx: &Transaction<'_>, request: &CaRequest, now: SystemTime) -> Res
     )
 }
 
-pub(super) fn delete(tx: &Transaction<'_>, id: i64, now: SystemTime) -> Result<CaRequest, Error> {
+pub(super) fn delete(tx: &Connection, id: i64, now: SystemTime) -> Result<CaRequest, Error> {
     let request = load_request(tx, id)?;
     delete_one(tx, &request, now)?;
     Ok(request)
 }
 
-pub(super) fn delete_all(tx: &Transaction<'_>, now: SystemTime) -> Result<usize, Error> {
+pub(super) fn delete_all(tx: &Connection, now: SystemTime) -> Result<usize, Error> {
     let all = list(tx, None)?;
     for request in &all {
         delete_one(tx, request, now)?;
@@ -414,7 +414,7 @@ pub(super) fn delete_all(tx: &Transaction<'_>, now: SystemTime) -> Result<usize,
 }
 
 pub(super) fn pending(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     ca_request_id: Option<&str>,
     now: SystemTime,

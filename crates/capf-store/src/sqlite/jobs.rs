@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     added_detail, all_rows, append_audit, from_unix, from_unix_opt, insert_device, to_unix,
@@ -126,7 +126,7 @@ pub(super) fn list(conn: &Connection, state: Option<JobState>) -> Result<Vec<Job
     raws.into_iter().map(|raw| raw.parse(conn)).collect()
 }
 
-pub(super) fn add(tx: &Transaction<'_>, job: &NewJob, now: SystemTime) -> Result<Job, Error> {
+pub(super) fn add(tx: &Connection, job: &NewJob, now: SystemTime) -> Result<Job, Error> {
     if job.kind.trim().is_empty() {
         return Err(Error::InvalidJob {
             reason: "the kind is empty",
@@ -172,7 +172,7 @@ pub(super) fn add(tx: &Transaction<'_>, job: &NewJob, now: SystemTime) -> Result
     load_required(tx, id)
 }
 
-pub(super) fn cancel(tx: &Transaction<'_>, id: i64, now: SystemTime) -> Result<Job, Error> {
+pub(super) fn cancel(tx: &Connection, id: i64, now: SystemTime) -> Result<Job, Error> {
     let job = load_required(tx, id)?;
     if job.state != JobState::Scheduled {
         return Err(Error::JobWrongState {
@@ -201,11 +201,7 @@ pub(super) fn cancel(tx: &Transaction<'_>, id: i64, now: SystemTime) -> Result<J
 /// 'scheduled'` is checked again on the row itself, so under a backend whose subquery may read
 /// an older snapshot (PostgreSQL, READ COMMITTED) a row another caller claimed first is not
 /// claimed twice.
-pub(super) fn claim(
-    tx: &Transaction<'_>,
-    node: &str,
-    now: SystemTime,
-) -> Result<Option<Job>, Error> {
+pub(super) fn claim(tx: &Connection, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
     let id: Option<i64> = tx
         .prepare_cached(
             "UPDATE jobs SET state = 'running', started_at = ?2, node = ?1 \
@@ -234,7 +230,7 @@ pub(super) fn claim(
 }
 
 fn record_result(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: &Job,
     result: &JobResult,
     now: SystemTime,
@@ -290,7 +286,7 @@ fn record_result(
 }
 
 pub(super) fn finish(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: i64,
     result: &JobResult,
     now: SystemTime,
@@ -308,7 +304,7 @@ pub(super) fn finish(
 }
 
 pub(super) fn fail_running(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     node: &str,
     reason: &str,
     now: SystemTime,
@@ -375,7 +371,7 @@ pub(super) fn sync_state(conn: &Connection) -> Result<DirectorySyncState, Error>
 }
 
 pub(super) fn sync_directory(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     entries: &[DirectoryEntry],
     hashes: &[Option<Vec<u8>>],
     now: SystemTime,

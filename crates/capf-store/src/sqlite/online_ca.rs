@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use capf_lsc::{OnlineCaConfig, OnlineCaParams};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{append_audit, to_unix};
 use crate::auth::AUTH_KEY_LEN;
@@ -51,7 +51,7 @@ pub(super) fn load(
 }
 
 pub(super) fn store(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     key: &[u8; AUTH_KEY_LEN],
     config: &OnlineCaConfig,
     now: SystemTime,

@@ -43,7 +43,10 @@ impl SessionStore for SqliteStore {
     }
 
     fn begin_attempt(&self, name: &DeviceName, now: SystemTime) -> Result<Device, Error> {
-        self.change(name, now, action::ATTEMPT_BEGUN, |_, row| {
+        // Not synced on its own (issue 19): nothing outside depends on it before the attempt's
+        // next write (an LSC issued, the attempt's end), whose sync makes it durable first; a
+        // crash before then loses only the attempt's beginning, which was not yet a result.
+        self.change_in(false, name, now, action::ATTEMPT_BEGUN, |_, row| {
             let d = &mut row.device;
             if !d.has_operation_to_run() {
                 return Err(Error::NoOperationToRun {

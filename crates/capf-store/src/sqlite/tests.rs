@@ -147,7 +147,7 @@ fn debug_output_hides_the_key_and_the_auth_string() {
 #[test]
 fn one_devices_lscs_in_a_state_are_found_by_device_not_by_scanning_the_state() {
     let s = store();
-    let conn = s.conn.lock().unwrap();
+    let conn = s.conn.lock();
     let plan: Vec<String> = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {DEVICE_LSCS_IN_STATE}"))
         .unwrap()

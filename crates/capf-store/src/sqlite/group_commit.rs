@@ -1,0 +1,413 @@
+//! Group commit on the one shared connection (issue 19): concurrent sessions' writes share one
+//! COMMIT, so one sync, while every caller still returns only after its write is durable.
+//!
+//! A writer counts itself in `queued` before it waits for the connection. Holding it, it joins
+//! the open group (or begins one: `BEGIN IMMEDIATE`), runs its work in a savepoint (released, or
+//! rolled back alone when the work fails), and then commits the group if no other writer is
+//! queued to join it; otherwise it leaves the group open and waits until the last one in
+//! commits it. No group stays open without a writer on its way to close it. A group's
+//! durability is set when it begins (SQLite refuses to change `synchronous` inside a
+//! transaction): a durable write never joins a group that will not sync; it commits that group
+//! first and begins a synced one.
+
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::Connection;
+
+use crate::Error;
+
+/// At most this many writes share a commit, so a steady stream of writers cannot keep the
+/// first one waiting for ever.
+const MAX_GROUP: usize = 256;
+
+/// How many recent failed commits are remembered for the callers still to wake up.
+const FAILED_KEPT: usize = 64;
+
+/// What a store's writes have cost (see [`SqliteStore::write_stats`](crate::SqliteStore::write_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Writes made (each one the store's transaction of a call: its changes and audit entry,
+    /// all or nothing).
+    pub writes: u64,
+    /// COMMITs that wrote (one per group of writes).
+    pub commits: u64,
+    /// Of those, commits synced to disk (`synchronous = FULL`: one fsync of the write-ahead log
+    /// each; checkpoints sync on top of these, once every 1,000 pages of log).
+    pub syncs: u64,
+}
+
+/// The connection and the group of writes open on it.
+pub(crate) struct Db {
+    conn: Connection,
+    group: Option<Group>,
+    last_group: u64,
+    /// Every group up to this number has been committed or rolled back.
+    closed_through: u64,
+    /// Recent groups whose commit failed, with SQLite's error.
+    failed: VecDeque<(u64, rusqlite::ffi::Error, Option<String>)>,
+    /// The connection's `synchronous` is FULL (else NORMAL).
+    synced: bool,
+}
+
+struct Group {
+    id: u64,
+    /// Writes kept in it (released savepoints).
+    writes: usize,
+    /// Whether its commit syncs.
+    synced: bool,
+}
+
+impl Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// The connection shared by every handle of one store.
+pub(crate) struct Shared {
+    db: Mutex<Db>,
+    closed: Condvar,
+    /// Writers waiting for the connection.
+    queued: AtomicUsize,
+    writes: AtomicU64,
+    commits: AtomicU64,
+    syncs: AtomicU64,
+}
+
+impl Shared {
+    /// Over `conn`, whose `synchronous` is FULL.
+    pub(crate) fn new(conn: Connection) -> Shared {
+        Shared {
+            db: Mutex::new(Db {
+                conn,
+                group: None,
+                last_group: 0,
+                closed_through: 0,
+                failed: VecDeque::new(),
+                synced: true,
+            }),
+            closed: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            writes: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
+        // A panic while the lock was held leaves no half-done write: the work runs under
+        // catch_unwind and its savepoint is rolled back before the panic goes on.
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn stats(&self) -> WriteStats {
+        WriteStats {
+            writes: self.writes.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `f` as one write in a group; returns once the group is committed (synced when
+    /// `durable`). With `roll_back` the write's changes are undone and its answer returned (a
+    /// dry run).
+    pub(crate) fn write<T>(
+        &self,
+        device: Option<&str>,
+        durable: bool,
+        roll_back: bool,
+        f: impl FnOnce(&Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let fail = |action: &'static str| {
+            move |source| Error::Database {
+                action,
+                device: device.map(str::to_owned),
+                source,
+            }
+        };
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut db = self.lock();
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if durable && db.group.as_ref().is_some_and(|g| !g.synced) {
+            // Its writers do not need a sync, and this one cannot make the group sync.
+            self.close(&mut db, false);
+        }
+        let id = match &db.group {
+            Some(group) => group.id,
+            None => {
+                if db.synced != durable {
+                    let mode = if durable { "FULL" } else { "NORMAL" };
+                    db.conn
+                        .pragma_update(None, "synchronous", mode)
+                        .map_err(fail("setting synchronous mode"))?;
+                    db.synced = durable;
+                }
+                db.conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(fail("beginning a write"))?;
+                db.last_group += 1;
+                let id = db.last_group;
+                db.group = Some(Group {
+                    id,
+                    writes: 0,
+                    synced: durable,
+                });
+                id
+            }
+        };
+        let mut broken = None;
+        let outcome = match db.conn.execute_batch("SAVEPOINT capf_write") {
+            Err(e) => {
+                broken = Some(());
+                Ok(Err(fail("beginning a write")(e)))
+            }
+            Ok(()) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| f(&db.conn)));
+                let keep = !roll_back && matches!(outcome, Ok(Ok(_)));
+                let end = if keep {
+                    "RELEASE capf_write"
+                } else {
+                    "ROLLBACK TO capf_write; RELEASE capf_write"
+                };
+                match db.conn.execute_batch(end) {
+                    Ok(()) => {
+                        if let (true, Some(group)) = (keep, db.group.as_mut()) {
+                            group.writes += 1;
+                        }
+                        outcome
+                    }
+                    Err(e) => {
+                        broken = Some(());
+                        match outcome {
+                            Ok(_) => Ok(Err(fail("ending a write")(e))),
+                            panic => panic,
+                        }
+                    }
+                }
+            }
+        };
+        // Commit the group unless another writer is on its way to join it.
+        let last = broken.is_some()
+            || self.queued.load(Ordering::SeqCst) == 0
+            || db.group.as_ref().is_some_and(|g| g.writes >= MAX_GROUP);
+        if last {
+            self.close(&mut db, broken.is_some());
+        } else {
+            while db.closed_through < id {
+                db = self.closed.wait(db).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        let committed = match db.failed.iter().find(|(g, _, _)| *g == id) {
+            Some((_, code, message)) => Err(fail("committing a write")(
+                rusqlite::Error::SqliteFailure(*code, message.clone()),
+            )),
+            None => Ok(()),
+        };
+        drop(db);
+        match outcome {
+            Err(panic) => resume_unwind(panic),
+            Ok(result) => {
+                let out = result?;
+                committed?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Commits the open group (rolls it back when `broken` or empty) and wakes its writers.
+    fn close(&self, db: &mut Db, broken: bool) {
+        let Some(group) = db.group.take() else {
+            return;
+        };
+        let result = if broken || group.writes == 0 {
+            db.conn.execute_batch("ROLLBACK")
+        } else {
+            db.conn.execute_batch("COMMIT").inspect(|()| {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                if group.synced {
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let failure = match result {
+            Ok(()) if !broken => None,
+            Ok(()) => Some((
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("a write of the group could not end its savepoint".to_owned()),
+            )),
+            Err(e) => {
+                // COMMIT failed: nothing of the group is kept.
+                let _ = db.conn.execute_batch("ROLLBACK");
+                Some(match e {
+                    rusqlite::Error::SqliteFailure(code, message) => (code, message),
+                    other => (
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                        Some(other.to_string()),
+                    ),
+                })
+            }
+        };
+        if let Some((code, message)) = failure {
+            if db.failed.len() == FAILED_KEPT {
+                db.failed.pop_front();
+            }
+            db.failed.push_back((group.id, code, message));
+        }
+        db.closed_through = group.id;
+        self.closed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use capf_lsc::{DeviceName, IssuedLsc, KeyPolicy};
+
+    use super::WriteStats;
+    use crate::{AdminStore, NewDevice, Operation, OperationStatus, SessionStore, SqliteStore};
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn name(i: usize) -> DeviceName {
+        DeviceName::new(&format!("SEP0011223344{i:02X}")).unwrap()
+    }
+
+    fn lsc(i: usize) -> IssuedLsc {
+        IssuedLsc {
+            serial: vec![1, u8::try_from(i).unwrap()],
+            der: vec![0x30, 0x00],
+            not_before: t(0),
+            not_after: t(86_400),
+        }
+    }
+
+    /// A store on disk (WAL, `synchronous` FULL, as capfd runs it) with `n` devices to install.
+    fn store(test: &str, n: usize) -> (SqliteStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("capf-store-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir).unwrap();
+        for i in 0..n {
+            let mut new = NewDevice::new(name(i));
+            new.operation = Operation::InstallUpgrade(KeyPolicy::default());
+            store.add_device(&new, t(0)).unwrap();
+        }
+        (store, dir)
+    }
+
+    fn since(store: &SqliteStore, before: WriteStats) -> WriteStats {
+        let now = store.write_stats();
+        WriteStats {
+            writes: now.writes - before.writes,
+            commits: now.commits - before.commits,
+            syncs: now.syncs - before.syncs,
+        }
+    }
+
+    /// The store calls of one enrollment, as capf-server's handler makes them.
+    fn enroll(store: &SqliteStore, i: usize) {
+        let device = name(i);
+        assert!(store.device(&device).unwrap().is_some());
+        assert!(store.open_ca_request(&device).unwrap().is_none());
+        store.begin_attempt(&device, t(1)).unwrap();
+        store.record_lsc_issued(&device, &lsc(i), t(2)).unwrap();
+        let done = store
+            .confirm_lsc_installed(&device, &lsc(i).serial, t(3))
+            .unwrap();
+        assert_eq!(done.status, OperationStatus::Success);
+    }
+
+    #[test]
+    fn one_enrollment_costs_three_writes_and_two_syncs() {
+        let (store, dir) = store("one-enrollment", 1);
+        let before = store.write_stats();
+        enroll(&store, 0);
+        // Begun (not synced on its own), issued (synced before the phone gets it), installed
+        // (synced before END_SESSION). Before issue 19: 3 writes, 3 commits, 3 syncs.
+        assert_eq!(
+            since(&store, before),
+            WriteStats {
+                writes: 3,
+                commits: 3,
+                syncs: 2
+            }
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_enrollments_all_land_and_never_take_more_syncs_than_writes() {
+        const N: usize = 24;
+        let (store, dir) = store("concurrent", N);
+        let store = Arc::new(store);
+        let before = store.write_stats();
+        let start = Arc::new(Barrier::new(N));
+        let threads: Vec<_> = (0..N)
+            .map(|i| {
+                let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    enroll(&store, i);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let cost = since(&store, before);
+        assert_eq!(cost.writes, 3 * N as u64);
+        assert!(cost.commits <= cost.writes, "{cost:?}");
+        assert!(cost.syncs <= 2 * N as u64, "{cost:?}");
+        // Every enrollment is on disk: a second connection reads them.
+        let again = SqliteStore::open(&dir).unwrap();
+        for i in 0..N {
+            let device = again.device(&name(i)).unwrap().unwrap();
+            assert_eq!(device.status, OperationStatus::Success, "{i}");
+            assert_eq!(device.attempts, 1);
+        }
+        drop(again);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_or_panicking_write_undoes_only_itself() {
+        let (store, dir) = store("failing", 2);
+        store.begin_attempt(&name(0), t(1)).unwrap();
+        store.record_lsc_issued(&name(0), &lsc(0), t(2)).unwrap();
+        // The same serial again: refused, and nothing of it is kept.
+        assert!(store.record_lsc_issued(&name(1), &lsc(0), t(2)).is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.conn.write::<()>(None, true, false, |tx| {
+                tx.execute("DELETE FROM devices", []).unwrap();
+                panic!("a bug in a write");
+            })
+        }));
+        assert!(panicked.is_err());
+        // Both devices are still there, and the store still writes.
+        assert!(store.device(&name(1)).unwrap().is_some());
+        enroll(&store, 1);
+        assert_eq!(store.lscs(&name(1)).unwrap().len(), 1);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
