@@ -883,26 +883,38 @@ impl EnrollmentHandler {
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
                 let mode = settings.certificate_issuer;
-                self.begin(|device| Attempt::KeyRequested {
-                    device,
-                    requested: spec,
-                    permit,
-                    mode,
-                    issued,
-                })
-                .await?;
+                if !self
+                    .begin(|device| Attempt::KeyRequested {
+                        device,
+                        requested: spec,
+                        permit,
+                        mode,
+                        issued,
+                    })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 self.key_generation_deadline =
                     Instant::now().checked_add(settings.key_generation_total);
                 Decision::Install(spec.into())
             }
             Operation::Delete => {
-                self.begin(|device| Attempt::DeleteRequested { device })
-                    .await?;
+                if !self
+                    .begin(|device| Attempt::DeleteRequested { device })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 Decision::Delete
             }
             Operation::Troubleshoot => {
-                self.begin(|device| Attempt::FetchRequested { device })
-                    .await?;
+                if !self
+                    .begin(|device| Attempt::FetchRequested { device })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 Decision::Fetch
             }
             _ => {
@@ -1071,24 +1083,59 @@ impl EnrollmentHandler {
         })
     }
 
-    /// Begins the attempt in the store; `next` is the state it is in then.
-    async fn begin(&mut self, next: impl FnOnce(Arc<DeviceName>) -> Attempt) -> Result<(), Error> {
+    /// Begins the attempt in the store; `next` is the state it is in then. `false` when another
+    /// node of a cluster runs an attempt for the device: the session is refused (END_SESSION 7,
+    /// as for a device another session of this node serves) and the device stays as it was.
+    async fn begin(
+        &mut self,
+        next: impl FnOnce(Arc<DeviceName>) -> Attempt,
+    ) -> Result<bool, Error> {
         let Some(device) = self.attempt.device() else {
-            return Ok(());
+            return Ok(true);
         };
         if self.hung_up.is_cancelled() {
             // The phone has gone: an attempt begun now would have no session to end it.
             debug!(device = %device, "hung up before the attempt began");
-            return Ok(());
+            return Ok(true);
         }
-        self.service
+        let begun = self
+            .service
             .device_call(device, "begin attempt", |s, name, now| {
                 s.begin_attempt(name, now)
             })
-            .await?;
+            .await;
+        if let Err(e) = begun {
+            self.served_elsewhere(e).await?;
+            return Ok(false);
+        }
         if let Attempt::NotBegun { device, .. } = mem::take(&mut self.attempt) {
             self.attempt = next(device);
         }
+        Ok(true)
+    }
+
+    /// `Ok` when `e` says another node of the cluster holds the device's attempt (recorded as
+    /// a refused session, which changes nothing but the audit: the phone comes back later, as
+    /// the session on that node goes on); any other error as itself.
+    async fn served_elsewhere(&mut self, e: Error) -> Result<(), Error> {
+        let Error::Store {
+            source: capf_store::Error::AttemptOnAnotherNode { node, .. },
+            ..
+        } = &e
+        else {
+            return Err(e);
+        };
+        let Some(device) = self.attempt.device() else {
+            return Err(e);
+        };
+        let reason = format!("device being served by node {node}");
+        info!(device = %device, %node, outcome = "device being served by another node", "END_SESSION 7");
+        self.outcome = Some(metrics::Outcome::Refused);
+        self.service
+            .device_call(device, "record refused session", move |s, name, now| {
+                s.record_refused_session(name, &reason, now)
+            })
+            .await?;
         Ok(())
     }
 
@@ -1110,12 +1157,17 @@ impl EnrollmentHandler {
         let Some(device) = self.attempt.device() else {
             return Ok(());
         };
-        self.service
+        let failed = self
+            .service
             .device_call(device, "fail the attempt", move |s, name, now| {
                 s.begin_attempt(name, now)?;
                 s.end_attempt(name, AttemptEnd::Failed { reason }, now)
             })
-            .await?;
+            .await;
+        if let Err(e) = failed {
+            // Another node's attempt goes on: this one changes nothing.
+            return self.served_elsewhere(e).await;
+        }
         self.outcome = Some(metrics::Outcome::Failed);
         self.attempt.end();
         Ok(())

@@ -1,0 +1,138 @@
+//! Several capfd nodes on one PostgreSQL store (issue 16): a device another node is serving is
+//! refused and left as it was, and the same device hit from both nodes at once is installed
+//! exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_lsc::KeyPolicy;
+use capf_phone::{KeyPool, KeySource};
+use capf_store::{
+    AdminStore, AttemptEnd, DeviceName, LscState, NewDevice, Operation, OperationStatus, PgStore,
+    SessionStore, action,
+};
+use capf_test_support::postgres::cluster as pg;
+use capf_wire::Reason;
+use cluster::{Node, SPEC, Scratch, phone, runtime, store};
+
+/// The loopback address this test binary's nodes listen on.
+const HOST: &str = "127.0.0.8";
+
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
+
+fn schedule(store: &PgStore, name: &DeviceName) {
+    let mut new = NewDevice::new(name.clone());
+    new.operation = Operation::InstallUpgrade(KeyPolicy::only(SPEC));
+    store.add_device(&new, SystemTime::now()).unwrap();
+}
+
+#[test]
+fn a_device_another_node_serves_is_refused_and_left_as_it_was() {
+    let db = pg().database();
+    let s = Scratch::new("refused");
+    let node = Node::start(&s.node_dir(1), &db.url, HOST);
+    let store = store(&db.url);
+    let name = dn("SEP00AABBCC0201");
+    schedule(&store, &name);
+    // Another node began an attempt and holds its lease.
+    let other = store_as(&db.url, "other-node");
+    other.begin_attempt(&name, SystemTime::now()).unwrap();
+    let before = store.device(&name).unwrap().unwrap();
+
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let rt = runtime();
+    let trust = node.capf_pem();
+    let e = rt.block_on(phone(HOST, node.port, &trust, &name, Arc::clone(&keys)));
+    assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{e:?}");
+    assert!(e.requested.is_none(), "{e:?}");
+    let after = store.device(&name).unwrap().unwrap();
+    assert_eq!(after.status, OperationStatus::InProgress);
+    assert_eq!(after.attempts, before.attempts);
+    assert!(store.lscs(&name).unwrap().is_empty());
+    let audit = store.audit(Some(&name), 1).unwrap();
+    assert_eq!(audit[0].action, action::SESSION_REFUSED);
+    assert!(
+        audit[0].detail.contains("being served by node other-node"),
+        "{audit:?}"
+    );
+
+    // Once the other node's attempt ends, the phone that comes back enrolls here.
+    other
+        .end_attempt(
+            &name,
+            AttemptEnd::Interrupted {
+                reason: "hung up".into(),
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+    let e = rt.block_on(phone(HOST, node.port, &trust, &name, keys));
+    assert!(e.succeeded() && e.installed.is_some(), "{e:?}");
+    assert_eq!(
+        store.device(&name).unwrap().unwrap().status,
+        OperationStatus::Success
+    );
+}
+
+/// The store as node `node`, whose leases last two minutes.
+fn store_as(url: &str, node: &str) -> PgStore {
+    store(url).with_node(
+        capf_store::postgres::NodeId::new(node).unwrap(),
+        Duration::from_secs(120),
+    )
+}
+
+#[test]
+fn the_same_device_hit_from_both_nodes_at_once_is_installed_once() {
+    let db = pg().database();
+    let s = Scratch::new("race");
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    let store = store(&db.url);
+    let names: Vec<DeviceName> = (0..12)
+        .map(|n| dn(&format!("SEP00AABBCC03{n:02X}")))
+        .collect();
+    for name in &names {
+        schedule(&store, name);
+    }
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let (trust_a, trust_b) = (a.capf_pem(), b.capf_pem());
+    let results = runtime().block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in &names {
+            for (port, trust) in [(a.port, trust_a.clone()), (b.port, trust_b.clone())] {
+                let (name, keys) = (name.clone(), Arc::clone(&keys));
+                tasks.spawn(async move {
+                    let e = phone(HOST, port, &trust, &name, keys).await;
+                    (name, e)
+                });
+            }
+        }
+        tasks.join_all().await
+    });
+    for name in &names {
+        let mine: Vec<_> = results.iter().filter(|(n, _)| n == name).collect();
+        let installed = mine.iter().filter(|(_, e)| e.installed.is_some()).count();
+        assert_eq!(installed, 1, "{name}: {mine:?}");
+        // The other phone was refused (the attempt ran on the other node) or came after it
+        // and was told there is nothing to do.
+        for (_, e) in mine.iter().filter(|(_, e)| e.installed.is_none()) {
+            assert!(
+                matches!(e.end_reason(), Some(r) if r == Reason::INVALID_ELEMENT || r == Reason::NO_ACTION),
+                "{name}: {e:?}"
+            );
+        }
+        let device = store.device(name).unwrap().unwrap();
+        assert_eq!(device.status, OperationStatus::Success, "{name}");
+        let lscs = store.lscs(name).unwrap();
+        assert_eq!(lscs.len(), 1, "{name}: {lscs:?}");
+        assert_eq!(lscs[0].state, LscState::Installed);
+    }
+}
