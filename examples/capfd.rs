@@ -38,7 +38,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use capf_server::{CapfServer, ConfigFile, LogFormat, ensure_capf_files};
+use capf_server::{
+    CapfFiles, CapfServer, ConfigFile, LogFormat, adopt_cluster_capf_certificate,
+    ensure_capf_files, refresh_cluster_capf_certificate,
+};
 use capf_store::{DeviceStore, StoreUrl, open_store, store_password};
 use clap::Parser;
 
@@ -147,11 +150,19 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     let (store, file) = {
         let data = data.clone();
         let url = store_url.clone();
+        let cluster_files = files.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = open_store(&url, &data, password.as_ref())?;
             let mut settings = store.settings()?;
             if file.apply_settings(&mut settings)? {
                 store.update_settings(&settings, SystemTime::now())?;
+            }
+            // A cluster serves one CAPF certificate: this node's files are its candidate, and
+            // hold the stored one from here on.
+            if let Some(generation) =
+                adopt_cluster_capf_certificate(&*store, &cluster_files, SystemTime::now())?
+            {
+                tracing::info!(generation, "serving the cluster's CAPF certificate");
             }
             Ok((store, file))
         })
@@ -178,6 +189,12 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     let server = CapfServer::bind(config, store.clone()).await?;
     // Scheduled jobs (issue 17): wiring only; capf-admin claims and runs them.
     tokio::spawn(run_jobs(scheduler, jobs_store));
+    if store_url.is_shared() {
+        tokio::spawn(follow_cluster_capf_certificate(
+            store.clone(),
+            files.clone(),
+        ));
+    }
     tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, "CAPF serving");
     if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
         // The web administration over the same store and data directory, with this server's
@@ -273,6 +290,32 @@ async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_st
                 tracing::warn!(error = %capf_admin::error_chain(&e), "running scheduled jobs")
             }
             Err(e) => tracing::warn!(error = %e, "the job scheduler's task failed"),
+        }
+    }
+}
+
+/// Every 2 s (with the settings refresh), on a cluster: when the stored CAPF certificate
+/// changed (`capfctl capf-cert upload`, or the web administration), writes it into this node's
+/// files, which the server reloads without a restart.
+async fn follow_cluster_capf_certificate(store: Arc<dyn DeviceStore>, files: CapfFiles) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (st, f) = (store.clone(), files.clone());
+        match tokio::task::spawn_blocking(move || refresh_cluster_capf_certificate(&*st, &f)).await
+        {
+            Ok(Ok(Some(generation))) => {
+                tracing::info!(
+                    generation,
+                    "the cluster's CAPF certificate changed: reloading"
+                )
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %capf_admin::error_chain(&e), "following the cluster's CAPF certificate")
+            }
+            Err(e) => tracing::warn!(error = %e, "the CAPF certificate task failed"),
         }
     }
 }

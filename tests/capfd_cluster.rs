@@ -18,7 +18,7 @@ use capf_store::{
 };
 use capf_test_support::postgres::cluster as pg;
 use capf_wire::Reason;
-use cluster::{Node, SPEC, Scratch, phone, runtime, store};
+use cluster::{Node, SPEC, Scratch, phone, runtime, store, try_phone};
 
 /// The loopback address this test binary's nodes listen on.
 const HOST: &str = "127.0.0.8";
@@ -134,5 +134,97 @@ fn the_same_device_hit_from_both_nodes_at_once_is_installed_once() {
         let lscs = store.lscs(name).unwrap();
         assert_eq!(lscs.len(), 1, "{name}: {lscs:?}");
         assert_eq!(lscs[0].state, LscState::Installed);
+    }
+}
+
+#[test]
+fn the_cluster_serves_one_capf_certificate_and_a_replacement_reaches_every_node() {
+    let db = pg().database();
+    let s = Scratch::new("capf-cert");
+    // Each node starts with a candidate of its own; the first one stored is the cluster's.
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    assert_eq!(a.capf_pem(), b.capf_pem());
+    let store = store(&db.url);
+    let stored = store.cluster_capf_certificate().unwrap().unwrap();
+    assert_eq!(stored.generation, 1);
+    assert_eq!(stored.certificate_pem.as_bytes(), a.capf_pem());
+    let names: Vec<DeviceName> = (0..4)
+        .map(|n| dn(&format!("SEP00AABBCC04{n:02X}")))
+        .collect();
+    for name in &names {
+        schedule(&store, name);
+    }
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let rt = runtime();
+    let first = a.capf_pem();
+    // A phone trusting the one certificate enrolls at either node.
+    for (node, name) in [(&a, &names[0]), (&b, &names[1])] {
+        let e = rt.block_on(phone(HOST, node.port, &first, name, Arc::clone(&keys)));
+        assert!(e.installed.is_some(), "{e:?}");
+    }
+
+    // The administrator replaces it with capfctl on the cluster's store.
+    let cert = s.0.join("new.pem");
+    let key = s.0.join("new.key");
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args(["capf-cert", "generate", "--key-type", "p256"])
+        .arg("--cert-out")
+        .arg(&cert)
+        .arg("--key-out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args(["capf-cert", "upload"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg("--data")
+        .arg(&a.dir)
+        .args(["--store", &db.url])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("generation 2"), "{stdout}");
+    let new = std::fs::read(&cert).unwrap();
+    assert_eq!(
+        store
+            .cluster_capf_certificate()
+            .unwrap()
+            .unwrap()
+            .certificate_pem
+            .as_bytes(),
+        new
+    );
+    // Both nodes serve it without a restart: a phone that trusts only the new certificate
+    // enrolls at each (its TLS pins the certificate the node presents).
+    for (node, name) in [(&a, &names[2]), (&b, &names[3])] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = rt.block_on(try_phone(HOST, node.port, &new, name, Arc::clone(&keys)));
+            if e.as_ref().is_ok_and(|e| e.installed.is_some()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} did not serve the new certificate: {e:?}\n{}",
+                node.port,
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(node.capf_pem(), new);
     }
 }

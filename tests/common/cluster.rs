@@ -180,10 +180,21 @@ pub(crate) async fn phone(
     name: &DeviceName,
     keys: Arc<dyn KeySource>,
 ) -> Enrollment {
+    try_phone(host, port, trust_pem, name, keys).await.unwrap()
+}
+
+/// As [`phone`], a connection failure (TLS refused, say) as an error.
+pub(crate) async fn try_phone(
+    host: &str,
+    port: u16,
+    trust_pem: &[u8],
+    name: &DeviceName,
+    keys: Arc<dyn KeySource>,
+) -> Result<Enrollment, capf_phone::Error> {
     let mut config = PhoneConfig::new(name.clone(), host, trust_pem).unwrap();
     config.port = port;
     config.retries = 0;
-    Phone::new(config, keys).unwrap().run_once().await.unwrap()
+    Phone::new(config, keys).unwrap().run_once().await
 }
 
 /// A tokio runtime for the phones: the store's synchronous client must not run inside one, so

@@ -30,7 +30,9 @@ pub use config::{CAPF_PORT, Config};
 pub use config_file::{
     ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat, MonitorSection,
 };
-pub use data_dir::{CapfFiles, ensure_capf_files};
+pub use data_dir::{
+    CapfFiles, adopt_cluster_capf_certificate, ensure_capf_files, refresh_cluster_capf_certificate,
+};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
 pub use identity::CapfIdentity;

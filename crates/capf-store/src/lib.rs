@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod auth;
 mod ca_request;
+mod capf_certificate;
 mod data_dir;
 mod error;
 mod job;
@@ -32,6 +33,7 @@ pub use auth::{
     validate as validate_auth_string,
 };
 pub use ca_request::{CaRequest, CaRequestState, NewCaRequest};
+pub use capf_certificate::CapfCertificate;
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
 pub use capf_lsc::{
     CertificateIssuer, EnrollmentLabel, OnlineCaConfig, OnlineCaHost, OnlineCaParams, OnlineCaType,

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use super::{Tx, col, stored_time};
 use crate::auth::AUTH_KEY_LEN;
+pub use crate::capf_certificate::CapfCertificate;
 use crate::sqlite::to_unix;
 use crate::{Error, Secret, online_ca};
 
@@ -98,32 +99,6 @@ pub(super) fn check_key(tx: &mut Tx<'_>, key: &[u8; AUTH_KEY_LEN]) -> Result<(),
         Ok(())
     } else {
         Err(Error::ClusterKeyMismatch)
-    }
-}
-
-/// The cluster's CAPF certificate as stored: the certificate (PEM), its private key (PKCS#8
-/// PEM, unsealed), and the generation, raised by every replacement.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CapfCertificate {
-    /// The certificate, PEM.
-    pub certificate_pem: String,
-    /// The private key, PKCS#8 PEM.
-    pub key_pem: Secret,
-    /// Raised by one at every replacement: a node reloads when it sees a new one.
-    pub generation: i64,
-    /// When it was stored.
-    pub updated_at: SystemTime,
-    /// The node (or tool) that stored it.
-    pub updated_by: String,
-}
-
-/// Shows the certificate's generation and origin, never the key.
-impl fmt::Debug for CapfCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CapfCertificate")
-            .field("generation", &self.generation)
-            .field("updated_by", &self.updated_by)
-            .finish_non_exhaustive()
     }
 }
 
