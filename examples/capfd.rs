@@ -42,7 +42,7 @@ use capf_server::{
     CapfFiles, CapfServer, ConfigFile, LogFormat, adopt_cluster_capf_certificate,
     ensure_capf_files, refresh_cluster_capf_certificate,
 };
-use capf_store::{DeviceStore, StoreUrl, open_store, store_password};
+use capf_store::{DeviceStore, StoreUrl, open_node_store, store_password};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -61,6 +61,10 @@ struct Cli {
     /// A file whose first line is the PostgreSQL password (else `PGPASSWORD`).
     #[arg(long)]
     store_password_file: Option<PathBuf>,
+    /// This node's name in a cluster (default: the host name and process id); a node
+    /// restarted under its name ends its own interrupted attempts at once.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// Check the configuration (file, flags, store URL), print one line, and exit.
     #[arg(long)]
     check_config: bool,
@@ -115,10 +119,11 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     };
     init_logs(cli.log_format.or(file.log_format).unwrap_or_default());
     let data = file.data_dir(cli.data);
-    let store_url = match &cli.store {
+    let store_url = match cli.store.as_ref().or(file.store.as_ref()) {
         Some(url) => url.parse::<StoreUrl>()?,
         None => StoreUrl::sqlite(&data),
     };
+    let (node, lease) = file.node(cli.node.as_deref())?;
     if cli.check_config {
         let mut settings = capf_store::Settings::default();
         file.apply_settings(&mut settings)?;
@@ -144,15 +149,29 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if files.created {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
-    let password = store_password(cli.store_password_file.as_deref())?;
+    let password = store_password(
+        cli.store_password_file
+            .as_deref()
+            .or(file.store_password_file.as_deref()),
+    )?;
+    // The files the server reads: on a cluster they hold the cluster's CAPF certificate.
+    let served = CapfFiles {
+        certificate: file
+            .capf_certificate
+            .clone()
+            .unwrap_or_else(|| files.certificate.clone()),
+        key: file.capf_key.clone().unwrap_or_else(|| files.key.clone()),
+        created: files.created,
+    };
     // The store is synchronous (PostgreSQL's client runs its own runtime): open and read it on
     // the blocking pool. A damaged SQLite store is refused, not served (issue 12).
     let (store, file) = {
         let data = data.clone();
         let url = store_url.clone();
-        let cluster_files = files.clone();
+        let cluster_files = served.clone();
+        let node = node.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let store = open_store(&url, &data, password.as_ref())?;
+            let store = open_node_store(&url, &data, password.as_ref(), node, lease)?;
             let mut settings = store.settings()?;
             if file.apply_settings(&mut settings)? {
                 store.update_settings(&settings, SystemTime::now())?;
@@ -195,7 +214,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             files.clone(),
         ));
     }
-    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, "CAPF serving");
+    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, %node, "CAPF serving");
     if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
         // The web administration over the same store and data directory, with this server's
         // metrics and readiness.

@@ -228,3 +228,154 @@ fn the_cluster_serves_one_capf_certificate_and_a_replacement_reaches_every_node(
         assert_eq!(node.capf_pem(), new);
     }
 }
+
+/// Phone names from a load report's failures (`NAME: why`).
+fn failed_names(report: &capf_phone::load::LoadReport) -> Vec<DeviceName> {
+    report
+        .failed
+        .iter()
+        .map(|f| dn(f.split_once(':').map_or(f.as_str(), |(n, _)| n)))
+        .collect()
+}
+
+/// The two-node test of issue 16: 1,000 phones (capf-phone's load generator, provisioned into
+/// the PostgreSQL store) enroll across two nodes; one node is killed with SIGKILL mid-run and
+/// started again under its name; the phones that failed come back. Every device ends with
+/// exactly one installed LSC, none in progress, and the audit agrees with the devices.
+#[test]
+fn a_thousand_phones_enroll_across_two_nodes_with_one_killed_mid_run() {
+    use capf_phone::load::{LoadTarget, enroll, simulated_device_name};
+    const PHONES: u32 = 1000;
+    let db = pg().database();
+    let s = Scratch::new("thousand");
+    let store = store(&db.url);
+    let names: Vec<DeviceName> = (1..=PHONES)
+        .map(|n| dn(&simulated_device_name("SEP", n)))
+        .collect();
+    capf_admin::provision_load_devices(&store, names.iter(), SPEC, PHONES, SystemTime::now())
+        .unwrap();
+    let a = Node::start_with(&s.node_dir(1), &db.url, HOST, &["--node", "node-a"]);
+    let b = Node::start_with(&s.node_dir(2), &db.url, HOST, &["--node", "node-b"]);
+    let trust = a.capf_pem();
+    assert_eq!(trust, b.capf_pem());
+    let target = |port| LoadTarget {
+        host: HOST.to_owned(),
+        port,
+        trust_pem: trust.clone(),
+        tls_versions: capf_phone::TlsVersions::default(),
+    };
+    let (to_a, to_b) = (target(a.port), target(b.port));
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+
+    // The killer: once a fifth of the phones enrolled, node b dies (SIGKILL) and comes back.
+    let killer = std::thread::spawn({
+        let url = db.url.clone();
+        let mut b = b;
+        move || {
+            let store = cluster::store(&url);
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            while store.status_report(SystemTime::now()).unwrap().succeeded < u64::from(PHONES / 5)
+            {
+                assert!(std::time::Instant::now() < deadline, "no progress");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            b.kill();
+            std::thread::sleep(Duration::from_millis(500));
+            b.restart();
+            b
+        }
+    });
+    let (half_a, half_b): (Vec<_>, Vec<_>) = names
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let rt = runtime();
+    let (ra, rb) = rt.block_on(async {
+        tokio::join!(
+            enroll(
+                &to_a,
+                half_a.into_iter().map(|(_, n)| n).collect(),
+                Arc::clone(&keys),
+                16
+            ),
+            enroll(
+                &to_b,
+                half_b.into_iter().map(|(_, n)| n).collect(),
+                Arc::clone(&keys),
+                16
+            ),
+        )
+    });
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let _b = killer.join().unwrap();
+    assert_eq!(
+        ra.enrolled + ra.failed.len() + rb.enrolled + rb.failed.len(),
+        1000
+    );
+    // Node b died with most of its 500 phones still to come: some of them failed.
+    assert!(!rb.failed.is_empty());
+    eprintln!(
+        "node a: {} enrolled, {} failed; node b: {} enrolled, {} failed",
+        ra.enrolled,
+        ra.failed.len(),
+        rb.enrolled,
+        rb.failed.len()
+    );
+    // The phones node b's death cut off come back (to either node), as phones do.
+    let mut again: Vec<DeviceName> = failed_names(&ra)
+        .into_iter()
+        .chain(failed_names(&rb))
+        .collect();
+    for round in 0..3 {
+        if again.is_empty() {
+            break;
+        }
+        let to = if round % 2 == 0 { &to_b } else { &to_a };
+        let report = rt
+            .block_on(enroll(to, again.clone(), Arc::clone(&keys), 16))
+            .unwrap();
+        again = failed_names(&report);
+    }
+    assert!(again.is_empty(), "{again:?}");
+
+    let report = store.status_report(SystemTime::now()).unwrap();
+    assert_eq!(report.succeeded, u64::from(PHONES), "{report:?}");
+    assert_eq!(report.in_progress, 0, "{report:?}");
+    for name in &names {
+        let device = store.device(name).unwrap().unwrap();
+        assert_eq!(device.status, OperationStatus::Success, "{name}");
+        let lscs = store.lscs(name).unwrap();
+        let installed: Vec<_> = lscs
+            .iter()
+            .filter(|l| l.state == LscState::Installed)
+            .collect();
+        assert_eq!(installed.len(), 1, "{name}: {lscs:?}");
+        // Any other LSC was sent and never confirmed (the node died): stale, never installed.
+        assert!(
+            lscs.iter()
+                .all(|l| matches!(l.state, LscState::Installed | LscState::Stale)),
+            "{name}: {lscs:?}"
+        );
+        // The audit agrees: one install, of that LSC, and one entry per attempt begun.
+        let audit = store.audit(Some(name), 100).unwrap();
+        let installs: Vec<_> = audit
+            .iter()
+            .filter(|e| e.action == action::LSC_INSTALLED)
+            .collect();
+        assert_eq!(installs.len(), 1, "{name}: {audit:?}");
+        assert!(
+            installs[0].detail.contains(&installed[0].serial_hex()),
+            "{name}: {audit:?}"
+        );
+        let begun = audit
+            .iter()
+            .filter(|e| e.action == action::ATTEMPT_BEGUN)
+            .count();
+        assert_eq!(
+            u64::try_from(begun).unwrap(),
+            u64::from(device.attempts),
+            "{name}: {audit:?}"
+        );
+    }
+}

@@ -69,23 +69,18 @@ pub(crate) struct Node {
     pub(crate) url: String,
     pub(crate) host: &'static str,
     pub(crate) port: u16,
-    config: Option<PathBuf>,
+    args: Vec<String>,
 }
 
 impl Node {
     /// Starts capfd on `host` at a free port, with data directory `dir`, and waits until it
     /// listens.
     pub(crate) fn start(dir: &Path, url: &str, host: &'static str) -> Node {
-        Node::start_with(dir, url, host, None)
+        Node::start_with(dir, url, host, &[])
     }
 
-    /// As [`Node::start`], with a configuration file.
-    pub(crate) fn start_with(
-        dir: &Path,
-        url: &str,
-        host: &'static str,
-        config: Option<PathBuf>,
-    ) -> Node {
+    /// As [`Node::start`], with more arguments (`--node NAME`, `--config FILE`).
+    pub(crate) fn start_with(dir: &Path, url: &str, host: &'static str, args: &[&str]) -> Node {
         let port = TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
@@ -97,7 +92,7 @@ impl Node {
             url: url.to_owned(),
             host,
             port,
-            config,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         node.spawn();
         node
@@ -122,9 +117,7 @@ impl Node {
             .env_remove("PGPASSWORD")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
-        if let Some(config) = &self.config {
-            command.arg("--config").arg(config);
-        }
+        command.args(&self.args);
         let mut child = command.spawn().unwrap();
         let started = Instant::now();
         while TcpStream::connect(self.listen()).is_err() {

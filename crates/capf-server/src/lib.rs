@@ -28,7 +28,8 @@ use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
 pub use config_file::{
-    ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat, MonitorSection,
+    ConfigFile, DEFAULT_DATA_DIR, DEFAULT_LEASE, DEFAULT_SHUTDOWN_GRACE, LEASE_SECS, LogFormat,
+    MonitorSection,
 };
 pub use data_dir::{
     CapfFiles, adopt_cluster_capf_certificate, ensure_capf_files, refresh_cluster_capf_certificate,

@@ -5,7 +5,7 @@ mod account;
 mod admin;
 mod auth;
 mod ca_request;
-mod capf_certificate;
+mod cluster;
 mod data_dir;
 mod error;
 mod job;
@@ -33,13 +33,13 @@ pub use auth::{
     validate as validate_auth_string,
 };
 pub use ca_request::{CaRequest, CaRequestState, NewCaRequest};
-pub use capf_certificate::CapfCertificate;
 /// The validated device name every method about a device takes (capf-wire's, re-exported).
 pub use capf_lsc::{
     CertificateIssuer, EnrollmentLabel, OnlineCaConfig, OnlineCaHost, OnlineCaParams, OnlineCaType,
     Secret, SudiPolicy, ValidityDays,
 };
 pub use capf_wire::DeviceName;
+pub use cluster::{CapfCertificate, NodeId};
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use job::{
@@ -56,7 +56,7 @@ pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
     LscRecord, LscState, NewDevice, Operation, OperationStatus, TroubleshootResult,
 };
-pub use url::{StoreUrl, open_store, store_password};
+pub use url::{StoreUrl, open_node_store, open_store, store_password};
 
 /// The `action` names of [`AuditEntry`]: one per kind of change.
 pub mod action {
