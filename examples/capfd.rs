@@ -200,8 +200,14 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
+    // Jobs are claimed under the node's given name, else the host name: a restart then fails
+    // the jobs it left running, never another node's (give each node of a cluster on one host
+    // its own name).
     let scheduler = capf_admin::jobs::Scheduler::new(
-        capf_admin::jobs::host_name(),
+        cli.node
+            .clone()
+            .or_else(|| file.node.clone())
+            .unwrap_or_else(capf_admin::jobs::host_name),
         monitor_config(file.monitor.as_ref())?,
     );
     let jobs_store: Arc<dyn capf_store::DeviceStore> = store.clone();

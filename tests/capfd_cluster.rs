@@ -1,6 +1,8 @@
 //! Several capfd nodes on one PostgreSQL store (issue 16): a device another node is serving is
-//! refused and left as it was, and the same device hit from both nodes at once is installed
-//! exactly once.
+//! refused and left as it was; the same device hit from both nodes at once is installed
+//! exactly once; the cluster serves one CAPF certificate, and a replacement reaches every node
+//! without a restart; 1,000 phones enroll across two nodes while one is killed and restarted;
+//! a job due in 2 s runs exactly once across both (issue 17).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/cluster.rs"]
@@ -377,5 +379,81 @@ fn a_thousand_phones_enroll_across_two_nodes_with_one_killed_mid_run() {
             u64::from(device.attempts),
             "{name}: {audit:?}"
         );
+    }
+}
+
+/// Issue 17 on a cluster: jobs due in 2 s, stored by capfctl on the cluster's store, each run
+/// exactly once by the two nodes together.
+#[test]
+fn two_nodes_run_each_due_job_exactly_once() {
+    use capf_store::JobState;
+    let db = pg().database();
+    let s = Scratch::new("jobs");
+    let config = s.0.join("capfd.toml");
+    std::fs::write(&config, "[monitor]\nenabled = false\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let store = store(&db.url);
+    for n in 0..4 {
+        schedule(&store, &dn(&format!("SEP00AABBCC05{n:02X}")));
+    }
+    let due = capf_admin::rfc3339(SystemTime::now() + Duration::from_secs(2));
+    let ids: Vec<i64> = (0..6)
+        .map(|n| {
+            let out = std::process::Command::new(common::example("capfctl"))
+                .args(["bulk", "update", "--all", "--description"])
+                .arg(format!("job {n}"))
+                .args(["--at", &due, "--json", "--store", &db.url])
+                .arg("--data")
+                .arg(s.node_dir(1))
+                .env_remove("PGPASSWORD")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            job["id"].as_i64().unwrap()
+        })
+        .collect();
+    let _a = Node::start_with(
+        &s.node_dir(1),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-a"],
+    );
+    let _b = Node::start_with(
+        &s.node_dir(2),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-b"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ids
+        .iter()
+        .all(|id| store.job(*id).unwrap().unwrap().state.is_final())
+    {
+        assert!(std::time::Instant::now() < deadline, "jobs not done");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Several more ticks of both schedulers: still once each.
+    std::thread::sleep(Duration::from_secs(3));
+    let audit = store.audit(None, 10_000).unwrap();
+    for id in &ids {
+        let job = store.job(*id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert!(
+            matches!(job.node.as_deref(), Some("node-a" | "node-b")),
+            "{job:?}"
+        );
+        assert_eq!(job.result.unwrap().devices_changed, 4);
+        let starts = audit
+            .iter()
+            .filter(|e| {
+                e.action == action::JOB_STARTED && e.detail.starts_with(&format!("job {id} "))
+            })
+            .count();
+        assert_eq!(starts, 1, "job {id}");
     }
 }
