@@ -139,6 +139,13 @@ impl Node {
         std::fs::read_to_string(self.dir.join("capfd.log")).unwrap_or_default()
     }
 
+    /// Whether the process still runs.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|status| status.is_none()))
+    }
+
     /// SIGKILL, no grace.
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

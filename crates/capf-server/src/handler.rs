@@ -69,6 +69,11 @@ pub struct EnrollmentService {
     /// already being served (issue 12 item 1). In process for now; a cluster needs it in the
     /// store.
     serving: Mutex<HashSet<String>>,
+    /// Attempts whose end could not be recorded because the store was unreachable (a
+    /// PostgreSQL server lost), with when the session closed: recorded once it is back
+    /// ([`EnrollmentService::end_unended`]), so the operation is pending again rather than left
+    /// in progress under this node's lease.
+    unended: Mutex<Vec<(DeviceName, AttemptEnd, SystemTime)>>,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -115,6 +120,7 @@ impl EnrollmentService {
             key_generation: Arc::new(KeyGenLimiter::with_metrics(Arc::clone(&metrics))),
             auth_throttle: AuthThrottle::default(),
             serving: Mutex::new(HashSet::new()),
+            unended: Mutex::new(Vec::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             metrics,
             ca_health: Mutex::new(None),
@@ -246,6 +252,48 @@ impl EnrollmentService {
     /// Replaces the trust store (the trust directory or the CAPF certificate changed).
     pub fn set_trust(&self, trust: TrustStore) {
         *self.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+    }
+
+    /// Records the ends of attempts the store could not take when their sessions closed (it
+    /// was unreachable), now that it may be back; those it still cannot take wait for the next
+    /// call. An attempt is ended only while no session of this node serves the device and the
+    /// device has not changed since (no other node began an attempt meanwhile).
+    pub async fn end_unended(&self) {
+        let waiting = mem::take(&mut *self.unended.lock().unwrap_or_else(PoisonError::into_inner));
+        for (device, end, closed) in waiting {
+            let Some(key) = self.claim(&device) else {
+                // A session of this node serves it again: that session ends its attempt.
+                continue;
+            };
+            let name = device.clone();
+            let call = end.clone();
+            let ended = self
+                .store_call("end an interrupted attempt", move |s| {
+                    let current = s.device(&name)?;
+                    match current {
+                        Some(d)
+                            if d.status == capf_store::OperationStatus::InProgress
+                                && d.updated_at <= closed =>
+                        {
+                            s.end_attempt(&name, call, SystemTime::now()).map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                })
+                .await;
+            self.release(&key);
+            match ended {
+                Ok(Some(_)) => info!(device = %device, "attempt ended now that the store is back"),
+                Ok(None) => {}
+                Err(Error::Store { source, .. }) if source.is_unreachable() => {
+                    self.unended
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((device, end, closed));
+                }
+                Err(e) => warn!(device = %device, error = %e, "ending an interrupted attempt"),
+            }
+        }
     }
 
     /// Claims `device` for one session; `None` when another session is serving it.
@@ -699,9 +747,11 @@ impl EnrollmentHandler {
         if let Attempt::CsrRequested { .. } = self.attempt {
             // A phone without endpoint-CSR support: the operation fails with a reason an
             // administrator reads (spec 16), not an interruption retried for ever.
-            let reason = csr_failure_reason(outcome);
-            if let Err(e) = self.end(AttemptEnd::Failed { reason }).await {
-                warn!(error = %e, "recording the end of the attempt");
+            let end = AttemptEnd::Failed {
+                reason: csr_failure_reason(outcome),
+            };
+            if let Err(e) = self.end(end.clone()).await {
+                self.end_later(&e, end);
             }
         }
         if self.attempt.in_progress() {
@@ -715,8 +765,9 @@ impl EnrollmentHandler {
                 }
                 other => format!("{other:?}"),
             };
-            if let Err(e) = self.end(AttemptEnd::Interrupted { reason }).await {
-                warn!(error = %e, "recording the end of the attempt");
+            let end = AttemptEnd::Interrupted { reason };
+            if let Err(e) = self.end(end.clone()).await {
+                self.end_later(&e, end);
             }
         }
         // Whatever the store said, the key-generation slot and the device are free now.
@@ -731,6 +782,22 @@ impl EnrollmentHandler {
             outcome = ?outcome,
             "session closed"
         );
+    }
+
+    /// The end of the attempt could not be recorded (`e`): when the store was unreachable,
+    /// the service records it once the store is back.
+    fn end_later(&self, e: &Error, end: AttemptEnd) {
+        warn!(error = %e, "recording the end of the attempt");
+        let (Error::Store { source, .. }, Some(device)) = (e, self.attempt.device()) else {
+            return;
+        };
+        if source.is_unreachable() {
+            self.service
+                .unended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((DeviceName::clone(device), end, SystemTime::now()));
+        }
     }
 
     /// Spec section 7 steps 4-6: device lookup, authentication, dispatch.

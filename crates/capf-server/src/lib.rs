@@ -604,5 +604,7 @@ async fn settings_loop(shared: Arc<Shared>) {
             Ok(Err(e)) => warn!(error = %e, "reading settings"),
             Err(e) => warn!(error = %e, "reading settings"),
         }
+        // Attempts whose end a lost store could not take (a PostgreSQL server gone).
+        shared.enrollment.end_unended().await;
     }
 }
