@@ -1,12 +1,18 @@
 //! `capfd`: the CAPF server.
 //!
-//! `capfd [--config FILE] [--data DIR] [--store URL] [--store-password-file FILE]
+//! `capfd [--config FILE] [--data DIR] [--store URL] [--store-password-file FILE] [--node NAME]
 //! [--listen ADDR]... [--legacy-tls-listen ADDR]... [--enable-ipv6 BOOL]
 //! [--admin-listen ADDR] [--log-format text|json] [--check-config]`
 //!
+//! Every key of the file and every flag, its default and whether it is reloaded at run time:
+//! `docs/configuration.md`.
+//!
 //! `--store postgres://user@host/db` serves from a PostgreSQL database that several capfd nodes
 //! share (a cluster); the password comes from `--store-password-file` or `PGPASSWORD`, never
-//! from the command line. The default is the SQLite store in the data directory.
+//! from the command line. The default is the SQLite store in the data directory. On a cluster,
+//! `--node` names this node (its leases on attempts in progress, its jobs), and the CAPF
+//! certificate is the cluster's: the first node stores its own, the others serve that one, and
+//! a replacement (`capfctl capf-cert upload --store ...`) reaches every node within seconds.
 //! `--check-config` reads and checks the configuration, prints one line and exits.
 //!
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device

@@ -335,6 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_cluster_keys_and_checks_the_node_and_lease() {
+        let text = "store = \"postgres://capf@db1/capf\"\nstore_password_file = \"/etc/pw\"\n\
+                    node = \"capf1\"\nlease_secs = 60\n";
+        let file = ConfigFile::parse(text, Path::new("capfd.toml")).unwrap();
+        assert_eq!(file.store.as_deref(), Some("postgres://capf@db1/capf"));
+        assert_eq!(file.store_password_file, Some(PathBuf::from("/etc/pw")));
+        let (node, lease) = file.node(None).unwrap();
+        assert_eq!((node.as_str(), lease), ("capf1", Duration::from_secs(60)));
+        // The flag wins over the file.
+        assert_eq!(file.node(Some("capf2")).unwrap().0.as_str(), "capf2");
+        let (_, lease) = ConfigFile::default().node(None).unwrap();
+        assert_eq!(lease, DEFAULT_LEASE);
+        let bad = ConfigFile::parse("lease_secs = 10\n", Path::new("c")).unwrap();
+        assert!(
+            bad.node(None)
+                .unwrap_err()
+                .to_string()
+                .contains("lease_secs")
+        );
+        let bad = ConfigFile::parse("node = \"a b\"\n", Path::new("c")).unwrap();
+        assert!(bad.node(None).unwrap_err().to_string().contains("node"));
+    }
+
+    #[test]
     fn reads_the_admin_listener_and_the_log_format() {
         let file = ConfigFile::parse(
             "admin_listen = \"127.0.0.1:8443\"\nlog_format = \"json\"\n",
