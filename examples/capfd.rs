@@ -334,8 +334,10 @@ async fn follow_cluster_capf_certificate(store: Arc<dyn DeviceStore>, files: Cap
     loop {
         tick.tick().await;
         let (st, f) = (store.clone(), files.clone());
-        match tokio::task::spawn_blocking(move || refresh_cluster_capf_certificate(&*st, &f)).await
-        {
+        let refreshed = tokio::task::spawn_blocking(move || {
+            refresh_cluster_capf_certificate(&*st, &f).map_err(anyhow::Error::from)
+        });
+        match refreshed.await {
             Ok(Ok(Some(generation))) => {
                 tracing::info!(
                     generation,
@@ -344,7 +346,7 @@ async fn follow_cluster_capf_certificate(store: Arc<dyn DeviceStore>, files: Cap
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %capf_admin::error_chain(&e), "following the cluster's CAPF certificate")
+                tracing::warn!(error = %capf_admin::error_chain(e.as_ref()), "following the cluster's CAPF certificate")
             }
             Err(e) => tracing::warn!(error = %e, "the CAPF certificate task failed"),
         }
