@@ -1,12 +1,18 @@
 //! `capfd`: the CAPF server.
 //!
-//! `capfd [--config FILE] [--data DIR] [--store URL] [--store-password-file FILE]
+//! `capfd [--config FILE] [--data DIR] [--store URL] [--store-password-file FILE] [--node NAME]
 //! [--listen ADDR]... [--legacy-tls-listen ADDR]... [--enable-ipv6 BOOL]
 //! [--admin-listen ADDR] [--log-format text|json] [--check-config]`
 //!
+//! Every key of the file and every flag, its default and whether it is reloaded at run time:
+//! `docs/configuration.md`.
+//!
 //! `--store postgres://user@host/db` serves from a PostgreSQL database that several capfd nodes
 //! share (a cluster); the password comes from `--store-password-file` or `PGPASSWORD`, never
-//! from the command line. The default is the SQLite store in the data directory.
+//! from the command line. The default is the SQLite store in the data directory. On a cluster,
+//! `--node` names this node (its leases on attempts in progress, its jobs), and the CAPF
+//! certificate is the cluster's: the first node stores its own, the others serve that one, and
+//! a replacement (`capfctl capf-cert upload --store ...`) reaches every node within seconds.
 //! `--check-config` reads and checks the configuration, prints one line and exits.
 //!
 //! With no configuration at all it creates its data directory (`capf-data`): the SQLite device
@@ -38,8 +44,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use capf_server::{CapfServer, ConfigFile, LogFormat, ensure_capf_files};
-use capf_store::{DeviceStore, StoreUrl, open_store, store_password};
+use capf_server::{
+    CapfFiles, CapfServer, ConfigFile, LogFormat, adopt_cluster_capf_certificate,
+    ensure_capf_files, refresh_cluster_capf_certificate,
+};
+use capf_store::{DeviceStore, StoreUrl, open_node_store, store_password};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -58,6 +67,10 @@ struct Cli {
     /// A file whose first line is the PostgreSQL password (else `PGPASSWORD`).
     #[arg(long)]
     store_password_file: Option<PathBuf>,
+    /// This node's name in a cluster (default: the host name and process id); a node
+    /// restarted under its name ends its own interrupted attempts at once.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// Check the configuration (file, flags, store URL), print one line, and exit.
     #[arg(long)]
     check_config: bool,
@@ -112,10 +125,11 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     };
     init_logs(cli.log_format.or(file.log_format).unwrap_or_default());
     let data = file.data_dir(cli.data);
-    let store_url = match &cli.store {
+    let store_url = match cli.store.as_ref().or(file.store.as_ref()) {
         Some(url) => url.parse::<StoreUrl>()?,
         None => StoreUrl::sqlite(&data),
     };
+    let (node, lease) = file.node(cli.node.as_deref())?;
     if cli.check_config {
         let mut settings = capf_store::Settings::default();
         file.apply_settings(&mut settings)?;
@@ -141,17 +155,39 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     if files.created {
         tracing::info!(certificate = %files.certificate.display(), "first run: CAPF certificate generated");
     }
-    let password = store_password(cli.store_password_file.as_deref())?;
+    let password = store_password(
+        cli.store_password_file
+            .as_deref()
+            .or(file.store_password_file.as_deref()),
+    )?;
+    // The files the server reads: on a cluster they hold the cluster's CAPF certificate.
+    let served = CapfFiles {
+        certificate: file
+            .capf_certificate
+            .clone()
+            .unwrap_or_else(|| files.certificate.clone()),
+        key: file.capf_key.clone().unwrap_or_else(|| files.key.clone()),
+        created: files.created,
+    };
     // The store is synchronous (PostgreSQL's client runs its own runtime): open and read it on
     // the blocking pool. A damaged SQLite store is refused, not served (issue 12).
     let (store, file) = {
         let data = data.clone();
         let url = store_url.clone();
+        let cluster_files = served.clone();
+        let node = node.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let store = open_store(&url, &data, password.as_ref())?;
+            let store = open_node_store(&url, &data, password.as_ref(), node, lease)?;
             let mut settings = store.settings()?;
             if file.apply_settings(&mut settings)? {
                 store.update_settings(&settings, SystemTime::now())?;
+            }
+            // A cluster serves one CAPF certificate: this node's files are its candidate, and
+            // hold the stored one from here on.
+            if let Some(generation) =
+                adopt_cluster_capf_certificate(&*store, &cluster_files, SystemTime::now())?
+            {
+                tracing::info!(generation, "serving the cluster's CAPF certificate");
             }
             Ok((store, file))
         })
@@ -170,15 +206,27 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
+    // Jobs are claimed under the node's given name, else the host name: a restart then fails
+    // the jobs it left running, never another node's (give each node of a cluster on one host
+    // its own name).
     let scheduler = capf_admin::jobs::Scheduler::new(
-        capf_admin::jobs::host_name(),
+        cli.node
+            .clone()
+            .or_else(|| file.node.clone())
+            .unwrap_or_else(capf_admin::jobs::host_name),
         monitor_config(file.monitor.as_ref())?,
     );
     let jobs_store: Arc<dyn capf_store::DeviceStore> = store.clone();
     let server = CapfServer::bind(config, store.clone()).await?;
     // Scheduled jobs (issue 17): wiring only; capf-admin claims and runs them.
     tokio::spawn(run_jobs(scheduler, jobs_store));
-    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, "CAPF serving");
+    if store_url.is_shared() {
+        tokio::spawn(follow_cluster_capf_certificate(
+            store.clone(),
+            files.clone(),
+        ));
+    }
+    tracing::info!(addrs = ?server.local_addrs(), legacy_tls = ?server.legacy_tls_addrs(), data = %data.display(), store = %store_url, %node, "CAPF serving");
     if let Some(addr) = cli.admin_listen.or(file.admin_listen) {
         // The web administration over the same store and data directory, with this server's
         // metrics and readiness.
@@ -273,6 +321,34 @@ async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_st
                 tracing::warn!(error = %capf_admin::error_chain(&e), "running scheduled jobs")
             }
             Err(e) => tracing::warn!(error = %e, "the job scheduler's task failed"),
+        }
+    }
+}
+
+/// Every 2 s (with the settings refresh), on a cluster: when the stored CAPF certificate
+/// changed (`capfctl capf-cert upload`, or the web administration), writes it into this node's
+/// files, which the server reloads without a restart.
+async fn follow_cluster_capf_certificate(store: Arc<dyn DeviceStore>, files: CapfFiles) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (st, f) = (store.clone(), files.clone());
+        let refreshed = tokio::task::spawn_blocking(move || {
+            refresh_cluster_capf_certificate(&*st, &f).map_err(anyhow::Error::from)
+        });
+        match refreshed.await {
+            Ok(Ok(Some(generation))) => {
+                tracing::info!(
+                    generation,
+                    "the cluster's CAPF certificate changed: reloading"
+                )
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %capf_admin::error_chain(e.as_ref()), "following the cluster's CAPF certificate")
+            }
+            Err(e) => tracing::warn!(error = %e, "the CAPF certificate task failed"),
         }
     }
 }

@@ -6,14 +6,27 @@
 # initdb. Release builds: run by the coordinator, not in a helper's worktree.
 #
 #   bash scripts/pg-bench.sh [PHONES]      (default 2000)
+#
+# Then bulk insert of DEVICES devices (default 100,000) from a CSV and an update by query of all
+# of them, through `capfctl --store postgres://...` (targets <= 10 s and <= 5 s, as for SQLite).
+# SECTIONS=bulk runs only that; PROFILE=debug DEVICES=1000 checks the script quickly (figures
+# come from release builds only).
 set -eu
 PHONES=${1:-2000}
+DEVICES=${DEVICES:-100000}
+SECTIONS=${SECTIONS:-enroll,bulk}
+PROFILE=${PROFILE:-release}
 W=/tmp/capf-pg-bench
 PGPORT=55434
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 rm -rf "$W"; mkdir -p "$W"
-cargo build --release --example capfd --example capf-phone
-D=target/release/examples
+if [ "$PROFILE" = release ]; then
+    cargo build --release --example capfd --example capf-phone --example capfctl
+    D=target/release/examples
+else
+    cargo build --example capfd --example capf-phone --example capfctl
+    D=${CARGO_TARGET_DIR:-target}/debug/examples
+fi
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$W"
@@ -26,6 +39,7 @@ URL="postgres://postgres@127.0.0.1:$PGPORT"
 
 wait_listen() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+case ",$SECTIONS," in *,enroll,*)
 echo "== SQLite, one node"
 $D/capfd --data "$W/sqlite" --listen 127.0.0.1:13811 >"$W/sqlite.log" 2>&1 & P=$!
 wait_listen 13811
@@ -73,6 +87,37 @@ psql -c "ALTER SYSTEM RESET log_statement" -c "SELECT pg_reload_conf()" >/dev/nu
 echo "statements for 100 provisionings + enrollments, with both nodes' background reads: $((after - before))"
 echo "(each statement is one round trip: prepared once per connection, then Bind/Execute/Sync)"
 kill $P1 $P2; wait $P1 $P2 2>/dev/null || true
+;; esac
 
-echo "== Bulk insert of 100,000 devices and update by query on PostgreSQL"
-echo "not scripted yet: capfctl has no --store (see the issue 16 report)"
+case ",$SECTIONS," in *,bulk,*)
+echo "== Bulk insert of $DEVICES devices and update by query on PostgreSQL (capfctl --store)"
+psql -c "CREATE DATABASE bulk"
+mkdir -p "$W/bulk"; chmod 700 "$W/bulk"
+# All nine columns, an install each, ten pools, half with an authentication string.
+python3 - "$DEVICES" >"$W/devices.csv" <<'PY'
+import sys
+n = int(sys.argv[1])
+print("Device Name,Description,Device Pool,Model,Operation,Auth Mode,Auth String,Key Spec,Complete-By")
+for i in range(n):
+    auth = ("", f"{100000 + i % 900000}") if i % 2 == 0 else ("null-string", "")
+    print(f"SEP{i:012X},phone {i},Pool{i % 10},Cisco 8865,install,{auth[0]},{auth[1]},rsa-only/2048/P-256,2099-12-31")
+PY
+ctl() { $D/capfctl "$@" --data "$W/bulk" --store "$URL/bulk"; }
+ctl device add SEPFFFFFFFFFFFF >/dev/null  # the schema and the key file, outside the timing
+t0=$(date +%s.%N)
+ctl bulk insert "$W/devices.csv" >/dev/null
+t1=$(date +%s.%N)
+ctl bulk update --name 'SEP0*' --model 'Cisco 8865NR' --json >"$W/update.json"
+t2=$(date +%s.%N)
+ctl status --json >"$W/status.json"
+python3 - "$t0" "$t1" "$t2" "$DEVICES" "$W/update.json" "$W/status.json" <<'PY'
+import json, sys
+t0, t1, t2, n = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+status = json.load(open(sys.argv[6]))
+assert status["pending"] == n, status
+print(f"bulk insert of {n} devices: {t1 - t0:.2f} s (target <= 10 s for 100,000)")
+changed = json.load(open(sys.argv[5]))["changed"]
+assert changed == n, changed
+print(f"update by query of {n} devices: {t2 - t1:.2f} s (target <= 5 s for 100,000), {changed} changed")
+PY
+;; esac

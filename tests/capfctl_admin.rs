@@ -1232,3 +1232,46 @@ fn the_running_server_picks_up_a_new_keep_alive_without_a_restart() {
     };
     assert!((2.75..2.85).contains(&ratio), "42/15 expected, got {ratio}");
 }
+
+#[test]
+fn capf_cert_upload_replaces_the_data_directorys_pair_on_sqlite() {
+    let s = Scratch::new("capf-upload");
+    s.ok(&["device", "add", "SEP001122334455"]);
+    s.ok(&[
+        "capf-cert",
+        "generate",
+        "--key-type",
+        "p256",
+        "--cert-out",
+        "new.pem",
+        "--key-out",
+        "new.key",
+    ]);
+    let data = s.data();
+    let data = data.to_str().unwrap();
+    let out = s.ok(&[
+        "capf-cert",
+        "upload",
+        "new.pem",
+        "--key",
+        "new.key",
+        "--data",
+        data,
+    ]);
+    assert!(out.contains("capfd reloads it"), "{out}");
+    assert_eq!(
+        std::fs::read(s.data().join("capf.pem")).unwrap(),
+        std::fs::read(s.path("new.pem")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(s.data().join("capf.key")).unwrap(),
+        std::fs::read(s.path("new.key")).unwrap()
+    );
+    assert_eq!(
+        s.store().audit(None, 1).unwrap()[0].action,
+        capf_store::action::CAPF_CERTIFICATE_REPLACED
+    );
+    // A file that cannot be read is one line and exit 1.
+    let err = s.fails(&["capf-cert", "upload", "missing.pem", "--data", data]);
+    assert!(err.contains("missing.pem"), "{err}");
+}

@@ -4,9 +4,8 @@
 //! never runs; a job that fails records why. The built-in monitor job mails through a real
 //! local SMTP server (aiosmtpd, as the monitor test of `capfctl_admin` does).
 //!
-//! Two capfd processes on one store running a job once needs a store two servers share: the
-//! PostgreSQL backend's test (the claim is the store's one conditional UPDATE, so it holds
-//! there too).
+//! Two capfd processes on one store running a job once needs a store two servers share:
+//! `tests/capfd_cluster.rs` runs it on PostgreSQL (`two_nodes_run_each_due_job_exactly_once`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use capf_admin::accounts::{AccountView, add_account, create_api_token};
-use capf_admin::{open_existing_store, open_store};
-use capf_store::{AccountName, AdminStore, Role};
+use capf_store::{AccountName, Role};
 
 use crate::device::DataArgs;
 use crate::print_json;
@@ -66,16 +65,16 @@ pub(crate) fn run(cmd: AdminCommand) -> Result<()> {
         AdminCommand::Add { data, name, role } => {
             let name = AccountName::new(&name)?;
             let role: Role = role.parse()?;
-            let store = open_store(&data.data)?;
+            let store = data.open()?;
             if store.account(&name)?.is_some() {
                 bail!("account {name} already exists");
             }
             let password = read_password()?;
-            let account = add_account(&store, &name, role, &password, SystemTime::now())?;
+            let account = add_account(&*store, &name, role, &password, SystemTime::now())?;
             outln!("added account {} ({})", account.name, account.role);
         }
         AdminCommand::List { data, json } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let views: Vec<AccountView> = store.accounts()?.iter().map(AccountView::of).collect();
             if json {
                 return print_json(&views);
@@ -93,14 +92,14 @@ pub(crate) fn run(cmd: AdminCommand) -> Result<()> {
         }
         AdminCommand::Remove { data, name } => {
             let name = AccountName::new(&name)?;
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             store.remove_account(&name, SystemTime::now())?;
             outln!("removed account {name}");
         }
         AdminCommand::Token(TokenCommand::Create { data, name, label }) => {
             let name = AccountName::new(&name)?;
-            let store = open_existing_store(&data.data)?;
-            let (token, _) = create_api_token(&store, &name, &label, SystemTime::now())?;
+            let store = data.open_existing()?;
+            let (token, _) = create_api_token(&*store, &name, &label, SystemTime::now())?;
             outln!("{token}");
         }
     }

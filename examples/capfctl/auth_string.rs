@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, bail};
-use capf_admin::{AuthStringLength, AuthStringsView, DeviceSelection, open_existing_store};
+use capf_admin::{AuthStringLength, AuthStringsView, DeviceSelection};
 
 use crate::device::DataArgs;
 use crate::print_json;
@@ -59,15 +59,15 @@ pub(crate) fn run(cmd: AuthStringCommand) -> Result<()> {
     if devices.is_empty() && query.is_empty() && !all {
         bail!("no devices selected: give --device NAME, filters (--name, --in-pool, ...) or --all");
     }
-    let store = open_existing_store(&data.data)?;
+    let store = data.open_existing()?;
     let selection = DeviceSelection {
         devices,
         filter: query.filter()?,
         all,
     };
-    let names = selection.names(&store, SystemTime::now())?;
+    let names = selection.names(&*store, SystemTime::now())?;
     let strings = capf_admin::generate_auth_strings(names, length, same)?;
-    capf_admin::set_auth_strings(&store, &strings, &csv, SystemTime::now())?;
+    capf_admin::set_auth_strings(&*store, &strings, &csv, SystemTime::now())?;
     if json {
         return print_json(&AuthStringsView {
             csv: csv.display().to_string(),

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use anyhow::{Result, bail};
 use capf_admin::{
     BulkInsertView, BulkUpdateView, ChangeParams, ChangeView, OperationKind, RemovedView,
-    TemplateParams, TemplateView, TerminalProgress, open_existing_store, open_store,
+    TemplateParams, TemplateView, TerminalProgress,
 };
-use capf_store::{AdminStore, AuthMode};
+use capf_store::AuthMode;
 
 use crate::device::{DataArgs, KeyArgs};
 use crate::print_json;
@@ -156,9 +156,9 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             let now = SystemTime::now();
             let due = capf_admin::parse_rfc3339(&at, "--at")?;
             let csv = capf_admin::read_text(&file)?;
-            let store = open_store(&data.data)?;
+            let store = data.open()?;
             let job = capf_admin::jobs::schedule_bulk_insert(
-                &store,
+                &*store,
                 csv,
                 &file.display().to_string(),
                 template.as_deref(),
@@ -173,7 +173,7 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             template,
             at: None,
             json,
-        } => insert(&data.data, &file, template.as_deref(), json),
+        } => insert(&data, &file, template.as_deref(), json),
         BulkCommand::Update {
             data,
             query,
@@ -190,9 +190,9 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             if let Some(at) = at {
                 let due = capf_admin::parse_rfc3339(&at, "--at")?;
                 let filter = query.filter()?;
-                let store = open_existing_store(&data.data)?;
+                let store = data.open_existing()?;
                 let job = capf_admin::jobs::schedule_bulk_update(
-                    &store,
+                    &*store,
                     &filter,
                     &change.params(),
                     due,
@@ -202,9 +202,9 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
             }
             let change = change.params().to_change(now)?;
             let filter = query.filter()?;
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let changes = capf_admin::update_devices(
-                &store,
+                &*store,
                 &filter,
                 &change,
                 dry_run,
@@ -240,10 +240,10 @@ pub(crate) fn run(cmd: BulkCommand) -> Result<()> {
     }
 }
 
-fn insert(dir: &Path, file: &Path, template: Option<&str>, json: bool) -> Result<()> {
-    let store = open_store(dir)?;
+fn insert(data: &DataArgs, file: &Path, template: Option<&str>, json: bool) -> Result<()> {
+    let store = data.open()?;
     let inserted = capf_admin::insert_devices_csv(
-        &store,
+        &*store,
         file,
         template,
         &mut TerminalProgress::default(),
@@ -285,8 +285,8 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
                 complete_by,
             }
             .to_template(SystemTime::now())?;
-            let store = open_store(&data.data)?;
-            capf_admin::save_template(&store, &template, SystemTime::now())?;
+            let store = data.open()?;
+            capf_admin::save_template(&*store, &template, SystemTime::now())?;
             if json {
                 return print_json(&TemplateView::from(&template));
             }
@@ -299,7 +299,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             Ok(())
         }
         TemplateCommand::List { data, json } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let templates = store.templates()?;
             if json {
                 let items: Vec<TemplateView> = templates.iter().map(TemplateView::from).collect();
@@ -321,7 +321,7 @@ pub(crate) fn run_template(cmd: TemplateCommand) -> Result<()> {
             Ok(())
         }
         TemplateCommand::Remove { data, name, json } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             store.remove_template(&name, SystemTime::now())?;
             if json {
                 return print_json(&RemovedView { removed: name });

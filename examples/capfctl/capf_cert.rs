@@ -1,4 +1,4 @@
-//! `capfctl capf-cert generate|show|check|csr`: the CAPF certificate.
+//! `capfctl capf-cert generate|show|check|csr|upload`: the CAPF certificate.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use capf_admin::{CapfCertificateRequest, NamedFile, read_certificate_and_key, rfc3339};
 use capf_lsc::{CertificateSummary, KeySpec, SignatureHash, ValidityDays};
+use capf_store::Secret;
 
+use crate::device::DataArgs;
 use crate::write_out;
 
 /// The CAPF certificate verbs.
@@ -26,6 +28,19 @@ pub(crate) enum CapfCertCommand {
         cert: PathBuf,
         /// The CAPF private key (PKCS#8 PEM) that must match the certificate (when the
         /// certificate file holds none).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Replace the CAPF certificate the servers use by a checked certificate and key: on a
+    /// cluster's store (`--store postgres://...`) it becomes the cluster's, which every node
+    /// loads within seconds; otherwise it replaces the data directory's capf.pem and capf.key,
+    /// which capfd reloads.
+    Upload {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The certificate file (PEM or DER), or a PEM bundle of the certificate and its key.
+        cert: PathBuf,
+        /// The CAPF private key (PKCS#8 PEM), when the certificate file holds none.
         #[arg(long)]
         key: Option<PathBuf>,
     },
@@ -87,7 +102,52 @@ pub(crate) fn run(cmd: CapfCertCommand) -> Result<()> {
         CapfCertCommand::Show { cert } => show(&cert),
         CapfCertCommand::Check { cert, key } => check(&cert, key.as_deref()),
         CapfCertCommand::Csr { cert, key, out } => csr(&cert, &key, out.as_deref()),
+        CapfCertCommand::Upload { data, cert, key } => upload(&data, &cert, key.as_deref()),
     }
+}
+
+fn upload(data: &DataArgs, path: &Path, key: Option<&Path>) -> Result<()> {
+    let loaded = read_certificate_and_key(NamedFile::plain(path), key.map(NamedFile::plain))?;
+    let now = SystemTime::now();
+    let report = capf_admin::check_capf_certificate(&loaded, path, now)?;
+    let key_pem = loaded
+        .require_key()
+        .with_context(|| format!("{}: give the CAPF key with --key", path.display()))?
+        .to_pkcs8_pem()?;
+    let key_pem = Secret::new(key_pem.as_str());
+    let certificate_pem = capf_lsc::certificate_to_pem(&loaded.certificate)?;
+    let cn = report.common_name.as_deref().unwrap_or("no CN");
+    let store = data.open_existing()?;
+    if let Some(stored) = store.replace_cluster_capf_certificate(&certificate_pem, &key_pem, now)? {
+        outln!(
+            "{cn} is the cluster's CAPF certificate (generation {}): every node serves it within seconds",
+            stored.generation
+        );
+        return Ok(());
+    }
+    // One node: its data directory's files, each written beside and renamed over the old
+    // one, the key first (capfd, seeing a new certificate with the old key, waits for the key).
+    for (name, contents, private) in [
+        ("capf.key", key_pem.expose(), true),
+        ("capf.pem", certificate_pem.as_str(), false),
+    ] {
+        let target = data.data.join(name);
+        let temp = target.with_extension("upload");
+        let _ = std::fs::remove_file(&temp);
+        capf_admin::write_new_file(&temp, contents.as_bytes(), private)?;
+        std::fs::rename(&temp, &target)
+            .with_context(|| format!("replacing {}", target.display()))?;
+    }
+    store.record_admin_action(
+        capf_store::action::CAPF_CERTIFICATE_REPLACED,
+        &format!("CN={cn} from {}", path.display()),
+        now,
+    )?;
+    outln!(
+        "{cn} written to {}: capfd reloads it within seconds",
+        data.data.display()
+    );
+    Ok(())
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, bail};
+use capf_admin::OpenTrustStore;
 use capf_admin::csr::{
     CsrEncoding, CsrExport, CsrSelection, ExportTarget, import_certificates, read_import_inputs,
 };
-use capf_admin::{OpenTrustStore, open_existing_store};
 use capf_store::CaRequestState;
 use capf_trust::Release;
 
@@ -112,8 +112,8 @@ pub(crate) enum CertCommand {
 pub(crate) fn run(cmd: CsrCommand) -> Result<()> {
     match cmd {
         CsrCommand::List { data, state, json } => {
-            let store = open_existing_store(&data.data)?;
-            let csrs = capf_admin::csr::list_csrs(&store, state)?;
+            let store = data.open_existing()?;
+            let csrs = capf_admin::csr::list_csrs(&*store, state)?;
             if json {
                 return print_json(&csrs);
             }
@@ -138,22 +138,22 @@ pub(crate) fn run(cmd: CsrCommand) -> Result<()> {
             }
         }
         CsrCommand::Count { data, state } => {
-            let store = open_existing_store(&data.data)?;
-            outln!("{}", capf_admin::csr::count_csrs(&store, state)?);
+            let store = data.open_existing()?;
+            outln!("{}", capf_admin::csr::count_csrs(&*store, state)?);
         }
         CsrCommand::Delete { data, id, all } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let which = match (id, all) {
                 (Some(id), false) => CsrSelection::One(id),
                 (None, true) => CsrSelection::All,
                 _ => bail!("give a request id or --all"),
             };
-            let n = capf_admin::csr::delete_csrs(&store, which, SystemTime::now())?;
+            let n = capf_admin::csr::delete_csrs(&*store, which, SystemTime::now())?;
             outln!("{n} certificate request(s) deleted");
         }
         CsrCommand::Dump { data, id } => {
-            let store = open_existing_store(&data.data)?;
-            out!("{}", capf_admin::csr::csr_pem(&store, id)?);
+            let store = data.open_existing()?;
+            out!("{}", capf_admin::csr::csr_pem(&*store, id)?);
         }
         CsrCommand::Export {
             data,
@@ -162,7 +162,7 @@ pub(crate) fn run(cmd: CsrCommand) -> Result<()> {
             der,
             json,
         } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let target = match (dir, tgz) {
                 (Some(dir), None) => ExportTarget::Dir(dir),
                 (None, Some(tgz)) => ExportTarget::Tgz(tgz),
@@ -173,7 +173,7 @@ pub(crate) fn run(cmd: CsrCommand) -> Result<()> {
             } else {
                 CsrEncoding::Pem
             };
-            let view = capf_admin::csr::export_csrs(&store, &CsrExport { target, encoding })?;
+            let view = capf_admin::csr::export_csrs(&*store, &CsrExport { target, encoding })?;
             if json {
                 return print_json(&view);
             }
@@ -196,7 +196,7 @@ pub(crate) fn run_cert(cmd: CertCommand) -> Result<()> {
         tgz,
         json,
     } = cmd;
-    let store = open_existing_store(&data.data)?;
+    let store = data.open_existing()?;
     let trust = OpenTrustStore::load(&trust, Release::LATEST)?;
     for bad in &trust.bad_files {
         eprintln!(
@@ -206,7 +206,7 @@ pub(crate) fn run_cert(cmd: CertCommand) -> Result<()> {
         );
     }
     let (inputs, mut refused) = read_import_inputs(&files, &tgz);
-    let mut report = import_certificates(&store, &trust.store, &inputs, SystemTime::now())?;
+    let mut report = import_certificates(&*store, &trust.store, &inputs, SystemTime::now())?;
     refused.append(&mut report.refused);
     report.refused = refused;
     if json {

@@ -1,8 +1,9 @@
 //! `capfctl device ...`: the devices of a capf server's store (capf-store's `SqliteStore` in the
-//! server's data directory): register, update, list (with filters), show, schedule an
+//! server's data directory, or a cluster's PostgreSQL store with `--store`): register, update, list (with filters), show, schedule an
 //! operation, remove.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Result;
@@ -11,7 +12,9 @@ use capf_admin::{
     open_existing_store, open_store, rfc3339,
 };
 use capf_lsc::{Curve, KeyOrder, RsaBits};
-use capf_store::{AdminStore, AuthMode, Device, DeviceUpdate, NewDevice};
+use capf_store::{
+    AuthMode, Device, DeviceStore, DeviceUpdate, NewDevice, StoreUrl, store_password,
+};
 
 use crate::print_json;
 use crate::query::QueryArgs;
@@ -22,6 +25,67 @@ pub(crate) struct DataArgs {
     /// The server's data directory (capf.sqlite and the authentication-string key file).
     #[arg(long, value_name = "DIR", default_value = "capf-data")]
     pub(crate) data: PathBuf,
+    /// The store: `sqlite:DIR` (default: the data directory's) or `postgres://user@host/db`
+    /// (a cluster's; the data directory then holds the cluster's authentication-string key
+    /// file). Never with a password in it.
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// A file whose first line is the PostgreSQL password (else `PGPASSWORD`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) store_password_file: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The store these arguments name.
+    pub(crate) fn url(&self) -> Result<StoreUrl> {
+        Ok(match &self.store {
+            Some(url) => url.parse::<StoreUrl>()?,
+            None => StoreUrl::sqlite(&self.data),
+        })
+    }
+
+    /// Opens the store, creating it when missing (SQLite: the database file; PostgreSQL: the
+    /// schema, and the key file in the data directory).
+    pub(crate) fn open(&self) -> Result<Arc<dyn DeviceStore>> {
+        self.open_store(false)
+    }
+
+    /// Opens the store, which must exist already (so a mistyped directory creates nothing;
+    /// on PostgreSQL the data directory must hold the cluster's key file).
+    pub(crate) fn open_existing(&self) -> Result<Arc<dyn DeviceStore>> {
+        self.open_store(true)
+    }
+
+    fn open_store(&self, existing: bool) -> Result<Arc<dyn DeviceStore>> {
+        match self.url()? {
+            StoreUrl::Sqlite(dir) => Ok(Arc::new(if existing {
+                open_existing_store(&dir)?
+            } else {
+                open_store(&dir)?
+            })),
+            url => {
+                let key = self.data.join(capf_store::SqliteStore::KEY_FILE);
+                if existing && !key.exists() {
+                    anyhow::bail!(
+                        "{} holds no authentication-string key file ({}): copy the cluster's \
+                         key file there, or name the node's data directory with --data",
+                        self.data.display(),
+                        key.display()
+                    );
+                }
+                let password = store_password(self.store_password_file.as_deref())?;
+                Ok(capf_store::open_store(&url, &self.data, password.as_ref())?)
+            }
+        }
+    }
+
+    /// The store, for messages: the data directory or the URL.
+    pub(crate) fn describe(&self) -> String {
+        match &self.store {
+            Some(url) => url.clone(),
+            None => self.data.display().to_string(),
+        }
+    }
 }
 
 /// The key settings of an Install/Upgrade operation (UCM defaults: RSA only, 2048, P-256).
@@ -228,7 +292,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                 complete_by: complete_by_arg(complete_by.as_deref())?,
                 ..NewDevice::new(capf_admin::check_device_name(&name)?)
             };
-            add(&data.data, &new, json)
+            add(&data, &new, json)
         }
         DeviceCommand::Update {
             data,
@@ -246,10 +310,10 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
                     (None, false) => None,
                 },
             };
-            update_device(&data.data, &name, &edit, json)
+            update_device(&data, &name, &edit, json)
         }
-        DeviceCommand::List { data, query, json } => list(&data.data, &query, json),
-        DeviceCommand::Show { data, name, json } => show(&data.data, &name, json),
+        DeviceCommand::List { data, query, json } => list(&data, &query, json),
+        DeviceCommand::Show { data, name, json } => show(&data, &name, json),
         DeviceCommand::Schedule {
             data,
             name,
@@ -264,9 +328,9 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             if let Some(s) = &auth_string {
                 capf_admin::check_auth_string(&name, s)?;
             }
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let device = capf_admin::schedule_device(
-                &store,
+                &*store,
                 &name,
                 operation,
                 complete_by,
@@ -288,7 +352,7 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
             Ok(())
         }
         DeviceCommand::Remove { data, name, json } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             store.remove_device(&capf_admin::lookup_name(&name)?, SystemTime::now())?;
             if json {
                 return print_json(&RemovedView { removed: name });
@@ -299,10 +363,10 @@ pub(crate) fn run(cmd: DeviceCommand) -> Result<()> {
     }
 }
 
-fn add(dir: &Path, new: &NewDevice, json: bool) -> Result<()> {
+fn add(data: &DataArgs, new: &NewDevice, json: bool) -> Result<()> {
     capf_admin::check_new_device(new)?;
-    let store = open_store(dir)?;
-    let device = capf_admin::add_device(&store, new, SystemTime::now())?;
+    let store = data.open()?;
+    let device = capf_admin::add_device(&*store, new, SystemTime::now())?;
     if json {
         return print_json(&DeviceView::from(&device));
     }
@@ -316,10 +380,10 @@ fn add(dir: &Path, new: &NewDevice, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn update_device(dir: &Path, name: &str, edit: &DeviceEdit, json: bool) -> Result<()> {
+fn update_device(data: &DataArgs, name: &str, edit: &DeviceEdit, json: bool) -> Result<()> {
     edit.check(name)?;
-    let store = open_existing_store(dir)?;
-    let device = edit.apply(&store, name, SystemTime::now())?;
+    let store = data.open_existing()?;
+    let device = edit.apply(&*store, name, SystemTime::now())?;
     if json {
         return print_json(&DeviceView::from(&device));
     }
@@ -338,16 +402,16 @@ fn update_device(dir: &Path, name: &str, edit: &DeviceEdit, json: bool) -> Resul
     Ok(())
 }
 
-fn list(dir: &Path, query: &QueryArgs, json: bool) -> Result<()> {
-    let store = open_existing_store(dir)?;
-    let devices = capf_admin::list_devices(&store, &query.filter()?, SystemTime::now())?;
+fn list(data: &DataArgs, query: &QueryArgs, json: bool) -> Result<()> {
+    let store = data.open_existing()?;
+    let devices = capf_admin::list_devices(&*store, &query.filter()?, SystemTime::now())?;
     if json {
         let items: Vec<DeviceView> = devices.iter().map(DeviceView::from).collect();
         return print_json(&items);
     }
     if devices.is_empty() {
         if query.is_empty() {
-            outln!("no devices in {}", dir.display());
+            outln!("no devices in {}", data.describe());
         } else {
             outln!("no devices match");
         }
@@ -366,9 +430,9 @@ fn list(dir: &Path, query: &QueryArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
-    let store = open_existing_store(dir)?;
-    let detail = capf_admin::device_detail(&store, name, AUDIT_ENTRIES)?;
+fn show(data: &DataArgs, name: &str, json: bool) -> Result<()> {
+    let store = data.open_existing()?;
+    let detail = capf_admin::device_detail(&*store, name, AUDIT_ENTRIES)?;
     if json {
         return print_json(&detail.view());
     }

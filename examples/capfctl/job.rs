@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use capf_admin::jobs::JobView;
-use capf_admin::open_existing_store;
 use capf_store::{Job, JobState};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
@@ -88,8 +87,8 @@ pub(crate) fn print_scheduled(job: &Job, json: bool) -> Result<()> {
 pub(crate) fn run(cmd: JobCommand) -> Result<()> {
     match cmd {
         JobCommand::List { data, state, json } => {
-            let store = open_existing_store(&data.data)?;
-            let jobs = capf_admin::jobs::list_jobs(&store, state)?;
+            let store = data.open_existing()?;
+            let jobs = capf_admin::jobs::list_jobs(&*store, state)?;
             if json {
                 let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
                 return print_json(&views);
@@ -103,8 +102,8 @@ pub(crate) fn run(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Show { data, id, json } => {
-            let store = open_existing_store(&data.data)?;
-            let job = capf_admin::jobs::job(&store, id)?;
+            let store = data.open_existing()?;
+            let job = capf_admin::jobs::job(&*store, id)?;
             if json {
                 return print_json(&JobView::from(&job));
             }
@@ -123,8 +122,8 @@ pub(crate) fn run(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Cancel { data, id, json } => {
-            let store = open_existing_store(&data.data)?;
-            let job = capf_admin::jobs::cancel_job(&store, id, SystemTime::now())?;
+            let store = data.open_existing()?;
+            let job = capf_admin::jobs::cancel_job(&*store, id, SystemTime::now())?;
             if json {
                 return print_json(&JobView::from(&job));
             }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Result;
+use capf_admin::TerminalProgress;
 use capf_admin::ldap::{DeviceNameRule, DirectoryConfig, SyncReport};
-use capf_admin::{TerminalProgress, open_existing_store};
 use capf_trust::{Purpose, Release};
 
 use crate::device::DataArgs;
@@ -82,9 +82,9 @@ pub(crate) fn run(cmd: LdapCommand) -> Result<()> {
     } else {
         Vec::new()
     };
-    let store = open_existing_store(&args.data.data)?;
+    let store = args.data.open_existing()?;
     let report = capf_admin::ldap::sync_directory(
-        &store,
+        &*store,
         &config,
         &capf_trust,
         args.dry_run,

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use anyhow::Result;
-use capf_admin::{LscView, open_existing_store, rfc3339};
+use capf_admin::{LscView, rfc3339};
 
 use crate::device::DataArgs;
 use crate::print_json;
@@ -22,8 +22,8 @@ pub(crate) struct RevokeArgs {
 }
 
 pub(crate) fn run(args: RevokeArgs) -> Result<()> {
-    let store = open_existing_store(&args.data.data)?;
-    let lsc = capf_admin::revoke_lsc(&store, &args.serial, SystemTime::now())?;
+    let store = args.data.open_existing()?;
+    let lsc = capf_admin::revoke_lsc(&*store, &args.serial, SystemTime::now())?;
     if args.json {
         return print_json(&LscView::from(&lsc));
     }

@@ -2,8 +2,11 @@
 //! devices one by one and in bulk, reports, monitoring and revocation).
 //!
 //! Every verb that reads or writes the store works on the server's data directory while the
-//! server runs (WAL, IMMEDIATE transactions and capf-store's busy handler); `--json` gives
-//! machine-readable output, and long jobs show a progress bar on a terminal.
+//! server runs (WAL, IMMEDIATE transactions and capf-store's busy handler), or with `--store
+//! postgres://user@host/db` on a cluster's PostgreSQL store (the password from
+//! `--store-password-file` or `PGPASSWORD`; the data directory holds the cluster's
+//! authentication-string key file); `--json` gives machine-readable output, and long jobs show
+//! a progress bar on a terminal.
 //!
 //! Every verb lives in its own module, a thin layer of argument parsing and output over
 //! capf-admin; bad input ends in one line on stderr and exit status 1.

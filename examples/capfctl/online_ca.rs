@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
-use capf_admin::{OnlineCaView, open_existing_store};
+use capf_admin::OnlineCaView;
 use capf_lsc::{OnlineCaParams, Secret};
 use capf_trust::{Cert, Purpose, Release};
 
@@ -86,7 +86,7 @@ pub(crate) fn run(cmd: OnlineCaCommand) -> Result<()> {
                 .read_line(&mut line)
                 .context("reading the password from standard input")?;
             let password = Secret::new(line.trim_end_matches(['\r', '\n']));
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let params = OnlineCaParams {
                 host,
                 port,
@@ -96,7 +96,7 @@ pub(crate) fn run(cmd: OnlineCaCommand) -> Result<()> {
                 template,
                 label,
             };
-            let view = capf_admin::set_online_ca(&store, &params, SystemTime::now())?;
+            let view = capf_admin::set_online_ca(&*store, &params, SystemTime::now())?;
             if json {
                 return print_json(&view);
             }
@@ -104,8 +104,8 @@ pub(crate) fn run(cmd: OnlineCaCommand) -> Result<()> {
             show(&view)
         }
         OnlineCaCommand::Show { data, json } => {
-            let store = open_existing_store(&data.data)?;
-            let view = capf_admin::online_ca(&store)?;
+            let store = data.open_existing()?;
+            let view = capf_admin::online_ca(&*store)?;
             if json {
                 return print_json(&view);
             }
@@ -141,8 +141,8 @@ fn show(view: &OnlineCaView) -> Result<()> {
 }
 
 fn cacerts(data: &DataArgs, trust: &std::path::Path, add: bool) -> Result<()> {
-    let store = open_existing_store(&data.data)?;
-    let config = capf_store::SessionStore::online_ca_config(&store)?
+    let store = data.open_existing()?;
+    let config = capf_store::SessionStore::online_ca_config(&*store)?
         .context("no Online CA is set (capfctl online-ca set)")?;
     let mut opened = capf_admin::OpenTrustStore::load(trust, Release::LATEST)?;
     let anchors = capf_ca::http::TrustAnchors::from_der(

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
-use capf_admin::{
-    DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, open_existing_store, rfc3339,
-};
-use capf_store::{AdminStore, KeepaliveMinutes};
+use capf_admin::{DeletedView, KeepaliveView, LscSelection, LscView, SmtpRelay, rfc3339};
+use capf_store::KeepaliveMinutes;
 
 use crate::device::DataArgs;
 use crate::query::QueryArgs;
@@ -74,8 +72,8 @@ pub(crate) fn run_settings(cmd: SettingsCommand) -> Result<()> {
             value,
             json,
         } => {
-            let store = open_existing_store(&data.data)?;
-            let set = capf_admin::set_setting(&store, &key, &value, SystemTime::now())?;
+            let store = data.open_existing()?;
+            let set = capf_admin::set_setting(&*store, &key, &value, SystemTime::now())?;
             if json {
                 return print_json(&set);
             }
@@ -87,8 +85,8 @@ pub(crate) fn run_settings(cmd: SettingsCommand) -> Result<()> {
             Ok(())
         }
         SettingsCommand::Show { data, json } => {
-            let store = open_existing_store(&data.data)?;
-            let settings = capf_admin::settings(&store)?;
+            let store = data.open_existing()?;
+            let settings = capf_admin::settings(&*store)?;
             if json {
                 return print_json(&settings);
             }
@@ -207,7 +205,7 @@ pub(crate) struct ExportArgs {
 pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {
     match cmd {
         StaleLscCommand::List { data, json } => {
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let stale = store.stale_lscs()?;
             if json {
                 return print_json(&stale.iter().map(LscView::from).collect::<Vec<_>>());
@@ -230,7 +228,7 @@ pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {
             if !all {
                 bail!("stale-lsc delete needs --all (it deletes every stale LSC record)");
             }
-            let store = open_existing_store(&data.data)?;
+            let store = data.open_existing()?;
             let deleted = store.delete_stale_lscs(SystemTime::now())?;
             if json {
                 return print_json(&DeletedView { deleted });
@@ -243,8 +241,8 @@ pub(crate) fn run_stale(cmd: StaleLscCommand) -> Result<()> {
 
 /// `status`: the operation status report.
 pub(crate) fn run_status(data: &DataArgs, json: bool) -> Result<()> {
-    let store = open_existing_store(&data.data)?;
-    let report = capf_admin::status_report(&store, SystemTime::now())?;
+    let store = data.open_existing()?;
+    let report = capf_admin::status_report(&*store, SystemTime::now())?;
     if json {
         return print_json(&report);
     }
@@ -280,8 +278,8 @@ pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
                 anyhow!("keep-alive set {minutes:?}: expected a whole number of minutes, 5 to 60")
             })?;
             let keepalive = KeepaliveMinutes::new(n)?;
-            let store = open_existing_store(&data.data)?;
-            capf_admin::set_keepalive(&store, keepalive, SystemTime::now())?;
+            let store = data.open_existing()?;
+            capf_admin::set_keepalive(&*store, keepalive, SystemTime::now())?;
             if json {
                 return print_json(&KeepaliveView {
                     keepalive_minutes: keepalive.minutes(),
@@ -291,8 +289,8 @@ pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
             Ok(())
         }
         KeepAliveCommand::Show { data, json } => {
-            let store = open_existing_store(&data.data)?;
-            let keepalive = capf_admin::keepalive(&store)?;
+            let store = data.open_existing()?;
+            let keepalive = capf_admin::keepalive(&*store)?;
             if json {
                 return print_json(&KeepaliveView {
                     keepalive_minutes: keepalive.minutes(),
@@ -305,8 +303,8 @@ pub(crate) fn run_keep_alive(cmd: KeepAliveCommand) -> Result<()> {
 }
 
 pub(crate) fn run_monitor(args: MonitorArgs) -> Result<()> {
-    let store = open_existing_store(&args.data.data)?;
-    let report = capf_admin::monitor(&store, args.days, SystemTime::now())?;
+    let store = args.data.open_existing()?;
+    let report = capf_admin::monitor(&*store, args.days, SystemTime::now())?;
     let mut mailed = false;
     if let Some(server) = &args.smtp_server
         && !report.is_empty()
@@ -334,9 +332,9 @@ pub(crate) fn run_crl(args: CrlArgs) -> Result<()> {
     let cert = args.cert.unwrap_or_else(|| dir.join("capf.pem"));
     let key = args.key.unwrap_or_else(|| dir.join("capf.key"));
     let issuer = capf_admin::load_issuer(&cert, &key)?;
-    let store = open_existing_store(dir)?;
+    let store = args.data.open_existing()?;
     let crl =
-        capf_admin::revoked_lscs_crl(&store, &issuer, args.next_update_days, SystemTime::now())?;
+        capf_admin::revoked_lscs_crl(&*store, &issuer, args.next_update_days, SystemTime::now())?;
     if args.json {
         if let Some(out) = &args.out {
             write_out(Some(out), &crl.pem, false)?;
@@ -361,12 +359,12 @@ pub(crate) fn run_export(args: ExportArgs) -> Result<()> {
     if let Some(text) = &args.serial {
         capf_admin::parse_serial(text)?;
     }
-    let store = open_existing_store(&args.data.data)?;
+    let store = args.data.open_existing()?;
     let selection = match &args.serial {
         Some(text) => LscSelection::Serial(text.clone()),
         None => LscSelection::Installed(args.query.filter()?),
     };
-    let lscs = capf_admin::select_lscs(&store, &selection, SystemTime::now())?;
+    let lscs = capf_admin::select_lscs(&*store, &selection, SystemTime::now())?;
     let text = match args.format {
         ExportFormat::Pem => capf_admin::export_pem(&lscs)?,
         ExportFormat::Csv => capf_admin::export_csv(&lscs)?,

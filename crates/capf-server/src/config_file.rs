@@ -24,6 +24,11 @@ fn available_signers() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+/// How long a node's lease on an attempt in progress lasts by default (`lease_secs`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// The range of `lease_secs`: well above the 10 s renewal, at most an hour.
+pub const LEASE_SECS: std::ops::RangeInclusive<u64> = 30..=3600;
 
 /// The data directory without any configuration.
 pub const DEFAULT_DATA_DIR: &str = "capf-data";
@@ -36,6 +41,19 @@ pub const DEFAULT_DATA_DIR: &str = "capf-data";
 pub struct ConfigFile {
     /// The data directory (store, CAPF certificate and key).
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite:DIR` (default: the data directory's) or `postgres://user@host/db`
+    /// (a cluster's; never with a password in it).
+    pub store: Option<String>,
+    /// A file whose first line is the PostgreSQL password (else `PGPASSWORD`).
+    pub store_password_file: Option<PathBuf>,
+    /// This node's name in a cluster (1 to 64 letters, digits, `.`, `_`, `-`; default the host
+    /// name and the process id). A node restarted under its name ends its own interrupted
+    /// attempts at once instead of waiting for their lease to run out.
+    pub node: Option<String>,
+    /// How long a node's lease on an attempt in progress lasts unless renewed (renewed every
+    /// 10 s; default 120, at least 30): when a node dies, its attempts are pending again this
+    /// long after.
+    pub lease_secs: Option<u64>,
     /// Listen addresses.
     pub listen: Option<Vec<SocketAddr>>,
     /// The opt-in legacy TLS listener's addresses (TLS 1.0 to 1.2, AES-CBC-SHA; the
@@ -260,6 +278,37 @@ impl ConfigFile {
         Ok(true)
     }
 
+    /// This node's name and lease in a cluster: `flag` (the command line's `--node`) first,
+    /// then the file's `node`, else the host name and process id; the lease from `lease_secs`
+    /// ([`DEFAULT_LEASE`] by default, [`LEASE_SECS`] the range).
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the key, for a bad name or a lease out of range.
+    pub fn node(&self, flag: Option<&str>) -> Result<(capf_store::NodeId, Duration), Error> {
+        let invalid = |key, source| Error::Store {
+            context: key,
+            source,
+        };
+        let node = match flag.or(self.node.as_deref()) {
+            Some(name) => capf_store::NodeId::new(name).map_err(|e| invalid("node", e))?,
+            None => capf_store::NodeId::default_for_process(),
+        };
+        let lease = match self.lease_secs {
+            None => DEFAULT_LEASE,
+            Some(secs) if LEASE_SECS.contains(&secs) => Duration::from_secs(secs),
+            Some(secs) => {
+                return Err(invalid(
+                    "lease_secs (30 to 3600)",
+                    capf_store::Error::InvalidSetting {
+                        key: "lease_secs",
+                        value: secs.to_string(),
+                    },
+                ));
+            }
+        };
+        Ok((node, lease))
+    }
+
     /// How long running sessions may finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace_secs
@@ -307,6 +356,30 @@ mod tests {
         assert!(file.apply_settings(&mut settings).unwrap());
         assert_eq!(settings.lsc_validity_days.days(), 365);
         assert_eq!(config.session.timeouts.message, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn reads_the_cluster_keys_and_checks_the_node_and_lease() {
+        let text = "store = \"postgres://capf@db1/capf\"\nstore_password_file = \"/etc/pw\"\n\
+                    node = \"capf1\"\nlease_secs = 60\n";
+        let file = ConfigFile::parse(text, Path::new("capfd.toml")).unwrap();
+        assert_eq!(file.store.as_deref(), Some("postgres://capf@db1/capf"));
+        assert_eq!(file.store_password_file, Some(PathBuf::from("/etc/pw")));
+        let (node, lease) = file.node(None).unwrap();
+        assert_eq!((node.as_str(), lease), ("capf1", Duration::from_secs(60)));
+        // The flag wins over the file.
+        assert_eq!(file.node(Some("capf2")).unwrap().0.as_str(), "capf2");
+        let (_, lease) = ConfigFile::default().node(None).unwrap();
+        assert_eq!(lease, DEFAULT_LEASE);
+        let bad = ConfigFile::parse("lease_secs = 10\n", Path::new("c")).unwrap();
+        assert!(
+            bad.node(None)
+                .unwrap_err()
+                .to_string()
+                .contains("lease_secs")
+        );
+        let bad = ConfigFile::parse("node = \"a b\"\n", Path::new("c")).unwrap();
+        assert!(bad.node(None).unwrap_err().to_string().contains("node"));
     }
 
     #[test]

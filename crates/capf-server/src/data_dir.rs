@@ -71,6 +71,92 @@ pub fn ensure_capf_files(data_dir: &Path, now: SystemTime) -> Result<CapfFiles, 
     })
 }
 
+/// The cluster's one CAPF certificate (issue 16; UCM 14: one per cluster), for a node whose
+/// store several nodes share: this node's files (`files`, made by [`ensure_capf_files`]) are
+/// its candidate; when the store holds a certificate already, or another node's candidate won,
+/// the files are made to hold the stored one, so the node serves it. Returns the generation
+/// served, or `None` for a store that keeps no CAPF certificate (SQLite: the files are the
+/// node's own, as before). Call it before [`CapfServer::bind`](crate::CapfServer::bind) reads
+/// the files.
+///
+/// # Errors
+/// [`Error::Read`] / [`Error::Write`] for the files, [`Error::Store`] for the store.
+pub fn adopt_cluster_capf_certificate(
+    store: &dyn capf_store::AdminStore,
+    files: &CapfFiles,
+    now: SystemTime,
+) -> Result<Option<i64>, Error> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let certificate_pem = read(&files.certificate)?;
+    let key_pem = capf_lsc::Secret::new(read(&files.key)?);
+    let stored = store
+        .cluster_capf_certificate_or_insert(&certificate_pem, &key_pem, now)
+        .map_err(|source| Error::Store {
+            context: "storing the cluster's CAPF certificate",
+            source,
+        })?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    files.hold(&stored)?;
+    Ok(Some(stored.generation))
+}
+
+/// While a node of a cluster runs, every few seconds: when the store's CAPF certificate differs
+/// from the node's files (another node or `capfctl capf-cert upload` replaced it), writes it
+/// into the files, which the server's reload picks up without a restart. Returns the
+/// generation written, or `None` when nothing changed (or the store keeps no CAPF certificate).
+///
+/// # Errors
+/// As [`adopt_cluster_capf_certificate`].
+pub fn refresh_cluster_capf_certificate(
+    store: &dyn capf_store::AdminStore,
+    files: &CapfFiles,
+) -> Result<Option<i64>, Error> {
+    let stored = store
+        .cluster_capf_certificate()
+        .map_err(|source| Error::Store {
+            context: "reading the cluster's CAPF certificate",
+            source,
+        })?;
+    match stored {
+        Some(stored) if files.hold(&stored)? => Ok(Some(stored.generation)),
+        _ => Ok(None),
+    }
+}
+
+impl CapfFiles {
+    /// Makes the files hold `stored`: each that differs is written beside and renamed over
+    /// its file, the key first (the reload loop, seeing a new certificate with the old key,
+    /// refuses that pair and loads the new one once the key is there). Whether any changed.
+    fn hold(&self, stored: &capf_store::CapfCertificate) -> Result<bool, Error> {
+        let mut changed = false;
+        for (path, contents) in [
+            (&self.key, stored.key_pem.expose().as_bytes()),
+            (&self.certificate, stored.certificate_pem.as_bytes()),
+        ] {
+            if std::fs::read(path).ok().as_deref() == Some(contents) {
+                continue;
+            }
+            let temp = path.with_extension("cluster");
+            let _ = std::fs::remove_file(&temp);
+            write_private(&temp, contents)
+                .and_then(|()| std::fs::rename(&temp, path))
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();

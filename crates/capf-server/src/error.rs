@@ -31,6 +31,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file (the CAPF certificate or key) could not be written.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The CAPF certificate or key is unusable.
     #[error("CAPF certificate {}: {source}", path.display())]
     Identity {

@@ -71,6 +71,11 @@ pub struct EnrollmentService {
     /// already being served (issue 12 item 1). In process for now; a cluster needs it in the
     /// store.
     serving: Mutex<HashSet<String>>,
+    /// Attempts whose end could not be recorded because the store was unreachable (a
+    /// PostgreSQL server lost), with when the session closed: recorded once it is back
+    /// ([`EnrollmentService::end_unended`]), so the operation is pending again rather than left
+    /// in progress under this node's lease.
+    unended: Mutex<Vec<(DeviceName, AttemptEnd, SystemTime)>>,
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
@@ -117,6 +122,7 @@ impl EnrollmentService {
             key_generation: Arc::new(KeyGenLimiter::with_metrics(Arc::clone(&metrics))),
             auth_throttle: AuthThrottle::default(),
             serving: Mutex::new(HashSet::new()),
+            unended: Mutex::new(Vec::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             metrics,
             ca_health: Mutex::new(None),
@@ -248,6 +254,48 @@ impl EnrollmentService {
     /// Replaces the trust store (the trust directory or the CAPF certificate changed).
     pub fn set_trust(&self, trust: TrustStore) {
         *self.trust.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trust);
+    }
+
+    /// Records the ends of attempts the store could not take when their sessions closed (it
+    /// was unreachable), now that it may be back; those it still cannot take wait for the next
+    /// call. An attempt is ended only while no session of this node serves the device and the
+    /// device has not changed since (no other node began an attempt meanwhile).
+    pub async fn end_unended(&self) {
+        let waiting = mem::take(&mut *self.unended.lock().unwrap_or_else(PoisonError::into_inner));
+        for (device, end, closed) in waiting {
+            let Some(key) = self.claim(&device) else {
+                // A session of this node serves it again: that session ends its attempt.
+                continue;
+            };
+            let name = device.clone();
+            let call = end.clone();
+            let ended = self
+                .store_call("end an interrupted attempt", move |s| {
+                    let current = s.device(&name)?;
+                    match current {
+                        Some(d)
+                            if d.status == capf_store::OperationStatus::InProgress
+                                && d.updated_at <= closed =>
+                        {
+                            s.end_attempt(&name, call, SystemTime::now()).map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                })
+                .await;
+            self.release(&key);
+            match ended {
+                Ok(Some(_)) => info!(device = %device, "attempt ended now that the store is back"),
+                Ok(None) => {}
+                Err(Error::Store { source, .. }) if source.is_unreachable() => {
+                    self.unended
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((device, end, closed));
+                }
+                Err(e) => warn!(device = %device, error = %e, "ending an interrupted attempt"),
+            }
+        }
     }
 
     /// Claims `device` for one session; `None` when another session is serving it.
@@ -701,9 +749,11 @@ impl EnrollmentHandler {
         if let Attempt::CsrRequested { .. } = self.attempt {
             // A phone without endpoint-CSR support: the operation fails with a reason an
             // administrator reads (spec 16), not an interruption retried for ever.
-            let reason = csr_failure_reason(outcome);
-            if let Err(e) = self.end(AttemptEnd::Failed { reason }).await {
-                warn!(error = %e, "recording the end of the attempt");
+            let end = AttemptEnd::Failed {
+                reason: csr_failure_reason(outcome),
+            };
+            if let Err(e) = self.end(end.clone()).await {
+                self.end_later(&e, end);
             }
         }
         if self.attempt.in_progress() {
@@ -717,8 +767,9 @@ impl EnrollmentHandler {
                 }
                 other => format!("{other:?}"),
             };
-            if let Err(e) = self.end(AttemptEnd::Interrupted { reason }).await {
-                warn!(error = %e, "recording the end of the attempt");
+            let end = AttemptEnd::Interrupted { reason };
+            if let Err(e) = self.end(end.clone()).await {
+                self.end_later(&e, end);
             }
         }
         // Whatever the store said, the key-generation slot and the device are free now.
@@ -733,6 +784,22 @@ impl EnrollmentHandler {
             outcome = ?outcome,
             "session closed"
         );
+    }
+
+    /// The end of the attempt could not be recorded (`e`): when the store was unreachable,
+    /// the service records it once the store is back.
+    fn end_later(&self, e: &Error, end: AttemptEnd) {
+        warn!(error = %e, "recording the end of the attempt");
+        let (Error::Store { source, .. }, Some(device)) = (e, self.attempt.device()) else {
+            return;
+        };
+        if source.is_unreachable() {
+            self.service
+                .unended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((DeviceName::clone(device), end, SystemTime::now()));
+        }
     }
 
     /// Spec section 7 steps 4-6: device lookup, authentication, dispatch.
@@ -885,26 +952,38 @@ impl EnrollmentHandler {
                     return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
                 };
                 let mode = settings.certificate_issuer;
-                self.begin(|device| Attempt::KeyRequested {
-                    device,
-                    requested: spec,
-                    permit,
-                    mode,
-                    issued,
-                })
-                .await?;
+                if !self
+                    .begin(|device| Attempt::KeyRequested {
+                        device,
+                        requested: spec,
+                        permit,
+                        mode,
+                        issued,
+                    })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 self.key_generation_deadline =
                     Instant::now().checked_add(settings.key_generation_total);
                 Decision::Install(spec.into())
             }
             Operation::Delete => {
-                self.begin(|device| Attempt::DeleteRequested { device })
-                    .await?;
+                if !self
+                    .begin(|device| Attempt::DeleteRequested { device })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 Decision::Delete
             }
             Operation::Troubleshoot => {
-                self.begin(|device| Attempt::FetchRequested { device })
-                    .await?;
+                if !self
+                    .begin(|device| Attempt::FetchRequested { device })
+                    .await?
+                {
+                    return Ok(Decision::Refuse(Reason::INVALID_ELEMENT));
+                }
                 Decision::Fetch
             }
             _ => {
@@ -1073,24 +1152,59 @@ impl EnrollmentHandler {
         })
     }
 
-    /// Begins the attempt in the store; `next` is the state it is in then.
-    async fn begin(&mut self, next: impl FnOnce(Arc<DeviceName>) -> Attempt) -> Result<(), Error> {
+    /// Begins the attempt in the store; `next` is the state it is in then. `false` when another
+    /// node of a cluster runs an attempt for the device: the session is refused (END_SESSION 7,
+    /// as for a device another session of this node serves) and the device stays as it was.
+    async fn begin(
+        &mut self,
+        next: impl FnOnce(Arc<DeviceName>) -> Attempt,
+    ) -> Result<bool, Error> {
         let Some(device) = self.attempt.device() else {
-            return Ok(());
+            return Ok(true);
         };
         if self.hung_up.is_cancelled() {
             // The phone has gone: an attempt begun now would have no session to end it.
             debug!(device = %device, "hung up before the attempt began");
-            return Ok(());
+            return Ok(true);
         }
-        self.service
+        let begun = self
+            .service
             .device_call(device, "begin attempt", |s, name, now| {
                 s.begin_attempt(name, now)
             })
-            .await?;
+            .await;
+        if let Err(e) = begun {
+            self.served_elsewhere(e).await?;
+            return Ok(false);
+        }
         if let Attempt::NotBegun { device, .. } = mem::take(&mut self.attempt) {
             self.attempt = next(device);
         }
+        Ok(true)
+    }
+
+    /// `Ok` when `e` says another node of the cluster holds the device's attempt (recorded as
+    /// a refused session, which changes nothing but the audit: the phone comes back later, as
+    /// the session on that node goes on); any other error as itself.
+    async fn served_elsewhere(&mut self, e: Error) -> Result<(), Error> {
+        let Error::Store {
+            source: capf_store::Error::AttemptOnAnotherNode { node, .. },
+            ..
+        } = &e
+        else {
+            return Err(e);
+        };
+        let Some(device) = self.attempt.device() else {
+            return Err(e);
+        };
+        let reason = format!("device being served by node {node}");
+        info!(device = %device, %node, outcome = "device being served by another node", "END_SESSION 7");
+        self.outcome = Some(metrics::Outcome::Refused);
+        self.service
+            .device_call(device, "record refused session", move |s, name, now| {
+                s.record_refused_session(name, &reason, now)
+            })
+            .await?;
         Ok(())
     }
 
@@ -1112,12 +1226,17 @@ impl EnrollmentHandler {
         let Some(device) = self.attempt.device() else {
             return Ok(());
         };
-        self.service
+        let failed = self
+            .service
             .device_call(device, "fail the attempt", move |s, name, now| {
                 s.begin_attempt(name, now)?;
                 s.end_attempt(name, AttemptEnd::Failed { reason }, now)
             })
-            .await?;
+            .await;
+        if let Err(e) = failed {
+            // Another node's attempt goes on: this one changes nothing.
+            return self.served_elsewhere(e).await;
+        }
         self.outcome = Some(metrics::Outcome::Failed);
         self.attempt.end();
         Ok(())

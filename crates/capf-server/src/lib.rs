@@ -28,9 +28,12 @@ use tracing::{info, warn};
 
 pub use config::{CAPF_PORT, Config};
 pub use config_file::{
-    ConfigFile, DEFAULT_DATA_DIR, DEFAULT_SHUTDOWN_GRACE, LogFormat, MonitorSection,
+    ConfigFile, DEFAULT_DATA_DIR, DEFAULT_LEASE, DEFAULT_SHUTDOWN_GRACE, LEASE_SECS, LogFormat,
+    MonitorSection,
 };
-pub use data_dir::{CapfFiles, ensure_capf_files};
+pub use data_dir::{
+    CapfFiles, adopt_cluster_capf_certificate, ensure_capf_files, refresh_cluster_capf_certificate,
+};
 pub use error::Error;
 pub use handler::{Answer, EnrollmentHandler, EnrollmentService};
 pub use identity::{CapfIdentity, tls_provider};
@@ -604,5 +607,7 @@ async fn settings_loop(shared: Arc<Shared>) {
             Ok(Err(e)) => warn!(error = %e, "reading settings"),
             Err(e) => warn!(error = %e, "reading settings"),
         }
+        // Attempts whose end a lost store could not take (a PostgreSQL server gone).
+        shared.enrollment.end_unended().await;
     }
 }

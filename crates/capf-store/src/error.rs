@@ -391,6 +391,22 @@ impl Error {
 }
 
 impl Error {
+    /// Whether the database could not be reached (a PostgreSQL connection lost or refused,
+    /// rather than the database refusing a statement): the same call can succeed once the
+    /// database is back.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            // No answer from a server, or its connection ended by the server going away
+            // (SQLSTATE classes 08, connection exception, and 57P, operator intervention).
+            Error::Postgres { source, .. } => source.as_db_error().is_none_or(|db| {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P")
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether this refuses one CA certificate rather than failing the store: the request is
     /// unknown or not Pending, or the LSC is invalid or its serial taken
     /// ([`crate::SessionStore::ca_requests_issued`] goes on with the others after one).

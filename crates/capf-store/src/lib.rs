@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod auth;
 mod ca_request;
+mod cluster;
 mod data_dir;
 mod error;
 mod job;
@@ -39,6 +40,7 @@ pub use capf_lsc::{
     Secret, SudiPolicy, ValidityDays,
 };
 pub use capf_wire::DeviceName;
+pub use cluster::{CapfCertificate, NodeId};
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use job::{
@@ -55,7 +57,7 @@ pub use types::{
     AttemptEnd, AuditEntry, AuthMode, Device, DeviceUpdate, FetchedCertificate, IssuedLsc,
     LscRecord, LscState, NewDevice, Operation, OperationStatus, TroubleshootResult,
 };
-pub use url::{StoreUrl, open_store, store_password};
+pub use url::{StoreUrl, open_node_store, open_store, store_password};
 
 /// The `action` names of [`AuditEntry`]: one per kind of change.
 pub mod action {

@@ -7,10 +7,10 @@ use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
     Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
-    Device, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, DeviceUpdate, DirectoryEntry,
-    DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult, JobState,
-    KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, NewJob, Operation,
-    Settings, StatusReport, TroubleshootResult,
+    CapfCertificate, Device, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, DeviceUpdate,
+    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult,
+    JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, NewJob,
+    Operation, Secret, Settings, StatusReport, TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -796,6 +796,50 @@ pub trait AdminStore: Send + Sync {
     /// # Errors
     /// [`Error::Corrupt`] for an unreadable record, or a database error.
     fn directory_sync_state(&self) -> Result<DirectorySyncState, Error>;
+
+    /// The CAPF certificate the store holds for a cluster of nodes, or `None`: a store for one
+    /// node (SQLite) holds none (the certificate lives in the node's data directory, which is
+    /// this default), a cluster's (PostgreSQL) none before the first node stored one.
+    ///
+    /// # Errors
+    /// A database error, or a key that cannot be unsealed with this node's key file.
+    fn cluster_capf_certificate(&self) -> Result<Option<CapfCertificate>, Error> {
+        Ok(None)
+    }
+
+    /// On a cluster's store: the cluster's CAPF certificate, or, when there is none yet,
+    /// `certificate_pem` and `key_pem` (this node's candidate) become it, under a database
+    /// lock so of nodes starting at once exactly one candidate wins. `None` for a store that
+    /// holds no CAPF certificate (this default).
+    ///
+    /// # Errors
+    /// As [`AdminStore::cluster_capf_certificate`].
+    fn cluster_capf_certificate_or_insert(
+        &self,
+        certificate_pem: &str,
+        key_pem: &Secret,
+        now: SystemTime,
+    ) -> Result<Option<CapfCertificate>, Error> {
+        let _ = (certificate_pem, key_pem, now);
+        Ok(None)
+    }
+
+    /// On a cluster's store: replaces the cluster's CAPF certificate (audited; its generation
+    /// goes up by one, and every node loads it on its next look). `None` for a store that
+    /// holds no CAPF certificate (this default: the caller replaces the data directory's
+    /// files).
+    ///
+    /// # Errors
+    /// As [`AdminStore::cluster_capf_certificate`].
+    fn replace_cluster_capf_certificate(
+        &self,
+        certificate_pem: &str,
+        key_pem: &Secret,
+        now: SystemTime,
+    ) -> Result<Option<CapfCertificate>, Error> {
+        let _ = (certificate_pem, key_pem, now);
+        Ok(None)
+    }
 
     /// A handle on the same store whose changes are audited as made by `account`
     /// ([`AuditEntry::actor`](crate::AuditEntry::actor)), in the same transaction as each

@@ -5,8 +5,9 @@ use core::fmt;
 use core::str::FromStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::{DeviceStore, Error, Secret, SqliteStore};
+use crate::{DeviceStore, Error, NodeId, Secret, SqliteStore};
 
 /// Where the store is: `sqlite:PATH` (the SQLite store in the data directory `PATH`; the
 /// default is the program's data directory) or `postgres://user@host:port/dbname` (several
@@ -143,6 +144,32 @@ pub fn open_store(
     data_dir: &Path,
     password: Option<&Secret>,
 ) -> Result<Arc<dyn DeviceStore>, Error> {
+    open(url, data_dir, password, None)
+}
+
+/// As [`open_store`], for a node of a cluster: on PostgreSQL the store acts as node `node`,
+/// whose leases on attempts in progress last `lease` (a node restarted under its old name ends
+/// its own interrupted attempts at once; see [`PgStore::with_node`](crate::PgStore::with_node)).
+/// SQLite has no nodes and ignores both.
+///
+/// # Errors
+/// As [`open_store`].
+pub fn open_node_store(
+    url: &StoreUrl,
+    data_dir: &Path,
+    password: Option<&Secret>,
+    node: NodeId,
+    lease: Duration,
+) -> Result<Arc<dyn DeviceStore>, Error> {
+    open(url, data_dir, password, Some((node, lease)))
+}
+
+fn open(
+    url: &StoreUrl,
+    data_dir: &Path,
+    password: Option<&Secret>,
+    node: Option<(NodeId, Duration)>,
+) -> Result<Arc<dyn DeviceStore>, Error> {
     match url {
         StoreUrl::Sqlite(dir) => {
             let store = SqliteStore::open(dir)?;
@@ -160,11 +187,15 @@ pub fn open_store(
             }
             crate::data_dir::secure_data_dir(data_dir)?;
             let key = crate::auth::load_or_create_key(&data_dir.join(SqliteStore::KEY_FILE))?;
-            Ok(Arc::new(crate::PgStore::connect(config, key)?))
+            let store = crate::PgStore::connect(config, key)?;
+            Ok(Arc::new(match node {
+                Some((node, lease)) => store.with_node(node, lease),
+                None => store,
+            }))
         }
         #[cfg(not(feature = "postgres"))]
         StoreUrl::Postgres(text) => {
-            let _ = (data_dir, password);
+            let _ = (data_dir, password, node);
             Err(Error::StoreUrl {
                 url: redact(text),
                 reason: "needs capf-store's `postgres` feature, which this build lacks".to_owned(),

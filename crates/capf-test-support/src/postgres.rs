@@ -7,6 +7,8 @@
 //! reads its standard input from this process: when the test binary ends, however it ends, the
 //! pipe closes, and the keeper stops the server (fast shutdown) and removes the directory. A
 //! missing binary fails the test with a message naming the package to install.
+//! [`Cluster::stop`] and [`Cluster::restart`] take the server away and bring it back (a database
+//! lost mid-run).
 //!
 //! ```no_run
 //! let db = capf_test_support::postgres::cluster().database();
@@ -97,19 +99,21 @@ fn is_root() -> bool {
 /// stop the server and remove the directory.
 const KEEPER: &str = r#"
 set -e
-BIN=$1; DIR=$2; PORT=$3
+BIN=$1; DIR=$2; PORT=$3; OPTIONS=$4
 "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
-"$BIN/postgres" -D "$DIR/data" -c listen_addresses=127.0.0.1 -p "$PORT" -k "$DIR" \
-  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-  >"$DIR/server.log" 2>&1 &
+"$BIN/postgres" -D "$DIR/data" $OPTIONS -p "$PORT" -k "$DIR" >"$DIR/server.log" 2>&1 &
 PID=$!
 echo started
 read -r _ || true
-kill -INT "$PID" 2>/dev/null || true
+# pg_ctl stops the server whether this shell started it or a test restarted it (Cluster::restart).
+"$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || kill -INT "$PID" 2>/dev/null || true
 wait "$PID" 2>/dev/null || true
 rm -rf "$DIR"
 "#;
+
+/// The server's options, as the keeper and [`Cluster::restart`] give them.
+const SERVER_OPTIONS: &str = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300";
 
 impl Cluster {
     fn start() -> Cluster {
@@ -142,6 +146,7 @@ impl Cluster {
             .arg(&bin)
             .arg(&dir)
             .arg(port.to_string())
+            .arg(SERVER_OPTIONS)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -195,6 +200,61 @@ impl Cluster {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
+        }
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut off), as a database lost mid-run.
+    /// Every test of the binary loses it: a test that calls this has a binary of its own.
+    ///
+    /// # Panics
+    /// When `pg_ctl` fails.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the server again after [`Cluster::stop`], on the same port and data, and waits
+    /// until it accepts connections.
+    ///
+    /// # Panics
+    /// When `pg_ctl` fails or the server does not come back.
+    pub fn restart(&self) {
+        let options = format!(
+            "{SERVER_OPTIONS} -p {} -k {}",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log");
+        self.pg_ctl(&[
+            "-w",
+            "-l",
+            &log.display().to_string(),
+            "-o",
+            &options,
+            "start",
+        ]);
+        self.wait_ready();
+    }
+
+    /// Runs `pg_ctl` on the cluster's data, as the `postgres` user when the tests run as root.
+    fn pg_ctl(&self, args: &[&str]) {
+        let pg_ctl = bin_dir().join("pg_ctl");
+        let data = self.dir.join("data");
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+            c
+        } else {
+            Command::new(&pg_ctl)
+        };
+        let out = command.arg("-D").arg(&data).args(args).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "pg_ctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("cannot run {}: {e}", pg_ctl.display()),
         }
     }
 

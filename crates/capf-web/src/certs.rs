@@ -255,7 +255,14 @@ pub(crate) async fn show_capf_cert(
 /// The CAPF certificate's view (the API and Certificate Management).
 pub(crate) async fn show_capf_core(state: &AppState) -> Result<serde_json::Value, ApiError> {
     let path = data_dir(state)?.join(CAPF_CERTIFICATE);
+    let store = Arc::clone(&state.store);
     blocking(move || {
+        // A cluster's certificate is the store's; the data directory's files are a copy.
+        if let Some(stored) = store.cluster_capf_certificate()? {
+            let loaded = CertificateAndKey::from_pem_or_der(stored.certificate_pem.as_bytes())
+                .map_err(capf_admin::Error::from)?;
+            return capf_view(&loaded);
+        }
         if !path.exists() {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -323,6 +330,12 @@ pub(crate) async fn upload_capf_core(
         // and reloads when the key changes.
         replace_file(&dir.join(CAPF_KEY), key_pem.as_bytes(), true)?;
         replace_file(&dir.join(CAPF_CERTIFICATE), cert_pem.as_bytes(), false)?;
+        // On a cluster's store it becomes the cluster's, which every node loads.
+        caller.store.replace_cluster_capf_certificate(
+            &cert_pem,
+            &capf_store::Secret::new(key_pem.as_str()),
+            SystemTime::now(),
+        )?;
         let view = capf_view(&loaded)?;
         let cn = report.common_name.as_deref().unwrap_or("no CN");
         tracing::info!(
@@ -449,6 +462,21 @@ pub(crate) async fn regenerate_capf_core(
         rename(&certificate_out, &current)?;
         let loaded =
             capf_admin::read_certificate_and_key(capf_admin::NamedFile::plain(&current), None)?;
+        // On a cluster's store it becomes the cluster's, which every node loads.
+        let read = |path: &FsPath| {
+            std::fs::read_to_string(path).map_err(|source| {
+                ApiError::from(capf_admin::Error::Io {
+                    action: "reading",
+                    path: path.to_owned(),
+                    source,
+                })
+            })
+        };
+        caller.store.replace_cluster_capf_certificate(
+            &read(&current)?,
+            &capf_store::Secret::new(read(&dir.join(CAPF_KEY))?),
+            now,
+        )?;
         let view = capf_view(&loaded)?;
         tracing::info!(
             account = caller.account.as_str(),

@@ -561,6 +561,30 @@ impl AdminStore for PgStore {
         self.write(None, |tx| append_audit(tx, now, None, action, detail))
     }
 
+    fn cluster_capf_certificate(&self) -> Result<Option<crate::CapfCertificate>, Error> {
+        self.capf_certificate()
+    }
+
+    fn cluster_capf_certificate_or_insert(
+        &self,
+        certificate_pem: &str,
+        key_pem: &crate::Secret,
+        now: SystemTime,
+    ) -> Result<Option<crate::CapfCertificate>, Error> {
+        self.capf_certificate_or_insert(certificate_pem, key_pem, now)
+            .map(Some)
+    }
+
+    fn replace_cluster_capf_certificate(
+        &self,
+        certificate_pem: &str,
+        key_pem: &crate::Secret,
+        now: SystemTime,
+    ) -> Result<Option<crate::CapfCertificate>, Error> {
+        self.replace_capf_certificate(certificate_pem, key_pem, now)
+            .map(Some)
+    }
+
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
         Arc::new(self.with_actor(account.as_str()))
     }

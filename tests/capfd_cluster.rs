@@ -1,0 +1,459 @@
+//! Several capfd nodes on one PostgreSQL store (issue 16): a device another node is serving is
+//! refused and left as it was; the same device hit from both nodes at once is installed
+//! exactly once; the cluster serves one CAPF certificate, and a replacement reaches every node
+//! without a restart; 1,000 phones enroll across two nodes while one is killed and restarted;
+//! a job due in 2 s runs exactly once across both (issue 17).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_lsc::KeyPolicy;
+use capf_phone::{KeyPool, KeySource};
+use capf_store::{
+    AdminStore, AttemptEnd, DeviceName, LscState, NewDevice, Operation, OperationStatus, PgStore,
+    SessionStore, action,
+};
+use capf_test_support::postgres::cluster as pg;
+use capf_wire::Reason;
+use cluster::{Node, SPEC, Scratch, phone, runtime, store, try_phone};
+
+/// The loopback address this test binary's nodes listen on.
+const HOST: &str = "127.0.0.8";
+
+fn dn(name: &str) -> DeviceName {
+    DeviceName::new(name).unwrap()
+}
+
+fn schedule(store: &PgStore, name: &DeviceName) {
+    let mut new = NewDevice::new(name.clone());
+    new.operation = Operation::InstallUpgrade(KeyPolicy::only(SPEC));
+    store.add_device(&new, SystemTime::now()).unwrap();
+}
+
+#[test]
+fn a_device_another_node_serves_is_refused_and_left_as_it_was() {
+    let db = pg().database();
+    let s = Scratch::new("refused");
+    let node = Node::start(&s.node_dir(1), &db.url, HOST);
+    let store = store(&db.url);
+    let name = dn("SEP00AABBCC0201");
+    schedule(&store, &name);
+    // Another node began an attempt and holds its lease.
+    let other = store_as(&db.url, "other-node");
+    other.begin_attempt(&name, SystemTime::now()).unwrap();
+    let before = store.device(&name).unwrap().unwrap();
+
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let rt = runtime();
+    let trust = node.capf_pem();
+    let e = rt.block_on(phone(HOST, node.port, &trust, &name, Arc::clone(&keys)));
+    assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{e:?}");
+    assert!(e.requested.is_none(), "{e:?}");
+    let after = store.device(&name).unwrap().unwrap();
+    assert_eq!(after.status, OperationStatus::InProgress);
+    assert_eq!(after.attempts, before.attempts);
+    assert!(store.lscs(&name).unwrap().is_empty());
+    let audit = store.audit(Some(&name), 1).unwrap();
+    assert_eq!(audit[0].action, action::SESSION_REFUSED);
+    assert!(
+        audit[0].detail.contains("being served by node other-node"),
+        "{audit:?}"
+    );
+
+    // Once the other node's attempt ends, the phone that comes back enrolls here.
+    other
+        .end_attempt(
+            &name,
+            AttemptEnd::Interrupted {
+                reason: "hung up".into(),
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+    let e = rt.block_on(phone(HOST, node.port, &trust, &name, keys));
+    assert!(e.succeeded() && e.installed.is_some(), "{e:?}");
+    assert_eq!(
+        store.device(&name).unwrap().unwrap().status,
+        OperationStatus::Success
+    );
+}
+
+/// The store as node `node`, whose leases last two minutes.
+fn store_as(url: &str, node: &str) -> PgStore {
+    store(url).with_node(
+        capf_store::postgres::NodeId::new(node).unwrap(),
+        Duration::from_secs(120),
+    )
+}
+
+#[test]
+fn the_same_device_hit_from_both_nodes_at_once_is_installed_once() {
+    let db = pg().database();
+    let s = Scratch::new("race");
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    let store = store(&db.url);
+    let names: Vec<DeviceName> = (0..12)
+        .map(|n| dn(&format!("SEP00AABBCC03{n:02X}")))
+        .collect();
+    for name in &names {
+        schedule(&store, name);
+    }
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let (trust_a, trust_b) = (a.capf_pem(), b.capf_pem());
+    let results = runtime().block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in &names {
+            for (port, trust) in [(a.port, trust_a.clone()), (b.port, trust_b.clone())] {
+                let (name, keys) = (name.clone(), Arc::clone(&keys));
+                tasks.spawn(async move {
+                    let e = phone(HOST, port, &trust, &name, keys).await;
+                    (name, e)
+                });
+            }
+        }
+        tasks.join_all().await
+    });
+    for name in &names {
+        let mine: Vec<_> = results.iter().filter(|(n, _)| n == name).collect();
+        let installed = mine.iter().filter(|(_, e)| e.installed.is_some()).count();
+        assert_eq!(installed, 1, "{name}: {mine:?}");
+        // The other phone was refused (the attempt ran on the other node) or came after it
+        // and was told there is nothing to do.
+        for (_, e) in mine.iter().filter(|(_, e)| e.installed.is_none()) {
+            assert!(
+                matches!(e.end_reason(), Some(r) if r == Reason::INVALID_ELEMENT || r == Reason::NO_ACTION),
+                "{name}: {e:?}"
+            );
+        }
+        let device = store.device(name).unwrap().unwrap();
+        assert_eq!(device.status, OperationStatus::Success, "{name}");
+        let lscs = store.lscs(name).unwrap();
+        assert_eq!(lscs.len(), 1, "{name}: {lscs:?}");
+        assert_eq!(lscs[0].state, LscState::Installed);
+    }
+}
+
+#[test]
+fn the_cluster_serves_one_capf_certificate_and_a_replacement_reaches_every_node() {
+    let db = pg().database();
+    let s = Scratch::new("capf-cert");
+    // Each node starts with a candidate of its own; the first one stored is the cluster's.
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    assert_eq!(a.capf_pem(), b.capf_pem());
+    let store = store(&db.url);
+    let stored = store.cluster_capf_certificate().unwrap().unwrap();
+    assert_eq!(stored.generation, 1);
+    assert_eq!(stored.certificate_pem.as_bytes(), a.capf_pem());
+    let names: Vec<DeviceName> = (0..4)
+        .map(|n| dn(&format!("SEP00AABBCC04{n:02X}")))
+        .collect();
+    for name in &names {
+        schedule(&store, name);
+    }
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let rt = runtime();
+    let first = a.capf_pem();
+    // A phone trusting the one certificate enrolls at either node.
+    for (node, name) in [(&a, &names[0]), (&b, &names[1])] {
+        let e = rt.block_on(phone(HOST, node.port, &first, name, Arc::clone(&keys)));
+        assert!(e.installed.is_some(), "{e:?}");
+    }
+
+    // The administrator replaces it with capfctl on the cluster's store.
+    let cert = s.0.join("new.pem");
+    let key = s.0.join("new.key");
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args(["capf-cert", "generate", "--key-type", "p256"])
+        .arg("--cert-out")
+        .arg(&cert)
+        .arg("--key-out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args(["capf-cert", "upload"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg("--data")
+        .arg(&a.dir)
+        .args(["--store", &db.url])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("generation 2"), "{stdout}");
+    let new = std::fs::read(&cert).unwrap();
+    assert_eq!(
+        store
+            .cluster_capf_certificate()
+            .unwrap()
+            .unwrap()
+            .certificate_pem
+            .as_bytes(),
+        new
+    );
+    // Both nodes serve it without a restart: a phone that trusts only the new certificate
+    // enrolls at each (its TLS pins the certificate the node presents).
+    for (node, name) in [(&a, &names[2]), (&b, &names[3])] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = rt.block_on(try_phone(HOST, node.port, &new, name, Arc::clone(&keys)));
+            if e.as_ref().is_ok_and(|e| e.installed.is_some()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} did not serve the new certificate: {e:?}\n{}",
+                node.port,
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(node.capf_pem(), new);
+    }
+}
+
+/// Phone names from a load report's failures (`NAME: why`).
+fn failed_names(report: &capf_phone::load::LoadReport) -> Vec<DeviceName> {
+    report
+        .failed
+        .iter()
+        .map(|f| dn(f.split_once(':').map_or(f.as_str(), |(n, _)| n)))
+        .collect()
+}
+
+/// The two-node test of issue 16: 1,000 phones (capf-phone's load generator, provisioned into
+/// the PostgreSQL store) enroll across two nodes; one node is killed with SIGKILL mid-run and
+/// started again under its name; the phones that failed come back. Every device ends with
+/// exactly one installed LSC, none in progress, and the audit agrees with the devices.
+#[test]
+fn a_thousand_phones_enroll_across_two_nodes_with_one_killed_mid_run() {
+    use capf_phone::load::{LoadTarget, enroll, simulated_device_name};
+    const PHONES: u32 = 1000;
+    let db = pg().database();
+    let s = Scratch::new("thousand");
+    let store = store(&db.url);
+    let names: Vec<DeviceName> = (1..=PHONES)
+        .map(|n| dn(&simulated_device_name("SEP", n)))
+        .collect();
+    capf_admin::provision_load_devices(&store, names.iter(), SPEC, PHONES, SystemTime::now())
+        .unwrap();
+    let a = Node::start_with(&s.node_dir(1), &db.url, HOST, &["--node", "node-a"]);
+    let b = Node::start_with(&s.node_dir(2), &db.url, HOST, &["--node", "node-b"]);
+    let trust = a.capf_pem();
+    assert_eq!(trust, b.capf_pem());
+    let target = |port| LoadTarget {
+        host: HOST.to_owned(),
+        port,
+        trust_pem: trust.clone(),
+        tls_versions: capf_phone::TlsVersions::default(),
+    };
+    let (to_a, to_b) = (target(a.port), target(b.port));
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+
+    // The killer: once a fifth of the phones enrolled, node b dies (SIGKILL) and comes back.
+    let killer = std::thread::spawn({
+        let url = db.url.clone();
+        let mut b = b;
+        move || {
+            let store = cluster::store(&url);
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            while store.status_report(SystemTime::now()).unwrap().succeeded < u64::from(PHONES / 5)
+            {
+                assert!(std::time::Instant::now() < deadline, "no progress");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            b.kill();
+            std::thread::sleep(Duration::from_millis(500));
+            b.restart();
+            b
+        }
+    });
+    let (half_a, half_b): (Vec<_>, Vec<_>) = names
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let rt = runtime();
+    let (ra, rb) = rt.block_on(async {
+        tokio::join!(
+            enroll(
+                &to_a,
+                half_a.into_iter().map(|(_, n)| n).collect(),
+                Arc::clone(&keys),
+                16
+            ),
+            enroll(
+                &to_b,
+                half_b.into_iter().map(|(_, n)| n).collect(),
+                Arc::clone(&keys),
+                16
+            ),
+        )
+    });
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let _b = killer.join().unwrap();
+    assert_eq!(
+        ra.enrolled + ra.failed.len() + rb.enrolled + rb.failed.len(),
+        1000
+    );
+    // Node b died with most of its 500 phones still to come: some of them failed.
+    assert!(!rb.failed.is_empty());
+    eprintln!(
+        "node a: {} enrolled, {} failed; node b: {} enrolled, {} failed",
+        ra.enrolled,
+        ra.failed.len(),
+        rb.enrolled,
+        rb.failed.len()
+    );
+    // The phones node b's death cut off come back (to either node), as phones do.
+    let mut again: Vec<DeviceName> = failed_names(&ra)
+        .into_iter()
+        .chain(failed_names(&rb))
+        .collect();
+    for round in 0..3 {
+        if again.is_empty() {
+            break;
+        }
+        let to = if round % 2 == 0 { &to_b } else { &to_a };
+        let report = rt
+            .block_on(enroll(to, again.clone(), Arc::clone(&keys), 16))
+            .unwrap();
+        again = failed_names(&report);
+    }
+    assert!(again.is_empty(), "{again:?}");
+
+    let report = store.status_report(SystemTime::now()).unwrap();
+    assert_eq!(report.succeeded, u64::from(PHONES), "{report:?}");
+    assert_eq!(report.in_progress, 0, "{report:?}");
+    for name in &names {
+        let device = store.device(name).unwrap().unwrap();
+        assert_eq!(device.status, OperationStatus::Success, "{name}");
+        let lscs = store.lscs(name).unwrap();
+        let installed: Vec<_> = lscs
+            .iter()
+            .filter(|l| l.state == LscState::Installed)
+            .collect();
+        assert_eq!(installed.len(), 1, "{name}: {lscs:?}");
+        // Any other LSC was sent and never confirmed (the node died): stale, never installed.
+        assert!(
+            lscs.iter()
+                .all(|l| matches!(l.state, LscState::Installed | LscState::Stale)),
+            "{name}: {lscs:?}"
+        );
+        // The audit agrees: one install, of that LSC, and one entry per attempt begun.
+        let audit = store.audit(Some(name), 100).unwrap();
+        let installs: Vec<_> = audit
+            .iter()
+            .filter(|e| e.action == action::LSC_INSTALLED)
+            .collect();
+        assert_eq!(installs.len(), 1, "{name}: {audit:?}");
+        assert!(
+            installs[0].detail.contains(&installed[0].serial_hex()),
+            "{name}: {audit:?}"
+        );
+        let begun = audit
+            .iter()
+            .filter(|e| e.action == action::ATTEMPT_BEGUN)
+            .count();
+        assert_eq!(
+            u64::try_from(begun).unwrap(),
+            u64::from(device.attempts),
+            "{name}: {audit:?}"
+        );
+    }
+}
+
+/// Issue 17 on a cluster: jobs due in 2 s, stored by capfctl on the cluster's store, each run
+/// exactly once by the two nodes together.
+#[test]
+fn two_nodes_run_each_due_job_exactly_once() {
+    use capf_store::JobState;
+    let db = pg().database();
+    let s = Scratch::new("jobs");
+    let config = s.0.join("capfd.toml");
+    std::fs::write(&config, "[monitor]\nenabled = false\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let store = store(&db.url);
+    for n in 0..4 {
+        schedule(&store, &dn(&format!("SEP00AABBCC05{n:02X}")));
+    }
+    let due = capf_admin::rfc3339(SystemTime::now() + Duration::from_secs(2));
+    let ids: Vec<i64> = (0..6)
+        .map(|n| {
+            let out = std::process::Command::new(common::example("capfctl"))
+                .args(["bulk", "update", "--all", "--description"])
+                .arg(format!("job {n}"))
+                .args(["--at", &due, "--json", "--store", &db.url])
+                .arg("--data")
+                .arg(s.node_dir(1))
+                .env_remove("PGPASSWORD")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            job["id"].as_i64().unwrap()
+        })
+        .collect();
+    let _a = Node::start_with(
+        &s.node_dir(1),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-a"],
+    );
+    let _b = Node::start_with(
+        &s.node_dir(2),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-b"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ids
+        .iter()
+        .all(|id| store.job(*id).unwrap().unwrap().state.is_final())
+    {
+        assert!(std::time::Instant::now() < deadline, "jobs not done");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Several more ticks of both schedulers: still once each.
+    std::thread::sleep(Duration::from_secs(3));
+    let audit = store.audit(None, 10_000).unwrap();
+    for id in &ids {
+        let job = store.job(*id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert!(
+            matches!(job.node.as_deref(), Some("node-a" | "node-b")),
+            "{job:?}"
+        );
+        assert_eq!(job.result.unwrap().devices_changed, 4);
+        let starts = audit
+            .iter()
+            .filter(|e| {
+                e.action == action::JOB_STARTED && e.detail.starts_with(&format!("job {id} "))
+            })
+            .count();
+        assert_eq!(starts, 1, "job {id}");
+    }
+}
