@@ -217,6 +217,11 @@ fn quantile(durations: &[Duration], p: f64) -> Duration {
 /// Enrolls one phone per name against `target`, at most `concurrency` at once, with keys
 /// from `keys`; each phone tries once.
 ///
+/// Each phone has its own TLS client configuration, so its own session cache: every phone's
+/// handshake is a full one (the server signs with the CAPF key), as a fleet's first contacts
+/// are, never a resumption of another simulated phone's session (capf-server's test
+/// `the_load_generator_makes_full_handshakes_and_a_returning_phone_resumes`).
+///
 /// # Errors
 /// As [`PhoneConfig::new`] and [`Phone::new`]; a phone that fails is in
 /// [`LoadReport::failed`], not an error.
