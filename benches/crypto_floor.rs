@@ -102,9 +102,9 @@ fn floor(c: &mut Criterion) {
         "LSC signer: {:?}; TLS provider: capf_server::tls_provider",
         issuer.signer().signer_backend()
     );
-    // A phone's first handshake is a full one (the CAPF key signs); the load generator's phones
-    // share one client configuration, so most of theirs resume an earlier session (no
-    // signature): both are timed.
+    // A phone's first handshake is a full one (the CAPF key signs), as every handshake of the
+    // load generator's phones is (each has its own session cache); a phone that comes back
+    // resumes its own session (no signature): both are timed.
     let mut full = (*client).clone();
     full.resumption = rustls::client::Resumption::disabled();
     let full = Arc::new(full);

@@ -319,12 +319,19 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     println!("{verified} LSCs verified against {issuer_name}");
     if let (Some(before), Some(after)) = (before, cli.server_pid.and_then(ProcessStats::of)) {
         let cpu = after.cpu.saturating_sub(before.cpu);
+        let n = report.enrolled.max(1) as f64;
         println!(
             "server: {:.2} ms CPU per enrollment; resident memory {} kB before the run, {} kB after ({} idle sessions held)",
-            ms(cpu) / report.enrolled.max(1) as f64,
+            ms(cpu) / n,
             before.rss_kb,
             after.rss_kb,
             cli.idle,
+        );
+        let switches = after.context_switches.since(before.context_switches);
+        println!(
+            "server: {:.1} voluntary and {:.1} involuntary context switches per enrollment",
+            switches.voluntary as f64 / n,
+            switches.involuntary as f64 / n,
         );
     }
     idle.abort();

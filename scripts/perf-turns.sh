@@ -70,15 +70,16 @@ run() { # run LABEL BIN CONC PHONES -> one line in $results
     out=$("$phone" --server 127.0.0.1:$PORT --trust "$d/capf.pem" --phones "$phones" \
         --concurrency "$conc" --provision "$d" --server-pid "$pid" 2>&1) || true
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    local rate mean p99 cpu
+    local rate mean p99 cpu cs
     rate=$(grep -o '[0-9.]* enrollments/s' <<<"$out" | head -1 | cut -d' ' -f1)
     mean=$(grep -o 'latency mean [0-9.]* ms' <<<"$out" | cut -d' ' -f3)
     p99=$(grep -o 'p99 [0-9.]* ms (' <<<"$out" | head -1 | cut -d' ' -f2)
     cpu=$(grep -o '[0-9.]* ms CPU per enrollment' <<<"$out" | cut -d' ' -f1)
+    cs=$(grep -o '[0-9.]* voluntary' <<<"$out" | cut -d' ' -f1)
     if [ -z "$rate" ] || [ -z "$cpu" ]; then
         echo "run $label c=$conc failed:" >&2; echo "$out" | tail -5 >&2
     fi
-    echo "$round $label c=$conc rate=${rate:-0} mean=${mean:-0} p99=${p99:-0} cpu=${cpu:-0}" | tee -a "$results"
+    echo "$round $label c=$conc rate=${rate:-0} mean=${mean:-0} p99=${p99:-0} cpu=${cpu:-0} cs=${cs:-0}" | tee -a "$results"
     rm -rf "$d" "$d.log"
 }
 

@@ -230,6 +230,33 @@ pub trait CertificateAuthority: Send + Sync + fmt::Debug {
 
     /// Issues (or queues) an LSC for `request` at time `now`.
     fn issue(&self, request: IssueRequest, now: SystemTime) -> IssueFuture<'_>;
+
+    /// This issuer's signing as a plain call, when it signs on the calling thread in well under
+    /// a millisecond (CAPF's own signer): a caller that is on a blocking thread anyway, to
+    /// record the LSC, signs there and saves a hand-off to the blocking pool and back (issue
+    /// 19). `None` (the default): call [`issue`](Self::issue).
+    fn blocking_signer(&self) -> Option<BlockingSigner> {
+        None
+    }
+}
+
+/// A signer that runs on the calling thread ([`CertificateAuthority::blocking_signer`]): it
+/// holds the CAPF certificate and key of the moment it was taken, as a request already signing
+/// does when the key is replaced.
+#[derive(Debug, Clone)]
+pub struct BlockingSigner {
+    issuer: Arc<Issuer>,
+}
+
+impl BlockingSigner {
+    /// Signs the LSC for `request` at `now`, as [`CertificateAuthority::issue`] does but on this
+    /// thread: call it on a blocking thread, never on an async worker.
+    ///
+    /// # Errors
+    /// As [`CapfSigner::sign_now`].
+    pub fn sign(&self, request: &IssueRequest, now: SystemTime) -> Result<IssuedLsc, Error> {
+        sign(&self.issuer, request, now)
+    }
 }
 
 /// The guide's default mode: CAPF signs LSCs with its own certificate and key.
@@ -339,6 +366,12 @@ impl CertificateAuthority for CapfSigner {
                     detail: e.to_string(),
                 })?
                 .map(IssueOutcome::Issued)
+        })
+    }
+
+    fn blocking_signer(&self) -> Option<BlockingSigner> {
+        Some(BlockingSigner {
+            issuer: self.issuer(),
         })
     }
 }

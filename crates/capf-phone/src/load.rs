@@ -217,6 +217,11 @@ fn quantile(durations: &[Duration], p: f64) -> Duration {
 /// Enrolls one phone per name against `target`, at most `concurrency` at once, with keys
 /// from `keys`; each phone tries once.
 ///
+/// Each phone has its own TLS client configuration, so its own session cache: every phone's
+/// handshake is a full one (the server signs with the CAPF key), as a fleet's first contacts
+/// are, never a resumption of another simulated phone's session (capf-server's test
+/// `the_load_generator_makes_full_handshakes_and_a_returning_phone_resumes`).
+///
 /// # Errors
 /// As [`PhoneConfig::new`] and [`Phone::new`]; a phone that fails is in
 /// [`LoadReport::failed`], not an error.
@@ -270,13 +275,50 @@ pub async fn enroll(
     Ok(report)
 }
 
-/// A process's CPU time and resident memory.
+/// A process's CPU time, resident memory and context switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcessStats {
     /// User + system CPU time.
     pub cpu: Duration,
     /// Resident memory (VmRSS), kB.
     pub rss_kb: u64,
+    /// Context switches of its threads alive now, voluntary (a thread waits: a wake-up
+    /// there and back between tokio's workers and its blocking pool, say) and not.
+    pub context_switches: ContextSwitches,
+}
+
+/// Context switches, summed over a process's threads (`/proc/PID/task/*/status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContextSwitches {
+    /// A thread gave up the CPU to wait.
+    pub voluntary: u64,
+    /// A thread was preempted.
+    pub involuntary: u64,
+}
+
+impl ContextSwitches {
+    /// The counts of one thread's `status` text.
+    pub fn parse(status: &str) -> Self {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        ContextSwitches {
+            voluntary: field("voluntary_ctxt_switches:"),
+            involuntary: field("nonvoluntary_ctxt_switches:"),
+        }
+    }
+
+    /// The counts since `earlier` (zero where a thread that counted has exited).
+    pub fn since(self, earlier: Self) -> Self {
+        ContextSwitches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
 }
 
 impl ProcessStats {
@@ -284,7 +326,21 @@ impl ProcessStats {
     pub fn of(pid: u32) -> Option<Self> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        Self::parse(&stat, &status)
+        let mut stats = Self::parse(&stat, &status)?;
+        let mut switches = ContextSwitches::default();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            // A thread that exits meanwhile is skipped.
+            if let Ok(text) = std::fs::read_to_string(task.path().join("status")) {
+                let one = ContextSwitches::parse(&text);
+                switches.voluntary += one.voluntary;
+                switches.involuntary += one.involuntary;
+            }
+        }
+        stats.context_switches = switches;
+        Some(stats)
     }
 
     /// The stats from the text of `/proc/PID/stat` and `/proc/PID/status`.
@@ -305,6 +361,7 @@ impl ProcessStats {
         Some(ProcessStats {
             cpu: Duration::from_millis(ticks * 10),
             rss_kb,
+            context_switches: ContextSwitches::parse(status),
         })
     }
 }
@@ -351,5 +408,24 @@ mod tests {
         assert_eq!(s.rss_kb, 12345);
         assert_eq!(ProcessStats::parse("garbage", status), None);
         assert!(ProcessStats::of(std::process::id()).is_some());
+        let status = "Name:\tcapfd\nvoluntary_ctxt_switches:\t28\nnonvoluntary_ctxt_switches:\t3\n";
+        let switches = ContextSwitches::parse(status);
+        assert_eq!(
+            switches,
+            ContextSwitches {
+                voluntary: 28,
+                involuntary: 3
+            }
+        );
+        assert_eq!(
+            switches.since(ContextSwitches {
+                voluntary: 20,
+                involuntary: 5
+            }),
+            ContextSwitches {
+                voluntary: 8,
+                involuntary: 0
+            }
+        );
     }
 }

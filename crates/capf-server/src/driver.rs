@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::handler::EnrollmentHandler;
 use crate::limits::Admission;
+use crate::metrics::HandshakeKind;
 use crate::tls::TlsConnection;
 use crate::{Error, Shared};
 
@@ -69,7 +70,11 @@ pub(crate) async fn serve(
     // passed by value would be held twice in every connection's future.
     let mut tls = Box::new(TlsConnection::new(tcp, conn));
     match tokio::time::timeout(handshake_timeout(&shared), tls.handshake()).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => shared.enrollment.metrics().handshake(if tls.resumed() {
+            HandshakeKind::Resumed
+        } else {
+            HandshakeKind::Full
+        }),
         Ok(Err(e)) => {
             info!(%peer, error = %e, "TLS handshake failed");
             return;

@@ -112,6 +112,16 @@ label_enum! {
 }
 
 label_enum! {
+    /// A TLS handshake's kind (`kind` label of `capf_tls_handshakes_total`).
+    HandshakeKind {
+        /// A full handshake: the CAPF key signed (a phone's first contact).
+        Full => "full",
+        /// A resumed session (a ticket or session id the phone kept): no signature.
+        Resumed => "resumed",
+    }
+}
+
+label_enum! {
     /// A CA call's outcome (`outcome` label of `capf_ca_calls_total`).
     CaOutcome {
         /// A certificate.
@@ -229,6 +239,8 @@ pub struct Metrics {
     ca_duration: [Histogram<13>; CaMode::COUNT],
     store_calls: Histogram<12>,
     store_errors: AtomicU64,
+    /// By [`HandshakeKind`].
+    handshakes: [AtomicU64; HandshakeKind::COUNT],
     /// The CAPF certificate's notAfter, in seconds since the Unix epoch; `i64::MIN` unknown.
     capf_not_after: AtomicI64,
 }
@@ -249,6 +261,7 @@ impl Default for Metrics {
             ca_duration: std::array::from_fn(|_| Histogram::new(&ISSUE_BUCKETS)),
             store_calls: Histogram::new(&STORE_BUCKETS),
             store_errors: AtomicU64::new(0),
+            handshakes: counters(),
             capf_not_after: AtomicI64::new(i64::MIN),
         }
     }
@@ -333,6 +346,11 @@ impl Metrics {
         if !ok {
             self.store_errors.fetch_add(1, Relaxed);
         }
+    }
+
+    /// A TLS handshake completed, full or resumed.
+    pub(crate) fn handshake(&self, kind: HandshakeKind) {
+        add(self.handshakes.get(kind as usize));
     }
 
     /// The CAPF certificate being served now (at start and on every reload).
@@ -500,6 +518,23 @@ impl Metrics {
         );
         let errors = self.store_errors.load(Relaxed);
         let _ = writeln!(out, "capf_store_call_errors_total {errors}");
+        header(
+            &mut out,
+            "capf_tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed on the rustls listeners, full (the CAPF key signed) or resumed.",
+        );
+        for kind in HandshakeKind::ALL {
+            let n = self
+                .handshakes
+                .get(*kind as usize)
+                .map_or(0, |c| c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "capf_tls_handshakes_total{{kind=\"{}\"}} {n}",
+                kind.as_str()
+            );
+        }
         let not_after = self.capf_not_after.load(Relaxed);
         if not_after != i64::MIN {
             let now = now

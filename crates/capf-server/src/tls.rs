@@ -76,6 +76,11 @@ impl TlsConnection {
         }
     }
 
+    /// Whether the handshake resumed an earlier session (no CAPF signature), once it is done.
+    pub(crate) fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     /// The next application data, or `None` once the phone has closed.
     pub(crate) async fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {

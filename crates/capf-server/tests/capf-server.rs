@@ -53,6 +53,8 @@ struct Lab {
     store: Arc<SqliteStore>,
     server: Option<ServerHandle>,
     capf_pem: String,
+    /// The server's sessions' service (its metrics).
+    service: Arc<capf_server::EnrollmentService>,
 }
 
 impl Drop for Lab {
@@ -96,15 +98,14 @@ async fn lab_with(
     config.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
     config.reload_interval = Duration::from_millis(100);
     tune(&mut config);
-    let server = CapfServer::bind(config, store.clone())
-        .await
-        .unwrap()
-        .spawn();
+    let server = CapfServer::bind(config, store.clone()).await.unwrap();
+    let service = server.service();
     Lab {
         dir,
         store,
-        server: Some(server),
+        server: Some(server.spawn()),
         capf_pem,
+        service,
     }
 }
 
@@ -256,6 +257,64 @@ async fn one_enrollment_costs_three_writes_and_two_syncs() {
     assert_eq!(after.writes - before.writes, 3, "{before:?} {after:?}");
     assert_eq!(after.commits - before.commits, 3, "{before:?} {after:?}");
     assert_eq!(after.syncs - before.syncs, 2, "{before:?} {after:?}");
+    lab.stop().await;
+}
+
+/// The value of the metric sample `name_and_labels` in the server's metrics.
+fn metric(lab: &Lab, name_and_labels: &str) -> u64 {
+    let text = lab.service.metrics().render(SystemTime::now());
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{text}"));
+    line.parse().unwrap()
+}
+
+/// Issue 19: capf-phone's load generator gives each simulated phone its own TLS session cache,
+/// so every phone's first contact is a full handshake (the CAPF key signs), as a fleet's is; a
+/// phone that connects again resumes its own session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_makes_full_handshakes_and_a_returning_phone_resumes() {
+    let lab = lab("handshakes", |_| {}).await;
+    let names: Vec<DeviceName> = (1..=3)
+        .map(|n| dn(&capf_phone::load::simulated_device_name("SEP", n)))
+        .collect();
+    for name in &names {
+        let mut d = NewDevice::new(name.clone());
+        d.operation = rsa_install();
+        lab.store.add_device(&d, SystemTime::now()).unwrap();
+    }
+    let addr = lab.addr(false);
+    let target = capf_phone::load::LoadTarget {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        trust_pem: lab.capf_pem.clone().into_bytes(),
+        tls_versions: capf_phone::TlsVersions::default(),
+    };
+    let keys = Arc::new(KeyPool(vec![key(KeySpec::Rsa(RsaBits::B2048))]));
+    // One at a time, so a shared cache would have a ticket for every phone after the first.
+    let report = capf_phone::load::enroll(&target, names, keys, 1)
+        .await
+        .unwrap();
+    assert_eq!(report.enrolled, 3, "{:?}", report.failed);
+    assert_eq!(metric(&lab, "capf_tls_handshakes_total{kind=\"full\"}"), 3);
+    assert_eq!(
+        metric(&lab, "capf_tls_handshakes_total{kind=\"resumed\"}"),
+        0
+    );
+    // One phone, twice: its second session resumes its first.
+    lab.add(rsa_install(), AuthMode::NullString, None);
+    let mut phone = lab.phone(false, vec![key(KeySpec::Rsa(RsaBits::B2048))]);
+    assert!(phone.run().await.unwrap().succeeded());
+    assert_eq!(
+        phone.run_once().await.unwrap().end_reason(),
+        Some(Reason::NO_ACTION)
+    );
+    assert_eq!(metric(&lab, "capf_tls_handshakes_total{kind=\"full\"}"), 4);
+    assert_eq!(
+        metric(&lab, "capf_tls_handshakes_total{kind=\"resumed\"}"),
+        1
+    );
     lab.stop().await;
 }
 

@@ -107,8 +107,24 @@ impl SqliteStore {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(Error::db("switching the database to WAL mode"))?;
         schema::migrate(&mut conn)?;
+        // The log is checkpointed on its own thread; the writer's own checkpoint only past a
+        // backstop (group_commit.rs).
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            group_commit::WAL_AUTOCHECKPOINT_BACKSTOP,
+        )
+        .map_err(Error::db("setting the checkpoint threshold"))?;
+        let mut second = Connection::open(&path).map_err(Error::db("opening the database"))?;
+        configure(&mut second)?;
+        let checkpointer =
+            group_commit::Checkpointer::start(second).map_err(|source| Error::Io {
+                action: "starting the checkpoint thread for",
+                path: path.clone(),
+                source,
+            })?;
         Ok(SqliteStore {
-            conn: Arc::new(Shared::new(conn)),
+            conn: Arc::new(Shared::new(conn, Some(checkpointer))),
             key,
             path: Some(path),
             actor: None,
@@ -125,7 +141,7 @@ impl SqliteStore {
         configure(&mut conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Arc::new(Shared::new(conn)),
+            conn: Arc::new(Shared::new(conn, None)),
             key: hmac_key,
             path: None,
             actor: None,

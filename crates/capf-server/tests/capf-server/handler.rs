@@ -286,6 +286,33 @@ async fn null_string_install_issues_and_installs_only_on_store_cert_response() {
     assert_eq!(ended(&again.authenticate(3, "").await), Reason::NO_ACTION);
 }
 
+/// Issue 19: an enrollment's hand-offs to the blocking pool, each a wake-up there and back,
+/// counted by the store-call metric: the device with its open CA request, the attempt begun,
+/// the LSC signed and recorded, the install (before: five store calls, the CA request on its
+/// own, and the signature a sixth hand-off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_enrollment_costs_four_store_calls_with_the_signature_in_one() {
+    let bench = Bench::new("store-calls");
+    bench.add(rsa_install(), AuthMode::NullString, None);
+    let mut sim = bench.session().await;
+    key_request(&sim.authenticate(3, "").await);
+    install_through(&mut sim, KeySpec::Rsa(RsaBits::B2048)).await;
+    assert_eq!(bench.status(), OperationStatus::Success);
+    let text = bench.service.metrics().render(SystemTime::now());
+    let sample = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(sample("capf_store_call_seconds_count"), 4);
+    assert_eq!(
+        sample("capf_ca_calls_total{mode=\"capf\",outcome=\"issued\"}"),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lsc_names_the_device_as_registered_not_as_the_phone_spelled_it() {
     let bench = Bench::new("install-spelling");

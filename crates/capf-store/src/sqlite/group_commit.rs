@@ -9,12 +9,18 @@
 //! durability is set when it begins (SQLite refuses to change `synchronous` inside a
 //! transaction): a durable write never joins a group that will not sync; it commits that group
 //! first and begins a synced one.
+//!
+//! A store on disk checkpoints its write-ahead log on a thread of its own ([`Checkpointer`]),
+//! so no session's write pays for a checkpoint: SQLite's automatic checkpoint runs in the
+//! COMMIT that crosses its threshold, two more syncs and the copy of the log into the database
+//! inside one caller's write (the tail of an enrollment at concurrency 1, issue 19).
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
@@ -26,6 +32,13 @@ const MAX_GROUP: usize = 256;
 
 /// How many recent failed commits are remembered for the callers still to wake up.
 const FAILED_KEPT: usize = 64;
+
+/// The checkpointer runs after this many commits (a few pages of log each).
+const CHECKPOINT_EVERY: u64 = 32;
+
+/// The write connection's own automatic checkpoint, in pages of log (SQLite's default is
+/// 1,000): only a backstop, for when the checkpointer cannot keep up.
+pub(crate) const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
 
 /// What a store's writes have cost (see [`SqliteStore::write_stats`](crate::SqliteStore::write_stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,6 +64,8 @@ pub(crate) struct Db {
     failed: VecDeque<(u64, rusqlite::ffi::Error, Option<String>)>,
     /// The connection's `synchronous` is FULL (else NORMAL).
     synced: bool,
+    /// Commits since the checkpointer was last woken.
+    uncheckpointed: u64,
 }
 
 struct Group {
@@ -84,11 +99,78 @@ pub(crate) struct Shared {
     writes: AtomicU64,
     commits: AtomicU64,
     syncs: AtomicU64,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// A thread with its own connection that checkpoints the write-ahead log when woken
+/// (`PRAGMA wal_checkpoint(PASSIVE)`: it copies what it can without waiting for, or blocking,
+/// the writer). The writer's COMMIT then no longer checkpoints, below the backstop threshold.
+pub(crate) struct Checkpointer {
+    wake: Arc<(Mutex<Wake>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Wake {
+    due: bool,
+    stop: bool,
+}
+
+impl Checkpointer {
+    /// Starts the thread over `conn` (a second connection to the store's database).
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Checkpointer> {
+        let wake = Arc::new((Mutex::new(Wake::default()), Condvar::new()));
+        let theirs = Arc::clone(&wake);
+        let thread = std::thread::Builder::new()
+            .name("capf-store-checkpoint".to_owned())
+            .spawn(move || {
+                let (lock, cv) = &*theirs;
+                loop {
+                    {
+                        let mut w = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                        while !w.due && !w.stop {
+                            w = cv.wait(w).unwrap_or_else(PoisonError::into_inner);
+                        }
+                        if w.stop {
+                            return;
+                        }
+                        w.due = false;
+                    }
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        // The next one tries again; the backstop bounds the log meanwhile.
+                        tracing::debug!(error = %e, "checkpointing the write-ahead log");
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    fn wake(&self) {
+        let (lock, cv) = &*self.wake;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).due = true;
+        cv.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.wake;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        cv.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Shared {
-    /// Over `conn`, whose `synchronous` is FULL.
-    pub(crate) fn new(conn: Connection) -> Shared {
+    /// Over `conn`, whose `synchronous` is FULL, with `checkpointer` checkpointing its log
+    /// (`None`: SQLite's automatic checkpoint, as for a database in memory).
+    pub(crate) fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Shared {
         Shared {
             db: Mutex::new(Db {
                 conn,
@@ -97,12 +179,14 @@ impl Shared {
                 closed_through: 0,
                 failed: VecDeque::new(),
                 synced: true,
+                uncheckpointed: 0,
             }),
             closed: Condvar::new(),
             queued: AtomicUsize::new(0),
             writes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            checkpointer,
         }
     }
 
@@ -242,6 +326,13 @@ impl Shared {
                 }
             })
         };
+        if let (Ok(()), Some(checkpointer)) = (&result, &self.checkpointer) {
+            db.uncheckpointed += 1;
+            if db.uncheckpointed >= CHECKPOINT_EVERY {
+                db.uncheckpointed = 0;
+                checkpointer.wake();
+            }
+        }
         let failure = match result {
             Ok(()) if !broken => None,
             Ok(()) => Some((
@@ -385,6 +476,35 @@ mod tests {
             assert_eq!(device.attempts, 1);
         }
         drop(again);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_by_its_own_thread_not_by_a_write() {
+        let (store, dir) = store("checkpoint", 0);
+        let db = dir.join(SqliteStore::DATABASE_FILE);
+        let threshold: u32 = store
+            .conn
+            .lock()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(threshold, super::WAL_AUTOCHECKPOINT_BACKSTOP);
+        let size = || std::fs::metadata(&db).unwrap().len();
+        let before = size();
+        // Enough commits to wake the checkpointer, far too few pages for the backstop: only
+        // the checkpointer copies them into the database file.
+        for i in 0..2 * super::CHECKPOINT_EVERY as usize {
+            let mut new = NewDevice::new(name(i));
+            new.operation = Operation::InstallUpgrade(KeyPolicy::default());
+            store.add_device(&new, t(0)).unwrap();
+        }
+        // A wait with a generous bound, not a timing assertion.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while size() == before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(size() > before, "the database file never grew: {before}");
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
