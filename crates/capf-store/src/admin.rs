@@ -117,6 +117,78 @@ pub struct DeviceQuery {
     pub complete_by_before: Option<SystemTime>,
 }
 
+/// A value of a device query's WHERE clause, for either backend to bind.
+pub(crate) enum FilterValue {
+    /// A text value.
+    Text(String),
+    /// A time as Unix seconds.
+    Unix(i64),
+}
+
+/// The statuses of an operation still to run, as SQL.
+pub(crate) const TO_RUN: &str = "('pending', 'in_progress', 'failed')";
+
+/// A glob (`*`, `?`) as a LIKE pattern with `\` as the escape character.
+fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `query` as a WHERE clause over `devices` and its values, the placeholders numbered after
+/// `mark` (`?` for SQLite's `?1`, `$` for PostgreSQL's `$1`): one rule for both backends.
+pub(crate) fn device_filter(query: &DeviceQuery, mark: char) -> (String, Vec<FilterValue>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<FilterValue> = Vec::new();
+    let mut push = |clause: &str, value: FilterValue| {
+        values.push(value);
+        clauses.push(clause.replace('#', &format!("{mark}{}", values.len())));
+    };
+    if let Some(pattern) = &query.name_pattern {
+        push(
+            "name LIKE # ESCAPE '\\'",
+            FilterValue::Text(like_pattern(pattern)),
+        );
+    }
+    if let Some(pool) = &query.device_pool {
+        push("device_pool = #", FilterValue::Text(pool.clone()));
+    }
+    if let Some(model) = &query.model {
+        push("model = #", FilterValue::Text(model.clone()));
+    }
+    if let Some(status) = query.status {
+        push("status = #", FilterValue::Text(status.as_str().to_owned()));
+    }
+    if let Some(before) = query.lsc_expires_before {
+        push(
+            "name IN (SELECT device FROM lscs WHERE state = 'installed' AND not_after < #)",
+            FilterValue::Unix(crate::sqlite::to_unix(before)),
+        );
+    }
+    if let Some(before) = query.complete_by_before {
+        push(
+            &format!("status IN {TO_RUN} AND complete_by < #"),
+            FilterValue::Unix(crate::sqlite::to_unix(before)),
+        );
+    }
+    let sql = if clauses.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        clauses.join(" AND ")
+    };
+    (sql, values)
+}
+
 /// One page of a device query ([`AdminStore::device_page`](crate::AdminStore::device_page)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DevicePage {

@@ -10,6 +10,7 @@ use super::{
     DeviceRow, Tx, append_audit, col, load_locked, load_lsc, parse_device, parse_lsc,
     store_changed_device,
 };
+use crate::admin::{FilterValue, TO_RUN, device_filter};
 use crate::auth::{self, AUTH_KEY_LEN};
 use crate::settings::KEEPALIVE;
 use crate::sqlite::{
@@ -39,62 +40,17 @@ impl Filter {
     }
 }
 
-/// A glob (`*`, `?`) as a LIKE pattern with `\` as the escape character.
-fn like_pattern(glob: &str) -> String {
-    let mut out = String::with_capacity(glob.len() + 4);
-    for c in glob.chars() {
-        match c {
-            '*' => out.push('%'),
-            '?' => out.push('_'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The statuses of an operation still to run.
-const TO_RUN: &str = "('pending', 'in_progress', 'failed')";
-
 pub(super) fn filter(query: &DeviceQuery) -> Filter {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Param> = Vec::new();
-    let mut push = |clause: &str, value: Param| {
-        params.push(value);
-        clauses.push(clause.replace('#', &format!("${}", params.len())));
-    };
-    if let Some(pattern) = &query.name_pattern {
-        push("name LIKE # ESCAPE '\\'", Box::new(like_pattern(pattern)));
-    }
-    if let Some(pool) = &query.device_pool {
-        push("device_pool = #", Box::new(pool.clone()));
-    }
-    if let Some(model) = &query.model {
-        push("model = #", Box::new(model.clone()));
-    }
-    if let Some(status) = query.status {
-        push("status = #", Box::new(status.as_str().to_owned()));
-    }
-    if let Some(before) = query.lsc_expires_before {
-        push(
-            "name IN (SELECT device FROM lscs WHERE state = 'installed' AND not_after < #)",
-            Box::new(to_unix(before)),
-        );
-    }
-    if let Some(before) = query.complete_by_before {
-        push(
-            &format!("status IN {TO_RUN} AND complete_by < #"),
-            Box::new(to_unix(before)),
-        );
-    }
-    let sql = if clauses.is_empty() {
-        "true".to_owned()
-    } else {
-        clauses.join(" AND ")
-    };
+    let (sql, values) = device_filter(query, '$');
+    let params = values
+        .into_iter()
+        .map(|v| -> Param {
+            match v {
+                FilterValue::Text(text) => Box::new(text),
+                FilterValue::Unix(secs) => Box::new(secs),
+            }
+        })
+        .collect();
     Filter { sql, params }
 }
 

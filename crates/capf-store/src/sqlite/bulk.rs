@@ -13,6 +13,7 @@ use super::{
     describe_time, from_unix, from_unix_opt, load_lsc, load_required, operation_columns,
     operation_from_columns, store_changed_device, to_unix,
 };
+use crate::admin::{FilterValue, TO_RUN, device_filter};
 use crate::auth;
 use crate::settings::KEEPALIVE;
 use crate::types::hex;
@@ -27,65 +28,15 @@ pub(super) struct Filter {
     pub(super) params: Vec<Value>,
 }
 
-/// A glob (`*`, `?`) as a LIKE pattern with `\` as the escape character.
-fn like_pattern(glob: &str) -> String {
-    let mut out = String::with_capacity(glob.len() + 4);
-    for c in glob.chars() {
-        match c {
-            '*' => out.push('%'),
-            '?' => out.push('_'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The statuses of an operation still to run.
-const TO_RUN: &str = "('pending', 'in_progress', 'failed')";
-
 pub(super) fn filter(query: &DeviceQuery) -> Filter {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, value: Value| {
-        params.push(value);
-        clauses.push(clause.replace('#', &format!("?{}", params.len())));
-    };
-    if let Some(pattern) = &query.name_pattern {
-        push(
-            "name LIKE # ESCAPE '\\'",
-            Value::Text(like_pattern(pattern)),
-        );
-    }
-    if let Some(pool) = &query.device_pool {
-        push("device_pool = #", Value::Text(pool.clone()));
-    }
-    if let Some(model) = &query.model {
-        push("model = #", Value::Text(model.clone()));
-    }
-    if let Some(status) = query.status {
-        push("status = #", Value::Text(status.as_str().to_owned()));
-    }
-    if let Some(before) = query.lsc_expires_before {
-        push(
-            "name IN (SELECT device FROM lscs WHERE state = 'installed' AND not_after < #)",
-            Value::Integer(to_unix(before)),
-        );
-    }
-    if let Some(before) = query.complete_by_before {
-        push(
-            &format!("status IN {TO_RUN} AND complete_by < #"),
-            Value::Integer(to_unix(before)),
-        );
-    }
-    let sql = if clauses.is_empty() {
-        "1".to_owned()
-    } else {
-        clauses.join(" AND ")
-    };
+    let (sql, values) = device_filter(query, '?');
+    let params = values
+        .into_iter()
+        .map(|v| match v {
+            FilterValue::Text(text) => Value::Text(text),
+            FilterValue::Unix(secs) => Value::Integer(secs),
+        })
+        .collect();
     Filter { sql, params }
 }
 
