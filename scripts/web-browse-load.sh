@@ -3,13 +3,15 @@
 # against the rate without, taking turns in one run on one machine. capfd serves phones on
 # 127.0.0.1 and the web administration on its own listener (--admin-listen); capf-phone's load
 # generator enrolls PHONES phones at concurrency CONC; during the "browsing" runs one client
-# requests pages back to back (the device list, a later page, the CAPF pane, reports, the API's
-# paged list), which is harsher than a person clicking.
+# requests a page every PAUSE seconds (the device list, a later page, the CAPF pane, reports,
+# the API's paged list; a new connection each, as curl makes), busier than a person clicking.
+# PAUSE=0 requests them back to back: then the client's own TLS handshakes take CPU from the
+# two-core machine's server and load generator.
 #
-# Usage: scripts/web-browse-load.sh [ROUNDS] [PHONES] [CONC]   (defaults 3 1000 32)
+# Usage: [PAUSE=0.5] scripts/web-browse-load.sh [ROUNDS] [PHONES] [CONC]   (defaults 3 1000 32)
 # Needs: cargo build --release --example capfd --example capf-phone --example capfctl; curl.
 set -euo pipefail
-rounds=${1:-3}; phones=${2:-1000}; conc=${3:-32}
+rounds=${1:-3}; phones=${2:-1000}; conc=${3:-32}; pause=${PAUSE:-0.5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/release/examples
 for b in capfd capf-phone capfctl; do
@@ -33,7 +35,8 @@ one_run() { # label browse(0|1): prints "label rate"
       --data "{\"name\":\"admin\",\"password\":\"$password\"}" "$url/api/login" >/dev/null
     ( while :; do
         for path in /devices "/devices?page=5" /devices/SEP000000000010 /reports "/api/devices?limit=100&offset=200"; do
-          c -o /dev/null -b "$work/cookies" "$url$path" || true
+          c -o /dev/null -b "$work/cookies" "$url$path" 2>/dev/null || true
+          sleep "$pause"
         done
       done ) & bpid=$!
   fi
