@@ -705,7 +705,207 @@ pub(crate) fn store_changed_device(
         "storing the device",
     )?;
     append_audit(tx, now, Some(&d.name), action, detail)?;
-    // The device as a read would return it (whole seconds, the tag's presence), without one.
+    settle_stored(row)
+}
+
+/// How many devices a bulk insert or update writes per statement.
+pub(crate) const BULK_CHUNK: usize = 1000;
+
+/// Registers `devices` (with their authentication-string tags) in one statement, and their
+/// audit entries (`action`, `details`) in another: two round trips for the chunk instead of two
+/// per device. Returns the position in `devices` of the first one already registered (or given
+/// twice), whose row was not written; the caller then fails and the transaction is rolled
+/// back, so nothing of the bulk insert is applied.
+pub(crate) fn insert_devices(
+    tx: &mut Tx<'_>,
+    devices: &[NewDevice],
+    auth_hashes: &[Option<Vec<u8>>],
+    now: SystemTime,
+) -> Result<Option<usize>, Error> {
+    let mut names = Vec::with_capacity(devices.len());
+    let (mut descriptions, mut pools, mut models) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut operations, mut orders, mut sizes, mut curves) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut modes, mut completes, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    for new in devices {
+        let (operation, key_order, key_size, key_curve) = operation_columns(&new.operation);
+        names.push(new.name.as_str());
+        descriptions.push(new.description.as_str());
+        pools.push(new.device_pool.as_str());
+        models.push(new.model.as_str());
+        operations.push(operation);
+        orders.push(key_order);
+        sizes.push(key_size.map(i32::from));
+        curves.push(key_curve);
+        modes.push(new.auth_mode.as_db());
+        completes.push(new.complete_by.map(to_unix));
+        statuses.push(if new.operation.is_none() {
+            OperationStatus::None.as_db()
+        } else {
+            OperationStatus::Pending.as_db()
+        });
+    }
+    let hashes: Vec<Option<&[u8]>> = auth_hashes.iter().map(Option::as_deref).collect();
+    let inserted = tx.rows(
+        "INSERT INTO devices (name, description, device_pool, model, operation, \
+         key_order, key_size, key_curve, auth_mode, auth_hash, complete_by, status, \
+         failure_reason, last_error, attempts, ec_key_generation_failed, auth_failures, \
+         last_auth_failure, created_at, updated_at) \
+         SELECT n, d, p, m, o, ko, ks, kc, am, ah, cb, st, NULL, NULL, 0, false, 0, NULL, $13, $13 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::int4[], $8::text[], $9::text[], $10::bytea[], $11::int8[], $12::text[]) \
+         WITH ORDINALITY AS u(n, d, p, m, o, ko, ks, kc, am, ah, cb, st, i) ORDER BY i \
+         ON CONFLICT (name) DO NOTHING RETURNING name::text",
+        &[
+            &names,
+            &descriptions,
+            &pools,
+            &models,
+            &operations,
+            &orders,
+            &sizes,
+            &curves,
+            &modes,
+            &hashes,
+            &completes,
+            &statuses,
+            &to_unix(now),
+        ],
+        "adding the devices",
+    )?;
+    if inserted.len() < devices.len() {
+        // The first name not written: one registered before, or the second of a name given
+        // twice (names compare ignoring case).
+        let mut written: Vec<String> = inserted
+            .iter()
+            .map(|row| col::<String>(row, 0).map(|n| n.to_ascii_lowercase()))
+            .collect::<Result<_, _>>()?;
+        for (index, name) in names.iter().enumerate() {
+            let name = name.to_ascii_lowercase();
+            match written.iter().position(|w| *w == name) {
+                Some(at) => {
+                    written.swap_remove(at);
+                }
+                None => return Ok(Some(index)),
+            }
+        }
+    }
+    let details: Vec<String> = devices
+        .iter()
+        .zip(auth_hashes)
+        .map(|(new, hash)| crate::sqlite::added_detail(new, hash.is_some()))
+        .collect();
+    append_audits(tx, now, &names, crate::action::DEVICE_BULK_ADDED, &details)?;
+    Ok(None)
+}
+
+/// One audit entry per device of `names` (`action`, the detail at the same position), in one
+/// statement, in that order.
+fn append_audits(
+    tx: &mut Tx<'_>,
+    at: SystemTime,
+    names: &[&str],
+    action: &str,
+    details: &[String],
+) -> Result<(), Error> {
+    let actor = tx.actor.clone();
+    tx.exec(
+        "INSERT INTO audit (at, device, action, detail, actor) \
+         SELECT $1, d, $2, t, $3 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS u(d, t, i) \
+         ORDER BY i",
+        &[&to_unix(at), &action, &actor.as_deref(), &names, &details],
+        "appending to the audit log",
+    )?;
+    Ok(())
+}
+
+/// [`store_changed_device`] for many devices at once: their rows in one statement and their
+/// audit entries (`action`, `details` at the same positions) in another.
+pub(crate) fn store_changed_devices(
+    tx: &mut Tx<'_>,
+    rows: &mut [DeviceRow],
+    now: SystemTime,
+    action: &str,
+    details: &[String],
+) -> Result<(), Error> {
+    let n = rows.len();
+    let (mut names, mut descriptions, mut pools, mut models) =
+        (Vec::with_capacity(n), Vec::new(), Vec::new(), Vec::new());
+    let (mut operations, mut orders, mut sizes, mut curves) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut modes, mut hashes, mut completes, mut statuses) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut reasons, mut errors, mut attempts, mut ec_failed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut failures, mut last_failures) = (Vec::new(), Vec::new());
+    for row in rows.iter_mut() {
+        row.device.updated_at = now;
+        let d = &row.device;
+        let (operation, key_order, key_size, key_curve) = operation_columns(&d.operation);
+        names.push(d.name.as_str());
+        descriptions.push(d.description.as_str());
+        pools.push(d.device_pool.as_str());
+        models.push(d.model.as_str());
+        operations.push(operation);
+        orders.push(key_order);
+        sizes.push(key_size.map(i32::from));
+        curves.push(key_curve);
+        modes.push(d.auth_mode.as_db());
+        hashes.push(row.auth_hash.as_deref());
+        completes.push(d.complete_by.map(to_unix));
+        statuses.push(d.status.as_db());
+        reasons.push(d.status.failure_reason());
+        errors.push(d.last_error.as_deref());
+        attempts.push(i64::from(d.attempts));
+        ec_failed.push(d.ec_key_generation_failed);
+        failures.push(i64::from(d.auth_failures));
+        last_failures.push(d.last_auth_failure.map(to_unix));
+    }
+    tx.exec(
+        "UPDATE devices SET description = u.d, device_pool = u.p, model = u.m, operation = u.o, \
+         key_order = u.ko, key_size = u.ks, key_curve = u.kc, auth_mode = u.am, auth_hash = u.ah, \
+         complete_by = u.cb, status = u.st, failure_reason = u.fr, last_error = u.le, \
+         attempts = u.at, ec_key_generation_failed = u.ec, auth_failures = u.af, \
+         last_auth_failure = u.la, updated_at = $19, \
+         lease_node = CASE WHEN u.st = 'in_progress' THEN devices.lease_node END, \
+         lease_until = CASE WHEN u.st = 'in_progress' THEN devices.lease_until END \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::int4[], $8::text[], $9::text[], $10::bytea[], $11::int8[], $12::text[], $13::text[], \
+         $14::text[], $15::int8[], $16::bool[], $17::int8[], $18::int8[]) \
+         AS u(n, d, p, m, o, ko, ks, kc, am, ah, cb, st, fr, le, at, ec, af, la) \
+         WHERE devices.name = u.n",
+        &[
+            &names,
+            &descriptions,
+            &pools,
+            &models,
+            &operations,
+            &orders,
+            &sizes,
+            &curves,
+            &modes,
+            &hashes,
+            &completes,
+            &statuses,
+            &reasons,
+            &errors,
+            &attempts,
+            &ec_failed,
+            &failures,
+            &last_failures,
+            &to_unix(now),
+        ],
+        "storing the devices",
+    )?;
+    append_audits(tx, now, &names, action, details)?;
+    for row in rows.iter_mut() {
+        settle_stored(row)?;
+    }
+    Ok(())
+}
+
+/// The device as a read would return it (whole seconds, the tag's presence), without one.
+fn settle_stored(row: &mut DeviceRow) -> Result<(), Error> {
     let d = &mut row.device;
     d.has_auth_string = row.auth_hash.is_some();
     d.updated_at = stored_time(d.updated_at, "devices", "updated_at")?;

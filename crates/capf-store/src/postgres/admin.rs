@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use capf_lsc::{DeviceName, OnlineCaConfig};
 
 use super::{
-    PgStore, accounts, append_audit, bulk, ca, col, insert_device, jobs, load_locked, load_lsc,
-    parse_device, pg_device, query_lscs, set_lsc_state,
+    BULK_CHUNK, PgStore, accounts, append_audit, bulk, ca, col, insert_device, insert_devices,
+    jobs, load_locked, load_lsc, parse_device, pg_device, query_lscs, set_lsc_state,
 };
 use crate::auth;
 use crate::sqlite::{DEVICE_COLUMNS, added_detail, describe_time, from_unix, name_from_db};
@@ -311,23 +311,13 @@ impl AdminStore for PgStore {
             );
         }
         self.write(None, |tx| {
-            for (index, (new, hash)) in devices.iter().zip(&hashes).enumerate() {
-                let inserted = insert_device(tx, new, hash.as_deref(), now)
-                    .map_err(pg_device("adding the device", &new.name))
-                    .map_err(item(index))?;
-                if inserted == 0 {
-                    return Err(item(index)(Error::DuplicateDevice {
-                        name: new.name.to_string(),
+            for (chunk, start) in devices.chunks(BULK_CHUNK).zip((0..).step_by(BULK_CHUNK)) {
+                let tags = &hashes[start..start + chunk.len()];
+                if let Some(at) = insert_devices(tx, chunk, tags, now)? {
+                    return Err(item(start + at)(Error::DuplicateDevice {
+                        name: chunk[at].name.to_string(),
                     }));
                 }
-                append_audit(
-                    tx,
-                    now,
-                    Some(&new.name),
-                    action::DEVICE_BULK_ADDED,
-                    &added_detail(new, hash.is_some()),
-                )
-                .map_err(item(index))?;
             }
             Ok(devices.len())
         })

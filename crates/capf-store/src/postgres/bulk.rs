@@ -7,8 +7,8 @@ use capf_lsc::{DeviceName, OnlineCaConfig, OnlineCaParams};
 use postgres::types::ToSql;
 
 use super::{
-    DeviceRow, Tx, append_audit, col, load_locked, load_lsc, parse_device, parse_lsc,
-    store_changed_device,
+    BULK_CHUNK, DeviceRow, Tx, append_audit, col, load_locked, load_lsc, parse_device, parse_lsc,
+    store_changed_device, store_changed_devices,
 };
 use crate::admin::{FilterValue, TO_RUN, device_filter};
 use crate::auth::{self, AUTH_KEY_LEN};
@@ -105,18 +105,28 @@ pub(super) fn update_devices(
     change: &BulkChange,
     now: SystemTime,
 ) -> Result<Vec<DeviceChange>, Error> {
-    let mut out = Vec::new();
+    let mut changed = Vec::new();
+    let mut details = Vec::new();
     for mut row in query_rows(tx, query, true)? {
-        let Some(detail) = apply_bulk_change(&mut row, change) else {
-            continue;
-        };
-        store_changed_device(tx, &mut row, now, action::DEVICE_BULK_UPDATED, &detail)?;
-        out.push(DeviceChange {
+        if let Some(detail) = apply_bulk_change(&mut row, change) {
+            changed.push(row);
+            details.push(detail);
+        }
+    }
+    for (rows, texts) in changed
+        .chunks_mut(BULK_CHUNK)
+        .zip(details.chunks(BULK_CHUNK))
+    {
+        store_changed_devices(tx, rows, now, action::DEVICE_BULK_UPDATED, texts)?;
+    }
+    Ok(changed
+        .into_iter()
+        .zip(details)
+        .map(|(row, detail)| DeviceChange {
             name: row.device.name,
             detail,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 pub(super) fn set_auth_strings(
