@@ -329,17 +329,26 @@ fn a_thousand_phones_enroll_across_two_nodes_with_one_killed_mid_run() {
         .into_iter()
         .chain(failed_names(&rb))
         .collect();
+    // A phone whose install node b made durable just before it died never saw END_SESSION;
+    // its retry finds nothing to do (NO_ACTION). The store checks below show it installed.
+    let no_action = format!("reason: {:?} }}", Reason::NO_ACTION);
+    let mut why = Vec::new();
     for round in 0..3 {
         if again.is_empty() {
             break;
         }
         let to = if round % 2 == 0 { &to_b } else { &to_a };
-        let report = rt
+        let mut report = rt
             .block_on(enroll(to, again.clone(), Arc::clone(&keys), 16))
             .unwrap();
+        report.failed.retain(|f| !f.ends_with(&no_action));
         again = failed_names(&report);
+        why.push(report.failed);
     }
-    assert!(again.is_empty(), "{again:?}");
+    assert!(
+        again.is_empty(),
+        "{again:?} still failed, round by round: {why:?}"
+    );
 
     let report = store.status_report(SystemTime::now()).unwrap();
     assert_eq!(report.succeeded, u64::from(PHONES), "{report:?}");
