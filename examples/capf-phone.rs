@@ -119,6 +119,10 @@ struct Cli {
     /// The server's process id, for its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Writes each enrolled phone's latency (ms, one a line, in the order they finished) here,
+    /// to see what a tail is made of.
+    #[arg(long)]
+    latencies: Option<PathBuf>,
     /// Offer TLS 1.2 only, as phone firmware without TLS 1.3 does.
     #[arg(long)]
     tls12: bool,
@@ -307,6 +311,14 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
     }
     let report = enroll(&target, names, keys, cli.concurrency).await?;
     print_report(&report);
+    if let Some(path) = &cli.latencies {
+        let lines: String = report
+            .latencies
+            .iter()
+            .map(|l| format!("{:.3}\n", ms(*l)))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
     let (issuer_pem, issuer_name) = match &cli.lsc_issuer {
         Some(path) => (
             std::fs::read(path).with_context(|| path.display().to_string())?,
