@@ -50,41 +50,48 @@ impl Transport for TlsConnection {
 }
 
 /// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(
+///
+/// This and [`start`] and [`drive`] are plain functions returning one `async move` block, not
+/// `async fn`s: an `async fn` keeps each argument twice in its future (the argument and the
+/// body's copy of it), and every idle connection holds these futures (issue 19).
+#[allow(clippy::manual_async_fn)] // arguments stored once, below
+pub(crate) fn serve(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
     admission: Admission,
-) {
-    if !prepare(&shared, &tcp, peer) {
-        return;
+) -> impl Future<Output = ()> {
+    async move {
+        if !prepare(&shared, &tcp, peer) {
+            return;
+        }
+        let conn = match rustls::server::UnbufferedServerConnection::new(shared.tls()) {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(%peer, error = %e, "TLS connection");
+                return;
+            }
+        };
+        // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
+        // passed by value would be held twice in every connection's future.
+        let mut tls = Box::new(TlsConnection::new(tcp, conn));
+        match tokio::time::timeout(handshake_timeout(&shared), tls.handshake()).await {
+            Ok(Ok(())) => shared.enrollment.metrics().handshake(if tls.resumed() {
+                HandshakeKind::Resumed
+            } else {
+                HandshakeKind::Full
+            }),
+            Ok(Err(e)) => {
+                info!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!(%peer, "TLS handshake timed out");
+                return;
+            }
+        }
+        start(shared, tls, admission, peer).await;
     }
-    let conn = match rustls::server::UnbufferedServerConnection::new(shared.tls()) {
-        Ok(conn) => conn,
-        Err(e) => {
-            warn!(%peer, error = %e, "TLS connection");
-            return;
-        }
-    };
-    // Boxed: an async fn keeps its argument and its moved copy apart, so a 1.2 kB value
-    // passed by value would be held twice in every connection's future.
-    let mut tls = Box::new(TlsConnection::new(tcp, conn));
-    match tokio::time::timeout(handshake_timeout(&shared), tls.handshake()).await {
-        Ok(Ok(())) => shared.enrollment.metrics().handshake(if tls.resumed() {
-            HandshakeKind::Resumed
-        } else {
-            HandshakeKind::Full
-        }),
-        Ok(Err(e)) => {
-            info!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            info!(%peer, "TLS handshake timed out");
-            return;
-        }
-    }
-    start(shared, tls, admission, peer).await;
 }
 
 /// Before any TLS, on every listener: the Enable IPv6 check and the socket options; `false`
@@ -120,23 +127,26 @@ pub(crate) fn handshake_timeout(shared: &Shared) -> std::time::Duration {
 }
 
 /// After the TLS handshake, on any listener: a session id, its span, and the loop.
-pub(crate) async fn start<T: Transport>(
+#[allow(clippy::manual_async_fn)] // see serve: arguments stored once
+pub(crate) fn start<T: Transport>(
     shared: Arc<Shared>,
     transport: Box<T>,
     admission: Admission,
     peer: SocketAddr,
-) {
-    let session_id = match random_session_id() {
-        Ok(id) => id,
-        Err(e) => {
-            warn!(%peer, error = %e, "no session id");
-            return;
-        }
-    };
-    let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
-    drive(shared, transport, session_id, admission, peer)
-        .instrument(span)
-        .await;
+) -> impl Future<Output = ()> {
+    async move {
+        let session_id = match random_session_id() {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(%peer, error = %e, "no session id");
+                return;
+            }
+        };
+        let span = info_span!("session", id = format_args!("{session_id:08x}"), %peer);
+        drive(shared, transport, session_id, admission, peer)
+            .instrument(span)
+            .await;
+    }
 }
 
 /// Session ids are random, not a counter (the SUDI challenge depends on them, spec 6.4).
@@ -153,109 +163,123 @@ fn random_session_id() -> Result<u32, Error> {
 
 /// The loop: feed the phone's bytes to the session, hand its events to the handler and apply
 /// the answers, write its messages, arm its timer; until the session closes.
-pub(crate) async fn drive<T: Transport>(
+#[allow(clippy::manual_async_fn)] // see serve: arguments stored once
+pub(crate) fn drive<T: Transport>(
     shared: Arc<Shared>,
     mut transport: Box<T>,
     session_id: u32,
     mut admission: Admission,
     peer: SocketAddr,
-) {
-    let started = Instant::now();
-    let mut session = ServerSession::new(shared.config.session.clone(), session_id, started);
-    // The wait for AUTH_RESPONSE is short (issue 12 item 2); it is over once the phone's
-    // AUTH_RESPONSE has arrived.
-    let mut auth_deadline = started.checked_add(shared.enrollment.settings().auth_response_timeout);
-    let mut handler = shared.enrollment.handler(peer);
-    let mut hard_stop = shared.hard_stop.clone();
-    loop {
-        if let Some(event) = session.poll_event() {
-            if let ServerEvent::Closed { outcome } = &event {
-                // Boxed (here and below): its store call's state exists only at the end, not
-                // in every idle connection's future.
-                Box::pin(closed(&session, &mut handler, outcome)).await;
-                break;
-            }
-            let authenticating = matches!(event, ServerEvent::Authenticate(_));
-            if authenticating {
-                auth_deadline = None;
-            }
-            // Work for the application; the phone's bytes meanwhile still reach the session.
-            // A hang-up (or the grace period's end) lets the work finish its store calls, so
-            // `closed` below ends every attempt that began.
-            let hang_up = async {
-                loop {
-                    tokio::select! {
-                        read = transport.read() => {
-                            feed(&mut session, read);
-                            if session.is_closed() {
+) -> impl Future<Output = ()> {
+    async move {
+        let started = Instant::now();
+        let mut session = ServerSession::new(shared.config.session.clone(), session_id, started);
+        // The wait for AUTH_RESPONSE is short (issue 12 item 2); it is over once the phone's
+        // AUTH_RESPONSE has arrived.
+        let mut auth_deadline =
+            started.checked_add(shared.enrollment.settings().auth_response_timeout);
+        let mut handler = shared.enrollment.handler(peer);
+        let mut hard_stop = shared.hard_stop.clone();
+        loop {
+            if let Some(event) = session.poll_event() {
+                if let ServerEvent::Closed { outcome } = &event {
+                    // Boxed (here and below): its store call's state exists only at the end, not
+                    // in every idle connection's future.
+                    Box::pin(closed(&session, &mut handler, outcome)).await;
+                    break;
+                }
+                let authenticating = matches!(event, ServerEvent::Authenticate(_));
+                if authenticating {
+                    auth_deadline = None;
+                }
+                // Work for the application; the phone's bytes meanwhile still reach the session.
+                // A hang-up (or the grace period's end) lets the work finish its store calls, so
+                // `closed` below ends every attempt that began.
+                let hang_up = async {
+                    loop {
+                        tokio::select! {
+                            read = transport.read() => {
+                                feed(&mut session, read);
+                                if session.is_closed() {
+                                    return;
+                                }
+                            }
+                            _ = hard_stop.changed() => {
+                                let _ = session.abort(Reason::INVALID_ELEMENT);
                                 return;
                             }
                         }
-                        _ = hard_stop.changed() => {
-                            let _ = session.abort(Reason::INVALID_ELEMENT);
-                            return;
-                        }
+                    }
+                };
+                // Boxed: the work's state exists only while it runs, not in every idle connection.
+                let answer = Box::pin(handler.handle_until(event, hang_up)).await;
+                if authenticating && handler.attempt_in_progress() {
+                    admission.authenticated();
+                }
+                if let Some(answer) = answer
+                    && let Err(e) = answer.apply(&mut session, Instant::now())
+                {
+                    // The session closed meanwhile (the phone spoke out of turn or hung up).
+                    debug!(error = %e, device = handler.device().map(capf_lsc::DeviceName::as_str), "answer not applied");
+                }
+                continue;
+            }
+            // The store has recorded every event before the phone hears the answer (an LSC is
+            // installed in the store before END_SESSION 1 goes out).
+            while let Some(message) = session.poll_transmit() {
+                // One message per TLS write (spec rule T9).
+                if let Err(e) = transport.write(&message).await {
+                    debug!(error = %e, "write failed");
+                    session.handle_eof(Instant::now());
+                    break;
+                }
+            }
+            if session.is_closed() {
+                // Its Closed event is the last one.
+                while let Some(event) = session.poll_event() {
+                    if let ServerEvent::Closed { outcome } = &event {
+                        Box::pin(closed(&session, &mut handler, outcome)).await;
                     }
                 }
-            };
-            let answer = handler.handle_until(event, hang_up).await;
-            if authenticating && handler.attempt_in_progress() {
-                admission.authenticated();
+                break;
             }
-            if let Some(answer) = answer
-                && let Err(e) = answer.apply(&mut session, Instant::now())
-            {
-                // The session closed meanwhile (the phone spoke out of turn or hung up).
-                debug!(error = %e, device = handler.device().map(capf_lsc::DeviceName::as_str), "answer not applied");
+            // One timer for the three deadlines (each timer is 136 bytes of every idle
+            // connection's future); which one passed is sorted out when it fires.
+            let deadline = [session.poll_timeout(), auth_deadline, handler.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                read = transport.read() => feed(&mut session, read),
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    let passed = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+                    if passed(session.poll_timeout()) {
+                        session.handle_timeout(now);
+                    } else if passed(auth_deadline) {
+                        info!("no AUTH_RESPONSE in time");
+                        auth_deadline = None;
+                        let _ = session.abort(Reason::INVALID_ELEMENT);
+                    } else if passed(handler.deadline()) {
+                        // Key generation is bounded in all (issue 12 item 1): END_SESSION 7, and
+                        // the attempt ends as interrupted.
+                        info!(device = handler.device().map(capf_lsc::DeviceName::as_str), "key generation took too long in all");
+                        let _ = session.abort(Reason::INVALID_ELEMENT);
+                    }
+                }
+                _ = hard_stop.changed() => {
+                    let _ = session.abort(Reason::INVALID_ELEMENT);
+                }
             }
-            continue;
         }
-        // The store has recorded every event before the phone hears the answer (an LSC is
-        // installed in the store before END_SESSION 1 goes out).
+        // Drain what is left (END_SESSION after an abort), then close_notify (spec section 1).
         while let Some(message) = session.poll_transmit() {
-            // One message per TLS write (spec rule T9).
-            if let Err(e) = transport.write(&message).await {
-                debug!(error = %e, "write failed");
-                session.handle_eof(Instant::now());
+            if transport.write(&message).await.is_err() {
                 break;
             }
         }
-        if session.is_closed() {
-            // Its Closed event is the last one.
-            while let Some(event) = session.poll_event() {
-                if let ServerEvent::Closed { outcome } = &event {
-                    Box::pin(closed(&session, &mut handler, outcome)).await;
-                }
-            }
-            break;
-        }
-        let deadline = session.poll_timeout();
-        tokio::select! {
-            read = transport.read() => feed(&mut session, read),
-            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-            _ = sleep_until(auth_deadline) => {
-                info!("no AUTH_RESPONSE in time");
-                auth_deadline = None;
-                let _ = session.abort(Reason::INVALID_ELEMENT);
-            }
-            _ = sleep_until(handler.deadline()) => {
-                // Key generation is bounded in all (issue 12 item 1): END_SESSION 7, and the
-                // attempt ends as interrupted.
-                info!(device = handler.device().map(capf_lsc::DeviceName::as_str), "key generation took too long in all");
-                let _ = session.abort(Reason::INVALID_ELEMENT);
-            }
-            _ = hard_stop.changed() => {
-                let _ = session.abort(Reason::INVALID_ELEMENT);
-            }
-        }
+        let _ = transport.shutdown().await;
     }
-    // Drain what is left (END_SESSION after an abort), then close_notify (spec section 1).
-    while let Some(message) = session.poll_transmit() {
-        if transport.write(&message).await.is_err() {
-            break;
-        }
-    }
-    let _ = transport.shutdown().await;
 }
 
 /// The session's end: the bytes of a message that broke the protocol are logged (spec 9.3),

@@ -678,9 +678,7 @@ impl EnrollmentHandler {
         hang_up: impl Future<Output = ()>,
     ) -> Option<Answer> {
         let hung_up = self.hung_up.clone();
-        // Boxed: the work's state exists only while it runs, not in every idle connection's
-        // future.
-        let mut work = Box::pin(self.handle(event));
+        let mut work = std::pin::pin!(self.handle(event));
         let mut hang_up = std::pin::pin!(hang_up);
         loop {
             tokio::select! {

@@ -379,27 +379,35 @@ async fn lease_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn connection_task(
+/// One accepted connection's task; a plain function returning one `async move` block, so its
+/// arguments are stored once (see [`driver::serve`]).
+#[allow(clippy::manual_async_fn)] // see driver::serve: arguments stored once
+fn connection_task(
     shared: Arc<Shared>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     kind: ListenerKind,
-) {
-    let settings = shared.enrollment.settings();
-    let admission = match shared.admissions.admit(peer.ip(), &settings) {
-        Ok(admission) => admission,
-        Err(refusal) => {
-            // Over a session budget: close at once, as capfd does (spec 8.12); the phone
-            // retries later.
-            info!(%peer, "refused: {}", refusal.as_str());
-            return;
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        // The settings copy is dropped before the session: it is not held by idle connections.
+        let admitted = shared
+            .admissions
+            .admit(peer.ip(), &shared.enrollment.settings());
+        let admission = match admitted {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                // Over a session budget: close at once, as capfd does (spec 8.12); the phone
+                // retries later.
+                info!(%peer, "refused: {}", refusal.as_str());
+                return;
+            }
+        };
+        // The same admission on every listener; only the TLS layer differs.
+        match kind {
+            ListenerKind::Main => driver::serve(shared, tcp, peer, admission).await,
+            #[cfg(feature = "legacy-tls")]
+            ListenerKind::LegacyTls => legacy_tls::serve(shared, tcp, peer, admission).await,
         }
-    };
-    // The same admission on every listener; only the TLS layer differs.
-    match kind {
-        ListenerKind::Main => driver::serve(shared, tcp, peer, admission).await,
-        #[cfg(feature = "legacy-tls")]
-        ListenerKind::LegacyTls => legacy_tls::serve(shared, tcp, peer, admission).await,
     }
 }
 

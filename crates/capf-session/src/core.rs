@@ -113,7 +113,9 @@ impl<R: Role> Core<R> {
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmits.pop_front()
+        let message = self.transmits.pop_front();
+        free_if_empty(&mut self.transmits);
+        message
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -137,7 +139,9 @@ impl<R: Role> Core<R> {
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<R::Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        free_if_empty(&mut self.events);
+        event
     }
 
     /// A call the session cannot take in its state.
@@ -195,3 +199,11 @@ macro_rules! shared_session_calls {
     };
 }
 pub(crate) use shared_session_calls;
+
+/// A drained queue gives its buffer back: a session waiting minutes on the phone (key
+/// generation) then holds none (issue 19's memory per idle session).
+fn free_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
+    }
+}

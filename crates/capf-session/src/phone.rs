@@ -207,6 +207,7 @@ impl PhoneSession {
                     input = &input[used..];
                     if let Some(frame) = frame {
                         self.core.on_frame(now, &frame);
+                        self.deframer.reclaim();
                     }
                 }
             }

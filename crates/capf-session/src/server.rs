@@ -302,6 +302,7 @@ impl ServerSession {
                     input = &input[used..];
                     self.core.role.head.set(&frame);
                     self.core.on_frame(now, &frame);
+                    self.deframer.reclaim();
                 }
             }
         }

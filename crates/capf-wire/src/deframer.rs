@@ -113,6 +113,16 @@ impl Deframer {
         ))
     }
 
+    /// Frees the buffer of a message already returned, once the caller is done with it: a
+    /// connection that waits minutes for its next message then holds no buffer (a phone
+    /// generating its key, issue 19's memory per idle session).
+    pub fn reclaim(&mut self) {
+        if self.returned {
+            self.buf = Vec::new();
+            self.returned = false;
+        }
+    }
+
     /// Bytes of an incomplete message held.
     pub fn buffered(&self) -> usize {
         if self.returned { 0 } else { self.buf.len() }
