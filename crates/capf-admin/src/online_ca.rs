@@ -194,6 +194,26 @@ mod tests {
             crate::schedule_device(&store, "SEP001122AABBCC", ec_install(), None, None, now())
                 .unwrap_err();
         assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+        // Registering a device with an EC order is scheduling it: refused the same way, with
+        // the reason, and nothing is added; with an RSA-only order it is added.
+        let new = NewDevice {
+            operation: ec_install(),
+            ..NewDevice::new(crate::check_device_name("SEP00112233EEFF").unwrap())
+        };
+        let err = crate::add_device(&store, &new, now()).unwrap_err();
+        assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+        let chain = crate::error_chain(&err);
+        assert!(chain.starts_with("device SEP00112233EEFF: "), "{chain}");
+        assert!(
+            chain.contains("Online CA does not support ECDSA"),
+            "{chain}"
+        );
+        assert!(store.device(&new.name).unwrap().is_none());
+        let rsa = NewDevice {
+            operation: Operation::InstallUpgrade(KeyPolicy::default()),
+            ..new
+        };
+        crate::add_device(&store, &rsa, now()).unwrap();
     }
 
     /// The bulk paths apply the same rule: a CSV row (its own key order or its template's) by
