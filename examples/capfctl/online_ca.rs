@@ -20,7 +20,8 @@ pub(crate) enum OnlineCaCommand {
     Set {
         #[command(flatten)]
         data: DataArgs,
-        /// Online CA Hostname: must equal the name in the CA's HTTPS certificate.
+        /// Online CA Hostname: a name the CA's HTTPS certificate carries in its subjectAltName
+        /// (DNS name or IP address; the CN alone is not checked, per RFC 6125).
         #[arg(long)]
         host: String,
         /// Online CA Port.
