@@ -289,3 +289,50 @@ fn bad_input_is_one_line_exit_1_and_changes_nothing() {
     assert!(!dir.join("elsewhere").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The guide's Online CA limit at `device add`: in the Online CA mode a device registered with
+/// an EC key order is refused with the reason and nothing is added, as scheduling one is.
+#[test]
+fn device_add_with_an_ec_key_order_is_refused_in_online_ca_mode() {
+    let dir = scratch("online-ca-ec");
+    ok(&dir, &["device", "add", "SEP000000000001"]);
+    ok(
+        &dir,
+        &["settings", "set", "certificate_issuer", "online-ca"],
+    );
+    let before = list(&dir);
+    for order in ["ec-only", "ec-preferred"] {
+        let err = fails(
+            &dir,
+            &[
+                "device",
+                "add",
+                "SEP001122334455",
+                "--operation",
+                "install",
+                "--key-order",
+                order,
+            ],
+        );
+        assert!(
+            err.contains("device SEP001122334455")
+                && err.contains("Online CA does not support ECDSA"),
+            "{order}: {err}"
+        );
+        assert_eq!(list(&dir), before, "{order}");
+    }
+    ok(
+        &dir,
+        &[
+            "device",
+            "add",
+            "SEP001122334455",
+            "--operation",
+            "install",
+            "--key-order",
+            "rsa-only",
+        ],
+    );
+    assert_eq!(names(&list(&dir)), ["SEP000000000001", "SEP001122334455"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -330,18 +330,155 @@ fn an_unknown_label_is_a_404_reason() {
     );
 }
 
+/// The certificate files of a trust store's CAPF-trust, sorted.
+fn capf_trust_files(trust: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(trust.join("CAPF-trust"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `openssl x509 -fingerprint -sha256` of `pem`: upper-case hex with colons, as an
+/// administrator would copy it from the CA.
+fn openssl_fingerprint(pem: &Path) -> String {
+    let out = ok(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem));
+    out.trim().rsplit('=').next().unwrap().to_owned()
+}
+
+/// A command that must fail with one line on stderr, which it returns.
+fn fails(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+/// RFC 7030 section 4.1.1's bootstrap: before anything is trusted the verified fetch fails;
+/// `--bootstrap` shows the chain (subject, issuer, validity, SHA-256) marked unverified;
+/// adding it needs the root's fingerprint, and a wrong one adds nothing.
 #[test]
-fn cacerts_prints_the_chain_and_adds_it_to_capf_trust() {
-    let capfd = Capfd::start("cacerts");
+fn cacerts_bootstrap_shows_the_chain_and_adds_it_only_with_the_roots_fingerprint() {
+    let capfd = Capfd::start("bootstrap");
     let est = Est::start(&capfd.path("est"), &[]);
-    // The HTTPS certificate must chain to CAPF-trust before anything is fetched.
-    capfd.trust_root(&est.dir.join("ca.pem"));
     let set = capfd.set_online_ca(est.port, "estpwd", None);
     assert!(set.status.success(), "{}", text(&set));
     let trust = capfd.data().join("trust");
-    let shown =
-        ok(&mut capfd.capfctl(&["online-ca", "cacerts", "--trust", trust.to_str().unwrap()]));
-    assert!(shown.contains("capf test EST CA"), "{shown}");
+    let trust_arg = trust.to_str().unwrap();
+    let before = capf_trust_files(&trust);
+    let cacerts = |extra: &[&str]| {
+        let mut args = vec!["online-ca", "cacerts", "--trust", trust_arg];
+        args.extend_from_slice(extra);
+        capfd.capfctl(&args)
+    };
+
+    // Verified against CAPF-trust, which does not hold the CA yet: refused.
+    let err = fails(&mut cacerts(&[]));
+    assert!(err.contains("TLS") && err.contains("CAPF-trust"), "{err}");
+
+    let hex = openssl_fingerprint(&est.dir.join("ca.pem"));
+    let lower = hex.replace(':', "").to_ascii_lowercase();
+    let shown = ok(&mut cacerts(&["--bootstrap"]));
+    assert!(shown.starts_with("UNVERIFIED: "), "{shown}");
+    assert!(
+        shown.contains("without authenticating the server"),
+        "{shown}"
+    );
+    for expected in [
+        "subject     CN=capf test EST CA",
+        "issuer      CN=capf test EST CA",
+        "not before  ",
+        "not after   ",
+        &format!("sha256      {lower}"),
+    ] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+    assert_eq!(capf_trust_files(&trust), before);
+
+    // Adding needs the root confirmed: without --fingerprint, or with another, nothing is added.
+    let err = fails(&mut cacerts(&["--bootstrap", "--add-to-trust"]));
+    assert!(err.contains("--fingerprint"), "{err}");
+    let wrong = "00".repeat(32);
+    let err = fails(&mut cacerts(&[
+        "--bootstrap",
+        "--add-to-trust",
+        "--fingerprint",
+        &wrong,
+    ]));
+    assert!(
+        err.contains(&lower) && err.contains(&wrong) && err.contains("nothing was added"),
+        "{err}"
+    );
+    assert_eq!(capf_trust_files(&trust), before);
+
+    // The right one, as openssl prints it: the root is added under the upload rules, and the
+    // verified fetch now succeeds.
+    let added = ok(&mut cacerts(&[
+        "--bootstrap",
+        "--add-to-trust",
+        "--fingerprint",
+        &hex,
+    ]));
+    assert!(
+        added.contains(&format!(
+            "CAPF-trust  {lower}  CN=capf test EST CA: accepted"
+        )),
+        "{added}"
+    );
+    let mut expected = before.clone();
+    expected.push(format!("{lower}.pem"));
+    expected.sort();
+    assert_eq!(capf_trust_files(&trust), expected);
+    let shown = ok(&mut cacerts(&[]));
+    assert!(!shown.contains("UNVERIFIED"), "{shown}");
+    assert!(shown.contains(&format!("sha256      {lower}")), "{shown}");
+}
+
+/// The verified fetch with `--add-to-trust`: CAPF-trust holds only the CA's HTTPS certificate
+/// (the guide's upload scenario in which it is uploaded itself); the fetch is verified by it
+/// and adds the CA root under the upload rules.
+#[test]
+fn cacerts_add_to_trust_adds_the_chain_fetched_over_verified_tls() {
+    let capfd = Capfd::start("cacerts");
+    let est = Est::start(&capfd.path("est"), &[]);
+    let set = capfd.set_online_ca(est.port, "estpwd", None);
+    assert!(set.status.success(), "{}", text(&set));
+    // A trust directory of its own, holding only the HTTPS certificate.
+    let trust = capfd.path("trust-https");
+    ok(Command::new(common::example("capfctl"))
+        .args(["trust", "upload", "--purpose", "CAPF-trust", "--store"])
+        .arg(&trust)
+        .arg(est.dir.join("srv.pem")));
+    let before = capf_trust_files(&trust);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let trust_arg = trust.to_str().unwrap();
+    let root = openssl_fingerprint(&est.dir.join("ca.pem"))
+        .replace(':', "")
+        .to_ascii_lowercase();
+    let added = ok(&mut capfd.capfctl(&[
+        "online-ca",
+        "cacerts",
+        "--trust",
+        trust_arg,
+        "--add-to-trust",
+    ]));
+    assert!(!added.contains("UNVERIFIED"), "{added}");
+    assert!(
+        added.contains(&format!(
+            "CAPF-trust  {root}  CN=capf test EST CA: accepted"
+        )),
+        "{added}"
+    );
+    let mut expected = before;
+    expected.push(format!("{root}.pem"));
+    expected.sort();
+    assert_eq!(capf_trust_files(&trust), expected);
 }
 
 #[test]

@@ -180,3 +180,85 @@ fn an_lsc_from_an_issuing_ca_chains_to_the_root_in_capf_trust() {
         .unwrap();
     assert!(out_verify.status.success(), "{}", text(&out_verify));
 }
+
+/// The guide: an LSC without KeyUsage digitalSignature and keyEncipherment breaks secure
+/// registration. The CA (a template set up wrongly) issues one: it is refused with that reason,
+/// the phone never receives it, and the operation fails with the reason (the device keeps no
+/// LSC and the request is failed, not left pending).
+#[test]
+fn an_lsc_without_key_encipherment_is_refused_and_never_sent_to_the_phone() {
+    let double = CertsrvDouble::start(&Options {
+        lsc_without_key_encipherment: true,
+        ..Options::default()
+    });
+    let capfd = capfd_with(&double, "microsoft-no-ke", TEMPLATE);
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(!phone.status.success(), "{}", text(&phone));
+    for name in ["lsc.pem", "lsc.der", "lsc.crt"] {
+        assert!(!out.join(name).exists(), "{name}: the phone got the LSC");
+    }
+    let shown = capfd.json(&["device", "show", DEVICE]);
+    assert_eq!(shown["status"], "failed", "{shown}");
+    let reason = shown["failure_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the online CA's certificate is refused")
+            && reason.contains("keyEncipherment")
+            && reason.contains("secure registration"),
+        "{shown}"
+    );
+    assert_eq!(shown["last_error"], shown["failure_reason"], "{shown}");
+    assert_eq!(shown["lscs"], serde_json::json!([]), "{shown}");
+    // The request to the CA is failed with the same reason, not left to be delivered later.
+    let csrs = capfd.json(&["csr", "list"]);
+    let requests = csrs.as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{csrs}");
+    assert_eq!(requests[0]["state"], "failed", "{csrs}");
+    assert_eq!(requests[0]["lsc_serial"], serde_json::Value::Null, "{csrs}");
+    assert!(
+        requests[0]["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("keyEncipherment"),
+        "{csrs}"
+    );
+}
+
+/// The guide: for an Online CA, the LSC's validity is whatever the CA gives. The double issues
+/// for 400 days while CAPF's own validity setting is 30: the phone's LSC and the store's record
+/// have the CA's period, neither capped nor changed.
+#[test]
+fn the_lsc_keeps_the_validity_the_ca_gives() {
+    let double = CertsrvDouble::start(&Options {
+        lsc_days: 400,
+        ..Options::default()
+    });
+    let capfd = capfd_with(&double, "microsoft-validity", TEMPLATE);
+    online_ca::ok(&mut capfd.capfctl(&["settings", "set", "lsc_validity_days", "30"]));
+    let out = capfd.phone_dir("phone", PHONE_KEY);
+    let phone = capfd.phone(DEVICE, &out, "0");
+    assert!(phone.status.success(), "{}", text(&phone));
+    let shown = capfd.json(&["device", "show", DEVICE]);
+    assert_eq!(shown["status"], "success", "{shown}");
+    let lsc = lsc_pem(&out);
+    let bytes = std::fs::read(&lsc).unwrap();
+    let cert = if bytes.starts_with(b"-----") {
+        capf_trust::Cert::from_pem(&bytes).unwrap()
+    } else {
+        capf_trust::Cert::from_der(&bytes).unwrap()
+    };
+    let period = cert.not_after().duration_since(cert.not_before()).unwrap();
+    assert_eq!(period.as_secs(), 400 * 86_400, "{shown}");
+    let recorded = &shown["lscs"][0];
+    assert_eq!(
+        recorded["not_after"],
+        capf_admin::rfc3339(cert.not_after()),
+        "{shown}"
+    );
+    assert_eq!(
+        recorded["not_before"],
+        capf_admin::rfc3339(cert.not_before()),
+        "{shown}"
+    );
+    verify(&double, &lsc);
+}

@@ -20,7 +20,8 @@ pub(crate) enum OnlineCaCommand {
     Set {
         #[command(flatten)]
         data: DataArgs,
-        /// Online CA Hostname: must equal the name in the CA's HTTPS certificate.
+        /// Online CA Hostname: a name the CA's HTTPS certificate carries in its subjectAltName
+        /// (DNS name or IP address; the CN alone is not checked, per RFC 6125).
         #[arg(long)]
         host: String,
         /// Online CA Port.
@@ -53,17 +54,29 @@ pub(crate) enum OnlineCaCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Fetch the CA's certificates (EST /cacerts) over TLS verified against CAPF-trust, print
-    /// them, and with --add-to-trust upload them to CAPF-trust under the guide's rules.
+    /// Fetch the CA's certificates (EST /cacerts, the Microsoft CA's certnew.p7b) over TLS
+    /// verified against CAPF-trust, print each one's subject, issuer, validity and SHA-256
+    /// fingerprint, and with --add-to-trust upload them to CAPF-trust under the guide's rules.
+    /// With --bootstrap (EST only), fetch them without authenticating the server, to see the
+    /// chain before trusting it; adding such a chain needs its root confirmed by --fingerprint.
     Cacerts {
         #[command(flatten)]
         data: DataArgs,
         /// The trust store directory: <DIR>/<purpose>/<sha256>.pem.
         #[arg(long, value_name = "DIR", default_value = "./capf-data/trust")]
         trust: PathBuf,
+        /// Fetch without authenticating the server and without credentials (EST's bootstrap,
+        /// RFC 7030 section 4.1.1): what is shown is unverified.
+        #[arg(long)]
+        bootstrap: bool,
         /// Upload the chain to CAPF-trust.
         #[arg(long)]
         add_to_trust: bool,
+        /// With --bootstrap --add-to-trust: the SHA-256 fingerprint of the CA root, obtained
+        /// from the CA out of band (64 hex digits, `:` allowed); nothing is added unless the
+        /// fetched root has it.
+        #[arg(long, value_name = "SHA256", requires = "bootstrap")]
+        fingerprint: Option<String>,
     },
 }
 
@@ -120,8 +133,15 @@ pub(crate) fn run(cmd: OnlineCaCommand) -> Result<()> {
         OnlineCaCommand::Cacerts {
             data,
             trust,
+            bootstrap,
             add_to_trust,
-        } => cacerts(&data, &trust, add_to_trust),
+            fingerprint,
+        } => cacerts(
+            &data,
+            &trust,
+            bootstrap.then_some(fingerprint.as_deref()),
+            add_to_trust,
+        ),
     }
 }
 
@@ -140,29 +160,59 @@ fn show(view: &OnlineCaView) -> Result<()> {
     Ok(())
 }
 
-fn cacerts(data: &DataArgs, trust: &std::path::Path, add: bool) -> Result<()> {
+/// `online-ca cacerts`; `bootstrap` is `Some(--fingerprint)` for an unauthenticated fetch.
+fn cacerts(
+    data: &DataArgs,
+    trust: &std::path::Path,
+    bootstrap: Option<Option<&str>>,
+    add: bool,
+) -> Result<()> {
     let store = data.open_existing()?;
     let config = capf_store::SessionStore::online_ca_config(&*store)?
         .context("no Online CA is set (capfctl online-ca set)")?;
     let mut opened = capf_admin::OpenTrustStore::load(trust, Release::LATEST)?;
-    let anchors = capf_ca::http::TrustAnchors::from_der(
-        opened
-            .store
-            .certificates(&Purpose::CAPF_TRUST)
-            .iter()
-            .map(|c| c.der().to_vec()),
-    );
-    let client = capf_ca::online::client_for(&config, &anchors);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let certs = runtime.block_on(client.ca_certificates())?;
+    let certs = if bootstrap.is_some() {
+        runtime.block_on(capf_ca::online::ca_certificates_unauthenticated_bootstrap(
+            &config,
+        ))?
+    } else {
+        let anchors = capf_ca::http::TrustAnchors::from_der(
+            opened
+                .store
+                .certificates(&Purpose::CAPF_TRUST)
+                .iter()
+                .map(|c| c.der().to_vec()),
+        );
+        let client = capf_ca::online::client_for(&config, &anchors);
+        runtime.block_on(client.ca_certificates())?
+    };
+    if bootstrap.is_some() {
+        outln!(
+            "UNVERIFIED: fetched from {}:{} without authenticating the server (EST bootstrap, RFC 7030 section 4.1.1); compare the root's SHA-256 fingerprint with the CA's, obtained out of band, before trusting it",
+            config.host,
+            config.port
+        );
+    }
     let mut bundle = Vec::new();
-    for der in certs {
-        let cert = Cert::from_der(&der)?;
-        outln!("{}  {}", cert.fingerprint(), cert.subject());
+    for (i, der) in certs.iter().enumerate() {
+        let cert = Cert::from_der(der)?;
+        outln!("certificate {}", i + 1);
+        outln!("  subject     {}", cert.subject());
+        outln!("  issuer      {}", cert.issuer());
+        outln!("  not before  {}", capf_admin::rfc3339(cert.not_before()));
+        outln!("  not after   {}", capf_admin::rfc3339(cert.not_after()));
+        outln!("  sha256      {}", cert.fingerprint());
         bundle.push(cert);
+    }
+    if let Some(fingerprint) = bootstrap
+        && (add || fingerprint.is_some())
+    {
+        capf_admin::confirm_bootstrap_root(&bundle, fingerprint)?;
+        outln!("the root's SHA-256 fingerprint is the one given");
     }
     if add {
         let verdicts = opened.upload(&Purpose::CAPF_TRUST, bundle, SystemTime::now())?;

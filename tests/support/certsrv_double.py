@@ -193,7 +193,7 @@ copy_extensions = none
 commonName = supplied
 [ lsc ]
 basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
+keyUsage = critical, {args.key_usage}
 extendedKeyUsage = serverAuth, clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
@@ -490,7 +490,12 @@ def main():
     parser.add_argument("--pending-template", action="append", default=[], help="a template that needs approval")
     parser.add_argument("--approve-after", type=int, default=2, help="the poll of a pending ReqID that issues it")
     parser.add_argument("--language", choices=["en", "de"], default="en")
-    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--days", type=int, default=365, help="the validity of the certificates it issues")
+    parser.add_argument(
+        "--key-usage",
+        default="digitalSignature, keyEncipherment",
+        help="the KeyUsage of the certificates it issues (openssl's words)",
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()

@@ -64,16 +64,19 @@ pub fn check_new_device(new: &NewDevice) -> Result<(), Error> {
     Ok(())
 }
 
-/// Registers a device, after [`check_new_device`].
+/// Registers a device, after [`check_new_device`] and, as scheduling does, the guide's Online
+/// CA limit on its operation ([`check_operation`](crate::check_operation)).
 ///
 /// # Errors
-/// The checks' errors, and the store's (such as a name already registered).
+/// The checks' errors, [`Error::OnlineCaRefusesEc`], and the store's (such as a name already
+/// registered).
 pub fn add_device(
     store: &dyn DeviceStore,
     new: &NewDevice,
     now: SystemTime,
 ) -> Result<Device, Error> {
     check_new_device(new)?;
+    crate::check_operation(&store.settings()?, new.name.as_str(), &new.operation)?;
     Ok(store.add_device(new, now)?)
 }
 

@@ -427,6 +427,30 @@ pub enum Error {
         /// Its kind.
         kind: String,
     },
+    /// A CA chain fetched without authenticating the server (EST bootstrap) is to be trusted
+    /// without the root's fingerprint confirmed.
+    #[error(
+        "the CA chain was fetched without authenticating the server: confirm its root with --fingerprint SHA256 (obtained from the CA out of band); nothing was added"
+    )]
+    BootstrapNeedsFingerprint,
+    /// A CA chain fetched without authenticating the server holds no self-signed root.
+    #[error(
+        "the CA chain fetched without authenticating the server has no self-signed root to confirm; nothing was added"
+    )]
+    BootstrapNoRoot,
+    /// The root of a CA chain fetched without authenticating the server is not the one the
+    /// administrator confirmed.
+    #[error(
+        "the fetched root {subject} has SHA-256 fingerprint {actual}, not the {expected} given: nothing was added (the server may not be the CA)"
+    )]
+    BootstrapRootMismatch {
+        /// The fetched root's subject.
+        subject: String,
+        /// Its fingerprint.
+        actual: String,
+        /// The fingerprint the administrator gave.
+        expected: String,
+    },
     /// capf-trust failed or refused (a store file that cannot be written, say).
     #[error(transparent)]
     Trust(Box<capf_trust::Error>),

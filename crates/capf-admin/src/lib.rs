@@ -48,8 +48,8 @@ pub use names::{
     parse_rsa_bits,
 };
 pub use online_ca::{
-    OnlineCaView, check_online_ca_key_orders, check_operation, online_ca, save_template,
-    set_online_ca,
+    OnlineCaView, check_online_ca_key_orders, check_operation, confirm_bootstrap_root, online_ca,
+    save_template, set_online_ca,
 };
 #[cfg(feature = "terminal")]
 pub use progress::TerminalProgress;

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use capf_lsc::{CertificateIssuer, OnlineCaConfig, OnlineCaParams, OnlineCaPolicy, Secret};
 use capf_store::{DeviceStore, DeviceTemplate, Operation, Settings};
+use capf_trust::{Cert, Fingerprint};
 use serde::Serialize;
 
 use crate::Error;
@@ -138,6 +139,33 @@ pub fn save_template(
     Ok(())
 }
 
+/// The one check before a CA chain fetched **without authenticating the server** (EST's
+/// `/cacerts` bootstrap, RFC 7030 section 4.1.1) may be added to CAPF-trust: its self-signed
+/// root has the SHA-256 `fingerprint` the administrator obtained from the CA out of band.
+///
+/// # Errors
+/// [`Error::BootstrapNeedsFingerprint`] (none given), [`Error::Trust`] (not 64 hex digits),
+/// [`Error::BootstrapNoRoot`], [`Error::BootstrapRootMismatch`].
+pub fn confirm_bootstrap_root(chain: &[Cert], fingerprint: Option<&str>) -> Result<(), Error> {
+    let expected: Fingerprint = fingerprint
+        .ok_or(Error::BootstrapNeedsFingerprint)?
+        .trim()
+        .to_ascii_lowercase()
+        .parse()?;
+    let root = chain
+        .iter()
+        .find(|c| c.is_self_issued())
+        .ok_or(Error::BootstrapNoRoot)?;
+    if root.fingerprint() != expected {
+        return Err(Error::BootstrapRootMismatch {
+            subject: root.subject(),
+            actual: root.fingerprint().to_string(),
+            expected: expected.to_string(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -194,6 +222,26 @@ mod tests {
             crate::schedule_device(&store, "SEP001122AABBCC", ec_install(), None, None, now())
                 .unwrap_err();
         assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+        // Registering a device with an EC order is scheduling it: refused the same way, with
+        // the reason, and nothing is added; with an RSA-only order it is added.
+        let new = NewDevice {
+            operation: ec_install(),
+            ..NewDevice::new(crate::check_device_name("SEP00112233EEFF").unwrap())
+        };
+        let err = crate::add_device(&store, &new, now()).unwrap_err();
+        assert!(matches!(err, Error::OnlineCaRefusesEc { .. }), "{err}");
+        let chain = crate::error_chain(&err);
+        assert!(chain.starts_with("device SEP00112233EEFF: "), "{chain}");
+        assert!(
+            chain.contains("Online CA does not support ECDSA"),
+            "{chain}"
+        );
+        assert!(store.device(&new.name).unwrap().is_none());
+        let rsa = NewDevice {
+            operation: Operation::InstallUpgrade(KeyPolicy::default()),
+            ..new
+        };
+        crate::add_device(&store, &rsa, now()).unwrap();
     }
 
     /// The bulk paths apply the same rule: a CSV row (its own key order or its template's) by
@@ -331,6 +379,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(changed.len(), 2);
+    }
+
+    /// A bootstrap chain is added only with its root's fingerprint confirmed: none given, not
+    /// a fingerprint, another one, or no root in the chain are refused, each with its reason.
+    #[test]
+    fn a_bootstrap_chain_needs_its_roots_fingerprint() {
+        let fixture = |name: &str| {
+            let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../capf-trust/tests/fixtures")
+                .join(format!("{name}.pem"));
+            Cert::from_pem(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let (inter, root) = (fixture("inter"), fixture("root"));
+        let chain = [inter.clone(), root.clone()];
+        let hex = root.fingerprint().to_string();
+        confirm_bootstrap_root(&chain, Some(&hex)).unwrap();
+        // `openssl x509 -fingerprint -sha256` prints it upper case with colons.
+        let colons: Vec<String> = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|p| String::from_utf8_lossy(p).to_uppercase())
+            .collect();
+        confirm_bootstrap_root(&chain, Some(&colons.join(":"))).unwrap();
+        assert!(matches!(
+            confirm_bootstrap_root(&chain, None),
+            Err(Error::BootstrapNeedsFingerprint)
+        ));
+        assert!(matches!(
+            confirm_bootstrap_root(&chain, Some("abc")),
+            Err(Error::Trust(_))
+        ));
+        let other = inter.fingerprint().to_string();
+        let err = confirm_bootstrap_root(&chain, Some(&other)).unwrap_err();
+        assert!(matches!(err, Error::BootstrapRootMismatch { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&hex) && text.contains(&other), "{text}");
+        assert!(matches!(
+            confirm_bootstrap_root(&[inter], Some(&hex)),
+            Err(Error::BootstrapNoRoot)
+        ));
     }
 
     #[test]

@@ -189,6 +189,28 @@ impl EstClient {
         }
         self.certificates(&response)
     }
+
+    /// GETs `cacerts` **without authenticating the server** (RFC 7030 section 4.1.1's
+    /// bootstrap) and without credentials: the chain to show an administrator, who confirms
+    /// the root's fingerprint out of band before trusting it.
+    ///
+    /// # Errors
+    /// As [`EstClient::cacerts`].
+    pub async fn cacerts_unauthenticated_bootstrap(&self) -> Result<Vec<Vec<u8>>, Error> {
+        let path = self.path("cacerts");
+        let mut conn = HttpsConnection::connect_unauthenticated_bootstrap(
+            &self.config.host,
+            self.config.port,
+            self.timeout,
+        )
+        .await?;
+        // No Authorization: the server is not known to be the CA.
+        let response = conn.send(Request::get(path.clone())).await?;
+        if response.status != 200 {
+            return Err(self.refusal(&path, response.status, &response));
+        }
+        self.certificates(&response)
+    }
 }
 
 /// Base64 in 64-character lines, as RFC 7030's examples send a PKCS#10.

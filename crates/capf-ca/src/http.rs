@@ -1,7 +1,9 @@
 //! One HTTPS exchange with an online CA, on its own connection: HTTP/1.1 (HTTP/1.0 replies
 //! accepted) over rustls, the server verified against CAPF-trust anchors and its name against
-//! the configured hostname; never unverified. A connection can carry several requests in turn
-//! (NTLM's three legs need one connection). Every step has a deadline and a body has a bound.
+//! the configured hostname; never unverified, but for the one explicit EST bootstrap fetch of
+//! the CA chain an administrator asks for
+//! ([`HttpsConnection::connect_unauthenticated_bootstrap`]). A connection can carry several
+//! requests in turn (NTLM's three legs need one connection). Every step has a deadline and a body has a bound.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,12 +13,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::Error;
-use crate::tls_verify::CapfTrustVerifier;
+use crate::tls_verify::{BootstrapVerifier, CapfTrustVerifier};
 use capf_lsc::OnlineCaHost;
 
 /// The largest response body read: a CA chain or a certificate is a few kilobytes, an AD CS
@@ -202,24 +206,52 @@ impl HttpsConnection {
         anchors: &TrustAnchors,
         timeout: Duration,
     ) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(CapfTrustVerifier::new(
+            anchors.der.clone(),
+            Arc::clone(&anchors.roots),
+            Arc::clone(&provider),
+        ));
+        Self::connect_with(host, port, verifier, provider, timeout).await
+    }
+
+    /// Connects to `host:port` **without authenticating the server**: the EST bootstrap of
+    /// RFC 7030 section 4.1.1, for fetching `/cacerts` to show an administrator, who confirms
+    /// the root's fingerprint out of band before trusting it. Only the TLS handshake's
+    /// signature is checked. Never send credentials over such a connection.
+    ///
+    /// # Errors
+    /// As [`HttpsConnection::connect`].
+    pub async fn connect_unauthenticated_bootstrap(
+        host: &OnlineCaHost,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(BootstrapVerifier::new(Arc::clone(&provider)));
+        Self::connect_with(host, port, verifier, provider, timeout).await
+    }
+
+    async fn connect_with(
+        host: &OnlineCaHost,
+        port: u16,
+        verifier: Arc<dyn ServerCertVerifier>,
+        provider: Arc<CryptoProvider>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let authority = format!("{host}:{port}");
         let name = ServerName::try_from(host.as_str().to_owned()).map_err(|e| Error::Tls {
             authority: authority.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls {
                 authority: authority.clone(),
                 source: std::io::Error::other(e),
             })?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(CapfTrustVerifier::new(
-                anchors.der.clone(),
-                Arc::clone(&anchors.roots),
-                Arc::clone(&provider),
-            )))
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         let connector = TlsConnector::from(Arc::new(config));
         let connect = async {

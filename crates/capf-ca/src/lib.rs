@@ -151,6 +151,15 @@ pub enum Error {
         /// What was seen.
         detail: String,
     },
+    /// An unauthenticated fetch of the CA chain was asked of a type that has none (only EST's
+    /// `/cacerts` bootstrap, RFC 7030 section 4.1.1, is one).
+    #[error(
+        "the {ca_type} has no unauthenticated fetch of its CA chain (EST's /cacerts bootstrap): upload its root to CAPF-trust from a file"
+    )]
+    NoBootstrap {
+        /// The Online CA Type, in the guide's words.
+        ca_type: &'static str,
+    },
     /// No Online CA is configured, or its type has no client here.
     #[error("no Online CA client: {detail}")]
     NotConfigured {

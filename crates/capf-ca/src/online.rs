@@ -78,6 +78,26 @@ pub fn client_for(config: &OnlineCaConfig, anchors: &TrustAnchors) -> Arc<dyn On
     }
 }
 
+/// The CA's certificates fetched **without authenticating the server**: EST's bootstrap of
+/// `/cacerts` (RFC 7030 section 4.1.1), with no credentials sent, for an administrator to see
+/// the chain and confirm its root's fingerprint before trusting it.
+///
+/// # Errors
+/// [`Error::NoBootstrap`] for a type other than EST (AD CS serves its chain only to an
+/// authenticated user), and [`crate::est::EstClient::cacerts`]'s.
+pub async fn ca_certificates_unauthenticated_bootstrap(
+    config: &OnlineCaConfig,
+) -> Result<Vec<Vec<u8>>, Error> {
+    if config.ca_type != OnlineCaType::Est {
+        return Err(Error::NoBootstrap {
+            ca_type: config.ca_type.label(),
+        });
+    }
+    crate::est::EstClient::new(config.clone(), TrustAnchors::from_der([]), EXCHANGE_TIMEOUT)
+        .cacerts_unauthenticated_bootstrap()
+        .await
+}
+
 /// A client that fails every call: the type has no client here.
 #[derive(Debug)]
 struct Missing {

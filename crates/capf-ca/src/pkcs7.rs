@@ -76,3 +76,35 @@ pub(crate) fn base64_lenient(text: &[u8]) -> Result<Vec<u8>> {
         .decode(&compact)
         .map_err(|e| format!("not base64: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// RFC 8951: base64 on one line, in 64- or 76-column lines (CRLF or LF), with a trailing
+    /// line break, all decode to the same bytes; a character outside base64 does not.
+    #[test]
+    fn base64_is_read_with_or_without_line_breaks() {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let lines = |width: usize, end: &str| -> String {
+            b64.as_bytes()
+                .chunks(width)
+                .map(|c| format!("{}{end}", String::from_utf8_lossy(c)))
+                .collect()
+        };
+        for text in [
+            b64.clone(),
+            format!("{b64}\n"),
+            lines(64, "\r\n"),
+            lines(76, "\n"),
+            format!("  {}\t", lines(64, "\n")),
+        ] {
+            assert_eq!(base64_lenient(text.as_bytes()).unwrap(), bytes, "{text:?}");
+        }
+        assert!(base64_lenient(format!("{b64}!").as_bytes()).is_err());
+    }
+}

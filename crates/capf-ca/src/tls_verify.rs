@@ -132,3 +132,66 @@ impl ServerCertVerifier for CapfTrustVerifier {
             .supported_schemes()
     }
 }
+
+/// The verifier of an EST bootstrap fetch of `/cacerts` (RFC 7030 section 4.1.1): the server
+/// is not authenticated, only its handshake signature is checked against the key of the
+/// certificate it presents. Used for nothing but showing the CA chain to an administrator, who
+/// confirms the root's fingerprint out of band before it is trusted; no credentials are sent
+/// over such a connection.
+#[derive(Debug)]
+pub(crate) struct BootstrapVerifier {
+    provider: Arc<CryptoProvider>,
+}
+
+impl BootstrapVerifier {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+        BootstrapVerifier { provider }
+    }
+}
+
+impl ServerCertVerifier for BootstrapVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

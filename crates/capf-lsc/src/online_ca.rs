@@ -48,7 +48,8 @@ impl fmt::Display for Secret {
 }
 
 /// The Online CA Hostname: a DNS name or an IP address. The guide: it must equal the name in the
-/// CA's HTTPS certificate, which the TLS check enforces.
+/// CA's HTTPS certificate, which the TLS check enforces against the certificate's subjectAltName
+/// (RFC 6125; not the CN).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OnlineCaHost(String);
 

@@ -59,6 +59,11 @@ pub struct Options {
     /// LSCs are signed by an issuing CA below the root (a two-tier PKI), which `certnew.p7b`
     /// serves; by default the root signs them.
     pub issuing_ca: bool,
+    /// The days an issued LSC is valid (the CA's own validity, `openssl ca -days`).
+    pub lsc_days: u32,
+    /// Issued LSCs have KeyUsage digitalSignature only, without the keyEncipherment secure
+    /// registration needs (a template set up wrongly).
+    pub lsc_without_key_encipherment: bool,
 }
 
 impl Default for Options {
@@ -69,6 +74,8 @@ impl Default for Options {
             german: false,
             approve_after: 2,
             issuing_ca: false,
+            lsc_days: 365,
+            lsc_without_key_encipherment: false,
         }
     }
 }
@@ -359,6 +366,15 @@ impl CertsrvDouble {
             ])
             .args(["--approve-after", &options.approve_after.to_string()])
             .args(["--language", if options.german { "de" } else { "en" }])
+            .args(["--days", &options.lsc_days.to_string()])
+            .args([
+                "--key-usage",
+                if options.lsc_without_key_encipherment {
+                    "digitalSignature"
+                } else {
+                    "digitalSignature, keyEncipherment"
+                },
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -655,6 +655,41 @@ async fn bulk_update_previews_with_a_dry_run_then_applies() {
     );
 }
 
+/// The guide's Online CA limit at `POST /api/devices`: in the Online CA mode a device with an
+/// EC key order is refused (422) with the reason and nothing is added or audited.
+#[tokio::test]
+async fn adding_a_device_with_an_ec_key_order_is_refused_in_online_ca_mode() {
+    let (s, auth) = admin_server().await;
+    let set = s
+        .call(
+            Method::PUT,
+            "/api/settings",
+            &auth,
+            Some(J(json!({ "certificate_issuer": "online-ca" }))),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let before = (s.device_count(), s.audit_len());
+    let ec = json!({ "name": "SEP001122334455", "operation": "install", "key_order": "ec-only" });
+    let a = s
+        .call(Method::POST, "/api/devices", &auth, Some(J(ec)))
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(
+        a.error().contains("device SEP001122334455")
+            && a.error().contains("Online CA does not support ECDSA"),
+        "{}",
+        a.error()
+    );
+    assert_eq!((s.device_count(), s.audit_len()), before);
+    let rsa = json!({ "name": "SEP001122334455", "operation": "install", "key_order": "rsa-only" });
+    let a = s
+        .call(Method::POST, "/api/devices", &auth, Some(J(rsa)))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(s.device_count(), 1);
+}
+
 #[tokio::test]
 async fn reports_and_settings_read_and_write() {
     let (s, auth) = admin_server().await;

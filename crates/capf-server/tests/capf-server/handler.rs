@@ -408,6 +408,48 @@ async fn ec_only_for_a_version_2_client_fails_the_operation() {
     assert!(!sim.handler.attempt_in_progress());
 }
 
+/// The guide: a phone is never asked for an EC key that no one can sign. In the Online CA mode
+/// a device whose order asks for EC (set before the mode, or straight in the store) is refused
+/// after AUTH_RESPONSE, before any KEY_GEN_REQUEST, and its operation fails with the reason;
+/// an RSA-only order is asked for its key as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ec_key_order_in_online_ca_mode_is_refused_before_key_gen_request() {
+    let bench = Bench::new("online-ca-ec");
+    bench.with_settings(|s| s.certificate_issuer = capf_lsc::CertificateIssuer::OnlineCa);
+    bench.add(
+        install(KeyOrder::EcOnly, RsaBits::B2048, Curve::P256),
+        AuthMode::NullString,
+        None,
+    );
+    for order in [KeyOrder::EcOnly, KeyOrder::EcPreferredRsaBackup] {
+        bench.schedule(install(order, RsaBits::B2048, Curve::P384));
+        let mut sim = bench.session().await;
+        let sent = sim.authenticate(3, "").await;
+        assert!(
+            !commands(&sent).contains(&Command::KEY_GEN_REQUEST),
+            "{order:?}: {:?}",
+            commands(&sent)
+        );
+        assert_eq!(ended(&sent), Reason::INVALID_ELEMENT, "{order:?}");
+        let reason = bench.failed_reason();
+        assert!(
+            reason.contains("Online CA does not support ECDSA") && reason.contains("P-384"),
+            "{order:?}: {reason}"
+        );
+        assert!(!sim.handler.attempt_in_progress());
+        assert!(bench.lsc_states().is_empty());
+    }
+    // RSA only: the phone is asked for its RSA key.
+    bench.schedule(rsa_install());
+    let mut sim = bench.session().await;
+    let sent = sim.authenticate(3, "").await;
+    let k = key_request(&sent);
+    assert_eq!(
+        (k.key_size(), k.key_type()),
+        (Some(2048), Some(capf_wire::KeyType::RSA))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_invalid_device_names_get_9_and_no_operation_gets_0() {
     let bench = Bench::new("unknown");
