@@ -3,7 +3,8 @@
 //! exactly once; the cluster serves one CAPF certificate, and a replacement reaches every node
 //! without a restart; 1,000 phones enroll across two nodes while one is killed and restarted;
 //! a job due in 2 s runs exactly once across both (issue 17); a dead node's attempt is pending
-//! again when its lease runs out and enrolls at the other node.
+//! again when its lease runs out and enrolls at the other node; a setting changed through
+//! capfctl reaches both running nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/cluster.rs"]
@@ -596,4 +597,83 @@ fn a_dead_nodes_attempt_is_pending_again_when_its_lease_runs_out() {
         "{audit:?}"
     );
     assert!(second < at(action::LSC_INSTALLED), "{audit:?}");
+}
+
+/// The days of the LSC `name` holds (its notAfter less its notBefore).
+fn validity_days(store: &PgStore, name: &DeviceName) -> u64 {
+    let lscs = store.lscs(name).unwrap();
+    assert_eq!(lscs.len(), 1, "{name}: {lscs:?}");
+    lscs[0]
+        .not_after
+        .duration_since(lscs[0].not_before)
+        .unwrap()
+        .as_secs()
+        / 86_400
+}
+
+/// Cluster-wide settings (issue 16): a setting changed by capfctl on the cluster's store is
+/// applied by both running nodes, without a restart. The setting is the LSC validity, which
+/// each node reads for every LSC it issues: the phones' LSCs show it.
+#[test]
+fn both_nodes_apply_a_setting_changed_through_capfctl_on_the_store() {
+    let db = pg().database();
+    let s = Scratch::new("settings");
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    let store = store(&db.url);
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let trust = a.capf_pem();
+    let rt = runtime();
+    let mut next = 0u32;
+    let mut enroll = |node: &Node| {
+        next += 1;
+        let name = dn(&format!("SEP00AABBCC07{next:02X}"));
+        schedule(&store, &name);
+        let e = rt.block_on(phone(HOST, node.port, &trust, &name, Arc::clone(&keys)));
+        assert!(e.installed.is_some(), "{e:?}\n{}", node.log());
+        validity_days(&store, &name)
+    };
+    // The default, 1825 days, at both.
+    assert_eq!(enroll(&a), 1825);
+    assert_eq!(enroll(&b), 1825);
+
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args([
+            "settings",
+            "set",
+            "lsc_validity_days",
+            "7",
+            "--store",
+            &db.url,
+        ])
+        .arg("--data")
+        .arg(&a.dir)
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each node re-reads the settings every 2 s: its phones soon get 7-day LSCs.
+    for node in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let days = enroll(node);
+            if days == 7 {
+                break;
+            }
+            assert_eq!(days, 1825);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} kept the old validity",
+                node.port
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // Both processes still run: the change needed no restart.
+    let (mut a, mut b) = (a, b);
+    assert!(a.is_running() && b.is_running());
 }
