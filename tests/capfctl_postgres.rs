@@ -3,7 +3,8 @@
 //! with the data directory's key file: devices added, scheduled and shown; a bulk insert and an
 //! update by query (dry run and real); settings and the keepalive; generated authentication
 //! strings that the store checks; the status report; a Run Later job listed and cancelled; the
-//! password never on the command line and a missing key file refused.
+//! password never on the command line and a missing key file refused; a role with a password
+//! reached with `--store-password-file` and `PGPASSWORD`, the password in no output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -247,4 +248,104 @@ fn a_data_directory_without_the_key_file_is_refused_and_the_password_comes_from_
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     assert!(err.contains("PGPASSWORD"), "{err}");
+}
+
+/// The PostgreSQL password, given to capfctl one way.
+#[derive(Clone, Copy, Debug)]
+enum Password<'a> {
+    File(&'a std::path::Path),
+    Env(&'a str),
+}
+
+/// capfctl `args` on the password database `url` with data directory `data`, the password
+/// given as `password`.
+fn capfctl_with(
+    url: &str,
+    data: &std::path::Path,
+    password: Password<'_>,
+    args: &[&str],
+) -> Output {
+    let mut command = Command::new(common::example("capfctl"));
+    command
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .args(["--store", url])
+        .env_remove("PGPASSWORD");
+    match password {
+        Password::File(path) => {
+            command.arg("--store-password-file").arg(path);
+        }
+        Password::Env(password) => {
+            command.env("PGPASSWORD", password);
+        }
+    }
+    command.output().unwrap()
+}
+
+/// A role with a password (scram-sha-256): capfctl reaches it with `--store-password-file` and
+/// with `PGPASSWORD`, and the password is in no output, `--json` or not; a wrong one is one line
+/// and exit 1 without it.
+#[test]
+fn capfctl_reaches_a_password_role_and_never_shows_the_password() {
+    use capf_test_support::postgres::PASSWORD;
+    let s = Scratch::new("password");
+    let db = cluster().password_database();
+    let file = s.dir.join("pg-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let shows_no_password = |out: &Output| {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(PASSWORD), "{text}");
+        text
+    };
+    let by_file = Password::File(&file);
+    let by_env = Password::Env(PASSWORD);
+    for (password, name) in [(by_file, "CSFfile"), (by_env, "CSFenv")] {
+        for args in [
+            &["device", "add", name, "--json"][..],
+            &["device", "list", "--json"],
+            &["device", "show", name],
+            &["settings", "show", "--json"],
+            &["status", "--json"],
+        ] {
+            let out = capfctl_with(&db.url, &s.data(), password, args);
+            let text = shows_no_password(&out);
+            assert!(out.status.success(), "{password:?} {args:?}: {text}");
+        }
+    }
+    let out = capfctl_with(&db.url, &s.data(), by_env, &["device", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["CSFenv", "CSFfile"], "{listed}");
+
+    // A wrong password, either way: one line, exit 1, neither password in it.
+    let wrong = format!("{PASSWORD}-but-wrong");
+    let wrong_file = s.dir.join("wrong-password");
+    std::fs::write(&wrong_file, format!("{wrong}\n")).unwrap();
+    for password in [Password::File(&wrong_file), Password::Env(&wrong)] {
+        let out = capfctl_with(&db.url, &s.data(), password, &["device", "list", "--json"]);
+        let text = shows_no_password(&out);
+        assert_eq!(out.status.code(), Some(1), "{password:?}: {text}");
+        assert!(out.stdout.is_empty(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("password authentication failed"), "{err}");
+    }
+    // No password at all: refused as well.
+    let out = Command::new(common::example("capfctl"))
+        .args(["device", "list", "--store", &db.url, "--data"])
+        .arg(s.data())
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }
