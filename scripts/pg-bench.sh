@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The PostgreSQL figures of BENCHMARKS.md (issue 16), all in one run on one machine: enrollments/s
 # and p99 at concurrency 32 for SQLite on one node, PostgreSQL on one node and PostgreSQL on two
-# nodes; then what one enrollment costs PostgreSQL (statements, from the server's statement log).
+# nodes; then what one enrollment costs PostgreSQL (statements, from the server's statement log,
+# with provisioning and background reads: scripts/pg-statements.sh isolates the enrollments).
 # Needs Debian's postgresql; run from the workspace root as root or as a user that may run
 # initdb. Release builds: run by the coordinator, not in a helper's worktree.
 #

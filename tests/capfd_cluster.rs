@@ -2,7 +2,9 @@
 //! refused and left as it was; the same device hit from both nodes at once is installed
 //! exactly once; the cluster serves one CAPF certificate, and a replacement reaches every node
 //! without a restart; 1,000 phones enroll across two nodes while one is killed and restarted;
-//! a job due in 2 s runs exactly once across both (issue 17).
+//! a job due in 2 s runs exactly once across both (issue 17); a dead node's attempt is pending
+//! again when its lease runs out and enrolls at the other node; a setting changed through
+//! capfctl reaches both running nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/cluster.rs"]
@@ -465,4 +467,213 @@ fn two_nodes_run_each_due_job_exactly_once() {
             .count();
         assert_eq!(starts, 1, "job {id}");
     }
+}
+
+/// A dead node's attempts become pending again when its lease runs out (issue 16), with the
+/// processes: a phone stalls in key generation on node b, node b is SIGKILLed and not
+/// restarted; node a refuses the device while b's lease runs, then puts the attempt back to
+/// pending (its lease renewal, every 10 s), and the phone enrolls at node a. The audit shows
+/// the interrupted attempt.
+#[test]
+fn a_dead_nodes_attempt_is_pending_again_when_its_lease_runs_out() {
+    let db = pg().database();
+    let s = Scratch::new("lease");
+    let config = s.0.join("capfd.toml");
+    // The shortest lease capfd takes.
+    std::fs::write(&config, "lease_secs = 30\n[monitor]\nenabled = false\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let a = Node::start_with(
+        &s.node_dir(1),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-a"],
+    );
+    let mut b = Node::start_with(
+        &s.node_dir(2),
+        &db.url,
+        HOST,
+        &["--config", &config, "--node", "node-b"],
+    );
+    let store = store(&db.url);
+    let name = dn("SEP00AABBCC0601");
+    schedule(&store, &name);
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let trust = a.capf_pem();
+    let rt = runtime();
+
+    // A phone that takes ten minutes to generate its key: its attempt runs on node b.
+    let stalled = rt.spawn({
+        let (name, keys, trust, port) = (name.clone(), Arc::clone(&keys), trust.clone(), b.port);
+        async move {
+            let mut config = capf_phone::PhoneConfig::new(name, HOST, &trust).unwrap();
+            config.port = port;
+            config.retries = 0;
+            config.key_generation_delay = Duration::from_secs(600);
+            capf_phone::Phone::new(config, keys)
+                .unwrap()
+                .run_once()
+                .await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while store.device(&name).unwrap().unwrap().status != OperationStatus::InProgress {
+        assert!(std::time::Instant::now() < deadline, "{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let begun = store.audit(Some(&name), 1).unwrap();
+    assert_eq!(begun[0].action, action::ATTEMPT_BEGUN);
+    assert!(begun[0].detail.ends_with("on node node-b"), "{begun:?}");
+
+    b.kill();
+    stalled.abort();
+    // While b's lease runs (at least 20 s more: renewed every 10 s for 30 s), node a leaves
+    // the attempt alone and refuses the device.
+    let e = rt.block_on(phone(HOST, a.port, &trust, &name, Arc::clone(&keys)));
+    assert_eq!(e.end_reason(), Some(Reason::INVALID_ELEMENT), "{e:?}");
+    assert_eq!(
+        store.device(&name).unwrap().unwrap().status,
+        OperationStatus::InProgress
+    );
+
+    // Node a takes the attempt back once the lease has run out: no restart of b, no phone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let device = store.device(&name).unwrap().unwrap();
+        if device.status == OperationStatus::Pending {
+            assert_eq!(
+                device.last_error.as_deref(),
+                Some("CAPF stopped while the session ran")
+            );
+            break;
+        }
+        assert_eq!(device.status, OperationStatus::InProgress);
+        assert!(std::time::Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        a.log()
+            .contains("another node's attempts whose lease ran out are pending again"),
+        "{}",
+        a.log()
+    );
+
+    // The phone comes back, to node a, and enrolls.
+    let e = rt.block_on(phone(HOST, a.port, &trust, &name, keys));
+    assert!(e.succeeded() && e.installed.is_some(), "{e:?}");
+    let device = store.device(&name).unwrap().unwrap();
+    assert_eq!(device.status, OperationStatus::Success);
+    assert_eq!(device.attempts, 2);
+    let lscs = store.lscs(&name).unwrap();
+    assert_eq!(lscs.len(), 1, "{lscs:?}");
+    assert_eq!(lscs[0].state, LscState::Installed);
+    // The audit, oldest first: b's attempt, a's refusal, its interruption, a's attempt, the
+    // install.
+    let mut audit = store.audit(Some(&name), 100).unwrap();
+    audit.reverse();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    let at = |what: &str| actions.iter().position(|a| *a == what).unwrap();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == action::ATTEMPT_INTERRUPTED)
+            .count(),
+        1,
+        "{audit:?}"
+    );
+    let interrupted = &audit[at(action::ATTEMPT_INTERRUPTED)];
+    assert!(
+        interrupted.detail.starts_with("attempt 1 interrupted"),
+        "{audit:?}"
+    );
+    assert!(at(action::ATTEMPT_BEGUN) < at(action::SESSION_REFUSED));
+    assert!(at(action::SESSION_REFUSED) < at(action::ATTEMPT_INTERRUPTED));
+    let second = actions
+        .iter()
+        .rposition(|a| *a == action::ATTEMPT_BEGUN)
+        .unwrap();
+    assert!(at(action::ATTEMPT_INTERRUPTED) < second, "{audit:?}");
+    assert!(
+        audit[second].detail.ends_with("on node node-a"),
+        "{audit:?}"
+    );
+    assert!(second < at(action::LSC_INSTALLED), "{audit:?}");
+}
+
+/// The days of the LSC `name` holds (its notAfter less its notBefore).
+fn validity_days(store: &PgStore, name: &DeviceName) -> u64 {
+    let lscs = store.lscs(name).unwrap();
+    assert_eq!(lscs.len(), 1, "{name}: {lscs:?}");
+    lscs[0]
+        .not_after
+        .duration_since(lscs[0].not_before)
+        .unwrap()
+        .as_secs()
+        / 86_400
+}
+
+/// Cluster-wide settings (issue 16): a setting changed by capfctl on the cluster's store is
+/// applied by both running nodes, without a restart. The setting is the LSC validity, which
+/// each node reads for every LSC it issues: the phones' LSCs show it.
+#[test]
+fn both_nodes_apply_a_setting_changed_through_capfctl_on_the_store() {
+    let db = pg().database();
+    let s = Scratch::new("settings");
+    let a = Node::start(&s.node_dir(1), &db.url, HOST);
+    let b = Node::start(&s.node_dir(2), &db.url, HOST);
+    let store = store(&db.url);
+    let keys: Arc<dyn KeySource> = Arc::new(KeyPool::generate(SPEC).unwrap());
+    let trust = a.capf_pem();
+    let rt = runtime();
+    let mut next = 0u32;
+    let mut enroll = |node: &Node| {
+        next += 1;
+        let name = dn(&format!("SEP00AABBCC07{next:02X}"));
+        schedule(&store, &name);
+        let e = rt.block_on(phone(HOST, node.port, &trust, &name, Arc::clone(&keys)));
+        assert!(e.installed.is_some(), "{e:?}\n{}", node.log());
+        validity_days(&store, &name)
+    };
+    // The default, 1825 days, at both.
+    assert_eq!(enroll(&a), 1825);
+    assert_eq!(enroll(&b), 1825);
+
+    let out = std::process::Command::new(common::example("capfctl"))
+        .args([
+            "settings",
+            "set",
+            "lsc_validity_days",
+            "7",
+            "--store",
+            &db.url,
+        ])
+        .arg("--data")
+        .arg(&a.dir)
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each node re-reads the settings every 2 s: its phones soon get 7-day LSCs.
+    for node in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let days = enroll(node);
+            if days == 7 {
+                break;
+            }
+            assert_eq!(days, 1825);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} kept the old validity",
+                node.port
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // Both processes still run: the change needed no restart.
+    let (mut a, mut b) = (a, b);
+    assert!(a.is_running() && b.is_running());
 }

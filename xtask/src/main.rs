@@ -123,6 +123,12 @@ const REQUIREMENTS: &[Requirement] = &[
         package: Package::Apt(&["nginx-light"]),
     },
     Requirement {
+        name: "systemd-analyze",
+        used_by: "the check of the deployment's unit (tests/deploy_unit.rs: `systemd-analyze verify deploy/capfd.service`); Debian's `systemd` package, used as a tool, not as init",
+        check: Check::Command(&["systemd-analyze", "--version"]),
+        package: Package::Apt(&["systemd"]),
+    },
+    Requirement {
         name: "chromium and chromedriver",
         used_by: "the web pages' real-browser tests (crates/capf-web/tests/web_pages.rs, over WebDriver)",
         check: Check::Command(&["chromedriver", "--version"]),

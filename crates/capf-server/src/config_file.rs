@@ -309,10 +309,72 @@ impl ConfigFile {
         Ok((node, lease))
     }
 
+    /// Every key the file takes, as the derived parser knows them (so the list cannot drift
+    /// from the type): the top-level keys (among them the tables `settings` and `monitor`, and
+    /// the refused `lsc_validity_days`), then `settings.KEY` for each run-time setting and
+    /// `monitor.KEY` for each key of `[monitor]`. The configuration reference names each.
+    pub fn keys() -> Vec<String> {
+        let mut keys: Vec<String> = field_names::<ConfigFile>()
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        keys.extend(
+            capf_store::Settings::KEYS
+                .iter()
+                .map(|k| format!("settings.{k}")),
+        );
+        keys.extend(
+            field_names::<MonitorSection>()
+                .iter()
+                .map(|k| format!("monitor.{k}")),
+        );
+        keys
+    }
+
     /// How long running sessions may finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace_secs
             .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs)
+    }
+}
+
+/// The field names a struct's derived `Deserialize` reads, which it hands to
+/// `deserialize_struct`: a deserializer that only keeps them.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    // Always an error: the names are all it wants.
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// See [`field_names`].
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
     }
 }
 
@@ -485,5 +547,54 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// The keys a table of docs/configuration.md's section `heading` names: the first cell of
+    /// each row, in backquotes.
+    fn documented(doc: &str, heading: &str) -> Vec<String> {
+        let Some(start) = doc.find(heading) else {
+            panic!("docs/configuration.md has no section {heading:?}");
+        };
+        let section = &doc[start + heading.len()..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(key, _)| key.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_configuration_reference_names_every_key_and_only_those() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let keys = ConfigFile::keys();
+        assert!(keys.iter().any(|k| k == "lease_secs"), "{keys:?}");
+        assert!(keys.iter().any(|k| k == "monitor.smtp_server"), "{keys:?}");
+        assert!(
+            keys.iter().any(|k| k == "settings.keepalive_minutes"),
+            "{keys:?}"
+        );
+        let mut documented: Vec<String> = documented(&doc, "## Top-level keys")
+            .into_iter()
+            .chain(["settings".to_owned(), "monitor".to_owned()])
+            .chain(
+                documented(&doc, "## `[settings]`")
+                    .into_iter()
+                    .map(|k| format!("settings.{k}")),
+            )
+            .chain(
+                documented(&doc, "## `[monitor]`")
+                    .into_iter()
+                    .map(|k| format!("monitor.{k}")),
+            )
+            .collect();
+        documented.sort();
+        let mut keys = keys;
+        keys.sort();
+        assert_eq!(documented, keys, "docs/configuration.md against ConfigFile");
+        // The tables themselves are documented as sections.
+        assert!(doc.contains("## `[settings]`") && doc.contains("## `[monitor]`"));
     }
 }

@@ -10,6 +10,10 @@
 //! [`Cluster::stop`] and [`Cluster::restart`] take the server away and bring it back (a database
 //! lost mid-run).
 //!
+//! Every role logs in without a password (trust) except [`PASSWORD_ROLE`], which must give
+//! [`PASSWORD`] (scram-sha-256 on 127.0.0.1): [`Cluster::password_database`] is a database it
+//! owns, for the tests of the password's paths (a file, `PGPASSWORD`, a wrong one).
+//!
 //! ```no_run
 //! let db = capf_test_support::postgres::cluster().database();
 //! let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
@@ -27,6 +31,12 @@ use std::time::{Duration, Instant};
 /// What to install when the server binaries are missing.
 pub const INSTALL: &str = "install Debian's `postgresql` package (apt-get install -y postgresql), \
      or run `cargo xtask deps`";
+
+/// The role that logs in with a password (scram-sha-256); every other role is trusted.
+pub const PASSWORD_ROLE: &str = "capf_pw";
+
+/// [`PASSWORD_ROLE`]'s password: distinctive, so a test can look for it in logs and output.
+pub const PASSWORD: &str = "Pw-6d1f0c2e9b-never-shown";
 
 /// The one cluster of this test binary.
 #[derive(Debug)]
@@ -99,9 +109,12 @@ fn is_root() -> bool {
 /// stop the server and remove the directory.
 const KEEPER: &str = r#"
 set -e
-BIN=$1; DIR=$2; PORT=$3; OPTIONS=$4
+BIN=$1; DIR=$2; PORT=$3; OPTIONS=$4; PASSWORD_ROLE=$5
 "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
+# The password role's line first: the first matching line decides.
+{ echo "host all $PASSWORD_ROLE 127.0.0.1/32 scram-sha-256"; cat "$DIR/data/pg_hba.conf"; } >"$DIR/hba"
+mv "$DIR/hba" "$DIR/data/pg_hba.conf"
 "$BIN/postgres" -D "$DIR/data" $OPTIONS -p "$PORT" -k "$DIR" >"$DIR/server.log" 2>&1 &
 PID=$!
 echo started
@@ -147,6 +160,7 @@ impl Cluster {
             .arg(&dir)
             .arg(port.to_string())
             .arg(SERVER_OPTIONS)
+            .arg(PASSWORD_ROLE)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -177,6 +191,10 @@ impl Cluster {
             next: AtomicU32::new(0),
         };
         cluster.wait_ready();
+        cluster.admin(&format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'"
+        ));
         cluster
     }
 
@@ -288,6 +306,22 @@ impl Cluster {
         self.admin(&format!("CREATE DATABASE {name}"));
         Database {
             url: self.url(&name),
+            name,
+            port: self.port,
+        }
+    }
+
+    /// Creates a fresh, empty database owned by [`PASSWORD_ROLE`]; its `url` names that role
+    /// (without the password, which is [`PASSWORD`]).
+    ///
+    /// # Panics
+    /// When the server refuses.
+    pub fn password_database(&self) -> Database {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let name = format!("capf_test_{n}");
+        self.admin(&format!("CREATE DATABASE {name} OWNER {PASSWORD_ROLE}"));
+        Database {
+            url: format!("postgres://{PASSWORD_ROLE}@127.0.0.1:{}/{name}", self.port),
             name,
             port: self.port,
         }
