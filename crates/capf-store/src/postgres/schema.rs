@@ -243,8 +243,17 @@ CREATE TABLE directory_sync (
 );
 "#;
 
+/// Version 4: SQLite's version 8: a job's lease and its claim count, so a job whose node died
+/// or restarted is claimed again.
+const V4: &str = "
+ALTER TABLE jobs ADD COLUMN claims BIGINT NOT NULL DEFAULT 0 CHECK (claims >= 0),
+    ADD COLUMN lease_until BIGINT;
+UPDATE jobs SET claims = 1 WHERE started_at IS NOT NULL;
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+";
+
 /// The migration steps, in order: step `i` takes the database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The PostgreSQL schema version this code creates and understands.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
