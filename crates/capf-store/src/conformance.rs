@@ -145,6 +145,7 @@ macro_rules! conformance_tests {
             job_changes_are_audited,
             a_directory_sync_adds_new_devices_only_and_reports_departed_ones,
             a_directory_sync_dry_run_or_a_bad_entry_applies_nothing,
+            the_directory_configuration_round_trips_without_showing_its_password,
         );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use capf_lsc::DeviceName;
 
-use crate::{BulkChange, DeviceQuery, Error, NewDevice};
+use crate::{BulkChange, DeviceQuery, Error, NewDevice, Secret};
 
 /// How long a claim holds a job when the caller gives no lease of its own: a node renews its
 /// jobs' leases well within it ([`AdminStore::renew_job_leases`](crate::AdminStore::renew_job_leases)).
@@ -211,6 +211,27 @@ pub struct DirectorySyncOutcome {
     /// Devices an earlier sync brought in that the directory no longer lists: reported, never
     /// deleted.
     pub departed: Vec<DirectoryDevice>,
+}
+
+/// The directory a sync reads, as stored ([`AdminStore::set_directory_config`](crate::AdminStore::set_directory_config)):
+/// the bind password is sealed in the store as the Online CA password is, and never shown
+/// (`Debug` masks it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryConfigRecord {
+    /// `ldap://HOST[:PORT]` or `ldaps://HOST[:PORT]`.
+    pub url: String,
+    /// The DN to bind as.
+    pub bind_dn: String,
+    /// The bind password.
+    pub password: Secret,
+    /// The search base.
+    pub base: String,
+    /// The search filter.
+    pub filter: String,
+    /// How an entry gives its device name: capf-admin's rule text (`uid`, `CSF+uid`).
+    pub device_name: String,
+    /// The device template whose settings the devices get.
+    pub template: String,
 }
 
 /// Where the directory sync stands.

@@ -44,8 +44,8 @@ pub use cluster::{CapfCertificate, NodeId};
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use job::{
-    DEFAULT_JOB_LEASE, DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState,
-    Job, JobResult, JobState, JobWork, NewJob,
+    DEFAULT_JOB_LEASE, DirectoryConfigRecord, DirectoryDevice, DirectoryEntry,
+    DirectorySyncOutcome, DirectorySyncState, Job, JobResult, JobState, JobWork, NewJob,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -177,4 +177,7 @@ pub mod action {
     pub const DEVICE_DIRECTORY_ADDED: &str = "device added by directory sync";
     /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per sync.
     pub const DIRECTORY_SYNCED: &str = "directory synced";
+    /// [`AdminStore::set_directory_config`](crate::AdminStore::set_directory_config): the
+    /// directory configuration stored (the detail never holds the password).
+    pub const DIRECTORY_CONFIG_SET: &str = "directory configuration set";
 }

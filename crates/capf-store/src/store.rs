@@ -8,9 +8,10 @@ use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 use crate::{
     Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
     CapfCertificate, Device, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult,
-    JobState, JobWork, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice,
-    NewJob, Operation, Secret, Settings, StatusReport, TroubleshootResult,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    IssuedLsc, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewCaRequest, NewDevice, NewJob, Operation, Secret, Settings, StatusReport,
+    TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -825,6 +826,23 @@ pub trait AdminStore: Send + Sync {
         dry_run: bool,
         now: SystemTime,
     ) -> Result<DirectorySyncOutcome, Error>;
+
+    /// Stores the directory configuration, replacing the one stored; the password sealed under
+    /// the data directory's key. Audited without the password.
+    ///
+    /// # Errors
+    /// A database error, or [`Error::Random`] when no nonce can be drawn.
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error>;
+
+    /// The stored directory configuration, its password opened; `None` before one is set.
+    ///
+    /// # Errors
+    /// [`Error::SealedPassword`] (sealed under another key), or a database error.
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error>;
 
     /// Where the directory sync stands: whether and when the first sync ran, and the devices
     /// the syncs found.

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::Must;
 
 use crate::{
-    AuthMode, BulkChange, DeviceName, DeviceQuery, DeviceStore, DeviceUpdate, DirectoryEntry,
-    Error, JobResult, JobState, JobWork, NewDevice, NewJob, Operation, OperationStatus, action,
+    AuthMode, BulkChange, DeviceName, DeviceQuery, DeviceStore, DeviceUpdate,
+    DirectoryConfigRecord, DirectoryEntry, Error, JobResult, JobState, JobWork, NewDevice, NewJob,
+    Operation, OperationStatus, Secret, action,
 };
 
 /// The lease every claim here takes.
@@ -505,4 +506,39 @@ pub fn a_directory_sync_dry_run_or_a_bad_entry_applies_nothing<S: DeviceStore>(
     );
     assert!(s.list_devices().must().is_empty());
     assert_eq!(s.directory_sync_state().must().first_sync_at, None);
+}
+
+/// The directory configuration is none until set, round-trips with its password, is replaced
+/// by the next, and its audit entry never holds the password.
+pub fn the_directory_configuration_round_trips_without_showing_its_password<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
+    assert!(s.directory_config().must().is_none());
+    let mut config = DirectoryConfigRecord {
+        url: "ldaps://ldap.example.test:636".to_owned(),
+        bind_dn: "cn=admin,dc=example,dc=test".to_owned(),
+        password: Secret::new("s3cret-bind"),
+        base: "ou=people,dc=example,dc=test".to_owned(),
+        filter: "(objectClass=inetOrgPerson)".to_owned(),
+        device_name: "CSF+uid".to_owned(),
+        template: "phones".to_owned(),
+    };
+    s.set_directory_config(&config, t(1)).must();
+    assert_eq!(s.directory_config().must().must(), config);
+    assert!(!format!("{config:?}").contains("s3cret-bind"));
+    config.password = Secret::new("other");
+    config.template = "desks".to_owned();
+    s.set_directory_config(&config, t(2)).must();
+    assert_eq!(s.directory_config().must().must(), config);
+    let entries = s.audit(None, 10).must();
+    assert_eq!(entries[0].action, action::DIRECTORY_CONFIG_SET);
+    assert!(
+        entries[0].detail.contains("template desks"),
+        "{}",
+        entries[0].detail
+    );
+    for e in entries {
+        assert!(!e.detail.contains("s3cret-bind") && !e.detail.contains("other"));
+    }
 }

@@ -16,9 +16,10 @@ use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
     Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
-    JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice,
-    NewJob, Operation, OperationStatus, Settings, StatusReport, TroubleshootResult, action,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    FetchedCertificate, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewDevice, NewJob, Operation, OperationStatus, Settings, StatusReport,
+    TroubleshootResult, action,
 };
 
 impl AdminStore for PgStore {
@@ -530,6 +531,20 @@ impl AdminStore for PgStore {
 
     fn release_running_jobs(&self, node: &str, now: SystemTime) -> Result<Vec<Job>, Error> {
         self.write(None, |tx| jobs::release_running(tx, node, now))
+    }
+
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| {
+            jobs::set_directory_config(tx, &self.key, config, now)
+        })
+    }
+
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error> {
+        self.read(|tx| jobs::directory_config(tx, &self.key))
     }
 
     fn sync_directory(

@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime};
 use postgres::Row;
 
 use super::{Tx, append_audit, col, insert_device, pg_device};
-use crate::sqlite::jobs::{check_claim, claim_detail};
+use crate::auth::AUTH_KEY_LEN;
+use crate::online_ca;
+use crate::sqlite::jobs::{check_claim, claim_detail, config_detail};
 use crate::sqlite::{added_detail, from_unix, from_unix_opt, name_from_db, to_unix};
 use crate::{
-    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job,
-    JobResult, JobState, NewJob, action,
+    DirectoryConfigRecord, DirectoryDevice, DirectoryEntry, DirectorySyncOutcome,
+    DirectorySyncState, Error, Job, JobResult, JobState, NewJob, action,
 };
 
 const COLUMNS: &str = "id, kind, description, payload, due, state, singleton, created_at, \
@@ -372,6 +374,66 @@ fn sync_times(tx: &mut Tx<'_>) -> Result<Option<(i64, i64)>, Error> {
     )?
     .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
     .transpose()
+}
+
+pub(super) fn set_directory_config(
+    tx: &mut Tx<'_>,
+    key: &[u8; AUTH_KEY_LEN],
+    config: &DirectoryConfigRecord,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let sealed = online_ca::seal(key, &config.password)?;
+    tx.exec(
+        "INSERT INTO directory_config (id, url, bind_dn, sealed_password, base, filter, \
+         device_name, template, updated_at) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, bind_dn = excluded.bind_dn, \
+         sealed_password = excluded.sealed_password, base = excluded.base, \
+         filter = excluded.filter, device_name = excluded.device_name, \
+         template = excluded.template, updated_at = excluded.updated_at",
+        &[
+            &config.url,
+            &config.bind_dn,
+            &sealed,
+            &config.base,
+            &config.filter,
+            &config.device_name,
+            &config.template,
+            &to_unix(now),
+        ],
+        "storing the directory configuration",
+    )?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::DIRECTORY_CONFIG_SET,
+        &config_detail(config),
+    )
+}
+
+pub(super) fn directory_config(
+    tx: &mut Tx<'_>,
+    key: &[u8; AUTH_KEY_LEN],
+) -> Result<Option<DirectoryConfigRecord>, Error> {
+    let Some(r) = tx.opt(
+        "SELECT url, bind_dn, sealed_password, base, filter, device_name, template \
+         FROM directory_config WHERE id = 1",
+        &[],
+        "reading the directory configuration",
+    )?
+    else {
+        return Ok(None);
+    };
+    let sealed: Vec<u8> = col(&r, 2)?;
+    Ok(Some(DirectoryConfigRecord {
+        url: col(&r, 0)?,
+        bind_dn: col(&r, 1)?,
+        password: online_ca::open(key, &sealed)?,
+        base: col(&r, 3)?,
+        filter: col(&r, 4)?,
+        device_name: col(&r, 5)?,
+        template: col(&r, 6)?,
+    }))
 }
 
 pub(super) fn sync_state(tx: &mut Tx<'_>) -> Result<DirectorySyncState, Error> {

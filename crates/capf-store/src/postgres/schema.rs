@@ -244,8 +244,19 @@ CREATE TABLE directory_sync (
 "#;
 
 /// Version 4: SQLite's version 8: a job's lease and its claim count, so a job whose node died
-/// or restarted is claimed again.
+/// or restarted is claimed again; the stored directory configuration.
 const V4: &str = "
+CREATE TABLE directory_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    url TEXT NOT NULL,
+    bind_dn TEXT NOT NULL,
+    sealed_password BYTEA NOT NULL CHECK (length(sealed_password) > 12),
+    base TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    template TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
 ALTER TABLE jobs ADD COLUMN claims BIGINT NOT NULL DEFAULT 0 CHECK (claims >= 0),
     ADD COLUMN lease_until BIGINT;
 UPDATE jobs SET claims = 1 WHERE started_at IS NOT NULL;

@@ -19,10 +19,10 @@ use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
     Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
-    JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice,
-    NewJob, Operation, OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult,
-    action,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    FetchedCertificate, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewDevice, NewJob, Operation, OperationStatus, Settings, SqliteStore, StatusReport,
+    TroubleshootResult, action,
 };
 
 impl AdminStore for SqliteStore {
@@ -546,6 +546,20 @@ impl AdminStore for SqliteStore {
 
     fn release_running_jobs(&self, node: &str, now: SystemTime) -> Result<Vec<Job>, Error> {
         self.write(None, |tx| jobs::release_running(tx, node, now))
+    }
+
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| {
+            jobs::set_directory_config(tx, &self.key, config, now)
+        })
+    }
+
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error> {
+        jobs::directory_config(&self.lock(), &self.key)
     }
 
     fn sync_directory(

@@ -9,9 +9,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     added_detail, all_rows, append_audit, from_unix, from_unix_opt, insert_device, to_unix,
 };
+use crate::auth::AUTH_KEY_LEN;
+use crate::online_ca;
 use crate::{
-    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job,
-    JobResult, JobState, NewJob, action,
+    DirectoryConfigRecord, DirectoryDevice, DirectoryEntry, DirectorySyncOutcome,
+    DirectorySyncState, Error, Job, JobResult, JobState, NewJob, action,
 };
 
 const COLUMNS: &str = "id, kind, description, payload, due, state, singleton, created_at, \
@@ -447,6 +449,88 @@ fn sync_times(conn: &Connection) -> Result<Option<(i64, i64)>, Error> {
                 .optional()
         })
         .map_err(Error::db("reading the directory sync state"))
+}
+
+pub(super) fn set_directory_config(
+    tx: &Connection,
+    key: &[u8; AUTH_KEY_LEN],
+    config: &DirectoryConfigRecord,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let sealed = online_ca::seal(key, &config.password)?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO directory_config (id, url, bind_dn, sealed_password, base, \
+         filter, device_name, template, updated_at) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            config.url,
+            config.bind_dn,
+            sealed,
+            config.base,
+            config.filter,
+            config.device_name,
+            config.template,
+            to_unix(now),
+        ])
+    })
+    .map_err(Error::db("storing the directory configuration"))?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::DIRECTORY_CONFIG_SET,
+        &config_detail(config),
+    )
+}
+
+/// The audit detail of a stored directory configuration: everything but the password.
+pub(crate) fn config_detail(config: &DirectoryConfigRecord) -> String {
+    format!(
+        "{} as {}, base {}, filter {}, device name {}, template {}, password set",
+        config.url, config.bind_dn, config.base, config.filter, config.device_name, config.template
+    )
+}
+
+pub(super) fn directory_config(
+    conn: &Connection,
+    key: &[u8; AUTH_KEY_LEN],
+) -> Result<Option<DirectoryConfigRecord>, Error> {
+    type Row = (String, String, Vec<u8>, String, String, String, String);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT url, bind_dn, sealed_password, base, filter, device_name, template \
+             FROM directory_config WHERE id = 1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(Error::db("reading the directory configuration"))?;
+    row.map(
+        |(url, bind_dn, sealed, base, filter, device_name, template)| {
+            Ok(DirectoryConfigRecord {
+                url,
+                bind_dn,
+                password: online_ca::open(key, &sealed)?,
+                base,
+                filter,
+                device_name,
+                template,
+            })
+        },
+    )
+    .transpose()
 }
 
 pub(super) fn sync_state(conn: &Connection) -> Result<DirectorySyncState, Error> {
