@@ -52,7 +52,7 @@ fn main() {
     let config = DirectoryConfig {
         url: directory.url(),
         bind_dn: Slapd::ADMIN_DN.into(),
-        password_file: directory.password_file(),
+        password: capf_admin::ldap::read_password(&directory.password_file()).unwrap(),
         base: Slapd::PEOPLE.into(),
         filter: "(objectClass=inetOrgPerson)".into(),
         device_name: DeviceNameRule::parse("CSF+uid").unwrap(),

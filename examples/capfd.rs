@@ -213,16 +213,18 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         config.enable_ipv6 = v6.into();
     }
     let grace = config.shutdown_grace;
-    // Jobs are claimed under the node's given name, else the host name: a restart then fails
-    // the jobs it left running, never another node's (give each node of a cluster on one host
-    // its own name).
+    // Jobs are claimed under the node's given name, else the host name, leased for the node's
+    // lease: a restart releases the jobs it left running to run again, never another node's
+    // (give each node of a cluster on one host its own name); a dead node's run again once
+    // their lease runs out.
     let scheduler = capf_admin::jobs::Scheduler::new(
         cli.node
             .clone()
             .or_else(|| file.node.clone())
             .unwrap_or_else(capf_admin::jobs::host_name),
         monitor_config(file.monitor.as_ref())?,
-    );
+    )
+    .with_lease(lease);
     let jobs_store: Arc<dyn capf_store::DeviceStore> = store.clone();
     let server = CapfServer::bind(config, store.clone()).await?;
     // Scheduled jobs (issue 17): wiring only; capf-admin claims and runs them.
@@ -289,9 +291,11 @@ fn monitor_config(
 }
 
 /// Every second, runs the scheduled jobs that are due (on the blocking pool: the store and
-/// the jobs are synchronous); at start, fails the jobs this node left running.
+/// the jobs are synchronous); at start, releases the jobs this node left running, to run them
+/// again. Beside it, renews the leases of the jobs it runs every third of the lease.
 async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_store::DeviceStore>) {
     let scheduler = Arc::new(scheduler);
+    tokio::spawn(renew_job_leases(scheduler.clone(), store.clone()));
     let mut started = false;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -303,7 +307,7 @@ async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_st
             let now = SystemTime::now();
             if first {
                 for job in s.start(&*st, now)? {
-                    tracing::warn!(job = job.id, kind = %job.kind, "job interrupted by a restart: failed");
+                    tracing::warn!(job = job.id, kind = %job.kind, "job interrupted by a restart: it runs again");
                 }
             }
             s.run_due(&*st, now)
@@ -328,6 +332,27 @@ async fn run_jobs(scheduler: capf_admin::jobs::Scheduler, store: Arc<dyn capf_st
                 tracing::warn!(error = %capf_admin::error_chain(&e), "running scheduled jobs")
             }
             Err(e) => tracing::warn!(error = %e, "the job scheduler's task failed"),
+        }
+    }
+}
+
+/// Every third of the lease, extends the leases of the jobs this node runs, so a long job is
+/// not taken over by another node while this one is alive.
+async fn renew_job_leases(
+    scheduler: Arc<capf_admin::jobs::Scheduler>,
+    store: Arc<dyn capf_store::DeviceStore>,
+) {
+    let mut tick = tokio::time::interval(scheduler.lease() / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (s, st) = (scheduler.clone(), store.clone());
+        match tokio::task::spawn_blocking(move || s.renew(&*st, SystemTime::now())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %capf_admin::error_chain(&e), "renewing the job leases")
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing the job leases"),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Scheduled jobs as processes: `capfctl bulk ... --at TIME` stores a job, `capfctl job
 //! list|show|cancel` manages it, and a running `capfd` runs it when due, exactly once: a job due
 //! in 2 s runs once; a restart of capfd before it is due still runs it once; a cancelled job
-//! never runs; a job that fails records why. The built-in monitor job mails through a real
-//! local SMTP server (aiosmtpd, as the monitor test of `capfctl_admin` does).
+//! never runs; a job that fails records why; a job left Running by a node that died runs again
+//! once its lease runs out, and one left by this node's name runs again at its restart, each
+//! applied once. The built-in monitor job mails through a real local SMTP server (aiosmtpd, as
+//! the monitor test of `capfctl_admin` does); with `[monitor] enabled = false` no monitor job is
+//! scheduled or run.
 //!
 //! Two capfd processes on one store running a job once needs a store two servers share:
 //! `tests/capfd_cluster.rs` runs it on PostgreSQL (`two_nodes_run_each_due_job_exactly_once`).
@@ -97,6 +100,11 @@ struct Capfd(Child);
 
 impl Capfd {
     fn start(data: &Path, config: &Path) -> Capfd {
+        Capfd::start_with(data, config, &[])
+    }
+
+    /// [`Capfd::start`] with more arguments.
+    fn start_with(data: &Path, config: &Path, extra: &[&str]) -> Capfd {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -109,6 +117,7 @@ impl Capfd {
             .arg("--data")
             .arg(data)
             .args(["--listen", &listen])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -474,4 +483,141 @@ fn the_monitor_job_mails_revokes_and_schedules_its_next_run() {
     assert_eq!(delay, day);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(smtp.messages().len(), 1, "one notification per run");
+}
+
+#[test]
+fn a_switched_off_monitor_is_neither_scheduled_nor_run() {
+    let s = Scratch::new("monitor-off");
+    add_lobby_devices(&s);
+    let store = s.store();
+    let now = SystemTime::now();
+    with_lsc(
+        &store,
+        "SEP00AA00000002",
+        &[0x72, 2],
+        now - Duration::from_secs(86_400),
+    );
+    // A monitor run left scheduled while the monitor was on, due now.
+    let left = store
+        .add_job(
+            &capf_store::NewJob {
+                kind: "monitor".to_owned(),
+                description: "certificate monitor".to_owned(),
+                payload: String::new(),
+                due: now,
+                singleton: true,
+            },
+            now,
+        )
+        .unwrap();
+    // A bulk job due after capfd started: once it ran, capfd's start and its ticks are past.
+    let marker = s.json(&[
+        "bulk",
+        "update",
+        "--in-pool",
+        "Lobby",
+        "--model",
+        "Cisco 8865",
+        "--at",
+        &in_secs(2),
+    ]);
+    let _capfd = Capfd::start(&s.data(), &s.config("enabled = false\n"));
+    let done = wait_done(&store, marker["id"].as_i64().unwrap());
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    // The left-over run ended with nothing done, and no monitor job was scheduled again.
+    let left = wait_done(&store, left.id);
+    assert_eq!(left.state, JobState::Succeeded, "{left:?}");
+    assert_eq!(left.result.unwrap().devices_changed, 0);
+    let monitors: Vec<Job> = store
+        .jobs(None)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "monitor")
+        .collect();
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    assert_eq!(
+        store.lsc(&[0x72, 2]).unwrap().unwrap().state,
+        LscState::Installed,
+        "the switched-off monitor revoked nothing"
+    );
+}
+
+#[test]
+fn a_job_left_running_by_a_dead_node_or_a_restart_runs_again_once() {
+    let s = Scratch::new("rerun");
+    add_lobby_devices(&s);
+    let store = s.store();
+    let job = s.json(&[
+        "bulk",
+        "update",
+        "--in-pool",
+        "Lobby",
+        "--model",
+        "Cisco 8865",
+        "--at",
+        &in_secs(0),
+    ]);
+    let id = job["id"].as_i64().unwrap();
+    // Another node claimed it with a 2 s lease and died before its work committed.
+    let now = SystemTime::now();
+    let dead = store
+        .claim_due_job("dead-node", Duration::from_secs(2), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.id, id);
+    // This node left a second job Running (a long lease) when it was killed.
+    let second = s.json(&[
+        "bulk",
+        "update",
+        "--in-pool",
+        "Lobby",
+        "--description",
+        "after the restart",
+        "--at",
+        &in_secs(0),
+    ]);
+    let second_id = second["id"].as_i64().unwrap();
+    let mine = store
+        .claim_due_job("capf-a", Duration::from_secs(3600), SystemTime::now())
+        .unwrap()
+        .unwrap();
+    assert_eq!(mine.id, second_id);
+    assert!(
+        store
+            .device(&dn("SEP001122334455"))
+            .unwrap()
+            .unwrap()
+            .model
+            .is_empty()
+    );
+
+    let _capfd = Capfd::start_with(
+        &s.data(),
+        &s.config("enabled = false\n"),
+        &["--node", "capf-a"],
+    );
+    for id in [id, second_id] {
+        let done = wait_done(&store, id);
+        assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+        assert_eq!(done.claims, 2);
+        assert_eq!(done.node.as_deref(), Some("capf-a"));
+        assert_eq!(done.result.unwrap().devices_changed, 2);
+        assert_eq!(starts(&store, id), 2);
+    }
+    let device = store.device(&dn("SEP001122334456")).unwrap().unwrap();
+    assert_eq!(device.model, "Cisco 8865");
+    assert_eq!(device.description, "after the restart");
+    // Each job's change applied once: one bulk-update audit entry per device per job.
+    let changes = store
+        .audit(Some(&dn("SEP001122334456")), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action::DEVICE_BULK_UPDATED)
+        .count();
+    assert_eq!(changes, 2);
+    // The dead node's run, were it to come back, records nothing.
+    assert!(matches!(
+        store.finish_job(&dead, &capf_store::JobResult::default(), SystemTime::now()),
+        Err(capf_store::Error::JobWrongState { .. })
+    ));
 }

@@ -3,7 +3,9 @@
 //! the template and the devices then enroll with capfd and capf-phone; a later sync adds only
 //! the new users and reports the removed one; a bad entry is reported with its DN; a wrong bind
 //! password and a directory that is down fail in one line with nothing applied; `ldaps` is
-//! verified against a CA in CAPF-trust.
+//! verified against a CA in CAPF-trust or in the system's store (`SSL_CERT_FILE`, which
+//! rustls-native-certs reads); the configuration is stored (`ldap config set|show`, the password
+//! never shown) and a sync runs from it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -31,13 +33,19 @@ impl Scratch {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(common::example("capfctl"))
-            .current_dir(&self.0)
+        self.command(args).output().unwrap()
+    }
+
+    /// capfctl with `args` and the data directory, the system trust store's variables unset.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(common::example("capfctl"));
+        cmd.current_dir(&self.0)
             .args(args)
             .arg("--data")
             .arg(self.data())
-            .output()
-            .unwrap()
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        cmd
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -323,4 +331,109 @@ fn ldaps_is_verified_against_a_ca_in_capf_trust() {
     );
     let report = s.json(&sync_args(&url, password));
     assert_eq!(strings(&report["added"]), ["CSFalice"]);
+}
+
+#[test]
+fn ldaps_is_verified_against_a_ca_in_the_system_store() {
+    let s = Scratch::new("ldaps-system");
+    let ca = TestCa::generate(&s.0.join("ca"));
+    let dir = Slapd::start("ldaps-system", &person_ldif("alice"), Some(&ca));
+    let url = dir.ldaps_url("localhost");
+    let password = dir.password_file();
+    let password = password.to_str().unwrap();
+    s.template("install");
+    assert!(!s.data().join("trust").exists());
+    // The system store without the CA: not trusted, one line, nothing applied.
+    let err = s.fails(&sync_args(&url, password));
+    assert!(err.contains(&format!("connecting to {url}")), "{err}");
+    assert!(s.store().list_devices().unwrap().is_empty());
+    // The system store is the CA's file (SSL_CERT_FILE), nothing in CAPF-trust: trusted.
+    let out = s
+        .command(&sync_args(&url, password))
+        .env("SSL_CERT_FILE", &ca.ca_cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("added CSFalice"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!s.data().join("trust").exists());
+    assert_eq!(s.store().list_devices().unwrap().len(), 1);
+}
+
+#[test]
+fn the_configuration_is_stored_without_showing_its_password_and_a_sync_runs_from_it() {
+    let s = Scratch::new("config");
+    let dir = Slapd::start(
+        "config",
+        &format!("{}{}", person_ldif("alice"), person_ldif("bob")),
+        None,
+    );
+    let url = dir.url();
+    let password = dir.password_file();
+    s.template("install");
+    // Nothing stored: show and a sync without flags say so in one line.
+    let err = s.fails(&["ldap", "config", "show"]);
+    assert!(err.contains("ldap config set"), "{err}");
+    let err = s.fails(&["ldap", "sync"]);
+    assert!(
+        err.contains("is needed: no directory configuration is stored"),
+        "{err}"
+    );
+    // A template that does not exist is refused.
+    let mut set = sync_args(&url, password.to_str().unwrap());
+    set[1] = "set";
+    set.insert(1, "config");
+    let unknown: Vec<&str> = set
+        .iter()
+        .map(|a| if *a == "phones" { "nosuch" } else { a })
+        .collect();
+    s.fails(&unknown);
+    assert!(s.store().directory_config().unwrap().is_none());
+
+    let text = s.ok(&set);
+    assert!(!text.contains(Slapd::PASSWORD), "{text}");
+    assert!(text.contains("password     set"), "{text}");
+    let shown = s.json(&["ldap", "config", "show"]);
+    assert!(!shown.to_string().contains(Slapd::PASSWORD), "{shown}");
+    assert_eq!(shown["url"], url.as_str());
+    assert_eq!(shown["bind_dn"], Slapd::ADMIN_DN);
+    assert_eq!(shown["base"], Slapd::PEOPLE);
+    assert_eq!(shown["device_name"], "CSF+uid");
+    assert_eq!(shown["template"], "phones");
+    assert_eq!(shown["password_set"], true);
+    let text = s.ok(&["ldap", "config", "show"]);
+    assert!(!text.contains(Slapd::PASSWORD), "{text}");
+    // The password is sealed in the store, not kept as text.
+    for file in ["capf.sqlite", "capf.sqlite-wal"] {
+        let db = std::fs::read(s.data().join(file)).unwrap_or_default();
+        assert!(
+            !db.windows(Slapd::PASSWORD.len())
+                .any(|w| w == Slapd::PASSWORD.as_bytes()),
+            "{file}"
+        );
+    }
+    // The password file can go: the stored configuration carries the password.
+    std::fs::remove_file(&password).unwrap();
+
+    // A flag overrides the stored value for one run: a filter that finds only bob.
+    let dry = s.json(&["ldap", "sync", "--dry-run", "--filter", "(uid=bob)"]);
+    assert_eq!(strings(&dry["added"]), ["CSFbob"]);
+    assert!(s.store().list_devices().unwrap().is_empty());
+    let report = s.json(&["ldap", "sync"]);
+    assert_eq!(report["first_sync"], true);
+    assert_eq!(strings(&report["added"]), ["CSFalice", "CSFbob"]);
+    // `config set` with one flag keeps the other stored fields.
+    s.ok(&["ldap", "config", "set", "--filter", "(uid=alice)"]);
+    let shown = s.json(&["ldap", "config", "show"]);
+    assert_eq!(shown["filter"], "(uid=alice)");
+    assert_eq!(shown["url"], url.as_str());
+    let report = s.json(&["ldap", "sync"]);
+    assert_eq!(strings(&report["already_registered"]), ["CSFalice"]);
 }

@@ -326,35 +326,51 @@ pub fn insert_devices_csv_from(
 ) -> Result<BulkInsert, Error> {
     let shown = shown.to_owned();
     let CsvDevices { devices, lines } =
-        read_devices_csv(input, &shown, template.as_ref(), progress, now)?;
+        check_devices_csv(store, input, &shown, template.as_ref(), progress, now)?;
+    progress.start(&format!("adding {} devices", devices.len()), None);
+    let added = store.add_devices(&devices, now);
+    progress.finish();
+    let added = added.map_err(|e| refused_row(&shown, &lines, e))?;
+    Ok(BulkInsert { added, template })
+}
+
+/// Reads and checks every row of a CSV file ([`read_devices_csv`]), and refuses a row that
+/// asks for EC in the Online CA mode: what a bulk insert does before it adds anything.
+pub(crate) fn check_devices_csv(
+    store: &dyn DeviceStore,
+    input: impl std::io::Read,
+    shown: &str,
+    template: Option<&DeviceTemplate>,
+    progress: &mut dyn Progress,
+    now: SystemTime,
+) -> Result<CsvDevices, Error> {
+    let checked = read_devices_csv(input, shown, template, progress, now)?;
     // The guide: Online CA does not support ECDSA keys; a row (or its template) asking for EC
     // in that mode is refused by its line, before anything is added.
     let settings = store.settings()?;
-    for (device, &line) in devices.iter().zip(&lines) {
+    for (device, &line) in checked.devices.iter().zip(&checked.lines) {
         crate::online_ca::refuse_ec(&settings, &device.operation, || {
             format!("device {}", device.name)
         })
         .map_err(|source| Error::Row {
-            file: shown.clone(),
+            file: shown.to_owned(),
             line,
             source: Box::new(source),
         })?;
     }
-    progress.start(&format!("adding {} devices", devices.len()), None);
-    let added = store.add_devices(&devices, now);
-    progress.finish();
-    let added = match added {
-        Ok(n) => n,
-        Err(capf_store::Error::BulkItem { index, source }) => {
-            return Err(Error::RowRefused {
-                file: shown,
-                line: lines.get(index).copied().unwrap_or(0),
-                error: source,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    Ok(BulkInsert { added, template })
+    Ok(checked)
+}
+
+/// The store's refusal of one device of a bulk insert, named by its CSV line.
+pub(crate) fn refused_row(shown: &str, lines: &[u64], error: capf_store::Error) -> Error {
+    match error {
+        capf_store::Error::BulkItem { index, source } => Error::RowRefused {
+            file: shown.to_owned(),
+            line: lines.get(index).copied().unwrap_or(0),
+            error: source,
+        },
+        e => e.into(),
+    }
 }
 
 /// What a bulk update changes, as given (checked by [`ChangeParams::to_change`]).
@@ -429,11 +445,7 @@ pub fn update_devices(
     progress: &mut dyn Progress,
     now: SystemTime,
 ) -> Result<Vec<DeviceChange>, Error> {
-    if let Some(schedule) = &change.schedule {
-        crate::online_ca::refuse_ec(&store.settings()?, &schedule.operation, || {
-            "the devices matching the query".to_owned()
-        })?;
-    }
+    refuse_ec_change(store, change)?;
     progress.start(
         if dry_run {
             "working out the changes"
@@ -445,6 +457,16 @@ pub fn update_devices(
     let changes = store.update_devices(&filter.to_query(now), change, dry_run, now);
     progress.finish();
     Ok(changes?)
+}
+
+/// Refuses a bulk change that schedules an EC key order in the Online CA mode.
+pub(crate) fn refuse_ec_change(store: &dyn DeviceStore, change: &BulkChange) -> Result<(), Error> {
+    if let Some(schedule) = &change.schedule {
+        crate::online_ca::refuse_ec(&store.settings()?, &schedule.operation, || {
+            "the devices matching the query".to_owned()
+        })?;
+    }
+    Ok(())
 }
 
 /// A device template as given; [`TemplateParams::to_template`] checks it.

@@ -402,6 +402,17 @@ pub enum Error {
         /// What rustls reported.
         source: rustls::Error,
     },
+    /// A directory configuration with a field that cannot be right.
+    #[error("the directory configuration's {field} {reason}")]
+    DirectoryConfig {
+        /// The field: `url`, `bind_dn`, ...
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No directory configuration is stored, and none was given.
+    #[error("no directory configuration is stored (capfctl ldap config set)")]
+    NoDirectoryConfig,
     /// A device-name rule that is neither `ATTRIBUTE` nor `PREFIX+ATTRIBUTE`.
     #[error("--device-name {text:?}: expected an attribute (uid) or PREFIX+ATTRIBUTE (CSF+uid)")]
     DeviceNameRule {

@@ -7,10 +7,17 @@
 //! (the CSV file's content itself for an insert), so the job does not depend on files that
 //! may change or go. A running server calls [`Scheduler::run_due`] every second: each call
 //! claims due jobs one at a time through the store's one-statement claim
-//! ([`AdminStore::claim_due_job`](capf_store::AdminStore::claim_due_job)), so a job runs exactly once whichever process or node
-//! claims it, and records what it did ([`JobResult`]: devices changed, items refused, or why
-//! it failed). [`Scheduler::start`] fails the jobs this node left running when it stopped
-//! (they are never run twice) and schedules the monitor.
+//! ([`AdminStore::claim_due_job`](capf_store::AdminStore::claim_due_job)), leased to the node,
+//! and records what it did ([`JobResult`]: devices changed, items refused, or why it failed).
+//!
+//! A job runs exactly once, even across restarts and nodes: a bulk job's store work commits in
+//! the same transaction as its end
+//! ([`AdminStore::finish_job_with_work`](capf_store::AdminStore::finish_job_with_work)), so a
+//! job whose node died mid-run (its lease ran out: [`Scheduler::renew`] keeps a live node's
+//! leases) or restarted ([`Scheduler::start`] releases them) applied nothing and is simply run
+//! again, and a run whose claim was taken over applies nothing. The monitor's store work
+//! (revoking expired LSCs) is the same however often it runs; an interrupted monitor run may
+//! mail its notification again.
 //!
 //! # The monitor job
 //!
@@ -25,13 +32,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use capf_store::{DeviceStore, Job, JobResult, JobState, NewJob, StatusKind};
+use capf_store::{
+    DEFAULT_JOB_LEASE, DeviceStore, Job, JobResult, JobState, JobWork, NewJob, StatusKind,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::bulk::{check_devices_csv, refused_row};
 use crate::names::{OperationKind, key_order_name, parse_curve, parse_key_order, parse_rsa_bits};
 use crate::{
     ChangeParams, DeviceFilter, Error, KeyChoice, NoProgress, SmtpRelay, error_chain,
-    parse_rfc3339, read_devices_csv, rfc3339, rfc3339_opt,
+    parse_rfc3339, rfc3339, rfc3339_opt,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -205,12 +215,7 @@ pub fn schedule_bulk_update(
     due: SystemTime,
     now: SystemTime,
 ) -> Result<Job, Error> {
-    let checked = change.to_change(now)?;
-    if let Some(schedule) = &checked.schedule {
-        crate::online_ca::refuse_ec(&store.settings()?, &schedule.operation, || {
-            "the devices matching the query".to_owned()
-        })?;
-    }
+    crate::bulk::refuse_ec_change(store, &change.to_change(now)?)?;
     let payload = UpdatePayload::new(filter, change);
     let description = format!(
         "bulk update of {}",
@@ -248,18 +253,14 @@ pub fn schedule_bulk_insert(
             })
         })
         .transpose()?;
-    let checked = read_devices_csv(csv.as_bytes(), file, found.as_ref(), &mut NoProgress, now)?;
-    let settings = store.settings()?;
-    for (device, &line) in checked.devices.iter().zip(&checked.lines) {
-        crate::online_ca::refuse_ec(&settings, &device.operation, || {
-            format!("device {}", device.name)
-        })
-        .map_err(|source| Error::Row {
-            file: file.to_owned(),
-            line,
-            source: Box::new(source),
-        })?;
-    }
+    let checked = check_devices_csv(
+        store,
+        csv.as_bytes(),
+        file,
+        found.as_ref(),
+        &mut NoProgress,
+        now,
+    )?;
     let description = format!(
         "bulk insert of {} devices from {file}{}",
         checked.devices.len(),
@@ -331,6 +332,7 @@ impl Default for MonitorConfig {
 pub struct Scheduler {
     node: String,
     monitor: MonitorConfig,
+    lease: Duration,
 }
 
 impl Scheduler {
@@ -340,7 +342,20 @@ impl Scheduler {
         Scheduler {
             node: node.into(),
             monitor,
+            lease: DEFAULT_JOB_LEASE,
         }
+    }
+
+    /// The lease of each claim (30 s by default): how long after this node stops renewing
+    /// ([`renew`](Self::renew)) another node may run its job again.
+    pub fn with_lease(mut self, lease: Duration) -> Scheduler {
+        self.lease = lease;
+        self
+    }
+
+    /// The lease of each claim.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// The node's name.
@@ -348,22 +363,25 @@ impl Scheduler {
         &self.node
     }
 
-    /// At the node's start: the jobs it left Running fail ("interrupted": a job is never run
-    /// twice, and one that stopped half-way may have applied its transaction or not, as its
-    /// audit shows), and the monitor is scheduled when it is on and none is. Returns the jobs
-    /// failed.
+    /// At the node's start: the jobs it left Running are released, to be claimed and run
+    /// again (their work was not applied: it commits with their end), and the monitor is
+    /// scheduled when it is on and none is. Returns the jobs released.
     ///
     /// # Errors
     /// The store's.
     pub fn start(&self, store: &dyn DeviceStore, now: SystemTime) -> Result<Vec<Job>, Error> {
-        let failed = store.fail_running_jobs(
-            &self.node,
-            "interrupted: the server stopped while the job ran (see the audit log for what it \
-             applied)",
-            now,
-        )?;
+        let released = store.release_running_jobs(&self.node, now)?;
         self.schedule_monitor(store, now)?;
-        Ok(failed)
+        Ok(released)
+    }
+
+    /// Extends the leases of the jobs this node is running; a server calls it every third of
+    /// the lease, beside [`run_due`](Self::run_due). Returns how many.
+    ///
+    /// # Errors
+    /// The store's.
+    pub fn renew(&self, store: &dyn DeviceStore, now: SystemTime) -> Result<usize, Error> {
+        Ok(store.renew_job_leases(&self.node, self.lease, now)?)
     }
 
     fn schedule_monitor(&self, store: &dyn DeviceStore, due: SystemTime) -> Result<(), Error> {
@@ -385,17 +403,21 @@ impl Scheduler {
         }
     }
 
-    /// Runs every job due at `now`, one claim at a time, and returns them as they ended.
-    /// A job's own failure is recorded in its result, not returned.
+    /// Runs every job due at `now` (and every job whose node died or restarted), one claim at
+    /// a time, and returns them as they ended. A job's own failure is recorded in its result,
+    /// not returned; a job whose claim another node took over meanwhile is left to it.
     ///
     /// # Errors
-    /// The store's (claiming or recording); a job claimed before it stays Running and fails at
-    /// the node's next [`start`](Self::start).
+    /// The store's (claiming or recording); a job claimed before it stays Running and runs
+    /// again once its lease runs out, or at the node's next [`start`](Self::start).
     pub fn run_due(&self, store: &dyn DeviceStore, now: SystemTime) -> Result<Vec<Job>, Error> {
         let mut done = Vec::new();
-        while let Some(job) = store.claim_due_job(&self.node, now)? {
-            let result = self.run(store, &job, now);
-            done.push(store.finish_job(job.id, &result, now)?);
+        while let Some(job) = store.claim_due_job(&self.node, self.lease, now)? {
+            match self.run(store, &job, now) {
+                Ok(ended) => done.push(ended),
+                Err(e) if claim_lost(&e) => continue,
+                Err(e) => return Err(e),
+            }
             if job.kind == JobKind::Monitor.as_str() {
                 let next = if soon_expiring(store, now)? {
                     HOUR
@@ -408,25 +430,29 @@ impl Scheduler {
         Ok(done)
     }
 
-    fn run(&self, store: &dyn DeviceStore, job: &Job, now: SystemTime) -> JobResult {
+    /// Runs the claimed `job` and records its end: a bulk job's work in the same transaction.
+    fn run(&self, store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<Job, Error> {
         let outcome = match job.kind.parse::<JobKind>() {
             Ok(JobKind::BulkUpdate) => run_update(store, job, now),
             Ok(JobKind::BulkInsert) => run_insert(store, job, now),
-            Ok(JobKind::Monitor) => return self.run_monitor(store, now),
+            Ok(JobKind::Monitor) => {
+                return Ok(store.finish_job(job, &self.run_monitor(store, now), now)?);
+            }
             Err(()) => Err(Error::UnknownJobKind {
                 id: job.id,
                 kind: job.kind.clone(),
             }),
         };
         match outcome {
-            Ok(changed) => JobResult {
-                devices_changed: changed,
-                ..JobResult::default()
-            },
-            Err(e) => JobResult {
-                failure: Some(error_chain(&e)),
-                ..JobResult::default()
-            },
+            Ok(ended) => Ok(ended),
+            Err(e) if claim_lost(&e) => Err(e),
+            Err(e) => {
+                let failed = JobResult {
+                    failure: Some(error_chain(&e)),
+                    ..JobResult::default()
+                };
+                Ok(store.finish_job(job, &failed, now)?)
+            }
         }
     }
 
@@ -462,6 +488,12 @@ impl Scheduler {
     }
 }
 
+/// Whether the run's claim was taken over by another node (its lease ran out): it recorded
+/// nothing, and the other node's run records the job's end.
+fn claim_lost(e: &Error) -> bool {
+    matches!(e, Error::Store(s) if matches!(**s, capf_store::Error::JobClaimLost { .. }))
+}
+
 /// Whether an Issued or Installed LSC expires within a day: the monitor then runs hourly.
 fn soon_expiring(store: &dyn DeviceStore, now: SystemTime) -> Result<bool, Error> {
     Ok(!store.lscs_expiring_before(now + DAY)?.is_empty())
@@ -475,14 +507,19 @@ fn payload<T: for<'de> Deserialize<'de>>(job: &Job) -> Result<T, Error> {
     })
 }
 
-fn run_update(store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<u64, Error> {
+fn run_update(store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<Job, Error> {
     let p: UpdatePayload = payload(job)?;
     let change = p.change()?.to_change(now)?;
-    let changes = crate::update_devices(store, &p.filter()?, &change, false, &mut NoProgress, now)?;
-    Ok(changes.len() as u64)
+    crate::bulk::refuse_ec_change(store, &change)?;
+    let query = p.filter()?.to_query(now);
+    let work = JobWork::UpdateDevices {
+        query: &query,
+        change: &change,
+    };
+    Ok(store.finish_job_with_work(job, &work, now)?)
 }
 
-fn run_insert(store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<u64, Error> {
+fn run_insert(store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<Job, Error> {
     let p: InsertPayload = payload(job)?;
     let template = p
         .template
@@ -493,15 +530,17 @@ fn run_insert(store: &dyn DeviceStore, job: &Job, now: SystemTime) -> Result<u64
             })
         })
         .transpose()?;
-    let inserted = crate::insert_devices_csv_from(
+    let checked = check_devices_csv(
         store,
         p.csv.as_bytes(),
         &p.file,
-        template,
+        template.as_ref(),
         &mut NoProgress,
         now,
     )?;
-    Ok(inserted.added as u64)
+    store
+        .finish_job_with_work(job, &JobWork::AddDevices(&checked.devices), now)
+        .map_err(|e| refused_row(&p.file, &checked.lines, e))
 }
 
 /// The name of this host, as a node name for [`Scheduler::new`] (Linux's
@@ -695,6 +734,116 @@ mod tests {
         let next = s.jobs(Some(JobState::Scheduled)).unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].due, t(2) + DAY);
+    }
+
+    fn lsc(device: &str, serial: u8, not_after: SystemTime) -> capf_store::LscRecord {
+        capf_store::LscRecord {
+            serial: vec![serial],
+            device: crate::check_device_name(device).unwrap(),
+            der: vec![0x30, 0x00],
+            not_before: t(0),
+            not_after,
+            issued_at: t(0),
+            state: capf_store::LscState::Installed,
+            state_changed_at: t(0),
+        }
+    }
+
+    #[test]
+    fn the_monitor_runs_hourly_while_an_lsc_expires_within_a_day() {
+        let s = store();
+        let sched = Scheduler::new("node-a", MonitorConfig::default());
+        sched.start(&s, t(0)).unwrap();
+        // Expires in a day and a minute: not within a day of the first run, so the next is daily.
+        let expiry = t(100) + DAY + Duration::from_secs(60);
+        s.import_lscs(&mut [lsc("SEP001122334455", 1, expiry)].into_iter(), t(0))
+            .unwrap();
+        sched.run_due(&s, t(100)).unwrap();
+        let next = s.jobs(Some(JobState::Scheduled)).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].due, t(100) + DAY);
+        // At that run it expires within a day: the monitor comes back in an hour.
+        let day_later = t(100) + DAY;
+        let done = sched.run_due(&s, day_later).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].state, JobState::Succeeded);
+        let next = s.jobs(Some(JobState::Scheduled)).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].kind, "monitor");
+        assert_eq!(next[0].due, day_later + HOUR);
+        // By the hourly run it expired: the run revokes it, nothing expires within a day, and
+        // the monitor is daily again.
+        let after = day_later + HOUR;
+        assert!(after > expiry);
+        let done = sched.run_due(&s, after).unwrap();
+        assert_eq!(done[0].result.as_ref().unwrap().devices_changed, 1);
+        let next = s.jobs(Some(JobState::Scheduled)).unwrap();
+        assert_eq!(next[0].due, after + DAY);
+    }
+
+    #[test]
+    fn a_job_of_a_dead_node_runs_on_another_once_and_a_restart_runs_its_own_again() {
+        let s = store();
+        let a = scheduler();
+        let b = Scheduler::new(
+            "node-b",
+            MonitorConfig {
+                enabled: false,
+                ..MonitorConfig::default()
+            },
+        );
+        let csv = "device_name\nSEP001122334455\nSEP001122334456\n".to_owned();
+        let job = schedule_bulk_insert(&s, csv.clone(), "phones.csv", None, t(10), t(0)).unwrap();
+        // Node a claims it and dies before its work commits.
+        let claimed = s
+            .claim_due_job("node-a", a.lease(), t(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, job.id);
+        assert!(b.run_due(&s, t(10) + a.lease()).unwrap().is_empty());
+        let done = b.run_due(&s, t(11) + a.lease()).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].state, JobState::Succeeded);
+        assert_eq!(done[0].node.as_deref(), Some("node-b"));
+        assert_eq!(done[0].claims, 2);
+        assert_eq!(
+            s.query_devices(&capf_store::DeviceQuery::default())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(a.run_due(&s, t(1000)).unwrap().is_empty());
+
+        // Node a claims another and restarts under its name: its start releases the job, and it
+        // runs once.
+        let again = schedule_bulk_insert(
+            &s,
+            "device_name\nSEP0011223344AA\n".to_owned(),
+            "more.csv",
+            None,
+            t(2000),
+            t(1000),
+        )
+        .unwrap();
+        s.claim_due_job("node-a", a.lease(), t(2000))
+            .unwrap()
+            .unwrap();
+        let released = a.start(&s, t(2001)).unwrap();
+        assert_eq!(
+            released.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [again.id]
+        );
+        let done = a.run_due(&s, t(2001)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].state, JobState::Succeeded);
+        assert_eq!(done[0].result.as_ref().unwrap().devices_changed, 1);
+        assert!(a.run_due(&s, t(9000)).unwrap().is_empty());
+        assert_eq!(
+            s.query_devices(&capf_store::DeviceQuery::default())
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]

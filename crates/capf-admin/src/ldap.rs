@@ -2,8 +2,8 @@
 //! settings to a Universal Device Template and apply settings through the initial LDAP
 //! sync").
 //!
-//! A [`DirectoryConfig`] names the server (`ldap://` or `ldaps://`), the bind DN and the file
-//! holding its password, the search base and filter, how an entry gives its device name (an
+//! A [`DirectoryConfig`] names the server (`ldap://` or `ldaps://`), the bind DN and its
+//! password (read from a file, never a command line), the search base and filter, how an entry gives its device name (an
 //! attribute that holds it, or a prefix and an attribute, as UCM's self-provisioning makes
 //! `CSF` + uid), and the device template whose CAPF settings the devices get.
 //! [`sync_directory`] binds, reads every matching entry (paged, so a directory's size limit
@@ -18,15 +18,19 @@
 //! - a wrong bind password, a directory that is down or a failed search is one error, and
 //!   nothing is applied.
 //!
+//! The configuration is stored ([`save_config`], [`stored_config`]; the password sealed in the
+//! store as the Online CA password is, and never shown: [`DirectoryConfigView`]), so capfctl
+//! and the web administration sync from the same one.
+//!
 //! `ldaps` verifies the directory's certificate against CAPF-trust and the system's trust
 //! store (rustls with ring; the name in the URL must be the certificate's).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use capf_store::{DeviceStore, DirectoryEntry};
+use capf_store::{DeviceStore, DirectoryConfigRecord, DirectoryEntry, Secret};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry};
 use serde::Serialize;
@@ -49,6 +53,17 @@ pub struct DeviceNameRule {
     pub prefix: String,
     /// The attribute (its first value), such as `uid`.
     pub attribute: String,
+}
+
+/// `ATTRIBUTE` or `PREFIX+ATTRIBUTE`, as [`DeviceNameRule::parse`] reads it.
+impl core::fmt::Display for DeviceNameRule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.prefix.is_empty() {
+            f.write_str(&self.attribute)
+        } else {
+            write!(f, "{}+{}", self.prefix, self.attribute)
+        }
+    }
 }
 
 impl DeviceNameRule {
@@ -78,8 +93,8 @@ pub struct DirectoryConfig {
     pub url: String,
     /// The DN to bind as.
     pub bind_dn: String,
-    /// The file whose first line is the bind password (never given on a command line).
-    pub password_file: PathBuf,
+    /// The bind password (from a file: [`read_password`]; `Debug` masks it).
+    pub password: Secret,
     /// The search base.
     pub base: String,
     /// The search filter, such as `(objectClass=inetOrgPerson)`.
@@ -88,6 +103,137 @@ pub struct DirectoryConfig {
     pub device_name: DeviceNameRule,
     /// The device template whose settings the devices get.
     pub template: String,
+}
+
+impl DirectoryConfig {
+    /// The configuration as the store keeps it.
+    pub fn to_record(&self) -> DirectoryConfigRecord {
+        DirectoryConfigRecord {
+            url: self.url.clone(),
+            bind_dn: self.bind_dn.clone(),
+            password: self.password.clone(),
+            base: self.base.clone(),
+            filter: self.filter.clone(),
+            device_name: self.device_name.to_string(),
+            template: self.template.clone(),
+        }
+    }
+
+    /// The stored configuration, its rule parsed.
+    ///
+    /// # Errors
+    /// [`Error::DeviceNameRule`] for a rule that does not parse.
+    pub fn from_record(record: DirectoryConfigRecord) -> Result<DirectoryConfig, Error> {
+        Ok(DirectoryConfig {
+            device_name: DeviceNameRule::parse(&record.device_name)?,
+            url: record.url,
+            bind_dn: record.bind_dn,
+            password: record.password,
+            base: record.base,
+            filter: record.filter,
+            template: record.template,
+        })
+    }
+
+    /// Checks what can be checked without the directory: the URL's scheme and the fields
+    /// that must not be empty.
+    ///
+    /// # Errors
+    /// [`Error::DirectoryConfig`] naming the field.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad =
+            |field: &'static str, reason: &'static str| Error::DirectoryConfig { field, reason };
+        if !(self.url.starts_with("ldap://") || self.url.starts_with("ldaps://")) {
+            return Err(bad("url", "must start with ldap:// or ldaps://"));
+        }
+        for (field, value) in [
+            ("bind_dn", &self.bind_dn),
+            ("base", &self.base),
+            ("filter", &self.filter),
+            ("template", &self.template),
+        ] {
+            if value.trim().is_empty() {
+                return Err(bad(field, "is empty"));
+            }
+        }
+        if self.password.is_empty() {
+            return Err(bad("password", "is empty"));
+        }
+        Ok(())
+    }
+}
+
+/// The bind password: the first line of `file`.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn read_password(file: &Path) -> Result<Secret, Error> {
+    let text = crate::read_text(file)?;
+    Ok(Secret::new(text.lines().next().unwrap_or_default()))
+}
+
+/// Stores the directory configuration (checked first), replacing the stored one; audited
+/// without the password.
+///
+/// # Errors
+/// [`Error::DirectoryConfig`], [`Error::UnknownTemplate`], or the store's.
+pub fn save_config(
+    store: &dyn DeviceStore,
+    config: &DirectoryConfig,
+    now: SystemTime,
+) -> Result<(), Error> {
+    config.check()?;
+    if store.template(&config.template)?.is_none() {
+        return Err(Error::UnknownTemplate {
+            name: config.template.clone(),
+        });
+    }
+    Ok(store.set_directory_config(&config.to_record(), now)?)
+}
+
+/// The stored directory configuration, or `None` before one is saved.
+///
+/// # Errors
+/// [`Error::DeviceNameRule`], or the store's.
+pub fn stored_config(store: &dyn DeviceStore) -> Result<Option<DirectoryConfig>, Error> {
+    store
+        .directory_config()?
+        .map(DirectoryConfig::from_record)
+        .transpose()
+}
+
+/// The directory configuration for people and programs (`capfctl ldap config show`, the web
+/// administration): everything but the password, which is only said to be set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectoryConfigView {
+    /// The directory's URL.
+    pub url: String,
+    /// The DN to bind as.
+    pub bind_dn: String,
+    /// Whether a password is stored (never the password).
+    pub password_set: bool,
+    /// The search base.
+    pub base: String,
+    /// The search filter.
+    pub filter: String,
+    /// The device-name rule (`uid`, `CSF+uid`).
+    pub device_name: String,
+    /// The device template.
+    pub template: String,
+}
+
+impl From<&DirectoryConfig> for DirectoryConfigView {
+    fn from(c: &DirectoryConfig) -> Self {
+        DirectoryConfigView {
+            url: c.url.clone(),
+            bind_dn: c.bind_dn.clone(),
+            password_set: !c.password.is_empty(),
+            base: c.base.clone(),
+            filter: c.filter.clone(),
+            device_name: c.device_name.to_string(),
+            template: c.template.clone(),
+        }
+    }
 }
 
 /// An entry the sync refused, with its DN: the rest proceed.
@@ -235,7 +381,7 @@ fn read_entries(
 /// beside the system's.
 ///
 /// # Errors
-/// [`Error::Io`] (the password file), [`Error::UnknownTemplate`],
+/// [`Error::UnknownTemplate`],
 /// [`Error::OnlineCaRefusesEc`] (the template asks for EC in the Online CA mode),
 /// [`Error::Directory`] (connecting, binding, searching: nothing is applied),
 /// [`Error::DirectoryTls`], or the store's.
@@ -247,8 +393,7 @@ pub fn sync_directory(
     progress: &mut dyn Progress,
     now: SystemTime,
 ) -> Result<SyncReport, Error> {
-    let password = crate::read_text(&config.password_file)?;
-    let password = password.lines().next().unwrap_or_default();
+    let password = config.password.expose();
     let template = store
         .template(&config.template)?
         .ok_or_else(|| Error::UnknownTemplate {

@@ -139,10 +139,13 @@ macro_rules! conformance_tests {
             a_due_job_is_claimed_once_and_finished_with_its_result,
             concurrent_claims_take_each_job_exactly_once,
             a_singleton_job_is_one_at_a_time,
-            running_jobs_of_a_restarted_node_fail_and_never_run_again,
+            running_jobs_of_a_restarted_node_are_claimed_again,
+            a_job_of_a_dead_node_is_claimed_again_after_its_lease,
+            a_job_whose_work_committed_is_not_run_again,
             job_changes_are_audited,
             a_directory_sync_adds_new_devices_only_and_reports_departed_ones,
             a_directory_sync_dry_run_or_a_bad_entry_applies_nothing,
+            the_directory_configuration_round_trips_without_showing_its_password,
         );
     };
     (@each $factory:expr; $module:ident: $($behaviour:ident,)*) => {

@@ -318,6 +318,15 @@ pub enum Error {
         /// What the call wanted to do, such as "cancelled".
         wanted: &'static str,
     },
+    /// The job is Running under another claim than the caller's: its lease ran out and another
+    /// node (or this one, restarted) claimed it again. The caller's run records nothing.
+    #[error("job {id} was claimed again (by {node}) after this run's lease ran out")]
+    JobClaimLost {
+        /// The job's number.
+        id: i64,
+        /// The node holding it now.
+        node: String,
+    },
     /// A singleton job of this kind is already Scheduled or Running.
     #[error("a {kind} job is already scheduled")]
     JobAlreadyScheduled {

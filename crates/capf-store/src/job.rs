@@ -4,14 +4,22 @@
 //! The store keeps a job's kind and payload as text and never reads them: what a kind means is
 //! capf-admin's (`capf_admin::jobs`). What the store owns is the lifecycle, so that a job runs
 //! exactly once: [`AdminStore::claim_due_job`](crate::AdminStore::claim_due_job) moves one due
-//! job from Scheduled to Running in one statement, whichever process or node asks.
+//! job from Scheduled to Running in one statement, whichever process or node asks, leased to
+//! the node for a while; a job whose node died (its lease ran out) or restarted is claimed
+//! again. That is safe because a job's store work and its end are one transaction
+//! ([`AdminStore::finish_job_with_work`](crate::AdminStore::finish_job_with_work)): a run that
+//! crashed committed nothing, and a run whose claim was taken over commits nothing.
 
 use core::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use capf_lsc::DeviceName;
 
-use crate::{Error, NewDevice};
+use crate::{BulkChange, DeviceQuery, Error, NewDevice, Secret};
+
+/// How long a claim holds a job when the caller gives no lease of its own: a node renews its
+/// jobs' leases well within it ([`AdminStore::renew_job_leases`](crate::AdminStore::renew_job_leases)).
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
 
 /// Where a job stands.
 ///
@@ -136,10 +144,34 @@ pub struct Job {
     /// Which server claimed it (the name given to
     /// [`AdminStore::claim_due_job`](crate::AdminStore::claim_due_job)).
     pub node: Option<String>,
+    /// How many times it was claimed: 1 for a run that was never interrupted, more when a node
+    /// died or restarted while it ran. A run names its claim by it, so a run whose claim was
+    /// taken over records nothing.
+    pub claims: u32,
+    /// While Running: until when its node holds it; after that another node may claim it.
+    pub lease_until: Option<SystemTime>,
     /// When it ended (ran, failed, or was cancelled).
     pub finished_at: Option<SystemTime>,
     /// What it did, once it ran (Succeeded or Failed).
     pub result: Option<JobResult>,
+}
+
+/// A job's work on the store, done in the same transaction as the job's end
+/// ([`AdminStore::finish_job_with_work`](crate::AdminStore::finish_job_with_work)), so a job
+/// either did its work and is Succeeded, or did none of it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum JobWork<'a> {
+    /// Register these devices, all or none ([`AdminStore::add_devices`](crate::AdminStore::add_devices)).
+    AddDevices(&'a [NewDevice]),
+    /// Apply a change to the devices a query matches
+    /// ([`AdminStore::update_devices`](crate::AdminStore::update_devices)).
+    UpdateDevices {
+        /// Which devices.
+        query: &'a DeviceQuery,
+        /// What changes.
+        change: &'a BulkChange,
+    },
 }
 
 /// One directory entry a sync brings in: the device it makes (with the template's settings)
@@ -179,6 +211,27 @@ pub struct DirectorySyncOutcome {
     /// Devices an earlier sync brought in that the directory no longer lists: reported, never
     /// deleted.
     pub departed: Vec<DirectoryDevice>,
+}
+
+/// The directory a sync reads, as stored ([`AdminStore::set_directory_config`](crate::AdminStore::set_directory_config)):
+/// the bind password is sealed in the store as the Online CA password is, and never shown
+/// (`Debug` masks it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryConfigRecord {
+    /// `ldap://HOST[:PORT]` or `ldaps://HOST[:PORT]`.
+    pub url: String,
+    /// The DN to bind as.
+    pub bind_dn: String,
+    /// The bind password.
+    pub password: Secret,
+    /// The search base.
+    pub base: String,
+    /// The search filter.
+    pub filter: String,
+    /// How an entry gives its device name: capf-admin's rule text (`uid`, `CSF+uid`).
+    pub device_name: String,
+    /// The device template whose settings the devices get.
+    pub template: String,
 }
 
 /// Where the directory sync stands.

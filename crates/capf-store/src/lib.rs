@@ -44,8 +44,8 @@ pub use cluster::{CapfCertificate, NodeId};
 pub use data_dir::{DATA_DIR_MODE, DATA_FILE_MODE, Tightened, secure_data_dir};
 pub use error::Error;
 pub use job::{
-    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Job, JobResult,
-    JobState, NewJob,
+    DEFAULT_JOB_LEASE, DirectoryConfigRecord, DirectoryDevice, DirectoryEntry,
+    DirectorySyncOutcome, DirectorySyncState, Job, JobResult, JobState, JobWork, NewJob,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -163,14 +163,21 @@ pub mod action {
     pub const JOB_SCHEDULED: &str = "job scheduled";
     /// [`AdminStore::cancel_job`](crate::AdminStore::cancel_job).
     pub const JOB_CANCELLED: &str = "job cancelled";
-    /// [`AdminStore::claim_due_job`](crate::AdminStore::claim_due_job).
+    /// [`AdminStore::claim_due_job`](crate::AdminStore::claim_due_job): a first claim, or a
+    /// claim of a job whose node died or restarted while it ran (the detail says so).
     pub const JOB_STARTED: &str = "job started";
     /// [`AdminStore::finish_job`](crate::AdminStore::finish_job) and
-    /// [`AdminStore::fail_running_jobs`](crate::AdminStore::fail_running_jobs).
+    /// [`AdminStore::finish_job_with_work`](crate::AdminStore::finish_job_with_work).
     pub const JOB_FINISHED: &str = "job finished";
+    /// [`AdminStore::release_running_jobs`](crate::AdminStore::release_running_jobs): a node
+    /// restarted while the job ran; it will be claimed again.
+    pub const JOB_RELEASED: &str = "job released";
     /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per device
     /// registered.
     pub const DEVICE_DIRECTORY_ADDED: &str = "device added by directory sync";
     /// [`AdminStore::sync_directory`](crate::AdminStore::sync_directory): one entry per sync.
     pub const DIRECTORY_SYNCED: &str = "directory synced";
+    /// [`AdminStore::set_directory_config`](crate::AdminStore::set_directory_config): the
+    /// directory configuration stored (the detail never holds the password).
+    pub const DIRECTORY_CONFIG_SET: &str = "directory configuration set";
 }

@@ -271,8 +271,31 @@ CREATE TABLE directory_sync (
 ) STRICT;
 ";
 
+/// Version 8: a job is leased to the node running it (`lease_until`) and counts its claims
+/// (`claims`), so a job whose node died or restarted is claimed again: the claim takes a
+/// Running job whose lease ran out (`jobs_lease` serves it). Jobs claimed before the upgrade
+/// have no lease and count one claim. `directory_config` is the directory a sync reads (one
+/// row), its bind password sealed as the Online CA password is.
+const V8: &str = "
+CREATE TABLE directory_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    url TEXT NOT NULL,
+    bind_dn TEXT NOT NULL,
+    sealed_password BLOB NOT NULL CHECK (length(sealed_password) > 12),
+    base TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    template TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+ALTER TABLE jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0 CHECK (claims >= 0);
+ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
+UPDATE jobs SET claims = 1 WHERE started_at IS NOT NULL;
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+";
+
 /// The migration steps, in order: step `i` takes user_version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this code creates and understands: the number of migration steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -22,7 +22,7 @@ mod admin;
 mod bulk;
 mod ca;
 mod group_commit;
-mod jobs;
+pub(crate) mod jobs;
 mod online_ca;
 mod session;
 

@@ -1,16 +1,17 @@
 //! The store traits: [`SessionStore`] (what a CAPF server needs while phones enroll),
 //! [`AdminStore`] (everything an administrator does), and [`DeviceStore`], both at once.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use capf_lsc::{CertificateIssuer, DeviceName, OnlineCaConfig};
 
 use crate::{
     Account, AccountName, ApiToken, AttemptEnd, AuditEntry, BulkChange, CaRequest, CaRequestState,
     CapfCertificate, Device, DeviceChange, DevicePage, DeviceQuery, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, IssuedLsc, Job, JobResult,
-    JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewCaRequest, NewDevice, NewJob,
-    Operation, Secret, Settings, StatusReport, TroubleshootResult,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    IssuedLsc, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewCaRequest, NewDevice, NewJob, Operation, Secret, Settings, StatusReport,
+    TroubleshootResult,
 };
 
 /// The session lifecycle: what a CAPF server calls while phones enroll, and nothing else.
@@ -738,39 +739,75 @@ pub trait AdminStore: Send + Sync {
     /// running or over), or a database error.
     fn cancel_job(&self, id: i64, now: SystemTime) -> Result<Job, Error>;
 
-    /// Claims one due job for `node` to run: the Scheduled job with the earliest due time at or
-    /// before `now` (then the lowest number) becomes Running, with `node` and `now` as its start;
-    /// `None` when none is due. Audited.
+    /// Claims one job for `node` to run, leased to it until `now + lease`: the Scheduled job
+    /// with the earliest due time at or before `now` (then the lowest number), or a Running job
+    /// whose lease ran out (its node died) or was released
+    /// ([`AdminStore::release_running_jobs`]: its node restarted). It becomes Running with
+    /// `node` and `now` as its start and one more claim ([`Job::claims`]); `None` when none is
+    /// due. Audited.
     ///
     /// The claim is one conditional change (`UPDATE ... WHERE state = 'scheduled' AND due <=
-    /// now`) in one transaction, so of any number of callers, in any processes or on any
-    /// nodes sharing the store, exactly one gets each job; a backend with row locks skips the
-    /// rows another caller holds rather than waiting for them.
+    /// now OR state = 'running' AND lease_until < now`) in one transaction, so of any number of
+    /// callers, in any processes or on any nodes sharing the store, exactly one gets each
+    /// claim; a backend with row locks skips the rows another caller holds rather than waiting
+    /// for them. Running a job again is safe because its store work commits with its end
+    /// ([`AdminStore::finish_job_with_work`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] for an unreadable record, or a database error.
-    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error>;
+    fn claim_due_job(
+        &self,
+        node: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<Option<Job>, Error>;
 
-    /// Records the end of a Running job with its result: Succeeded, or Failed when
-    /// [`JobResult::failure`] is set. Audited.
-    ///
-    /// # Errors
-    /// [`Error::UnknownJob`], [`Error::JobWrongState`] for a job that is not Running, or a
-    /// database error.
-    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error>;
-
-    /// The jobs `node` left Running (it stopped while they ran) become Failed with `reason`,
-    /// each audited; returns them. A server calls it at start for its own node: a job is
-    /// never run twice, so one that may have applied part of its work is reported, not re-run.
+    /// Extends the leases of the jobs `node` is running to `now + lease`; returns how many. A
+    /// node calls it well within the lease while it runs jobs, so that a long job is not
+    /// claimed by another node.
     ///
     /// # Errors
     /// A database error.
-    fn fail_running_jobs(
+    fn renew_job_leases(
         &self,
         node: &str,
-        reason: &str,
+        lease: Duration,
         now: SystemTime,
-    ) -> Result<Vec<Job>, Error>;
+    ) -> Result<usize, Error>;
+
+    /// Records the end of the run `claimed` (as [`AdminStore::claim_due_job`] returned it)
+    /// with its result: Succeeded, or Failed when [`JobResult::failure`] is set. Audited. For a
+    /// job whose work is not a store change, or whose work failed (nothing of it was applied).
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`], [`Error::JobWrongState`] for a job that is not Running,
+    /// [`Error::JobClaimLost`] when another claim holds it now, or a database error.
+    fn finish_job(&self, claimed: &Job, result: &JobResult, now: SystemTime) -> Result<Job, Error>;
+
+    /// Does the run's store work and records its end, Succeeded with the devices changed, in
+    /// one transaction: a crash before the commit leaves the job Running with nothing applied
+    /// (so it is claimed again and run again), and a run whose claim was taken over applies
+    /// nothing. When the work fails, nothing is applied and the job stays Running: the caller
+    /// records the failure with [`AdminStore::finish_job`].
+    ///
+    /// # Errors
+    /// As [`AdminStore::finish_job`]; the work's errors as [`AdminStore::add_devices`] and
+    /// [`AdminStore::update_devices`] return them.
+    fn finish_job_with_work(
+        &self,
+        claimed: &Job,
+        work: &JobWork<'_>,
+        now: SystemTime,
+    ) -> Result<Job, Error>;
+
+    /// The jobs `node` left Running (it restarted while they ran) are released: their lease
+    /// ends now, so the next claim (this node's or another's) runs them again, each audited
+    /// ([`action::JOB_RELEASED`](crate::action::JOB_RELEASED)); returns them. A server calls it
+    /// at start for its own node. Their work was not applied: it commits with their end.
+    ///
+    /// # Errors
+    /// A database error.
+    fn release_running_jobs(&self, node: &str, now: SystemTime) -> Result<Vec<Job>, Error>;
 
     /// Applies one directory sync in one transaction: every entry whose device is not
     /// registered is registered as given (an audit entry each,
@@ -789,6 +826,23 @@ pub trait AdminStore: Send + Sync {
         dry_run: bool,
         now: SystemTime,
     ) -> Result<DirectorySyncOutcome, Error>;
+
+    /// Stores the directory configuration, replacing the one stored; the password sealed under
+    /// the data directory's key. Audited without the password.
+    ///
+    /// # Errors
+    /// A database error, or [`Error::Random`] when no nonce can be drawn.
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error>;
+
+    /// The stored directory configuration, its password opened; `None` before one is set.
+    ///
+    /// # Errors
+    /// [`Error::SealedPassword`] (sealed under another key), or a database error.
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error>;
 
     /// Where the directory sync stands: whether and when the first sync ran, and the devices
     /// the syncs found.

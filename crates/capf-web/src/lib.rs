@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod certs;
 mod error;
+mod ldap;
 mod ops;
 mod pages;
 pub mod tls;
@@ -201,6 +202,8 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
     let pages = pages::routes(&state);
     Ok(Router::new()
         .merge(pages)
+        .merge(pages::ldap::routes(&state))
+        .merge(ldap::routes(&state))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/api/login", post(auth::login))

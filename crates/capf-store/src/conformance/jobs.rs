@@ -1,5 +1,5 @@
 //! Scheduled jobs (stored, listed, cancelled, claimed exactly once, finished with their
-//! result, failed when their node stopped) and the directory sync state (first sync, new devices
+//! result, claimed again when their node died or restarted, their work committed with their end) and the directory sync state (first sync, new devices
 //! only, departed devices reported and kept, all or nothing, dry runs).
 //!
 //! Each behaviour takes a factory of fresh, empty stores.
@@ -9,9 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::Must;
 
 use crate::{
-    AuthMode, DeviceName, DeviceStore, DirectoryEntry, Error, JobResult, JobState, NewDevice,
-    NewJob, Operation, OperationStatus, action,
+    AuthMode, BulkChange, DeviceName, DeviceQuery, DeviceStore, DeviceUpdate,
+    DirectoryConfigRecord, DirectoryEntry, Error, JobResult, JobState, JobWork, NewDevice, NewJob,
+    Operation, OperationStatus, Secret, action,
 };
+
+/// The lease every claim here takes.
+const LEASE: Duration = Duration::from_secs(60);
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -87,9 +91,9 @@ pub fn jobs_are_stored_listed_and_cancelled<S: DeviceStore>(new_store: impl Fn()
         .collect();
     assert_eq!(scheduled, [a.id]);
     // The cancelled job is due first, but only the other one is ever claimed.
-    let claimed = s.claim_due_job("node-a", t(1000)).must().must();
+    let claimed = s.claim_due_job("node-a", LEASE, t(1000)).must().must();
     assert_eq!(claimed.id, a.id);
-    assert!(s.claim_due_job("node-a", t(1000)).must().is_none());
+    assert!(s.claim_due_job("node-a", LEASE, t(1000)).must().is_none());
     assert!(matches!(
         s.cancel_job(a.id, t(1001)),
         Err(Error::JobWrongState {
@@ -111,44 +115,44 @@ pub fn a_due_job_is_claimed_once_and_finished_with_its_result<S: DeviceStore>(
     let s = new_store();
     let late = s.add_job(&job("late", t(20)), t(0)).must();
     let early = s.add_job(&job("early", t(10)), t(0)).must();
-    assert!(s.claim_due_job("node-a", t(9)).must().is_none());
-    let claimed = s.claim_due_job("node-a", t(10)).must().must();
+    assert!(s.claim_due_job("node-a", LEASE, t(9)).must().is_none());
+    let claimed = s.claim_due_job("node-a", LEASE, t(10)).must().must();
     assert_eq!(claimed.id, early.id);
     assert_eq!(claimed.state, JobState::Running);
     assert_eq!(claimed.started_at, Some(t(10)));
     assert_eq!(claimed.node.as_deref(), Some("node-a"));
-    assert!(s.claim_due_job("node-b", t(19)).must().is_none());
+    assert!(s.claim_due_job("node-b", LEASE, t(19)).must().is_none());
 
     let result = JobResult {
         devices_changed: 3,
         errors: vec!["line 4: bad name".to_owned(), "line 9: bad name".to_owned()],
         failure: None,
     };
-    let done = s.finish_job(early.id, &result, t(11)).must();
+    let done = s.finish_job(&claimed, &result, t(11)).must();
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.finished_at, Some(t(11)));
     assert_eq!(done.result.as_ref(), Some(&result));
     assert_eq!(s.job(early.id).must().must().result, Some(result));
     assert!(matches!(
-        s.finish_job(early.id, &JobResult::default(), t(12)),
+        s.finish_job(&claimed, &JobResult::default(), t(12)),
         Err(Error::JobWrongState {
             state: JobState::Succeeded,
             ..
         })
     ));
     assert!(matches!(
-        s.finish_job(late.id, &JobResult::default(), t(12)),
+        s.finish_job(&late, &JobResult::default(), t(12)),
         Err(Error::JobWrongState {
             state: JobState::Scheduled,
             ..
         })
     ));
 
-    let claimed = s.claim_due_job("node-b", t(30)).must().must();
+    let claimed = s.claim_due_job("node-b", LEASE, t(30)).must().must();
     assert_eq!(claimed.id, late.id);
     let failed = s
         .finish_job(
-            late.id,
+            &claimed,
             &JobResult {
                 failure: Some("the CSV file names an unknown template".to_owned()),
                 ..JobResult::default()
@@ -163,7 +167,7 @@ pub fn a_due_job_is_claimed_once_and_finished_with_its_result<S: DeviceStore>(
         Some("the CSV file names an unknown template")
     );
     assert_eq!(result.devices_changed, 0);
-    assert!(s.claim_due_job("node-a", t(1000)).must().is_none());
+    assert!(s.claim_due_job("node-a", LEASE, t(1000)).must().is_none());
 }
 
 /// Callers on many threads claiming at once get each due job exactly once.
@@ -179,7 +183,7 @@ pub fn concurrent_claims_take_each_job_exactly_once<S: DeviceStore>(new_store: i
                 scope.spawn(move || {
                     let node = format!("node-{w}");
                     let mut mine = Vec::new();
-                    while let Some(job) = s.claim_due_job(&node, t(100)).must() {
+                    while let Some(job) = s.claim_due_job(&node, LEASE, t(100)).must() {
                         mine.push(job.id);
                     }
                     mine
@@ -209,46 +213,169 @@ pub fn a_singleton_job_is_one_at_a_time<S: DeviceStore>(new_store: impl Fn() -> 
     ));
     // Another kind, or the same kind not as a singleton, is not held back.
     s.add_job(&job("monitor", t(20)), t(1)).must();
-    s.claim_due_job("node-a", t(10)).must().must();
+    let claimed = s.claim_due_job("node-a", LEASE, t(10)).must().must();
+    assert_eq!(claimed.id, first.id);
     assert!(matches!(
         s.add_job(&single(t(20)), t(11)),
         Err(Error::JobAlreadyScheduled { .. })
     ));
-    s.finish_job(first.id, &JobResult::default(), t(12)).must();
+    s.finish_job(&claimed, &JobResult::default(), t(12)).must();
     let next = s.add_job(&single(t(3600)), t(12)).must();
     assert_eq!(next.state, JobState::Scheduled);
 }
 
-/// The jobs a node left Running fail with the reason given when it starts again; another
-/// node's running jobs and scheduled jobs are left alone; a failed job is never claimed again.
-pub fn running_jobs_of_a_restarted_node_fail_and_never_run_again<S: DeviceStore>(
+/// The jobs a node left Running when it restarted are released and claimed again (by it or
+/// another node), each audited; another node's running jobs and scheduled jobs are left
+/// alone. The interrupted run's claim is lost: its finish records nothing and its work applies
+/// nothing; the new claim's work applies once.
+pub fn running_jobs_of_a_restarted_node_are_claimed_again<S: DeviceStore>(
     new_store: impl Fn() -> S,
 ) {
     let s = new_store();
     let a = s.add_job(&job("a", t(1)), t(0)).must();
     let b = s.add_job(&job("b", t(2)), t(0)).must();
     let c = s.add_job(&job("c", t(500)), t(0)).must();
-    assert_eq!(s.claim_due_job("node-a", t(5)).must().must().id, a.id);
-    assert_eq!(s.claim_due_job("node-b", t(5)).must().must().id, b.id);
-    let failed = s
-        .fail_running_jobs("node-a", "interrupted: the server stopped", t(6))
-        .must();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].id, a.id);
-    assert_eq!(failed[0].state, JobState::Failed);
+    let first = s.claim_due_job("node-a", LEASE, t(5)).must().must();
+    assert_eq!((first.id, first.claims), (a.id, 1));
+    assert_eq!(first.lease_until, Some(t(65)));
     assert_eq!(
-        failed[0].result.as_ref().must().failure.as_deref(),
-        Some("interrupted: the server stopped")
+        s.claim_due_job("node-b", LEASE, t(5)).must().must().id,
+        b.id
     );
-    assert_eq!(s.job(b.id).must().must().state, JobState::Running);
+    let released = s.release_running_jobs("node-a", t(6)).must();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].id, a.id);
+    assert_eq!(released[0].state, JobState::Running);
+    assert_eq!(s.audit(None, 1).must()[0].action, action::JOB_RELEASED);
+    assert!(s.release_running_jobs("node-a", t(7)).must().is_empty());
+    // Node b's job keeps its lease; node a's is claimed again at once.
+    let again = s.claim_due_job("node-b", LEASE, t(7)).must().must();
+    assert_eq!((again.id, again.claims), (a.id, 2));
+    assert_eq!(again.node.as_deref(), Some("node-b"));
+    assert!(s.claim_due_job("node-a", LEASE, t(8)).must().is_none());
     assert_eq!(s.job(c.id).must().must().state, JobState::Scheduled);
-    assert!(
-        s.fail_running_jobs("node-a", "again", t(7))
-            .must()
-            .is_empty()
-    );
-    assert_eq!(s.claim_due_job("node-a", t(600)).must().must().id, c.id);
-    assert!(s.claim_due_job("node-a", t(600)).must().is_none());
+    let started = s.audit(None, 1).must().remove(0);
+    assert_eq!(started.action, action::JOB_STARTED);
+    assert!(started.detail.contains("claim 2"), "{}", started.detail);
+
+    // The interrupted run comes back: it finishes nothing and applies nothing.
+    let devices = [NewDevice::new(dn("SEP001122334455"))];
+    assert!(matches!(
+        s.finish_job_with_work(&first, &JobWork::AddDevices(&devices), t(9)),
+        Err(Error::JobClaimLost { id, ref node }) if id == a.id && node == "node-b"
+    ));
+    assert!(matches!(
+        s.finish_job(&first, &JobResult::default(), t(9)),
+        Err(Error::JobClaimLost { .. })
+    ));
+    assert!(s.device(&devices[0].name).must().is_none());
+    let done = s
+        .finish_job_with_work(&again, &JobWork::AddDevices(&devices), t(10))
+        .must();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result.must().devices_changed, 1);
+    assert_eq!(done.lease_until, None);
+    assert!(s.device(&devices[0].name).must().is_some());
+}
+
+/// A job whose node died is claimed again once its lease runs out, and not before; a node that
+/// renews its leases keeps its jobs. The dead run's work, were it to come back, applies nothing.
+pub fn a_job_of_a_dead_node_is_claimed_again_after_its_lease<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
+    let a = s.add_job(&job("bulk-insert", t(10)), t(0)).must();
+    let dead = s.claim_due_job("node-a", LEASE, t(10)).must().must();
+    assert_eq!(dead.id, a.id);
+    assert!(s.claim_due_job("node-b", LEASE, t(70)).must().is_none());
+    // Renewed at t(50): held until t(110).
+    assert_eq!(s.renew_job_leases("node-a", LEASE, t(50)).must(), 1);
+    assert_eq!(s.renew_job_leases("node-b", LEASE, t(50)).must(), 0);
+    assert_eq!(s.job(a.id).must().must().lease_until, Some(t(110)));
+    assert!(s.claim_due_job("node-b", LEASE, t(110)).must().is_none());
+    // Node a stops renewing (it died): node b takes the job over.
+    let taken = s.claim_due_job("node-b", LEASE, t(111)).must().must();
+    assert_eq!((taken.id, taken.claims), (a.id, 2));
+    assert_eq!(taken.started_at, Some(t(111)));
+    let devices = [
+        NewDevice::new(dn("SEP001122334455")),
+        NewDevice::new(dn("SEP001122334456")),
+    ];
+    assert!(matches!(
+        s.finish_job_with_work(&dead, &JobWork::AddDevices(&devices), t(112)),
+        Err(Error::JobClaimLost { .. })
+    ));
+    assert!(s.device(&devices[0].name).must().is_none());
+    let done = s
+        .finish_job_with_work(&taken, &JobWork::AddDevices(&devices), t(113))
+        .must();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result.must().devices_changed, 2);
+    assert_eq!(s.query_devices(&DeviceQuery::default()).must().len(), 2);
+}
+
+/// A job's work and its end commit together: once Succeeded it is never claimed or applied
+/// again, however late; work that fails applies nothing and leaves the job Running under its
+/// claim, which then records the failure.
+pub fn a_job_whose_work_committed_is_not_run_again<S: DeviceStore>(new_store: impl Fn() -> S) {
+    let s = new_store();
+    for name in ["SEP001122334455", "SEP001122334456"] {
+        s.add_device(&NewDevice::new(dn(name)), t(0)).must();
+    }
+    let update = s.add_job(&job("bulk-update", t(1)), t(0)).must();
+    let claimed = s.claim_due_job("node-a", LEASE, t(1)).must().must();
+    assert_eq!(claimed.id, update.id);
+    let change = BulkChange {
+        update: DeviceUpdate {
+            model: Some("Cisco 8865".to_owned()),
+            ..DeviceUpdate::default()
+        },
+        schedule: None,
+    };
+    let query = DeviceQuery::default();
+    let work = JobWork::UpdateDevices {
+        query: &query,
+        change: &change,
+    };
+    let done = s.finish_job_with_work(&claimed, &work, t(2)).must();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result.must().devices_changed, 2);
+    let audited = s.audit(None, 100).must().len();
+    assert!(s.claim_due_job("node-b", LEASE, t(10_000)).must().is_none());
+    assert!(matches!(
+        s.finish_job_with_work(&claimed, &work, t(3)),
+        Err(Error::JobWrongState {
+            state: JobState::Succeeded,
+            ..
+        })
+    ));
+    assert_eq!(s.audit(None, 100).must().len(), audited);
+
+    // A device that exists already: the insert applies nothing, the job stays Running.
+    let insert = s.add_job(&job("bulk-insert", t(20)), t(0)).must();
+    let claimed = s.claim_due_job("node-a", LEASE, t(20)).must().must();
+    assert_eq!(claimed.id, insert.id);
+    let devices = [
+        NewDevice::new(dn("SEP0011223344AA")),
+        NewDevice::new(dn("SEP001122334455")),
+    ];
+    assert!(matches!(
+        s.finish_job_with_work(&claimed, &JobWork::AddDevices(&devices), t(21)),
+        Err(Error::BulkItem { index: 1, .. })
+    ));
+    assert!(s.device(&devices[0].name).must().is_none());
+    assert_eq!(s.job(insert.id).must().must().state, JobState::Running);
+    let failed = s
+        .finish_job(
+            &claimed,
+            &JobResult {
+                failure: Some("SEP001122334455 exists".to_owned()),
+                ..JobResult::default()
+            },
+            t(22),
+        )
+        .must();
+    assert_eq!(failed.state, JobState::Failed);
 }
 
 /// Every job change appends one audit entry, naming the job.
@@ -257,8 +384,9 @@ pub fn job_changes_are_audited<S: DeviceStore>(new_store: impl Fn() -> S) {
     let a = s.add_job(&job("a", t(1)), t(0)).must();
     let b = s.add_job(&job("b", t(1)), t(0)).must();
     s.cancel_job(b.id, t(1)).must();
-    s.claim_due_job("node-a", t(2)).must().must();
-    s.finish_job(a.id, &JobResult::default(), t(3)).must();
+    let claimed = s.claim_due_job("node-a", LEASE, t(2)).must().must();
+    assert_eq!(claimed.id, a.id);
+    s.finish_job(&claimed, &JobResult::default(), t(3)).must();
     let actions: Vec<String> = s
         .audit(None, 10)
         .must()
@@ -378,4 +506,39 @@ pub fn a_directory_sync_dry_run_or_a_bad_entry_applies_nothing<S: DeviceStore>(
     );
     assert!(s.list_devices().must().is_empty());
     assert_eq!(s.directory_sync_state().must().first_sync_at, None);
+}
+
+/// The directory configuration is none until set, round-trips with its password, is replaced
+/// by the next, and its audit entry never holds the password.
+pub fn the_directory_configuration_round_trips_without_showing_its_password<S: DeviceStore>(
+    new_store: impl Fn() -> S,
+) {
+    let s = new_store();
+    assert!(s.directory_config().must().is_none());
+    let mut config = DirectoryConfigRecord {
+        url: "ldaps://ldap.example.test:636".to_owned(),
+        bind_dn: "cn=admin,dc=example,dc=test".to_owned(),
+        password: Secret::new("s3cret-bind"),
+        base: "ou=people,dc=example,dc=test".to_owned(),
+        filter: "(objectClass=inetOrgPerson)".to_owned(),
+        device_name: "CSF+uid".to_owned(),
+        template: "phones".to_owned(),
+    };
+    s.set_directory_config(&config, t(1)).must();
+    assert_eq!(s.directory_config().must().must(), config);
+    assert!(!format!("{config:?}").contains("s3cret-bind"));
+    config.password = Secret::new("other");
+    config.template = "desks".to_owned();
+    s.set_directory_config(&config, t(2)).must();
+    assert_eq!(s.directory_config().must().must(), config);
+    let entries = s.audit(None, 10).must();
+    assert_eq!(entries[0].action, action::DIRECTORY_CONFIG_SET);
+    assert!(
+        entries[0].detail.contains("template desks"),
+        "{}",
+        entries[0].detail
+    );
+    for e in entries {
+        assert!(!e.detail.contains("s3cret-bind") && !e.detail.contains("other"));
+    }
 }

@@ -2,12 +2,12 @@
 //! (`sqlite/admin.rs`). Bulk inserts and updates by query are each one transaction.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use capf_lsc::{DeviceName, OnlineCaConfig};
 
 use super::{
-    BULK_CHUNK, PgStore, accounts, append_audit, bulk, ca, col, insert_device, insert_devices,
+    BULK_CHUNK, PgStore, Tx, accounts, append_audit, bulk, ca, col, insert_device, insert_devices,
     jobs, load_locked, load_lsc, parse_device, pg_device, query_lscs, set_lsc_state,
 };
 use crate::auth;
@@ -16,9 +16,10 @@ use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
     Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
-    JobResult, JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob,
-    Operation, OperationStatus, Settings, StatusReport, TroubleshootResult, action,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    FetchedCertificate, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewDevice, NewJob, Operation, OperationStatus, Settings, StatusReport,
+    TroubleshootResult, action,
 };
 
 impl AdminStore for PgStore {
@@ -297,30 +298,8 @@ impl AdminStore for PgStore {
     }
 
     fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error> {
-        let item = |index: usize| {
-            move |e: Error| Error::BulkItem {
-                index,
-                source: Box::new(e),
-            }
-        };
-        let mut hashes = Vec::with_capacity(devices.len());
-        for (index, new) in devices.iter().enumerate() {
-            hashes.push(
-                self.tag(&new.name, new.auth_string.as_deref())
-                    .map_err(item(index))?,
-            );
-        }
-        self.write(None, |tx| {
-            for (chunk, start) in devices.chunks(BULK_CHUNK).zip((0..).step_by(BULK_CHUNK)) {
-                let tags = &hashes[start..start + chunk.len()];
-                if let Some(at) = insert_devices(tx, chunk, tags, now)? {
-                    return Err(item(start + at)(Error::DuplicateDevice {
-                        name: chunk[at].name.to_string(),
-                    }));
-                }
-            }
-            Ok(devices.len())
-        })
+        let hashes = self.tags(devices)?;
+        self.write(None, |tx| add_devices_in(tx, devices, &hashes, now))
     }
 
     fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error> {
@@ -499,21 +478,73 @@ impl AdminStore for PgStore {
         self.write(None, |tx| jobs::cancel(tx, id, now))
     }
 
-    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
-        self.write(None, |tx| jobs::claim(tx, node, now))
-    }
-
-    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
-        self.write(None, |tx| jobs::finish(tx, id, result, now))
-    }
-
-    fn fail_running_jobs(
+    fn claim_due_job(
         &self,
         node: &str,
-        reason: &str,
+        lease: Duration,
         now: SystemTime,
-    ) -> Result<Vec<Job>, Error> {
-        self.write(None, |tx| jobs::fail_running(tx, node, reason, now))
+    ) -> Result<Option<Job>, Error> {
+        self.write(None, |tx| jobs::claim(tx, node, lease, now))
+    }
+
+    fn renew_job_leases(
+        &self,
+        node: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<usize, Error> {
+        self.write(None, |tx| jobs::renew(tx, node, lease, now))
+    }
+
+    fn finish_job(&self, claimed: &Job, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::finish(tx, claimed, result, now))
+    }
+
+    fn finish_job_with_work(
+        &self,
+        claimed: &Job,
+        work: &JobWork<'_>,
+        now: SystemTime,
+    ) -> Result<Job, Error> {
+        match *work {
+            JobWork::AddDevices(devices) => {
+                let hashes = self.tags(devices)?;
+                self.write(None, |tx| {
+                    jobs::finish_with(
+                        tx,
+                        claimed,
+                        &mut |tx| Ok(add_devices_in(tx, devices, &hashes, now)? as u64),
+                        now,
+                    )
+                })
+            }
+            JobWork::UpdateDevices { query, change } => self.write(None, |tx| {
+                jobs::finish_with(
+                    tx,
+                    claimed,
+                    &mut |tx| Ok(bulk::update_devices(tx, query, change, now)?.len() as u64),
+                    now,
+                )
+            }),
+        }
+    }
+
+    fn release_running_jobs(&self, node: &str, now: SystemTime) -> Result<Vec<Job>, Error> {
+        self.write(None, |tx| jobs::release_running(tx, node, now))
+    }
+
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| {
+            jobs::set_directory_config(tx, &self.key, config, now)
+        })
+    }
+
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error> {
+        self.read(|tx| jobs::directory_config(tx, &self.key))
     }
 
     fn sync_directory(
@@ -578,4 +609,44 @@ impl AdminStore for PgStore {
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
         Arc::new(self.with_actor(account.as_str()))
     }
+}
+
+impl PgStore {
+    /// The authentication-string tags of `devices`, in order; [`Error::BulkItem`] names a bad
+    /// string.
+    fn tags(&self, devices: &[NewDevice]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        devices
+            .iter()
+            .enumerate()
+            .map(|(index, new)| {
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(|e| Error::BulkItem {
+                        index,
+                        source: Box::new(e),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Registers `devices` (with their tags) in the transaction `tx`, [`BULK_CHUNK`] per statement;
+/// what [`AdminStore::add_devices`] and a bulk-insert job's work do.
+fn add_devices_in(
+    tx: &mut Tx<'_>,
+    devices: &[NewDevice],
+    hashes: &[Option<Vec<u8>>],
+    now: SystemTime,
+) -> Result<usize, Error> {
+    for (chunk, start) in devices.chunks(BULK_CHUNK).zip((0..).step_by(BULK_CHUNK)) {
+        let tags = &hashes[start..start + chunk.len()];
+        if let Some(at) = insert_devices(tx, chunk, tags, now)? {
+            return Err(Error::BulkItem {
+                index: start + at,
+                source: Box::new(Error::DuplicateDevice {
+                    name: chunk[at].name.to_string(),
+                }),
+            });
+        }
+    }
+    Ok(devices.len())
 }

@@ -3,19 +3,22 @@
 //! any number of nodes exactly one runs each job, and none waits for another's claim.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use postgres::Row;
 
 use super::{Tx, append_audit, col, insert_device, pg_device};
+use crate::auth::AUTH_KEY_LEN;
+use crate::online_ca;
+use crate::sqlite::jobs::{check_claim, claim_detail, config_detail};
 use crate::sqlite::{added_detail, from_unix, from_unix_opt, name_from_db, to_unix};
 use crate::{
-    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job,
-    JobResult, JobState, NewJob, action,
+    DirectoryConfigRecord, DirectoryDevice, DirectoryEntry, DirectorySyncOutcome,
+    DirectorySyncState, Error, Job, JobResult, JobState, NewJob, action,
 };
 
 const COLUMNS: &str = "id, kind, description, payload, due, state, singleton, created_at, \
-     started_at, node, finished_at, devices_changed, failure";
+     started_at, node, finished_at, devices_changed, failure, claims, lease_until";
 
 fn parse(tx: &mut Tx<'_>, row: &Row) -> Result<Job, Error> {
     let id: i64 = col(row, 0)?;
@@ -57,6 +60,15 @@ fn parse(tx: &mut Tx<'_>, row: &Row) -> Result<Job, Error> {
         created_at: from_unix(col(row, 7)?, "jobs", "created_at")?,
         started_at: from_unix_opt(col(row, 8)?, "jobs", "started_at")?,
         node: col(row, 9)?,
+        claims: {
+            let claims: i64 = col(row, 13)?;
+            u32::try_from(claims).map_err(|_| Error::Corrupt {
+                table: "jobs",
+                column: "claims",
+                value: claims.to_string(),
+            })?
+        },
+        lease_until: from_unix_opt(col(row, 14)?, "jobs", "lease_until")?,
         finished_at: from_unix_opt(col(row, 10)?, "jobs", "finished_at")?,
         result,
     })
@@ -166,14 +178,25 @@ pub(super) fn cancel(tx: &mut Tx<'_>, id: i64, now: SystemTime) -> Result<Job, E
     load_required(tx, id)
 }
 
-pub(super) fn claim(tx: &mut Tx<'_>, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
+pub(super) fn claim(
+    tx: &mut Tx<'_>,
+    node: &str,
+    lease: Duration,
+    now: SystemTime,
+) -> Result<Option<Job>, Error> {
+    let now_s = to_unix(now);
+    let until = now_s.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
     let row = tx.opt(
-        "UPDATE jobs SET state = 'running', started_at = $2, node = $1 \
-         WHERE id = (SELECT id FROM jobs WHERE state = 'scheduled' AND due <= $2 \
+        "UPDATE jobs SET state = 'running', started_at = $2, node = $1, \
+             claims = claims + 1, lease_until = $3 \
+         WHERE id = (SELECT id FROM jobs WHERE \
+                         (state = 'scheduled' AND due <= $2) \
+                      OR (state = 'running' AND (lease_until IS NULL OR lease_until < $2)) \
                      ORDER BY due, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-           AND state = 'scheduled' \
+           AND ((state = 'scheduled' AND due <= $2) \
+             OR (state = 'running' AND (lease_until IS NULL OR lease_until < $2))) \
          RETURNING id",
-        &[&node, &to_unix(now)],
+        &[&node, &now_s, &until],
         "claiming a due job",
     )?;
     let Some(row) = row else {
@@ -186,9 +209,25 @@ pub(super) fn claim(tx: &mut Tx<'_>, node: &str, now: SystemTime) -> Result<Opti
         now,
         None,
         action::JOB_STARTED,
-        &format!("job {id} ({}) on {node}: {}", job.kind, job.description),
+        &claim_detail(&job, node),
     )?;
     Ok(Some(job))
+}
+
+pub(super) fn renew(
+    tx: &mut Tx<'_>,
+    node: &str,
+    lease: Duration,
+    now: SystemTime,
+) -> Result<usize, Error> {
+    let until = to_unix(now).saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+    let n = tx.exec(
+        "UPDATE jobs SET lease_until = $2 WHERE state = 'running' AND node = $1 \
+         AND lease_until IS NOT NULL",
+        &[&node, &until],
+        "renewing the job leases",
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn record_result(
@@ -203,8 +242,8 @@ fn record_result(
         JobState::Succeeded
     };
     tx.exec(
-        "UPDATE jobs SET state = $2, finished_at = $3, devices_changed = $4, failure = $5 \
-         WHERE id = $1 AND state = 'running'",
+        "UPDATE jobs SET state = $2, finished_at = $3, devices_changed = $4, failure = $5, \
+         lease_until = NULL WHERE id = $1 AND state = 'running'",
         &[
             &job.id,
             &state.as_str(),
@@ -243,48 +282,67 @@ fn record_result(
 
 pub(super) fn finish(
     tx: &mut Tx<'_>,
-    id: i64,
+    claimed: &Job,
     result: &JobResult,
     now: SystemTime,
 ) -> Result<Job, Error> {
-    let job = load_locked(tx, id)?;
-    if job.state != JobState::Running {
-        return Err(Error::JobWrongState {
-            id,
-            state: job.state,
-            wanted: "finished",
-        });
-    }
+    let job = load_locked(tx, claimed.id)?;
+    check_claim(&job, claimed)?;
     record_result(tx, &job, result, now)?;
-    load_required(tx, id)
+    load_required(tx, claimed.id)
 }
 
-pub(super) fn fail_running(
+/// The job's row is locked and its claim checked first: a run whose claim was taken over does
+/// no work, and a claim waiting on the lock finds the job ended once this commits.
+pub(super) fn finish_with(
+    tx: &mut Tx<'_>,
+    claimed: &Job,
+    work: &mut dyn FnMut(&mut Tx<'_>) -> Result<u64, Error>,
+    now: SystemTime,
+) -> Result<Job, Error> {
+    let job = load_locked(tx, claimed.id)?;
+    check_claim(&job, claimed)?;
+    let devices_changed = work(tx)?;
+    let result = JobResult {
+        devices_changed,
+        ..JobResult::default()
+    };
+    record_result(tx, &job, &result, now)?;
+    load_required(tx, claimed.id)
+}
+
+pub(super) fn release_running(
     tx: &mut Tx<'_>,
     node: &str,
-    reason: &str,
     now: SystemTime,
 ) -> Result<Vec<Job>, Error> {
     let ids: Vec<i64> = tx
         .rows(
-            "SELECT id FROM jobs WHERE state = 'running' AND node = $1 ORDER BY id FOR UPDATE",
+            "UPDATE jobs SET lease_until = NULL WHERE state = 'running' AND node = $1 \
+             AND lease_until IS NOT NULL RETURNING id",
             &[&node],
-            "finding the running jobs",
+            "releasing the running jobs",
         )?
         .iter()
         .map(|r| col(r, 0))
         .collect::<Result<_, _>>()?;
-    let result = JobResult {
-        failure: Some(reason.to_owned()),
-        ..JobResult::default()
-    };
-    let mut failed = Vec::with_capacity(ids.len());
+    let mut released = Vec::with_capacity(ids.len());
     for id in ids {
         let job = load_required(tx, id)?;
-        record_result(tx, &job, &result, now)?;
-        failed.push(load_required(tx, id)?);
+        append_audit(
+            tx,
+            now,
+            None,
+            action::JOB_RELEASED,
+            &format!(
+                "job {id} ({}): {node} restarted while it ran; it runs again",
+                job.kind
+            ),
+        )?;
+        released.push(job);
     }
-    Ok(failed)
+    released.sort_by_key(|j| j.id);
+    Ok(released)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,6 +374,66 @@ fn sync_times(tx: &mut Tx<'_>) -> Result<Option<(i64, i64)>, Error> {
     )?
     .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
     .transpose()
+}
+
+pub(super) fn set_directory_config(
+    tx: &mut Tx<'_>,
+    key: &[u8; AUTH_KEY_LEN],
+    config: &DirectoryConfigRecord,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let sealed = online_ca::seal(key, &config.password)?;
+    tx.exec(
+        "INSERT INTO directory_config (id, url, bind_dn, sealed_password, base, filter, \
+         device_name, template, updated_at) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, bind_dn = excluded.bind_dn, \
+         sealed_password = excluded.sealed_password, base = excluded.base, \
+         filter = excluded.filter, device_name = excluded.device_name, \
+         template = excluded.template, updated_at = excluded.updated_at",
+        &[
+            &config.url,
+            &config.bind_dn,
+            &sealed,
+            &config.base,
+            &config.filter,
+            &config.device_name,
+            &config.template,
+            &to_unix(now),
+        ],
+        "storing the directory configuration",
+    )?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::DIRECTORY_CONFIG_SET,
+        &config_detail(config),
+    )
+}
+
+pub(super) fn directory_config(
+    tx: &mut Tx<'_>,
+    key: &[u8; AUTH_KEY_LEN],
+) -> Result<Option<DirectoryConfigRecord>, Error> {
+    let Some(r) = tx.opt(
+        "SELECT url, bind_dn, sealed_password, base, filter, device_name, template \
+         FROM directory_config WHERE id = 1",
+        &[],
+        "reading the directory configuration",
+    )?
+    else {
+        return Ok(None);
+    };
+    let sealed: Vec<u8> = col(&r, 2)?;
+    Ok(Some(DirectoryConfigRecord {
+        url: col(&r, 0)?,
+        bind_dn: col(&r, 1)?,
+        password: online_ca::open(key, &sealed)?,
+        base: col(&r, 3)?,
+        filter: col(&r, 4)?,
+        device_name: col(&r, 5)?,
+        template: col(&r, 6)?,
+    }))
 }
 
 pub(super) fn sync_state(tx: &mut Tx<'_>) -> Result<DirectorySyncState, Error> {

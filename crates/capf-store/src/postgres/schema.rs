@@ -243,8 +243,28 @@ CREATE TABLE directory_sync (
 );
 "#;
 
+/// Version 4: SQLite's version 8: a job's lease and its claim count, so a job whose node died
+/// or restarted is claimed again; the stored directory configuration.
+const V4: &str = "
+CREATE TABLE directory_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    url TEXT NOT NULL,
+    bind_dn TEXT NOT NULL,
+    sealed_password BYTEA NOT NULL CHECK (length(sealed_password) > 12),
+    base TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    template TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN claims BIGINT NOT NULL DEFAULT 0 CHECK (claims >= 0),
+    ADD COLUMN lease_until BIGINT;
+UPDATE jobs SET claims = 1 WHERE started_at IS NOT NULL;
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+";
+
 /// The migration steps, in order: step `i` takes the database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The PostgreSQL schema version this code creates and understands.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2,10 +2,10 @@
 //! bulk inserts and updates, reports, templates) is in `bulk`, requests to an external CA in `ca`.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use capf_lsc::DeviceName;
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::accounts;
 use super::ca;
@@ -19,9 +19,10 @@ use crate::types::hex;
 use crate::{
     Account, AccountName, AdminStore, ApiToken, AuditEntry, BulkChange, CaRequest, CaRequestState,
     Device, DeviceChange, DevicePage, DeviceQuery, DeviceStore, DeviceTemplate, DeviceUpdate,
-    DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, FetchedCertificate, Job,
-    JobResult, JobState, KeepaliveMinutes, LscRecord, LscState, NewAccount, NewDevice, NewJob,
-    Operation, OperationStatus, Settings, SqliteStore, StatusReport, TroubleshootResult, action,
+    DirectoryConfigRecord, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error,
+    FetchedCertificate, Job, JobResult, JobState, JobWork, KeepaliveMinutes, LscRecord, LscState,
+    NewAccount, NewDevice, NewJob, Operation, OperationStatus, Settings, SqliteStore, StatusReport,
+    TroubleshootResult, action,
 };
 
 impl AdminStore for SqliteStore {
@@ -306,49 +307,9 @@ impl AdminStore for SqliteStore {
     }
 
     fn add_devices(&self, devices: &[NewDevice], now: SystemTime) -> Result<usize, Error> {
-        let item = |index: usize| {
-            move |e: Error| Error::BulkItem {
-                index,
-                source: Box::new(e),
-            }
-        };
         // Everything that needs no database is checked (and hashed) before the write lock.
-        let mut hashes = Vec::with_capacity(devices.len());
-        for (index, new) in devices.iter().enumerate() {
-            hashes.push(
-                self.tag(&new.name, new.auth_string.as_deref())
-                    .map_err(item(index))?,
-            );
-        }
-        self.write(None, |tx| {
-            for (index, (new, hash)) in devices.iter().zip(&hashes).enumerate() {
-                insert_device(tx, new, hash.as_deref(), now)
-                    .map_err(|source| match source {
-                        rusqlite::Error::SqliteFailure(e, _)
-                            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-                        {
-                            Error::DuplicateDevice {
-                                name: new.name.to_string(),
-                            }
-                        }
-                        source => Error::Database {
-                            action: "adding the device",
-                            device: Some(new.name.to_string()),
-                            source,
-                        },
-                    })
-                    .map_err(item(index))?;
-                append_audit(
-                    tx,
-                    now,
-                    Some(&new.name),
-                    action::DEVICE_BULK_ADDED,
-                    &added_detail(new, hash.is_some()),
-                )
-                .map_err(item(index))?;
-            }
-            Ok(devices.len())
-        })
+        let hashes = self.tags(devices)?;
+        self.write(None, |tx| insert_devices(tx, devices, &hashes, now))
     }
 
     fn query_devices(&self, query: &DeviceQuery) -> Result<Vec<Device>, Error> {
@@ -532,21 +493,73 @@ impl AdminStore for SqliteStore {
         self.write(None, |tx| jobs::cancel(tx, id, now))
     }
 
-    fn claim_due_job(&self, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
-        self.write(None, |tx| jobs::claim(tx, node, now))
-    }
-
-    fn finish_job(&self, id: i64, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
-        self.write(None, |tx| jobs::finish(tx, id, result, now))
-    }
-
-    fn fail_running_jobs(
+    fn claim_due_job(
         &self,
         node: &str,
-        reason: &str,
+        lease: Duration,
         now: SystemTime,
-    ) -> Result<Vec<Job>, Error> {
-        self.write(None, |tx| jobs::fail_running(tx, node, reason, now))
+    ) -> Result<Option<Job>, Error> {
+        self.write(None, |tx| jobs::claim(tx, node, lease, now))
+    }
+
+    fn renew_job_leases(
+        &self,
+        node: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<usize, Error> {
+        self.write(None, |tx| jobs::renew(tx, node, lease, now))
+    }
+
+    fn finish_job(&self, claimed: &Job, result: &JobResult, now: SystemTime) -> Result<Job, Error> {
+        self.write(None, |tx| jobs::finish(tx, claimed, result, now))
+    }
+
+    fn finish_job_with_work(
+        &self,
+        claimed: &Job,
+        work: &JobWork<'_>,
+        now: SystemTime,
+    ) -> Result<Job, Error> {
+        match *work {
+            JobWork::AddDevices(devices) => {
+                let hashes = self.tags(devices)?;
+                self.write(None, |tx| {
+                    jobs::finish_with(
+                        tx,
+                        claimed,
+                        |tx| Ok(insert_devices(tx, devices, &hashes, now)? as u64),
+                        now,
+                    )
+                })
+            }
+            JobWork::UpdateDevices { query, change } => self.write(None, |tx| {
+                jobs::finish_with(
+                    tx,
+                    claimed,
+                    |tx| Ok(bulk::update_devices(tx, query, change, now)?.len() as u64),
+                    now,
+                )
+            }),
+        }
+    }
+
+    fn release_running_jobs(&self, node: &str, now: SystemTime) -> Result<Vec<Job>, Error> {
+        self.write(None, |tx| jobs::release_running(tx, node, now))
+    }
+
+    fn set_directory_config(
+        &self,
+        config: &DirectoryConfigRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(None, |tx| {
+            jobs::set_directory_config(tx, &self.key, config, now)
+        })
+    }
+
+    fn directory_config(&self) -> Result<Option<DirectoryConfigRecord>, Error> {
+        jobs::directory_config(&self.lock(), &self.key)
     }
 
     fn sync_directory(
@@ -579,4 +592,65 @@ impl AdminStore for SqliteStore {
     fn acting_as(&self, account: &AccountName) -> Arc<dyn DeviceStore> {
         Arc::new(self.with_actor(account.as_str()))
     }
+}
+
+impl SqliteStore {
+    /// The authentication-string tags of `devices`, in order; [`Error::BulkItem`] names a bad
+    /// string.
+    fn tags(&self, devices: &[NewDevice]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        devices
+            .iter()
+            .enumerate()
+            .map(|(index, new)| {
+                self.tag(&new.name, new.auth_string.as_deref())
+                    .map_err(|e| Error::BulkItem {
+                        index,
+                        source: Box::new(e),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Registers `devices` (with their authentication-string tags) on the write transaction `tx`;
+/// what [`AdminStore::add_devices`] and a bulk-insert job's work do.
+fn insert_devices(
+    tx: &Connection,
+    devices: &[NewDevice],
+    hashes: &[Option<Vec<u8>>],
+    now: SystemTime,
+) -> Result<usize, Error> {
+    let item = |index: usize| {
+        move |e: Error| Error::BulkItem {
+            index,
+            source: Box::new(e),
+        }
+    };
+    for (index, (new, hash)) in devices.iter().zip(hashes).enumerate() {
+        insert_device(tx, new, hash.as_deref(), now)
+            .map_err(|source| match source {
+                rusqlite::Error::SqliteFailure(e, _)
+                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    Error::DuplicateDevice {
+                        name: new.name.to_string(),
+                    }
+                }
+                source => Error::Database {
+                    action: "adding the device",
+                    device: Some(new.name.to_string()),
+                    source,
+                },
+            })
+            .map_err(item(index))?;
+        append_audit(
+            tx,
+            now,
+            Some(&new.name),
+            action::DEVICE_BULK_ADDED,
+            &added_detail(new, hash.is_some()),
+        )
+        .map_err(item(index))?;
+    }
+    Ok(devices.len())
 }

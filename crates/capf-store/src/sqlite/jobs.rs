@@ -2,20 +2,22 @@
 //! state (`directory_devices`, `directory_sync`) on SQLite.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     added_detail, all_rows, append_audit, from_unix, from_unix_opt, insert_device, to_unix,
 };
+use crate::auth::AUTH_KEY_LEN;
+use crate::online_ca;
 use crate::{
-    DirectoryDevice, DirectoryEntry, DirectorySyncOutcome, DirectorySyncState, Error, Job,
-    JobResult, JobState, NewJob, action,
+    DirectoryConfigRecord, DirectoryDevice, DirectoryEntry, DirectorySyncOutcome,
+    DirectorySyncState, Error, Job, JobResult, JobState, NewJob, action,
 };
 
 const COLUMNS: &str = "id, kind, description, payload, due, state, singleton, created_at, \
-     started_at, node, finished_at, devices_changed, failure";
+     started_at, node, finished_at, devices_changed, failure, claims, lease_until";
 
 /// A row as SQLite holds it, before its state and times are parsed.
 struct Raw {
@@ -32,6 +34,8 @@ struct Raw {
     finished_at: Option<i64>,
     devices_changed: Option<i64>,
     failure: Option<String>,
+    claims: i64,
+    lease_until: Option<i64>,
 }
 
 impl Raw {
@@ -50,6 +54,8 @@ impl Raw {
             finished_at: row.get(10)?,
             devices_changed: row.get(11)?,
             failure: row.get(12)?,
+            claims: row.get(13)?,
+            lease_until: row.get(14)?,
         })
     }
 
@@ -88,6 +94,12 @@ impl Raw {
             created_at: from_unix(self.created_at, "jobs", "created_at")?,
             started_at: from_unix_opt(self.started_at, "jobs", "started_at")?,
             node: self.node,
+            claims: u32::try_from(self.claims).map_err(|_| Error::Corrupt {
+                table: "jobs",
+                column: "claims",
+                value: self.claims.to_string(),
+            })?,
+            lease_until: from_unix_opt(self.lease_until, "jobs", "lease_until")?,
             finished_at: from_unix_opt(self.finished_at, "jobs", "finished_at")?,
             result,
         })
@@ -197,21 +209,32 @@ pub(super) fn cancel(tx: &Connection, id: i64, now: SystemTime) -> Result<Job, E
     load_required(tx, id)
 }
 
-/// The claim: one conditional UPDATE of the earliest due Scheduled job. The outer `state =
-/// 'scheduled'` is checked again on the row itself, so under a backend whose subquery may read
-/// an older snapshot (PostgreSQL, READ COMMITTED) a row another caller claimed first is not
-/// claimed twice.
-pub(super) fn claim(tx: &Connection, node: &str, now: SystemTime) -> Result<Option<Job>, Error> {
+/// The claim: one conditional UPDATE of the earliest due Scheduled job or Running job whose
+/// lease ran out. The outer condition is checked again on the row itself, so under a backend
+/// whose subquery may read an older snapshot (PostgreSQL, READ COMMITTED) a row another caller
+/// claimed first is not claimed twice.
+pub(super) fn claim(
+    tx: &Connection,
+    node: &str,
+    lease: Duration,
+    now: SystemTime,
+) -> Result<Option<Job>, Error> {
+    let now_s = to_unix(now);
+    let until = now_s.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
     let id: Option<i64> = tx
         .prepare_cached(
-            "UPDATE jobs SET state = 'running', started_at = ?2, node = ?1 \
-             WHERE id = (SELECT id FROM jobs WHERE state = 'scheduled' AND due <= ?2 \
+            "UPDATE jobs SET state = 'running', started_at = ?2, node = ?1, \
+                 claims = claims + 1, lease_until = ?3 \
+             WHERE id = (SELECT id FROM jobs WHERE \
+                             (state = 'scheduled' AND due <= ?2) \
+                          OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?2)) \
                          ORDER BY due, id LIMIT 1) \
-               AND state = 'scheduled' \
+               AND ((state = 'scheduled' AND due <= ?2) \
+                 OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?2))) \
              RETURNING id",
         )
         .and_then(|mut stmt| {
-            stmt.query_row(params![node, to_unix(now)], |r| r.get(0))
+            stmt.query_row(params![node, now_s, until], |r| r.get(0))
                 .optional()
         })
         .map_err(Error::db("claiming a due job"))?;
@@ -224,9 +247,58 @@ pub(super) fn claim(tx: &Connection, node: &str, now: SystemTime) -> Result<Opti
         now,
         None,
         action::JOB_STARTED,
-        &format!("job {id} ({}) on {node}: {}", job.kind, job.description),
+        &claim_detail(&job, node),
     )?;
     Ok(Some(job))
+}
+
+/// The audit detail of a claim: a claim after the first says the job runs again.
+pub(crate) fn claim_detail(job: &Job, node: &str) -> String {
+    let again = if job.claims > 1 {
+        format!(
+            " (claim {}: its node stopped before it ended, nothing of it was applied)",
+            job.claims
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "job {} ({}) on {node}{again}: {}",
+        job.id, job.kind, job.description
+    )
+}
+
+pub(super) fn renew(
+    tx: &Connection,
+    node: &str,
+    lease: Duration,
+    now: SystemTime,
+) -> Result<usize, Error> {
+    let until = to_unix(now).saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+    tx.prepare_cached(
+        "UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND node = ?1 \
+         AND lease_until IS NOT NULL",
+    )
+    .and_then(|mut stmt| stmt.execute(params![node, until]))
+    .map_err(Error::db("renewing the job leases"))
+}
+
+/// Checks that `claimed`'s run still holds its job: Running, under the same claim.
+pub(crate) fn check_claim(current: &Job, claimed: &Job) -> Result<(), Error> {
+    if current.state != JobState::Running {
+        return Err(Error::JobWrongState {
+            id: current.id,
+            state: current.state,
+            wanted: "finished",
+        });
+    }
+    if current.claims != claimed.claims || current.node != claimed.node {
+        return Err(Error::JobClaimLost {
+            id: current.id,
+            node: current.node.clone().unwrap_or_default(),
+        });
+    }
+    Ok(())
 }
 
 fn record_result(
@@ -241,8 +313,8 @@ fn record_result(
         JobState::Succeeded
     };
     tx.prepare_cached(
-        "UPDATE jobs SET state = ?2, finished_at = ?3, devices_changed = ?4, failure = ?5 \
-         WHERE id = ?1 AND state = 'running'",
+        "UPDATE jobs SET state = ?2, finished_at = ?3, devices_changed = ?4, failure = ?5, \
+         lease_until = NULL WHERE id = ?1 AND state = 'running'",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -287,46 +359,64 @@ fn record_result(
 
 pub(super) fn finish(
     tx: &Connection,
-    id: i64,
+    claimed: &Job,
     result: &JobResult,
     now: SystemTime,
 ) -> Result<Job, Error> {
-    let job = load_required(tx, id)?;
-    if job.state != JobState::Running {
-        return Err(Error::JobWrongState {
-            id,
-            state: job.state,
-            wanted: "finished",
-        });
-    }
+    let job = load_required(tx, claimed.id)?;
+    check_claim(&job, claimed)?;
     record_result(tx, &job, result, now)?;
-    load_required(tx, id)
+    load_required(tx, claimed.id)
 }
 
-pub(super) fn fail_running(
+/// The claim is checked first, so a run whose claim was taken over does no work.
+pub(super) fn finish_with(
+    tx: &Connection,
+    claimed: &Job,
+    work: impl FnOnce(&Connection) -> Result<u64, Error>,
+    now: SystemTime,
+) -> Result<Job, Error> {
+    let job = load_required(tx, claimed.id)?;
+    check_claim(&job, claimed)?;
+    let devices_changed = work(tx)?;
+    let result = JobResult {
+        devices_changed,
+        ..JobResult::default()
+    };
+    record_result(tx, &job, &result, now)?;
+    load_required(tx, claimed.id)
+}
+
+pub(super) fn release_running(
     tx: &Connection,
     node: &str,
-    reason: &str,
     now: SystemTime,
 ) -> Result<Vec<Job>, Error> {
     let ids: Vec<i64> = all_rows(
         tx,
-        "SELECT id FROM jobs WHERE state = 'running' AND node = ?1 ORDER BY id",
+        "UPDATE jobs SET lease_until = NULL WHERE state = 'running' AND node = ?1 \
+         AND lease_until IS NOT NULL RETURNING id",
         [node],
         |r| r.get(0),
     )
-    .map_err(Error::db("finding the running jobs"))?;
-    let result = JobResult {
-        failure: Some(reason.to_owned()),
-        ..JobResult::default()
-    };
-    let mut failed = Vec::with_capacity(ids.len());
+    .map_err(Error::db("releasing the running jobs"))?;
+    let mut released = Vec::with_capacity(ids.len());
     for id in ids {
         let job = load_required(tx, id)?;
-        record_result(tx, &job, &result, now)?;
-        failed.push(load_required(tx, id)?);
+        append_audit(
+            tx,
+            now,
+            None,
+            action::JOB_RELEASED,
+            &format!(
+                "job {id} ({}): {node} restarted while it ran; it runs again",
+                job.kind
+            ),
+        )?;
+        released.push(job);
     }
-    Ok(failed)
+    released.sort_by_key(|j| j.id);
+    Ok(released)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,6 +449,88 @@ fn sync_times(conn: &Connection) -> Result<Option<(i64, i64)>, Error> {
                 .optional()
         })
         .map_err(Error::db("reading the directory sync state"))
+}
+
+pub(super) fn set_directory_config(
+    tx: &Connection,
+    key: &[u8; AUTH_KEY_LEN],
+    config: &DirectoryConfigRecord,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let sealed = online_ca::seal(key, &config.password)?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO directory_config (id, url, bind_dn, sealed_password, base, \
+         filter, device_name, template, updated_at) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            config.url,
+            config.bind_dn,
+            sealed,
+            config.base,
+            config.filter,
+            config.device_name,
+            config.template,
+            to_unix(now),
+        ])
+    })
+    .map_err(Error::db("storing the directory configuration"))?;
+    append_audit(
+        tx,
+        now,
+        None,
+        action::DIRECTORY_CONFIG_SET,
+        &config_detail(config),
+    )
+}
+
+/// The audit detail of a stored directory configuration: everything but the password.
+pub(crate) fn config_detail(config: &DirectoryConfigRecord) -> String {
+    format!(
+        "{} as {}, base {}, filter {}, device name {}, template {}, password set",
+        config.url, config.bind_dn, config.base, config.filter, config.device_name, config.template
+    )
+}
+
+pub(super) fn directory_config(
+    conn: &Connection,
+    key: &[u8; AUTH_KEY_LEN],
+) -> Result<Option<DirectoryConfigRecord>, Error> {
+    type Row = (String, String, Vec<u8>, String, String, String, String);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT url, bind_dn, sealed_password, base, filter, device_name, template \
+             FROM directory_config WHERE id = 1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(Error::db("reading the directory configuration"))?;
+    row.map(
+        |(url, bind_dn, sealed, base, filter, device_name, template)| {
+            Ok(DirectoryConfigRecord {
+                url,
+                bind_dn,
+                password: online_ca::open(key, &sealed)?,
+                base,
+                filter,
+                device_name,
+                template,
+            })
+        },
+    )
+    .transpose()
 }
 
 pub(super) fn sync_state(conn: &Connection) -> Result<DirectorySyncState, Error> {

@@ -10,6 +10,7 @@ mod bulk;
 mod certs;
 mod devices;
 mod html;
+pub(crate) mod ldap;
 mod params;
 mod reports;
 mod svg;
@@ -228,7 +229,7 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// The middleware in front of every page but the login page: the session cookie, or the
 /// login page.
-async fn require_session(
+pub(crate) async fn require_session(
     State(state): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
