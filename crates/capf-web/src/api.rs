@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::pages::html::url_part;
 
 /// Runs blocking store work (SQLite, Argon2id) on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -71,7 +72,7 @@ pub(crate) struct FilterParams {
     lsc_expires_before: Option<String>,
     #[serde(default)]
     past_complete_by: bool,
-    /// The API's paging: at most this many devices (all without it).
+    /// The API's paging: at most this many devices ([`DEFAULT_PAGE_LIMIT`] without it).
     limit: Option<usize>,
     /// The API's paging: from this position in name order (0 without it).
     offset: Option<usize>,
@@ -113,26 +114,89 @@ fn serde_urlencoded_parse<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError>
     .map_err(|e| bad_request(format!("malformed query string: {}", e.body_text())))
 }
 
-/// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=`.
+/// Devices in a page of `GET /api/devices` without `limit`.
+pub const DEFAULT_PAGE_LIMIT: usize = 500;
+
+/// The largest `limit` of `GET /api/devices`: a page stays a few hundred kilobytes of JSON
+/// however many devices the store holds (all 100,000 in one answer were 31 MB and half a
+/// second).
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=&limit=&offset=`.
 ///
-/// With `limit` (and `offset`), one page in name order, and the number matching in all in the
-/// `X-Total-Count` header: what a client paging through 100,000 devices asks for.
+/// Always one page, in name order: `limit` devices (default [`DEFAULT_PAGE_LIMIT`], at most
+/// [`MAX_PAGE_LIMIT`]) from position `offset` (default 0). `X-Total-Count` is the number
+/// matching in all, and `Link` (RFC 8288) gives the `next` and `prev` pages as relative
+/// references with the same filters, so a client pages through 100,000 devices by following
+/// `rel="next"` until there is none.
 pub(crate) async fn list_devices(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let params = query::<FilterParams>(uri.query())?;
-    let Some(limit) = params.limit else {
-        let devices = list_devices_core(caller, &params).await?;
-        return Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response());
-    };
-    let page = device_page_core(caller, &params, params.offset.unwrap_or(0), limit).await?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if limit > MAX_PAGE_LIMIT {
+        return Err(bad_request(format!(
+            "limit {limit}: at most {MAX_PAGE_LIMIT} devices a page (follow the Link header's \
+             rel=\"next\" for the rest)"
+        )));
+    }
+    let offset = params.offset.unwrap_or(0);
+    let page = device_page_core(caller, &params, offset, limit).await?;
     let views: Vec<DeviceView> = page.devices.iter().map(DeviceView::from).collect();
-    Ok(([("x-total-count", page.total.to_string())], Json(views)).into_response())
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-total-count", page.total.into());
+    let links = page_links(uri.path(), uri.query(), offset, limit, page.total);
+    if !links.is_empty()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&links)
+    {
+        headers.insert(axum::http::header::LINK, value);
+    }
+    Ok((headers, Json(views)).into_response())
 }
 
-/// One page of the devices matching capfctl's filters, with the total (the API's paged list
-/// and the device list page).
+/// The RFC 8288 `Link` value of a page at `offset` of `limit` among `total`: `rel="next"` when
+/// devices follow it, `rel="prev"` when some come before it; each the same path and query
+/// with only `limit` and `offset` replaced.
+fn page_links(
+    path: &str,
+    query: Option<&str>,
+    offset: usize,
+    limit: usize,
+    total: usize,
+) -> String {
+    let kept: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{}", query.unwrap_or(""))
+            .parse()
+            .unwrap_or_default(),
+    )
+    .map(|q| q.0)
+    .unwrap_or_default()
+    .into_iter()
+    .filter(|(k, _)| k != "limit" && k != "offset")
+    .collect();
+    let link = |at: usize, rel: &str| {
+        let mut target = format!("{path}?");
+        for (k, v) in &kept {
+            target.push_str(&url_part(k));
+            target.push('=');
+            target.push_str(&url_part(v));
+            target.push('&');
+        }
+        format!("<{target}limit={limit}&offset={at}>; rel=\"{rel}\"")
+    };
+    let mut links = Vec::new();
+    if limit > 0 && offset.saturating_add(limit) < total {
+        links.push(link(offset + limit, "next"));
+    }
+    if offset > 0 && limit > 0 {
+        links.push(link(offset.saturating_sub(limit), "prev"));
+    }
+    links.join(", ")
+}
+
+/// One page of the devices matching capfctl's filters, with the total (the API's list and the
+/// device list page).
 pub(crate) async fn device_page_core(
     caller: Caller,
     params: &FilterParams,
@@ -146,22 +210,6 @@ pub(crate) async fn device_page_core(
             &filter,
             offset,
             limit,
-            SystemTime::now(),
-        )?)
-    })
-    .await
-}
-
-/// The devices matching capfctl's filters (the API's list and the device list page).
-pub(crate) async fn list_devices_core(
-    caller: Caller,
-    params: &FilterParams,
-) -> Result<Vec<Device>, ApiError> {
-    let filter = params.to_filter()?;
-    blocking(move || {
-        Ok(capf_admin::list_devices(
-            &*caller.store,
-            &filter,
             SystemTime::now(),
         )?)
     })

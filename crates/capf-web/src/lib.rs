@@ -19,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use capf_store::DeviceStore;
 
+pub use api::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::Error;
 

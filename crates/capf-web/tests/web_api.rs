@@ -93,6 +93,8 @@ struct Answer {
     set_cookie: Option<String>,
     /// The paged list's `X-Total-Count`.
     total_count: Option<String>,
+    /// The paged list's `Link` (RFC 8288).
+    link: Option<String>,
 }
 
 impl Answer {
@@ -122,6 +124,7 @@ impl Server {
         req = match body {
             Some(Body::Json(v)) => req.json(&v),
             Some(Body::Raw(text)) => req.body(text),
+            Some(Body::Text(text)) => req.body(text),
             Some(Body::Bytes(data)) => req.body(data),
             None => req,
         };
@@ -135,6 +138,10 @@ impl Server {
             .headers()
             .get("x-total-count")
             .map(|v| v.to_str().unwrap().to_owned());
+        let link = res
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Answer {
@@ -142,6 +149,7 @@ impl Server {
             body,
             set_cookie,
             total_count,
+            link,
         }
     }
 
@@ -178,6 +186,7 @@ impl Server {
 enum Body {
     Json(Value),
     Raw(&'static str),
+    Text(String),
     Bytes(Vec<u8>),
 }
 
@@ -323,8 +332,11 @@ async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_a
         .call(Method::GET, "/api/devices?name=SEP0011*", &auth, None)
         .await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
-    assert_eq!(all.total_count, None);
-    // A page: in name order from the offset, with the number matching in all.
+    // Without limit, the default page: here all of them, and no other page to link to.
+    assert_eq!(all.total_count.as_deref(), Some("2"));
+    assert_eq!(all.link, None);
+    // A page: in name order from the offset, with the number matching in all, and a link to
+    // the page before it with the same filter.
     let page = s
         .call(
             Method::GET,
@@ -337,10 +349,48 @@ async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_a
     assert_eq!(page.body.as_array().unwrap().len(), 1);
     assert_eq!(page.body[0]["name"], "SEP0011223344AA");
     assert_eq!(page.total_count.as_deref(), Some("2"));
+    assert_eq!(
+        page.link.as_deref(),
+        Some("</api/devices?name=SEP0011%2A&limit=1&offset=0>; rel=\"prev\"")
+    );
+    let first = s
+        .call(Method::GET, "/api/devices?limit=1", &auth, None)
+        .await;
+    assert_eq!(first.body[0]["name"], "SEP001122334455");
+    assert_eq!(
+        first.link.as_deref(),
+        Some("</api/devices?limit=1&offset=1>; rel=\"next\"")
+    );
+    // Following rel="next" reaches the second device.
+    let next = first.link.as_deref().unwrap();
+    let next = &next[1..next.find('>').unwrap()];
+    let second = s.call(Method::GET, next, &auth, None).await;
+    assert_eq!(second.body[0]["name"], "SEP0011223344AA");
     let bad = s
         .call(Method::GET, "/api/devices?limit=many", &auth, None)
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let too_many = s
+        .call(
+            Method::GET,
+            &format!("/api/devices?limit={}", capf_web::MAX_PAGE_LIMIT + 1),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(
+        too_many.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        too_many.body
+    );
+    assert!(
+        too_many
+            .error()
+            .contains(&format!("at most {}", capf_web::MAX_PAGE_LIMIT)),
+        "{}",
+        too_many.error()
+    );
     let updated = s
         .call(
             Method::PATCH,
@@ -536,6 +586,57 @@ async fn bad_device_requests_get_their_status_and_change_nothing() {
     assert_eq!((s.device_count(), s.audit_len()), before);
     let settings = s.store.settings().unwrap();
     assert_eq!(settings, capf_store::Settings::default());
+}
+
+#[tokio::test]
+async fn the_device_list_is_one_default_page_without_a_limit_and_links_the_next() {
+    let (s, auth) = admin_server().await;
+    let n = capf_web::DEFAULT_PAGE_LIMIT + 1;
+    let mut csv = String::from("device_name,device_pool\n");
+    for i in 0..n {
+        csv.push_str(&format!("SEP{i:012X},Lobby\n"));
+    }
+    let added = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert",
+            &auth,
+            Some(Body::Text(csv)),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let first = s
+        .call(Method::GET, "/api/devices?pool=Lobby", &auth, None)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let devices = first.body.as_array().unwrap();
+    assert_eq!(devices.len(), capf_web::DEFAULT_PAGE_LIMIT);
+    assert_eq!(devices[0]["name"], "SEP000000000000");
+    assert_eq!(first.total_count, Some(n.to_string()));
+    let limit = capf_web::DEFAULT_PAGE_LIMIT;
+    assert_eq!(
+        first.link,
+        Some(format!(
+            "</api/devices?pool=Lobby&limit={limit}&offset={limit}>; rel=\"next\""
+        ))
+    );
+    let last = s
+        .call(
+            Method::GET,
+            &format!("/api/devices?pool=Lobby&limit={limit}&offset={limit}"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(last.body.as_array().unwrap().len(), 1);
+    assert_eq!(last.body[0]["name"], format!("SEP{:012X}", n - 1));
+    // The last page links only back.
+    assert_eq!(
+        last.link,
+        Some(format!(
+            "</api/devices?pool=Lobby&limit={limit}&offset=0>; rel=\"prev\""
+        ))
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 mod bulk;
 mod certs;
 mod devices;
-mod html;
+pub(crate) mod html;
 mod params;
 mod reports;
 mod svg;
