@@ -448,20 +448,29 @@ pub(crate) async fn schedule_core(
 
 /// `POST /api/bulk/insert[?template=NAME]`: the body is the CSV file (the guide's Bulk
 /// Administration columns); every row or none is added, and a bad row is named by its line.
+///
+/// With `at` (RFC 3339, `capfctl bulk insert --at`), the file is checked now and kept in a
+/// scheduled job that the running capfd runs then: 202 with the job (`GET /api/jobs/{id}`).
 pub(crate) async fn bulk_insert(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
     body: Bytes,
-) -> Result<Json<BulkInsertView>, ApiError> {
+) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Params {
         template: Option<String>,
+        at: Option<String>,
     }
     let params: Params = query(uri.query())?;
-    Ok(Json(
-        bulk_insert_core(caller, "upload.csv".to_owned(), body, params.template).await?,
-    ))
+    let file = "upload.csv".to_owned();
+    if let Some(at) = params.at {
+        let due = crate::scheduled::due(&at)?;
+        let job = crate::scheduled::schedule_insert_core(caller, file, body, params.template, due)
+            .await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
+    }
+    Ok(Json(bulk_insert_core(caller, file, body, params.template).await?).into_response())
 }
 
 /// A bulk insert from a CSV file named `file` in messages (the API and Bulk Administration's
@@ -504,7 +513,7 @@ pub(crate) async fn bulk_insert_core(
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkUpdate {
     #[serde(default)]
-    filter: FilterParams,
+    pub(crate) filter: FilterParams,
     description: Option<String>,
     device_pool: Option<String>,
     model: Option<String>,
@@ -514,15 +523,47 @@ pub(crate) struct BulkUpdate {
     keys: Keys,
     complete_by: Option<String>,
     #[serde(default)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
+    /// Run Later (RFC 3339): store the update as a job the running capfd runs then.
+    pub(crate) at: Option<String>,
 }
 
-/// `POST /api/bulk/update`: an update by query, or its dry run (what would change).
+impl BulkUpdate {
+    /// What changes, as capf-admin's parameters (checked by `to_change`).
+    pub(crate) fn change_params(&self) -> Result<ChangeParams, ApiError> {
+        Ok(ChangeParams {
+            description: self.description.clone(),
+            device_pool: self.device_pool.clone(),
+            model: self.model.clone(),
+            auth_mode: self
+                .auth_mode
+                .as_deref()
+                .map(|m| parse_name::<AuthMode>("auth_mode", m))
+                .transpose()?,
+            operation: self
+                .operation
+                .as_deref()
+                .map(|o| parse_name::<OperationKind>("operation", o))
+                .transpose()?,
+            keys: self.keys.choice()?,
+            complete_by: self.complete_by.clone(),
+        })
+    }
+}
+
+/// `POST /api/bulk/update`: an update by query, or its dry run (what would change); with
+/// `"at"`, the change is checked now and stored as a scheduled job (202 with the job).
 pub(crate) async fn bulk_update(
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Json<BulkUpdateView>, ApiError> {
-    Ok(Json(bulk_update_core(caller, parse_json(&body)?).await?))
+) -> Result<Response, ApiError> {
+    let mut body: BulkUpdate = parse_json(&body)?;
+    if let Some(at) = body.at.take() {
+        let due = crate::scheduled::due(&at)?;
+        let job = crate::scheduled::schedule_update_core(caller, body, due).await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
+    }
+    Ok(Json(bulk_update_core(caller, body).await?).into_response())
 }
 
 /// An update by query or its dry run (the API and Bulk Administration's preview and apply).
@@ -532,24 +573,7 @@ pub(crate) async fn bulk_update_core(
 ) -> Result<BulkUpdateView, ApiError> {
     let now = SystemTime::now();
     let filter = body.filter.to_filter()?;
-    let params = ChangeParams {
-        description: body.description,
-        device_pool: body.device_pool,
-        model: body.model,
-        auth_mode: body
-            .auth_mode
-            .as_deref()
-            .map(|m| parse_name::<AuthMode>("auth_mode", m))
-            .transpose()?,
-        operation: body
-            .operation
-            .as_deref()
-            .map(|o| parse_name::<OperationKind>("operation", o))
-            .transpose()?,
-        keys: body.keys.choice()?,
-        complete_by: body.complete_by,
-    };
-    let change = params.to_change(now)?;
+    let change = body.change_params()?.to_change(now)?;
     let dry_run = body.dry_run;
     blocking(move || {
         let changes = capf_admin::update_devices(

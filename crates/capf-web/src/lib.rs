@@ -8,6 +8,7 @@ mod certs;
 mod error;
 mod ops;
 mod pages;
+mod scheduled;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -195,6 +196,10 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
             "/api/certs/import",
             post(certs::import_certs).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
+        // Scheduled jobs (capfctl job list|show|cancel)
+        .route("/api/jobs", get(scheduled::list_jobs))
+        .route("/api/jobs/{id}", get(scheduled::show_job))
+        .route("/api/jobs/{id}/cancel", post(scheduled::cancel_job))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authenticate,

@@ -1944,3 +1944,174 @@ async fn trust_and_capf_certificate_changes_are_audited_with_the_account_and_no_
     assert_eq!(listed.body[0]["actor"], "alice");
     assert_eq!(listed.body[0]["device"], Value::Null);
 }
+
+#[tokio::test]
+async fn run_later_bulk_requests_store_jobs_that_are_listed_shown_run_and_cancelled() {
+    let (s, auth) = admin_server().await;
+    let none = s.call(Method::GET, "/api/jobs", &auth, None).await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.body, json!([]));
+    let audit = s.audit_len();
+
+    // A bad file with a Run Later time: refused now with its line, no job stored.
+    let bad = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=2030-01-01T00:00:00Z",
+            &auth,
+            Some(Raw(
+                "device_name,operation,auth_string\nSEP001122334455,install,12\n",
+            )),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.error().starts_with("upload.csv:2:"), "{}", bad.error());
+    let bad_time = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=tomorrow",
+            &auth,
+            Some(Raw("device_name\nSEP001122334455\n")),
+        )
+        .await;
+    assert_eq!(bad_time.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_time.error().contains("at"), "{}", bad_time.error());
+    let dry = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(
+                json!({ "model": "Cisco 8865", "dry_run": true, "at": "2030-01-01T00:00:00Z" }),
+            )),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dry.body);
+    assert!(dry.error().starts_with("a dry run cannot be scheduled"));
+    assert_eq!(
+        s.call(Method::GET, "/api/jobs", &auth, None).await.body,
+        json!([])
+    );
+
+    // A good file due now: stored, not applied, until capfd's scheduler runs it.
+    let insert = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=2020-01-01T00:00:00Z",
+            &auth,
+            Some(Raw(
+                "device_name,device_pool\nSEP001122334455,Lobby\nSEP001122334456,Lobby\n",
+            )),
+        )
+        .await;
+    assert_eq!(insert.status, StatusCode::ACCEPTED, "{}", insert.body);
+    assert_eq!(insert.body["state"], "scheduled");
+    assert_eq!(insert.body["kind"], "bulk-insert");
+    let insert_id = insert.body["id"].as_i64().unwrap();
+    assert_eq!(s.device_count(), 0);
+    // An update for later: the change is checked now.
+    let bad_update = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(
+                json!({ "operation": "fly", "at": "2030-01-01T00:00:00Z" }),
+            )),
+        )
+        .await;
+    assert_eq!(bad_update.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let update = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(json!({
+                "filter": { "pool": "Lobby" },
+                "model": "Cisco 8865",
+                "at": "2030-01-01T00:00:00Z"
+            }))),
+        )
+        .await;
+    assert_eq!(update.status, StatusCode::ACCEPTED, "{}", update.body);
+    assert_eq!(update.body["kind"], "bulk-update");
+    let update_id = update.body["id"].as_i64().unwrap();
+    let listed = s.call(Method::GET, "/api/jobs", &auth, None).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "{}", listed.body);
+    let scheduled = s
+        .call(Method::GET, "/api/jobs?state=scheduled", &auth, None)
+        .await;
+    assert_eq!(scheduled.body.as_array().unwrap().len(), 2);
+    let bad_state = s
+        .call(Method::GET, "/api/jobs?state=sleeping", &auth, None)
+        .await;
+    assert_eq!(bad_state.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // capfd's scheduler runs the due one; the API shows its result.
+    let scheduler = capf_admin::jobs::Scheduler::new(
+        "test-node",
+        capf_admin::jobs::MonitorConfig {
+            enabled: false,
+            ..Default::default()
+        },
+    );
+    scheduler.run_due(&*s.store, SystemTime::now()).unwrap();
+    assert_eq!(s.device_count(), 2);
+    let ran = s
+        .call(Method::GET, &format!("/api/jobs/{insert_id}"), &auth, None)
+        .await;
+    assert_eq!(ran.status, StatusCode::OK);
+    assert_eq!(ran.body["state"], "succeeded", "{}", ran.body);
+    assert_eq!(ran.body["devices_changed"], 2);
+    assert_eq!(ran.body["node"], "test-node");
+
+    // Cancelling: the read-only role may not; a job that ran cannot be; an unknown one is 404.
+    let reader = s.login("reader").await;
+    let path = format!("/api/jobs/{update_id}/cancel");
+    let refused = s.call(Method::POST, &path, &reader, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let too_late = s
+        .call(
+            Method::POST,
+            &format!("/api/jobs/{insert_id}/cancel"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(too_late.status, StatusCode::CONFLICT, "{}", too_late.body);
+    for unknown in ["/api/jobs/999/cancel", "/api/jobs/x/cancel"] {
+        let a = s.call(Method::POST, unknown, &auth, None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+    assert_eq!(
+        s.call(Method::GET, "/api/jobs/999", &auth, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let cancelled = s.call(Method::POST, &path, &auth, None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["state"], "cancelled");
+    // The cancelled update never runs.
+    scheduler
+        .run_due(
+            &*s.store,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+        )
+        .unwrap();
+    let devices = s.store.list_devices().unwrap();
+    assert!(devices.iter().all(|d| d.model.is_empty()), "{devices:?}");
+    // The stores and the cancel are audited with the account (the run, by the scheduler).
+    let entries = s.store.audit(None, usize::MAX).unwrap();
+    assert!(entries.len() > audit);
+    let by_alice: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor.as_deref() == Some("alice"))
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        by_alice,
+        ["job cancelled", "job scheduled", "job scheduled"],
+        "{entries:?}"
+    );
+}

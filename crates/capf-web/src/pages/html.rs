@@ -137,12 +137,13 @@ svg{max-width:100%;height:auto}
 "#;
 
 /// The navigation: (path, label).
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/devices", "Devices"),
     ("/bulk", "Bulk Administration"),
     ("/certificates", "Certificate Management"),
     ("/parameters", "Service Parameters"),
     ("/reports", "Reports"),
+    ("/jobs", "Scheduled Jobs"),
 ];
 
 /// A whole page: the layout around `body`, with the header for `viewer` (none on the login

@@ -12,6 +12,7 @@ mod devices;
 pub(crate) mod html;
 mod params;
 mod reports;
+mod scheduled;
 mod svg;
 
 use std::net::SocketAddr;
@@ -216,6 +217,9 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/reports", get(reports::page))
         .route("/reports/operations.svg", get(reports::operations_svg))
         .route("/reports/lsc-expiry.svg", get(reports::expiry_svg))
+        // Manage Scheduled Jobs
+        .route("/jobs", get(scheduled::page))
+        .route("/jobs/{id}/cancel", post(scheduled::cancel))
         .route("/logout", post(logout))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(state),
