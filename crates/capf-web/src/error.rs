@@ -90,7 +90,8 @@ fn store_status(e: &capf_store::Error) -> Option<StatusCode> {
         S::DuplicateDevice { .. }
         | S::DuplicateAccount { .. }
         | S::DuplicateSerial { .. }
-        | S::JobWrongState { .. } => StatusCode::CONFLICT,
+        | S::JobWrongState { .. }
+        | S::LscWrongState { .. } => StatusCode::CONFLICT,
         S::BulkItem { source, .. } => return store_status(source),
         S::Database { .. } | S::Io { .. } | S::Corrupt { .. } | S::Damaged { .. } => return None,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -104,9 +105,10 @@ impl From<capf_admin::Error> for ApiError {
     fn from(e: capf_admin::Error) -> ApiError {
         use capf_admin::Error as A;
         let status = match &e {
-            A::UnknownDevice { .. } | A::UnknownTemplate { .. } | A::NoSuchFingerprint { .. } => {
-                Some(StatusCode::NOT_FOUND)
-            }
+            A::UnknownDevice { .. }
+            | A::UnknownTemplate { .. }
+            | A::UnknownLsc { .. }
+            | A::NoSuchFingerprint { .. } => Some(StatusCode::NOT_FOUND),
             A::Store(s) => store_status(s),
             A::Io { .. }
             | A::CreateNew { .. }

@@ -8,6 +8,7 @@ mod certs;
 mod error;
 mod ops;
 mod pages;
+mod records;
 mod scheduled;
 pub mod tls;
 
@@ -200,6 +201,14 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
         .route("/api/jobs", get(scheduled::list_jobs))
         .route("/api/jobs/{id}", get(scheduled::show_job))
         .route("/api/jobs/{id}/cancel", post(scheduled::cancel_job))
+        // LSC and certificate-request records (capfctl lsc revoke, stale-lsc delete, csr delete)
+        .route("/api/lscs/{serial}/revoke", post(records::revoke_lsc))
+        .route(
+            "/api/reports/stale-lscs",
+            delete(records::delete_stale_lscs),
+        )
+        .route("/api/csrs", delete(records::delete_all_csrs))
+        .route("/api/csrs/{id}", delete(records::delete_csr))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authenticate,

@@ -2115,3 +2115,138 @@ async fn run_later_bulk_requests_store_jobs_that_are_listed_shown_run_and_cancel
         "{entries:?}"
     );
 }
+
+#[tokio::test]
+async fn lscs_are_revoked_stale_ones_deleted_and_ca_requests_deleted_as_capfctl_does() {
+    use capf_store::{CertificateIssuer, DeviceName, LscRecord, LscState, NewCaRequest};
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let name = DeviceName::new("SEP0000000000AA").unwrap();
+    s.store
+        .add_device(&capf_store::NewDevice::new(name.clone()), SystemTime::now())
+        .unwrap();
+    let now = SystemTime::now();
+    // Records as the store keeps them (imported, as an offline CA's or another store's).
+    let record = |serial: u8, state: LscState| LscRecord {
+        serial: vec![serial, 1],
+        device: name.clone(),
+        der: vec![0x30, 0x00],
+        not_before: now,
+        not_after: now + Duration::from_secs(86_400),
+        issued_at: now,
+        state,
+        state_changed_at: now,
+    };
+    s.store
+        .import_lscs(
+            &mut [
+                record(0x0a, LscState::Installed),
+                record(0x0b, LscState::Stale),
+                record(0x0c, LscState::Stale),
+            ]
+            .into_iter(),
+            now,
+        )
+        .unwrap();
+
+    // Revoke: bad input first, each with its status, nothing changed.
+    let before = s.audit_len();
+    for (who, path, status) in [
+        (&reader, "/api/lscs/0a01/revoke", StatusCode::FORBIDDEN),
+        (
+            &auth,
+            "/api/lscs/zz/revoke",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&auth, "/api/lscs/ff01/revoke", StatusCode::NOT_FOUND),
+    ] {
+        let a = s.call(Method::POST, path, who, None).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        assert!(!a.error().is_empty());
+    }
+    assert_eq!(s.audit_len(), before);
+    let revoked = s
+        .call(Method::POST, "/api/lscs/0a:01/revoke", &auth, None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["serial"], "0a01");
+    assert_eq!(revoked.body["state"], "revoked");
+    assert_eq!(
+        s.store.lsc(&[0x0a, 1]).unwrap().unwrap().state,
+        LscState::Revoked
+    );
+    let again = s
+        .call(Method::POST, "/api/lscs/0a01/revoke", &auth, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    // The Stale LSC report's delete.
+    let refused = s
+        .call(Method::DELETE, "/api/reports/stale-lscs", &reader, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.store.stale_lscs().unwrap().len(), 2);
+    let deleted = s
+        .call(Method::DELETE, "/api/reports/stale-lscs", &auth, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(deleted.body, json!({ "deleted": 2 }));
+    let report = s
+        .call(Method::GET, "/api/reports/stale-lscs", &reader, None)
+        .await;
+    assert_eq!(report.body, json!([]));
+    assert!(s.store.lsc(&[0x0a, 1]).unwrap().is_some());
+
+    // Requests to an external CA: one by id, or all with all=true.
+    let key = capf_test_support::issuer_key(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P256));
+    let subject: capf_lsc::x509_cert::name::Name =
+        std::str::FromStr::from_str("CN=SEP0000000000AA").unwrap();
+    let csr = capf_lsc::der::Encode::to_der(&capf_lsc::capf_csr(&subject, &key).unwrap()).unwrap();
+    let spki = capf_lsc::der::Encode::to_der(capf_lsc::LscSigner::public_key(&key)).unwrap();
+    let request = s
+        .store
+        .record_ca_request(
+            &name,
+            &NewCaRequest {
+                mode: CertificateIssuer::OfflineCa,
+                csr: &csr,
+                public_key: &spki,
+                ca_request_id: None,
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+    for (who, path, status) in [
+        (
+            &reader,
+            format!("/api/csrs/{}", request.id),
+            StatusCode::FORBIDDEN,
+        ),
+        (&auth, "/api/csrs/999".to_owned(), StatusCode::NOT_FOUND),
+        (&auth, "/api/csrs/x".to_owned(), StatusCode::NOT_FOUND),
+        (
+            &auth,
+            "/api/csrs".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let a = s.call(Method::DELETE, &path, who, None).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+    }
+    assert_eq!(s.store.ca_requests(None).unwrap().len(), 1);
+    let one = s
+        .call(
+            Method::DELETE,
+            &format!("/api/csrs/{}", request.id),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.body, json!({ "deleted": 1 }));
+    assert!(s.store.ca_requests(None).unwrap().is_empty());
+    let all = s
+        .call(Method::DELETE, "/api/csrs?all=true", &auth, None)
+        .await;
+    assert_eq!(all.body, json!({ "deleted": 0 }));
+}
