@@ -4,199 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, SystemTime};
 
-use capf_store::{AccountName, AdminStore, DeviceStore, Role, SessionStore, SqliteStore};
+use capf_store::{AccountName, AdminStore, SessionStore};
+use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-struct Server {
-    store: Arc<SqliteStore>,
-    addr: SocketAddr,
-    client: reqwest::Client,
-    task: tokio::task::JoinHandle<Result<(), capf_web::Error>>,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn start(config: capf_web::WebConfig) -> Server {
-    let store = Arc::new(SqliteStore::open_in_memory([5; 32]).unwrap());
-    for (name, role) in [("alice", Role::Admin), ("reader", Role::ReadOnly)] {
-        capf_admin::accounts::add_account(
-            &*store,
-            &AccountName::new(name).unwrap(),
-            role,
-            PASSWORD,
-            SystemTime::now(),
-        )
-        .unwrap();
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "capf-web-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let (cert, key) = capf_web::tls::self_signed_files(&dir).unwrap();
-    // The server's data directory (trust stores, CAPF certificate), unless the test gives one.
-    let config = if config.data_dir.is_none() {
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        config.with_data_dir(dir.join("data"))
-    } else {
-        config
-    };
-    let tls = Arc::new(capf_web::tls::server_config(&cert, &key).unwrap());
-    let dyn_store: Arc<dyn DeviceStore> = store.clone();
-    let app = capf_web::router(dyn_store, config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(capf_web::tls::serve(listener, tls, app));
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
-        )
-        .resolve("localhost", addr)
-        .build()
-        .unwrap();
-    Server {
-        store,
-        addr,
-        client,
-        task,
-        dir,
-    }
-}
-
-/// A logged-in caller: the cookie and the CSRF token, or a bearer token.
-#[derive(Clone, Default)]
-struct Auth {
-    cookie: Option<String>,
-    csrf: Option<String>,
-    bearer: Option<String>,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    set_cookie: Option<String>,
-    /// The paged list's `X-Total-Count`.
-    total_count: Option<String>,
-    /// The paged list's `Link` (RFC 8288).
-    link: Option<String>,
-}
-
-impl Answer {
-    fn error(&self) -> &str {
-        self.body["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error in {}", self.body))
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
-    }
-
-    async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Body>) -> Answer {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(c) = &auth.cookie {
-            req = req.header("cookie", c);
-        }
-        if let Some(t) = &auth.csrf {
-            req = req.header("x-csrf-token", t);
-        }
-        if let Some(b) = &auth.bearer {
-            req = req.bearer_auth(b);
-        }
-        req = match body {
-            Some(Body::Json(v)) => req.json(&v),
-            Some(Body::Raw(text)) => req.body(text),
-            Some(Body::Text(text)) => req.body(text),
-            Some(Body::Bytes(data)) => req.body(data),
-            None => req,
-        };
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let set_cookie = res
-            .headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let total_count = res
-            .headers()
-            .get("x-total-count")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let link = res
-            .headers()
-            .get("link")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            body,
-            set_cookie,
-            total_count,
-            link,
-        }
-    }
-
-    async fn login(&self, name: &str) -> Auth {
-        let a = self
-            .call(
-                Method::POST,
-                "/api/login",
-                &Auth::default(),
-                Some(Body::Json(json!({ "name": name, "password": PASSWORD }))),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        let cookie = a.set_cookie.unwrap();
-        for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
-            assert!(cookie.contains(attr), "{cookie}");
-        }
-        Auth {
-            cookie: Some(cookie.split(';').next().unwrap().to_owned()),
-            csrf: Some(a.body["csrf_token"].as_str().unwrap().to_owned()),
-            bearer: None,
-        }
-    }
-
-    fn device_count(&self) -> usize {
-        self.store.list_devices().unwrap().len()
-    }
-
-    fn audit_len(&self) -> usize {
-        self.store.audit(None, usize::MAX).unwrap().len()
-    }
-}
-
-enum Body {
-    Json(Value),
-    Raw(&'static str),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-use Body::{Bytes, Json as J, Raw};
-
-async fn admin_server() -> (Server, Auth) {
-    let s = start(capf_web::WebConfig::default()).await;
-    let auth = s.login("alice").await;
-    (s, auth)
-}
 
 #[tokio::test]
 async fn health_checks_answer_without_login_and_nothing_else_does() {
@@ -232,6 +47,25 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
         (Method::PUT, "/api/capf-cert"),
         (Method::GET, "/api/csrs/export"),
         (Method::POST, "/api/certs/import"),
+        (Method::PATCH, "/api/devices/SEP001122334455"),
+        (Method::DELETE, "/api/devices/SEP001122334455"),
+        (Method::POST, "/api/devices/SEP001122334455/schedule"),
+        (Method::POST, "/api/bulk/update"),
+        (Method::POST, "/api/logout"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/api/reports/stale-lscs"),
+        (Method::DELETE, "/api/reports/stale-lscs"),
+        (Method::GET, "/api/reports/csrs"),
+        (Method::GET, "/api/reports/expiring"),
+        (Method::GET, "/api/templates/lobby"),
+        (Method::DELETE, "/api/templates/lobby"),
+        (Method::POST, "/api/capf-cert/regenerate"),
+        (Method::GET, "/api/jobs"),
+        (Method::GET, "/api/jobs/1"),
+        (Method::POST, "/api/jobs/1/cancel"),
+        (Method::POST, "/api/lscs/0a01/revoke"),
+        (Method::DELETE, "/api/csrs"),
+        (Method::DELETE, "/api/csrs/1"),
     ] {
         let a = s.call(method.clone(), path, &none, None).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -956,65 +790,6 @@ async fn an_expired_session_is_refused() {
 
 // ------------------------------------------------------------------------------------------
 // Templates, authentication strings, Online CA, trust stores, CAPF certificate, Offline CA
-
-impl Server {
-    /// A GET whose answer is a file: its status, content type and bytes.
-    async fn download(&self, path: &str, auth: &Auth) -> (StatusCode, String, Vec<u8>) {
-        let mut req = self.client.get(self.url(path));
-        if let Some(c) = &auth.cookie {
-            req = req.header("cookie", c);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let kind = res
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, kind, res.bytes().await.unwrap().to_vec())
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.join("data")
-    }
-
-    /// Every file under the data directory's trust stores, sorted.
-    fn trust_files(&self) -> Vec<std::path::PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.data().join("trust"), &mut out);
-        out.sort();
-        out
-    }
-}
-
-/// A bad request: method, path, caller, body, the status and a part of the message.
-type Case<'a, P> = (Method, P, &'a Auth, Option<Body>, StatusCode, &'static str);
-
-fn wrong_csrf(auth: &Auth) -> Auth {
-    Auth {
-        csrf: Some("0".repeat(64)),
-        ..auth.clone()
-    }
-}
-
-fn trust_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../capf-trust/tests/fixtures")
-            .join(format!("{name}.pem")),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn device_templates_are_saved_listed_shown_and_removed_and_bad_requests_change_nothing() {

@@ -32,16 +32,17 @@ const UPDATE_KEYS: [&str; 14] = [
 const UPDATE_FLAGS: [&str; 2] = ["filter.past_complete_by", "dry_run"];
 
 /// The upload's progress: the browser's upload events drawn on a `<progress>` bar, then the
-/// answer shown in place of the page. Without scripts the form posts as usual.
-const UPLOAD_SCRIPT: &str = r#"<script>
-(function(){var f=document.getElementById('csv-insert');if(!f||!window.XMLHttpRequest||!window.FormData)return;
+/// answer shown in place of the page. Without scripts the form posts as usual. Served as a
+/// file of this server (`/assets/bulk-upload.js`), so the pages' content security policy
+/// allows no inline script.
+pub(super) const UPLOAD_SCRIPT: &str = r#"(function(){var f=document.getElementById('csv-insert');if(!f||!window.XMLHttpRequest||!window.FormData)return;
 f.addEventListener('submit',function(e){e.preventDefault();var p=document.getElementById('upload-progress'),t=document.getElementById('upload-state');
 p.hidden=false;p.value=0;t.textContent='Uploading...';var x=new XMLHttpRequest();x.open('POST',f.action);
 x.upload.onprogress=function(ev){if(ev.lengthComputable){p.value=Math.round(100*ev.loaded/ev.total);t.textContent='Uploading: '+p.value+'%';}};
 x.upload.onload=function(){p.removeAttribute('value');t.textContent='Checking and adding the devices...';};
 x.onload=function(){document.open();document.write(x.responseText);document.close();};
 x.onerror=function(){t.textContent='The upload failed; try again.';};x.send(new FormData(f));});})();
-</script>"#;
+"#;
 
 fn choices(none: &str, items: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
     std::iter::once((String::new(), none.to_owned()))
@@ -136,7 +137,7 @@ async fn render(
 <label>CSV file<input type="file" name="csv" id="csv-file" accept=".csv,text/csv"></label>{template}
 <div class="actions"><button type="submit" id="insert">Insert</button></div>
 <div><progress id="upload-progress" max="100" hidden></progress><span id="upload-state" class="muted" role="status"></span></div>
-</form></section>{UPLOAD_SCRIPT}"#,
+</form></section><script src="/assets/bulk-upload.js"></script>"#,
         csrf = html::csrf_field(&pc.csrf),
         f_name = html::input(
             "Device Name pattern",

@@ -227,6 +227,15 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         ));
     Router::new()
         .route("/login", get(login_page).post(login))
+        // The pages' own files: the login page needs the style sheet before any session.
+        .route(
+            "/assets/capf.css",
+            get(|| async { html::asset("text/css; charset=utf-8", html::STYLE) }),
+        )
+        .route(
+            "/assets/bulk-upload.js",
+            get(|| async { html::asset("text/javascript; charset=utf-8", bulk::UPLOAD_SCRIPT) }),
+        )
         .merge(protected)
 }
 

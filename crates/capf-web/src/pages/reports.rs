@@ -236,6 +236,10 @@ fn svg_response(svg: String) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(html::CONTENT_SECURITY_POLICY),
+    );
     response
 }
 
