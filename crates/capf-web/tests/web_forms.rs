@@ -584,16 +584,68 @@ async fn service_parameters_bulk_update_csv_insert_trust_upload_and_jobs_work_fr
     );
     assert!(s.trust_files().is_empty());
 
-    // Scheduled jobs: listed with their state, Cancel only for a writer and a scheduled job.
-    let job = s
-        .call(
-            Method::POST,
-            "/api/bulk/update",
+    // Run Later from the Bulk Administration page: the update and the CSV are checked now and
+    // stored as jobs; nothing changes until capfd runs them. A preview with a time previews now.
+    let later = |button: (&'static str, &'static str)| {
+        vec![
+            ("filter.pool", "Office"),
+            ("model", "Cisco 7821"),
+            ("at", "2030-01-01T00:00:00Z"),
+            button,
+            ("csrf", csrf.as_str()),
+        ]
+    };
+    let preview = s
+        .post_form("/bulk/update", &auth, &later(("dry_run", "true")))
+        .await;
+    assert_eq!(
+        notice(&preview),
+        "Preview: 1 device(s) would change; nothing was changed."
+    );
+    assert!(s.store.jobs(None).unwrap().is_empty());
+    let stored = s
+        .post_form("/bulk/update", &auth, &later(("apply", "1")))
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", notice(&stored));
+    let jobs = s.store.jobs(None).unwrap();
+    assert_eq!(jobs.len(), 1);
+    let id = jobs[0].id;
+    assert!(
+        notice(&stored).starts_with(&format!("Scheduled job {id} for 2030-01-01T00:00:00Z: ")),
+        "{}",
+        notice(&stored)
+    );
+    assert_eq!(s.device("SEP0000000000A3").model, "Cisco 7841");
+    let bad_time = s
+        .post_form(
+            "/bulk/update",
             &auth,
-            Some(J(json!({ "filter": { "pool": "Office" }, "model": "Cisco 7821", "at": "2030-01-01T00:00:00Z" }))),
+            &[
+                ("model", "X"),
+                ("at", "soon"),
+                ("apply", "1"),
+                ("csrf", &csrf),
+            ],
         )
         .await;
-    let id = job.body["id"].as_i64().unwrap();
+    assert_eq!(bad_time.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let csv_later = s
+        .post_multipart(
+            "/bulk/insert",
+            &auth,
+            &[
+                Part::Field("csrf", &csrf),
+                Part::File("csv", "later.csv", b"device_name\nSEP0000000000A4\n"),
+                Part::Field("at", "2030-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
+    assert_eq!(csv_later.status, StatusCode::OK, "{}", notice(&csv_later));
+    assert!(notice(&csv_later).contains("bulk insert of 1 devices from later.csv"));
+    assert_eq!(s.device_count(), 3);
+    assert_eq!(s.store.jobs(None).unwrap().len(), 2);
+
+    // Scheduled jobs: listed with their state, Cancel only for a writer and a scheduled job.
     let jobs = s.get_page("/jobs", &auth).await;
     assert_eq!(jobs.status, StatusCode::OK);
     assert!(
