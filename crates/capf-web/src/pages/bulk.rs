@@ -237,7 +237,7 @@ pub(super) async fn update(
                 let due = crate::scheduled::due(&at)?;
                 crate::scheduled::schedule_update_core(pc.caller.clone(), body, due)
                     .await
-                    .map(Done::Later)
+                    .map(|job| Done::Later(Box::new(job)))
             }
             None => api::bulk_update_core(pc.caller.clone(), body)
                 .await
@@ -289,7 +289,7 @@ pub(super) async fn insert(Extension(pc): Extension<PageCaller>, multipart: Mult
                     due,
                 )
                 .await
-                .map(Done::Later)
+                .map(|job| Done::Later(Box::new(job)))
             }
         }
     }
@@ -312,7 +312,7 @@ pub(super) async fn insert(Extension(pc): Extension<PageCaller>, multipart: Mult
 /// What a bulk form did: applied now, or stored as a job for later (Run Later).
 enum Done<T> {
     Now(T),
-    Later(capf_admin::jobs::JobView),
+    Later(Box<capf_admin::jobs::JobView>),
 }
 
 /// The Run Later field (`at`, RFC 3339) of a bulk form, with its own element id.
