@@ -23,9 +23,14 @@ pub(crate) async fn revoke_lsc(
     Extension(caller): Extension<Caller>,
     Path(serial): Path<String>,
 ) -> Result<Json<LscView>, ApiError> {
+    Ok(Json(revoke_lsc_core(caller, serial).await?))
+}
+
+/// Revokes an LSC by its serial (the API and the CAPF pane's Revoke).
+pub(crate) async fn revoke_lsc_core(caller: Caller, serial: String) -> Result<LscView, ApiError> {
     blocking(move || {
         let lsc = capf_admin::revoke_lsc(&*caller.store, &serial, SystemTime::now())?;
-        Ok(Json(LscView::from(&lsc)))
+        Ok(LscView::from(&lsc))
     })
     .await
 }
@@ -35,9 +40,14 @@ pub(crate) async fn revoke_lsc(
 pub(crate) async fn delete_stale_lscs(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<DeletedView>, ApiError> {
+    Ok(Json(delete_stale_lscs_core(caller).await?))
+}
+
+/// Deletes every stale LSC record (the API and the Reports page).
+pub(crate) async fn delete_stale_lscs_core(caller: Caller) -> Result<DeletedView, ApiError> {
     blocking(move || {
         let deleted = caller.store.delete_stale_lscs(SystemTime::now())?;
-        Ok(Json(DeletedView { deleted }))
+        Ok(DeletedView { deleted })
     })
     .await
 }
@@ -47,13 +57,20 @@ pub(crate) async fn delete_csr(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<DeletedView>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
+    Ok(Json(
+        delete_csrs_core(caller, CsrSelection::One(csr_id(&id)?)).await?,
+    ))
+}
+
+/// A request's number from a path: 404 for one that cannot be a request's, as for an unknown
+/// one.
+pub(crate) fn csr_id(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("certificate request {id:?} does not exist"),
+            format!("certificate request {text:?} does not exist"),
         )
-    })?;
-    delete_csrs_core(caller, CsrSelection::One(id)).await
+    })
 }
 
 /// `DELETE /api/csrs?all=true`: every request (the guide's `csr delete all`); without
@@ -75,16 +92,17 @@ pub(crate) async fn delete_all_csrs(
             "deleting every certificate request needs all=true (or DELETE /api/csrs/{id} for one)",
         ));
     }
-    delete_csrs_core(caller, CsrSelection::All).await
+    Ok(Json(delete_csrs_core(caller, CsrSelection::All).await?))
 }
 
-async fn delete_csrs_core(
+/// Deletes the requests selected (the API and the Reports page).
+pub(crate) async fn delete_csrs_core(
     caller: Caller,
     which: CsrSelection,
-) -> Result<Json<DeletedView>, ApiError> {
+) -> Result<DeletedView, ApiError> {
     blocking(move || {
         let deleted = capf_admin::csr::delete_csrs(&*caller.store, which, SystemTime::now())?;
-        Ok(Json(DeletedView { deleted }))
+        Ok(DeletedView { deleted })
     })
     .await
 }

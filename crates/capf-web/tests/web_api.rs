@@ -1893,36 +1893,21 @@ async fn run_later_bulk_requests_store_jobs_that_are_listed_shown_run_and_cancel
 
 #[tokio::test]
 async fn lscs_are_revoked_stale_ones_deleted_and_ca_requests_deleted_as_capfctl_does() {
-    use capf_store::{CertificateIssuer, DeviceName, LscRecord, LscState, NewCaRequest};
+    use capf_store::{DeviceName, LscState};
     let (s, auth) = admin_server().await;
     let reader = s.login("reader").await;
     let name = DeviceName::new("SEP0000000000AA").unwrap();
     s.store
         .add_device(&capf_store::NewDevice::new(name.clone()), SystemTime::now())
         .unwrap();
-    let now = SystemTime::now();
-    // Records as the store keeps them (imported, as an offline CA's or another store's).
-    let record = |serial: u8, state: LscState| LscRecord {
-        serial: vec![serial, 1],
-        device: name.clone(),
-        der: vec![0x30, 0x00],
-        not_before: now,
-        not_after: now + Duration::from_secs(86_400),
-        issued_at: now,
-        state,
-        state_changed_at: now,
-    };
-    s.store
-        .import_lscs(
-            &mut [
-                record(0x0a, LscState::Installed),
-                record(0x0b, LscState::Stale),
-                record(0x0c, LscState::Stale),
-            ]
-            .into_iter(),
-            now,
-        )
-        .unwrap();
+    s.import_lscs(
+        "SEP0000000000AA",
+        &[
+            ([0x0a, 1], LscState::Installed),
+            ([0x0b, 1], LscState::Stale),
+            ([0x0c, 1], LscState::Stale),
+        ],
+    );
 
     // Revoke: bad input first, each with its status, nothing changed.
     let before = s.audit_len();
@@ -1973,24 +1958,7 @@ async fn lscs_are_revoked_stale_ones_deleted_and_ca_requests_deleted_as_capfctl_
     assert!(s.store.lsc(&[0x0a, 1]).unwrap().is_some());
 
     // Requests to an external CA: one by id, or all with all=true.
-    let key = capf_test_support::issuer_key(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P256));
-    let subject: capf_lsc::x509_cert::name::Name =
-        std::str::FromStr::from_str("CN=SEP0000000000AA").unwrap();
-    let csr = capf_lsc::der::Encode::to_der(&capf_lsc::capf_csr(&subject, &key).unwrap()).unwrap();
-    let spki = capf_lsc::der::Encode::to_der(capf_lsc::LscSigner::public_key(&key)).unwrap();
-    let request = s
-        .store
-        .record_ca_request(
-            &name,
-            &NewCaRequest {
-                mode: CertificateIssuer::OfflineCa,
-                csr: &csr,
-                public_key: &spki,
-                ca_request_id: None,
-            },
-            SystemTime::now(),
-        )
-        .unwrap();
+    let request = s.record_offline_request("SEP0000000000AA");
     for (who, path, status) in [
         (
             &reader,

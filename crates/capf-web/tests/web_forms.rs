@@ -170,6 +170,8 @@ struct Snapshot {
     jobs: Vec<JobState>,
     capf_pem: Option<Vec<u8>>,
     online_ca: bool,
+    lscs: Vec<capf_store::LscRecord>,
+    requests: usize,
 }
 
 fn snapshot(s: &Server) -> Snapshot {
@@ -187,6 +189,8 @@ fn snapshot(s: &Server) -> Snapshot {
             .collect(),
         capf_pem: std::fs::read(s.data().join("capf.pem")).ok(),
         online_ca: capf_admin::online_ca(&*s.store).unwrap().is_some(),
+        lscs: s.store.lscs(&DeviceName::new(PHONE).unwrap()).unwrap(),
+        requests: s.store.ca_requests(None).unwrap().len(),
     }
 }
 
@@ -213,6 +217,15 @@ async fn page_forms_refuse_a_missing_or_wrong_csrf_token_and_change_nothing() {
         .await;
     assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.body);
     let cancel_path = format!("/jobs/{}/cancel", job.body["id"]);
+    s.import_lscs(
+        PHONE,
+        &[
+            ([0x0a, 1], capf_store::LscState::Installed),
+            ([0x0b, 1], capf_store::LscState::Stale),
+        ],
+    );
+    let request = s.record_offline_request(PHONE);
+    let csr_path = format!("/reports/csrs/{}/delete", request.id);
 
     // Each form as a browser posts it, with the token in `csrf` left out or replaced.
     enum Form<'a> {
@@ -305,11 +318,15 @@ async fn page_forms_refuse_a_missing_or_wrong_csrf_token_and_change_nothing() {
                 }
             }
         }
-        let cancel_fields: Vec<(&str, &str)> = token.map(|t| ("csrf", t)).into_iter().collect();
-        posted.push((
-            cancel_path.clone(),
-            s.post_form(&cancel_path, &auth, &cancel_fields).await,
-        ));
+        let token_only: Vec<(&str, &str)> = token.map(|t| ("csrf", t)).into_iter().collect();
+        for path in [
+            cancel_path.as_str(),
+            csr_path.as_str(),
+            "/reports/stale-lscs/delete",
+            "/devices/SEP001122334455/lscs/0a01/revoke",
+        ] {
+            posted.push((path.to_owned(), s.post_form(path, &auth, &token_only).await));
+        }
         for (path, page) in &posted {
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {token:?}");
             assert_eq!(notice(page), CSRF_REFUSED, "{path} {token:?}");
@@ -679,4 +696,105 @@ async fn service_parameters_bulk_update_csv_insert_trust_upload_and_jobs_work_fr
         .post_form(&format!("/jobs/{id}/cancel"), &auth, &[("csrf", &csrf)])
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", notice(&again));
+}
+
+#[tokio::test]
+async fn an_lsc_is_revoked_and_stale_lscs_and_ca_requests_deleted_from_their_pages() {
+    use capf_store::LscState;
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let csrf = auth.csrf.clone().unwrap();
+    s.call(
+        Method::POST,
+        "/api/devices",
+        &auth,
+        Some(J(json!({ "name": PHONE }))),
+    )
+    .await;
+    s.import_lscs(
+        PHONE,
+        &[
+            ([0x0a, 1], LscState::Installed),
+            ([0x0b, 1], LscState::Stale),
+        ],
+    );
+    let request = s.record_offline_request(PHONE);
+
+    // The read-only role sees the records and no button to change them.
+    let pane = s.get_page("/devices/SEP001122334455", &reader).await;
+    assert!(pane.html.contains("<code>0a01</code>"));
+    assert!(!pane.html.contains(r#"id="revoke-0a01""#));
+    let reports = s.get_page("/reports", &reader).await;
+    assert!(reports.html.contains("<code>0b01</code>"));
+    assert!(!reports.html.contains(r#"id="delete-stale""#));
+    assert!(
+        !reports
+            .html
+            .contains(&format!(r#"id="delete-csr-{}""#, request.id))
+    );
+    let refused = s
+        .post_form(
+            "/devices/SEP001122334455/lscs/0a01/revoke",
+            &reader,
+            &[("csrf", reader.csrf.as_deref().unwrap())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.store.lsc(&[0x0a, 1]).unwrap().unwrap().state,
+        LscState::Installed
+    );
+
+    // Revoke from the CAPF pane: only the installed LSC has the button.
+    let pane = s.get_page("/devices/SEP001122334455", &auth).await;
+    assert!(pane.html.contains(r#"id="revoke-0a01""#));
+    assert!(!pane.html.contains(r#"id="revoke-0b01""#));
+    let revoked = s
+        .post_form(
+            "/devices/SEP001122334455/lscs/0a01/revoke",
+            &auth,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", notice(&revoked));
+    assert_eq!(notice(&revoked), "Revoked LSC 0a01.");
+    assert!(!revoked.html.contains(r#"id="revoke-0a01""#));
+    assert_eq!(
+        s.store.lsc(&[0x0a, 1]).unwrap().unwrap().state,
+        LscState::Revoked
+    );
+    let again = s
+        .post_form(
+            "/devices/SEP001122334455/lscs/0a01/revoke",
+            &auth,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", notice(&again));
+
+    // The Stale LSC report's delete, and a pending request's, from the Reports page.
+    let reports = s.get_page("/reports", &auth).await;
+    assert!(reports.html.contains(r#"id="delete-stale""#));
+    let deleted = s
+        .post_form("/reports/stale-lscs/delete", &auth, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", notice(&deleted));
+    assert_eq!(notice(&deleted), "Deleted 1 stale LSC record(s).");
+    assert!(s.store.stale_lscs().unwrap().is_empty());
+    assert!(!deleted.html.contains(r#"id="delete-stale""#));
+    let path = format!("/reports/csrs/{}/delete", request.id);
+    let gone = s.post_form(&path, &auth, &[("csrf", &csrf)]).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", notice(&gone));
+    assert_eq!(
+        notice(&gone),
+        format!("Deleted certificate request {}.", request.id)
+    );
+    assert!(s.store.ca_requests(None).unwrap().is_empty());
+    let unknown = s.post_form(&path, &auth, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        notice(&unknown)
+    );
 }

@@ -220,6 +220,13 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         // Manage Scheduled Jobs
         .route("/jobs", get(scheduled::page))
         .route("/jobs/{id}/cancel", post(scheduled::cancel))
+        // LSC and certificate-request records
+        .route(
+            "/devices/{name}/lscs/{serial}/revoke",
+            post(devices::revoke_lsc),
+        )
+        .route("/reports/stale-lscs/delete", post(reports::delete_stale))
+        .route("/reports/csrs/{id}/delete", post(reports::delete_csr))
         .route("/logout", post(logout))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(state),

@@ -269,3 +269,46 @@ pub(crate) fn trust_fixture(name: &str) -> Vec<u8> {
     )
     .unwrap()
 }
+
+impl Server {
+    /// Imports LSC records of `device` as the store keeps them (an offline CA's, or another
+    /// store's): each serial (two bytes) in its state.
+    pub(crate) fn import_lscs(&self, device: &str, lscs: &[([u8; 2], capf_store::LscState)]) {
+        let now = SystemTime::now();
+        let mut records = lscs.iter().map(|(serial, state)| capf_store::LscRecord {
+            serial: serial.to_vec(),
+            device: capf_store::DeviceName::new(device).unwrap(),
+            der: vec![0x30, 0x00],
+            not_before: now,
+            not_after: now + std::time::Duration::from_secs(86_400),
+            issued_at: now,
+            state: *state,
+            state_changed_at: now,
+        });
+        self.store.import_lscs(&mut records, now).unwrap();
+    }
+
+    /// Records a Pending request of `device` to the Offline CA, with a real CSR (a fixture
+    /// key).
+    pub(crate) fn record_offline_request(&self, device: &str) -> capf_store::CaRequest {
+        use capf_store::SessionStore;
+        let key = capf_test_support::issuer_key(capf_lsc::KeySpec::Ec(capf_lsc::Curve::P256));
+        let subject: capf_lsc::x509_cert::name::Name =
+            std::str::FromStr::from_str(&format!("CN={device}")).unwrap();
+        let csr =
+            capf_lsc::der::Encode::to_der(&capf_lsc::capf_csr(&subject, &key).unwrap()).unwrap();
+        let spki = capf_lsc::der::Encode::to_der(capf_lsc::LscSigner::public_key(&key)).unwrap();
+        self.store
+            .record_ca_request(
+                &capf_store::DeviceName::new(device).unwrap(),
+                &capf_store::NewCaRequest {
+                    mode: capf_store::CertificateIssuer::OfflineCa,
+                    csr: &csr,
+                    public_key: &spki,
+                    ca_request_id: None,
+                },
+                SystemTime::now(),
+            )
+            .unwrap()
+    }
+}
