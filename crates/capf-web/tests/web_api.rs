@@ -13,6 +13,35 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// The paths of the `.route("...", ...)` calls in `source` between `from` and `to`.
+fn routes_between(source: &str, from: &str, to: &str) -> Vec<String> {
+    let start = source.find(from).unwrap();
+    let end = start + source[start..].find(to).unwrap();
+    let mut routes = Vec::new();
+    let mut rest = &source[start..end];
+    while let Some(at) = rest.find(".route(") {
+        rest = rest[at + ".route(".len()..].trim_start();
+        let path = rest.strip_prefix('"').unwrap();
+        let close = path.find('"').unwrap();
+        routes.push(path[..close].to_owned());
+        rest = &path[close..];
+    }
+    routes
+}
+
+/// A route's path with a sample value for each parameter.
+fn sample_path(route: &str) -> String {
+    let mut path = String::new();
+    let mut rest = route;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        path.push_str("x1");
+        rest = &rest[open + rest[open..].find('}').unwrap() + 1..];
+    }
+    path.push_str(rest);
+    path
+}
+
 #[tokio::test]
 async fn health_checks_answer_without_login_and_nothing_else_does() {
     let s = start(capf_web::WebConfig::default()).await;
@@ -24,52 +53,61 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
     let ready = s.call(Method::GET, "/readyz", &none, None).await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["status"], "ready");
-    for (method, path) in [
-        (Method::GET, "/api/devices"),
-        (Method::GET, "/api/devices/SEP001122334455"),
-        (Method::POST, "/api/devices"),
-        (Method::GET, "/api/reports/status"),
-        (Method::GET, "/api/settings"),
-        (Method::PUT, "/api/settings"),
-        (Method::POST, "/api/bulk/insert"),
-        (Method::GET, "/api/audit"),
-        (Method::GET, "/api/me"),
-        (Method::GET, "/api/templates"),
-        (Method::PUT, "/api/templates/lobby"),
-        (Method::POST, "/api/auth-strings"),
-        (Method::GET, "/api/auth-strings/csv/00"),
-        (Method::GET, "/api/online-ca"),
-        (Method::PUT, "/api/online-ca"),
-        (Method::GET, "/api/trust"),
-        (Method::POST, "/api/trust/CAPF-trust"),
-        (Method::DELETE, "/api/trust/CAPF-trust/0123456789"),
-        (Method::GET, "/api/capf-cert"),
-        (Method::PUT, "/api/capf-cert"),
-        (Method::GET, "/api/csrs/export"),
-        (Method::POST, "/api/certs/import"),
-        (Method::PATCH, "/api/devices/SEP001122334455"),
-        (Method::DELETE, "/api/devices/SEP001122334455"),
-        (Method::POST, "/api/devices/SEP001122334455/schedule"),
-        (Method::POST, "/api/bulk/update"),
-        (Method::POST, "/api/logout"),
-        (Method::GET, "/metrics"),
-        (Method::GET, "/api/reports/stale-lscs"),
-        (Method::DELETE, "/api/reports/stale-lscs"),
-        (Method::GET, "/api/reports/csrs"),
-        (Method::GET, "/api/reports/expiring"),
-        (Method::GET, "/api/templates/lobby"),
-        (Method::DELETE, "/api/templates/lobby"),
-        (Method::POST, "/api/capf-cert/regenerate"),
-        (Method::GET, "/api/jobs"),
-        (Method::GET, "/api/jobs/1"),
-        (Method::POST, "/api/jobs/1/cancel"),
-        (Method::POST, "/api/lscs/0a01/revoke"),
-        (Method::DELETE, "/api/csrs"),
-        (Method::DELETE, "/api/csrs/1"),
-    ] {
-        let a = s.call(method.clone(), path, &none, None).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
-        assert!(a.error().starts_with("log in first"), "{}", a.error());
+    // Every route the API's router is built with (read from its source, so a route added
+    // later is checked too), with every method: 401 before anything else happens.
+    let routes = routes_between(
+        include_str!("../src/lib.rs"),
+        "let api = Router::new()",
+        ".route_layer(",
+    );
+    for expected in ["/api/devices/{name}", "/api/jobs/{id}/cancel", "/metrics"] {
+        assert!(routes.contains(&expected.to_owned()), "{routes:?}");
+    }
+    assert!(routes.len() >= 30, "{routes:?}");
+    for route in &routes {
+        let path = sample_path(route);
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let a = s.call(method.clone(), &path, &none, None).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(a.error().starts_with("log in first"), "{}", a.error());
+        }
+    }
+    // Every page but the login page (and its style sheet and script) sends the browser to
+    // the login page.
+    let pages = routes_between(
+        include_str!("../src/pages/mod.rs"),
+        "let protected = Router::new()",
+        ".route_layer(",
+    );
+    assert!(pages.contains(&"/jobs".to_owned()), "{pages:?}");
+    let no_redirects = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(s.dir.join(capf_web::tls::CERT_FILE)).unwrap(),
+            )
+            .unwrap(),
+        )
+        .resolve("localhost", s.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for route in &pages {
+        let path = sample_path(route);
+        for method in [Method::GET, Method::POST] {
+            let res = no_redirects
+                .request(method.clone(), s.url(&path))
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_redirection(), "{method} {path}");
+            assert_eq!(res.headers()["location"], "/login", "{method} {path}");
+        }
     }
     assert_eq!(s.device_count(), 0);
 }
