@@ -428,6 +428,26 @@ async fn every_page_answers_with_the_content_security_policy_and_references_noth
         assert!(!page.html.contains("<style"), "{path}");
         assert!(!page.html.contains(" style="), "{path}");
     }
+    // Every page route (read from the router's source, so a page added later is checked
+    // too) that answers a GET with HTML or a picture carries the policy.
+    let routes = routes_between(
+        include_str!("../src/pages/mod.rs"),
+        "let protected = Router::new()",
+        ".route_layer(",
+    );
+    let mut checked = 0;
+    for route in &routes {
+        let path = sample_path(route).replace("x1", PHONE);
+        let page = s.get_page(&path, &auth).await;
+        if page.status.is_redirection() || page.status == StatusCode::METHOD_NOT_ALLOWED {
+            continue;
+        }
+        assert_eq!(page.csp.as_deref(), Some(POLICY), "{path}");
+        assert!(foreign_references(&page.html).is_empty(), "{path}");
+        assert!(!page.html.contains("<script>"), "{path}");
+        checked += 1;
+    }
+    assert!(checked >= pages.len() - 1, "{checked} of {routes:?}");
     // The files the pages load are served here, to anyone (the login page needs the style).
     for (path, kind) in [
         ("/assets/capf.css", "text/css"),

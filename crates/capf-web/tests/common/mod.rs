@@ -312,3 +312,32 @@ impl Server {
             .unwrap()
     }
 }
+
+/// The paths of the `.route("...", ...)` calls in `source` between `from` and `to`.
+pub(crate) fn routes_between(source: &str, from: &str, to: &str) -> Vec<String> {
+    let start = source.find(from).unwrap();
+    let end = start + source[start..].find(to).unwrap();
+    let mut routes = Vec::new();
+    let mut rest = &source[start..end];
+    while let Some(at) = rest.find(".route(") {
+        rest = rest[at + ".route(".len()..].trim_start();
+        let path = rest.strip_prefix('"').unwrap();
+        let close = path.find('"').unwrap();
+        routes.push(path[..close].to_owned());
+        rest = &path[close..];
+    }
+    routes
+}
+
+/// A route's path with a sample value for each parameter.
+pub(crate) fn sample_path(route: &str) -> String {
+    let mut path = String::new();
+    let mut rest = route;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        path.push_str("x1");
+        rest = &rest[open + rest[open..].find('}').unwrap() + 1..];
+    }
+    path.push_str(rest);
+    path
+}
