@@ -5,6 +5,7 @@ use axum::Extension;
 use axum::extract::Path;
 use axum::response::Response;
 use capf_admin::jobs::JobView;
+use capf_store::JobState;
 
 use super::html::{self, Notice, esc, url_part};
 use super::{FormData, PageCaller};
@@ -42,7 +43,7 @@ async fn render(pc: &PageCaller, notice: Notice) -> Response {
             let rows: Vec<Vec<String>> = jobs
                 .iter()
                 .map(|job| {
-                    let cancel = if job.state == "scheduled" && pc.caller.role.can_write() {
+                    let cancel = if job.state == JobState::Scheduled.as_str() && pc.caller.role.can_write() {
                         format!(
                             r#"<form method="post" action="/jobs/{id}/cancel">{}<button type="submit" id="cancel-{id}">Cancel</button></form>"#,
                             html::csrf_field(&pc.csrf),
