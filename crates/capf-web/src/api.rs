@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::pages::html::url_part;
 
 /// Runs blocking store work (SQLite, Argon2id) on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -71,7 +72,7 @@ pub(crate) struct FilterParams {
     lsc_expires_before: Option<String>,
     #[serde(default)]
     past_complete_by: bool,
-    /// The API's paging: at most this many devices (all without it).
+    /// The API's paging: at most this many devices ([`DEFAULT_PAGE_LIMIT`] without it).
     limit: Option<usize>,
     /// The API's paging: from this position in name order (0 without it).
     offset: Option<usize>,
@@ -113,26 +114,89 @@ fn serde_urlencoded_parse<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError>
     .map_err(|e| bad_request(format!("malformed query string: {}", e.body_text())))
 }
 
-/// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=`.
+/// Devices in a page of `GET /api/devices` without `limit`.
+pub const DEFAULT_PAGE_LIMIT: usize = 500;
+
+/// The largest `limit` of `GET /api/devices`: a page stays a few hundred kilobytes of JSON
+/// however many devices the store holds (all 100,000 in one answer were 31 MB and half a
+/// second).
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// `GET /api/devices?name=&pool=&model=&status=&lsc_expires_before=&past_complete_by=&limit=&offset=`.
 ///
-/// With `limit` (and `offset`), one page in name order, and the number matching in all in the
-/// `X-Total-Count` header: what a client paging through 100,000 devices asks for.
+/// Always one page, in name order: `limit` devices (default [`DEFAULT_PAGE_LIMIT`], at most
+/// [`MAX_PAGE_LIMIT`]) from position `offset` (default 0). `X-Total-Count` is the number
+/// matching in all, and `Link` (RFC 8288) gives the `next` and `prev` pages as relative
+/// references with the same filters, so a client pages through 100,000 devices by following
+/// `rel="next"` until there is none.
 pub(crate) async fn list_devices(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let params = query::<FilterParams>(uri.query())?;
-    let Some(limit) = params.limit else {
-        let devices = list_devices_core(caller, &params).await?;
-        return Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response());
-    };
-    let page = device_page_core(caller, &params, params.offset.unwrap_or(0), limit).await?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if limit > MAX_PAGE_LIMIT {
+        return Err(bad_request(format!(
+            "limit {limit}: at most {MAX_PAGE_LIMIT} devices a page (follow the Link header's \
+             rel=\"next\" for the rest)"
+        )));
+    }
+    let offset = params.offset.unwrap_or(0);
+    let page = device_page_core(caller, &params, offset, limit).await?;
     let views: Vec<DeviceView> = page.devices.iter().map(DeviceView::from).collect();
-    Ok(([("x-total-count", page.total.to_string())], Json(views)).into_response())
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-total-count", page.total.into());
+    let links = page_links(uri.path(), uri.query(), offset, limit, page.total);
+    if !links.is_empty()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&links)
+    {
+        headers.insert(axum::http::header::LINK, value);
+    }
+    Ok((headers, Json(views)).into_response())
 }
 
-/// One page of the devices matching capfctl's filters, with the total (the API's paged list
-/// and the device list page).
+/// The RFC 8288 `Link` value of a page at `offset` of `limit` among `total`: `rel="next"` when
+/// devices follow it, `rel="prev"` when some come before it; each the same path and query
+/// with only `limit` and `offset` replaced.
+fn page_links(
+    path: &str,
+    query: Option<&str>,
+    offset: usize,
+    limit: usize,
+    total: usize,
+) -> String {
+    let kept: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{}", query.unwrap_or(""))
+            .parse()
+            .unwrap_or_default(),
+    )
+    .map(|q| q.0)
+    .unwrap_or_default()
+    .into_iter()
+    .filter(|(k, _)| k != "limit" && k != "offset")
+    .collect();
+    let link = |at: usize, rel: &str| {
+        let mut target = format!("{path}?");
+        for (k, v) in &kept {
+            target.push_str(&url_part(k));
+            target.push('=');
+            target.push_str(&url_part(v));
+            target.push('&');
+        }
+        format!("<{target}limit={limit}&offset={at}>; rel=\"{rel}\"")
+    };
+    let mut links = Vec::new();
+    if limit > 0 && offset.saturating_add(limit) < total {
+        links.push(link(offset + limit, "next"));
+    }
+    if offset > 0 && limit > 0 {
+        links.push(link(offset.saturating_sub(limit), "prev"));
+    }
+    links.join(", ")
+}
+
+/// One page of the devices matching capfctl's filters, with the total (the API's list and the
+/// device list page).
 pub(crate) async fn device_page_core(
     caller: Caller,
     params: &FilterParams,
@@ -146,22 +210,6 @@ pub(crate) async fn device_page_core(
             &filter,
             offset,
             limit,
-            SystemTime::now(),
-        )?)
-    })
-    .await
-}
-
-/// The devices matching capfctl's filters (the API's list and the device list page).
-pub(crate) async fn list_devices_core(
-    caller: Caller,
-    params: &FilterParams,
-) -> Result<Vec<Device>, ApiError> {
-    let filter = params.to_filter()?;
-    blocking(move || {
-        Ok(capf_admin::list_devices(
-            &*caller.store,
-            &filter,
             SystemTime::now(),
         )?)
     })
@@ -400,20 +448,29 @@ pub(crate) async fn schedule_core(
 
 /// `POST /api/bulk/insert[?template=NAME]`: the body is the CSV file (the guide's Bulk
 /// Administration columns); every row or none is added, and a bad row is named by its line.
+///
+/// With `at` (RFC 3339, `capfctl bulk insert --at`), the file is checked now and kept in a
+/// scheduled job that the running capfd runs then: 202 with the job (`GET /api/jobs/{id}`).
 pub(crate) async fn bulk_insert(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
     body: Bytes,
-) -> Result<Json<BulkInsertView>, ApiError> {
+) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Params {
         template: Option<String>,
+        at: Option<String>,
     }
     let params: Params = query(uri.query())?;
-    Ok(Json(
-        bulk_insert_core(caller, "upload.csv".to_owned(), body, params.template).await?,
-    ))
+    let file = "upload.csv".to_owned();
+    if let Some(at) = params.at {
+        let due = crate::scheduled::due(&at)?;
+        let job = crate::scheduled::schedule_insert_core(caller, file, body, params.template, due)
+            .await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
+    }
+    Ok(Json(bulk_insert_core(caller, file, body, params.template).await?).into_response())
 }
 
 /// A bulk insert from a CSV file named `file` in messages (the API and Bulk Administration's
@@ -456,7 +513,7 @@ pub(crate) async fn bulk_insert_core(
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkUpdate {
     #[serde(default)]
-    filter: FilterParams,
+    pub(crate) filter: FilterParams,
     description: Option<String>,
     device_pool: Option<String>,
     model: Option<String>,
@@ -466,15 +523,47 @@ pub(crate) struct BulkUpdate {
     keys: Keys,
     complete_by: Option<String>,
     #[serde(default)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
+    /// Run Later (RFC 3339): store the update as a job the running capfd runs then.
+    pub(crate) at: Option<String>,
 }
 
-/// `POST /api/bulk/update`: an update by query, or its dry run (what would change).
+impl BulkUpdate {
+    /// What changes, as capf-admin's parameters (checked by `to_change`).
+    pub(crate) fn change_params(&self) -> Result<ChangeParams, ApiError> {
+        Ok(ChangeParams {
+            description: self.description.clone(),
+            device_pool: self.device_pool.clone(),
+            model: self.model.clone(),
+            auth_mode: self
+                .auth_mode
+                .as_deref()
+                .map(|m| parse_name::<AuthMode>("auth_mode", m))
+                .transpose()?,
+            operation: self
+                .operation
+                .as_deref()
+                .map(|o| parse_name::<OperationKind>("operation", o))
+                .transpose()?,
+            keys: self.keys.choice()?,
+            complete_by: self.complete_by.clone(),
+        })
+    }
+}
+
+/// `POST /api/bulk/update`: an update by query, or its dry run (what would change); with
+/// `"at"`, the change is checked now and stored as a scheduled job (202 with the job).
 pub(crate) async fn bulk_update(
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Json<BulkUpdateView>, ApiError> {
-    Ok(Json(bulk_update_core(caller, parse_json(&body)?).await?))
+) -> Result<Response, ApiError> {
+    let mut body: BulkUpdate = parse_json(&body)?;
+    if let Some(at) = body.at.take() {
+        let due = crate::scheduled::due(&at)?;
+        let job = crate::scheduled::schedule_update_core(caller, body, due).await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
+    }
+    Ok(Json(bulk_update_core(caller, body).await?).into_response())
 }
 
 /// An update by query or its dry run (the API and Bulk Administration's preview and apply).
@@ -484,24 +573,7 @@ pub(crate) async fn bulk_update_core(
 ) -> Result<BulkUpdateView, ApiError> {
     let now = SystemTime::now();
     let filter = body.filter.to_filter()?;
-    let params = ChangeParams {
-        description: body.description,
-        device_pool: body.device_pool,
-        model: body.model,
-        auth_mode: body
-            .auth_mode
-            .as_deref()
-            .map(|m| parse_name::<AuthMode>("auth_mode", m))
-            .transpose()?,
-        operation: body
-            .operation
-            .as_deref()
-            .map(|o| parse_name::<OperationKind>("operation", o))
-            .transpose()?,
-        keys: body.keys.choice()?,
-        complete_by: body.complete_by,
-    };
-    let change = params.to_change(now)?;
+    let change = body.change_params()?.to_change(now)?;
     let dry_run = body.dry_run;
     blocking(move || {
         let changes = capf_admin::update_devices(

@@ -85,25 +85,30 @@ fn store_status(e: &capf_store::Error) -> Option<StatusCode> {
         | S::UnknownTemplate { .. }
         | S::UnknownCsr { .. }
         | S::UnknownAccount { .. }
-        | S::UnknownLsc { .. } => StatusCode::NOT_FOUND,
-        S::DuplicateDevice { .. } | S::DuplicateAccount { .. } | S::DuplicateSerial { .. } => {
-            StatusCode::CONFLICT
-        }
+        | S::UnknownLsc { .. }
+        | S::UnknownJob { .. } => StatusCode::NOT_FOUND,
+        S::DuplicateDevice { .. }
+        | S::DuplicateAccount { .. }
+        | S::DuplicateSerial { .. }
+        | S::JobWrongState { .. }
+        | S::LscWrongState { .. } => StatusCode::CONFLICT,
         S::BulkItem { source, .. } => return store_status(source),
         S::Database { .. } | S::Io { .. } | S::Corrupt { .. } | S::Damaged { .. } => return None,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     })
 }
 
-/// capf-admin's errors: an unknown thing (device, template, fingerprint) is 404, a duplicate 409, a broken rule 422, and a
+/// capf-admin's errors: an unknown thing (device, template, fingerprint, job) is 404, a duplicate or a job in the
+/// wrong state 409, a broken rule 422, and a
 /// failure of the store or the disk 500 with nothing of it shown (it is logged).
 impl From<capf_admin::Error> for ApiError {
     fn from(e: capf_admin::Error) -> ApiError {
         use capf_admin::Error as A;
         let status = match &e {
-            A::UnknownDevice { .. } | A::UnknownTemplate { .. } | A::NoSuchFingerprint { .. } => {
-                Some(StatusCode::NOT_FOUND)
-            }
+            A::UnknownDevice { .. }
+            | A::UnknownTemplate { .. }
+            | A::UnknownLsc { .. }
+            | A::NoSuchFingerprint { .. } => Some(StatusCode::NOT_FOUND),
             A::Store(s) => store_status(s),
             A::Io { .. }
             | A::CreateNew { .. }

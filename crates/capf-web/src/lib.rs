@@ -9,6 +9,8 @@ mod error;
 mod ldap;
 mod ops;
 mod pages;
+mod records;
+mod scheduled;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use capf_store::DeviceStore;
 
+pub use api::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::Error;
 
@@ -195,6 +198,18 @@ pub fn router(store: Arc<dyn DeviceStore>, config: WebConfig) -> Result<Router, 
             "/api/certs/import",
             post(certs::import_certs).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
+        // Scheduled jobs (capfctl job list|show|cancel)
+        .route("/api/jobs", get(scheduled::list_jobs))
+        .route("/api/jobs/{id}", get(scheduled::show_job))
+        .route("/api/jobs/{id}/cancel", post(scheduled::cancel_job))
+        // LSC and certificate-request records (capfctl lsc revoke, stale-lsc delete, csr delete)
+        .route("/api/lscs/{serial}/revoke", post(records::revoke_lsc))
+        .route(
+            "/api/reports/stale-lscs",
+            delete(records::delete_stale_lscs),
+        )
+        .route("/api/csrs", delete(records::delete_all_csrs))
+        .route("/api/csrs/{id}", delete(records::delete_csr))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authenticate,

@@ -4,190 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, SystemTime};
 
-use capf_store::{AccountName, AdminStore, DeviceStore, Role, SessionStore, SqliteStore};
+use capf_store::{AccountName, AdminStore, SessionStore};
+use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-struct Server {
-    store: Arc<SqliteStore>,
-    addr: SocketAddr,
-    client: reqwest::Client,
-    task: tokio::task::JoinHandle<Result<(), capf_web::Error>>,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn start(config: capf_web::WebConfig) -> Server {
-    let store = Arc::new(SqliteStore::open_in_memory([5; 32]).unwrap());
-    for (name, role) in [("alice", Role::Admin), ("reader", Role::ReadOnly)] {
-        capf_admin::accounts::add_account(
-            &*store,
-            &AccountName::new(name).unwrap(),
-            role,
-            PASSWORD,
-            SystemTime::now(),
-        )
-        .unwrap();
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "capf-web-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let (cert, key) = capf_web::tls::self_signed_files(&dir).unwrap();
-    // The server's data directory (trust stores, CAPF certificate), unless the test gives one.
-    let config = if config.data_dir.is_none() {
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        config.with_data_dir(dir.join("data"))
-    } else {
-        config
-    };
-    let tls = Arc::new(capf_web::tls::server_config(&cert, &key).unwrap());
-    let dyn_store: Arc<dyn DeviceStore> = store.clone();
-    let app = capf_web::router(dyn_store, config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(capf_web::tls::serve(listener, tls, app));
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
-        )
-        .resolve("localhost", addr)
-        .build()
-        .unwrap();
-    Server {
-        store,
-        addr,
-        client,
-        task,
-        dir,
-    }
-}
-
-/// A logged-in caller: the cookie and the CSRF token, or a bearer token.
-#[derive(Clone, Default)]
-struct Auth {
-    cookie: Option<String>,
-    csrf: Option<String>,
-    bearer: Option<String>,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    set_cookie: Option<String>,
-    /// The paged list's `X-Total-Count`.
-    total_count: Option<String>,
-}
-
-impl Answer {
-    fn error(&self) -> &str {
-        self.body["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error in {}", self.body))
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
-    }
-
-    async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Body>) -> Answer {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(c) = &auth.cookie {
-            req = req.header("cookie", c);
-        }
-        if let Some(t) = &auth.csrf {
-            req = req.header("x-csrf-token", t);
-        }
-        if let Some(b) = &auth.bearer {
-            req = req.bearer_auth(b);
-        }
-        req = match body {
-            Some(Body::Json(v)) => req.json(&v),
-            Some(Body::Raw(text)) => req.body(text),
-            Some(Body::Bytes(data)) => req.body(data),
-            None => req,
-        };
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let set_cookie = res
-            .headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let total_count = res
-            .headers()
-            .get("x-total-count")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            body,
-            set_cookie,
-            total_count,
-        }
-    }
-
-    async fn login(&self, name: &str) -> Auth {
-        let a = self
-            .call(
-                Method::POST,
-                "/api/login",
-                &Auth::default(),
-                Some(Body::Json(json!({ "name": name, "password": PASSWORD }))),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        let cookie = a.set_cookie.unwrap();
-        for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
-            assert!(cookie.contains(attr), "{cookie}");
-        }
-        Auth {
-            cookie: Some(cookie.split(';').next().unwrap().to_owned()),
-            csrf: Some(a.body["csrf_token"].as_str().unwrap().to_owned()),
-            bearer: None,
-        }
-    }
-
-    fn device_count(&self) -> usize {
-        self.store.list_devices().unwrap().len()
-    }
-
-    fn audit_len(&self) -> usize {
-        self.store.audit(None, usize::MAX).unwrap().len()
-    }
-}
-
-enum Body {
-    Json(Value),
-    Raw(&'static str),
-    Bytes(Vec<u8>),
-}
-
-use Body::{Bytes, Json as J, Raw};
-
-async fn admin_server() -> (Server, Auth) {
-    let s = start(capf_web::WebConfig::default()).await;
-    let auth = s.login("alice").await;
-    (s, auth)
-}
 
 #[tokio::test]
 async fn health_checks_answer_without_login_and_nothing_else_does() {
@@ -200,33 +24,61 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
     let ready = s.call(Method::GET, "/readyz", &none, None).await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["status"], "ready");
-    for (method, path) in [
-        (Method::GET, "/api/devices"),
-        (Method::GET, "/api/devices/SEP001122334455"),
-        (Method::POST, "/api/devices"),
-        (Method::GET, "/api/reports/status"),
-        (Method::GET, "/api/settings"),
-        (Method::PUT, "/api/settings"),
-        (Method::POST, "/api/bulk/insert"),
-        (Method::GET, "/api/audit"),
-        (Method::GET, "/api/me"),
-        (Method::GET, "/api/templates"),
-        (Method::PUT, "/api/templates/lobby"),
-        (Method::POST, "/api/auth-strings"),
-        (Method::GET, "/api/auth-strings/csv/00"),
-        (Method::GET, "/api/online-ca"),
-        (Method::PUT, "/api/online-ca"),
-        (Method::GET, "/api/trust"),
-        (Method::POST, "/api/trust/CAPF-trust"),
-        (Method::DELETE, "/api/trust/CAPF-trust/0123456789"),
-        (Method::GET, "/api/capf-cert"),
-        (Method::PUT, "/api/capf-cert"),
-        (Method::GET, "/api/csrs/export"),
-        (Method::POST, "/api/certs/import"),
-    ] {
-        let a = s.call(method.clone(), path, &none, None).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
-        assert!(a.error().starts_with("log in first"), "{}", a.error());
+    // Every route the API's router is built with (read from its source, so a route added
+    // later is checked too), with every method: 401 before anything else happens.
+    let routes = routes_between(
+        include_str!("../src/lib.rs"),
+        "let api = Router::new()",
+        ".route_layer(",
+    );
+    for expected in ["/api/devices/{name}", "/api/jobs/{id}/cancel", "/metrics"] {
+        assert!(routes.contains(&expected.to_owned()), "{routes:?}");
+    }
+    assert!(routes.len() >= 30, "{routes:?}");
+    for route in &routes {
+        let path = sample_path(route);
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let a = s.call(method.clone(), &path, &none, None).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(a.error().starts_with("log in first"), "{}", a.error());
+        }
+    }
+    // Every page but the login page (and its style sheet and script) sends the browser to
+    // the login page.
+    let pages = routes_between(
+        include_str!("../src/pages/mod.rs"),
+        "let protected = Router::new()",
+        ".route_layer(",
+    );
+    assert!(pages.contains(&"/jobs".to_owned()), "{pages:?}");
+    let no_redirects = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(s.dir.join(capf_web::tls::CERT_FILE)).unwrap(),
+            )
+            .unwrap(),
+        )
+        .resolve("localhost", s.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for route in &pages {
+        let path = sample_path(route);
+        for method in [Method::GET, Method::POST] {
+            let res = no_redirects
+                .request(method.clone(), s.url(&path))
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_redirection(), "{method} {path}");
+            assert_eq!(res.headers()["location"], "/login", "{method} {path}");
+        }
     }
     assert_eq!(s.device_count(), 0);
 }
@@ -323,8 +175,11 @@ async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_a
         .call(Method::GET, "/api/devices?name=SEP0011*", &auth, None)
         .await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
-    assert_eq!(all.total_count, None);
-    // A page: in name order from the offset, with the number matching in all.
+    // Without limit, the default page: here all of them, and no other page to link to.
+    assert_eq!(all.total_count.as_deref(), Some("2"));
+    assert_eq!(all.link, None);
+    // A page: in name order from the offset, with the number matching in all, and a link to
+    // the page before it with the same filter.
     let page = s
         .call(
             Method::GET,
@@ -337,10 +192,48 @@ async fn devices_are_added_listed_shown_updated_scheduled_and_removed_with_the_a
     assert_eq!(page.body.as_array().unwrap().len(), 1);
     assert_eq!(page.body[0]["name"], "SEP0011223344AA");
     assert_eq!(page.total_count.as_deref(), Some("2"));
+    assert_eq!(
+        page.link.as_deref(),
+        Some("</api/devices?name=SEP0011%2A&limit=1&offset=0>; rel=\"prev\"")
+    );
+    let first = s
+        .call(Method::GET, "/api/devices?limit=1", &auth, None)
+        .await;
+    assert_eq!(first.body[0]["name"], "SEP001122334455");
+    assert_eq!(
+        first.link.as_deref(),
+        Some("</api/devices?limit=1&offset=1>; rel=\"next\"")
+    );
+    // Following rel="next" reaches the second device.
+    let next = first.link.as_deref().unwrap();
+    let next = &next[1..next.find('>').unwrap()];
+    let second = s.call(Method::GET, next, &auth, None).await;
+    assert_eq!(second.body[0]["name"], "SEP0011223344AA");
     let bad = s
         .call(Method::GET, "/api/devices?limit=many", &auth, None)
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let too_many = s
+        .call(
+            Method::GET,
+            &format!("/api/devices?limit={}", capf_web::MAX_PAGE_LIMIT + 1),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(
+        too_many.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        too_many.body
+    );
+    assert!(
+        too_many
+            .error()
+            .contains(&format!("at most {}", capf_web::MAX_PAGE_LIMIT)),
+        "{}",
+        too_many.error()
+    );
     let updated = s
         .call(
             Method::PATCH,
@@ -536,6 +429,57 @@ async fn bad_device_requests_get_their_status_and_change_nothing() {
     assert_eq!((s.device_count(), s.audit_len()), before);
     let settings = s.store.settings().unwrap();
     assert_eq!(settings, capf_store::Settings::default());
+}
+
+#[tokio::test]
+async fn the_device_list_is_one_default_page_without_a_limit_and_links_the_next() {
+    let (s, auth) = admin_server().await;
+    let n = capf_web::DEFAULT_PAGE_LIMIT + 1;
+    let mut csv = String::from("device_name,device_pool\n");
+    for i in 0..n {
+        csv.push_str(&format!("SEP{i:012X},Lobby\n"));
+    }
+    let added = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert",
+            &auth,
+            Some(Body::Text(csv)),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let first = s
+        .call(Method::GET, "/api/devices?pool=Lobby", &auth, None)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let devices = first.body.as_array().unwrap();
+    assert_eq!(devices.len(), capf_web::DEFAULT_PAGE_LIMIT);
+    assert_eq!(devices[0]["name"], "SEP000000000000");
+    assert_eq!(first.total_count, Some(n.to_string()));
+    let limit = capf_web::DEFAULT_PAGE_LIMIT;
+    assert_eq!(
+        first.link,
+        Some(format!(
+            "</api/devices?pool=Lobby&limit={limit}&offset={limit}>; rel=\"next\""
+        ))
+    );
+    let last = s
+        .call(
+            Method::GET,
+            &format!("/api/devices?pool=Lobby&limit={limit}&offset={limit}"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(last.body.as_array().unwrap().len(), 1);
+    assert_eq!(last.body[0]["name"], format!("SEP{:012X}", n - 1));
+    // The last page links only back.
+    assert_eq!(
+        last.link,
+        Some(format!(
+            "</api/devices?pool=Lobby&limit={limit}&offset=0>; rel=\"prev\""
+        ))
+    );
 }
 
 #[tokio::test]
@@ -890,65 +834,6 @@ async fn an_expired_session_is_refused() {
 
 // ------------------------------------------------------------------------------------------
 // Templates, authentication strings, Online CA, trust stores, CAPF certificate, Offline CA
-
-impl Server {
-    /// A GET whose answer is a file: its status, content type and bytes.
-    async fn download(&self, path: &str, auth: &Auth) -> (StatusCode, String, Vec<u8>) {
-        let mut req = self.client.get(self.url(path));
-        if let Some(c) = &auth.cookie {
-            req = req.header("cookie", c);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let kind = res
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, kind, res.bytes().await.unwrap().to_vec())
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.join("data")
-    }
-
-    /// Every file under the data directory's trust stores, sorted.
-    fn trust_files(&self) -> Vec<std::path::PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.data().join("trust"), &mut out);
-        out.sort();
-        out
-    }
-}
-
-/// A bad request: method, path, caller, body, the status and a part of the message.
-type Case<'a, P> = (Method, P, &'a Auth, Option<Body>, StatusCode, &'static str);
-
-fn wrong_csrf(auth: &Auth) -> Auth {
-    Auth {
-        csrf: Some("0".repeat(64)),
-        ..auth.clone()
-    }
-}
-
-fn trust_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../capf-trust/tests/fixtures")
-            .join(format!("{name}.pem")),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn device_templates_are_saved_listed_shown_and_removed_and_bad_requests_change_nothing() {
@@ -1877,4 +1762,278 @@ async fn trust_and_capf_certificate_changes_are_audited_with_the_account_and_no_
     let listed = s.call(Method::GET, "/api/audit?limit=3", &auth, None).await;
     assert_eq!(listed.body[0]["actor"], "alice");
     assert_eq!(listed.body[0]["device"], Value::Null);
+}
+
+#[tokio::test]
+async fn run_later_bulk_requests_store_jobs_that_are_listed_shown_run_and_cancelled() {
+    let (s, auth) = admin_server().await;
+    let none = s.call(Method::GET, "/api/jobs", &auth, None).await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.body, json!([]));
+    let audit = s.audit_len();
+
+    // A bad file with a Run Later time: refused now with its line, no job stored.
+    let bad = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=2030-01-01T00:00:00Z",
+            &auth,
+            Some(Raw(
+                "device_name,operation,auth_string\nSEP001122334455,install,12\n",
+            )),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.error().starts_with("upload.csv:2:"), "{}", bad.error());
+    let bad_time = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=tomorrow",
+            &auth,
+            Some(Raw("device_name\nSEP001122334455\n")),
+        )
+        .await;
+    assert_eq!(bad_time.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_time.error().contains("at"), "{}", bad_time.error());
+    let dry = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(
+                json!({ "model": "Cisco 8865", "dry_run": true, "at": "2030-01-01T00:00:00Z" }),
+            )),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dry.body);
+    assert!(dry.error().starts_with("a dry run cannot be scheduled"));
+    assert_eq!(
+        s.call(Method::GET, "/api/jobs", &auth, None).await.body,
+        json!([])
+    );
+
+    // A good file due now: stored, not applied, until capfd's scheduler runs it.
+    let insert = s
+        .call(
+            Method::POST,
+            "/api/bulk/insert?at=2020-01-01T00:00:00Z",
+            &auth,
+            Some(Raw(
+                "device_name,device_pool\nSEP001122334455,Lobby\nSEP001122334456,Lobby\n",
+            )),
+        )
+        .await;
+    assert_eq!(insert.status, StatusCode::ACCEPTED, "{}", insert.body);
+    assert_eq!(insert.body["state"], "scheduled");
+    assert_eq!(insert.body["kind"], "bulk-insert");
+    let insert_id = insert.body["id"].as_i64().unwrap();
+    assert_eq!(s.device_count(), 0);
+    // An update for later: the change is checked now.
+    let bad_update = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(
+                json!({ "operation": "fly", "at": "2030-01-01T00:00:00Z" }),
+            )),
+        )
+        .await;
+    assert_eq!(bad_update.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let update = s
+        .call(
+            Method::POST,
+            "/api/bulk/update",
+            &auth,
+            Some(J(json!({
+                "filter": { "pool": "Lobby" },
+                "model": "Cisco 8865",
+                "at": "2030-01-01T00:00:00Z"
+            }))),
+        )
+        .await;
+    assert_eq!(update.status, StatusCode::ACCEPTED, "{}", update.body);
+    assert_eq!(update.body["kind"], "bulk-update");
+    let update_id = update.body["id"].as_i64().unwrap();
+    let listed = s.call(Method::GET, "/api/jobs", &auth, None).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "{}", listed.body);
+    let scheduled = s
+        .call(Method::GET, "/api/jobs?state=scheduled", &auth, None)
+        .await;
+    assert_eq!(scheduled.body.as_array().unwrap().len(), 2);
+    let bad_state = s
+        .call(Method::GET, "/api/jobs?state=sleeping", &auth, None)
+        .await;
+    assert_eq!(bad_state.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // capfd's scheduler runs the due one; the API shows its result.
+    let scheduler = capf_admin::jobs::Scheduler::new(
+        "test-node",
+        capf_admin::jobs::MonitorConfig {
+            enabled: false,
+            ..Default::default()
+        },
+    );
+    scheduler.run_due(&*s.store, SystemTime::now()).unwrap();
+    assert_eq!(s.device_count(), 2);
+    let ran = s
+        .call(Method::GET, &format!("/api/jobs/{insert_id}"), &auth, None)
+        .await;
+    assert_eq!(ran.status, StatusCode::OK);
+    assert_eq!(ran.body["state"], "succeeded", "{}", ran.body);
+    assert_eq!(ran.body["devices_changed"], 2);
+    assert_eq!(ran.body["node"], "test-node");
+
+    // Cancelling: the read-only role may not; a job that ran cannot be; an unknown one is 404.
+    let reader = s.login("reader").await;
+    let path = format!("/api/jobs/{update_id}/cancel");
+    let refused = s.call(Method::POST, &path, &reader, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let too_late = s
+        .call(
+            Method::POST,
+            &format!("/api/jobs/{insert_id}/cancel"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(too_late.status, StatusCode::CONFLICT, "{}", too_late.body);
+    for unknown in ["/api/jobs/999/cancel", "/api/jobs/x/cancel"] {
+        let a = s.call(Method::POST, unknown, &auth, None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+    assert_eq!(
+        s.call(Method::GET, "/api/jobs/999", &auth, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let cancelled = s.call(Method::POST, &path, &auth, None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["state"], "cancelled");
+    // The cancelled update never runs.
+    scheduler
+        .run_due(
+            &*s.store,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+        )
+        .unwrap();
+    let devices = s.store.list_devices().unwrap();
+    assert!(devices.iter().all(|d| d.model.is_empty()), "{devices:?}");
+    // The stores and the cancel are audited with the account (the run, by the scheduler).
+    let entries = s.store.audit(None, usize::MAX).unwrap();
+    assert!(entries.len() > audit);
+    let by_alice: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor.as_deref() == Some("alice"))
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        by_alice,
+        ["job cancelled", "job scheduled", "job scheduled"],
+        "{entries:?}"
+    );
+}
+
+#[tokio::test]
+async fn lscs_are_revoked_stale_ones_deleted_and_ca_requests_deleted_as_capfctl_does() {
+    use capf_store::{DeviceName, LscState};
+    let (s, auth) = admin_server().await;
+    let reader = s.login("reader").await;
+    let name = DeviceName::new("SEP0000000000AA").unwrap();
+    s.store
+        .add_device(&capf_store::NewDevice::new(name.clone()), SystemTime::now())
+        .unwrap();
+    s.import_lscs(
+        "SEP0000000000AA",
+        &[
+            ([0x0a, 1], LscState::Installed),
+            ([0x0b, 1], LscState::Stale),
+            ([0x0c, 1], LscState::Stale),
+        ],
+    );
+
+    // Revoke: bad input first, each with its status, nothing changed.
+    let before = s.audit_len();
+    for (who, path, status) in [
+        (&reader, "/api/lscs/0a01/revoke", StatusCode::FORBIDDEN),
+        (
+            &auth,
+            "/api/lscs/zz/revoke",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&auth, "/api/lscs/ff01/revoke", StatusCode::NOT_FOUND),
+    ] {
+        let a = s.call(Method::POST, path, who, None).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        assert!(!a.error().is_empty());
+    }
+    assert_eq!(s.audit_len(), before);
+    let revoked = s
+        .call(Method::POST, "/api/lscs/0a:01/revoke", &auth, None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["serial"], "0a01");
+    assert_eq!(revoked.body["state"], "revoked");
+    assert_eq!(
+        s.store.lsc(&[0x0a, 1]).unwrap().unwrap().state,
+        LscState::Revoked
+    );
+    let again = s
+        .call(Method::POST, "/api/lscs/0a01/revoke", &auth, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    // The Stale LSC report's delete.
+    let refused = s
+        .call(Method::DELETE, "/api/reports/stale-lscs", &reader, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.store.stale_lscs().unwrap().len(), 2);
+    let deleted = s
+        .call(Method::DELETE, "/api/reports/stale-lscs", &auth, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(deleted.body, json!({ "deleted": 2 }));
+    let report = s
+        .call(Method::GET, "/api/reports/stale-lscs", &reader, None)
+        .await;
+    assert_eq!(report.body, json!([]));
+    assert!(s.store.lsc(&[0x0a, 1]).unwrap().is_some());
+
+    // Requests to an external CA: one by id, or all with all=true.
+    let request = s.record_offline_request("SEP0000000000AA");
+    for (who, path, status) in [
+        (
+            &reader,
+            format!("/api/csrs/{}", request.id),
+            StatusCode::FORBIDDEN,
+        ),
+        (&auth, "/api/csrs/999".to_owned(), StatusCode::NOT_FOUND),
+        (&auth, "/api/csrs/x".to_owned(), StatusCode::NOT_FOUND),
+        (
+            &auth,
+            "/api/csrs".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let a = s.call(Method::DELETE, &path, who, None).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+    }
+    assert_eq!(s.store.ca_requests(None).unwrap().len(), 1);
+    let one = s
+        .call(
+            Method::DELETE,
+            &format!("/api/csrs/{}", request.id),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.body, json!({ "deleted": 1 }));
+    assert!(s.store.ca_requests(None).unwrap().is_empty());
+    let all = s
+        .call(Method::DELETE, "/api/csrs?all=true", &auth, None)
+        .await;
+    assert_eq!(all.body, json!({ "deleted": 0 }));
 }

@@ -13,7 +13,7 @@ use super::{FormData, PageCaller};
 use crate::api::{self, BulkUpdate};
 use crate::error::ApiError;
 
-const UPDATE_KEYS: [&str; 14] = [
+const UPDATE_KEYS: [&str; 15] = [
     "filter.name",
     "filter.pool",
     "filter.model",
@@ -28,20 +28,22 @@ const UPDATE_KEYS: [&str; 14] = [
     "rsa",
     "curve",
     "complete_by",
+    "at",
 ];
 const UPDATE_FLAGS: [&str; 2] = ["filter.past_complete_by", "dry_run"];
 
 /// The upload's progress: the browser's upload events drawn on a `<progress>` bar, then the
-/// answer shown in place of the page. Without scripts the form posts as usual.
-const UPLOAD_SCRIPT: &str = r#"<script>
-(function(){var f=document.getElementById('csv-insert');if(!f||!window.XMLHttpRequest||!window.FormData)return;
+/// answer shown in place of the page. Without scripts the form posts as usual. Served as a
+/// file of this server (`/assets/bulk-upload.js`), so the pages' content security policy
+/// allows no inline script.
+pub(super) const UPLOAD_SCRIPT: &str = r#"(function(){var f=document.getElementById('csv-insert');if(!f||!window.XMLHttpRequest||!window.FormData)return;
 f.addEventListener('submit',function(e){e.preventDefault();var p=document.getElementById('upload-progress'),t=document.getElementById('upload-state');
 p.hidden=false;p.value=0;t.textContent='Uploading...';var x=new XMLHttpRequest();x.open('POST',f.action);
 x.upload.onprogress=function(ev){if(ev.lengthComputable){p.value=Math.round(100*ev.loaded/ev.total);t.textContent='Uploading: '+p.value+'%';}};
 x.upload.onload=function(){p.removeAttribute('value');t.textContent='Checking and adding the devices...';};
 x.onload=function(){document.open();document.write(x.responseText);document.close();};
 x.onerror=function(){t.textContent='The upload failed; try again.';};x.send(new FormData(f));});})();
-</script>"#;
+"#;
 
 fn choices(none: &str, items: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
     std::iter::once((String::new(), none.to_owned()))
@@ -128,15 +130,17 @@ async fn render(
 <div class="grid">{f_name}{f_pool}{f_model}{f_status}{f_lsc}{f_past}</div>
 <p class="muted">What changes (fields left empty stay as they are):</p>
 <div class="grid">{description}{pool}{model}{mode}{operation}{order}{rsa}{curve}{complete}</div>
+<p class="muted">Run Later: give a time to store the change as a scheduled job that capfd runs then (checked now; see Scheduled Jobs). Empty: Apply changes now.</p>
+<div class="grid">{update_at}</div>
 <div class="actions"><button type="submit" name="dry_run" value="true" class="secondary" id="preview">Preview</button><button type="submit" name="apply" value="1" id="apply">Apply</button></div>
 </form>{preview_html}</section>
 <section><h2>Insert Phones from a CSV File</h2>
 <p class="muted">Columns (header row first): {columns}. Every row is checked first: a bad row is named by its line and nothing from the file is added.</p>
 <form method="post" action="/bulk/insert" enctype="multipart/form-data" id="csv-insert" class="grid">{csrf}
-<label>CSV file<input type="file" name="csv" id="csv-file" accept=".csv,text/csv"></label>{template}
+<label>CSV file<input type="file" name="csv" id="csv-file" accept=".csv,text/csv"></label>{template}{insert_at}
 <div class="actions"><button type="submit" id="insert">Insert</button></div>
 <div><progress id="upload-progress" max="100" hidden></progress><span id="upload-state" class="muted" role="status"></span></div>
-</form></section>{UPLOAD_SCRIPT}"#,
+</form></section><script src="/assets/bulk-upload.js"></script>"#,
         csrf = html::csrf_field(&pc.csrf),
         f_name = html::input(
             "Device Name pattern",
@@ -204,6 +208,8 @@ async fn render(
         ),
         columns = esc(&capf_admin::COLUMNS.join(", ")),
         template = html::select("Device template", "template", &template_choices, ""),
+        update_at = run_later_input("update-at", form.get("at")),
+        insert_at = run_later_input("insert-at", ""),
     );
     html::page(
         "Bulk Administration",
@@ -223,12 +229,25 @@ pub(super) async fn update(
     let result = async {
         // As the API: a preview is a POST too, refused to the read-only role.
         pc.may_change(&form)?;
-        let body: BulkUpdate = form.body(&UPDATE_KEYS, &UPDATE_FLAGS)?;
-        api::bulk_update_core(pc.caller.clone(), body).await
+        let mut body: BulkUpdate = form.body(&UPDATE_KEYS, &UPDATE_FLAGS)?;
+        // A preview is of now; Apply with a time stores the job.
+        let at = body.at.take().filter(|_| !body.dry_run);
+        match at {
+            Some(at) => {
+                let due = crate::scheduled::due(&at)?;
+                crate::scheduled::schedule_update_core(pc.caller.clone(), body, due)
+                    .await
+                    .map(|job| Done::Later(Box::new(job)))
+            }
+            None => api::bulk_update_core(pc.caller.clone(), body)
+                .await
+                .map(Done::Now),
+        }
     }
     .await;
     match result {
-        Ok(view) => {
+        Ok(Done::Later(job)) => render(pc.clone(), &form, None, scheduled_notice(&job)).await,
+        Ok(Done::Now(view)) => {
             let notice = if view.dry_run {
                 Notice::Done(format!(
                     "Preview: {} device(s) would change; nothing was changed.",
@@ -256,11 +275,28 @@ pub(super) async fn insert(Extension(pc): Extension<PageCaller>, multipart: Mult
         };
         let name = file_label(&file.name, "upload.csv");
         let template = Some(form.get("template").to_owned()).filter(|t| !t.is_empty());
-        api::bulk_insert_core(pc.caller.clone(), name, file.data.clone(), template).await
+        match form.get("at").trim() {
+            "" => api::bulk_insert_core(pc.caller.clone(), name, file.data.clone(), template)
+                .await
+                .map(Done::Now),
+            at => {
+                let due = crate::scheduled::due(at)?;
+                crate::scheduled::schedule_insert_core(
+                    pc.caller.clone(),
+                    name,
+                    file.data.clone(),
+                    template,
+                    due,
+                )
+                .await
+                .map(|job| Done::Later(Box::new(job)))
+            }
+        }
     }
     .await;
     let notice = match result {
-        Ok(view) => Notice::Done(format!(
+        Ok(Done::Later(job)) => scheduled_notice(&job),
+        Ok(Done::Now(view)) => Notice::Done(format!(
             "Added {} device(s) from {}{}.",
             view.added,
             view.file,
@@ -271,6 +307,28 @@ pub(super) async fn insert(Extension(pc): Extension<PageCaller>, multipart: Mult
         Err(e) => Notice::Refused(e),
     };
     render(pc, &FormData::default(), None, notice).await
+}
+
+/// What a bulk form did: applied now, or stored as a job for later (Run Later).
+enum Done<T> {
+    Now(T),
+    Later(Box<capf_admin::jobs::JobView>),
+}
+
+/// The Run Later field (`at`, RFC 3339) of a bulk form, with its own element id.
+fn run_later_input(id: &str, value: &str) -> String {
+    format!(
+        r#"<label>Run Later at (RFC 3339, such as 2030-01-31T02:00:00Z)<input type="text" name="at" id="{id}" value="{}" placeholder="now"></label>"#,
+        esc(value)
+    )
+}
+
+/// What a page says when a bulk change was stored as a job.
+fn scheduled_notice(job: &capf_admin::jobs::JobView) -> Notice {
+    Notice::Done(format!(
+        "Scheduled job {} for {}: {}. Nothing changes until it runs (Scheduled Jobs).",
+        job.id, job.due, job.description
+    ))
 }
 
 /// An uploaded file's name as messages show it: its last path part, printable, short.

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use capf_admin::{DeviceDetail, DeviceView, KEY_ORDERS, OperationKind, key_order_name, rfc3339};
 use capf_lsc::{Curve, RsaBits};
-use capf_store::{AuthMode, StatusKind};
+use capf_store::{AuthMode, LscState, StatusKind};
 
 use super::html::{self, Notice, esc, url_part};
 use super::{FormData, PageCaller};
@@ -398,19 +398,35 @@ fn pane_html(pc: &PageCaller, detail: &DeviceDetail, values: Option<Pane>) -> St
         .lscs
         .iter()
         .map(|l| {
+            let serial = l.serial_hex();
+            // Only a certificate that still authenticates has anything to revoke.
+            let revoke = if pc.caller.role.can_write()
+                && matches!(l.state, LscState::Issued | LscState::Installed)
+            {
+                format!(
+                    r#"<form method="post" action="/devices/{}/lscs/{}/revoke">{}<button type="submit" class="secondary" id="revoke-{}">Revoke</button></form>"#,
+                    url_part(view.name.as_str()),
+                    url_part(&serial),
+                    html::csrf_field(&pc.csrf),
+                    esc(&serial),
+                )
+            } else {
+                String::new()
+            };
             vec![
-                format!("<code>{}</code>", esc(&l.serial_hex())),
+                format!("<code>{}</code>", esc(&serial)),
                 esc(l.state.as_str()),
                 esc(&rfc3339(l.not_before)),
                 esc(&rfc3339(l.not_after)),
                 esc(&rfc3339(l.issued_at)),
+                revoke,
             ]
         })
         .collect();
     html.push_str("<section><h2>Locally Significant Certificates</h2>");
     html.push_str(&html::table(
         "lscs",
-        &["Serial", "State", "Not Before", "Not After", "Issued"],
+        &["Serial", "State", "Not Before", "Not After", "Issued", ""],
         &lscs,
     ));
     html.push_str("</section><section><h2>Latest changes</h2>");
@@ -433,6 +449,25 @@ fn pane_html(pc: &PageCaller, detail: &DeviceDetail, values: Option<Pane>) -> St
     ));
     html.push_str(r#"</section><p><a href="/devices">Back to the device list</a></p>"#);
     html
+}
+
+/// `POST /devices/{name}/lscs/{serial}/revoke`: the API's LSC revoke, then the pane again.
+pub(super) async fn revoke_lsc(
+    Extension(pc): Extension<PageCaller>,
+    Path((name, serial)): Path<(String, String)>,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData::from_pairs(fields);
+    let result = async {
+        pc.may_change(&form)?;
+        crate::records::revoke_lsc_core(pc.caller.clone(), serial).await
+    }
+    .await;
+    let notice = match result {
+        Ok(lsc) => Notice::Done(format!("Revoked LSC {}.", lsc.serial)),
+        Err(e) => Notice::Refused(e),
+    };
+    render_pane(pc, name, None, notice).await
 }
 
 /// `POST /devices/{name}`: the pane's Generate String (a new string in the field, not yet

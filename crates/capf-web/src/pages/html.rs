@@ -85,7 +85,9 @@ pub(crate) struct Viewer<'a> {
     pub(crate) can_write: bool,
 }
 
-const STYLE: &str = r#"
+/// The pages' one style sheet, served as `/assets/capf.css` (no inline style: see
+/// [`CONTENT_SECURITY_POLICY`]).
+pub(crate) const STYLE: &str = r#"
 :root{--fg:#1d2733;--muted:#5b6b7c;--line:#d5dde6;--bg:#f4f6f9;--card:#fff;--accent:#0b5fa5;--ok:#1f7a3a;--bad:#b3261e}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
@@ -144,6 +146,7 @@ const NAV: [(&str, &str); 6] = [
     ("/parameters", "Service Parameters"),
     ("/reports", "Reports"),
     ("/ldap", "LDAP Directory"),
+    ("/jobs", "Scheduled Jobs"),
 ];
 
 /// A whole page: the layout around `body`, with the header for `viewer` (none on the login
@@ -158,7 +161,7 @@ pub(crate) fn page(
     let mut html = String::with_capacity(body.len() + 4096);
     let _ = write!(
         html,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} - capf</title><style>{STYLE}</style></head><body><header><span class="brand">capf administration</span>"#,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} - capf</title><link rel="stylesheet" href="/assets/capf.css"></head><body><header><span class="brand">capf administration</span>"#,
         esc(title)
     );
     if let Some(v) = viewer {
@@ -191,8 +194,14 @@ pub(crate) fn page(
     html_response(notice.status(), html)
 }
 
-/// An HTML answer, never cached, with a content security policy that lets nothing be fetched
-/// from elsewhere (the style, the pictures and the upload script are inline).
+/// What every page may load: only this server's own files (the style sheet, the upload script,
+/// the charts), no inline script or style, no frames, forms posted only here.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// An HTML answer, never cached, with the content security policy that lets nothing be
+/// fetched from elsewhere.
 pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
@@ -203,11 +212,7 @@ pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-             img-src 'self' data:; connect-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -216,6 +221,23 @@ pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// One of the pages' own files (`/assets/...`): the same for everyone, so open to all and
+/// cached for an hour.
+pub(crate) fn asset(content_type: &'static str, text: &'static str) -> Response {
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }

@@ -9,10 +9,11 @@
 mod bulk;
 mod certs;
 mod devices;
-mod html;
+pub(crate) mod html;
 pub(crate) mod ldap;
 mod params;
 mod reports;
+mod scheduled;
 mod svg;
 
 use std::net::SocketAddr;
@@ -217,6 +218,16 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/reports", get(reports::page))
         .route("/reports/operations.svg", get(reports::operations_svg))
         .route("/reports/lsc-expiry.svg", get(reports::expiry_svg))
+        // Manage Scheduled Jobs
+        .route("/jobs", get(scheduled::page))
+        .route("/jobs/{id}/cancel", post(scheduled::cancel))
+        // LSC and certificate-request records
+        .route(
+            "/devices/{name}/lscs/{serial}/revoke",
+            post(devices::revoke_lsc),
+        )
+        .route("/reports/stale-lscs/delete", post(reports::delete_stale))
+        .route("/reports/csrs/{id}/delete", post(reports::delete_csr))
         .route("/logout", post(logout))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(state),
@@ -224,6 +235,15 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         ));
     Router::new()
         .route("/login", get(login_page).post(login))
+        // The pages' own files: the login page needs the style sheet before any session.
+        .route(
+            "/assets/capf.css",
+            get(|| async { html::asset("text/css; charset=utf-8", html::STYLE) }),
+        )
+        .route(
+            "/assets/bulk-upload.js",
+            get(|| async { html::asset("text/javascript; charset=utf-8", bulk::UPLOAD_SCRIPT) }),
+        )
         .merge(protected)
 }
 

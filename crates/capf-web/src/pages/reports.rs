@@ -11,9 +11,12 @@ use capf_admin::{CsrView, LscView, StatusView, rfc3339};
 use capf_store::CaRequestState;
 
 use super::html::{self, Notice, esc};
-use super::{PageCaller, svg};
+use super::{FormData, PageCaller, svg};
 use crate::api::blocking;
 use crate::error::ApiError;
+use crate::records;
+use axum::extract::Path;
+use capf_admin::csr::CsrSelection;
 
 /// Rows shown per report table (the rest are counted).
 const ROWS: usize = 200;
@@ -141,7 +144,63 @@ fn more(total: usize) -> String {
 
 /// `GET /reports`.
 pub(super) async fn page(Extension(pc): Extension<PageCaller>) -> Response {
-    let r = match load(&pc).await {
+    render(&pc, Notice::None).await
+}
+
+/// `POST /reports/stale-lscs/delete`: the Stale LSC report's delete (every stale record).
+pub(super) async fn delete_stale(
+    Extension(pc): Extension<PageCaller>,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData::from_pairs(fields);
+    let result = async {
+        pc.may_change(&form)?;
+        records::delete_stale_lscs_core(pc.caller.clone()).await
+    }
+    .await;
+    let notice = match result {
+        Ok(d) => Notice::Done(format!("Deleted {} stale LSC record(s).", d.deleted)),
+        Err(e) => Notice::Refused(e),
+    };
+    render(&pc, notice).await
+}
+
+/// `POST /reports/csrs/{id}/delete`: one request to an external CA.
+pub(super) async fn delete_csr(
+    Extension(pc): Extension<PageCaller>,
+    Path(id): Path<String>,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData::from_pairs(fields);
+    let result = async {
+        pc.may_change(&form)?;
+        let id = records::csr_id(&id)?;
+        records::delete_csrs_core(pc.caller.clone(), CsrSelection::One(id))
+            .await
+            .map(|_| id)
+    }
+    .await;
+    let notice = match result {
+        Ok(id) => Notice::Done(format!("Deleted certificate request {id}.")),
+        Err(e) => Notice::Refused(e),
+    };
+    render(&pc, notice).await
+}
+
+/// A form of one button posting to `action` with the session's CSRF token.
+fn button_form(pc: &PageCaller, action: &str, id: &str, label: &str) -> String {
+    format!(
+        r#"<form method="post" action="{}">{}<button type="submit" class="secondary" id="{}">{}</button></form>"#,
+        esc(action),
+        html::csrf_field(&pc.csrf),
+        esc(id),
+        esc(label)
+    )
+}
+
+async fn render(pc: &PageCaller, notice: Notice) -> Response {
+    let can_write = pc.caller.role.can_write();
+    let r = match load(pc).await {
         Ok(r) => r,
         Err(e) => return html::page("Reports", "/reports", Some(&pc.viewer()), &e.into(), ""),
     };
@@ -184,15 +243,35 @@ pub(super) async fn page(Extension(pc): Extension<PageCaller>) -> Response {
                 esc(c.mode),
                 esc(&c.received_at),
                 esc(&c.key),
+                if can_write {
+                    button_form(
+                        pc,
+                        &format!("/reports/csrs/{}/delete", c.id),
+                        &format!("delete-csr-{}", c.id),
+                        "Delete",
+                    )
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
+    let delete_stale = if can_write && !r.stale.is_empty() {
+        button_form(
+            pc,
+            "/reports/stale-lscs/delete",
+            "delete-stale",
+            "Delete all stale LSC records",
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<section><h2>Operation status</h2>{counts}<div class="scroll">{ops}</div>
 <h2>Failed operations</h2>{failed}{failed_more}</section>
 <section><h2>LSC expiry over the coming months</h2><div class="scroll">{expiry}</div><p class="muted" id="expired-count">{expired} LSC(s) already expired (Issued or Installed).</p>
 <h2>LSCs expiring within {EXPIRING_DAYS} days</h2>{expiring}{expiring_more}</section>
-<section><h2>Stale LSCs</h2>{stale}{stale_more}</section>
+<section><h2>Stale LSCs</h2>{stale}{stale_more}{delete_stale}</section>
 <section><h2>Pending CSRs</h2>{pending}{pending_more}</section>"#,
         ops = operations_chart(s),
         failed = html::table("failed", &["Device", "Operation", "Reason"], &failed),
@@ -213,18 +292,12 @@ pub(super) async fn page(Extension(pc): Extension<PageCaller>) -> Response {
         stale_more = more(r.stale.len()),
         pending = html::table(
             "pending-csrs",
-            &["Request", "Device", "Mode", "Received", "Key"],
+            &["Request", "Device", "Mode", "Received", "Key", ""],
             &pending
         ),
         pending_more = more(r.pending.len()),
     );
-    html::page(
-        "Reports",
-        "/reports",
-        Some(&pc.viewer()),
-        &Notice::None,
-        &body,
-    )
+    html::page("Reports", "/reports", Some(&pc.viewer()), &notice, &body)
 }
 
 fn svg_response(svg: String) -> Response {
@@ -236,6 +309,10 @@ fn svg_response(svg: String) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(html::CONTENT_SECURITY_POLICY),
+    );
     response
 }
 
