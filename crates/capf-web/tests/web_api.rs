@@ -26,12 +26,23 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
     assert_eq!(ready.body["status"], "ready");
     // Every route the API's router is built with (read from its source, so a route added
     // later is checked too), with every method: 401 before anything else happens.
-    let routes = routes_between(
+    let mut routes = routes_between(
         include_str!("../src/lib.rs"),
         "let api = Router::new()",
         ".route_layer(",
     );
-    for expected in ["/api/devices/{name}", "/api/jobs/{id}/cancel", "/metrics"] {
+    // The LDAP sync's routes are a router of their own, behind the same authentication.
+    routes.extend(routes_between(
+        include_str!("../src/ldap.rs"),
+        "Router::new()",
+        ".route_layer(",
+    ));
+    for expected in [
+        "/api/devices/{name}",
+        "/api/jobs/{id}/cancel",
+        "/metrics",
+        "/api/ldap/sync",
+    ] {
         assert!(routes.contains(&expected.to_owned()), "{routes:?}");
     }
     assert!(routes.len() >= 30, "{routes:?}");
@@ -51,12 +62,18 @@ async fn health_checks_answer_without_login_and_nothing_else_does() {
     }
     // Every page but the login page (and its style sheet and script) sends the browser to
     // the login page.
-    let pages = routes_between(
+    let mut pages = routes_between(
         include_str!("../src/pages/mod.rs"),
         "let protected = Router::new()",
         ".route_layer(",
     );
+    pages.extend(routes_between(
+        include_str!("../src/pages/ldap.rs"),
+        "Router::new()",
+        ".route_layer(",
+    ));
     assert!(pages.contains(&"/jobs".to_owned()), "{pages:?}");
+    assert!(pages.contains(&"/ldap".to_owned()), "{pages:?}");
     let no_redirects = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(

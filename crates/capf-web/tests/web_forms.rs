@@ -430,11 +430,17 @@ async fn every_page_answers_with_the_content_security_policy_and_references_noth
     }
     // Every page route (read from the router's source, so a page added later is checked
     // too) that answers a GET with HTML or a picture carries the policy.
-    let routes = routes_between(
+    let mut routes = routes_between(
         include_str!("../src/pages/mod.rs"),
         "let protected = Router::new()",
         ".route_layer(",
     );
+    routes.extend(routes_between(
+        include_str!("../src/pages/ldap.rs"),
+        "Router::new()",
+        ".route_layer(",
+    ));
+    assert!(routes.contains(&"/ldap".to_owned()), "{routes:?}");
     let mut checked = 0;
     for route in &routes {
         let path = sample_path(route).replace("x1", PHONE);

@@ -139,7 +139,7 @@ svg{max-width:100%;height:auto}
 "#;
 
 /// The navigation: (path, label).
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/devices", "Devices"),
     ("/bulk", "Bulk Administration"),
     ("/certificates", "Certificate Management"),
