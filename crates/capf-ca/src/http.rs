@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::Error;
-use crate::tls_verify::{BootstrapVerifier, CapfTrustVerifier};
+use crate::tls_verify::OnlineCaVerifier;
 use capf_lsc::OnlineCaHost;
 
 /// The largest response body read: a CA chain or a certificate is a few kilobytes, an AD CS
@@ -207,7 +207,7 @@ impl HttpsConnection {
         timeout: Duration,
     ) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(CapfTrustVerifier::new(
+        let verifier = Arc::new(OnlineCaVerifier::capf_trust(
             anchors.der.clone(),
             Arc::clone(&anchors.roots),
             Arc::clone(&provider),
@@ -228,7 +228,9 @@ impl HttpsConnection {
         timeout: Duration,
     ) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(BootstrapVerifier::new(Arc::clone(&provider)));
+        let verifier = Arc::new(OnlineCaVerifier::unauthenticated_bootstrap(Arc::clone(
+            &provider,
+        )));
         Self::connect_with(host, port, verifier, provider, timeout).await
     }
 

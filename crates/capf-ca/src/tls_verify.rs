@@ -17,16 +17,32 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 
 /// The verifier of [`crate::http::HttpsConnection`].
 #[derive(Debug)]
-pub(crate) struct CapfTrustVerifier {
-    /// The CAPF-trust certificates, DER: a server presenting one of them is trusted as itself.
-    held: Vec<Vec<u8>>,
-    /// Chain verification to the anchors; `None` when there are none.
-    webpki: Option<Arc<WebPkiServerVerifier>>,
+pub(crate) struct OnlineCaVerifier {
+    server: ServerAuthentication,
     provider: Arc<CryptoProvider>,
 }
 
-impl CapfTrustVerifier {
-    pub(crate) fn new(
+/// How the CA's server is authenticated.
+#[derive(Debug)]
+enum ServerAuthentication {
+    /// Against CAPF-trust.
+    CapfTrust {
+        /// The CAPF-trust certificates, DER: a server presenting one of them is trusted as
+        /// itself.
+        held: Vec<Vec<u8>>,
+        /// Chain verification to the anchors; `None` when there are none.
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+    },
+    /// Not at all: an EST bootstrap fetch of `/cacerts` (RFC 7030 section 4.1.1). Only the
+    /// handshake signature is checked against the key of the certificate presented. It serves
+    /// nothing but showing the CA chain to an administrator, who confirms the root's
+    /// fingerprint out of band before it is trusted; no credentials go over such a connection.
+    UnauthenticatedBootstrap,
+}
+
+impl OnlineCaVerifier {
+    /// Verifies the server against CAPF-trust: `held` (DER) and the anchors `roots`.
+    pub(crate) fn capf_trust(
         held: Vec<Vec<u8>>,
         roots: Arc<RootCertStore>,
         provider: Arc<CryptoProvider>,
@@ -38,9 +54,16 @@ impl CapfTrustVerifier {
                     .ok()
             })
             .flatten();
-        CapfTrustVerifier {
-            held,
-            webpki,
+        OnlineCaVerifier {
+            server: ServerAuthentication::CapfTrust { held, webpki },
+            provider,
+        }
+    }
+
+    /// Authenticates no server: an EST bootstrap fetch only.
+    pub(crate) fn unauthenticated_bootstrap(provider: Arc<CryptoProvider>) -> Self {
+        OnlineCaVerifier {
+            server: ServerAuthentication::UnauthenticatedBootstrap,
             provider,
         }
     }
@@ -63,7 +86,7 @@ fn valid_at(der: &[u8], now: UnixTime) -> Result<(), rustls::Error> {
     Ok(())
 }
 
-impl ServerCertVerifier for CapfTrustVerifier {
+impl ServerCertVerifier for OnlineCaVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -72,8 +95,10 @@ impl ServerCertVerifier for CapfTrustVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .held
+        let ServerAuthentication::CapfTrust { held, webpki } = &self.server else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if held
             .iter()
             .any(|held| held.as_slice() == end_entity.as_ref())
         {
@@ -84,7 +109,7 @@ impl ServerCertVerifier for CapfTrustVerifier {
             valid_at(end_entity.as_ref(), now)?;
             return Ok(ServerCertVerified::assertion());
         }
-        match &self.webpki {
+        match webpki {
             Some(webpki) => webpki.verify_server_cert(
                 end_entity,
                 intermediates,
@@ -96,69 +121,6 @@ impl ServerCertVerifier for CapfTrustVerifier {
                 CertificateError::UnknownIssuer,
             )),
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The verifier of an EST bootstrap fetch of `/cacerts` (RFC 7030 section 4.1.1): the server
-/// is not authenticated, only its handshake signature is checked against the key of the
-/// certificate it presents. Used for nothing but showing the CA chain to an administrator, who
-/// confirms the root's fingerprint out of band before it is trusted; no credentials are sent
-/// over such a connection.
-#[derive(Debug)]
-pub(crate) struct BootstrapVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl BootstrapVerifier {
-    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
-        BootstrapVerifier { provider }
-    }
-}
-
-impl ServerCertVerifier for BootstrapVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
