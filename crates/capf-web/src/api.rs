@@ -53,6 +53,27 @@ where
     })
 }
 
+/// A list's only query parameter, `?state=NAME`, parsed by `T`'s own name table; `None`
+/// without it.
+pub(crate) fn state_param<T: core::str::FromStr>(
+    uri: &axum::http::Uri,
+) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::error::Error + 'static,
+{
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        state: Option<String>,
+    }
+    let params: Params = query(uri.query())?;
+    params
+        .state
+        .as_deref()
+        .map(|s| parse_name::<T>("state", s))
+        .transpose()
+}
+
 /// `GET /api/me`: the caller's account and role.
 pub(crate) async fn me(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
     Json(json!({ "account": caller.account.as_str(), "role": caller.role.as_str() }))
@@ -637,17 +658,7 @@ pub(crate) async fn csrs(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
 ) -> Result<Json<Vec<CsrView>>, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Params {
-        state: Option<String>,
-    }
-    let params: Params = query(uri.query())?;
-    let state = params
-        .state
-        .as_deref()
-        .map(|s| parse_name::<CaRequestState>("state", s))
-        .transpose()?;
+    let state = state_param::<CaRequestState>(&uri)?;
     blocking(move || {
         Ok(Json(
             caller

@@ -11,9 +11,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use capf_admin::jobs::JobView;
 use capf_store::JobState;
-use serde::Deserialize;
 
-use crate::api::{BulkUpdate, blocking, parse_name, query};
+use crate::api::{BulkUpdate, blocking, state_param};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -23,17 +22,7 @@ pub(crate) async fn list_jobs(
     Extension(caller): Extension<Caller>,
     uri: axum::http::Uri,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Params {
-        state: Option<String>,
-    }
-    let params: Params = query(uri.query())?;
-    let state = params
-        .state
-        .as_deref()
-        .map(|s| parse_name::<JobState>("state", s))
-        .transpose()?;
+    let state = state_param::<JobState>(&uri)?;
     Ok(Json(list_jobs_core(caller, state).await?))
 }
 
