@@ -15,9 +15,12 @@
 //! owns, for the tests of the password's paths (a file, `PGPASSWORD`, a wrong one).
 //!
 //! ```no_run
+//! # fn main() -> Result<(), postgres::Error> {
 //! let db = capf_test_support::postgres::cluster().database();
-//! let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-//! client.simple_query("SELECT 1").unwrap();
+//! let mut client = postgres::Client::connect(&db.url, postgres::NoTls)?;
+//! client.simple_query("SELECT 1")?;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::io::{BufRead, BufReader, Read};
