@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::smtp::SmtpServer;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -660,71 +662,6 @@ fn reports_stale_lscs_csrs_status_and_keep_alive() {
     assert_eq!(store.settings().unwrap().max_sessions, 250);
 }
 
-/// aiosmtpd on 127.0.0.1, saving what it receives into a Maildir; stopped on drop.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(maildir: PathBuf) -> SmtpServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (installed by `cargo xtask test`: python3 -m pip install aiosmtpd)");
-        let mut server = SmtpServer {
-            child,
-            port,
-            maildir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "aiosmtpd exited with {status} (is it installed? python3 -m pip install aiosmtpd)"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn messages(&mut self) -> Vec<String> {
-        let dir = self.maildir.join("new");
-        let mut out: Vec<String> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn openssl(dir: &Path, args: &[&str]) -> Output {
     Command::new("openssl")
         .current_dir(dir)
@@ -776,7 +713,7 @@ fn monitor_mails_expiring_lscs_revokes_expired_ones_and_crl_lists_them() {
         true,
     );
 
-    let mut smtp = SmtpServer::start(s.path("maildir"));
+    let smtp = SmtpServer::start(s.path("maildir"));
     let server = format!("127.0.0.1:{}", smtp.port);
     let out = s.json(&[
         "monitor",

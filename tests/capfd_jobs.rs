@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::smtp::SmtpServer;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -351,65 +353,6 @@ fn with_lsc(store: &SqliteStore, name: &str, serial: &[u8], not_after: SystemTim
         )
         .unwrap();
     store.confirm_lsc_installed(&dn(name), serial, now).unwrap();
-}
-
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(maildir: PathBuf) -> SmtpServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (installed by `cargo xtask test`: python3 -m pip install aiosmtpd)");
-        let mut server = SmtpServer {
-            child,
-            port,
-            maildir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("aiosmtpd exited with {status} (python3 -m pip install aiosmtpd)");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn messages(&self) -> Vec<String> {
-        std::fs::read_dir(self.maildir.join("new"))
-            .map(|entries| {
-                entries
-                    .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
+pub(crate) mod smtp;
+
 use std::path::PathBuf;
 
 /// Runs `check` over every file of `fuzz/corpus/<target>/`, so CI replays the fuzz corpora as
