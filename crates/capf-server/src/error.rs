@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What went wrong in the CAPF service.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,25 @@ pub enum Error {
     /// The issuer failed.
     #[error(transparent)]
     Issue(#[from] capf_ca::Error),
+    /// The device store could not commit the batch a store call was part of (see
+    /// [`capf_store::SessionStore::begin_batch`]): what it wrote may not be kept.
+    #[error("device store, {context}: {source}")]
+    StoreCommit {
+        /// What the server was doing.
+        context: &'static str,
+        /// The store's error, shared by every call of the batch.
+        #[source]
+        source: Arc<capf_store::Error>,
+    },
+    /// A store call on the store thread did not answer (it panicked).
+    #[error("{context}: the store call did not answer")]
+    StoreCallLost {
+        /// What the server was doing.
+        context: &'static str,
+        /// Tokio's error.
+        #[source]
+        source: tokio::sync::oneshot::error::RecvError,
+    },
     /// A blocking task (a store call, a certificate check) did not finish.
     #[error("{context}: background task failed: {source}")]
     Task {

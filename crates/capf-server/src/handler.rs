@@ -26,6 +26,7 @@ use crate::Error;
 use crate::auth_throttle::AuthThrottle;
 use crate::limits::{KeyGenLimiter, KeyGenPermit};
 use crate::metrics::{self, AuthKind, CaMode, CaOutcome, Metrics, SessionState};
+use crate::store_thread::StoreThread;
 
 /// Store calls running at once on the blocking pool. The SQLite store serialises them, but a
 /// write waiting for its group's commit holds its slot, so the slots bound how many writes can
@@ -79,6 +80,9 @@ pub struct EnrollmentService {
     /// Store calls running at once: a burst of phones must not start hundreds of blocking
     /// threads (each with its stack and malloc arena).
     store_slots: tokio::sync::Semaphore,
+    /// The thread that makes every store call, batch by batch, for a store that batches
+    /// (`None`: the blocking pool, `store_slots` calls at once).
+    store_thread: Option<StoreThread>,
     /// Counters, gauges and histograms of every session ([`Metrics`]).
     metrics: Arc<Metrics>,
     /// The Online CA's reachability as last seen (by a call or a probe), for readiness.
@@ -109,7 +113,6 @@ impl EnrollmentService {
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         EnrollmentService {
-            store,
             ca,
             offline_ca: Arc::new(OfflineCa),
             online_ca: None,
@@ -124,6 +127,8 @@ impl EnrollmentService {
             serving: Mutex::new(HashSet::new()),
             unended: Mutex::new(Vec::new()),
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
+            store_thread: start_store_thread(&store),
+            store,
             metrics,
             ca_health: Mutex::new(None),
             ca_probe: tokio::sync::Mutex::new(()),
@@ -313,12 +318,31 @@ impl EnrollmentService {
             .remove(key);
     }
 
-    /// Runs a store call on the blocking pool.
+    /// Runs a store call on the store thread, or on the blocking pool for a store that does
+    /// not batch.
     pub(crate) async fn store_call<T, F>(&self, context: &'static str, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&dyn SessionStore) -> Result<T, capf_store::Error> + Send + 'static,
     {
+        if let Some(thread) = &self.store_thread {
+            let metrics = Arc::clone(&self.metrics);
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            thread.submit(Box::new(move |store| {
+                let started = Instant::now();
+                let result = f(store);
+                Box::new(move |committed| {
+                    metrics.store_call(started.elapsed(), result.is_ok() && committed.is_ok());
+                    let _ = answer.send(match committed {
+                        Ok(()) => result.map_err(|source| Error::Store { context, source }),
+                        Err(source) => Err(Error::StoreCommit { context, source }),
+                    });
+                })
+            }));
+            return answered
+                .await
+                .map_err(|source| Error::StoreCallLost { context, source })?;
+        }
         let store = Arc::clone(&self.store);
         let _slot = self
             .store_slots
@@ -355,6 +379,17 @@ impl EnrollmentService {
         self.store_call(context, move |s| f(s, &device, SystemTime::now()))
             .await
     }
+}
+
+/// The store thread for a store that batches; `None` (the blocking pool) for one that does
+/// not, or when the thread cannot start.
+fn start_store_thread(store: &Arc<dyn SessionStore>) -> Option<StoreThread> {
+    if !store.batches() {
+        return None;
+    }
+    StoreThread::start(Arc::clone(store))
+        .inspect_err(|e| warn!(error = %e, "no store thread: store calls go to the blocking pool"))
+        .ok()
 }
 
 /// The operation a session runs, for logs.
@@ -1342,21 +1377,40 @@ impl EnrollmentHandler {
             reenroll: false,
         };
         if let Some(signer) = self.service.ca.blocking_signer() {
-            // Signed and recorded in one hand-off to the blocking pool, not two (issue 19: an
-            // RSA-2048 signature is about 0.3 ms, less than the hand-offs it would take on its
-            // own). The LSC is recorded, synced, before the phone receives it.
-            let (signed, took) = self
-                .service
-                .device_call(device, "sign and record LSC", move |s, name, now| {
-                    let started = Instant::now();
-                    let signed = signer.sign(&request, now);
-                    let took = started.elapsed();
-                    if let Ok(lsc) = &signed {
-                        s.record_lsc_issued(name, lsc, now)?;
-                    }
-                    Ok((signed, took))
-                })
-                .await?;
+            // The LSC is recorded, synced, before the phone receives it.
+            let (signed, took) = if self.service.store_thread.is_some() {
+                // Signed here, not on the store thread, where every phone's signature would
+                // wait for the others': it costs this thread what the TLS handshake's own
+                // signature does (issue 19).
+                let started = Instant::now();
+                let signed = signer.sign(&request, SystemTime::now());
+                let took = started.elapsed();
+                let signed = match signed {
+                    Ok(lsc) => Ok(self
+                        .service
+                        .device_call(device, "record issued LSC", move |s, name, now| {
+                            s.record_lsc_issued(name, &lsc, now).map(|_| lsc)
+                        })
+                        .await?),
+                    Err(e) => Err(e),
+                };
+                (signed, took)
+            } else {
+                // Signed and recorded in one hand-off to the blocking pool, not two (issue 19:
+                // an RSA-2048 signature is about 0.3 ms, less than the hand-offs it would take
+                // on its own).
+                self.service
+                    .device_call(device, "sign and record LSC", move |s, name, now| {
+                        let started = Instant::now();
+                        let signed = signer.sign(&request, now);
+                        let took = started.elapsed();
+                        if let Ok(lsc) = &signed {
+                            s.record_lsc_issued(name, lsc, now)?;
+                        }
+                        Ok((signed, took))
+                    })
+                    .await?
+            };
             let outcome = match &signed {
                 Ok(_) => CaOutcome::Issued,
                 Err(e) => crate::online::ca_error_outcome(e),

@@ -13,6 +13,7 @@ mod legacy_tls;
 mod limits;
 pub mod metrics;
 pub mod online;
+mod store_thread;
 mod tls;
 
 use std::net::SocketAddr;

@@ -23,7 +23,8 @@ use crate::{
 /// server left in progress.
 ///
 /// Synchronous and object-safe (`dyn SessionStore`); an async server calls it through
-/// `spawn_blocking`. Time is always passed in (`now`), never read inside. Every write is one
+/// `spawn_blocking`, or, for a store that [batches](SessionStore::batches), on one thread of
+/// its own, batch by batch. Time is always passed in (`now`), never read inside. Every write is one
 /// transaction that also appends an [`AuditEntry`], so a crash leaves a device either as it was
 /// or as it became, never in between, and the audit log always matches.
 ///
@@ -334,6 +335,31 @@ pub trait SessionStore: Send + Sync {
     fn renew_leases(&self, reason: &str, now: SystemTime) -> Result<Vec<Device>, Error> {
         let _ = (reason, now);
         Ok(Vec::new())
+    }
+
+    /// Whether this store batches ([`begin_batch`](Self::begin_batch)): its calls are best
+    /// made one after another on one thread, batch by batch, rather than concurrently. The
+    /// default: no (a batch then commits each write as it comes).
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Opens a batch on the calling thread (issue 19): until
+    /// [`end_batch`](Self::end_batch), this thread's writes share transactions instead of each
+    /// committing before it returns, so a caller that runs many sessions' calls on one thread
+    /// pays one sync for all of them. Until `end_batch` returns `Ok`, nothing the batch wrote
+    /// is durable: the caller acts on none of the batch's answers before. The default does
+    /// nothing (each write commits as it comes).
+    fn begin_batch(&self) {}
+
+    /// Commits what this thread wrote since [`begin_batch`](Self::begin_batch), synced to
+    /// disk when any of those writes is one the store syncs on its own, and ends the batch.
+    ///
+    /// # Errors
+    /// A commit of the batch failed: some of its writes may not be kept, so none of its
+    /// answers should be acted on.
+    fn end_batch(&self) -> Result<(), Error> {
+        Ok(())
     }
 }
 

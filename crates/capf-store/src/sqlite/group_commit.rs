@@ -10,11 +10,17 @@
 //! transaction): a durable write never joins a group that will not sync; it commits that group
 //! first and begins a synced one.
 //!
+//! A thread may also open a batch ([`Shared::begin_batch`]): its writes then join the group
+//! without committing or waiting, and [`Shared::end_batch`] commits them at once. A server that
+//! runs every session's store calls on one thread so pays one sync per batch, with no thread
+//! woken per call (issue 19).
+//!
 //! A store on disk checkpoints its write-ahead log on a thread of its own ([`Checkpointer`]),
 //! so no session's write pays for a checkpoint: SQLite's automatic checkpoint runs in the
 //! COMMIT that crosses its threshold, two more syncs and the copy of the log into the database
 //! inside one caller's write (the tail of an enrollment at concurrency 1, issue 19).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -39,6 +45,11 @@ const CHECKPOINT_EVERY: u64 = 32;
 /// The write connection's own automatic checkpoint, in pages of log (SQLite's default is
 /// 1,000): only a backstop, for when the checkpointer cannot keep up.
 pub(crate) const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
+
+thread_local! {
+    /// This thread's open batch: the store's address and the groups its writes joined.
+    static BATCH: RefCell<Option<(usize, Vec<u64>)>> = const { RefCell::new(None) };
+}
 
 /// What a store's writes have cost (see [`SqliteStore::write_stats`](crate::SqliteStore::write_stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -239,9 +250,7 @@ impl Shared {
                         .map_err(fail("setting synchronous mode"))?;
                     db.synced = durable;
                 }
-                db.conn
-                    .execute_batch("BEGIN IMMEDIATE")
-                    .map_err(fail("beginning a write"))?;
+                run(&db.conn, "BEGIN IMMEDIATE").map_err(fail("beginning a write"))?;
                 db.last_group += 1;
                 let id = db.last_group;
                 db.group = Some(Group {
@@ -253,7 +262,7 @@ impl Shared {
             }
         };
         let mut broken = None;
-        let outcome = match db.conn.execute_batch("SAVEPOINT capf_write") {
+        let outcome = match run(&db.conn, "SAVEPOINT capf_write") {
             Err(e) => {
                 broken = Some(());
                 Ok(Err(fail("beginning a write")(e)))
@@ -261,12 +270,12 @@ impl Shared {
             Ok(()) => {
                 let outcome = catch_unwind(AssertUnwindSafe(|| f(&db.conn)));
                 let keep = !roll_back && matches!(outcome, Ok(Ok(_)));
-                let end = if keep {
-                    "RELEASE capf_write"
+                let rolled_back = if keep {
+                    Ok(())
                 } else {
-                    "ROLLBACK TO capf_write; RELEASE capf_write"
+                    run(&db.conn, "ROLLBACK TO capf_write")
                 };
-                match db.conn.execute_batch(end) {
+                match rolled_back.and_then(|()| run(&db.conn, "RELEASE capf_write")) {
                     Ok(()) => {
                         if let (true, Some(group)) = (keep, db.group.as_mut()) {
                             group.writes += 1;
@@ -283,12 +292,20 @@ impl Shared {
                 }
             }
         };
-        // Commit the group unless another writer is on its way to join it.
+        // Commit the group unless another writer is on its way to join it, or this thread's
+        // batch commits it at its end.
+        let batched = self.batch_joined(id);
         let last = broken.is_some()
-            || self.queued.load(Ordering::SeqCst) == 0
+            || (!batched && self.queued.load(Ordering::SeqCst) == 0)
             || db.group.as_ref().is_some_and(|g| g.writes >= MAX_GROUP);
         if last {
             self.close(&mut db, broken.is_some());
+        } else if batched {
+            drop(db);
+            return match outcome {
+                Err(panic) => resume_unwind(panic),
+                Ok(result) => result,
+            };
         } else {
             while db.closed_through < id {
                 db = self.closed.wait(db).unwrap_or_else(PoisonError::into_inner);
@@ -311,15 +328,68 @@ impl Shared {
         }
     }
 
+    /// Whether this thread has a batch open on this store; if so, records that it joined group
+    /// `id`.
+    fn batch_joined(&self, id: u64) -> bool {
+        let me = std::ptr::from_ref(self) as usize;
+        BATCH.with_borrow_mut(|batch| match batch {
+            Some((store, groups)) if *store == me => {
+                if groups.last() != Some(&id) {
+                    groups.push(id);
+                }
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Opens a batch on this thread: its writes join groups without committing them or
+    /// waiting, until [`end_batch`](Self::end_batch). A batch already open on this thread
+    /// (of this store or another) is replaced.
+    pub(crate) fn begin_batch(&self) {
+        let me = std::ptr::from_ref(self) as usize;
+        BATCH.set(Some((me, Vec::new())));
+    }
+
+    /// Ends this thread's batch: commits the group its last writes joined (synced if any of
+    /// them was durable) and tells whether every group its writes joined was committed.
+    pub(crate) fn end_batch(&self) -> Result<(), Error> {
+        let me = std::ptr::from_ref(self) as usize;
+        let groups = match BATCH.take() {
+            Some((store, groups)) if store == me => groups,
+            other => {
+                // Another store's batch: left as it was.
+                BATCH.set(other);
+                return Ok(());
+            }
+        };
+        let Some(&newest) = groups.last() else {
+            return Ok(());
+        };
+        let mut db = self.lock();
+        if db.group.as_ref().is_some_and(|g| g.id == newest) {
+            self.close(&mut db, false);
+        }
+        // Groups close in order, one open at a time: every one of the batch is closed now.
+        match db.failed.iter().find(|(g, _, _)| groups.contains(g)) {
+            Some((_, code, message)) => Err(Error::Database {
+                action: "committing a batch of writes",
+                device: None,
+                source: rusqlite::Error::SqliteFailure(*code, message.clone()),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Commits the open group (rolls it back when `broken` or empty) and wakes its writers.
     fn close(&self, db: &mut Db, broken: bool) {
         let Some(group) = db.group.take() else {
             return;
         };
         let result = if broken || group.writes == 0 {
-            db.conn.execute_batch("ROLLBACK")
+            run(&db.conn, "ROLLBACK")
         } else {
-            db.conn.execute_batch("COMMIT").inspect(|()| {
+            run(&db.conn, "COMMIT").inspect(|()| {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 if group.synced {
                     self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +411,7 @@ impl Shared {
             )),
             Err(e) => {
                 // COMMIT failed: nothing of the group is kept.
-                let _ = db.conn.execute_batch("ROLLBACK");
+                let _ = run(&db.conn, "ROLLBACK");
                 Some(match e {
                     rusqlite::Error::SqliteFailure(code, message) => (code, message),
                     other => (
@@ -360,6 +430,12 @@ impl Shared {
         db.closed_through = group.id;
         self.closed.notify_all();
     }
+}
+
+/// Runs one of the transaction statements, prepared once per connection (parsing them on every
+/// write was a visible share of an enrollment's SQLite time, issue 19).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 #[cfg(test)]
@@ -477,6 +553,78 @@ mod tests {
         }
         drop(again);
         drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_commits_its_enrollments_at_its_end_with_one_sync() {
+        const N: usize = 8;
+        let (store, dir) = store("batch", N);
+        let other = SqliteStore::open(&dir).unwrap();
+        let before = store.write_stats();
+        store.begin_batch();
+        // The calls of eight sessions interleaved, as the store thread runs them.
+        for i in 0..N {
+            store.begin_attempt(&name(i), t(1)).unwrap();
+        }
+        for i in 0..N {
+            store.record_lsc_issued(&name(i), &lsc(i), t(2)).unwrap();
+            // The batch reads its own writes...
+            assert_eq!(store.lscs(&name(i)).unwrap().len(), 1);
+        }
+        // ...and its durable writes are not committed yet: another connection sees no LSC.
+        for i in 0..N {
+            assert!(other.lscs(&name(i)).unwrap().is_empty(), "{i}");
+        }
+        for i in 0..N {
+            store
+                .confirm_lsc_installed(&name(i), &lsc(i).serial, t(3))
+                .unwrap();
+        }
+        store.end_batch().unwrap();
+        // The unsynced begins committed once, when the first durable write came; the rest
+        // in one synced commit.
+        assert_eq!(
+            since(&store, before),
+            WriteStats {
+                writes: 3 * N as u64,
+                commits: 2,
+                syncs: 1
+            }
+        );
+        for i in 0..N {
+            let seen = other.device(&name(i)).unwrap().unwrap();
+            assert_eq!(seen.status, OperationStatus::Success, "{i}");
+        }
+        // Outside a batch, writes commit as they come again.
+        store.begin_attempt(&name(0), t(4)).unwrap_err();
+        let mut new = NewDevice::new(name(N));
+        new.operation = Operation::InstallUpgrade(KeyPolicy::default());
+        store.add_device(&new, t(5)).unwrap();
+        assert!(other.device(&name(N)).unwrap().is_some());
+        drop((other, store));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_in_a_batch_undoes_only_itself_and_the_batch_commits() {
+        let (store, dir) = store("batch-failing", 2);
+        store.begin_batch();
+        store.begin_attempt(&name(0), t(1)).unwrap();
+        store.record_lsc_issued(&name(0), &lsc(0), t(2)).unwrap();
+        store.begin_attempt(&name(1), t(1)).unwrap();
+        // The same serial again: refused, and nothing of it is kept.
+        assert!(store.record_lsc_issued(&name(1), &lsc(0), t(2)).is_err());
+        store.end_batch().unwrap();
+        drop(store);
+        let again = SqliteStore::open(&dir).unwrap();
+        assert_eq!(again.lscs(&name(0)).unwrap().len(), 1);
+        assert!(again.lscs(&name(1)).unwrap().is_empty());
+        assert_eq!(
+            again.device(&name(1)).unwrap().unwrap().status,
+            OperationStatus::InProgress
+        );
+        drop(again);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -321,6 +321,18 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn begin_batch(&self) {
+        self.conn.begin_batch();
+    }
+
+    fn end_batch(&self) -> Result<(), Error> {
+        self.conn.end_batch()
+    }
+
     fn settings(&self) -> Result<Settings, Error> {
         let conn = self.lock();
         let rows = conn
