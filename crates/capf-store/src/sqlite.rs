@@ -9,6 +9,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capf_lsc::{Curve, DeviceName, KeyOrder, KeyPolicy, RsaBits};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::auth::{self, AUTH_KEY_LEN};
@@ -48,8 +49,9 @@ use group_commit::{Db, Shared};
 /// The database is opened in WAL mode with a 5 s busy timeout (retried every millisecond) and
 /// every write in an IMMEDIATE transaction, so several processes (the running server and an
 /// administration CLI) can use the same file at once: a writer waits for another instead of
-/// failing with "database is locked". Foreign keys are on and `synchronous` is FULL (a
-/// committed change survives a power loss). One connection is shared behind a mutex.
+/// failing with "database is locked". Foreign keys are on, and a durable write's commit is
+/// synced (it survives a power loss): the store syncs the write-ahead log after it, or, where
+/// WAL cannot work, `synchronous` is FULL. One connection is shared behind a mutex.
 ///
 /// Writes are committed in groups (issue 19): a write that finds other writes waiting for the
 /// connection leaves its transaction open for them, the last one commits them all (one sync),
@@ -104,8 +106,18 @@ impl SqliteStore {
         // The journal mode is a property of the file, kept once set; "memory" or "delete" come
         // back only where WAL cannot work, and the store still works there, with less
         // concurrency.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        let mode = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(Error::db("switching the database to WAL mode"))?;
+        // In WAL mode the store syncs the log itself, after the commits that must be durable
+        // (group_commit.rs); elsewhere `synchronous = FULL` syncs every commit.
+        let wal = mode
+            .eq_ignore_ascii_case("wal")
+            .then(|| group_commit::Wal::of(&path));
+        if wal.is_some() {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(Error::db("setting synchronous mode"))?;
+        }
         schema::migrate(&mut conn)?;
         // The log is checkpointed on its own thread; the writer's own checkpoint only past a
         // backstop (group_commit.rs).
@@ -124,7 +136,7 @@ impl SqliteStore {
                 source,
             })?;
         Ok(SqliteStore {
-            conn: Arc::new(Shared::new(conn, Some(checkpointer))),
+            conn: Arc::new(Shared::new(conn, Some(checkpointer), wal)),
             key,
             path: Some(path),
             actor: None,
@@ -141,7 +153,7 @@ impl SqliteStore {
         configure(&mut conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
-            conn: Arc::new(Shared::new(conn, None)),
+            conn: Arc::new(Shared::new(conn, None, None)),
             key: hmac_key,
             path: None,
             actor: None,
@@ -329,7 +341,8 @@ impl SqliteStore {
                 return Ok(row.device);
             };
             store_changed_device(tx, &mut row, now, action, &detail)?;
-            load_required(tx, name).map(|r| r.device)
+            // As stored: not read back (issue 19: work done twice).
+            Ok(row.device)
         };
         if durable {
             self.write(Some(name), work)
@@ -370,6 +383,15 @@ fn configure(conn: &mut Connection) -> Result<(), Error> {
     // Every statement of the session and administration paths stays prepared: rusqlite's
     // default of 16 evicted some on each enrollment, re-planned on the next (issue 19).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // And stays planned: without the query planner stability guarantee, SQLite re-plans a
+    // statement whose plan might depend on a bound value (an equality next to an ORDER BY,
+    // as in finding a device's open certificate request) each time that value changes.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(Error::db("fixing query plans"))?;
+    // A batch's savepoints keep their pages in memory: past 64 kB SQLite spilled them to a
+    // temporary file, created and deleted once per batch.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(Error::db("keeping temporary data in memory"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(Error::db("setting synchronous mode"))?;
     Ok(())
@@ -394,6 +416,11 @@ pub(crate) fn to_unix(t: SystemTime) -> i64 {
             i64::try_from(secs).map_or(i64::MIN, |s| -s)
         }
     }
+}
+
+/// `t` as a column of the store gives it back: whole seconds.
+fn as_stored(t: SystemTime) -> SystemTime {
+    from_unix(to_unix(t), "", "").unwrap_or(t)
 }
 
 pub(crate) fn from_unix(
@@ -626,7 +653,12 @@ fn store_changed_device(
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
-    row.device.updated_at = now;
+    // The times as the database keeps them (whole seconds), so the device returned is the
+    // one stored.
+    row.device.updated_at = as_stored(now);
+    row.device.complete_by = row.device.complete_by.map(as_stored);
+    row.device.last_auth_failure = row.device.last_auth_failure.map(as_stored);
+    row.device.has_auth_string = row.auth_hash.is_some();
     let d = &row.device;
     let (operation, key_order, key_size, key_curve) = operation_columns(&d.operation);
     conn.prepare_cached(

@@ -5,10 +5,14 @@
 //! the open group (or begins one: `BEGIN IMMEDIATE`), runs its work in a savepoint (released, or
 //! rolled back alone when the work fails), and then commits the group if no other writer is
 //! queued to join it; otherwise it leaves the group open and waits until the last one in
-//! commits it. No group stays open without a writer on its way to close it. A group's
-//! durability is set when it begins (SQLite refuses to change `synchronous` inside a
-//! transaction): a durable write never joins a group that will not sync; it commits that group
-//! first and begins a synced one.
+//! commits it. No group stays open without a writer on its way to close it.
+//!
+//! A store on disk runs with `synchronous = NORMAL` and syncs the write-ahead log itself, after
+//! the COMMIT of a group that a durable write joined: the same one fsync per commit as `FULL`
+//! makes, but only for the groups that need it. SQLite fixes a transaction's `synchronous`
+//! when it begins, so with `FULL` for durable writes and `NORMAL` for the others a durable
+//! write could not join a group begun by another kind: it had to commit that group first, a
+//! second commit writing the same pages again.
 //!
 //! A thread may also open a batch ([`Shared::begin_batch`]): its writes then join the group
 //! without committing or waiting, and [`Shared::end_batch`] commits them at once. A server that
@@ -22,8 +26,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::fs::File;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -59,8 +65,8 @@ pub struct WriteStats {
     pub writes: u64,
     /// COMMITs that wrote (one per group of writes).
     pub commits: u64,
-    /// Of those, commits synced to disk (`synchronous = FULL`: one fsync of the write-ahead log
-    /// each; checkpoints sync on top of these, once every 1,000 pages of log).
+    /// Of those, commits made durable, a durable write being in their group (one fsync of the
+    /// write-ahead log each; checkpoints sync on top of these).
     pub syncs: u64,
 }
 
@@ -73,8 +79,9 @@ pub(crate) struct Db {
     closed_through: u64,
     /// Recent groups whose commit failed, with SQLite's error.
     failed: VecDeque<(u64, rusqlite::ffi::Error, Option<String>)>,
-    /// The connection's `synchronous` is FULL (else NORMAL).
-    synced: bool,
+    /// The write-ahead log this store syncs after a durable group's COMMIT (`None`: the
+    /// connection's `synchronous = FULL` syncs every commit, or the database is in memory).
+    wal: Option<Wal>,
     /// Commits since the checkpointer was last woken.
     uncheckpointed: u64,
 }
@@ -83,8 +90,39 @@ struct Group {
     id: u64,
     /// Writes kept in it (released savepoints).
     writes: usize,
-    /// Whether its commit syncs.
-    synced: bool,
+    /// Whether a durable write joined it: its commit is synced.
+    durable: bool,
+}
+
+/// The write-ahead log file, opened on the first sync (SQLite creates it on the first write).
+pub(crate) struct Wal {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Wal {
+    /// The log of the database at `database` (its `-wal` file).
+    pub(crate) fn of(database: &std::path::Path) -> Wal {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-wal");
+        Wal {
+            path: PathBuf::from(path),
+            file: None,
+        }
+    }
+
+    /// Syncs what SQLite wrote to the log (its COMMIT wrote the frames, not synced under
+    /// `synchronous = NORMAL`).
+    fn sync(&mut self) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            none => none.insert(File::open(&self.path)?),
+        };
+        file.sync_data().inspect_err(|_| {
+            // Opened again next time, in case the file itself is what failed.
+            self.file = None;
+        })
+    }
 }
 
 impl Deref for Db {
@@ -179,9 +217,14 @@ impl Drop for Checkpointer {
 }
 
 impl Shared {
-    /// Over `conn`, whose `synchronous` is FULL, with `checkpointer` checkpointing its log
-    /// (`None`: SQLite's automatic checkpoint, as for a database in memory).
-    pub(crate) fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Shared {
+    /// Over `conn`, with `checkpointer` checkpointing its log (`None`: SQLite's automatic
+    /// checkpoint, as for a database in memory) and `wal` the log this store syncs itself
+    /// (`conn` then runs with `synchronous = NORMAL`; `None`: `FULL`, or in memory).
+    pub(crate) fn new(
+        conn: Connection,
+        checkpointer: Option<Checkpointer>,
+        wal: Option<Wal>,
+    ) -> Shared {
         Shared {
             db: Mutex::new(Db {
                 conn,
@@ -189,7 +232,7 @@ impl Shared {
                 last_group: 0,
                 closed_through: 0,
                 failed: VecDeque::new(),
-                synced: true,
+                wal,
                 uncheckpointed: 0,
             }),
             closed: Condvar::new(),
@@ -215,7 +258,7 @@ impl Shared {
         }
     }
 
-    /// Runs `f` as one write in a group; returns once the group is committed (synced when
+    /// Runs `f` as one write in a group; returns once the group is committed (and synced, when
     /// `durable`). With `roll_back` the write's changes are undone and its answer returned (a
     /// dry run).
     pub(crate) fn write<T>(
@@ -236,27 +279,19 @@ impl Shared {
         let mut db = self.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
         self.writes.fetch_add(1, Ordering::Relaxed);
-        if durable && db.group.as_ref().is_some_and(|g| !g.synced) {
-            // Its writers do not need a sync, and this one cannot make the group sync.
-            self.close(&mut db, false);
-        }
-        let id = match &db.group {
-            Some(group) => group.id,
+        let id = match &mut db.group {
+            Some(group) => {
+                group.durable |= durable;
+                group.id
+            }
             None => {
-                if db.synced != durable {
-                    let mode = if durable { "FULL" } else { "NORMAL" };
-                    db.conn
-                        .pragma_update(None, "synchronous", mode)
-                        .map_err(fail("setting synchronous mode"))?;
-                    db.synced = durable;
-                }
                 run(&db.conn, "BEGIN IMMEDIATE").map_err(fail("beginning a write"))?;
                 db.last_group += 1;
                 let id = db.last_group;
                 db.group = Some(Group {
                     id,
                     writes: 0,
-                    synced: durable,
+                    durable,
                 });
                 id
             }
@@ -386,16 +421,24 @@ impl Shared {
         let Some(group) = db.group.take() else {
             return;
         };
-        let result = if broken || group.writes == 0 {
-            run(&db.conn, "ROLLBACK")
-        } else {
+        let committing = !broken && group.writes > 0;
+        let result = if committing {
             run(&db.conn, "COMMIT").inspect(|()| {
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                if group.synced {
-                    self.syncs.fetch_add(1, Ordering::Relaxed);
-                }
             })
+        } else {
+            run(&db.conn, "ROLLBACK")
         };
+        // The group's writers hear of their commit once it is on disk.
+        let synced = match (&result, &mut db.wal) {
+            (Ok(()), Some(wal)) if committing && group.durable => wal.sync().map(|()| true),
+            // `synchronous = FULL` synced it, or the database is in memory.
+            (Ok(()), None) => Ok(committing && group.durable),
+            _ => Ok(false),
+        };
+        if let Ok(true) = synced {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
         if let (Ok(()), Some(checkpointer)) = (&result, &self.checkpointer) {
             db.uncheckpointed += 1;
             if db.uncheckpointed >= CHECKPOINT_EVERY {
@@ -404,7 +447,13 @@ impl Shared {
             }
         }
         let failure = match result {
-            Ok(()) if !broken => None,
+            Ok(()) if !broken => synced.err().map(|e| {
+                // Committed but perhaps not on disk: its writers must not act on it.
+                (
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                    Some(format!("syncing the write-ahead log: {e}")),
+                )
+            }),
             Ok(()) => Some((
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
                 Some("a write of the group could not end its savepoint".to_owned()),
@@ -572,8 +621,10 @@ mod tests {
             // The batch reads its own writes...
             assert_eq!(store.lscs(&name(i)).unwrap().len(), 1);
         }
-        // ...and its durable writes are not committed yet: another connection sees no LSC.
+        // ...and nothing of it is committed yet: another connection sees the devices as they
+        // were, and no LSC.
         for i in 0..N {
+            assert_eq!(other.device(&name(i)).unwrap().unwrap().attempts, 0, "{i}");
             assert!(other.lscs(&name(i)).unwrap().is_empty(), "{i}");
         }
         for i in 0..N {
@@ -582,13 +633,13 @@ mod tests {
                 .unwrap();
         }
         store.end_batch().unwrap();
-        // The unsynced begins committed once, when the first durable write came; the rest
-        // in one synced commit.
+        // One commit, synced as its durable writes need (stop 23's group commit: two, the
+        // unsynced begins committed apart when the first durable write came).
         assert_eq!(
             since(&store, before),
             WriteStats {
                 writes: 3 * N as u64,
-                commits: 2,
+                commits: 1,
                 syncs: 1
             }
         );
@@ -596,6 +647,27 @@ mod tests {
             let seen = other.device(&name(i)).unwrap().unwrap();
             assert_eq!(seen.status, OperationStatus::Success, "{i}");
         }
+        // A batch of writes none of which must be durable commits without a sync.
+        let before = store.write_stats();
+        store.begin_batch();
+        store.begin_attempt(&name(1), t(4)).unwrap_err();
+        let mut new = NewDevice::new(name(N + 1));
+        new.operation = Operation::InstallUpgrade(KeyPolicy::default());
+        store.add_device(&new, t(4)).unwrap();
+        store.end_batch().unwrap();
+        assert_eq!(since(&store, before).syncs, 1, "the add is durable");
+        let before = store.write_stats();
+        store.begin_batch();
+        store.begin_attempt(&name(N + 1), t(5)).unwrap();
+        store.end_batch().unwrap();
+        assert_eq!(
+            since(&store, before),
+            WriteStats {
+                writes: 1,
+                commits: 1,
+                syncs: 0
+            }
+        );
         // Outside a batch, writes commit as they come again.
         store.begin_attempt(&name(0), t(4)).unwrap_err();
         let mut new = NewDevice::new(name(N));
