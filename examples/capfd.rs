@@ -94,11 +94,14 @@ struct Cli {
     log_format: Option<LogFormat>,
 }
 
-/// The log subscriber: `RUST_LOG` or `info`, as text or JSON lines on standard output.
+/// The log subscriber: `RUST_LOG` or `info`, as text or JSON lines on standard output; in
+/// colour only on a terminal (a file or the journal gets no escape codes).
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     match format {
         LogFormat::Json => logs.json().init(),
         _ => logs.init(),

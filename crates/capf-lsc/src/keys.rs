@@ -186,11 +186,15 @@ impl KeySpec {
                     })?;
                 let size = RsaBits::from_bits(bit_len(key.modulus.as_bytes()))?;
                 check_rsa_exponent(key.public_exponent.as_bytes())?;
-                // Let the rsa crate apply its own structural checks (odd modulus, e < n).
-                rsa::PublicKey::try_from(spki).map_err(|source| Error::Spki {
-                    what: "RSA public key",
-                    source,
-                })?;
+                // The rsa crate's structural checks, without building its key (whose
+                // Montgomery set-up was a visible share of an enrollment, issue 19): an odd
+                // modulus, and e < n, which a 1024-bit or larger modulus and an exponent
+                // below 2^33 make true.
+                if key.modulus.as_bytes().last().is_none_or(|b| b & 1 == 0) {
+                    return Err(Error::MalformedPublicKey {
+                        reason: "the RSA modulus is even",
+                    });
+                }
                 Ok(KeySpec::Rsa(size))
             }
             oid::EC_PUBLIC_KEY => {
@@ -303,7 +307,11 @@ fn bit_len(bytes: &[u8]) -> usize {
     (rest.len() - 1) * 8 + (8 - rest[0].leading_zeros() as usize)
 }
 
-/// The public exponent must be odd and at least 3 (RFC 8017 3.1; 65537 is what phones use).
+/// The largest public exponent accepted, the rsa crate's own limit (2^33 - 1).
+const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
+
+/// The public exponent must be odd and at least 3 (RFC 8017 3.1; 65537 is what phones use),
+/// and at most [`MAX_RSA_EXPONENT`].
 fn check_rsa_exponent(e: &[u8]) -> Result<(), Error> {
     let significant: Vec<u8> = e.iter().copied().skip_while(|&b| b == 0).collect();
     let value = if significant.len() <= 8 {
@@ -315,9 +323,8 @@ fn check_rsa_exponent(e: &[u8]) -> Result<(), Error> {
     };
     let odd = significant.last().is_some_and(|b| b & 1 == 1);
     match value {
-        Some(v) if odd && v >= 3 => Ok(()),
+        Some(v) if odd && (3..=MAX_RSA_EXPONENT).contains(&v) => Ok(()),
         Some(v) => Err(Error::BadRsaExponent { exponent: Some(v) }),
-        // Over 64 bits: the rsa crate rejects exponents above 2^33 - 1 anyway.
         None => Err(Error::BadRsaExponent { exponent: None }),
     }
 }
@@ -429,6 +436,14 @@ mod tests {
         assert!(matches!(
             check_rsa_exponent(&[1; 9]),
             Err(Error::BadRsaExponent { exponent: None })
+        ));
+        // 2^33 - 1 is the largest accepted; 2^33 + 1 is odd but too large.
+        assert!(check_rsa_exponent(&[0x01, 0xff, 0xff, 0xff, 0xff]).is_ok());
+        assert!(matches!(
+            check_rsa_exponent(&[0x02, 0x00, 0x00, 0x00, 0x01]),
+            Err(Error::BadRsaExponent {
+                exponent: Some(0x2_0000_0001)
+            })
         ));
     }
 

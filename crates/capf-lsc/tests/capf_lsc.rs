@@ -687,7 +687,13 @@ fn rejects_rsa_keys_of_other_sizes_or_bad_exponents() {
     .unwrap();
     let n = pk.modulus.as_bytes();
     assert!(PhonePublicKey::from_der(&rsa_spki(n, &[1, 0, 1])).is_ok());
-    for e in [&[1u8, 0, 0][..], &[1], &[2]] {
+    let mut even = n.to_vec();
+    *even.last_mut().unwrap() &= 0xfe;
+    assert!(matches!(
+        PhonePublicKey::from_der(&rsa_spki(&even, &[1, 0, 1])),
+        Err(Error::MalformedPublicKey { .. })
+    ));
+    for e in [&[1u8, 0, 0][..], &[1], &[2], &[2, 0, 0, 0, 1]] {
         assert!(
             matches!(
                 PhonePublicKey::from_der(&rsa_spki(n, e)),

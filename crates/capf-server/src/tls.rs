@@ -61,14 +61,16 @@ impl TlsConnection {
         }
     }
 
-    /// Runs the TLS handshake to its end.
+    /// Runs the TLS handshake to its end. What rustls has to send once it is over (TLS 1.3
+    /// session tickets) stays queued and goes out with the first message, in one send
+    /// (issue 19); every read flushes first, so nothing waits on the phone unsent.
     pub(crate) async fn handshake(&mut self) -> io::Result<()> {
         loop {
             self.process(Output::Nothing)?;
-            self.flush().await?;
             if !self.conn.is_handshaking() {
                 return Ok(());
             }
+            self.flush().await?;
             if self.peer_closed {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
