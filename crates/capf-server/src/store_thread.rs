@@ -54,7 +54,11 @@ impl Drop for StoreThread {
     fn drop(&mut self) {
         self.calls = None;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Dropped by one of its own calls (the last holder of the service): it ends by
+            // itself once that call returns.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -86,5 +90,60 @@ fn run(store: &dyn SessionStore, queue: &mpsc::Receiver<Call>) {
         for finish in finishes {
             finish(committed.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use capf_lsc::DeviceName;
+    use capf_store::{SessionStore, SqliteStore};
+
+    use super::{Call, Finish, StoreThread};
+
+    /// A call that looks `name` up; it sends whether the device is unknown and whether its
+    /// batch was committed.
+    fn look_up(name: &str, answers: &mpsc::Sender<(bool, bool)>) -> Call {
+        let name = DeviceName::new(name).unwrap();
+        let answers = answers.clone();
+        Box::new(move |store: &dyn SessionStore| {
+            let unknown = store.device(&name).map(|d| d.is_none());
+            let finish: Finish = Box::new(move |committed| {
+                answers
+                    .send((unknown.unwrap_or(false), committed.is_ok()))
+                    .unwrap();
+            });
+            finish
+        })
+    }
+
+    #[test]
+    fn calls_are_answered_after_their_batch_and_a_panicking_call_only_loses_its_own_answer() {
+        let store = Arc::new(SqliteStore::open_in_memory([7; 32]).unwrap());
+        let thread = StoreThread::start(Arc::clone(&store) as Arc<dyn SessionStore>).unwrap();
+        let (answers, answered) = mpsc::channel();
+        // A panicking call: its answer's sender (captured) is dropped, the thread goes on.
+        let (lost, never) = mpsc::channel::<()>();
+        thread.submit(Box::new(move |_| {
+            let _keep = lost;
+            panic!("a bug in a store call");
+        }));
+        for _ in 0..3 {
+            thread.submit(look_up("SEP00112233AABB", &answers));
+        }
+        for _ in 0..3 {
+            let (unknown, committed) = answered.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert!(unknown && committed);
+        }
+        assert!(never.recv_timeout(Duration::from_secs(30)).is_err());
+        // Dropping it lets the queued calls finish and waits for the thread.
+        thread.submit(look_up("SEP00112233AABB", &answers));
+        drop(thread);
+        assert!(answered.try_recv().is_ok());
     }
 }

@@ -4,6 +4,7 @@
 //! [`AdminStore`](crate::AdminStore), over the work in bulk in `bulk`.
 
 use core::fmt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -337,10 +338,11 @@ impl SqliteStore {
     ) -> Result<Device, Error> {
         let work = |tx: &Connection| {
             let mut row = load_required(tx, name)?;
+            let before = row.clone();
             let Some(detail) = f(tx, &mut row)? else {
                 return Ok(row.device);
             };
-            store_changed_device(tx, &mut row, now, action, &detail)?;
+            store_changed_device(tx, Some(&before), &mut row, now, action, &detail)?;
             // As stored: not read back (issue 19: work done twice).
             Ok(row.device)
         };
@@ -529,6 +531,7 @@ pub(crate) fn operation_from_columns(
 // Devices
 
 /// A device as stored: the public record plus the authentication-string tag.
+#[derive(Clone)]
 pub(crate) struct DeviceRow {
     pub(crate) device: Device,
     pub(crate) auth_hash: Option<Vec<u8>>,
@@ -648,6 +651,7 @@ fn load_required(conn: &Connection, name: &str) -> Result<DeviceRow, Error> {
 /// `detail` in the same transaction (every change has one).
 fn store_changed_device(
     conn: &Connection,
+    before: Option<&DeviceRow>,
     row: &mut DeviceRow,
     now: SystemTime,
     action: &str,
@@ -659,40 +663,92 @@ fn store_changed_device(
     row.device.complete_by = row.device.complete_by.map(as_stored);
     row.device.last_auth_failure = row.device.last_auth_failure.map(as_stored);
     row.device.has_auth_string = row.auth_hash.is_some();
-    let d = &row.device;
-    let (operation, key_order, key_size, key_curve) = operation_columns(&d.operation);
-    conn.prepare_cached(
-        "UPDATE devices SET description = ?2, device_pool = ?3, model = ?4, operation = ?5, \
-         key_order = ?6, key_size = ?7, key_curve = ?8, auth_mode = ?9, auth_hash = ?10, \
-         complete_by = ?11, status = ?12, failure_reason = ?13, last_error = ?14, attempts = ?15, \
-         ec_key_generation_failed = ?16, auth_failures = ?17, last_auth_failure = ?18, \
-         updated_at = ?19 WHERE name = ?1",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            d.name.as_str(),
-            d.description,
-            d.device_pool,
-            d.model,
-            operation,
-            key_order,
-            key_size,
-            key_curve,
-            d.auth_mode.as_db(),
-            row.auth_hash,
-            d.complete_by.map(to_unix),
-            d.status.as_db(),
-            d.status.failure_reason(),
-            d.last_error,
-            d.attempts,
-            d.ec_key_generation_failed,
-            d.auth_failures,
-            d.last_auth_failure.map(to_unix),
-            to_unix(d.updated_at),
-        ])
-    })
-    .map_err(Error::db_device("storing the device", &d.name))?;
-    append_audit(conn, now, Some(&d.name), action, detail)
+    // Only the columns that changed (issue 19): SQLite rewrites the entries of every index on
+    // a column an UPDATE sets, changed or not (the device pool's and the model's on each of
+    // an enrollment's three writes).
+    let new = DeviceColumns::of(row);
+    let old = before.map(DeviceColumns::of);
+    let old = old.as_ref().map(DeviceColumns::values);
+    let name = row.device.name.as_str();
+    let mut sql = String::from("UPDATE devices SET ");
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&name];
+    for (i, (column, value)) in new.values().into_iter().enumerate() {
+        let changed = column == "updated_at"
+            || old
+                .as_ref()
+                .is_none_or(|old| old[i].1.to_sql().ok() != value.to_sql().ok());
+        if changed {
+            if values.len() > 1 {
+                sql.push_str(", ");
+            }
+            values.push(value);
+            let _ = write!(sql, "{column} = ?{}", values.len());
+        }
+    }
+    sql.push_str(" WHERE name = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+        .map_err(Error::db_device("storing the device", name))?;
+    append_audit(conn, now, Some(name), action, detail)
+}
+
+/// A device row's values as its columns hold them, for [`store_changed_device`].
+struct DeviceColumns<'a> {
+    row: &'a DeviceRow,
+    operation: (
+        &'static str,
+        Option<&'static str>,
+        Option<u16>,
+        Option<&'static str>,
+    ),
+    auth_mode: &'static str,
+    status: &'static str,
+    failure_reason: Option<&'a str>,
+    complete_by: Option<i64>,
+    last_auth_failure: Option<i64>,
+    updated_at: i64,
+}
+
+impl<'a> DeviceColumns<'a> {
+    fn of(row: &'a DeviceRow) -> Self {
+        let d = &row.device;
+        DeviceColumns {
+            row,
+            operation: operation_columns(&d.operation),
+            auth_mode: d.auth_mode.as_db(),
+            status: d.status.as_db(),
+            failure_reason: d.status.failure_reason(),
+            complete_by: d.complete_by.map(to_unix),
+            last_auth_failure: d.last_auth_failure.map(to_unix),
+            updated_at: to_unix(d.updated_at),
+        }
+    }
+
+    /// Every column an update may set (all but the name), `updated_at` last.
+    fn values(&self) -> [(&'static str, &dyn rusqlite::ToSql); 18] {
+        let d = &self.row.device;
+        let (operation, key_order, key_size, key_curve) = &self.operation;
+        [
+            ("description", &d.description),
+            ("device_pool", &d.device_pool),
+            ("model", &d.model),
+            ("operation", operation),
+            ("key_order", key_order),
+            ("key_size", key_size),
+            ("key_curve", key_curve),
+            ("auth_mode", &self.auth_mode),
+            ("auth_hash", &self.row.auth_hash),
+            ("complete_by", &self.complete_by),
+            ("status", &self.status),
+            ("failure_reason", &self.failure_reason),
+            ("last_error", &d.last_error),
+            ("attempts", &d.attempts),
+            ("ec_key_generation_failed", &d.ec_key_generation_failed),
+            ("auth_failures", &d.auth_failures),
+            ("last_auth_failure", &self.last_auth_failure),
+            ("updated_at", &self.updated_at),
+        ]
+    }
 }
 
 /// Inserts a new device row (status Pending, or None for no operation).

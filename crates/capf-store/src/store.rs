@@ -348,8 +348,10 @@ pub trait SessionStore: Send + Sync {
     /// [`end_batch`](Self::end_batch), this thread's writes share transactions instead of each
     /// committing before it returns, so a caller that runs many sessions' calls on one thread
     /// pays one sync for all of them. Until `end_batch` returns `Ok`, nothing the batch wrote
-    /// is durable: the caller acts on none of the batch's answers before. The default does
-    /// nothing (each write commits as it comes).
+    /// is durable: the caller acts on none of the batch's answers before (other threads of
+    /// the process that share the store's connection may read those writes meanwhile, as
+    /// they may a group's before its commit). The default does nothing (each write commits
+    /// as it comes).
     fn begin_batch(&self) {}
 
     /// Commits what this thread wrote since [`begin_batch`](Self::begin_batch), synced to

@@ -1633,14 +1633,20 @@ fn est_config() -> capf_lsc::OnlineCaConfig {
 /// `capfctl online-ca set` is in force within one settings refresh, as every other setting:
 /// the Online CA task re-reads it on the refresh's own schedule, not rounded up to its 1 s poll
 /// tick (a phone that came 2.5 s after the set, with a 2 s refresh, once found "no Online CA
-/// is set"). On the paused clock: the set lands at 0.1 s, the refresh is every 0.5 s.
+/// is set"). On the paused clock: the set lands at 0.1 s, the refresh is every 0.5 s. Over a
+/// store that does not batch: tokio counts its blocking pool as work in progress, but not the
+/// store thread a batching store gets, so the paused clock would jump past a store call.
 #[tokio::test(start_paused = true)]
 async fn the_online_ca_settings_are_in_force_within_one_refresh() {
     let bench = Bench::new("online-refresh");
     let online = Arc::new(capf_ca::OnlineCa::new());
+    let store = Arc::new(CountingStore {
+        inner: bench.store.clone(),
+        checks: std::sync::atomic::AtomicUsize::new(0),
+    });
     let service = Arc::new(
         EnrollmentService::new(
-            bench.store.clone(),
+            store,
             bench.capf.clone(),
             trust(&bench.capf.issuer(), &[]),
             bench.store.settings().unwrap(),

@@ -141,7 +141,14 @@ pub(super) fn update_devices(
         let Some(detail) = apply(&mut row, change) else {
             continue;
         };
-        store_changed_device(tx, &mut row, now, action::DEVICE_BULK_UPDATED, &detail)?;
+        store_changed_device(
+            tx,
+            None,
+            &mut row,
+            now,
+            action::DEVICE_BULK_UPDATED,
+            &detail,
+        )?;
         out.push(DeviceChange {
             name: row.device.name,
             detail,
@@ -164,6 +171,7 @@ pub(super) fn set_auth_strings(
             row.device.auth_mode = AuthMode::AuthenticationString;
             store_changed_device(
                 tx,
+                None,
                 &mut row,
                 now,
                 action::AUTH_STRING_SET,
