@@ -28,9 +28,8 @@ use crate::limits::{KeyGenLimiter, KeyGenPermit};
 use crate::metrics::{self, AuthKind, CaMode, CaOutcome, Metrics, SessionState};
 use crate::store_thread::StoreThread;
 
-/// Store calls running at once on the blocking pool. The SQLite store serialises them, but a
-/// write waiting for its group's commit holds its slot, so the slots bound how many writes can
-/// share one sync (issue 19: group commit).
+/// Store calls running at once on the blocking pool, for a store that does not batch
+/// (PostgreSQL, with a pool of 16 connections); a store that batches has the store thread.
 const STORE_THREADS: usize = 16;
 
 /// What every session's [`EnrollmentHandler`] shares: the device store, the issuers (CAPF's own
