@@ -110,8 +110,10 @@ impl SqliteStore {
         let mode = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(Error::db("switching the database to WAL mode"))?;
+        schema::migrate(&mut conn)?;
         // In WAL mode the store syncs the log itself, after the commits that must be durable
-        // (group_commit.rs); elsewhere `synchronous = FULL` syncs every commit.
+        // (group_commit.rs; the migrations above were synced by `FULL`); elsewhere `FULL`
+        // syncs every commit.
         let wal = mode
             .eq_ignore_ascii_case("wal")
             .then(|| group_commit::Wal::of(&path));
@@ -119,7 +121,6 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(Error::db("setting synchronous mode"))?;
         }
-        schema::migrate(&mut conn)?;
         // The log is checkpointed on its own thread; the writer's own checkpoint only past a
         // backstop (group_commit.rs).
         conn.pragma_update(
