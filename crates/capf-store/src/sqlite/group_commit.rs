@@ -363,10 +363,15 @@ impl Shared {
         }
     }
 
+    /// This store's identity for a thread's batch (the shared connection's address).
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Whether this thread has a batch open on this store; if so, records that it joined group
     /// `id`.
     fn batch_joined(&self, id: u64) -> bool {
-        let me = std::ptr::from_ref(self) as usize;
+        let me = self.address();
         BATCH.with_borrow_mut(|batch| match batch {
             Some((store, groups)) if *store == me => {
                 if groups.last() != Some(&id) {
@@ -382,14 +387,14 @@ impl Shared {
     /// waiting, until [`end_batch`](Self::end_batch). A batch already open on this thread
     /// (of this store or another) is replaced.
     pub(crate) fn begin_batch(&self) {
-        let me = std::ptr::from_ref(self) as usize;
+        let me = self.address();
         BATCH.set(Some((me, Vec::new())));
     }
 
     /// Ends this thread's batch: commits the group its last writes joined (synced if any of
     /// them was durable) and tells whether every group its writes joined was committed.
     pub(crate) fn end_batch(&self) -> Result<(), Error> {
-        let me = std::ptr::from_ref(self) as usize;
+        let me = self.address();
         let groups = match BATCH.take() {
             Some((store, groups)) if store == me => groups,
             other => {
